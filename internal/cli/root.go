@@ -1,0 +1,61 @@
+// Package cli holds weir's cobra commands. Each command lives in its own file
+// and registers itself with register from an init function, so commands can
+// be added without touching this file.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+var commands []func() *cobra.Command
+
+// register adds a subcommand constructor to the root command.
+func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
+
+// NewRoot builds the weir root command with every registered subcommand.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "weir",
+		Short:         "weir is a real-time media stream processing platform",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	for _, c := range commands {
+		root.AddCommand(c())
+	}
+	return root
+}
+
+// exitError carries a specific process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs weir with args and returns the process exit code. SIGINT and
+// SIGTERM cancel the command's context so servers can shut down cleanly.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRoot()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "weir:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}
