@@ -1,0 +1,209 @@
+// Package metastore keeps weir's metadata: streams (VOD titles and live
+// streams), their segments, and jobs with their tasks. Two implementations
+// share one contract: SQLite in the data directory (the embedded default) and
+// PostgreSQL for distributed deployments. Both run versioned schema
+// migrations when opened.
+package metastore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when an id does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned (wrapped) when an optimistic update lost a race:
+// the row's version changed since it was read, or a status transition would
+// move a stream or job backwards.
+var ErrConflict = errors.New("conflict")
+
+// ErrExists is returned (wrapped) when creating a row whose id is taken.
+var ErrExists = errors.New("already exists")
+
+// Kind says whether a stream is an uploaded title or a live stream.
+type Kind string
+
+const (
+	KindVOD  Kind = "vod"
+	KindLive Kind = "live"
+)
+
+// Status is a stream's lifecycle state. VOD titles move
+// uploaded → processing → transcoding → ready; live streams move
+// created → live → vod. Any non-terminal state may move to failed.
+// Ready, vod and failed are terminal.
+type Status string
+
+const (
+	StatusUploaded    Status = "uploaded"
+	StatusProcessing  Status = "processing"
+	StatusTranscoding Status = "transcoding"
+	StatusReady       Status = "ready"
+	StatusCreated     Status = "created"
+	StatusLive        Status = "live"
+	StatusVOD         Status = "vod"
+	StatusFailed      Status = "failed"
+)
+
+// Rank orders statuses within their lifecycle; a transition must not lower it.
+func (s Status) Rank() int {
+	switch s {
+	case StatusUploaded, StatusCreated:
+		return 1
+	case StatusProcessing, StatusLive:
+		return 2
+	case StatusTranscoding:
+		return 3
+	case StatusReady, StatusVOD, StatusFailed:
+		return 4
+	}
+	return 0
+}
+
+// Terminal reports whether no further transition is allowed.
+func (s Status) Terminal() bool { return s.Rank() == 4 }
+
+// Stream is a VOD title or a live stream.
+type Stream struct {
+	ID     string `json:"stream_id"`
+	Kind   Kind   `json:"kind"`
+	Title  string `json:"title"`
+	Status Status `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Progress is the percent (0–100) of the current stage done.
+	Progress float64 `json:"progress"`
+	// PublishKey authorises RTMP/SRT publishing of a live stream.
+	PublishKey string `json:"-"`
+	// SourceURL is where pulled media comes from (VOD URL import or live pull).
+	SourceURL string `json:"source_url,omitempty"`
+	// SourceKey is the object key of the uploaded original.
+	SourceKey           string   `json:"source_key,omitempty"`
+	ManifestPath        string   `json:"manifest_path,omitempty"`
+	VariantsGenerated   []string `json:"variants_generated"`
+	ProcessingLatencyMS int64    `json:"processing_latency_ms,omitempty"`
+	SegmentCount        int64    `json:"segment_count"`
+	Gaps                int64    `json:"gaps"`
+	ChecksumFailures    int64    `json:"checksum_failures"`
+	// StageTimes records when the stream entered each status.
+	StageTimes map[Status]time.Time `json:"stage_times"`
+	// Details holds pipeline-specific metadata (probe results, window, latency).
+	Details   json.RawMessage `json:"details,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	// Version increments on every write; UpdateStream compares it.
+	Version int64 `json:"version"`
+}
+
+// Segment is one media segment of a stream, keyed by
+// (StreamID, Rendition, ChunkIndex). Rendition is "" for single-rendition
+// live streams and a ladder rung name ("720p") for VOD.
+type Segment struct {
+	StreamID   string `json:"stream_id"`
+	Rendition  string `json:"rendition"`
+	ChunkIndex int64  `json:"chunk_index"`
+	// Sequence is the HLS media sequence number.
+	Sequence int64  `json:"sequence"`
+	Key      string `json:"key"`
+	// StartUS and DurationUS are media time in microseconds.
+	StartUS       int64  `json:"start_us"`
+	DurationUS    int64  `json:"duration_us"`
+	Size          int64  `json:"size"`
+	SHA256        string `json:"sha256"`
+	Discontinuity bool   `json:"discontinuity"`
+	// ProgramDateTime is the wall-clock time of the segment's first sample.
+	ProgramDateTime time.Time `json:"program_date_time"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// JobStatus is a job's or task's state.
+type JobStatus string
+
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobSucceeded JobStatus = "succeeded"
+	JobFailed    JobStatus = "failed"
+	JobCancelled JobStatus = "cancelled"
+)
+
+// Job is a DAG of tasks (Veritone's model).
+type Job struct {
+	ID        string          `json:"id"`
+	Kind      string          `json:"kind"`
+	StreamID  string          `json:"stream_id,omitempty"`
+	Status    JobStatus       `json:"status"`
+	Spec      json.RawMessage `json:"spec,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Version   int64           `json:"version"`
+}
+
+// Task is one node of a job.
+type Task struct {
+	ID        string          `json:"id"`
+	JobID     string          `json:"job_id"`
+	Name      string          `json:"name"`
+	Engine    string          `json:"engine"`
+	Status    JobStatus       `json:"status"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+	Output    json.RawMessage `json:"output,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// StreamFilter selects streams for ListStreams. Zero fields match all.
+type StreamFilter struct {
+	Kind   Kind
+	Status Status
+	// Limit caps the page size (default 50, max 1000).
+	Limit int
+	// After is the cursor returned by the previous page ("" for the first).
+	After string
+}
+
+// Store is the metadata store seam. Implementations are safe for concurrent use.
+type Store interface {
+	// CreateStream inserts a new stream (Version 1, StageTimes[Status] set);
+	// ErrExists if the id is taken.
+	CreateStream(ctx context.Context, s Stream) (Stream, error)
+	GetStream(ctx context.Context, id string) (Stream, error)
+	GetStreamByPublishKey(ctx context.Context, key string) (Stream, error)
+	// ListStreams pages streams newest first; next is "" on the last page.
+	ListStreams(ctx context.Context, f StreamFilter) (streams []Stream, next string, err error)
+	// UpdateStream writes s if s.Version equals the stored version, then
+	// increments it; otherwise ErrConflict. It may not lower the status rank.
+	UpdateStream(ctx context.Context, s Stream) (Stream, error)
+	// TransitionStatus moves a stream to status to, recording the stage time
+	// and applying mutate (which may be nil) to the row read in the same
+	// transaction. It fails with ErrConflict when the current status is
+	// terminal or ranks above to (a stale writer cannot move a stream back);
+	// moving to the current status again is allowed and only applies mutate.
+	TransitionStatus(ctx context.Context, id string, to Status, mutate func(*Stream)) (Stream, error)
+	// UpsertSegment inserts or replaces the segment keyed by
+	// (StreamID, Rendition, ChunkIndex); repeating it is harmless.
+	UpsertSegment(ctx context.Context, seg Segment) error
+	// ListSegments returns a rendition's segments ordered by ChunkIndex,
+	// starting at fromIndex; limit <= 0 means all.
+	ListSegments(ctx context.Context, streamID, rendition string, fromIndex int64, limit int) ([]Segment, error)
+	// DeleteSegments removes a rendition's segments with ChunkIndex >= fromIndex.
+	DeleteSegments(ctx context.Context, streamID, rendition string, fromIndex int64) error
+
+	CreateJob(ctx context.Context, j Job) (Job, error)
+	GetJob(ctx context.Context, id string) (Job, error)
+	// ListJobs pages jobs newest first, optionally filtered by status.
+	ListJobs(ctx context.Context, status JobStatus, limit int, after string) (jobs []Job, next string, err error)
+	// UpdateJob writes j if j.Version equals the stored version; else ErrConflict.
+	UpdateJob(ctx context.Context, j Job) (Job, error)
+	UpsertTask(ctx context.Context, t Task) error
+	ListTasks(ctx context.Context, jobID string) ([]Task, error)
+
+	// Ping checks the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
