@@ -1,0 +1,47 @@
+# weir — two commands on a fresh machine: `make run` and `make test`.
+GO       ?= go
+BIN      ?= bin/weir
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/weir-media/weir/internal/cli.Version=$(VERSION)
+PKGS     ?= ./...
+
+.PHONY: run build test lint deps bench fuzz clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/weir
+
+# Installs what is missing, builds, and starts `weir serve` with the embedded
+# defaults (data in ./weir-data, HTTP on 127.0.0.1:8080, Kafka on 127.0.0.1:9092).
+run: 
+	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory build
+	@echo "weir: console and API  http://127.0.0.1:8080/   (OpenAPI docs at /docs, metrics at /metrics)"
+	@echo "weir: embedded Kafka   127.0.0.1:9092   (try: kcat -b 127.0.0.1:9092 -L)"
+	@echo "weir: RTMP publish     rtmp://127.0.0.1:1935/live/{publish key}   SRT srt://127.0.0.1:8890"
+	@echo "weir: data directory   ./weir-data   (Ctrl-C stops cleanly)"
+	exec ./$(BIN) serve
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Installs missing test dependencies (ffmpeg, kcat, PostgreSQL, versitygw),
+# checks formatting and vet, then runs every test with the race detector.
+test: 
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory lint
+	$(GO) test -race -timeout 20m $(PKGS)
+
+bench:
+	@scripts/deps.sh run
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x $(PKGS)
+
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin
