@@ -147,7 +147,10 @@ func compactRaw(raw json.RawMessage) json.RawMessage {
 func jsonError(ctx string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return &FieldError{Context: ctx, Field: te.Field, Problem: fmt.Sprintf("must be %s, got %s", kindName(te.Type), te.Value)}
+		// encoding/json names the embedded Header in the path; JSON has no
+		// such level.
+		field := strings.ReplaceAll("."+te.Field, ".Header.", ".")[1:]
+		return &FieldError{Context: ctx, Field: field, Problem: fmt.Sprintf("must be %s, got %s", kindName(te.Type), te.Value)}
 	}
 	var fe *FieldError
 	if errors.As(err, &fe) {

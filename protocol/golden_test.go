@@ -23,7 +23,7 @@ func fixClock(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func mustDocument(t *testing.T, d *Document) json.RawMessage {
+func mustDocument(t testing.TB, d *Document) json.RawMessage {
 	t.Helper()
 	var m EngineOutput
 	if err := m.SetDocument(d); err != nil {
@@ -75,16 +75,16 @@ var detections = &Document{
 type goldenCase struct {
 	file string // under testdata/golden
 	key  string
-	msg  func(t *testing.T) Message
+	msg  func(t testing.TB) Message
 }
 
 func goldenCases() []goldenCase {
 	return []goldenCase{
-		{"stream_init.json", "stream_init", func(*testing.T) Message {
+		{"stream_init.json", "stream_init", func(testing.TB) Message {
 			return &StreamInit{Header: ids, DurationMS: 596000, ChunkSize: DefaultChunkSize,
 				MimeType: "video/mp2t", FFmpegFormat: "mpegts"}
 		}},
-		{"stream_init_prefixed_unknown_fields.json", "cam1_stream_init", func(*testing.T) Message {
+		{"stream_init_prefixed_unknown_fields.json", "cam1_stream_init", func(testing.TB) Message {
 			h := withTime(ids, 1699999999000)
 			h.Extra = map[string]json.RawMessage{
 				"adapterVersion": json.RawMessage(`"1.2.0"`),
@@ -93,58 +93,58 @@ func goldenCases() []goldenCase {
 			return &StreamInit{Header: h, RelativeStartOffsetMS: 30000, ChunkSize: 4096,
 				MimeType: "video/x-flv", FFmpegFormat: "flv", KeyPrefix: "cam1_"}
 		}},
-		{"stream_eof.json", "stream_eof", func(*testing.T) Message {
+		{"stream_eof.json", "stream_eof", func(testing.TB) Message {
 			return &StreamEOF{Header: withTime(ids, 1700000000999), ContentLength: 3,
 				MD5Checksum: "900150983cd24fb0d6963f7d28e17f72"}
 		}},
-		{"stream_eof_forced.json", "cam1_stream_eof", func(*testing.T) Message {
+		{"stream_eof_forced.json", "cam1_stream_eof", func(testing.TB) Message {
 			return &StreamEOF{Header: ids, ForcedEOF: true, KeyPrefix: "cam1_"}
 		}},
-		{"engine_heartbeat.json", "weir-ingest-7f3a_1", func(*testing.T) Message {
+		{"engine_heartbeat.json", "weir-ingest-7f3a_1", func(testing.TB) Message {
 			return &EngineHeartbeat{Header: ids, EngineID: "weir-ingest", EngineInstanceID: "weir-ingest-7f3a_1",
 				Count: 12, Status: HeartbeatRunning, UpTime: 55000, BytesRead: 1 << 20, BytesWritten: 1 << 20,
 				MessagesWritten: 103, TimestampBoundMs: ptr[int64](42000)}
 		}},
-		{"engine_heartbeat_failed.json", "ocr_2", func(*testing.T) Message {
+		{"engine_heartbeat_failed.json", "ocr_2", func(testing.TB) Message {
 			return &EngineHeartbeat{Header: ids, EngineID: "ocr", EngineInstanceID: "ocr_2",
 				Count: 1, Status: HeartbeatFailed, UpTime: 812, ErrorMsg: "tesseract: language data for \"deu\" not found"}
 		}},
-		{"media_chunk_cache.json", ids.TaskID, func(*testing.T) Message {
+		{"media_chunk_cache.json", ids.TaskID, func(testing.TB) Message {
 			return &MediaChunk{Header: ids, MimeType: "image/jpeg", ChunkIndex: 25, StartOffsetMs: 1000,
 				EndOffsetMs: 1040, Width: 1280, Height: 720,
 				CacheURI:    "s3://weir-chunks/400002379/frames/000025.jpg",
 				TaskPayload: json.RawMessage(`{"lang":"eng","psm":6}`),
 				ChunkUUID:   "2c1ad3c4-0ee5-4c25-9dc5-7ef4c0b8a4f1"}
 		}},
-		{"media_chunk_text.json", ids.TaskID, func(*testing.T) Message {
+		{"media_chunk_text.json", ids.TaskID, func(testing.TB) Message {
 			return &MediaChunk{Header: ids, MimeType: "text/plain", ChunkIndex: 0, StartOffsetMs: 0,
 				EndOffsetMs: 10000, Content: "caption <b>one</b> & two", ChunkUUID: "a7e0"}
 		}},
-		{"engine_output_transcript.json", ids.TaskID, func(t *testing.T) Message {
+		{"engine_output_transcript.json", ids.TaskID, func(t testing.TB) Message {
 			return &EngineOutput{Header: ids, OutputType: "transcript", MimeType: "application/json",
 				StartOffsetMs: 1260, EndOffsetMs: 1700, Content: mustDocument(t, transcript), Rev: 2,
 				ChunkUUID: "c-17"}
 		}},
-		{"engine_output_objects.json", ids.TaskID, func(t *testing.T) Message {
+		{"engine_output_objects.json", ids.TaskID, func(t testing.TB) Message {
 			return &EngineOutput{Header: ids, OutputType: "object", MimeType: "application/json",
 				StartOffsetMs: 0, EndOffsetMs: 40, Content: mustDocument(t, detections),
 				TaskPayload: json.RawMessage(`{"minConfidence":0.5}`)}
 		}},
-		{"engine_output_string_content.json", ids.TaskID, func(*testing.T) Message {
+		{"engine_output_string_content.json", ids.TaskID, func(testing.TB) Message {
 			// Content as a JSON string holding vtn-standard JSON, as Veritone's
 			// own Go engines send it.
 			return &EngineOutput{Header: ids, OutputType: "object", MimeType: "application/json",
 				StartOffsetMs: 0, EndOffsetMs: 40,
 				Content: json.RawMessage(`"{\"series\":[{\"startTimeMs\":0,\"stopTimeMs\":40,\"object\":{\"type\":\"logo\",\"label\":\"weir\"}}]}"`)}
 		}},
-		{"chunk_processed_status.json", ids.TaskID, func(*testing.T) Message {
+		{"chunk_processed_status.json", ids.TaskID, func(testing.TB) Message {
 			return &ChunkProcessedStatus{Header: ids, ChunkUUID: "2c1ad3c4-0ee5-4c25-9dc5-7ef4c0b8a4f1", Status: ChunkSuccess}
 		}},
-		{"chunk_processed_status_error.json", "2c1ad3c4", func(*testing.T) Message {
+		{"chunk_processed_status_error.json", "2c1ad3c4", func(testing.TB) Message {
 			return &ChunkProcessedStatus{ChunkUUID: "2c1ad3c4", Status: ChunkError,
 				ErrorMsg: "decode jpeg: unexpected EOF", InfoMsg: "retry with cacheURI"}
 		}},
-		{"raw_stream.bin", "cam1_raw_stream", func(*testing.T) Message {
+		{"raw_stream.bin", "cam1_raw_stream", func(testing.TB) Message {
 			data := make([]byte, 188*3)
 			for i := range data {
 				data[i] = byte(i * 7)

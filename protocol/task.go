@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	} else {
 		d, err = time.ParseDuration(t)
 		if err != nil {
-			if strings.Contains(err.Error(), "overflow") {
+			if goDuration.MatchString(t) { // well formed, so too large
 				return 0, fmt.Errorf("duration %q: out of range", s)
 			}
 			return 0, fmt.Errorf("duration %q: want Go syntax like \"1m30s\" or plain seconds like \"90\"", s)
@@ -125,6 +126,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// goDuration matches the syntax time.ParseDuration accepts.
+var goDuration = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 func (p TaskPayload) MarshalJSON() ([]byte, error) {
 	type plain TaskPayload
