@@ -1,0 +1,321 @@
+// Package api is weir's HTTP control plane: the REST API of seed 003 (VOD
+// uploads, live stream lifecycle, metadata and playback URLs), HLS delivery
+// from the object store, health and readiness probes, Prometheus metrics and
+// the OpenAPI 3.1 document with interactive docs.
+//
+// Every route hangs off one net/http ServeMux driven by huma; the handful of
+// routes that must stream bytes (HLS objects, /metrics) are plain handlers on
+// the same mux and are still described in the OpenAPI document. Errors are
+// RFC 9457 problem documents (application/problem+json) everywhere.
+//
+// The package talks to the rest of weir only through seams: the metadata
+// store, the object store and a Publisher for bus messages. It never touches
+// media; the VOD and live pipelines pick up the jobs and control messages it
+// publishes.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
+)
+
+// Bus topics the control plane publishes to. Messages are JSON and keyed by
+// stream id so every message about one stream lands on one partition, in
+// order.
+const (
+	// TopicVODJobs carries a VODJob for every accepted upload or URL import.
+	TopicVODJobs = "weir.vod.jobs"
+	// TopicLiveControl carries LiveControl messages (start, end).
+	TopicLiveControl = "weir.live.control"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxUploadBytes = 8 << 30 // 8 GiB
+	DefaultMaxJSONBytes   = 1 << 20 // 1 MiB
+	DefaultPresignTTL     = time.Hour
+	DefaultUploadTimeout  = time.Hour
+	DefaultReadyTimeout   = 2 * time.Second
+	// MaxTitleLength is the longest title, in characters, a stream may have.
+	MaxTitleLength = 200
+	// MaxURLLength is the longest source URL accepted.
+	MaxURLLength = 2048
+)
+
+// Publisher sends one message to a bus topic. The server wiring adapts the
+// Kafka client to it; Publish returns once the broker acknowledged the
+// message or ctx ends.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, key, value []byte) error
+}
+
+// Config configures a Server. Meta, Objects and Publisher are required.
+type Config struct {
+	Meta      metastore.Store
+	Objects   objstore.Store
+	Publisher Publisher
+	// Logger receives request errors; nil logs to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics plus Go runtime and process
+	// collectors, and is what GET /metrics exposes, so collectors others
+	// register on it (bus metrics) show up too. Nil makes a private one.
+	Registry *prometheus.Registry
+	// Version is reported by /health and in the OpenAPI document.
+	Version string
+
+	// APIToken, when set, is required as "Authorization: Bearer <token>" on
+	// every POST, PUT, PATCH and DELETE. Reads stay open.
+	APIToken string
+	// Presign makes HLS segment requests redirect (302) to presigned object
+	// URLs when the object store can make them; playlists are always served
+	// directly so their relative URIs keep resolving through this server.
+	Presign bool
+	// PresignTTL is how long presigned URLs stay valid (default 1h).
+	PresignTTL time.Duration
+	// MaxUploadBytes caps the size of an uploaded file (default 8 GiB).
+	MaxUploadBytes int64
+	// MaxJSONBytes caps JSON request bodies (default 1 MiB).
+	MaxJSONBytes int64
+	// UploadTimeout bounds how long one upload may take to arrive; it
+	// replaces any server-wide read deadline for that request (default 1h).
+	UploadTimeout time.Duration
+
+	// BaseURL is the externally visible base URL of this listener, such as
+	// "https://media.example.com"; playback and metadata URLs in responses
+	// start with it. Empty means derive it from each request's Host header
+	// (and X-Forwarded-Proto).
+	BaseURL string
+	// RTMPBase and SRTBase are the ingest bases handed to publishers, such
+	// as "rtmp://media.example.com:1935" and "srt://media.example.com:8890".
+	// Empty means the request's host name with ports 1935 and 8890.
+	RTMPBase string
+	SRTBase  string
+	// KafkaBrokers is what GET /bus reports, so CLI tools can reach the bus.
+	KafkaBrokers []string
+
+	// Ready holds the readiness checks by dependency name ("bus",
+	// "metadata", "objects"); each returns nil when its dependency is
+	// usable. When "metadata" or "objects" is missing, New adds a default
+	// one that pings the configured store.
+	Ready map[string]func(ctx context.Context) error
+	// ReadyTimeout bounds each readiness check (default 2s).
+	ReadyTimeout time.Duration
+
+	// Fallback serves requests that match no route (the web console at "/").
+	// Nil answers them with a 404 problem.
+	Fallback http.Handler
+}
+
+// Server is the HTTP control plane. Create it with New and mount Handler.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	api     huma.API
+	metrics *httpMetrics
+	handler http.Handler
+}
+
+// New validates cfg, fills in defaults, registers metrics on the registry
+// and builds the routes. It fails when a required dependency is missing or a
+// URL in cfg is malformed.
+func New(cfg Config) (*Server, error) {
+	if cfg.Meta == nil {
+		return nil, errors.New("api: Config.Meta (metadata store) is required")
+	}
+	if cfg.Objects == nil {
+		return nil, errors.New("api: Config.Objects (object store) is required")
+	}
+	if cfg.Publisher == nil {
+		return nil, errors.New("api: Config.Publisher (bus publisher) is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.PresignTTL <= 0 {
+		cfg.PresignTTL = DefaultPresignTTL
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = DefaultMaxJSONBytes
+	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = DefaultUploadTimeout
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase} {
+		clean, err := cleanBaseURL(*base)
+		if err != nil {
+			return nil, fmt.Errorf("api: Config.%s: %w", name, err)
+		}
+		*base = clean
+	}
+	ready := make(map[string]func(context.Context) error, len(cfg.Ready)+2)
+	for name, check := range cfg.Ready {
+		if check != nil {
+			ready[name] = check
+		}
+	}
+	if _, ok := ready["metadata"]; !ok {
+		ready["metadata"] = cfg.Meta.Ping
+	}
+	if _, ok := ready["objects"]; !ok {
+		ready["objects"] = objectsCheck(cfg.Objects)
+	}
+	cfg.Ready = ready
+
+	metrics, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: metrics}
+	s.api = humago.New(s.mux, s.humaConfig())
+	s.routes()
+	s.handler = s.instrument(s.authorize(s.guardHLS(s.mux)))
+	return s, nil
+}
+
+// Handler returns the http.Handler serving every route. Server-wide timeouts
+// are the caller's http.Server's business; handlers honour request contexts.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// OpenAPI returns the OpenAPI 3.1 document describing every route.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+func (s *Server) humaConfig() huma.Config {
+	cfg := huma.DefaultConfig("weir", s.cfg.Version)
+	// Drop the default link transformer: it adds "$schema" to every response
+	// body, which clients of this API have no use for.
+	cfg.CreateHooks = nil
+	cfg.Transformers = []huma.Transformer{describeProblem}
+	cfg.Info.Description = "Control plane of weir, a real-time media stream processing platform: " +
+		"VOD uploads, live stream lifecycle, metadata, playback URLs and HLS delivery. " +
+		"Errors are RFC 9457 problem documents."
+	if s.cfg.BaseURL != "" {
+		cfg.Servers = []*huma.Server{{URL: s.cfg.BaseURL}}
+	}
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {
+			Type:        "http",
+			Scheme:      "bearer",
+			Description: "Required on POST/PUT/PATCH/DELETE when the server runs with an API token; reads are open.",
+		},
+	}
+	return cfg
+}
+
+// routes registers every operation. Plain handlers are added to the mux
+// directly and documented in the OpenAPI document by hand.
+func (s *Server) routes() {
+	s.registerHealth()
+	s.registerVOD()
+	s.registerLive()
+	s.registerHLS()
+	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
+}
+
+// serveFallback hands unmatched requests to Config.Fallback, or answers 404.
+func (s *Server) serveFallback(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Fallback != nil {
+		s.cfg.Fallback.ServeHTTP(w, r)
+		return
+	}
+	writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; the API is described at /openapi.json", r.Method, r.URL.Path))
+}
+
+// mutating reports whether method changes state and so needs the API token.
+func mutating(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// authorize enforces the bearer token on mutating requests when one is set.
+// The comparison is constant-time so the token cannot be guessed byte by
+// byte from response timings.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	if s.cfg.APIToken == "" {
+		return next
+	}
+	want := []byte(s.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !mutating(r.Method) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		scheme, token, found := strings.Cut(auth, " ")
+		switch {
+		case auth == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+			writeProblem(w, http.StatusUnauthorized, "missing Authorization header: this server requires \"Authorization: Bearer <token>\" on "+r.Method+" requests")
+			return
+		case !found || !strings.EqualFold(scheme, "Bearer"):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+			writeProblem(w, http.StatusUnauthorized, "Authorization header must use the Bearer scheme: \"Authorization: Bearer <token>\"")
+			return
+		case subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir", error="invalid_token"`)
+			writeProblem(w, http.StatusUnauthorized, "invalid API token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerSecurity marks an operation as needing the token when one is set.
+var bearerSecurity = []map[string][]string{{"bearer": {}}}
+
+// cleanBaseURL trims a trailing slash and checks the URL has a scheme and
+// host; the empty string stays empty (derive from the request).
+func cleanBaseURL(raw string) (string, error) {
+	raw = strings.TrimRight(strings.TrimSpace(raw), "/")
+	if raw == "" {
+		return "", nil
+	}
+	u, err := parseURL(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("%q: want scheme://host[:port]", raw)
+	}
+	return raw, nil
+}
+
+// objectsCheck is the default readiness check of the object store: a Stat
+// of a key that need not exist, so "not found" counts as reachable.
+func objectsCheck(store objstore.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := store.Stat(ctx, "_weir/ready-probe")
+		if err == nil || errors.Is(err, objstore.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,334 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// Live control actions published on TopicLiveControl.
+const (
+	ActionStart = "start"
+	ActionEnd   = "end"
+)
+
+// LiveControl is published on TopicLiveControl, keyed by stream id, when a
+// live stream is started or asked to end. The live pipeline reacts: on
+// start it prepares for the publisher (or pulls SourceURL); on end it closes
+// the playlist with EXT-X-ENDLIST and moves the stream to status vod. The
+// publish key is never on the bus; ingest servers look it up in the
+// metadata store.
+type LiveControl struct {
+	Action      string    `json:"action"`
+	StreamID    string    `json:"stream_id"`
+	Title       string    `json:"title,omitempty"`
+	SourceURL   string    `json:"source_url,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// liveSourceSchemes are the pull sources a live stream may name.
+var liveSourceSchemes = []string{"http", "https", "rtmp", "rtmps", "rtsp", "srt"}
+
+// StartStreamRequest creates a live stream.
+type StartStreamRequest struct {
+	Title     string `json:"title,omitempty" maxLength:"200" doc:"Title of the stream"`
+	SourceURL string `json:"source_url,omitempty" maxLength:"2048" example:"https://example.com/live/index.m3u8" doc:"Pull the stream from this URL (http, https, rtmp, rtmps, rtsp, srt) instead of waiting for a push"`
+}
+
+// PublishURLs tell an encoder (OBS, ffmpeg) where to push.
+type PublishURLs struct {
+	RTMP string `json:"rtmp" example:"rtmp://127.0.0.1:1935/live/0123456789abcdef0123456789abcdef"`
+	SRT  string `json:"srt" example:"srt://127.0.0.1:8890?streamid=publish:0123456789abcdef0123456789abcdef"`
+}
+
+// StartStreamResponse describes a new live stream. The publish key is shown
+// only here.
+type StartStreamResponse struct {
+	StreamID    string      `json:"stream_id" example:"live-54390fa40812"`
+	Status      string      `json:"status" example:"created"`
+	Title       string      `json:"title"`
+	SourceURL   string      `json:"source_url,omitempty"`
+	PublishKey  string      `json:"publish_key" doc:"Secret that authorises pushing media; shown only in this response"`
+	Publish     PublishURLs `json:"publish"`
+	Playback    string      `json:"playback" doc:"Live HLS playlist URL"`
+	MetadataURL string      `json:"metadata_url"`
+}
+
+// StreamStatus answers lifecycle calls.
+type StreamStatus struct {
+	StreamID string `json:"stream_id"`
+	Status   string `json:"status" enum:"created,live,vod,failed"`
+	Playback string `json:"playback,omitempty"`
+}
+
+// LiveURLResponse points a player at the live playlist.
+type LiveURLResponse struct {
+	StreamID string `json:"stream_id"`
+	Status   string `json:"status"`
+	URL      string `json:"url" example:"http://127.0.0.1:8080/hls/live-54390fa40812/live.m3u8"`
+}
+
+// LiveMetadata is a live stream's state. SegmentCount, Gaps and
+// ChecksumFailures are maintained by the live pipeline; Details carries its
+// window and latency figures.
+type LiveMetadata struct {
+	StreamID         string               `json:"stream_id"`
+	Title            string               `json:"title"`
+	Status           string               `json:"status" enum:"created,live,vod,failed" doc:"created → live → vod, or failed"`
+	Error            string               `json:"error,omitempty"`
+	SourceURL        string               `json:"source_url,omitempty"`
+	CreatedAt        time.Time            `json:"created_at"`
+	UpdatedAt        time.Time            `json:"updated_at"`
+	StartedAt        *time.Time           `json:"started_at,omitempty" doc:"When media started arriving"`
+	EndedAt          *time.Time           `json:"ended_at,omitempty" doc:"When it ended and became VOD"`
+	FailedAt         *time.Time           `json:"failed_at,omitempty"`
+	StageTimes       map[string]time.Time `json:"stage_times"`
+	SegmentCount     int64                `json:"segment_count"`
+	Gaps             int64                `json:"gaps" doc:"Sequence gaps detected"`
+	ChecksumFailures int64                `json:"checksum_failures"`
+	ManifestPath     string               `json:"manifest_path,omitempty"`
+	Playback         string               `json:"playback"`
+	Details          map[string]any       `json:"details,omitempty" doc:"Pipeline details: DVR window, latency"`
+}
+
+type startInput struct {
+	requestBase
+	Body *StartStreamRequest
+}
+
+type startOutput struct{ Body StartStreamResponse }
+
+type liveIDInput struct {
+	requestBase
+	ID string `path:"id" maxLength:"64" example:"live-54390fa40812" doc:"Live stream id"`
+}
+
+type streamStatusOutput struct{ Body StreamStatus }
+
+type liveURLOutput struct{ Body LiveURLResponse }
+
+type liveMetadataOutput struct{ Body LiveMetadata }
+
+type liveListInput struct {
+	listQuery
+}
+
+var liveStatuses = []metastore.Status{
+	metastore.StatusCreated, metastore.StatusLive, metastore.StatusVOD, metastore.StatusFailed,
+}
+
+func (s *Server) registerLive() {
+	huma.Register(s.api, huma.Operation{
+		OperationID:   "stream-start",
+		Method:        http.MethodPost,
+		Path:          "/streams/start",
+		Summary:       "Start a live stream",
+		Description:   "Creates a live stream with a fresh publish key and returns where to push it (RTMP, SRT) and where to watch it (HLS).",
+		Tags:          []string{"live"},
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  s.cfg.MaxJSONBytes,
+		Security:      bearerSecurity,
+		Errors:        []int{http.StatusUnauthorized, http.StatusServiceUnavailable},
+	}, s.startStream)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID:   "stream-end",
+		Method:        http.MethodPost,
+		Path:          "/streams/{id}/end",
+		Summary:       "End a live stream",
+		Description:   "Asks the live pipeline to close the playlist (EXT-X-ENDLIST) and turn the stream into VOD. A stream that never received media ends at once. 409 when it already ended.",
+		Tags:          []string{"live"},
+		DefaultStatus: http.StatusAccepted,
+		Security:      bearerSecurity,
+		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
+	}, s.endStream)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "stream-live",
+		Method:      http.MethodGet,
+		Path:        "/streams/{id}/live",
+		Summary:     "Live playback URL",
+		Description: "URL of the live HLS playlist (it keeps working as a VOD playlist after the stream ends).",
+		Tags:        []string{"live"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, s.liveURL)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "stream-metadata",
+		Method:      http.MethodGet,
+		Path:        "/streams/{id}/metadata",
+		Summary:     "Live stream status and metadata",
+		Description: "Status, stage timestamps, segment count, gaps, checksum failures and pipeline details (window, latency).",
+		Tags:        []string{"live"},
+		Errors:      []int{http.StatusNotFound},
+	}, s.liveMetadata)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "stream-list",
+		Method:      http.MethodGet,
+		Path:        "/streams",
+		Summary:     "List live streams",
+		Description: "Live streams newest first, optionally filtered by status (created, live, vod, failed); page with limit and cursor.",
+		Tags:        []string{"live"},
+	}, func(ctx context.Context, in *liveListInput) (*listOutput, error) {
+		return s.list(ctx, metastore.KindLive, in.listQuery, liveStatuses)
+	})
+}
+
+// liveKey is the object key of a live stream's media playlist.
+func liveKey(id string) string { return id + "/live.m3u8" }
+
+func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput, error) {
+	var req StartStreamRequest
+	if in.Body != nil {
+		req = *in.Body
+	}
+	req.Title = strings.TrimSpace(req.Title)
+	req.SourceURL = strings.TrimSpace(req.SourceURL)
+	if err := checkTitle("body.title", req.Title); err != nil {
+		return nil, err
+	}
+	if req.SourceURL != "" {
+		if err := checkSourceURL("body.source_url", req.SourceURL, liveSourceSchemes...); err != nil {
+			return nil, err
+		}
+	}
+	key := newPublishKey()
+	st, err := s.newStream(ctx, metastore.Stream{
+		Kind:       metastore.KindLive,
+		Title:      req.Title,
+		Status:     metastore.StatusCreated,
+		PublishKey: key,
+		SourceURL:  req.SourceURL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.publish(ctx, TopicLiveControl, st.ID, LiveControl{
+		Action:      ActionStart,
+		StreamID:    st.ID,
+		Title:       st.Title,
+		SourceURL:   st.SourceURL,
+		RequestedAt: time.Now().UTC(),
+	}); err != nil {
+		s.log.Error("announce live stream", "stream", st.ID, "err", err)
+		s.failStream(ctx, st.ID, "could not announce the stream on the bus")
+		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("live stream %s could not be announced on the bus; retry later", st.ID))
+	}
+	rtmp, srt := s.ingestBases(in.requestBase)
+	return &startOutput{Body: StartStreamResponse{
+		StreamID:   st.ID,
+		Status:     string(st.Status),
+		Title:      st.Title,
+		SourceURL:  redactURL(st.SourceURL),
+		PublishKey: key,
+		Publish: PublishURLs{
+			RTMP: rtmp + "/live/" + key,
+			SRT:  srt + "?streamid=publish:" + key,
+		},
+		Playback:    s.hlsURL(in.requestBase, liveKey(st.ID)),
+		MetadataURL: s.httpBase(in.requestBase) + "/streams/" + st.ID + "/metadata",
+	}}, nil
+}
+
+// ingestBases returns the RTMP and SRT bases, defaulting to the request's
+// host name with the standard ports.
+func (s *Server) ingestBases(b requestBase) (rtmp, srt string) {
+	rtmp, srt = s.cfg.RTMPBase, s.cfg.SRTBase
+	if rtmp == "" {
+		rtmp = "rtmp://" + b.hostname() + ":1935"
+	}
+	if srt == "" {
+		srt = "srt://" + b.hostname() + ":8890"
+	}
+	return rtmp, srt
+}
+
+// endStream asks the live pipeline to finish the stream. A stream still in
+// "created" has no pipeline state to finish, so it moves to vod here; a
+// live one moves when the pipeline has written EXT-X-ENDLIST. Repeating the
+// call while the stream is still live is harmless.
+func (s *Server) endStream(ctx context.Context, in *liveIDInput) (*streamStatusOutput, error) {
+	st, err := s.getStream(ctx, metastore.KindLive, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status.Terminal() {
+		return nil, huma.Error409Conflict(fmt.Sprintf("live stream %s already ended (status %s)", st.ID, st.Status))
+	}
+	if err := s.publish(ctx, TopicLiveControl, st.ID, LiveControl{
+		Action:      ActionEnd,
+		StreamID:    st.ID,
+		RequestedAt: time.Now().UTC(),
+	}); err != nil {
+		s.log.Error("announce live stream end", "stream", st.ID, "err", err)
+		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("the end of live stream %s could not be announced on the bus; retry later", st.ID))
+	}
+	if st.Status == metastore.StatusCreated {
+		ended, err := s.cfg.Meta.TransitionStatus(ctx, st.ID, metastore.StatusVOD, nil)
+		switch {
+		case err == nil:
+			st = ended
+		default:
+			// The pipeline moved it first (it went live, or ended it);
+			// report whatever it is now.
+			if cur, gerr := s.cfg.Meta.GetStream(ctx, st.ID); gerr == nil {
+				st = cur
+			} else {
+				return nil, s.storeError(ctx, "end live stream "+st.ID, err)
+			}
+		}
+	}
+	return &streamStatusOutput{Body: StreamStatus{
+		StreamID: st.ID,
+		Status:   string(st.Status),
+		Playback: s.hlsURL(in.requestBase, liveKey(st.ID)),
+	}}, nil
+}
+
+func (s *Server) liveURL(ctx context.Context, in *liveIDInput) (*liveURLOutput, error) {
+	st, err := s.getStream(ctx, metastore.KindLive, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == metastore.StatusFailed {
+		return nil, huma.Error409Conflict(fmt.Sprintf("live stream %s failed and has no playlist: %s", st.ID, st.Error))
+	}
+	return &liveURLOutput{Body: LiveURLResponse{
+		StreamID: st.ID,
+		Status:   string(st.Status),
+		URL:      s.hlsURL(in.requestBase, liveKey(st.ID)),
+	}}, nil
+}
+
+func (s *Server) liveMetadata(ctx context.Context, in *liveIDInput) (*liveMetadataOutput, error) {
+	st, err := s.getStream(ctx, metastore.KindLive, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &liveMetadataOutput{Body: LiveMetadata{
+		StreamID:         st.ID,
+		Title:            st.Title,
+		Status:           string(st.Status),
+		Error:            st.Error,
+		SourceURL:        redactURL(st.SourceURL),
+		CreatedAt:        st.CreatedAt.UTC(),
+		UpdatedAt:        st.UpdatedAt.UTC(),
+		StartedAt:        stageTime(st, metastore.StatusLive),
+		EndedAt:          stageTime(st, metastore.StatusVOD),
+		FailedAt:         stageTime(st, metastore.StatusFailed),
+		StageTimes:       stageTimes(st),
+		SegmentCount:     st.SegmentCount,
+		Gaps:             st.Gaps,
+		ChecksumFailures: st.ChecksumFailures,
+		ManifestPath:     st.ManifestPath,
+		Playback:         s.hlsURL(in.requestBase, liveKey(st.ID)),
+		Details:          details(st),
+	}}, nil
+}

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// problemContentType is RFC 9457's media type for problem documents.
+const problemContentType = "application/problem+json"
+
+// writeProblem answers with an RFC 9457 problem document in the same shape
+// huma uses for its own errors, for the plain handlers outside huma.
+func writeProblem(w http.ResponseWriter, status int, detail string, errs ...*huma.ErrorDetail) {
+	body, _ := json.Marshal(&huma.ErrorModel{
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Errors: errs,
+	})
+	h := w.Header()
+	h.Set("Content-Type", problemContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	h.Del("Content-Encoding")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// fieldError is a validation problem (422) naming the offending field, so a
+// client can tell which input to fix.
+func fieldError(location, message string, value any) error {
+	return huma.Error422UnprocessableEntity(describeLocation(location)+": "+message, &huma.ErrorDetail{
+		Location: location,
+		Message:  message,
+		Value:    value,
+	})
+}
+
+// describeProblem is a huma transformer that makes validation problems
+// actionable: huma reports "validation failed" with the particulars in
+// errors[]; this folds them into detail as well ("validation failed: field
+// title: expected length <= 200"), so clients that print only detail still
+// tell the user what to fix.
+func describeProblem(_ huma.Context, _ string, v any) (any, error) {
+	em, ok := v.(*huma.ErrorModel)
+	if !ok || len(em.Errors) == 0 {
+		return v, nil
+	}
+	parts := make([]string, 0, len(em.Errors))
+	for _, e := range em.Errors {
+		if e == nil || e.Message == "" {
+			continue
+		}
+		part := e.Message
+		if e.Location != "" {
+			part = describeLocation(e.Location) + ": " + e.Message
+		}
+		if strings.Contains(em.Detail, part) {
+			continue
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) > 0 {
+		if em.Detail == "" {
+			em.Detail = strings.Join(parts, "; ")
+		} else {
+			em.Detail += ": " + strings.Join(parts, "; ")
+		}
+	}
+	return em, nil
+}
+
+// describeLocation turns huma's "body.title" style locations into words.
+func describeLocation(loc string) string {
+	where, name, found := strings.Cut(loc, ".")
+	if !found {
+		if loc == "body" {
+			return "request body"
+		}
+		return loc
+	}
+	switch where {
+	case "body":
+		return "field " + name
+	case "query":
+		return "query parameter " + name
+	case "path":
+		return "path parameter " + name
+	case "header":
+		return "header " + name
+	}
+	return loc
+}
+
+// problemWriter turns error responses written by code outside our control
+// (http.ServeContent answering 412 or 416 with text/plain) into problem
+// documents. It holds back the status and body of any response >= 400 until
+// finish, and passes everything else through untouched.
+type problemWriter struct {
+	http.ResponseWriter
+	status int
+	text   bytes.Buffer
+}
+
+func (p *problemWriter) WriteHeader(code int) {
+	if code >= 400 && p.status == 0 {
+		p.status = code
+		return
+	}
+	if p.status == 0 {
+		p.status = -1 // pass-through mode
+	}
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *problemWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = -1
+	}
+	if p.status > 0 {
+		if p.text.Len() < 1024 {
+			p.text.Write(b)
+		}
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// finish writes the held-back problem, if any; what the status was for
+// (detail) is the text the inner handler wrote, or the given fallback.
+func (p *problemWriter) finish(fallback string) {
+	if p.status <= 0 {
+		return
+	}
+	detail := strings.TrimSpace(p.text.String())
+	if detail == "" {
+		detail = fallback
+	}
+	if fallback != "" && detail != fallback {
+		detail = fmt.Sprintf("%s (%s)", fallback, detail)
+	}
+	writeProblem(p.ResponseWriter, p.status, detail)
+}
