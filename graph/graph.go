@@ -1,0 +1,727 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// AddMode is how AddPacketToInputStream behaves when a graph input stream
+// is throttled because a queue it feeds is full.
+type AddMode int
+
+const (
+	// WaitTillNotFull blocks until the queues drain (the default).
+	WaitTillNotFull AddMode = iota
+	// AddIfNotFull fails at once with an error wrapping ErrUnavailable.
+	AddIfNotFull
+)
+
+// DefaultMaxQueueSize bounds input queues when the configuration does not.
+const DefaultMaxQueueSize = 100
+
+// Option configures a graph (New, NewFromYAML) or a validation.
+type Option func(*settings)
+
+type settings struct {
+	numThreads     int
+	maxQueue       *int
+	reportDeadlock *bool
+	addMode        AddMode
+	specs          []Spec
+	logger         *slog.Logger
+	name           string
+}
+
+func newSettings(opts []Option) *settings {
+	s := &settings{}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *settings) resolver() resolver {
+	r := resolver{}
+	for _, sp := range s.specs {
+		r[sp.Name] = normalizeSpec(sp)
+	}
+	return r
+}
+
+// WithNumThreads sizes the worker pool, overriding the configuration's
+// num_threads. The default is runtime.NumCPU().
+func WithNumThreads(n int) Option { return func(s *settings) { s.numThreads = n } }
+
+// WithMaxQueueSize overrides the configuration's max_queue_size (-1:
+// unbounded).
+func WithMaxQueueSize(n int) Option { return func(s *settings) { s.maxQueue = &n } }
+
+// WithReportDeadlock overrides the configuration's report_deadlock.
+func WithReportDeadlock(on bool) Option { return func(s *settings) { s.reportDeadlock = &on } }
+
+// WithAddMode sets how AddPacketToInputStream handles a throttled stream.
+func WithAddMode(m AddMode) Option { return func(s *settings) { s.addMode = m } }
+
+// WithCalculators makes calculators available to this graph (or this
+// validation) only, taking precedence over registered ones with the same
+// name. Useful for tests and for calculators bound to local state.
+func WithCalculators(specs ...Spec) Option {
+	return func(s *settings) { s.specs = append(s.specs, specs...) }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithName names the graph in logs and metrics (default "graph").
+func WithName(name string) Option { return func(s *settings) { s.name = name } }
+
+type nodeState int
+
+const (
+	nodeWaiting nodeState = iota // for input side packets
+	nodeOpening
+	nodeOpen
+	nodeClosing
+	nodeClosed
+)
+
+type sidePacket struct {
+	name      string
+	value     any
+	set       bool
+	consumers []*node
+}
+
+type sideBinding struct {
+	ref      PortRef
+	sp       *sidePacket
+	typ      reflect.Type
+	optional bool
+}
+
+// node is a calculator instance and its scheduling state. Everything but
+// calc, name and the immutable wiring is guarded by Graph.mu.
+type node struct {
+	g        *Graph
+	id       int
+	name     string
+	calcName string
+	spec     Spec
+	newCalc  func() Calculator
+	calc     Calculator
+	options  Options
+	log      *slog.Logger
+	line     int
+
+	inputs   []*inputQueue
+	inIndex  map[string]int
+	inCount  map[string]int
+	outputs  []*stream
+	outRefs  []PortRef
+	outIndex map[string]int
+	outCount map[string]int
+	sideIn   []sideBinding
+	sideOut  []sideBinding
+
+	handler       handlerSpec
+	setReady      []bool
+	setTS         []Timestamp
+	lastProcessed []Timestamp
+	keptTS        Timestamp
+	processBounds bool
+	offset        int64
+	offsetSet     bool
+	maxInFlight   int
+	priority      int
+
+	src         *source // for source nodes
+	state       nodeState
+	inflight    int
+	nextSeq     uint64
+	commitSeq   uint64
+	finished    map[uint64]*CalculatorContext
+	stop        bool
+	closeQueued bool
+	dirty       bool
+
+	stats nodeStats
+}
+
+// Graph runs a calculator graph once: build it with New or NewFromYAML,
+// attach observers and pollers, StartRun, feed graph input streams, close
+// them, WaitUntilDone. All methods are safe for concurrent use.
+type Graph struct {
+	name     string
+	log      *slog.Logger
+	cfg      *Config
+	nodes    []*node
+	order    []*node // producers before consumers
+	streams  map[string]*stream
+	inputs   map[string]*graphInput
+	inList   []*graphInput
+	sides    map[string]*sidePacket
+	sources  []*source
+	outSides []string
+
+	numThreads     int
+	maxQueue       int
+	reportDeadlock bool
+
+	mu          sync.Mutex
+	work        *sync.Cond
+	heap        taskHeap
+	taskOrder   uint64
+	running     int
+	dirty       []*node
+	started     bool
+	finished    bool
+	failed      bool
+	finalizing  bool
+	stopWorkers bool
+	err         error
+	closedNodes int
+	addMode     AddMode
+	changed     chan struct{}
+	waiters     int
+	done        chan struct{}
+	ctx         context.Context
+	cancel      context.CancelFunc
+	stopAfter   func() bool
+	workers     sync.WaitGroup
+}
+
+// NewFromYAML parses, validates and builds a graph from a YAML
+// configuration. A configuration that does not validate returns a
+// DiagnosticsError listing every problem with its line.
+func NewFromYAML(src []byte, opts ...Option) (*Graph, error) {
+	cfg, diags := ParseConfig(src)
+	if len(diags) > 0 {
+		return nil, DiagnosticsError(diags)
+	}
+	return New(cfg, opts...)
+}
+
+// New validates cfg and builds a graph ready for observers and StartRun.
+func New(cfg *Config, opts ...Option) (*Graph, error) {
+	st := newSettings(opts)
+	for _, s := range st.specs {
+		if err := checkSpec(s); err != nil {
+			return nil, err
+		}
+	}
+	p, diags := cfg.check(st.resolver())
+	if len(diags) > 0 {
+		return nil, DiagnosticsError(diags)
+	}
+	g := &Graph{
+		name:           st.name,
+		log:            st.logger,
+		cfg:            cfg,
+		streams:        map[string]*stream{},
+		inputs:         map[string]*graphInput{},
+		sides:          map[string]*sidePacket{},
+		numThreads:     cfg.NumThreads,
+		maxQueue:       cfg.MaxQueueSize,
+		reportDeadlock: cfg.ReportDeadlock,
+		addMode:        st.addMode,
+		changed:        make(chan struct{}),
+		done:           make(chan struct{}),
+	}
+	if g.name == "" {
+		g.name = "graph"
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.log = g.log.With("graph", g.name)
+	if st.numThreads > 0 {
+		g.numThreads = st.numThreads
+	}
+	if g.numThreads <= 0 {
+		g.numThreads = runtime.NumCPU()
+	}
+	if st.maxQueue != nil {
+		g.maxQueue = *st.maxQueue
+	}
+	if g.maxQueue == 0 {
+		g.maxQueue = DefaultMaxQueueSize
+	}
+	if st.reportDeadlock != nil {
+		g.reportDeadlock = *st.reportDeadlock
+	}
+	g.work = sync.NewCond(&g.mu)
+
+	side := func(name string) *sidePacket {
+		sp, ok := g.sides[name]
+		if !ok {
+			sp = &sidePacket{name: name}
+			g.sides[name] = sp
+		}
+		return sp
+	}
+	for _, r := range cfg.InputStreams {
+		s := newStream(r.Name)
+		gi := &graphInput{name: r.Name, s: s}
+		gi.src = &source{input: gi}
+		g.streams[r.Name] = s
+		g.inputs[r.Name] = gi
+		g.inList = append(g.inList, gi)
+		g.sources = append(g.sources, gi.src)
+	}
+	for _, r := range cfg.InputSidePackets {
+		side(r.Name)
+	}
+	for _, r := range cfg.OutputSidePackets {
+		g.outSides = append(g.outSides, r.Name)
+	}
+	for i, np := range p.nodes {
+		n := g.newNode(np.name, np.cfg.Calculator, np.spec.New, np.contract)
+		n.id, n.spec, n.options, n.line = i, np.spec, np.options, np.cfg.Line
+		n.handler = np.handler
+		n.maxInFlight = max(1, np.cfg.MaxInFlight)
+		n.priority = np.depth
+		for j, r := range np.outputs {
+			s := newStream(r.Name)
+			s.producer = n
+			if np.outSpecs[j] != nil {
+				s.typ = np.outSpecs[j].Type
+			}
+			g.streams[r.Name] = s
+			n.addOutput(r, s)
+		}
+		for j, r := range np.sideOut {
+			b := sideBinding{ref: r, sp: side(r.Name)}
+			if np.sideOutS[j] != nil {
+				b.typ = np.sideOutS[j].Type
+			}
+			n.sideOut = append(n.sideOut, b)
+		}
+	}
+	for i, np := range p.nodes {
+		n := g.nodes[i]
+		qsize := g.maxQueue
+		if np.cfg.MaxQueueSize != 0 {
+			qsize = np.cfg.MaxQueueSize
+		}
+		for j, r := range np.inputs {
+			n.addInput(r, g.streams[r.Name], np.backEdge[j], qsize)
+		}
+		for j, r := range np.sideIn {
+			b := sideBinding{ref: r, sp: side(r.Name)}
+			if s := np.sideInSp[j]; s != nil {
+				b.typ, b.optional = s.Type, s.Optional
+			}
+			b.sp.consumers = append(b.sp.consumers, n)
+			n.sideIn = append(n.sideIn, b)
+		}
+	}
+	for _, i := range p.order {
+		g.order = append(g.order, g.nodes[i])
+	}
+	return g, nil
+}
+
+func (g *Graph) newNode(name, calc string, newCalc func() Calculator, c Contract) *node {
+	n := &node{
+		g: g, id: len(g.nodes), name: name, calcName: calc, newCalc: newCalc,
+		inIndex: map[string]int{}, inCount: map[string]int{},
+		outIndex: map[string]int{}, outCount: map[string]int{},
+		processBounds: c.ProcessTimestampBounds, maxInFlight: 1,
+		keptTS: Unset, finished: map[uint64]*CalculatorContext{},
+	}
+	n.log = g.log.With("node", name)
+	g.nodes = append(g.nodes, n)
+	return n
+}
+
+func (n *node) addOutput(r PortRef, s *stream) {
+	n.outIndex[r.Key()] = len(n.outputs)
+	n.outCount[r.Tag]++
+	n.outputs = append(n.outputs, s)
+	n.outRefs = append(n.outRefs, r)
+}
+
+func (n *node) addInput(r PortRef, s *stream, backEdge bool, maxSize int) {
+	q := &inputQueue{n: n, idx: len(n.inputs), s: s, port: r, backEdge: backEdge, bound: PreStream, maxSize: maxSize}
+	s.consumers = append(s.consumers, q)
+	n.inIndex[r.Key()] = len(n.inputs)
+	n.inCount[r.Tag]++
+	n.inputs = append(n.inputs, q)
+}
+
+// prepare finishes the wiring once observers are attached: handler state,
+// source throttling ancestry and calculators.
+func (g *Graph) prepare() {
+	depth := 0
+	for _, n := range g.nodes {
+		depth = max(depth, n.priority)
+	}
+	for _, n := range g.nodes {
+		if len(n.inputs) == 0 && n.src == nil {
+			n.src = &source{node: n}
+			g.sources = append(g.sources, n.src)
+		}
+		if n.priority < 0 { // internal sinks run first: they free the most memory
+			n.priority = depth + 1
+		}
+		k := len(n.handler.sets)
+		n.setReady, n.setTS, n.lastProcessed = make([]bool, k), make([]Timestamp, k), make([]Timestamp, k)
+		for i := range n.lastProcessed {
+			n.lastProcessed[i] = Unset
+		}
+	}
+	// A queue's ancestors are the sources upstream of its stream.
+	anc := map[*node][]*source{}
+	var of func(s *stream) []*source
+	of = func(s *stream) []*source {
+		if s.producer == nil {
+			if gi := g.inputs[s.name]; gi != nil {
+				return []*source{gi.src}
+			}
+			return nil
+		}
+		return anc[s.producer]
+	}
+	for _, n := range g.order {
+		set := map[*source]bool{}
+		var list []*source
+		add := func(ss []*source) {
+			for _, s := range ss {
+				if !set[s] {
+					set[s] = true
+					list = append(list, s)
+				}
+			}
+		}
+		if n.src != nil {
+			add([]*source{n.src})
+		}
+		for _, q := range n.inputs {
+			if !q.backEdge {
+				add(of(q.s))
+			}
+		}
+		anc[n] = list
+	}
+	for _, n := range g.nodes {
+		for _, q := range n.inputs {
+			q.ancestors = of(q.s)
+		}
+	}
+}
+
+// StartRun starts the run. sidePackets gives a value for every declared
+// graph input side packet. Cancelling ctx cancels the run (like Cancel).
+// A graph runs once.
+func (g *Graph) StartRun(ctx context.Context, sidePackets map[string]any) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return errors.New("graph: StartRun called twice; build a new graph for each run")
+	}
+	declared := map[string]bool{}
+	for _, r := range g.cfg.InputSidePackets {
+		declared[r.Name] = true
+		v, ok := sidePackets[r.Name]
+		if !ok {
+			return fmt.Errorf("graph: input side packet %q is not given", r.Name)
+		}
+		sp := g.sides[r.Name]
+		for _, n := range sp.consumers {
+			for _, b := range n.sideIn {
+				if b.sp == sp {
+					if err := checkValueType(v, b.typ); err != nil {
+						return fmt.Errorf("graph: input side packet %q for node %q: %w", r.Name, n.name, err)
+					}
+				}
+			}
+		}
+		sp.value, sp.set = v, true
+	}
+	for name := range sidePackets {
+		if !declared[name] {
+			return fmt.Errorf("graph: side packet %q is not declared in input_side_packets", name)
+		}
+	}
+	g.prepare()
+	for _, n := range g.nodes {
+		if n.calc == nil {
+			n.calc = n.newCalc()
+		}
+	}
+	g.started = true
+	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	g.stopAfter = context.AfterFunc(ctx, g.Cancel)
+	for i := 0; i < g.numThreads; i++ {
+		g.workers.Add(1)
+		go g.worker()
+	}
+	g.log.Debug("graph: run started", "nodes", len(g.nodes), "threads", g.numThreads, "max_queue_size", g.maxQueue)
+	for _, n := range g.nodes {
+		g.markDirty(n)
+	}
+	g.settle()
+	return nil
+}
+
+// AddPacketToInputStream feeds packet p into graph input stream name.
+// Timestamps must increase; a packet that would make the stream go back
+// fails the run with a *TimestampError, as MediaPipe does. An empty packet
+// at t only advances the bound to t+1.
+//
+// While a queue downstream of the stream is full (max_queue_size), the
+// stream is throttled: in WaitTillNotFull mode the call blocks until it
+// drains (or the run ends), in AddIfNotFull mode it fails at once with an
+// error wrapping ErrUnavailable.
+func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gi, ok := g.inputs[name]
+	if !ok {
+		return fmt.Errorf("graph: no graph input stream %q", name)
+	}
+	for {
+		if err := g.runErr(); err != nil {
+			return fmt.Errorf("graph input stream %q: %w", name, err)
+		}
+		if gi.closed {
+			return fmt.Errorf("graph input stream %q is closed", name)
+		}
+		if !gi.src.throttled() {
+			break
+		}
+		if g.addMode == AddIfNotFull {
+			return fmt.Errorf("graph input stream %q is throttled, a downstream queue is full: %w", name, ErrUnavailable)
+		}
+		g.settle() // a throttled idle graph is a deadlock to resolve
+		if gi.src.throttled() && g.runErr() == nil {
+			g.waitChange(context.Background())
+		}
+	}
+	if p.IsEmpty() {
+		return g.setInputBound(gi, p.ts.NextAllowedInStream())
+	}
+	if err := gi.s.check(p); err != nil {
+		err = fmt.Errorf("graph input stream %q: %w", name, err)
+		g.fail(err)
+		return err
+	}
+	g.emit(gi.s, p)
+	g.settle()
+	return nil
+}
+
+// SetGraphInputStreamAddMode changes the add mode while running.
+func (g *Graph) SetGraphInputStreamAddMode(m AddMode) {
+	g.mu.Lock()
+	g.addMode = m
+	g.mu.Unlock()
+}
+
+// SetInputStreamTimestampBound promises that graph input stream name will
+// carry no packet below bound, letting nodes that wait on it run. A bound
+// below the current one fails the run with a *TimestampError.
+func (g *Graph) SetInputStreamTimestampBound(name string, bound Timestamp) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gi, ok := g.inputs[name]
+	if !ok {
+		return fmt.Errorf("graph: no graph input stream %q", name)
+	}
+	if err := g.runErr(); err != nil {
+		return fmt.Errorf("graph input stream %q: %w", name, err)
+	}
+	if gi.closed {
+		return fmt.Errorf("graph input stream %q is closed", name)
+	}
+	return g.setInputBound(gi, bound)
+}
+
+func (g *Graph) setInputBound(gi *graphInput, bound Timestamp) error {
+	if bound < gi.s.bound {
+		err := fmt.Errorf("graph input stream %q: %w", gi.name, &TimestampError{Stream: gi.name, Bound: true, Expected: gi.s.bound, Received: bound})
+		g.fail(err)
+		return err
+	}
+	if bound == Done {
+		gi.closed = true
+	}
+	g.setBound(gi.s, bound)
+	g.settle()
+	return nil
+}
+
+// CloseInputStream closes graph input stream name: its bound becomes Done
+// and nodes reading it can finish. Closing twice is harmless.
+func (g *Graph) CloseInputStream(name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gi, ok := g.inputs[name]
+	if !ok {
+		return fmt.Errorf("graph: no graph input stream %q", name)
+	}
+	if !g.started {
+		return fmt.Errorf("graph input stream %q: %w", name, ErrNotRunning)
+	}
+	g.closeInput(gi)
+	g.settle()
+	return nil
+}
+
+// CloseAllInputStreams closes every graph input stream.
+func (g *Graph) CloseAllInputStreams() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started {
+		return ErrNotRunning
+	}
+	for _, gi := range g.inList {
+		g.closeInput(gi)
+	}
+	g.settle()
+	return nil
+}
+
+// CloseAllPacketSources closes every graph input stream and stops every
+// source node (its Close runs after its current Process); the graph then
+// drains and finishes. It is what a non-source calculator returning ErrStop
+// triggers.
+func (g *Graph) CloseAllPacketSources() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started {
+		return ErrNotRunning
+	}
+	g.closeAllPacketSources()
+	g.settle()
+	return nil
+}
+
+func (g *Graph) closeInput(gi *graphInput) {
+	if gi.closed {
+		return
+	}
+	gi.closed = true
+	g.setBound(gi.s, Done)
+}
+
+func (g *Graph) closeAllPacketSources() {
+	for _, gi := range g.inList {
+		g.closeInput(gi)
+	}
+	for _, s := range g.sources {
+		if s.node != nil && !s.node.stop {
+			s.node.stop = true
+			g.markDirty(s.node)
+		}
+	}
+}
+
+// Cancel aborts the run: nothing new is scheduled, calculators' contexts
+// are cancelled, every opened node is closed and WaitUntilDone returns
+// ErrCancelled.
+func (g *Graph) Cancel() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started && !g.finished {
+		g.fail(ErrCancelled)
+	}
+}
+
+// WaitUntilDone waits for the run to finish and returns its error: nil
+// after a clean finish (every node closed), ErrCancelled after Cancel, or
+// the first failure. Close the graph input streams first, or the run never
+// finishes. It returns ctx.Err() if ctx ends first; the run goes on.
+func (g *Graph) WaitUntilDone(ctx context.Context) error {
+	g.mu.Lock()
+	started := g.started
+	g.mu.Unlock()
+	if !started {
+		return ErrNotRunning
+	}
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
+
+// WaitUntilIdle waits until nothing runs and nothing can be scheduled: every
+// packet fed so far has been processed as far as it can go. A source node
+// that has not stopped keeps the graph busy. It returns the run's error if
+// the run failed, or ctx.Err().
+func (g *Graph) WaitUntilIdle(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started {
+		return ErrNotRunning
+	}
+	for {
+		if g.failed || g.finished {
+			return g.err
+		}
+		if g.running == 0 && len(g.heap) == 0 {
+			return nil
+		}
+		if err := g.waitChange(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// OutputSidePacket returns the value of side packet name, set by a node
+// during the run.
+func (g *Graph) OutputSidePacket(name string) (any, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sp, ok := g.sides[name]
+	if !ok || !sp.set {
+		return nil, false
+	}
+	return sp.value, true
+}
+
+func (g *Graph) runErr() error {
+	switch {
+	case !g.started:
+		return ErrNotRunning
+	case g.failed:
+		return g.err
+	case g.finished:
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// waitChange releases the lock until the graph's state changes.
+func (g *Graph) waitChange(ctx context.Context) error {
+	ch := g.changed
+	g.waiters++
+	g.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	g.waiters--
+	return ctx.Err()
+}
+
+func (g *Graph) notify() {
+	if g.waiters > 0 {
+		close(g.changed)
+		g.changed = make(chan struct{})
+	}
+}
+
+// timeNow is the clock used for profiling; a variable for tests.
+var timeNow = time.Now

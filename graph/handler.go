@@ -1,0 +1,388 @@
+package graph
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Input stream handler names.
+const (
+	HandlerDefault   = "default"
+	HandlerImmediate = "immediate"
+	HandlerSyncSet   = "sync_set"
+	HandlerFixedSize = "fixed_size"
+)
+
+type handlerKind int
+
+const (
+	handlerDefault handlerKind = iota
+	handlerImmediate
+	handlerSyncSet
+	handlerFixedSize
+)
+
+// handlerSpec is a node's input policy. Every handler is a list of sync
+// sets: inputs in one set are synchronised with each other (processed
+// together at one timestamp), sets are independent of each other. The
+// default handler is one set holding every input, the immediate handler one
+// set per input. The fixed-size handler is the default handler that also
+// drops the oldest queued packets.
+type handlerSpec struct {
+	kind     handlerKind
+	sets     [][]int
+	trigger  int
+	target   int
+	fixedMin bool
+}
+
+// parseHandler resolves a node's handler configuration.
+func parseHandler(hc HandlerConfig, fallback string, inputs []PortRef) (handlerSpec, []string) {
+	var problems []string
+	name := hc.Name
+	if name == "" {
+		name = fallback
+	}
+	if name == "" {
+		name = HandlerDefault
+	}
+	all := make([]int, len(inputs))
+	for i := range all {
+		all[i] = i
+	}
+	opts := hc.Options
+	known := func(allowed ...string) {
+		for _, k := range sortedKeys(opts) {
+			ok := false
+			for _, a := range allowed {
+				ok = ok || a == k
+			}
+			if !ok {
+				if len(allowed) == 0 {
+					problems = append(problems, fmt.Sprintf("input stream handler %s takes no options, got %q", name, k))
+				} else {
+					problems = append(problems, fmt.Sprintf("input stream handler %s: unknown option %q (options: %s)", name, k, strings.Join(allowed, ", ")))
+				}
+			}
+		}
+	}
+	h := handlerSpec{}
+	switch name {
+	case HandlerDefault:
+		known()
+		h.kind = handlerDefault
+		if len(all) > 0 {
+			h.sets = [][]int{all}
+		}
+	case HandlerImmediate:
+		known()
+		h.kind = handlerImmediate
+		for _, i := range all {
+			h.sets = append(h.sets, []int{i})
+		}
+	case HandlerFixedSize:
+		known("trigger_queue_size", "target_queue_size", "fixed_min_size")
+		h.kind = handlerFixedSize
+		h.trigger, h.target = 2, 1
+		if len(all) > 0 {
+			h.sets = [][]int{all}
+		}
+		for _, o := range []struct {
+			name string
+			dst  *int
+		}{{"trigger_queue_size", &h.trigger}, {"target_queue_size", &h.target}} {
+			if v, ok := opts[o.name]; ok {
+				i, err := convertOption(OptInt, v)
+				if err != nil {
+					problems = append(problems, fmt.Sprintf("input stream handler fixed_size: %s: %v", o.name, err))
+					continue
+				}
+				*o.dst = int(i.(int64))
+			}
+		}
+		if v, ok := opts["fixed_min_size"]; ok {
+			b, err := convertOption(OptBool, v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("input stream handler fixed_size: fixed_min_size: %v", err))
+			} else {
+				h.fixedMin = b.(bool)
+			}
+		}
+		if h.target < 1 || h.trigger <= h.target {
+			problems = append(problems, fmt.Sprintf("input stream handler fixed_size: need 1 <= target_queue_size < trigger_queue_size, got %d and %d", h.target, h.trigger))
+		}
+	case HandlerSyncSet:
+		known("sync_sets")
+		h.kind = handlerSyncSet
+		used := make([]bool, len(inputs))
+		raw, _ := opts["sync_sets"].([]any)
+		if raw == nil {
+			problems = append(problems, "input stream handler sync_set needs option sync_sets: a list of lists of inputs (TAG, TAG:index or stream name)")
+		}
+		for _, rs := range raw {
+			list, ok := rs.([]any)
+			if !ok {
+				problems = append(problems, fmt.Sprintf("input stream handler sync_set: each sync set must be a list of inputs, got %v", rs))
+				continue
+			}
+			var set []int
+			for _, e := range list {
+				s, _ := e.(string)
+				idx := findInput(inputs, s)
+				switch {
+				case idx < 0:
+					problems = append(problems, fmt.Sprintf("input stream handler sync_set: %v names no input", e))
+				case used[idx]:
+					problems = append(problems, fmt.Sprintf("input stream handler sync_set: input %s is in two sync sets", inputs[idx]))
+				default:
+					used[idx] = true
+					set = append(set, idx)
+				}
+			}
+			if len(set) > 0 {
+				h.sets = append(h.sets, set)
+			}
+		}
+		var rest []int
+		for i, u := range used {
+			if !u {
+				rest = append(rest, i)
+			}
+		}
+		if len(rest) > 0 {
+			h.sets = append(h.sets, rest)
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("unknown input stream handler %q (handlers: default, immediate, sync_set, fixed_size)", name))
+	}
+	return h, problems
+}
+
+// findInput finds the input named by s: "TAG", "TAG:index" or a stream name.
+func findInput(inputs []PortRef, s string) int {
+	for i, r := range inputs {
+		if s == r.Key() || (s == r.Tag && s != "" && r.Index == 0) || s == r.Name {
+			return i
+		}
+	}
+	return -1
+}
+
+type readiness int
+
+const (
+	notReady readiness = iota
+	readyProcess
+	readyClose
+)
+
+// setReadiness applies MediaPipe's synchronisation rule to sync set i. A
+// timestamp is settled on a stream once the stream's bound has passed it.
+// Without bounds processing the set is ready at the lowest queued packet
+// timestamp once every stream of the set has settled it; with bounds
+// processing it is ready at every new settled timestamp, packet or not.
+// The second result is the set's lowest queued timestamp or bound.
+func (n *node) setReadiness(i int) (readiness, Timestamp) {
+	minBound, minPacket := Done, Done
+	for _, qi := range n.handler.sets[i] {
+		ts, empty := n.inputs[qi].minTimestampOrBound()
+		if empty {
+			minBound = min(minBound, ts)
+		} else {
+			minPacket = min(minPacket, ts)
+		}
+	}
+	ts := min(minPacket, minBound)
+	if ts == Done {
+		// The immediate handler with bounds processing shows a set's end to
+		// the calculator once, at the timestamp before Done, as MediaPipe
+		// does, so a calculator can react to one input finishing.
+		if n.processBounds && n.handler.kind == handlerImmediate && n.lastProcessed[i] < Done.PreviousAllowedInStream() {
+			return readyProcess, Done.PreviousAllowedInStream()
+		}
+		return readyClose, Done
+	}
+	if !n.processBounds {
+		if minBound > minPacket {
+			return readyProcess, ts
+		}
+		return notReady, ts
+	}
+	settled := minBound.PreviousAllowedInStream()
+	if minPacket == PostStream && minBound > minPacket {
+		settled = minPacket
+	}
+	in := min(minPacket, settled)
+	if in > max(n.lastProcessed[i], Unstarted) {
+		return readyProcess, in
+	}
+	return notReady, ts
+}
+
+// nextInput decides whether the node can run: Process at a timestamp, Close,
+// or not yet (then the timestamp is the lowest input timestamp or bound,
+// used to propagate offset bounds).
+func (n *node) nextInput() (readiness, Timestamp) {
+	fixed := n.handler.kind == handlerFixedSize
+	if fixed {
+		n.eraseSurplus(false)
+	}
+	inputTS, minTS := Done, Done
+	allClose := true
+	for i := range n.handler.sets {
+		r, ts := n.setReadiness(i)
+		n.setReady[i], n.setTS[i] = r == readyProcess, ts
+		minTS = min(minTS, ts)
+		switch r {
+		case readyProcess:
+			inputTS = min(inputTS, ts)
+			allClose = false
+		case notReady:
+			allClose = false
+		}
+	}
+	switch {
+	case allClose:
+		return readyClose, Done
+	case inputTS < Done:
+		if fixed {
+			// Process the newest packets that survive trimming.
+			n.eraseSurplus(true)
+			inputTS = n.minTimestampToProcess()
+		}
+		return readyProcess, inputTS
+	}
+	return notReady, minTS
+}
+
+// fill moves the input set at ts into cc: sets ready at ts give up their
+// packets at ts (an empty packet at the settled bound where a stream has
+// none), the others show only their bounds.
+func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
+	single := len(n.handler.sets) == 1
+	for i, set := range n.handler.sets {
+		take := single || (n.setReady[i] && n.setTS[i] == ts)
+		if take {
+			n.lastProcessed[i] = ts
+		}
+		for _, qi := range set {
+			q := n.inputs[qi]
+			found := false
+			if take {
+				for q.q.len() > 0 && q.q.at(0).p.ts <= ts {
+					e := q.q.pop()
+					if e.p.ts == ts {
+						cc.inputs[qi], found = e.p, true
+						if cc.arrival.IsZero() || e.at.Before(cc.arrival) {
+							cc.arrival = e.at
+						}
+					} else {
+						q.dropped++
+					}
+				}
+				n.g.updateFull(q)
+			}
+			if !found {
+				b, _ := q.minTimestampOrBound()
+				cc.inputs[qi] = EmptyPacket(b.PreviousAllowedInStream())
+			}
+			cc.inputDone[qi] = q.done()
+		}
+	}
+}
+
+// prevRange is the fixed-size handler's notion of the timestamp before a
+// bound: one less for ordinary values, the value itself otherwise.
+func prevRange(b Timestamp) Timestamp {
+	if b.IsRangeValue() {
+		return b - 1
+	}
+	return b
+}
+
+// minAmongLatest returns the timestamp of the k-th newest queued packet
+// (the oldest among the k newest), Unset for an empty queue.
+func (q *inputQueue) minAmongLatest(k int) Timestamp {
+	if q.q.len() == 0 {
+		return Unset
+	}
+	return q.q.at(q.q.len() - min(k, q.q.len())).p.ts
+}
+
+// eraseSurplus trims the queues of a fixed-size node: once a queue holds
+// trigger_queue_size packets the oldest are dropped until target_queue_size
+// remain, and the same timestamps are dropped from every input so the
+// inputs stay aligned. With keepOne, at least one processable timestamp is
+// kept.
+func (n *node) eraseSurplus(keepOne bool) {
+	h := &n.handler
+	if h.fixedMin {
+		floor := Max
+		for _, q := range n.inputs {
+			if q.q.len() < h.trigger {
+				return
+			}
+			floor = min(floor, q.minAmongLatest(h.target))
+		}
+		for _, q := range n.inputs {
+			n.eraseBefore(q, floor)
+		}
+		return
+	}
+	for _, q := range n.inputs {
+		size := h.trigger - 1
+		if q.q.len() >= h.trigger {
+			size = h.target
+		}
+		if q.q.len() > size {
+			n.keptTS = max(n.keptTS, q.minAmongLatest(size+1).NextAllowedInStream())
+		}
+	}
+	if keepOne {
+		n.keptTS = min(n.keptTS, prevRange(n.minStreamBound()))
+	}
+	for _, q := range n.inputs {
+		n.eraseBefore(q, n.keptTS)
+	}
+}
+
+func (n *node) eraseBefore(q *inputQueue, ts Timestamp) {
+	dropped := false
+	for q.q.len() > 0 && q.q.at(0).p.ts < ts {
+		q.q.pop()
+		q.dropped++
+		dropped = true
+	}
+	if dropped {
+		n.g.updateFull(q)
+	}
+}
+
+// minStreamBound is the lowest bound any input will have once its queued
+// packets are consumed.
+func (n *node) minStreamBound() Timestamp {
+	b := Done
+	for _, q := range n.inputs {
+		if q.q.len() > 0 {
+			b = min(b, q.q.at(q.q.len()-1).p.ts.NextAllowedInStream())
+		} else {
+			b = min(b, q.bound)
+		}
+	}
+	return b
+}
+
+// minTimestampToProcess is the timestamp a fixed-size node processes after
+// trimming: the lowest queued packet, or the last settled timestamp of an
+// empty input.
+func (n *node) minTimestampToProcess() Timestamp {
+	ts := Done
+	for _, q := range n.inputs {
+		t, empty := q.minTimestampOrBound()
+		if empty {
+			t = prevRange(t)
+		}
+		ts = min(ts, t)
+	}
+	return ts
+}

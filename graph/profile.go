@@ -1,0 +1,135 @@
+package graph
+
+import (
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Profile is a snapshot of a graph's run-time statistics.
+type Profile struct {
+	Graph string
+	Nodes []NodeProfile
+}
+
+// NodeProfile describes one node. Durations are over all Process calls
+// (means) or the latest 1024 (percentiles).
+type NodeProfile struct {
+	Name       string
+	Calculator string
+	// ProcessCalls counts completed Process calls.
+	ProcessCalls int64
+	ProcessTotal time.Duration
+	ProcessMean  time.Duration
+	ProcessP50   time.Duration
+	ProcessP99   time.Duration
+	// InputLatency is how long the oldest packet of an input set waited
+	// in its queue before Process started.
+	InputLatencyMean  time.Duration
+	InputLatencyP99   time.Duration
+	InputLatencyCount int64
+	Inputs            []QueueProfile
+}
+
+// QueueProfile describes one input queue of a node.
+type QueueProfile struct {
+	Stream string
+	Port   string // TAG:index
+	// Depth is the current number of queued packets, MaxDepth the
+	// highest seen, MaxQueueSize the bound (-1: none; grown by deadlock
+	// resolution).
+	Depth        int
+	MaxDepth     int
+	MaxQueueSize int
+	// Received counts packets queued, Dropped those discarded unprocessed
+	// (by the fixed-size handler or skipped timestamps).
+	Received int64
+	Dropped  int64
+}
+
+// Profile returns the graph's statistics so far.
+func (g *Graph) Profile() Profile {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := Profile{Graph: g.name}
+	for _, n := range g.nodes {
+		s := &n.stats
+		np := NodeProfile{Name: n.name, Calculator: n.calcName, ProcessCalls: s.calls, ProcessTotal: s.total,
+			ProcessP50: s.durs.quantile(0.5), ProcessP99: s.durs.quantile(0.99),
+			InputLatencyP99: s.latencies.quantile(0.99), InputLatencyCount: s.latCount}
+		if s.calls > 0 {
+			np.ProcessMean = s.total / time.Duration(s.calls)
+		}
+		if s.latCount > 0 {
+			np.InputLatencyMean = s.latTotal / time.Duration(s.latCount)
+		}
+		for _, q := range n.inputs {
+			np.Inputs = append(np.Inputs, QueueProfile{Stream: q.s.name, Port: q.port.Key(), Depth: q.q.len(),
+				MaxDepth: q.maxDepth, MaxQueueSize: q.maxSize, Received: q.added, Dropped: q.dropped})
+		}
+		p.Nodes = append(p.Nodes, np)
+	}
+	return p
+}
+
+func (r *ring) quantile(q float64) time.Duration {
+	if len(r.v) == 0 {
+		return 0
+	}
+	v := slices.Clone(r.v)
+	slices.Sort(v)
+	i := int(q*float64(len(v))+0.5) - 1
+	return v[min(max(i, 0), len(v)-1)]
+}
+
+// Collector exports the graph's profile as Prometheus metrics, labelled
+// with the graph name (WithName), node and calculator or stream:
+// weir_graph_process_seconds (summary), weir_graph_input_latency_seconds
+// (summary), weir_graph_queue_depth, weir_graph_queue_max_depth (gauges),
+// weir_graph_packets_received_total and weir_graph_packets_dropped_total
+// (counters). Register it with a prometheus.Registerer; unregister it when
+// the graph is gone.
+func (g *Graph) Collector() prometheus.Collector { return &collector{g: g} }
+
+var (
+	nodeLabels  = []string{"graph", "node", "calculator"}
+	queueLabels = []string{"graph", "node", "stream"}
+	descProcess = prometheus.NewDesc("weir_graph_process_seconds",
+		"Time spent in Process calls per node.", nodeLabels, nil)
+	descLatency = prometheus.NewDesc("weir_graph_input_latency_seconds",
+		"Time packets waited in a node's input queues before Process.", nodeLabels, nil)
+	descDepth = prometheus.NewDesc("weir_graph_queue_depth",
+		"Packets queued on a node input.", queueLabels, nil)
+	descMaxDepth = prometheus.NewDesc("weir_graph_queue_max_depth",
+		"Highest number of packets queued on a node input.", queueLabels, nil)
+	descReceived = prometheus.NewDesc("weir_graph_packets_received_total",
+		"Packets queued on a node input.", queueLabels, nil)
+	descDropped = prometheus.NewDesc("weir_graph_packets_dropped_total",
+		"Packets dropped unprocessed from a node input.", queueLabels, nil)
+)
+
+type collector struct{ g *Graph }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descProcess, descLatency, descDepth, descMaxDepth, descReceived, descDropped} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	p := c.g.Profile()
+	for _, n := range p.Nodes {
+		ch <- prometheus.MustNewConstSummary(descProcess, uint64(n.ProcessCalls), n.ProcessTotal.Seconds(),
+			map[float64]float64{0.5: n.ProcessP50.Seconds(), 0.99: n.ProcessP99.Seconds()}, p.Graph, n.Name, n.Calculator)
+		ch <- prometheus.MustNewConstSummary(descLatency, uint64(n.InputLatencyCount),
+			n.InputLatencyMean.Seconds()*float64(n.InputLatencyCount),
+			map[float64]float64{0.99: n.InputLatencyP99.Seconds()}, p.Graph, n.Name, n.Calculator)
+		for _, q := range n.Inputs {
+			ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(q.Depth), p.Graph, n.Name, q.Stream)
+			ch <- prometheus.MustNewConstMetric(descMaxDepth, prometheus.GaugeValue, float64(q.MaxDepth), p.Graph, n.Name, q.Stream)
+			ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(q.Received), p.Graph, n.Name, q.Stream)
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(q.Dropped), p.Graph, n.Name, q.Stream)
+		}
+	}
+}
