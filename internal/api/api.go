@@ -237,13 +237,32 @@ func (s *Server) routes() {
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }
 
-// serveFallback hands unmatched requests to Config.Fallback, or answers 404.
+// serveFallback answers requests no route matched: 405 when the path has
+// routes for other methods, else Config.Fallback, else a 404 problem.
 func (s *Server) serveFallback(w http.ResponseWriter, r *http.Request) {
+	if allowed := s.allowedMethods(r); len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+		return
+	}
 	if s.cfg.Fallback != nil {
 		s.cfg.Fallback.ServeHTTP(w, r)
 		return
 	}
 	writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; the API is described at /openapi.json", r.Method, r.URL.Path))
+}
+
+// allowedMethods lists the methods that have a route for r's path. The
+// catch-all "/" matches every method, so the mux alone would never say 405.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }
 
 // mutating reports whether method changes state and so needs the API token.

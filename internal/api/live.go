@@ -116,7 +116,9 @@ type liveURLOutput struct{ Body LiveURLResponse }
 type liveMetadataOutput struct{ Body LiveMetadata }
 
 type liveListInput struct {
-	listQuery
+	Status string `query:"status" enum:"created,live,vod,failed" doc:"Only live streams in this status"`
+	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"1000" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
 }
 
 var liveStatuses = []metastore.Status{
@@ -177,7 +179,7 @@ func (s *Server) registerLive() {
 		Description: "Live streams newest first, optionally filtered by status (created, live, vod, failed); page with limit and cursor.",
 		Tags:        []string{"live"},
 	}, func(ctx context.Context, in *liveListInput) (*listOutput, error) {
-		return s.list(ctx, metastore.KindLive, in.listQuery, liveStatuses)
+		return s.list(ctx, metastore.KindLive, listQuery{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}, liveStatuses)
 	})
 }
 

@@ -56,9 +56,9 @@ func describeProblem(_ huma.Context, _ string, v any) (any, error) {
 		if e == nil || e.Message == "" {
 			continue
 		}
-		part := e.Message
+		part := plainMessage(e.Message)
 		if e.Location != "" {
-			part = describeLocation(e.Location) + ": " + e.Message
+			part = describeLocation(e.Location) + ": " + part
 		}
 		if strings.Contains(em.Detail, part) {
 			continue
@@ -73,6 +73,30 @@ func describeProblem(_ huma.Context, _ string, v any) (any, error) {
 		}
 	}
 	return em, nil
+}
+
+// humaMessages rewrites huma's terse validator wording into plain words.
+var humaMessages = []struct {
+	prefix, replacement, suffix string
+}{
+	{"expected length <= ", "must be at most ", " characters"},
+	{"expected length >= ", "must be at least ", " characters"},
+	{"expected number <= ", "must be at most ", ""},
+	{"expected number >= ", "must be at least ", ""},
+}
+
+// plainMessage rewrites a validation message for people; unknown messages
+// pass through unchanged.
+func plainMessage(msg string) string {
+	if msg == "unexpected property" {
+		return "unknown field"
+	}
+	for _, m := range humaMessages {
+		if rest, ok := strings.CutPrefix(msg, m.prefix); ok {
+			return m.replacement + rest + m.suffix
+		}
+	}
+	return msg
 }
 
 // describeLocation turns huma's "body.title" style locations into words.

@@ -87,12 +87,10 @@ type StreamList struct {
 
 type listOutput struct{ Body StreamList }
 
-// listQuery is shared by GET /vod and GET /streams; the status enum differs
-// per route, so each route checks it against its own lifecycle.
+// listQuery is what GET /vod and GET /streams ask for.
 type listQuery struct {
-	Status string `query:"status" doc:"Only streams in this status"`
-	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"1000" doc:"Page size"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+	Status, Cursor string
+	Limit          int
 }
 
 // list pages the streams of one kind.

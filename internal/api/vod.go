@@ -111,7 +111,9 @@ type ManifestResponse struct {
 type manifestOutput struct{ Body ManifestResponse }
 
 type vodListInput struct {
-	listQuery
+	Status string `query:"status" enum:"uploaded,processing,transcoding,ready,failed" doc:"Only VODs in this status"`
+	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"1000" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
 }
 
 var vodStatuses = []metastore.Status{
@@ -179,7 +181,7 @@ func (s *Server) registerVOD() {
 		Description: "VODs newest first, optionally filtered by status (uploaded, processing, transcoding, ready, failed); page with limit and cursor.",
 		Tags:        []string{"vod"},
 	}, func(ctx context.Context, in *vodListInput) (*listOutput, error) {
-		return s.list(ctx, metastore.KindVOD, in.listQuery, vodStatuses)
+		return s.list(ctx, metastore.KindVOD, listQuery{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}, vodStatuses)
 	})
 }
 

@@ -1,0 +1,254 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+var (
+	liveIDPattern     = regexp.MustCompile(`^live-[0-9a-f]{12}$`)
+	publishKeyPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+func startStream(t *testing.T, e *env, body any) StartStreamResponse {
+	t.Helper()
+	rec := e.doJSON("POST", "/streams/start", body)
+	if rec.Code != 201 {
+		t.Fatalf("start: %d %s", rec.Code, rec.Body)
+	}
+	return decode[StartStreamResponse](t, rec)
+}
+
+func TestStartStream(t *testing.T) {
+	cases := []struct {
+		name                string
+		configure           func(*Config)
+		body                any
+		wantRTMP, wantSRT   string // with KEY for the publish key
+		wantPlayback, title string
+	}{
+		{
+			name:         "defaults derive from the request host",
+			body:         map[string]string{"title": "Match day"},
+			wantRTMP:     "rtmp://example.com:1935/live/KEY",
+			wantSRT:      "srt://example.com:8890?streamid=publish:KEY",
+			wantPlayback: "http://example.com/hls/ID/live.m3u8",
+			title:        "Match day",
+		},
+		{
+			name: "configured public bases",
+			configure: func(c *Config) {
+				c.BaseURL = "https://media.example.org"
+				c.RTMPBase = "rtmp://ingest.example.org:1935/"
+				c.SRTBase = "srt://ingest.example.org:9000"
+			},
+			body:         nil,
+			wantRTMP:     "rtmp://ingest.example.org:1935/live/KEY",
+			wantSRT:      "srt://ingest.example.org:9000?streamid=publish:KEY",
+			wantPlayback: "https://media.example.org/hls/ID/live.m3u8",
+		},
+		{
+			name:         "pull source",
+			body:         map[string]string{"source_url": "rtmp://origin.example.com/app/stream"},
+			wantRTMP:     "rtmp://example.com:1935/live/KEY",
+			wantSRT:      "srt://example.com:8890?streamid=publish:KEY",
+			wantPlayback: "http://example.com/hls/ID/live.m3u8",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var configure []func(*Config)
+			if tc.configure != nil {
+				configure = append(configure, tc.configure)
+			}
+			e := newEnv(t, "", configure...)
+			got := startStream(t, e, tc.body)
+			if !liveIDPattern.MatchString(got.StreamID) || !publishKeyPattern.MatchString(got.PublishKey) {
+				t.Fatalf("id %q key %q", got.StreamID, got.PublishKey)
+			}
+			fill := func(s string) string {
+				return strings.NewReplacer("KEY", got.PublishKey, "ID", got.StreamID).Replace(s)
+			}
+			if got.Publish.RTMP != fill(tc.wantRTMP) || got.Publish.SRT != fill(tc.wantSRT) || got.Playback != fill(tc.wantPlayback) {
+				t.Fatalf("urls %+v", got)
+			}
+			if got.Status != "created" || got.Title != tc.title {
+				t.Fatalf("response %+v", got)
+			}
+
+			st, err := e.meta.GetStreamByPublishKey(context.Background(), got.PublishKey)
+			if err != nil || st.ID != got.StreamID || st.Kind != metastore.KindLive || st.Status != metastore.StatusCreated {
+				t.Fatalf("stream by publish key: %+v %v", st, err)
+			}
+
+			msgs := e.pub.messages(TopicLiveControl)
+			if len(msgs) != 1 || msgs[0].Key != got.StreamID {
+				t.Fatalf("control messages %+v", msgs)
+			}
+			var ctl LiveControl
+			json.Unmarshal(msgs[0].Value, &ctl)
+			if ctl.Action != "start" || ctl.StreamID != got.StreamID {
+				t.Fatalf("control %s", msgs[0].Value)
+			}
+			if strings.Contains(string(msgs[0].Value), got.PublishKey) {
+				t.Fatal("the publish key leaked onto the bus")
+			}
+			md := e.do("GET", "/streams/"+got.StreamID+"/metadata", nil).Body.String()
+			if strings.Contains(md, got.PublishKey) {
+				t.Fatal("the publish key leaked into open metadata")
+			}
+		})
+	}
+}
+
+func TestStartStreamPublishKeysDiffer(t *testing.T) {
+	e := newEnv(t, "")
+	a, b := startStream(t, e, nil), startStream(t, e, nil)
+	if a.PublishKey == b.PublishKey || a.StreamID == b.StreamID {
+		t.Fatalf("two streams share an id or key: %+v %+v", a, b)
+	}
+}
+
+func TestStartStreamRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		name     string
+		body     string
+		status   int
+		fragment string
+	}{
+		{"malformed JSON", `{"title": `, 400, "request body: unexpected end of JSON input"},
+		{"not an object", `[1]`, 422, "request body: expected object"},
+		{"wrong type", `{"title": 5}`, 422, "field title: expected string"},
+		{"unknown field", `{"titel": "x"}`, 422, "field titel: unknown field"},
+		{"title too long", `{"title": "` + strings.Repeat("x", 201) + `"}`, 422, "field title: must be at most 200 characters"},
+		{"bad source scheme", `{"source_url": "ftp://x.example.com/live"}`, 422, "field source_url: scheme must be"},
+		{"source without host", `{"source_url": "rtmp:///live"}`, 422, "field source_url: must include a host"},
+		{"oversized body", `{"title": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "limit=1048576 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "")
+			wantProblem(t, e.doJSON("POST", "/streams/start", tc.body), tc.status, tc.fragment)
+			if n := e.streamCount(metastore.KindLive); n != 0 {
+				t.Fatalf("%d streams created", n)
+			}
+		})
+	}
+}
+
+func TestEndStream(t *testing.T) {
+	e := newEnv(t, "")
+
+	t.Run("never published ends at once", func(t *testing.T) {
+		s := startStream(t, e, nil)
+		rec := e.do("POST", "/streams/"+s.StreamID+"/end", nil)
+		if rec.Code != 202 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		if got := decode[StreamStatus](t, rec); got.Status != "vod" {
+			t.Fatalf("status %+v", got)
+		}
+		msgs := e.pub.messages(TopicLiveControl)
+		last := msgs[len(msgs)-1]
+		var ctl LiveControl
+		json.Unmarshal(last.Value, &ctl)
+		if last.Key != s.StreamID || ctl.Action != "end" || ctl.StreamID != s.StreamID {
+			t.Fatalf("end message %s", last.Value)
+		}
+		wantProblem(t, e.do("POST", "/streams/"+s.StreamID+"/end", nil), 409, "already ended (status vod)")
+	})
+
+	t.Run("live stream is left for the pipeline to finish", func(t *testing.T) {
+		s := startStream(t, e, nil)
+		advance(t, e, s.StreamID, metastore.StatusLive, nil)
+		for range 2 { // repeating the request is harmless
+			rec := e.do("POST", "/streams/"+s.StreamID+"/end", nil)
+			if got := decode[StreamStatus](t, rec); rec.Code != 202 || got.Status != "live" {
+				t.Fatalf("status %d %+v", rec.Code, got)
+			}
+		}
+		advance(t, e, s.StreamID, metastore.StatusVOD, nil)
+		wantProblem(t, e.do("POST", "/streams/"+s.StreamID+"/end", nil), 409, "already ended")
+	})
+
+	t.Run("bus down", func(t *testing.T) {
+		s := startStream(t, e, nil)
+		e.pub.setErr(errors.New("broker gone"))
+		defer e.pub.setErr(nil)
+		wantProblem(t, e.do("POST", "/streams/"+s.StreamID+"/end", nil), 503, "could not be announced")
+		st, _ := e.meta.GetStream(context.Background(), s.StreamID)
+		if st.Status != metastore.StatusCreated {
+			t.Fatalf("status %s after a failed end", st.Status)
+		}
+	})
+}
+
+func TestStartStreamFailsCleanlyWhenBusIsDown(t *testing.T) {
+	e := newEnv(t, "")
+	e.pub.setErr(errors.New("broker gone"))
+	wantProblem(t, e.doJSON("POST", "/streams/start", nil), 503, "could not be announced")
+	rows, _, _ := e.meta.ListStreams(context.Background(), metastore.StreamFilter{Kind: metastore.KindLive})
+	if len(rows) != 1 || rows[0].Status != metastore.StatusFailed {
+		t.Fatalf("rows %+v", rows)
+	}
+	wantProblem(t, e.do("GET", "/streams/"+rows[0].ID+"/live", nil), 409, "failed")
+}
+
+func TestLiveURLAndMetadata(t *testing.T) {
+	e := newEnv(t, "")
+	s := startStream(t, e, map[string]string{"title": "Cup final"})
+
+	live := decode[LiveURLResponse](t, e.do("GET", "/streams/"+s.StreamID+"/live", nil))
+	if live.URL != "http://example.com/hls/"+s.StreamID+"/live.m3u8" || live.Status != "created" {
+		t.Fatalf("live %+v", live)
+	}
+
+	for i := range 42 {
+		if err := e.meta.UpsertSegment(context.Background(), metastore.Segment{
+			StreamID: s.StreamID, ChunkIndex: int64(i), Sequence: int64(i),
+			Key: fmt.Sprintf("%s/seg_%05d.ts", s.StreamID, i), DurationUS: 2e6,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(t, e, s.StreamID, metastore.StatusLive, func(st *metastore.Stream) {
+		st.Gaps = 1
+		st.ChecksumFailures = 2
+		st.Details = json.RawMessage(`{"dvr_window_segments": 10, "latency_ms": 850}`)
+	})
+	md := decode[LiveMetadata](t, e.do("GET", "/streams/"+s.StreamID+"/metadata", nil))
+	if md.Status != "live" || md.Title != "Cup final" || md.SegmentCount != 42 || md.Gaps != 1 || md.ChecksumFailures != 2 {
+		t.Fatalf("metadata %+v", md)
+	}
+	if md.StartedAt == nil || md.EndedAt != nil || md.Details["latency_ms"] != float64(850) || md.Details["dvr_window_segments"] != float64(10) {
+		t.Fatalf("metadata %+v", md)
+	}
+	if md.Playback != live.URL {
+		t.Fatalf("playback %q", md.Playback)
+	}
+}
+
+func TestListStreams(t *testing.T) {
+	e := newEnv(t, "")
+	a := startStream(t, e, nil)
+	startStream(t, e, nil)
+	advance(t, e, a.StreamID, metastore.StatusLive, nil)
+	uploadOne(t, e, "")
+
+	all := decode[StreamList](t, e.do("GET", "/streams", nil))
+	if len(all.Items) != 2 {
+		t.Fatalf("listing %+v", all)
+	}
+	live := decode[StreamList](t, e.do("GET", "/streams?status=live", nil))
+	if len(live.Items) != 1 || live.Items[0].StreamID != a.StreamID {
+		t.Fatalf("live listing %+v", live)
+	}
+	wantProblem(t, e.do("GET", "/streams?status=ready", nil), 422, "query parameter status", "created, live, vod, failed")
+}
