@@ -23,6 +23,11 @@ var ErrConflict = errors.New("conflict")
 // ErrExists is returned (wrapped) when creating a row whose id is taken.
 var ErrExists = errors.New("already exists")
 
+// ErrInvalid is returned (wrapped) when an argument is malformed: a missing
+// id, an unknown status, a JSON column that is not valid JSON, or a paging
+// cursor this store did not issue. The REST layer maps it to 400.
+var ErrInvalid = errors.New("invalid argument")
+
 // Kind says whether a stream is an uploaded title or a live stream.
 type Kind string
 
