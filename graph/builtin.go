@@ -91,7 +91,9 @@ func init() {
 		Doc: "PreviousLoopback closes a loop: for each MAIN packet it emits, on PREV_LOOP and at the MAIN " +
 			"timestamp, the LOOP packet that came back for the previous MAIN packet (only a bound for the " +
 			"first one, so the loop does not wait on itself). Mark LOOP as a back edge.",
-		New: func() Calculator { return &previousLoopback{prevMain: Unstarted, prevNonEmpty: Unstarted, prevLoop: Unset} },
+		New: func() Calculator {
+			return &previousLoopback{prevMain: Unstarted, prevNonEmpty: Unstarted, prevLoop: Unset}
+		},
 		Contract: Contract{
 			Inputs: []PortSpec{
 				{Tag: "MAIN", Doc: "timestamps to answer"},

@@ -363,7 +363,7 @@ func (g *Graph) prepare() {
 		depth = max(depth, n.priority)
 	}
 	for _, n := range g.nodes {
-		if len(n.inputs) == 0 && n.src == nil {
+		if len(n.inputs) == 0 && len(n.outputs) > 0 && n.src == nil {
 			n.src = &source{node: n}
 			g.sources = append(g.sources, n.src)
 		}
@@ -508,7 +508,6 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 		return g.setInputBound(gi, p.ts.NextAllowedInStream())
 	}
 	if err := gi.s.check(p); err != nil {
-		err = fmt.Errorf("graph input stream %q: %w", name, err)
 		g.fail(err)
 		return err
 	}
@@ -545,7 +544,7 @@ func (g *Graph) SetInputStreamTimestampBound(name string, bound Timestamp) error
 
 func (g *Graph) setInputBound(gi *graphInput, bound Timestamp) error {
 	if bound < gi.s.bound {
-		err := fmt.Errorf("graph input stream %q: %w", gi.name, &TimestampError{Stream: gi.name, Bound: true, Expected: gi.s.bound, Received: bound})
+		err := &TimestampError{Stream: gi.name, Bound: true, Expected: gi.s.bound, Received: bound}
 		g.fail(err)
 		return err
 	}

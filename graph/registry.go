@@ -81,7 +81,10 @@ func (o Options) Float(name string) float64 { f, _ := o.values[name].(float64); 
 func (o Options) Bool(name string) bool { b, _ := o.values[name].(bool); return b }
 
 // Duration returns a duration option (0 when unset).
-func (o Options) Duration(name string) time.Duration { d, _ := o.values[name].(time.Duration); return d }
+func (o Options) Duration(name string) time.Duration {
+	d, _ := o.values[name].(time.Duration)
+	return d
+}
 
 // resolveOptions converts raw configuration values to their declared types
 // and fills defaults. It returns one message per problem, keyed by option

@@ -178,6 +178,7 @@ func (g *Graph) commit(cc *CalculatorContext) {
 // offset, the explicit SetNextTimestampBound and the last packet.
 func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) error {
 	s := o.s
+	before := s.bound
 	for _, p := range o.packets {
 		if err := s.check(p); err != nil {
 			return err
@@ -195,8 +196,10 @@ func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) er
 		}
 	}
 	if o.updated != Unset {
-		if max(nb, o.updated) < s.bound {
-			return &TimestampError{Stream: s.name, Bound: true, Expected: s.bound, Received: max(nb, o.updated)}
+		// Only a bound below what the stream had promised before this call
+		// is an error; packets added after it in the call raise it anyway.
+		if cand := max(nb, o.updated); cand < before && len(o.packets) == 0 {
+			return &TimestampError{Stream: s.name, Bound: true, Expected: before, Received: cand}
 		}
 		nb = max(nb, o.updated)
 	}
@@ -353,7 +356,9 @@ func (g *Graph) schedule(n *node) {
 	if len(n.inputs) == 0 {
 		switch {
 		case n.inflight > 0:
-		case n.stop:
+		case n.stop || len(n.outputs) == 0:
+			// A node without streams at all only deals in side packets:
+			// it closes right after Open.
 			g.queueClose(n)
 		case !n.src.throttled():
 			g.queue(g.newContext(n, phaseProcess, Unset))
