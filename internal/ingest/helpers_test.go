@@ -237,4 +237,6 @@ func (r *rawWatcher) Produce(ctx context.Context, recs ...*bus.Record) error {
 }
 
 // isPrefix reports whether got is where want starts.
-func isPrefix(got, want []byte) bool { return len(got) <= len(want) && bytes.Equal(got, want[:len(got)]) }
+func isPrefix(got, want []byte) bool {
+	return len(got) <= len(want) && bytes.Equal(got, want[:len(got)])
+}
