@@ -1,0 +1,384 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultListenAddr is where the embedded broker listens unless told
+// otherwise: the well-known Kafka port, on loopback only.
+const DefaultListenAddr = "127.0.0.1:9092"
+
+// Broker is weir's embedded, single-node Kafka-protocol broker: franz-go's
+// kfake cluster with one broker, listening on one address, optionally
+// persisting to a data directory.
+//
+// Any Kafka client (kgo, librdkafka/kcat, the Java client) can connect to
+// Addr. The broker supports produce and fetch with every codec Kafka
+// defines (gzip, snappy, lz4, zstd; batches are stored as the producer
+// compressed them), idempotent and transactional producers, classic and
+// KIP-848 consumer groups, offset commits, and topic administration.
+// Topics are created automatically when a client asks for one that does
+// not exist (kcat producing to a new topic, for instance).
+type Broker struct {
+	cluster *kfake.Cluster
+	klog    *kfakeLogger
+	log     *slog.Logger
+
+	addr       string // advertised to clients
+	listenAddr string // bound
+	dataDir    string
+	unlock     func() error
+
+	stopRetention chan struct{}
+	retentionDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// BrokerOption configures StartBroker.
+type BrokerOption interface{ applyBroker(*brokerConfig) }
+
+// Option configures both StartBroker and NewClient.
+type Option interface {
+	BrokerOption
+	ClientOption
+}
+
+type brokerConfig struct {
+	listenAddr        string
+	advertisedAddr    string
+	dataDir           string
+	defaultPartitions int
+	syncWrites        bool
+	retentionEvery    time.Duration
+	logger            *slog.Logger
+}
+
+type brokerOpt func(*brokerConfig)
+
+func (o brokerOpt) applyBroker(c *brokerConfig) { o(c) }
+
+// WithListenAddr sets the host:port the broker listens on, overriding
+// DefaultListenAddr. Port 0 picks a free port (use it in tests and read
+// Addr). The host may be empty or 0.0.0.0 to listen on every interface; then
+// set WithAdvertisedAddr, because clients are told to reconnect to the
+// advertised address, which otherwise falls back to 127.0.0.1.
+func WithListenAddr(addr string) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.listenAddr = addr })
+}
+
+// WithAdvertisedAddr sets the host:port the broker tells clients to connect
+// to in metadata responses, overriding the listen address. Kafka clients
+// dial the bootstrap address only once and then switch to the advertised
+// one, so it must be reachable by every client. A port of 0 (or a missing
+// port) is replaced by the port actually bound.
+func WithAdvertisedAddr(addr string) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.advertisedAddr = addr })
+}
+
+// WithDataDir makes the broker persist topics, records, committed group
+// offsets and producer state under dir, and reload them on the next
+// StartBroker with the same dir. The directory is created if needed and is
+// locked for the life of the broker: a second broker on the same dir fails
+// to start. Without a data dir everything lives in memory and is gone at
+// Close.
+func WithDataDir(dir string) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.dataDir = dir })
+}
+
+// WithDefaultPartitions sets how many partitions a topic gets when it is
+// auto-created or created with a partition count of -1, overriding the
+// default of 1 (Kafka's own num.partitions default). One partition keeps
+// every record of an auto-created topic in order, which stream topics need.
+func WithDefaultPartitions(n int) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.defaultPartitions = n })
+}
+
+// WithSyncWrites fsyncs every produced batch and every offset commit before
+// acknowledging it, so acknowledged data survives a power loss or kernel
+// crash, not only a process crash. Without it (the default, like Kafka's
+// log.flush defaults) writes reach the OS page cache before the
+// acknowledgement and are fsynced at segment roll and at Close.
+func WithSyncWrites() BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.syncWrites = true })
+}
+
+// WithRetentionCheck sets how often the broker deletes records older than
+// each topic's retention.ms (default 7 days) or beyond its retention.bytes,
+// overriding the default of every 5 minutes; 0 disables deletion and the
+// log grows without bound. kfake enforces retention only when asked, so the
+// Broker asks on this schedule.
+func WithRetentionCheck(every time.Duration) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.retentionEvery = every })
+}
+
+type loggerOpt struct{ l *slog.Logger }
+
+func (o loggerOpt) applyBroker(c *brokerConfig) { c.logger = o.l }
+func (o loggerOpt) applyClient(c *clientConfig) { c.logger = o.l }
+
+// WithLogger sets the logger for a Broker or a Client, overriding
+// slog.Default(). Protocol chatter (every request, every group heartbeat) is
+// logged below slog.LevelDebug; warnings and errors keep their level.
+func WithLogger(l *slog.Logger) Option { return loggerOpt{l} }
+
+// StartBroker starts the embedded broker and returns once it accepts
+// connections.
+//
+// With a data dir that holds a previous broker's state, the topics, records,
+// committed offsets and producer ids are loaded first; a directory left by a
+// crash is recovered up to the last complete batch. It fails if the address
+// is in use, the data dir is locked by another broker, or the persisted
+// state cannot be read.
+func StartBroker(opts ...BrokerOption) (*Broker, error) {
+	cfg := brokerConfig{
+		listenAddr:        DefaultListenAddr,
+		defaultPartitions: 1,
+		retentionEvery:    5 * time.Minute,
+		logger:            slog.Default(),
+	}
+	for _, o := range opts {
+		o.applyBroker(&cfg)
+	}
+	if cfg.defaultPartitions < 1 {
+		return nil, fmt.Errorf("embedded broker: default partitions %d: must be at least 1", cfg.defaultPartitions)
+	}
+
+	ln, err := net.Listen("tcp", cfg.listenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.listenAddr, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	adv, err := advertisedAddr(cfg.advertisedAddr, cfg.listenAddr, port)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+
+	b := &Broker{
+		klog:          &kfakeLogger{l: cfg.logger},
+		log:           cfg.logger,
+		addr:          adv,
+		listenAddr:    ln.Addr().String(),
+		dataDir:       cfg.dataDir,
+		unlock:        func() error { return nil },
+		stopRetention: make(chan struct{}),
+		retentionDone: make(chan struct{}),
+	}
+
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.ClusterID("weir"),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(cfg.defaultPartitions),
+		kfake.WithLogger(b.klog),
+		kfake.ListenFn(onceListener(&advertisedListener{Listener: ln, addr: adv})),
+	}
+	if cfg.dataDir != "" {
+		if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("embedded broker: data dir %s: %w", cfg.dataDir, err)
+		}
+		unlock, err := lockDir(cfg.dataDir)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("embedded broker: data dir %s: %w", cfg.dataDir, err)
+		}
+		b.unlock = unlock
+		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
+		if cfg.syncWrites {
+			kopts = append(kopts, kfake.SyncWrites())
+		}
+	}
+
+	cluster, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		ln.Close() // kfake closes it too on most failures; a second close is harmless
+		b.unlock()
+		return nil, fmt.Errorf("embedded broker on %s: %w", adv, err)
+	}
+	b.cluster = cluster
+
+	go b.enforceRetention(cfg.retentionEvery)
+
+	b.log.Info("embedded kafka broker started", "addr", adv, "listen", b.listenAddr, "data_dir", cfg.dataDir)
+	return b, nil
+}
+
+// Addr returns the address clients should bootstrap from: the advertised
+// host:port, with the port actually bound (useful after listening on port
+// 0). It stays valid after Close.
+func (b *Broker) Addr() string { return b.addr }
+
+// ListenAddr returns the address the broker's socket is bound to. It
+// differs from Addr only when the broker listens on every interface or was
+// given WithAdvertisedAddr.
+func (b *Broker) ListenAddr() string { return b.listenAddr }
+
+// Cluster returns the underlying kfake cluster, for tests that need its
+// control hooks (fault injection, forced compaction). Most callers never
+// need it.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker: it stops accepting connections, drops open
+// client connections, answers the offset commits already received, writes
+// the final state to the data dir and fsyncs every file and directory there,
+// then releases the data-dir lock. Records and offset commits the broker
+// acknowledged before Close are on disk when Close returns; a produce
+// request still in flight is not acknowledged and its client retries it
+// against the next broker it can reach.
+//
+// Close returns the errors met while saving; a second call returns the same
+// result without doing anything.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stopRetention)
+		<-b.retentionDone
+
+		b.klog.captureErrors()
+		b.cluster.Close()
+		errs := b.klog.capturedErrors()
+		if b.dataDir != "" {
+			if err := syncTree(b.dataDir); err != nil {
+				errs = append(errs, fmt.Errorf("embedded broker: sync data dir %s: %w", b.dataDir, err))
+			}
+		}
+		if err := b.unlock(); err != nil {
+			errs = append(errs, fmt.Errorf("embedded broker: unlock data dir %s: %w", b.dataDir, err))
+		}
+		b.closeErr = errors.Join(errs...)
+		b.log.Info("embedded kafka broker stopped", "addr", b.addr, "err", b.closeErr)
+	})
+	return b.closeErr
+}
+
+func (b *Broker) enforceRetention(every time.Duration) {
+	defer close(b.retentionDone)
+	if every <= 0 {
+		<-b.stopRetention
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopRetention:
+			return
+		case <-t.C:
+			// ApplyRetention runs on the cluster's loop; Close waits
+			// for this goroutine before stopping that loop.
+			b.cluster.ApplyRetention()
+		}
+	}
+}
+
+// advertisedAddr picks the address metadata responses announce: the
+// explicit one if given (its missing or zero port replaced by the bound
+// port), else the listen host, or 127.0.0.1 when the listen host is
+// unspecified, with the bound port.
+func advertisedAddr(explicit, listen string, port int) (string, error) {
+	if explicit != "" {
+		host, p, err := net.SplitHostPort(explicit)
+		if err != nil {
+			// A bare host ("kafka.local") takes the bound port.
+			host, p = explicit, ""
+		}
+		if host == "" {
+			return "", fmt.Errorf("advertised address %q has no host", explicit)
+		}
+		if p == "" || p == "0" {
+			p = strconv.Itoa(port)
+		}
+		return net.JoinHostPort(host, p), nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// advertisedListener reports the advertised address as its own: kfake puts
+// the listener's address into metadata responses, and an external client
+// must be sent somewhere it can reach, never 0.0.0.0.
+type advertisedListener struct {
+	net.Listener
+	addr string
+}
+
+func (l *advertisedListener) Addr() net.Addr { return tcpAddrString(l.addr) }
+
+type tcpAddrString string
+
+func (tcpAddrString) Network() string  { return "tcp" }
+func (a tcpAddrString) String() string { return string(a) }
+
+// onceListener hands kfake the listener we already bound (kfake would bind
+// 127.0.0.1 itself) and refuses a second call, which would mean kfake
+// started more than one broker.
+func onceListener(ln net.Listener) func(network, address string) (net.Listener, error) {
+	var used bool
+	return func(string, string) (net.Listener, error) {
+		if used {
+			return nil, errors.New("embedded broker supports a single listener")
+		}
+		used = true
+		return ln, nil
+	}
+}
+
+// syncTree fsyncs every regular file and directory under dir. kfake closes
+// its segment and group-log files at shutdown without fsyncing them unless
+// SyncWrites is on, and renames its compacted groups.log into place; this
+// makes both durable.
+func syncTree(dir string) error {
+	var errs []error
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if !d.Type().IsRegular() && !d.IsDir() {
+			return nil
+		}
+		if err := syncPath(path); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	serr := f.Sync()
+	cerr := f.Close()
+	if serr != nil {
+		return fmt.Errorf("fsync %s: %w", path, serr)
+	}
+	return cerr
+}

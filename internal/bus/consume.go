@@ -1,0 +1,536 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	// defaultMaxPollRecords bounds how many records one poll hands to the
+	// handler loop before their offsets are committed.
+	defaultMaxPollRecords = 500
+
+	// commitTimeout bounds a commit; commits use a context detached from
+	// the consume context, because the final commit happens after it is
+	// cancelled.
+	commitTimeout = 10 * time.Second
+
+	// consumerMetadataMinAge is how soon a consumer asks again about a
+	// topic that does not exist yet (kgo's default is 5 s): weir consumers
+	// often start before the producer has created their stream topic.
+	consumerMetadataMinAge = time.Second
+
+	// consumerFetchMaxWait is how long the broker may hold a fetch that
+	// has no data (Kafka's fetch.max.wait.ms default; kgo's is 5 s). A
+	// partition whose start offset resolves just after a fetch went out
+	// joins only the next fetch, so this bounds how late it starts.
+	consumerFetchMaxWait = 500 * time.Millisecond
+)
+
+// ConsumeOptions configures Consume.
+type ConsumeOptions struct {
+	// Topics to read; at least one. Topics that do not exist yet are
+	// picked up (from their first record) once they are created.
+	Topics []string
+
+	// Group is the consumer group to join. Consumers with the same group,
+	// in this process or any other, split the topics' partitions between
+	// them, and each partition resumes after the group's last committed
+	// offset. Empty means no group: every partition of every topic is read
+	// directly by this consumer and nothing is committed.
+	Group string
+
+	// FromBeginning starts at the oldest retained record where there is
+	// nothing to resume from (no group, or no committed offset for the
+	// partition yet). Otherwise consumption starts at the first record
+	// produced after Consume was called ("latest"); partitions and topics
+	// created after that are read from their beginning either way.
+	FromBeginning bool
+
+	// UntilEOF makes Consume return nil once every partition of Topics has
+	// been handled up to the end offset it had when Consume started
+	// (partitions with nothing to read at that moment count as done at
+	// once), instead of waiting for more records. A topic that does not
+	// exist is an error. Without FromBeginning and without a group there
+	// is nothing before the end, so Consume returns at once. With a group,
+	// UntilEOF expects this consumer to be the group's only member: it
+	// waits for partitions given to other members until IdleTimeout.
+	// Offsets are counted, so on a transactional topic (whose commit
+	// markers take offsets of their own) set IdleTimeout too.
+	UntilEOF bool
+
+	// IdleTimeout, if positive, makes Consume return nil once no record
+	// has arrived for that long.
+	IdleTimeout time.Duration
+
+	// MaxPollRecords bounds how many records are handled between two
+	// commits; default 500.
+	MaxPollRecords int
+
+	// Handler is called for each record, one at a time, in offset order
+	// within a partition. Its ctx is the ctx given to Consume. Returning
+	// nil marks the record handled: its offset is committed shortly after
+	// (group consumers). Returning an error stops Consume, which returns a
+	// *RecordError wrapping it; that record and everything after it in its
+	// partition is not committed, so the group redelivers it to the next
+	// consumer. A panic is recovered and treated as an error.
+	Handler func(ctx context.Context, rec *Record) error
+
+	// startAt, if set, replaces the start offset of every partition (used
+	// by ReadAll).
+	startAt *int64
+}
+
+// RecordError is the error Consume returns when the handler fails: the
+// record it failed on and the handler's error.
+type RecordError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("handle record at offset %d of topic %s partition %d: %v", e.Offset, e.Topic, e.Partition, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Consume reads records from opts.Topics and calls opts.Handler for each,
+// with at-least-once delivery: with a group, a record's offset is committed
+// only after its handler returned nil, so a record whose handler failed or
+// was still running when the consumer stopped, or when the process died,
+// is delivered again (to this group) later. A record is redelivered after
+// a crash or a lost partition even if its handler finished; handlers must
+// tolerate duplicates.
+//
+// Offsets are committed synchronously after every poll (at most
+// MaxPollRecords records), before the group may rebalance: partitions move
+// to another consumer only between polls, with everything handled so far
+// committed. Each Consume call is its own group member with its own
+// connections; run several Consume calls (in one process or many) with the
+// same Group to handle partitions in parallel.
+//
+// Consume returns:
+//   - nil when ctx is cancelled or the Client is closed, after committing
+//     every handled record and leaving the group (a clean stop loses
+//     nothing and redelivers nothing already handled);
+//   - nil when UntilEOF or IdleTimeout say the work is done, after
+//     committing;
+//   - a *RecordError when the handler fails (after committing the records
+//     handled before it);
+//   - an error for invalid options or, with UntilEOF, a missing topic.
+//
+// If the handler returns ctx's error because ctx was cancelled, that is a
+// stop, not a failure: the record is not committed and Consume returns nil.
+// Broker outages do not end Consume: the client reconnects and resumes.
+//
+// The tool that reads a topic for a human (`weir consume`) maps its flags
+// one to one: --topic to Topics, --group to Group, --from-beginning to
+// FromBeginning, --until-eof to UntilEOF; it prints in Handler and stops on
+// Ctrl-C by cancelling ctx.
+func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
+	if len(opts.Topics) == 0 {
+		return errors.New("consume: no topics")
+	}
+	for _, t := range opts.Topics {
+		if err := ValidateTopic(t); err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+	}
+	if opts.Handler == nil {
+		return errors.New("consume: no handler")
+	}
+	if opts.MaxPollRecords <= 0 {
+		opts.MaxPollRecords = defaultMaxPollRecords
+	}
+	if err := c.startConsumer(); err != nil {
+		return err
+	}
+	defer c.consumers.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel) // Client.Close stops us
+	defer stop()
+
+	cons := &consumer{
+		c:       c,
+		opts:    opts,
+		metrics: c.cfg.metrics,
+		log:     c.log.With("group", opts.Group, "topics", opts.Topics),
+		pending: make(map[topicPartition]*kgo.Record),
+		owned:   make(map[topicPartition]struct{}),
+	}
+	if opts.UntilEOF {
+		eof, err := c.eofTargets(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if eof.done() {
+			return nil
+		}
+		cons.eof = eof
+	}
+	return cons.run(ctx)
+}
+
+// ReadAll returns the records of topic from offset from (in every
+// partition; an offset before a partition's oldest retained record means
+// the oldest) up to the end the topic had when ReadAll was called, without
+// a group. Records are in offset order within a partition, partitions one
+// after another in no set order. A topic that does not exist is an error.
+// Use it for single-partition topics such as stream topics, in tools and
+// tests; Consume suits anything large or unbounded.
+func (c *Client) ReadAll(ctx context.Context, topic string, from int64) ([]*Record, error) {
+	var recs []*Record
+	err := c.Consume(ctx, ConsumeOptions{
+		Topics:        []string{topic},
+		FromBeginning: true,
+		UntilEOF:      true,
+		startAt:       &from,
+		Handler: func(_ context.Context, r *Record) error {
+			recs = append(recs, r)
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read topic %s: %w", topic, err)
+	}
+	if ctx.Err() != nil {
+		return recs, fmt.Errorf("read topic %s: %w", topic, ctx.Err())
+	}
+	return recs, nil
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// consumer is the state of one Consume call.
+type consumer struct {
+	c       *Client
+	opts    ConsumeOptions
+	metrics *Metrics
+	log     *slog.Logger
+	eof     *eofTracker
+
+	cl *kgo.Client
+
+	// mu guards pending and owned: the group's rebalance callbacks run
+	// on a kgo goroutine.
+	mu sync.Mutex
+	// pending holds, per partition, the last handled record not yet
+	// committed (normally empty between polls; kept when a commit fails
+	// so the next commit retries it).
+	pending map[topicPartition]*kgo.Record
+	// owned are partitions with a lag gauge entry to remove at exit.
+	owned map[topicPartition]struct{}
+}
+
+func (k *consumer) kgoOptions() []kgo.Opt {
+	start := kgo.NewOffset().AfterMilli(time.Now().UnixMilli())
+	if k.opts.FromBeginning {
+		start = kgo.NewOffset().AtStart()
+	}
+	if k.opts.startAt != nil {
+		start = kgo.NewOffset().At(*k.opts.startAt)
+	}
+	opts := append([]kgo.Opt{}, k.c.baseOpts...)
+	opts = append(opts,
+		kgo.MetadataMinAge(consumerMetadataMinAge),
+		kgo.FetchMaxWait(consumerFetchMaxWait),
+	)
+	opts = append(opts, k.c.cfg.kgoOpts...) // the user's tuning wins over ours
+	opts = append(opts,
+		kgo.ConsumeTopics(k.opts.Topics...),
+		kgo.ConsumeStartOffset(start),
+		// Records that fell out of retention are gone; resume at the
+		// oldest that remain rather than skip any.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if k.opts.Group != "" {
+		opts = append(opts,
+			kgo.ConsumerGroup(k.opts.Group),
+			kgo.DisableAutoCommit(),
+			kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsRevoked(k.onRevoked),
+			kgo.OnPartitionsLost(k.onLost),
+		)
+	}
+	return opts
+}
+
+func (k *consumer) run(ctx context.Context) (rerr error) {
+	cl, err := kgo.NewClient(k.kgoOptions()...)
+	if err != nil {
+		return fmt.Errorf("consume %v: %w", k.opts.Topics, err)
+	}
+	k.cl = cl
+	defer func() {
+		// Leaving the group revokes our partitions; onRevoked commits
+		// anything still pending.
+		cl.CloseAllowingRebalance()
+		k.dropAllLag()
+	}()
+
+	for {
+		pollCtx, cancelPoll := ctx, context.CancelFunc(func() {})
+		if k.opts.IdleTimeout > 0 {
+			pollCtx, cancelPoll = context.WithTimeout(ctx, k.opts.IdleTimeout)
+		}
+		fetches := cl.PollRecords(pollCtx, k.opts.MaxPollRecords)
+		idle := pollCtx.Err() != nil && ctx.Err() == nil
+		cancelPoll()
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			k.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
+		})
+
+		herr := k.handle(ctx, fetches)
+		k.commitPending()
+		cl.AllowRebalance()
+
+		switch {
+		case herr != nil:
+			return herr
+		case ctx.Err() != nil:
+			return nil
+		case k.eof != nil && k.eof.done():
+			return nil
+		case idle && fetches.NumRecords() == 0:
+			return nil
+		}
+	}
+}
+
+// handle runs the handler over the polled records, in order, stopping at the
+// first failure or when ctx ends. Handled records become pending commits.
+func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
+	for _, f := range fetches {
+		for _, t := range f.Topics {
+			for _, p := range t.Partitions {
+				for _, kr := range p.Records {
+					if ctx.Err() != nil {
+						return nil
+					}
+					if err := k.call(ctx, kr); err != nil {
+						if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+							return nil // stopped while handling: redeliver, no failure
+						}
+						return &RecordError{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Err: err}
+					}
+					k.handled(kr, p.HighWatermark)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// call runs the handler, turning a panic into an error so one bad record
+// cannot take the process down.
+func (k *consumer) call(ctx context.Context, kr *kgo.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			k.log.Error("consume handler panicked", "topic", kr.Topic, "partition", kr.Partition,
+				"offset", kr.Offset, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return k.opts.Handler(ctx, fromKgo(kr))
+}
+
+func (k *consumer) handled(kr *kgo.Record, highWatermark int64) {
+	tp := topicPartition{kr.Topic, kr.Partition}
+	if k.eof != nil {
+		k.eof.handled(tp, kr.Offset)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.opts.Group != "" {
+		k.pending[tp] = kr
+		if k.metrics != nil {
+			k.owned[tp] = struct{}{}
+			k.metrics.setLag(k.opts.Group, tp, max(highWatermark-(kr.Offset+1), 0))
+		}
+	}
+}
+
+// commitPending commits every pending offset. A failed commit is logged and
+// kept for the next attempt: the records stay uncommitted, which at worst
+// redelivers them.
+func (k *consumer) commitPending() {
+	if k.opts.Group == "" {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.commitLocked(nil)
+}
+
+// commitLocked commits the pending offsets of the partitions in only (all
+// when only is nil) and forgets those that were committed. k.mu is held.
+func (k *consumer) commitLocked(only map[string][]int32) {
+	var recs []*kgo.Record
+	for tp, kr := range k.pending {
+		if only != nil && !contains(only[tp.topic], tp.partition) {
+			continue
+		}
+		recs = append(recs, kr)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if err := k.cl.CommitRecords(ctx, recs...); err != nil {
+		k.log.Warn("commit failed; handled records may be redelivered", "records", len(recs), "err", err)
+		return
+	}
+	for _, kr := range recs {
+		tp := topicPartition{kr.Topic, kr.Partition}
+		if k.pending[tp] == kr {
+			delete(k.pending, tp)
+		}
+	}
+}
+
+// onRevoked runs before partitions move to another member (and when the
+// group is left at Close): commit what was handled for them.
+func (k *consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.commitLocked(revoked)
+	k.forgetLocked(revoked)
+}
+
+// onLost runs when the group dropped us (session timeout, fencing): the
+// partitions may already be someone else's, so committing for them could
+// rewind the new owner. Forget them; their records are redelivered.
+func (k *consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := len(k.pending); n > 0 {
+		k.log.Warn("group partitions lost before commit; handled records will be redelivered", "partitions", n)
+	}
+	k.forgetLocked(lost)
+}
+
+func (k *consumer) forgetLocked(parts map[string][]int32) {
+	for t, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{t, p}
+			delete(k.pending, tp)
+			if _, ok := k.owned[tp]; ok {
+				delete(k.owned, tp)
+				k.metrics.dropLag(k.opts.Group, tp)
+			}
+		}
+	}
+}
+
+func (k *consumer) dropAllLag() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for tp := range k.owned {
+		k.metrics.dropLag(k.opts.Group, tp)
+	}
+	clear(k.owned)
+}
+
+func contains(ps []int32, p int32) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// eofTracker knows, per partition, the offset Consume must reach for
+// UntilEOF. It is only used from the consume goroutine.
+type eofTracker struct {
+	remaining map[topicPartition]int64 // partition → end offset still to reach
+}
+
+func (e *eofTracker) done() bool { return len(e.remaining) == 0 }
+
+func (e *eofTracker) handled(tp topicPartition, offset int64) {
+	if end, ok := e.remaining[tp]; ok && offset+1 >= end {
+		delete(e.remaining, tp)
+	}
+}
+
+// eofTargets lists, for every partition of opts.Topics, the end offset now
+// and where consumption will start, and keeps the partitions where there is
+// something between the two.
+func (c *Client) eofTargets(ctx context.Context, opts ConsumeOptions) (*eofTracker, error) {
+	ends, err := c.adm.ListEndOffsets(ctx, opts.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("consume %v until end: list end offsets: %w", opts.Topics, err)
+	}
+	starts, err := c.adm.ListStartOffsets(ctx, opts.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("consume %v until end: list start offsets: %w", opts.Topics, err)
+	}
+	var committed kadm.OffsetResponses
+	if opts.Group != "" {
+		committed, err = c.adm.FetchOffsets(ctx, opts.Group)
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return nil, fmt.Errorf("consume %v until end: committed offsets of group %s: %w", opts.Topics, opts.Group, err)
+		}
+	}
+	e := &eofTracker{remaining: make(map[topicPartition]int64)}
+	for _, topic := range opts.Topics {
+		parts, ok := ends[topic]
+		if !ok {
+			return nil, fmt.Errorf("consume topic %s until end: %w", topic, kerr.UnknownTopicOrPartition)
+		}
+		for p, end := range parts {
+			if errors.Is(end.Err, kerr.UnknownTopicOrPartition) {
+				return nil, fmt.Errorf("consume topic %s until end: topic does not exist: %w", topic, end.Err)
+			}
+			if end.Err != nil {
+				return nil, fmt.Errorf("consume topic %s until end: partition %d: %w", topic, p, end.Err)
+			}
+			logStart := int64(0)
+			if s, ok := starts.Lookup(topic, p); ok && s.Err == nil {
+				logStart = s.Offset
+			}
+			from := end.Offset // "latest"
+			switch {
+			case opts.startAt != nil:
+				from = *opts.startAt
+			case opts.Group != "":
+				if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+					from = o.At
+				} else if opts.FromBeginning {
+					from = logStart
+				}
+			case opts.FromBeginning:
+				from = logStart
+			}
+			from = max(from, logStart)
+			if from < end.Offset {
+				e.remaining[topicPartition{topic, p}] = end.Offset
+			}
+		}
+	}
+	return e, nil
+}

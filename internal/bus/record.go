@@ -1,0 +1,96 @@
+package bus
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Record is one Kafka record, as produced or consumed.
+//
+// When producing, set Topic, Key, Value and optionally Headers and
+// Timestamp (zero means "now", stamped by the client); Partition and Offset
+// are filled in once the broker acknowledges the record. Records with the
+// same non-nil Key always go to the same partition of a topic, with Kafka's
+// murmur2 key hashing, the same placement the Java client gives the key.
+// A nil Key spreads records over partitions.
+//
+// When consuming, every field is set from the broker. The byte slices belong
+// to the record; a handler may keep them.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Header is a Kafka record header. Keys need not be unique.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Header returns the value of the first header named key and whether there
+// was one.
+func (r *Record) Header(key string) ([]byte, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+func (r *Record) toKgo() *kgo.Record {
+	kr := &kgo.Record{
+		Topic:     r.Topic,
+		Key:       r.Key,
+		Value:     r.Value,
+		Timestamp: r.Timestamp,
+	}
+	if len(r.Headers) > 0 {
+		kr.Headers = make([]kgo.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
+	return kr
+}
+
+// fillFromKgo copies what the broker assigned back into r.
+func (r *Record) fillFromKgo(kr *kgo.Record) {
+	r.Partition = kr.Partition
+	r.Offset = kr.Offset
+	r.Timestamp = kr.Timestamp
+}
+
+func fromKgo(kr *kgo.Record) *Record {
+	r := &Record{
+		Topic:     kr.Topic,
+		Partition: kr.Partition,
+		Offset:    kr.Offset,
+		Key:       kr.Key,
+		Value:     kr.Value,
+		Timestamp: kr.Timestamp,
+	}
+	if len(kr.Headers) > 0 {
+		r.Headers = make([]Header, len(kr.Headers))
+		for i, h := range kr.Headers {
+			r.Headers[i] = Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return r
+}
+
+// recordBytes is what the byte counters count: key, value and header
+// bytes, before compression, without protocol framing.
+func recordBytes(kr *kgo.Record) int {
+	n := len(kr.Key) + len(kr.Value)
+	for _, h := range kr.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}

@@ -1,0 +1,138 @@
+package bus
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestTopicNamesFollowTheScheme(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, tc := range []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"stream topic", StreamTopic("00000015"), "stream_00000015"},
+		{"stream topic of a uuid", StreamTopic("3f2c9d8e-1a2b-4c3d-8e9f-001122334455"), "stream_3f2c9d8e-1a2b-4c3d-8e9f-001122334455"},
+		{"illegal characters become underscores", StreamTopic("live/cam 1:é"), "stream_live_cam_1___"},
+		{"chunk topic", ChunkTopic("ocr"), "chunk_ocr"},
+		{"results topic", ResultsTopic("job-7"), "results_job-7"},
+		{"engine group", EngineGroup("ocr"), "weir_engine_ocr"},
+		{"role group", RoleGroup("packager"), "weir_packager"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
+	}
+	t.Run("too long ids are shortened and stay distinct", func(t *testing.T) {
+		a, b := StreamTopic(long+"a"), StreamTopic(long+"b")
+		if len(a) != maxTopicLen || len(b) != maxTopicLen {
+			t.Errorf("lengths %d and %d, want %d", len(a), len(b), maxTopicLen)
+		}
+		if a == b {
+			t.Errorf("two long ids differing at the end share the topic %q", a)
+		}
+		if err := ValidateTopic(a); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestValidateTopic(t *testing.T) {
+	for _, tc := range []struct {
+		topic string
+		ok    bool
+	}{
+		{"stream_1", true},
+		{"a.b-c_D9", true},
+		{strings.Repeat("t", 249), true},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"...", true},
+		{strings.Repeat("t", 250), false},
+		{"with space", false},
+		{"slash/", false},
+		{"ünï", false},
+	} {
+		if err := ValidateTopic(tc.topic); (err == nil) != tc.ok {
+			t.Errorf("ValidateTopic(%.30q) = %v, want ok=%v", tc.topic, err, tc.ok)
+		}
+	}
+}
+
+func TestParseBrokers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // nil: error
+	}{
+		{"127.0.0.1:9092", []string{"127.0.0.1:9092"}},
+		{"kafka1:9092, kafka2:9093 ,kafka3", []string{"kafka1:9092", "kafka2:9093", "kafka3:9092"}},
+		{"[::1]:19092,[fd00::2]", []string{"[::1]:19092", "[fd00::2]:9092"}},
+		{"localhost", []string{"localhost:9092"}},
+		{"", nil},
+		{"  ", nil},
+		{"a:9092,,b:9092", nil},
+		{"a:9092,", nil},
+		{":9092", nil},
+		{"host:", nil},
+		{"host:0", nil},
+		{"host:65536", nil},
+		{"host:port", nil},
+		{"::1", nil},
+		{"a b:9092", nil},
+	} {
+		got, err := ParseBrokers(tc.in)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("ParseBrokers(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseBrokers(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseBrokers checks that ParseBrokers never panics and that what it
+// returns is canonical: parsing its own output joined again gives the same
+// list.
+func FuzzParseBrokers(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:9092", "a,b:1", "[::1]:9092", "", ",", "x:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseBrokers(s)
+		if err != nil {
+			return
+		}
+		if len(got) == 0 {
+			t.Fatalf("ParseBrokers(%q) returned no brokers and no error", s)
+		}
+		again, err := ParseBrokers(strings.Join(got, ","))
+		if err != nil || !slices.Equal(again, got) {
+			t.Fatalf("ParseBrokers(%q) = %v, but parsing that again gives %v, %v", s, got, again, err)
+		}
+	})
+}
+
+// FuzzStreamTopic checks that every id, whatever its bytes, maps to a legal
+// topic name, and ids that are already legal map to prefix+id.
+func FuzzStreamTopic(f *testing.F) {
+	for _, s := range []string{"00000015", "a/b", "", strings.Repeat("é", 200)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		name := StreamTopic(id)
+		if err := ValidateTopic(name); err != nil {
+			t.Fatalf("StreamTopic(%q) = %q: %v", id, name, err)
+		}
+		if ValidateTopic(id) == nil && len(streamPrefix)+len(id) <= maxTopicLen && name != streamPrefix+id {
+			t.Fatalf("StreamTopic(%q) = %q, want it unchanged behind the prefix", id, name)
+		}
+	})
+}
