@@ -68,8 +68,10 @@ type CalculatorContext struct {
 	n         *node
 	phase     phase
 	ts        Timestamp
-	inputs    []Packet
+	inputs    []Packet // nil outside Process
 	inputDone []bool
+	inputBuf  []Packet
+	doneBuf   []bool
 	outputs   []*OutputStream
 	sideOut   map[int]any
 	err       error // first misuse of an output, reported after the call
@@ -102,7 +104,7 @@ func (cc *CalculatorContext) Input(tag string) Packet { return cc.InputAt(tag, 0
 
 // InputAt is Input for a repeated port.
 func (cc *CalculatorContext) InputAt(tag string, index int) Packet {
-	if i, ok := cc.n.inIndex[portKey(tag, index)]; ok && cc.inputs != nil {
+	if i, ok := cc.n.inIndex[portID{tag, index}]; ok && cc.inputs != nil {
 		return cc.inputs[i]
 	}
 	return EmptyPacket(Unset)
@@ -114,25 +116,19 @@ func (cc *CalculatorContext) InputCount(tag string) int { return cc.n.inCount[ta
 // InputDone reports whether input port tag:index will carry nothing more:
 // its stream is closed and its queue is empty.
 func (cc *CalculatorContext) InputDone(tag string, index int) bool {
-	if i, ok := cc.n.inIndex[portKey(tag, index)]; ok && cc.inputDone != nil {
+	if i, ok := cc.n.inIndex[portID{tag, index}]; ok && cc.inputDone != nil {
 		return cc.inputDone[i]
 	}
 	return cc.phase == phaseClose
 }
 
 // InputPorts lists the node's connected input streams, in configuration
-// order.
-func (cc *CalculatorContext) InputPorts() []PortRef {
-	out := make([]PortRef, len(cc.n.inputs))
-	for i, q := range cc.n.inputs {
-		out[i] = q.port
-	}
-	return out
-}
+// order. The slice is shared: do not modify it.
+func (cc *CalculatorContext) InputPorts() []PortRef { return cc.n.inRefs }
 
 // OutputPorts lists the node's connected output streams, in configuration
-// order.
-func (cc *CalculatorContext) OutputPorts() []PortRef { return append([]PortRef(nil), cc.n.outRefs...) }
+// order. The slice is shared: do not modify it.
+func (cc *CalculatorContext) OutputPorts() []PortRef { return cc.n.outRefs }
 
 // Output returns output port tag (index 0). Using a port the node does not
 // have fails the call with an error naming it.
@@ -140,7 +136,7 @@ func (cc *CalculatorContext) Output(tag string) *OutputStream { return cc.Output
 
 // OutputAt is Output for a repeated port.
 func (cc *CalculatorContext) OutputAt(tag string, index int) *OutputStream {
-	if i, ok := cc.n.outIndex[portKey(tag, index)]; ok {
+	if i, ok := cc.n.outIndex[portID{tag, index}]; ok {
 		return cc.outputs[i]
 	}
 	return &OutputStream{cc: cc, missing: portKey(tag, index)}

@@ -93,15 +93,16 @@ type StreamRef struct {
 // Ref returns the binding as a PortRef.
 func (s StreamRef) Ref() PortRef { return PortRef{Tag: s.Tag, Index: s.Index, Name: s.Name} }
 
-// String formats the binding as it would be written.
+// String formats the binding as it was written: without an index when
+// none was given (Index -1), with it otherwise.
 func (s StreamRef) String() string {
 	switch {
-	case s.Tag == "" && s.Index <= 0:
+	case s.Index >= 0:
+		return s.Tag + ":" + strconv.Itoa(s.Index) + ":" + s.Name
+	case s.Tag == "":
 		return s.Name
-	case s.Index < 0:
-		return s.Tag + ":" + s.Name
 	default:
-		return s.Ref().String()
+		return s.Tag + ":" + s.Name
 	}
 }
 
@@ -110,7 +111,9 @@ var (
 	namePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 )
 
-// ParseStreamRef parses "TAG:index:name", "TAG:name" or "name".
+// ParseStreamRef parses "TAG:index:name", "TAG:name" or "name". The tag
+// may be empty in the three-part form (":1:name") to address an untagged
+// port by index.
 func ParseStreamRef(s string) (StreamRef, error) {
 	parts := strings.Split(s, ":")
 	r := StreamRef{Index: -1}
@@ -129,7 +132,7 @@ func ParseStreamRef(s string) (StreamRef, error) {
 	default:
 		return r, fmt.Errorf("%q: want TAG:index:name, TAG:name or name", s)
 	}
-	if len(parts) > 1 && !tagPattern.MatchString(r.Tag) {
+	if (len(parts) == 2 || r.Tag != "") && !tagPattern.MatchString(r.Tag) {
 		return r, fmt.Errorf("%q: tag %q must be upper case letters, digits and _", s, r.Tag)
 	}
 	if !namePattern.MatchString(r.Name) {
@@ -187,7 +190,11 @@ func (p *parser) parse(src []byte) *Config {
 		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 		}
-		p.errf(line, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLine.FindStringIndex(msg); m != nil && m[0] == 0 {
+			msg = strings.TrimLeft(msg[m[1]:], ": ")
+		}
+		p.errf(line, "%s", msg)
 		return cfg
 	}
 	if len(doc.Content) == 0 {

@@ -91,6 +91,12 @@ const (
 	nodeClosed
 )
 
+// portID identifies a port on a node.
+type portID struct {
+	tag   string
+	index int
+}
+
 type sidePacket struct {
 	name      string
 	value     any
@@ -120,11 +126,12 @@ type node struct {
 	line     int
 
 	inputs   []*inputQueue
-	inIndex  map[string]int
+	inRefs   []PortRef
+	inIndex  map[portID]int
 	inCount  map[string]int
 	outputs  []*stream
 	outRefs  []PortRef
-	outIndex map[string]int
+	outIndex map[portID]int
 	outCount map[string]int
 	sideIn   []sideBinding
 	sideOut  []sideBinding
@@ -146,6 +153,7 @@ type node struct {
 	nextSeq     uint64
 	commitSeq   uint64
 	finished    map[uint64]*CalculatorContext
+	free        []*CalculatorContext
 	stop        bool
 	closeQueued bool
 	dirty       bool
@@ -330,8 +338,8 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 func (g *Graph) newNode(name, calc string, newCalc func() Calculator, c Contract) *node {
 	n := &node{
 		g: g, id: len(g.nodes), name: name, calcName: calc, newCalc: newCalc,
-		inIndex: map[string]int{}, inCount: map[string]int{},
-		outIndex: map[string]int{}, outCount: map[string]int{},
+		inIndex: map[portID]int{}, inCount: map[string]int{},
+		outIndex: map[portID]int{}, outCount: map[string]int{},
 		processBounds: c.ProcessTimestampBounds, maxInFlight: 1,
 		keptTS: Unset, finished: map[uint64]*CalculatorContext{},
 	}
@@ -341,7 +349,7 @@ func (g *Graph) newNode(name, calc string, newCalc func() Calculator, c Contract
 }
 
 func (n *node) addOutput(r PortRef, s *stream) {
-	n.outIndex[r.Key()] = len(n.outputs)
+	n.outIndex[portID{r.Tag, r.Index}] = len(n.outputs)
 	n.outCount[r.Tag]++
 	n.outputs = append(n.outputs, s)
 	n.outRefs = append(n.outRefs, r)
@@ -350,9 +358,10 @@ func (n *node) addOutput(r PortRef, s *stream) {
 func (n *node) addInput(r PortRef, s *stream, backEdge bool, maxSize int) {
 	q := &inputQueue{n: n, idx: len(n.inputs), s: s, port: r, backEdge: backEdge, bound: PreStream, maxSize: maxSize}
 	s.consumers = append(s.consumers, q)
-	n.inIndex[r.Key()] = len(n.inputs)
+	n.inIndex[portID{r.Tag, r.Index}] = len(n.inputs)
 	n.inCount[r.Tag]++
 	n.inputs = append(n.inputs, q)
+	n.inRefs = append(n.inRefs, r)
 }
 
 // prepare finishes the wiring once observers are attached: handler state,

@@ -123,7 +123,7 @@ func (g *Graph) nodeErr(n *node, ph phase, err error) error {
 func (g *Graph) commit(cc *CalculatorContext) {
 	n := cc.n
 	n.inflight--
-	defer cc.release()
+	defer cc.recycle()
 	err := cc.result
 	if errors.Is(err, ErrStop) && !errors.Is(cc.err, ErrStop) {
 		switch {
@@ -319,9 +319,8 @@ func (g *Graph) markDirty(n *node) {
 // idle graph (deadlock, loops to close, the end of the run) and wakes
 // waiters.
 func (g *Graph) settle() {
-	for len(g.dirty) > 0 {
-		n := g.dirty[0]
-		g.dirty = g.dirty[1:]
+	for i := 0; i < len(g.dirty); i++ { // schedule may add more
+		n := g.dirty[i]
 		n.dirty = false
 		g.schedule(n)
 	}
@@ -412,18 +411,29 @@ func (g *Graph) queue(cc *CalculatorContext) {
 }
 
 // newContext prepares a call: fresh output shards that start at the
-// streams' current bounds.
+// streams' current bounds. Contexts are recycled per node, since a context
+// is only valid during its call.
 func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
-	cc := &CalculatorContext{n: n, phase: ph, ts: ts}
-	if ph == phaseProcess && len(n.inputs) > 0 {
-		cc.inputs = make([]Packet, len(n.inputs))
-		cc.inputDone = make([]bool, len(n.inputs))
+	var cc *CalculatorContext
+	if k := len(n.free); k > 0 {
+		cc = n.free[k-1]
+		n.free[k-1] = nil
+		n.free = n.free[:k-1]
+	} else {
+		cc = &CalculatorContext{n: n, inputBuf: make([]Packet, len(n.inputs)), doneBuf: make([]bool, len(n.inputs))}
+		cc.outputs = make([]*OutputStream, len(n.outputs))
+		shards := make([]OutputStream, len(n.outputs))
+		for i := range shards {
+			cc.outputs[i] = &shards[i]
+		}
 	}
-	cc.outputs = make([]*OutputStream, len(n.outputs))
-	shards := make([]OutputStream, len(n.outputs))
+	cc.phase, cc.ts = ph, ts
+	if ph == phaseProcess && len(n.inputs) > 0 {
+		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
+	}
 	for i, s := range n.outputs {
-		shards[i] = OutputStream{cc: cc, s: s, next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ}
-		cc.outputs[i] = &shards[i]
+		o := cc.outputs[i]
+		*o = OutputStream{cc: cc, s: s, packets: o.packets[:0], next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ}
 	}
 	return cc
 }
@@ -431,10 +441,20 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 // release drops the call's references to packets so nothing outlives its
 // use.
 func (cc *CalculatorContext) release() {
+	clear(cc.inputBuf)
 	cc.inputs, cc.inputDone, cc.sideOut = nil, nil, nil
 	for _, o := range cc.outputs {
-		o.packets = nil
+		clear(o.packets)
+		o.packets = o.packets[:0]
 	}
+	cc.err, cc.graphErr, cc.result = nil, nil, nil
+	cc.arrival, cc.start, cc.dur, cc.seq, cc.order = time.Time{}, time.Time{}, 0, 0, 0
+}
+
+// recycle releases cc and keeps it for the node's next call.
+func (cc *CalculatorContext) recycle() {
+	cc.release()
+	cc.n.free = append(cc.n.free, cc)
 }
 
 // idle runs when nothing is running or queued. A throttled source that is

@@ -417,7 +417,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // suggest returns the known name closest to s, if it is close enough to be
 // a likely typo.
 func suggest(s string, known []string) string {
-	best, bestD := "", len(s)/2+2
+	best, bestD := "", len(s)/2+1
 	for _, k := range known {
 		if strings.EqualFold(k, s) {
 			return k
