@@ -67,10 +67,10 @@ func TestCollectorExportsPrometheusMetrics(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		`weir_graph_packets_received_total{graph=ingest,node=PassThrough,stream=in}`: "3",
-		`weir_graph_packets_dropped_total{graph=ingest,node=PassThrough,stream=in}`:  "0",
-		`weir_graph_queue_depth{graph=ingest,node=PassThrough,stream=in}`:            "0",
-		`weir_graph_queue_max_depth{graph=ingest,node=PassThrough,stream=in}`:        got[`weir_graph_queue_max_depth{graph=ingest,node=PassThrough,stream=in}`],
+		`weir_graph_packets_received_total{graph=ingest,node=PassThrough,stream=in}`:             "3",
+		`weir_graph_packets_dropped_total{graph=ingest,node=PassThrough,stream=in}`:              "0",
+		`weir_graph_queue_depth{graph=ingest,node=PassThrough,stream=in}`:                        "0",
+		`weir_graph_queue_max_depth{graph=ingest,node=PassThrough,stream=in}`:                    got[`weir_graph_queue_max_depth{graph=ingest,node=PassThrough,stream=in}`],
 		`weir_graph_process_seconds{calculator=PassThrough,graph=ingest,node=PassThrough}`:       "count=3",
 		`weir_graph_input_latency_seconds{calculator=PassThrough,graph=ingest,node=PassThrough}`: "count=3",
 	}
