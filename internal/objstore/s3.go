@@ -157,7 +157,11 @@ func (s *S3) ensureBucket(ctx context.Context, cfg S3Config) error {
 	}
 	var apiErr smithy.APIError
 	missing := errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NotFound" || apiErr.ErrorCode() == "NoSuchBucket")
-	if !cfg.CreateBucket || !missing {
+	if missing && !cfg.CreateBucket {
+		return fmt.Errorf("s3 object store: bucket %s does not exist at %s (create it, or set create_bucket=true): %w",
+			s.bucket, endpointName(cfg.Endpoint), err)
+	}
+	if !missing {
 		return fmt.Errorf("s3 object store: bucket %s at %s: %w", s.bucket, endpointName(cfg.Endpoint), err)
 	}
 	in := &s3.CreateBucketInput{Bucket: aws.String(s.bucket)}
