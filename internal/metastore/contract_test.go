@@ -282,9 +282,9 @@ func runContract(t *testing.T, h harness) {
 		edit.Title = "two"
 		edit.Progress = 12.5
 		edit.Details = json.RawMessage(`{"k": [1, 2]}`)
-		edit.Kind = KindLive                      // fixed at creation
-		edit.CreatedAt = base                     // fixed at creation
-		edit.SegmentCount = 99                    // derived
+		edit.Kind = KindLive   // fixed at creation
+		edit.CreatedAt = base  // fixed at creation
+		edit.SegmentCount = 99 // derived
 		v2, err := s.UpdateStream(ctx, edit)
 		if err != nil {
 			t.Fatal(err)
