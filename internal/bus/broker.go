@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // DefaultListenAddr is where the embedded broker listens unless told
@@ -42,6 +45,11 @@ type Broker struct {
 
 	stopRetention chan struct{}
 	retentionDone chan struct{}
+
+	// ensured holds the topic names known to exist and to be in the
+	// persisted topic list; see persistAutoCreatedTopics.
+	ensured sync.Map
+	closing atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -210,6 +218,9 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 		return nil, fmt.Errorf("embedded broker on %s: %w", adv, err)
 	}
 	b.cluster = cluster
+	if cfg.dataDir != "" {
+		b.persistAutoCreatedTopics()
+	}
 
 	go b.enforceRetention(cfg.retentionEvery)
 
@@ -244,6 +255,7 @@ func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 // result without doing anything.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.closing.Store(true)
 		close(b.stopRetention)
 		<-b.retentionDone
 
@@ -282,6 +294,53 @@ func (b *Broker) enforceRetention(every time.Duration) {
 			b.cluster.ApplyRetention()
 		}
 	}
+}
+
+// persistAutoCreatedTopics makes topic auto-creation durable.
+//
+// kfake writes its topic list (topics.json) when a topic is created by a
+// CreateTopics request, but not when a Metadata request auto-creates one;
+// the list is then only written at Close. After a crash such a topic, and
+// every record acknowledged in it, would be gone on restart. So, before kfake
+// handles a Metadata request that may auto-create topics, the broker creates
+// the unknown ones itself through kfake's CreateTopic, which persists the
+// list before the client learns the topic exists.
+//
+// kfake runs control functions on their own goroutine while its loop keeps
+// serving admin calls, which is what lets CreateTopic run from here.
+func (b *Broker) persistAutoCreatedTopics() {
+	b.cluster.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req, ok := kr.(*kmsg.MetadataRequest)
+		if !ok || !req.AllowAutoTopicCreation {
+			return nil, nil, false
+		}
+		for _, rt := range req.Topics {
+			if rt.Topic == nil || rt.TopicID != [16]byte{} {
+				continue
+			}
+			topic := *rt.Topic
+			if _, known := b.ensured.Load(topic); known || ValidateTopic(topic) != nil {
+				continue // kfake answers an invalid name with the proper error
+			}
+			if b.closing.Load() {
+				// kfake's loop may be gone; it would never run our call.
+				return nil, nil, false
+			}
+			err := b.cluster.CreateTopic(topic, -1, nil)
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				b.log.Warn("embedded broker: creating topic before auto-creation", "topic", topic, "err", err)
+				continue
+			}
+			b.ensured.Store(topic, struct{}{})
+		}
+		return nil, nil, false // observed only: kfake answers the request
+	})
+	// A deleted topic may come back by auto-creation and must then be
+	// persisted again. Deletes may name topics by id, so forget them all.
+	b.cluster.ControlKey(int16(kmsg.DeleteTopics), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.ensured.Clear()
+		return nil, nil, false
+	})
 }
 
 // advertisedAddr picks the address metadata responses announce: the

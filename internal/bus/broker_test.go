@@ -1,11 +1,17 @@
 package bus
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestBrokerRestartKeepsRecordsAndCommittedOffsets(t *testing.T) {
@@ -204,5 +210,95 @@ func TestStartBrokerRejectsZeroDefaultPartitions(t *testing.T) {
 	if b, err := StartBroker(WithListenAddr("127.0.0.1:0"), WithDefaultPartitions(0)); err == nil {
 		b.Close()
 		t.Fatal("StartBroker with 0 default partitions succeeded")
+	}
+}
+
+// crashDirEnv tells the test binary, re-run as a child, to act as a broker
+// process that gets killed.
+const crashDirEnv = "WEIR_BUS_CRASH_CHILD_DIR"
+
+// TestCrashChild is the child half of
+// TestBrokerKilledMidRunKeepsAcknowledgedRecordsAndCommits; it does nothing
+// in a normal run.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("only runs as the child of the crash test")
+	}
+	b, err := StartBroker(WithListenAddr("127.0.0.1:0"), WithDataDir(dir), WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTestClient(t, b.Addr())
+	produceValues(t, c, "crash", nil, numberedValues("v", 10)...)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	n := 0
+	if err := c.Consume(ctx, ConsumeOptions{Topics: []string{"crash"}, Group: "survivor", FromBeginning: true,
+		Handler: func(context.Context, *Record) error {
+			if n++; n == 6 {
+				cancel()
+			}
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets of the 6 handled records are committed; records are
+	// acknowledged. Tell the parent, then wait to be killed without any
+	// Close.
+	fmt.Println("READY")
+	select {}
+}
+
+func TestBrokerKilledMidRunKeepsAcknowledgedRecordsAndCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "READY" {
+				ready <- true
+				return
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatal("child broker exited before it was ready")
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("child broker not ready")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	b := startTestBroker(t, WithDataDir(dir))
+	c := newTestClient(t, b.Addr())
+	got, err := c.ReadAll(testCtx(t), "crash", 0)
+	if err != nil {
+		t.Fatalf("ReadAll after the crash: %v", err)
+	}
+	if !slices.Equal(values(got), numberedValues("v", 10)) {
+		t.Errorf("after a kill -9 the topic holds %v, want the 10 acknowledged records", values(got))
+	}
+	if rest := consumeUntilEOF(t, c, "crash", "survivor"); !slices.Equal(offsets(rest), []int64{6, 7, 8, 9}) {
+		t.Errorf("after a kill -9 the group resumed with offsets %v, want 6..9", offsets(rest))
 	}
 }
