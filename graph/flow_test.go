@@ -654,3 +654,39 @@ func TestManyGraphsRunConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestNodesNearerTheOutputsRunFirst(t *testing.T) {
+	var ev events
+	started := make(chan struct{})
+	release := make(chan struct{})
+	mid := &funcCalc{process: func(cc *CalculatorContext) error {
+		close(started)
+		<-release
+		ev.add("mid")
+		return cc.Output("").AddPacket(cc.Input(""))
+	}}
+	record := func(name string) *funcCalc {
+		return &funcCalc{process: func(*CalculatorContext) error { ev.add(name); return nil }}
+	}
+	g := build(t, `
+input_streams: [a, b]
+num_threads: 1
+nodes:
+  - {name: early, calculator: Early, input_streams: [a]}
+  - {name: mid, calculator: Mid, input_streams: [b], output_streams: [m]}
+  - {name: late, calculator: Late, input_streams: [m]}
+`, spec("Early", Contract{Inputs: in("")}, record("early")),
+		spec("Mid", Contract{Inputs: in(""), Outputs: in("")}, mid),
+		spec("Late", Contract{Inputs: in("")}, record("late")))
+	start(t, g, nil)
+	add(t, g, "b", 1, 1)
+	<-started // the only worker is busy in mid
+	add(t, g, "a", 1, 1)
+	close(release)
+	finish(t, g)
+	// early was ready first, but late is deeper in the graph: it runs
+	// before early once mid hands it a packet.
+	if got, want := ev.list(), []string{"mid", "late", "early"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
