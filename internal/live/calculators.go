@@ -1,0 +1,192 @@
+package live
+
+import (
+	"reflect"
+	"time"
+
+	"github.com/weir-media/weir/graph"
+)
+
+// The live packager's calculators. Each stream runs its own graph:
+//
+//	ingest ─► LiveTSDemux ─► ts ─► LiveSegmenter ─► segments ─► LiveSegmentWriter ─► stored ─► LivePlaylistWriter
+//
+// Timestamps are the offsets of the stream topic's records: they increase
+// with the stream, which is all the runtime needs, while media time (which
+// jumps back at every publisher reconnect) travels inside the packets.
+// A calculator that has nothing to emit for a record lets the runtime
+// advance its output bound.
+
+// pieceBatch is what LiveTSDemux emits for one record.
+type pieceBatch struct {
+	pieces []tsPiece
+	// tables are the PAT and PMT packets a segment starts with (nil
+	// until the program is known).
+	tables []byte
+	// newSession: a publisher (re)connected before these pieces.
+	newSession bool
+	// flush: the publisher left; close the open segment.
+	flush bool
+	// end: the stream is over.
+	end bool
+	at  time.Time
+}
+
+// segmentBatch is what LiveSegmenter emits: the segments a record closed.
+type segmentBatch struct {
+	segs []*cutSegment
+	end  bool
+}
+
+// storedSegment is a segment written to the object store and verified.
+type storedSegment struct {
+	*cutSegment
+	index            int64
+	key              string
+	size             int64
+	sha256           string
+	checksumFailures int
+}
+
+// storedBatch is what LiveSegmentWriter emits.
+type storedBatch struct {
+	segs []*storedSegment
+	end  bool
+}
+
+var envType = reflect.TypeFor[*streamEnv]()
+
+func init() {
+	graph.Register(graph.Spec{
+		Name: "LiveTSDemux",
+		Doc: "LiveTSDemux reads the MPEG-TS bytes of a live stream topic (stream_init, raw_stream, stream_eof " +
+			"events) and classifies every transport packet: its elementary stream, PES starts with their " +
+			"timestamps, and whether a video PES starts with an IDR (H.264) or IRAP (HEVC) picture.",
+		New: func() graph.Calculator { return &demuxCalculator{} },
+		Contract: graph.Contract{
+			Inputs:  []graph.PortSpec{{Tag: "INGEST", Type: reflect.TypeFor[*ingestEvent](), Doc: "stream topic events"}},
+			Outputs: []graph.PortSpec{{Tag: "TS", Type: reflect.TypeFor[*pieceBatch](), Doc: "classified transport packets"}},
+		},
+	})
+	graph.Register(graph.Spec{
+		Name: "LiveSegmenter",
+		Doc: "LiveSegmenter cuts classified MPEG-TS packets into segments that start with the PAT, the PMT " +
+			"and a key frame and last the target duration or longer (audio-only streams are cut on audio " +
+			"frames), marking discontinuities at publisher reconnects and timestamp jumps.",
+		New: func() graph.Calculator { return &segmenterCalculator{} },
+		Contract: graph.Contract{
+			Inputs:           []graph.PortSpec{{Tag: "TS", Type: reflect.TypeFor[*pieceBatch]()}},
+			Outputs:          []graph.PortSpec{{Tag: "SEGMENTS", Type: reflect.TypeFor[*segmentBatch](), Doc: "closed segments"}},
+			InputSidePackets: []graph.PortSpec{{Tag: "ENV", Type: envType, Doc: "the stream being packaged"}},
+		},
+	})
+	graph.Register(graph.Spec{
+		Name: "LiveSegmentWriter",
+		Doc: "LiveSegmentWriter numbers segments, writes each to the object store as {id}/seg_{n}.ts, reads it " +
+			"back and compares its SHA-256, rewriting it on a mismatch (counted as a checksum failure).",
+		New: func() graph.Calculator { return &writerCalculator{} },
+		Contract: graph.Contract{
+			Inputs:           []graph.PortSpec{{Tag: "SEGMENTS", Type: reflect.TypeFor[*segmentBatch]()}},
+			Outputs:          []graph.PortSpec{{Tag: "STORED", Type: reflect.TypeFor[*storedBatch](), Doc: "verified segments"}},
+			InputSidePackets: []graph.PortSpec{{Tag: "ENV", Type: envType}},
+		},
+	})
+	graph.Register(graph.Spec{
+		Name: "LivePlaylistWriter",
+		Doc: "LivePlaylistWriter lists verified segments in the rolling live playlist ({id}/live.m3u8), " +
+			"records them in the metadata store, keeps the stream row current and, when the stream ends, " +
+			"writes {id}/vod.m3u8 and the final live playlist with EXT-X-ENDLIST.",
+		New: func() graph.Calculator { return &playlistCalculator{} },
+		Contract: graph.Contract{
+			Inputs:           []graph.PortSpec{{Tag: "STORED", Type: reflect.TypeFor[*storedBatch]()}},
+			InputSidePackets: []graph.PortSpec{{Tag: "ENV", Type: envType}},
+		},
+	})
+}
+
+// newStreamGraph builds the graph of one stream.
+func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
+	b := graph.NewBuilder().InputStream("ingest").InputSidePacket("env").NumThreads(2)
+	b.Node("LiveTSDemux", "demux").In("INGEST", "ingest").Out("TS", "ts")
+	b.Node("LiveSegmenter", "segmenter").In("TS", "ts").Out("SEGMENTS", "segments").SideIn("ENV", "env")
+	b.Node("LiveSegmentWriter", "writer").In("SEGMENTS", "segments").Out("STORED", "stored").SideIn("ENV", "env")
+	b.Node("LivePlaylistWriter", "playlist").In("STORED", "stored").SideIn("ENV", "env")
+	cfg, err := b.Config()
+	if err != nil {
+		return nil, err
+	}
+	return graph.New(cfg, graph.WithName("live-"+env.id), graph.WithLogger(env.log))
+}
+
+type demuxCalculator struct {
+	graph.Base
+	d *tsDemuxer
+}
+
+func (c *demuxCalculator) Process(cc *graph.CalculatorContext) error {
+	ev, ok := graph.As[*ingestEvent](cc.Input("INGEST"))
+	if !ok {
+		return nil
+	}
+	if c.d == nil {
+		c.d = newTSDemuxer()
+	}
+	var b *pieceBatch
+	switch ev.kind {
+	case evInit:
+		c.d = newTSDemuxer()
+		b = &pieceBatch{newSession: true}
+	case evData:
+		pieces := c.d.feed(ev.data, ev.recvAt, nil)
+		if len(pieces) == 0 {
+			return nil
+		}
+		b = &pieceBatch{pieces: pieces, tables: c.d.tables()}
+	case evEOF:
+		b = &pieceBatch{pieces: c.d.flush(nil), tables: c.d.tables(), flush: true}
+	case evEnd:
+		b = &pieceBatch{pieces: c.d.flush(nil), tables: c.d.tables(), end: true}
+	}
+	b.at = ev.recvAt
+	return cc.Output("TS").Add(b, cc.InputTimestamp())
+}
+
+type segmenterCalculator struct {
+	env *streamEnv
+	s   *segmenter
+}
+
+func (c *segmenterCalculator) Open(cc *graph.CalculatorContext) error {
+	c.env = cc.InputSidePacket("ENV").(*streamEnv)
+	c.s = newSegmenter(c.env.p.cfg.SegmentDuration)
+	if len(c.env.segments) > 0 {
+		// Taking over a stream: whatever was being cut is lost.
+		c.s.markDiscontinuity()
+	}
+	return nil
+}
+
+func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
+	b, ok := graph.As[*pieceBatch](cc.Input("TS"))
+	if !ok {
+		return nil
+	}
+	dropped := c.s.droppedBytes
+	var segs []*cutSegment
+	if b.newSession {
+		segs = c.s.newSession(b.at, segs)
+	}
+	segs = c.s.add(b.pieces, b.tables, segs)
+	if b.flush || b.end {
+		segs = c.s.flush(b.at, segs)
+	}
+	if d := c.s.droppedBytes - dropped; d > 0 {
+		c.env.p.metrics.dropped.Add(float64(d))
+	}
+	if len(segs) == 0 && !b.end {
+		return nil
+	}
+	return cc.Output("SEGMENTS").Add(&segmentBatch{segs: segs, end: b.end}, cc.InputTimestamp())
+}
+
+func (c *segmenterCalculator) Close(*graph.CalculatorContext) error { return nil }

@@ -1,0 +1,305 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// ControlTopic is the topic the REST API announces live stream starts and
+// end requests on (the same name as api.TopicLiveControl), keyed by
+// stream id.
+const ControlTopic = "weir.live.control"
+
+// Control actions.
+const (
+	ActionStart = "start"
+	ActionEnd   = "end"
+)
+
+// ControlMessage is a message on ControlTopic, as the REST API publishes
+// it.
+type ControlMessage struct {
+	Action      string    `json:"action"`
+	StreamID    string    `json:"stream_id"`
+	Title       string    `json:"title,omitempty"`
+	SourceURL   string    `json:"source_url,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// ControlBus is what the controller needs from the bus; *bus.Client
+// satisfies it.
+type ControlBus interface {
+	Consume(ctx context.Context, opts bus.ConsumeOptions) error
+	Produce(ctx context.Context, recs ...*bus.Record) error
+}
+
+// ControllerConfig configures a Controller.
+type ControllerConfig struct {
+	// Meta is the metadata store; required.
+	Meta metastore.Store
+	// Bus carries the control topic, the end markers and pulled streams;
+	// required.
+	Bus ControlBus
+	// Group is the controllers' consumer group (default
+	// bus.RoleGroup("live-control")).
+	Group string
+	// Packager, when set, is told about new streams at once.
+	Packager *Packager
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// HTTPClient fetches pulled sources (default: a client without an
+	// overall timeout, since a live stream never ends by itself).
+	HTTPClient *http.Client
+	// ChunkSize is the most bytes per raw_stream record of a pulled
+	// stream (default protocol.DefaultChunkSize).
+	ChunkSize int
+	// PullRetryMax caps the wait between attempts to reach a pulled source
+	// that failed (default 10 s; the first retry comes after 500 ms).
+	PullRetryMax time.Duration
+}
+
+// Controller carries out the live control messages of the REST API:
+//
+//   - start with a source_url: pull the source (HTTP(S) MPEG-TS, or an
+//     Icecast-style AAC or MP3 station) into the stream's topic as MPEG-TS,
+//     reconnecting when it drops, until the stream ends;
+//   - end: stop a pull of the stream running here and put an end marker on
+//     the stream topic, which makes the stream's packager finish it
+//     wherever it runs, after every record before the marker.
+//
+// Controllers share a consumer group, so each message is handled by one of
+// them; messages about one stream are keyed by its id and arrive in order.
+// Old messages (a new group starts from the beginning of the topic) are
+// checked against the stream's status: nothing is pulled for a stream that
+// has ended. On start, a controller resumes the pulls of every stream that
+// has a source URL and has not ended; with several controllers each would
+// resume them all, so run one controller where streams are pulled.
+type Controller struct {
+	cfg ControllerConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	pulls map[string]*pull
+	wg    sync.WaitGroup
+}
+
+// NewController checks cfg and fills in defaults.
+func NewController(cfg ControllerConfig) (*Controller, error) {
+	switch {
+	case cfg.Meta == nil:
+		return nil, errors.New("live controller: ControllerConfig.Meta is required")
+	case cfg.Bus == nil:
+		return nil, errors.New("live controller: ControllerConfig.Bus is required")
+	}
+	if cfg.Group == "" {
+		cfg.Group = bus.RoleGroup("live-control")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.PullRetryMax <= 0 {
+		cfg.PullRetryMax = 10 * time.Second
+	}
+	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}, nil
+}
+
+// Run resumes interrupted pulls, then handles ControlTopic until ctx ends;
+// it stops the pulls it runs (their streams get a stream_eof but are not
+// ended) and returns nil.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.stopAll()
+	c.resume(ctx)
+	for ctx.Err() == nil {
+		err := c.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
+			Topics:        []string{ControlTopic},
+			Group:         c.cfg.Group,
+			FromBeginning: true,
+			Handler:       c.Handle,
+		})
+		if ctx.Err() != nil || err == nil {
+			break
+		}
+		c.log.Warn("live control: consuming the control topic failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// Handle carries out one control record. A malformed record is logged and
+// skipped (nil), so it never blocks the messages behind it.
+func (c *Controller) Handle(ctx context.Context, rec *bus.Record) error {
+	var m ControlMessage
+	if err := json.Unmarshal(rec.Value, &m); err != nil {
+		c.log.Warn("live control: skipping a malformed message", "offset", rec.Offset, "err", err)
+		return nil
+	}
+	if m.StreamID == "" {
+		m.StreamID = string(rec.Key)
+	}
+	if m.StreamID == "" {
+		c.log.Warn("live control: skipping a message without stream_id", "offset", rec.Offset)
+		return nil
+	}
+	switch m.Action {
+	case ActionStart:
+		c.start(ctx, m)
+	case ActionEnd:
+		if err := c.End(ctx, m.StreamID); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The marker must get through, or the stream never ends:
+			// fail the record so it is delivered again.
+			return err
+		}
+	default:
+		c.log.Warn("live control: skipping an unknown action", "action", m.Action, "stream", m.StreamID)
+	}
+	return nil
+}
+
+func (c *Controller) start(ctx context.Context, m ControlMessage) {
+	st, err := c.cfg.Meta.GetStream(ctx, m.StreamID)
+	if err != nil {
+		c.log.Warn("live control: start of an unknown stream", "stream", m.StreamID, "err", err)
+		return
+	}
+	if st.Kind != metastore.KindLive || st.Status.Terminal() {
+		return
+	}
+	if c.cfg.Packager != nil {
+		c.cfg.Packager.Watch(st.ID)
+	}
+	if st.SourceURL != "" {
+		c.startPull(ctx, st)
+	}
+}
+
+// End stops this process's pull of stream id, if any, and puts the end
+// marker on the stream's topic.
+func (c *Controller) End(ctx context.Context, id string) error {
+	c.stopPull(id)
+	rec, err := endMarker(id)
+	if err != nil {
+		return err
+	}
+	if err := c.cfg.Bus.Produce(ctx, rec); err != nil {
+		return fmt.Errorf("end marker of stream %s: %w", id, err)
+	}
+	c.log.Info("live stream end requested", "stream", id)
+	return nil
+}
+
+// resume restarts the pulls of streams that have a source and have not
+// ended.
+func (c *Controller) resume(ctx context.Context) {
+	for _, status := range []metastore.Status{metastore.StatusCreated, metastore.StatusLive} {
+		after := ""
+		for {
+			streams, next, err := c.cfg.Meta.ListStreams(ctx, metastore.StreamFilter{
+				Kind: metastore.KindLive, Status: status, Limit: 500, After: after,
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("live control: listing streams to resume", "err", err)
+				}
+				return
+			}
+			for _, st := range streams {
+				if st.SourceURL != "" {
+					c.startPull(ctx, st)
+				}
+			}
+			if next == "" {
+				break
+			}
+			after = next
+		}
+	}
+}
+
+// pull is one running pull.
+type pull struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *Controller) startPull(ctx context.Context, st metastore.Stream) {
+	u, err := url.Parse(st.SourceURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		c.log.Error("live control: cannot pull this source", "stream", st.ID, "scheme", schemeOf(u))
+		if _, terr := c.cfg.Meta.TransitionStatus(ctx, st.ID, metastore.StatusFailed, func(s *metastore.Stream) {
+			s.Error = fmt.Sprintf("pulling %s:// sources is not supported; weir pulls http(s) MPEG-TS and Icecast AAC/MP3 streams", schemeOf(u))
+		}); terr != nil {
+			c.log.Warn("live control: recording the failure", "stream", st.ID, "err", terr)
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pulls[st.ID] != nil {
+		return
+	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &pull{cancel: cancel, done: make(chan struct{})}
+	c.pulls[st.ID] = p
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(p.done)
+		c.runPull(pctx, st.ID, st.SourceURL)
+		c.mu.Lock()
+		if c.pulls[st.ID] == p {
+			delete(c.pulls, st.ID)
+		}
+		c.mu.Unlock()
+	}()
+}
+
+func schemeOf(u *url.URL) string {
+	if u == nil {
+		return "?"
+	}
+	return u.Scheme
+}
+
+func (c *Controller) stopPull(id string) {
+	c.mu.Lock()
+	p := c.pulls[id]
+	delete(c.pulls, id)
+	c.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+func (c *Controller) stopAll() {
+	c.mu.Lock()
+	for id, p := range c.pulls {
+		p.cancel()
+		delete(c.pulls, id)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+// producer is the bus seen as an ingest.Producer.
+func (c *Controller) producer() ingest.Producer { return c.cfg.Bus }

@@ -1,0 +1,109 @@
+package live
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the packager's Prometheus series:
+//
+//	weir_live_segments_written_total             segments written, verified and listed
+//	weir_live_segment_bytes_total                their bytes
+//	weir_live_gaps_total                         discontinuities listed (publisher reconnects,
+//	                                             timestamp jumps, segments lost to a failure)
+//	weir_live_checksum_failures_total            segments whose read-back SHA-256 did not match
+//	weir_live_dropped_bytes_total                bytes dropped while waiting for a key frame
+//	weir_live_streams                            streams this process packages now
+//	weir_live_segment_publish_latency_seconds    from the ingest receiving the key frame that
+//	                                             closes a segment to the playlist listing it
+//	                                             being readable
+type metrics struct {
+	segments         prometheus.Counter
+	bytes            prometheus.Counter
+	gaps             prometheus.Counter
+	checksumFailures prometheus.Counter
+	dropped          prometheus.Counter
+	streams          prometheus.Gauge
+	latency          prometheus.Histogram
+}
+
+// latencyBuckets resolve the tens of milliseconds the packager aims at.
+var latencyBuckets = []float64{.001, .0025, .005, .0075, .01, .015, .02, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 5}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		segments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_segments_written_total",
+			Help: "Live segments written to the object store, verified and listed.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_segment_bytes_total",
+			Help: "Bytes of the live segments written.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_gaps_total",
+			Help: "Discontinuities in live playlists: publisher reconnects, timestamp jumps, segments lost.",
+		}),
+		checksumFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_checksum_failures_total",
+			Help: "Live segments whose SHA-256 read back from the object store did not match; each was rewritten.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_dropped_bytes_total",
+			Help: "MPEG-TS bytes dropped while waiting for a key frame to start a segment.",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_live_streams",
+			Help: "Live streams this process is packaging.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "weir_live_segment_publish_latency_seconds",
+			Help:    "Time from the ingest receiving the key frame that closes a segment to the live playlist listing it being readable.",
+			Buckets: latencyBuckets,
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	if err := register(reg, &m.segments); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.bytes); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.gaps); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.checksumFailures); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.dropped); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.streams); err != nil {
+		return nil, err
+	}
+	if err := register(reg, &m.latency); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers *c, replacing it with the collector already
+// registered under the same description (a second packager on one
+// registry shares the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	if err := reg.Register(*c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return err
+		}
+		existing, ok := are.ExistingCollector.(C)
+		if !ok {
+			return err
+		}
+		*c = existing
+	}
+	return nil
+}

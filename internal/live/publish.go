@@ -1,0 +1,289 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/weir-media/weir/graph"
+	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
+)
+
+// latencySamples is how many recent publish latencies a stream keeps for
+// the p50/p99 in its metadata.
+const latencySamples = 1024
+
+// Details is the JSON the packager keeps in a live stream's Details column
+// (GET /streams/{id}/metadata shows it as "details").
+type Details struct {
+	// Window describes the segments live.m3u8 lists.
+	Window WindowDetails `json:"window"`
+	// TargetDurationSeconds is the playlist's EXT-X-TARGETDURATION.
+	TargetDurationSeconds int `json:"target_duration_seconds"`
+	// Latency summarises the publish latency of the stream's recent
+	// segments (weir_live_segment_publish_latency_seconds).
+	Latency LatencyDetails `json:"latency_ms"`
+	// LastSegmentAt is when the newest segment was listed.
+	LastSegmentAt time.Time `json:"last_segment_at,omitzero"`
+	// LivePlaylist and VODPlaylist are object keys; VODPlaylist is set
+	// once the stream ended.
+	LivePlaylist string `json:"live_playlist"`
+	VODPlaylist  string `json:"vod_playlist,omitempty"`
+	// FirstRetained is the first segment still stored when retention
+	// deletes old ones.
+	FirstRetained int64 `json:"first_retained_sequence"`
+}
+
+// WindowDetails describes the DVR window.
+type WindowDetails struct {
+	FirstSequence         int64   `json:"first_sequence"`
+	LastSequence          int64   `json:"last_sequence"`
+	Segments              int     `json:"segments"`
+	DurationSeconds       float64 `json:"duration_seconds"`
+	DiscontinuitySequence uint64  `json:"discontinuity_sequence"`
+}
+
+// LatencyDetails are publish latency percentiles in milliseconds.
+type LatencyDetails struct {
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+	Samples int     `json:"samples"`
+}
+
+type playlistCalculator struct {
+	env *streamEnv
+	win *window
+
+	gaps, checksumFailures int64
+	latencies              []time.Duration // ring of the latest samples
+	latencyNext            int
+	lastSegmentAt          time.Time
+	// retired are segments that left the window and still exist;
+	// firstRetained is the first index still stored.
+	retired       []metastore.Segment
+	firstRetained int64
+}
+
+func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
+	c.env = cc.InputSidePacket("ENV").(*streamEnv)
+	cfg := c.env.p.cfg
+	c.win = newWindow(cfg.Window, cfg.WindowDuration, cfg.SegmentDuration)
+	c.gaps, c.checksumFailures = c.env.stream.Gaps, c.env.stream.ChecksumFailures
+	var d Details
+	if len(c.env.stream.Details) > 0 && json.Unmarshal(c.env.stream.Details, &d) == nil {
+		c.firstRetained = d.FirstRetained
+	}
+	for _, s := range c.env.segments {
+		if s.ChunkIndex < c.firstRetained {
+			continue
+		}
+		c.retired = append(c.retired, c.win.push(s)...)
+	}
+	return nil
+}
+
+func (c *playlistCalculator) Process(cc *graph.CalculatorContext) error {
+	b, ok := graph.As[*storedBatch](cc.Input("STORED"))
+	if !ok {
+		return nil
+	}
+	ctx := cc.Context()
+	for _, s := range b.segs {
+		if err := c.publish(ctx, s); err != nil {
+			return err
+		}
+	}
+	if b.end {
+		return c.finish(ctx)
+	}
+	return nil
+}
+
+func (c *playlistCalculator) Close(*graph.CalculatorContext) error { return nil }
+
+// publish lists one verified segment: the live playlist first (that is
+// what viewers wait for), then the segment row and the stream row.
+func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) error {
+	env, m := c.env, c.env.p.metrics
+	c.checksumFailures += int64(s.checksumFailures)
+	if s.cutSegment == nil {
+		// Given up after checksum failures: only the count changes.
+		return c.updateStream(ctx, metastore.StatusLive, nil)
+	}
+	now := time.Now()
+	row := metastore.Segment{
+		StreamID:        env.id,
+		ChunkIndex:      s.index,
+		Sequence:        s.index,
+		Key:             s.key,
+		StartUS:         s.Start.Microseconds(),
+		DurationUS:      s.Duration.Microseconds(),
+		Size:            s.size,
+		SHA256:          s.sha256,
+		Discontinuity:   s.Discontinuity,
+		ProgramDateTime: s.ProgramDateTime,
+		CreatedAt:       now,
+	}
+	gone := c.win.push(row)
+	data, err := c.win.playlist().Encode()
+	if err != nil {
+		return err
+	}
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.id), data); err != nil {
+		return err
+	}
+	listed := time.Now()
+	c.lastSegmentAt = listed
+	if !s.ClosedAt.IsZero() {
+		lat := max(listed.Sub(s.ClosedAt), 0)
+		m.latency.Observe(lat.Seconds())
+		c.addLatency(lat)
+	}
+	m.segments.Inc()
+	m.bytes.Add(float64(s.size))
+	if s.Discontinuity {
+		c.gaps++
+		m.gaps.Inc()
+	}
+	if err := retry(ctx, env.log, "recording a segment", func() error {
+		return env.p.cfg.Meta.UpsertSegment(ctx, row)
+	}); err != nil {
+		return err
+	}
+	c.retire(ctx, gone)
+	return c.updateStream(ctx, metastore.StatusLive, nil)
+}
+
+func (c *playlistCalculator) addLatency(d time.Duration) {
+	if len(c.latencies) < latencySamples {
+		c.latencies = append(c.latencies, d)
+		return
+	}
+	c.latencies[c.latencyNext] = d
+	c.latencyNext = (c.latencyNext + 1) % latencySamples
+}
+
+// retire applies the retention setting to segments that left the window.
+func (c *playlistCalculator) retire(ctx context.Context, gone []metastore.Segment) {
+	ret := c.env.p.cfg.Retention
+	if ret <= 0 {
+		return
+	}
+	c.retired = append(c.retired, gone...)
+	cutoff := time.Now().Add(-ret)
+	for len(c.retired) > 0 {
+		s := c.retired[0]
+		end := s.CreatedAt
+		if !s.ProgramDateTime.IsZero() {
+			end = s.ProgramDateTime.Add(time.Duration(s.DurationUS) * time.Microsecond)
+		}
+		if end.After(cutoff) {
+			break
+		}
+		err := c.env.p.cfg.Objects.Delete(ctx, s.Key)
+		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			c.env.log.Warn("live stream: deleting an expired segment", "key", s.Key, "err", err)
+			break
+		}
+		c.retired = c.retired[1:]
+		c.firstRetained = s.ChunkIndex + 1
+	}
+}
+
+// details summarises the stream for its Details column.
+func (c *playlistCalculator) details(vod string) json.RawMessage {
+	var dur time.Duration
+	for _, s := range c.win.segs {
+		dur += time.Duration(s.DurationUS) * time.Microsecond
+	}
+	d := Details{
+		Window: WindowDetails{
+			FirstSequence:         c.win.first(),
+			LastSequence:          c.win.last(),
+			Segments:              len(c.win.segs),
+			DurationSeconds:       dur.Seconds(),
+			DiscontinuitySequence: c.win.discSeq,
+		},
+		TargetDurationSeconds: c.win.target,
+		LastSegmentAt:         c.lastSegmentAt.UTC(),
+		LivePlaylist:          livePlaylistKey(c.env.id),
+		VODPlaylist:           vod,
+		FirstRetained:         c.firstRetained,
+	}
+	if n := len(c.latencies); n > 0 {
+		sorted := slices.Clone(c.latencies)
+		slices.Sort(sorted)
+		ms := func(q float64) float64 {
+			i := min(int(q*float64(n)), n-1)
+			return float64(sorted[i].Microseconds()) / 1000
+		}
+		d.Latency = LatencyDetails{P50: ms(0.50), P99: ms(0.99), Max: ms(1), Samples: n}
+	}
+	raw, _ := json.Marshal(d)
+	return raw
+}
+
+// updateStream writes the stream row: status, counters and details.
+func (c *playlistCalculator) updateStream(ctx context.Context, to metastore.Status, extra func(*metastore.Stream)) error {
+	vod := ""
+	if to == metastore.StatusVOD {
+		vod = vodPlaylistKey(c.env.id)
+	}
+	details := c.details(vod)
+	err := retry(ctx, c.env.log, "updating the stream", func() error {
+		_, err := c.env.p.cfg.Meta.TransitionStatus(ctx, c.env.id, to, func(s *metastore.Stream) {
+			s.Gaps = c.gaps
+			s.ChecksumFailures = c.checksumFailures
+			s.Details = details
+			if extra != nil {
+				extra(s)
+			}
+		})
+		if errors.Is(err, metastore.ErrConflict) {
+			// The stream was ended or failed elsewhere (an end request
+			// for a stream that never went live); nothing to move.
+			c.env.log.Info("live stream: status not updated", "to", to, "err", err)
+			return nil
+		}
+		return err
+	})
+	return err
+}
+
+// finish writes the final playlists and moves the stream to vod.
+func (c *playlistCalculator) finish(ctx context.Context) error {
+	env := c.env
+	var segs []metastore.Segment
+	if err := retry(ctx, env.log, "listing the segments", func() (err error) {
+		segs, err = env.p.cfg.Meta.ListSegments(ctx, env.id, "", c.firstRetained, 0)
+		return err
+	}); err != nil {
+		return err
+	}
+	target := c.win.target
+	vod, err := finalPlaylist(segs, hls.VOD, target).Encode()
+	if err != nil {
+		return err
+	}
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, vodPlaylistKey(env.id), vod); err != nil {
+		return err
+	}
+	live, err := finalPlaylist(segs, hls.Live, target).Encode()
+	if err != nil {
+		return err
+	}
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.id), live); err != nil {
+		return err
+	}
+	// The window is now every segment.
+	c.win.segs = segs
+	c.win.discSeq = 0
+	return c.updateStream(ctx, metastore.StatusVOD, func(s *metastore.Stream) {
+		s.ManifestPath = vodPlaylistKey(env.id)
+	})
+}

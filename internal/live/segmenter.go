@@ -1,0 +1,192 @@
+package live
+
+import (
+	"time"
+)
+
+// Timing rules of the segmenter.
+const (
+	// cutTolerance lets a segment close slightly before the target
+	// duration, so segments cut on audio frames (23 ms at 44.1 kHz) stay
+	// at or under the target instead of running one frame over and
+	// raising EXT-X-TARGETDURATION.
+	cutTolerance = 50 * time.Millisecond
+	// jumpBack and jumpForward bound how far the decode time of the
+	// primary stream may move between two of its PES packets before the
+	// segmenter declares a timestamp discontinuity.
+	jumpBack    = time.Second
+	jumpForward = 10 * time.Second
+	// maxSegmentBytes closes a segment that has grown this large without
+	// a key frame (a publisher that never sends one); the next segment
+	// then waits for a key frame.
+	maxSegmentBytes = 64 << 20
+	// defaultFrameDuration is the duration of the last frame of a segment
+	// closed without a following key frame, until frame spacing is known.
+	defaultFrameDuration = 40 * time.Millisecond
+)
+
+// cutSegment is a segment the segmenter has closed: a run of transport
+// packets that starts with the PAT, the PMT and a key frame.
+type cutSegment struct {
+	Data []byte
+	// Start is the presentation time of the first key frame; Duration
+	// runs to the key frame that starts the next segment (or, for the
+	// last segment of a session, to the end of its last frame).
+	Start, Duration time.Duration
+	// Discontinuity is set on the first segment after a publisher
+	// reconnected, a timestamp jump, or a gap in the segments (the
+	// packager resumed after a failure).
+	Discontinuity bool
+	// ProgramDateTime is the wall-clock time of the first frame: the
+	// receive time of the session's first key frame plus the media time
+	// since.
+	ProgramDateTime time.Time
+	// ClosedAt is when the ingest received the key frame that closed the
+	// segment; for a segment closed by the end of a session, when the
+	// end was seen. The publish latency is measured from it.
+	ClosedAt time.Time
+	// Final is set on the segment flushed by the end of a session.
+	Final bool
+}
+
+// segmenter cuts the packets of one live stream into segments that each
+// start on a key frame of the primary stream and last at least the target
+// duration (minus cutTolerance), except the last one of a publisher
+// session.
+//
+// A session is one publisher connection (one stream_init). Between
+// sessions, and after a timestamp jump, the next segment waits for a key
+// frame and carries a discontinuity. Packets before the first key frame of
+// a session cannot be decoded on their own and are dropped.
+type segmenter struct {
+	target time.Duration
+
+	cur        []byte
+	open       bool
+	curStart   time.Duration // PTS of the key frame that opened cur
+	curDTS     time.Duration // its DTS
+	curDisc    bool
+	curPDT     time.Time
+	lastDTS    time.Duration // of the last primary PES start
+	haveLast   bool
+	frameDelta time.Duration // last positive DTS step of the primary stream
+
+	// anchor ties media time to wall-clock time for PROGRAM-DATE-TIME.
+	anchorWall time.Time
+	anchorPTS  time.Duration
+	anchored   bool
+
+	// nextDisc marks the next segment as following a discontinuity;
+	// emitted says a segment was cut (so a new timeline is a change).
+	nextDisc bool
+	emitted  bool
+
+	// droppedBytes counts packets dropped while waiting for a key frame;
+	// jumps counts timestamp discontinuities found.
+	droppedBytes int64
+	jumps        int
+}
+
+func newSegmenter(target time.Duration) *segmenter {
+	return &segmenter{target: target, frameDelta: defaultFrameDuration}
+}
+
+// markDiscontinuity makes the next segment carry a discontinuity.
+func (s *segmenter) markDiscontinuity() { s.nextDisc = true }
+
+// newSession ends the current session: the open segment is flushed (and
+// returned, if any) and the next one starts a new timeline.
+func (s *segmenter) newSession(at time.Time, out []*cutSegment) []*cutSegment {
+	out = s.flush(at, out)
+	s.haveLast = false
+	s.anchored = false
+	s.nextDisc = s.nextDisc || s.emitted
+	return out
+}
+
+// add takes classified packets (in stream order) with the tables to start a
+// segment with, and appends the segments they close to out.
+func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*cutSegment {
+	for i := range pieces {
+		p := &pieces[i]
+		if p.Primary && p.Start && p.HasPTS {
+			if s.haveLast {
+				step := p.DTS - s.lastDTS
+				if step < -jumpBack || step > jumpForward {
+					// The timeline jumped: end the segment where the
+					// old timeline ends and start a new one.
+					s.jumps++
+					out = s.flush(p.RecvAt, out)
+					s.anchored = false
+					s.nextDisc = s.nextDisc || s.emitted
+				} else if step > 0 {
+					s.frameDelta = step
+				}
+			}
+			s.lastDTS, s.haveLast = p.DTS, true
+		}
+		if p.Key && p.HasPTS {
+			if s.open && p.DTS-s.curDTS >= s.target-cutTolerance {
+				out = s.close(p.DTS-s.curDTS, p.RecvAt, false, out)
+			}
+			if !s.open && tables != nil {
+				s.start(p, tables)
+			}
+		}
+		if !s.open {
+			s.droppedBytes += int64(len(p.Data))
+			continue
+		}
+		s.cur = append(s.cur, p.Data...)
+		if len(s.cur) >= maxSegmentBytes {
+			out = s.flush(p.RecvAt, out)
+			s.nextDisc = true
+		}
+	}
+	return out
+}
+
+// start opens a segment on key frame p.
+func (s *segmenter) start(p *tsPiece, tables []byte) {
+	if !s.anchored {
+		wall := p.RecvAt
+		if wall.IsZero() {
+			wall = time.Now()
+		}
+		s.anchorWall, s.anchorPTS, s.anchored = wall, p.PTS, true
+	}
+	s.open = true
+	s.cur = append(make([]byte, 0, 256<<10), tables...)
+	s.curStart, s.curDTS = p.PTS, p.DTS
+	s.curDisc, s.nextDisc = s.nextDisc, false
+	s.curPDT = s.anchorWall.Add(p.PTS - s.anchorPTS).UTC()
+}
+
+// flush closes the open segment, if any, at the end of its last frame.
+func (s *segmenter) flush(at time.Time, out []*cutSegment) []*cutSegment {
+	if !s.open {
+		return out
+	}
+	d := s.frameDelta
+	if s.haveLast {
+		d += s.lastDTS - s.curDTS
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return s.close(max(d, 0), at, true, out)
+}
+
+func (s *segmenter) close(d time.Duration, closedAt time.Time, final bool, out []*cutSegment) []*cutSegment {
+	seg := &cutSegment{
+		Data:            s.cur,
+		Start:           s.curStart,
+		Duration:        d,
+		Discontinuity:   s.curDisc,
+		ProgramDateTime: s.curPDT,
+		ClosedAt:        closedAt,
+		Final:           final,
+	}
+	s.cur, s.open, s.emitted = nil, false, true
+	return append(out, seg)
+}

@@ -1,0 +1,368 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// Defaults of Config.
+const (
+	DefaultRTMPAddr       = ":1935"
+	DefaultSRTAddr        = ":8890"
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultStatusInterval = 2 * time.Second
+	// closeTimeout bounds the last bus records of a session whose
+	// publisher left.
+	closeTimeout = 10 * time.Second
+)
+
+// RTMPApp is the RTMP application publishers push to:
+// rtmp://HOST:1935/live/{publishKey}, or server rtmp://HOST:1935/live with
+// the publish key as stream key in OBS.
+const RTMPApp = "live"
+
+// Config configures an ingest server (NewRTMPServer, NewSRTServer).
+type Config struct {
+	// Addr is the listen address; default DefaultRTMPAddr or
+	// DefaultSRTAddr. Port 0 picks a free port (see Addr on the server).
+	Addr string
+	// Streams looks up publish keys and watches stream status; required.
+	Streams StreamLookup
+	// Producer writes the stream topics; required. A *bus.Client will do.
+	Producer ingest.Producer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the weir_push_* metrics; nil registers nothing.
+	Registry prometheus.Registerer
+	// ReadTimeout drops a publisher that sends nothing for this long
+	// (default DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// StatusInterval is how often a publisher's stream is checked for
+	// having ended, to disconnect the publisher (default
+	// DefaultStatusInterval).
+	StatusInterval time.Duration
+	// ChunkSize is the most bytes per raw_stream record (default
+	// protocol.DefaultChunkSize).
+	ChunkSize int
+}
+
+func (c *Config) check(kind, defaultAddr string) error {
+	if c.Streams == nil {
+		return fmt.Errorf("%s server: Config.Streams is required", kind)
+	}
+	if c.Producer == nil {
+		return fmt.Errorf("%s server: Config.Producer is required", kind)
+	}
+	if c.Addr == "" {
+		c.Addr = defaultAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = DefaultStatusInterval
+	}
+	return nil
+}
+
+// RTMPServer accepts RTMP publishers (OBS, ffmpeg) on
+// rtmp://HOST:1935/live/{publishKey} and turns each into a protocol stream of
+// MPEG-TS on the live stream's topic.
+//
+// The publish key is checked when the publisher asks to publish: an unknown
+// key, or the key of a stream that has ended, is refused with
+// NetStream.Publish.Unauthorized and logged (without the key). H.264 or
+// H.265 video and AAC or MP3 audio are remuxed into MPEG-TS with their
+// original timestamps. A publisher of a stream that already has one replaces
+// it. A publisher is dropped when it sends nothing for ReadTimeout, when the
+// stream ends (checked every StatusInterval), or when the server closes;
+// its stream gets a stream_eof either way. Playback over RTMP is refused:
+// viewers watch HLS.
+type RTMPServer struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *serverMetrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewRTMPServer checks cfg and registers the server's metrics; Start
+// listens.
+func NewRTMPServer(cfg Config) (*RTMPServer, error) {
+	if err := cfg.check("rtmp", DefaultRTMPAddr); err != nil {
+		return nil, err
+	}
+	m, err := newServerMetrics(cfg.Registry, "rtmp")
+	if err != nil {
+		return nil, fmt.Errorf("rtmp server metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &RTMPServer{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "rtmp"),
+		metrics: m,
+		ctx:     ctx,
+		cancel:  cancel,
+		conns:   map[net.Conn]struct{}{},
+	}, nil
+}
+
+// Start binds the listen address and starts accepting publishers in the
+// background. It fails if the address is taken.
+func (s *RTMPServer) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("rtmp server: %w", err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.log.Info("rtmp ingest listening", "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go s.accept(ln)
+	return nil
+}
+
+// Addr returns the bound address (nil before Start).
+func (s *RTMPServer) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops listening, disconnects every publisher (each stream gets its
+// stream_eof) and waits for the connections to wind down.
+func (s *RTMPServer) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *RTMPServer) accept(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("rtmp accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			conn.Close()
+			return
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+func (s *RTMPServer) handle(conn net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	defer func() {
+		if p := recover(); p != nil {
+			s.metrics.connections.WithLabelValues("failed").Inc()
+			log.Error("rtmp connection panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	if err := s.serve(conn, log); err != nil {
+		log.Info("rtmp connection closed", "err", err)
+	}
+}
+
+// errRefused marks a publisher turned away on purpose (already logged and
+// counted).
+var errRefused = errors.New("publisher refused")
+
+func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
+	conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	sc := &gortmplib.ServerConn{RW: conn}
+	if err := sc.Initialize(); err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return fmt.Errorf("rtmp handshake: %w", err)
+	}
+	if err := sc.AcceptConn(); err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return fmt.Errorf("rtmp connect: %w", err)
+	}
+	if !sc.Publish {
+		s.metrics.connections.WithLabelValues("refused").Inc()
+		sc.RejectAction()
+		log.Warn("rtmp play refused: weir serves viewers over HLS, not RTMP")
+		return errRefused
+	}
+	key, err := RTMPPublishKey(sc.URL)
+	var st metastore.Stream
+	if err == nil {
+		st, err = Authorize(s.ctx, s.cfg.Streams, key)
+	}
+	if err != nil {
+		s.metrics.connections.WithLabelValues("refused").Inc()
+		sc.RejectAction()
+		log.Warn("rtmp publish refused", "reason", err.Error())
+		return errRefused
+	}
+	log = log.With("stream", st.ID)
+
+	var ended, kicked atomic.Bool
+	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
+	defer release()
+
+	r := &gortmplib.Reader{Conn: sc}
+	if err := r.Initialize(); err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return fmt.Errorf("rtmp publish of stream %s: reading tracks: %w", st.ID, err)
+	}
+	mux, mapping, err := newTSMuxer(r.Tracks())
+	if err != nil {
+		s.metrics.connections.WithLabelValues("refused").Inc()
+		log.Warn("rtmp publish refused", "reason", err.Error())
+		return errRefused
+	}
+	sess, err := OpenSession(s.ctx, s.cfg.Producer, SessionOptions{
+		StreamID:  st.ID,
+		EngineID:  "weir-rtmp",
+		ChunkSize: s.cfg.ChunkSize,
+		Logger:    log,
+	})
+	if err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return err
+	}
+	s.metrics.connections.WithLabelValues("accepted").Inc()
+	s.metrics.publishers.Inc()
+	defer s.metrics.publishers.Dec()
+	log.Info("rtmp publisher connected", "tracks", len(mapping))
+
+	var muxErr error
+	send := func(b []byte, err error) {
+		if err != nil {
+			if muxErr == nil {
+				muxErr = err
+			}
+			return
+		}
+		if len(b) > 0 {
+			if err := sess.Write(b, time.Now()); err != nil && muxErr == nil {
+				muxErr = err
+			}
+		}
+	}
+	for t := range mapping {
+		switch t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { send(mux.writeVideo(pts, dts, au)) })
+		case *rtmpcodecs.H265:
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) { send(mux.writeVideo(pts, dts, au)) })
+		case *rtmpcodecs.MPEG4Audio:
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { send(mux.writeAAC(pts, au)) })
+		case *rtmpcodecs.MPEG1Audio:
+			r.OnDataMPEG1Audio(t, func(pts time.Duration, frame []byte) { send(mux.writeMP3(pts, frame)) })
+		}
+	}
+
+	wctx, stopWatch := context.WithCancel(s.ctx)
+	defer stopWatch()
+	go watchStatus(wctx, s.cfg.Streams, st.ID, s.cfg.StatusInterval, func() {
+		ended.Store(true)
+		conn.Close()
+	})
+
+	var readErr error
+	for muxErr == nil {
+		conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		if readErr = r.Read(); readErr != nil {
+			break
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), closeTimeout)
+	defer cancel()
+	cerr := sess.Close(cctx, ended.Load())
+	s.metrics.bytes.Add(float64(sess.Bytes()))
+	switch {
+	case ended.Load():
+		log.Info("rtmp publisher disconnected: the stream ended")
+	case kicked.Load():
+		log.Info("rtmp publisher replaced by a new connection")
+	default:
+		log.Info("rtmp publisher disconnected", "reason", firstErr(muxErr, readErr))
+	}
+	return cerr
+}
+
+func firstErr(errs ...error) string {
+	for _, e := range errs {
+		if e != nil {
+			return e.Error()
+		}
+	}
+	return ""
+}
+
+// RTMPPublishKey extracts the publish key from the URL an RTMP publisher
+// asked for: rtmp://HOST[:PORT]/live/KEY, with anything after a '?' in the
+// key (some encoders append query parameters) ignored. Any other
+// application, or a missing key, is an error.
+func RTMPPublishKey(u *url.URL) (string, error) {
+	if u == nil {
+		return "", errors.New("no publish URL")
+	}
+	p := strings.Trim(u.Path, "/")
+	app, key, ok := strings.Cut(p, "/")
+	if !ok || app != RTMPApp {
+		return "", fmt.Errorf("publish to rtmp://HOST/%s/KEY, not to application %q", RTMPApp, app)
+	}
+	key, _, _ = strings.Cut(key, "?")
+	if key == "" || strings.ContainsAny(key, "/ ") {
+		return "", fmt.Errorf("malformed publish key: %w", ErrUnknownKey)
+	}
+	return key, nil
+}

@@ -1,0 +1,307 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
+)
+
+// HeaderReceivedAt is the Kafka record header a Session puts on every
+// raw_stream record: when the ingest received the earliest byte the record
+// carries, as decimal microseconds since the Unix epoch. The live packager
+// measures its publish latency from it.
+const HeaderReceivedAt = "weir-received-at-us"
+
+// MimeTypeTS and FFmpegFormatTS describe the bytes of every live stream: the
+// ingest servers and pullers all publish MPEG-TS.
+const (
+	MimeTypeTS     = "video/mp2t"
+	FFmpegFormatTS = "mpegts"
+)
+
+// StreamLookup finds live streams for the ingest servers.
+// metastore.Store satisfies it.
+type StreamLookup interface {
+	GetStreamByPublishKey(ctx context.Context, key string) (metastore.Stream, error)
+	GetStream(ctx context.Context, id string) (metastore.Stream, error)
+}
+
+// Reasons a publisher is refused.
+var (
+	// ErrUnknownKey: no live stream has the publish key.
+	ErrUnknownKey = errors.New("unknown publish key")
+	// ErrStreamEnded: the stream the key belongs to has ended (vod) or
+	// failed; a key is good for one stream's life only.
+	ErrStreamEnded = errors.New("stream has ended")
+)
+
+// Authorize returns the live stream publish key opens, or an error wrapping
+// ErrUnknownKey or ErrStreamEnded. Errors never contain the key.
+func Authorize(ctx context.Context, streams StreamLookup, key string) (metastore.Stream, error) {
+	if key == "" {
+		return metastore.Stream{}, fmt.Errorf("empty key: %w", ErrUnknownKey)
+	}
+	st, err := streams.GetStreamByPublishKey(ctx, key)
+	switch {
+	case errors.Is(err, metastore.ErrNotFound):
+		return metastore.Stream{}, ErrUnknownKey
+	case err != nil:
+		return metastore.Stream{}, fmt.Errorf("look up publish key: %w", err)
+	case st.Kind != metastore.KindLive:
+		return metastore.Stream{}, fmt.Errorf("stream %s is not a live stream: %w", st.ID, ErrUnknownKey)
+	case st.Status.Terminal():
+		return metastore.Stream{}, fmt.Errorf("stream %s is %s: %w", st.ID, st.Status, ErrStreamEnded)
+	}
+	return st, nil
+}
+
+// SessionOptions configure OpenSession.
+type SessionOptions struct {
+	// StreamID is the live stream; the session writes to
+	// bus.StreamTopic(StreamID).
+	StreamID string
+	// EngineID names the source in heartbeats ("weir-rtmp", "weir-srt",
+	// "weir-pull").
+	EngineID string
+	// ChunkSize is the most bytes per raw_stream record (default
+	// protocol.DefaultChunkSize).
+	ChunkSize int
+	// QueueLength bounds the writes waiting for the bus (default 512);
+	// Write blocks while it is full, slowing the publisher down instead of
+	// dropping media.
+	QueueLength int
+	// Logger receives produce failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Session is one publisher connection's stream on the bus: a stream_init
+// when it opens, MPEG-TS bytes as raw_stream records while it lasts, and a
+// stream_eof when it ends, with heartbeats (through ingest.StreamWriter).
+//
+// Write queues bytes and returns; a goroutine writes them to the bus,
+// merging what queued up while the previous write was in flight, and sends
+// the partial chunk at once whenever the queue runs dry, so a live source's
+// bytes never wait for a chunk to fill. Every raw_stream record carries
+// HeaderReceivedAt.
+//
+// A Session is used by one goroutine (the connection's).
+type Session struct {
+	w      *ingest.StreamWriter
+	stamp  *stampingProducer
+	log    *slog.Logger
+	ch     chan queued
+	done   chan struct{}
+	ctx    context.Context
+	mu     sync.Mutex
+	closed bool
+	err    atomic.Pointer[error]
+	bytes  atomic.Int64
+}
+
+type queued struct {
+	data []byte
+	at   time.Time
+}
+
+// OpenSession starts a stream on bus.StreamTopic(opts.StreamID): it
+// produces stream_init (MPEG-TS) and the first heartbeat before returning.
+// ctx bounds the session's produce calls; cancel it only to abandon the
+// stream.
+func OpenSession(ctx context.Context, p ingest.Producer, opts SessionOptions) (*Session, error) {
+	if opts.QueueLength <= 0 {
+		opts.QueueLength = 512
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	stamp := newStampingProducer(p)
+	w, err := ingest.NewStreamWriter(stamp, bus.StreamTopic(opts.StreamID), ingest.StreamOptions{
+		TaskID:       opts.StreamID,
+		TdoID:        opts.StreamID,
+		ChunkSize:    opts.ChunkSize,
+		MimeType:     MimeTypeTS,
+		FFmpegFormat: FFmpegFormatTS,
+		EngineID:     opts.EngineID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", opts.StreamID, err)
+	}
+	if err := w.Init(ctx); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", opts.StreamID, err)
+	}
+	s := &Session{
+		w:     w,
+		stamp: stamp,
+		log:   opts.Logger.With("stream", opts.StreamID),
+		ch:    make(chan queued, opts.QueueLength),
+		done:  make(chan struct{}),
+		ctx:   ctx,
+	}
+	go s.run()
+	return s, nil
+}
+
+// Write queues a copy of data, received from the publisher at recvAt. It
+// blocks while the queue is full and returns the error that broke the
+// stream, if the bus failed.
+func (s *Session) Write(data []byte, recvAt time.Time) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ingest.ErrClosed
+	}
+	select {
+	case s.ch <- queued{data: append([]byte(nil), data...), at: recvAt}:
+		return nil
+	case <-s.done:
+		if err := s.Err(); err != nil {
+			return err
+		}
+		return ingest.ErrClosed
+	}
+}
+
+// Bytes returns how many bytes were written to the bus so far.
+func (s *Session) Bytes() int64 { return s.bytes.Load() }
+
+// Err returns the error that broke the stream, if any.
+func (s *Session) Err() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close writes what is queued, then ends the stream with stream_eof.
+// forced says the stream was stopped on purpose (it ended) rather than the
+// publisher going away. A session whose bus writes failed is aborted
+// instead. ctx bounds the last records.
+func (s *Session) Close(ctx context.Context, forced bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ingest.ErrClosed
+	}
+	s.closed = true
+	close(s.ch)
+	s.mu.Unlock()
+	<-s.done
+	if err := s.Err(); err != nil {
+		return s.w.Abort(ctx, err)
+	}
+	return s.w.Close(ctx, forced)
+}
+
+func (s *Session) run() {
+	defer close(s.done)
+	for first := range s.ch {
+		batch, at := first.data, first.at
+		open := true
+	drain:
+		for {
+			select {
+			case q, ok := <-s.ch:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, q.data...)
+			default:
+				break drain
+			}
+		}
+		s.stamp.set(at)
+		if _, err := s.w.Write(batch); err != nil {
+			s.fail(err)
+			return
+		}
+		s.bytes.Add(int64(len(batch)))
+		if len(s.ch) == 0 {
+			if err := s.w.Flush(s.ctx); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+func (s *Session) fail(err error) {
+	s.log.Error("live stream: writing to the bus failed; the publisher will be dropped", "err", err)
+	s.err.Store(&err)
+	// Let a blocked Write return: drain what is left.
+	go func() {
+		for range s.ch {
+		}
+	}()
+}
+
+// stampingProducer adds HeaderReceivedAt to raw_stream records.
+type stampingProducer struct {
+	p  ingest.Producer
+	at atomic.Int64 // microseconds since the epoch; 0: unknown
+}
+
+func newStampingProducer(p ingest.Producer) *stampingProducer {
+	return &stampingProducer{p: p}
+}
+
+func (s *stampingProducer) set(at time.Time) {
+	if at.IsZero() {
+		s.at.Store(0)
+		return
+	}
+	s.at.Store(at.UnixMicro())
+}
+
+// Produce implements ingest.Producer.
+func (s *stampingProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
+	if at := s.at.Load(); at != 0 {
+		v := strconv.AppendInt(nil, at, 10)
+		for _, r := range recs {
+			if _, t, ok := protocol.SplitStreamKey(r.Key); ok && t == protocol.TypeRawStream {
+				r.Headers = append(r.Headers, bus.Header{Key: HeaderReceivedAt, Value: v})
+			}
+		}
+	}
+	return s.p.Produce(ctx, recs...)
+}
+
+// CreateTopic passes topic creation through, so stream topics get one
+// partition when the producer can create them.
+func (s *stampingProducer) CreateTopic(ctx context.Context, topic string, partitions int32) error {
+	if tc, ok := s.p.(interface {
+		CreateTopic(context.Context, string, int32) error
+	}); ok {
+		return tc.CreateTopic(ctx, topic, partitions)
+	}
+	return nil
+}
+
+// ParseReceivedAt reads HeaderReceivedAt's value; ok is false when it is
+// missing or malformed.
+func ParseReceivedAt(v []byte) (time.Time, bool) {
+	us, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}

@@ -1,0 +1,300 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	srt "github.com/datarhei/gosrt"
+)
+
+// SRT stream id modes.
+const (
+	srtModePublish = "publish"
+	srtModeRead    = "read"
+)
+
+// SRTServer accepts SRT publishers sending MPEG-TS on
+// srt://HOST:8890?streamid=publish:{publishKey} (the SRT access-control form
+// "#!::r={publishKey},m=publish" works too) and puts their bytes, as they
+// are, on the live stream's topic.
+//
+// The stream id is checked during the SRT handshake, so a wrong or ended key
+// never gets a connection: it is rejected with reason 1401 (unauthorized) or
+// 1403 (ended), and a malformed id or a reading mode with 1400 or 1405.
+// A publisher that sends nothing for ReadTimeout is dropped (SRT's peer idle
+// timeout), as is the publisher of a stream that ends; a new publisher of
+// the same stream replaces the current one. Datagrams that are not SRT are
+// ignored by the SRT library.
+type SRTServer struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *serverMetrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	ln     srt.Listener
+	conns  map[srt.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewSRTServer checks cfg and registers the server's metrics; Start
+// listens.
+func NewSRTServer(cfg Config) (*SRTServer, error) {
+	if err := cfg.check("srt", DefaultSRTAddr); err != nil {
+		return nil, err
+	}
+	m, err := newServerMetrics(cfg.Registry, "srt")
+	if err != nil {
+		return nil, fmt.Errorf("srt server metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &SRTServer{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "srt"),
+		metrics: m,
+		ctx:     ctx,
+		cancel:  cancel,
+		conns:   map[srt.Conn]struct{}{},
+	}, nil
+}
+
+// Start binds the UDP listen address and starts accepting publishers in the
+// background.
+func (s *SRTServer) Start() error {
+	conf := srt.DefaultConfig()
+	conf.PeerIdleTimeout = s.cfg.ReadTimeout
+	ln, err := srt.Listen("srt", s.cfg.Addr, conf)
+	if err != nil {
+		return fmt.Errorf("srt server: %w", err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.log.Info("srt ingest listening", "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go s.accept(ln)
+	return nil
+}
+
+// Addr returns the bound UDP address (nil before Start).
+func (s *SRTServer) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops listening, disconnects every publisher (each stream gets its
+// stream_eof) and waits for the connections to wind down.
+func (s *SRTServer) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	ln := s.ln
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *SRTServer) accept(ln srt.Listener) {
+	defer s.wg.Done()
+	for {
+		req, err := ln.Accept2()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, srt.ErrListenerClosed) {
+				return
+			}
+			s.log.Warn("srt accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			req.Reject(srt.REJ_CLOSE)
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(req)
+	}
+}
+
+func (s *SRTServer) handle(req srt.ConnRequest) {
+	defer s.wg.Done()
+	log := s.log.With("remote", req.RemoteAddr().String())
+	defer func() {
+		if p := recover(); p != nil {
+			s.metrics.connections.WithLabelValues("failed").Inc()
+			log.Error("srt connection panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	if err := s.serve(req, log); err != nil && !errors.Is(err, errRefused) {
+		log.Info("srt connection closed", "err", err)
+	}
+}
+
+func (s *SRTServer) refuse(req srt.ConnRequest, log *slog.Logger, reason srt.RejectionReason, why error) error {
+	s.metrics.connections.WithLabelValues("refused").Inc()
+	req.Reject(reason)
+	log.Warn("srt publish refused", "reason", why.Error(), "code", uint32(reason))
+	return errRefused
+}
+
+func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
+	if req.Version() < 5 {
+		return s.refuse(req, log, srt.REJX_BAD_REQUEST, errors.New("SRT version 4 carries no stream id; use SRT 1.3 or later"))
+	}
+	mode, key, err := ParseSRTStreamID(req.StreamId())
+	if err != nil {
+		return s.refuse(req, log, srt.REJX_BAD_REQUEST, err)
+	}
+	if mode != srtModePublish {
+		return s.refuse(req, log, srt.REJX_BAD_MODE, fmt.Errorf("mode %q: weir only takes publishers over SRT; viewers watch HLS", mode))
+	}
+	st, err := Authorize(s.ctx, s.cfg.Streams, key)
+	switch {
+	case errors.Is(err, ErrStreamEnded):
+		return s.refuse(req, log, srt.REJX_FORBIDDEN, err)
+	case errors.Is(err, ErrUnknownKey):
+		return s.refuse(req, log, srt.REJX_UNAUTHORIZED, err)
+	case err != nil:
+		return s.refuse(req, log, srt.REJX_ISE, err)
+	}
+	log = log.With("stream", st.ID)
+	if req.IsEncrypted() {
+		return s.refuse(req, log, srt.REJ_UNSECURE, errors.New("encrypted SRT is not supported; publish without a passphrase"))
+	}
+	conn, err := req.Accept()
+	if err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return fmt.Errorf("srt accept for stream %s: %w", st.ID, err)
+	}
+	s.mu.Lock()
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+
+	var ended, kicked atomic.Bool
+	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
+	defer release()
+
+	sess, err := OpenSession(s.ctx, s.cfg.Producer, SessionOptions{
+		StreamID:  st.ID,
+		EngineID:  "weir-srt",
+		ChunkSize: s.cfg.ChunkSize,
+		Logger:    log,
+	})
+	if err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return err
+	}
+	s.metrics.connections.WithLabelValues("accepted").Inc()
+	s.metrics.publishers.Inc()
+	defer s.metrics.publishers.Dec()
+	log.Info("srt publisher connected")
+
+	wctx, stopWatch := context.WithCancel(s.ctx)
+	defer stopWatch()
+	go watchStatus(wctx, s.cfg.Streams, st.ID, s.cfg.StatusInterval, func() {
+		ended.Store(true)
+		conn.Close()
+	})
+
+	buf := make([]byte, 2048)
+	var readErr error
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			if werr := sess.Write(buf[:n], time.Now()); werr != nil {
+				readErr = werr
+				break
+			}
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), closeTimeout)
+	defer cancel()
+	cerr := sess.Close(cctx, ended.Load())
+	s.metrics.bytes.Add(float64(sess.Bytes()))
+	switch {
+	case ended.Load():
+		log.Info("srt publisher disconnected: the stream ended")
+	case kicked.Load():
+		log.Info("srt publisher replaced by a new connection")
+	default:
+		log.Info("srt publisher disconnected", "reason", firstErr(readErr))
+	}
+	return cerr
+}
+
+// ParseSRTStreamID reads an SRT stream id naming a mode and a publish key:
+// "publish:KEY" (or "read:KEY"), or the SRT access-control form
+// "#!::r=KEY,m=publish" whose mode defaults to "request" (reading).
+// A missing key or an unknown mode is an error.
+func ParseSRTStreamID(id string) (mode, key string, err error) {
+	id = strings.TrimSpace(id)
+	if rest, ok := strings.CutPrefix(id, "#!::"); ok {
+		mode = "request"
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return "", "", fmt.Errorf("stream id: malformed entry %q", kv)
+			}
+			switch k {
+			case "r":
+				key = v
+			case "m":
+				mode = v
+			}
+		}
+		switch mode {
+		case srtModePublish:
+		case "request", "bidirectional":
+			mode = srtModeRead
+		default:
+			return "", "", fmt.Errorf("stream id: unknown mode %q", mode)
+		}
+	} else {
+		m, k, ok := strings.Cut(id, ":")
+		if !ok {
+			return "", "", errors.New(`stream id: want "publish:KEY"`)
+		}
+		switch m {
+		case srtModePublish, srtModeRead:
+		case "play":
+			m = srtModeRead
+		default:
+			return "", "", fmt.Errorf("stream id: unknown mode %q; want \"publish:KEY\"", m)
+		}
+		mode, key = m, k
+	}
+	if key == "" || strings.ContainsAny(key, " /,:") {
+		return "", "", errors.New("stream id: missing or malformed publish key")
+	}
+	return mode, key, nil
+}
