@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-media/weir/internal/config"
+	"github.com/weir-media/weir/internal/server"
+)
+
+func init() { register(newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run weir: embedded Kafka broker, REST API, console, HLS, ingest and pipelines",
+		Long: `serve runs a whole weir process. With no --kafka it starts an embedded
+Kafka-protocol broker (any Kafka client can connect to --kafka-listen); with
+--kafka it uses that cluster instead. Config comes from flags, then WEIR_*
+environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg server.Config
+			if err := config.Load(cmd.Flags(), configPath, &cfg); err != nil {
+				return err
+			}
+			log, err := newLogger(cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			server.Version = Version
+			srv, err := server.Start(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML config file (default ./weir.yaml when present)")
+	f.String("data", "./weir-data", "data directory (embedded broker, SQLite, objects)")
+	f.String("http", "127.0.0.1:8080", "HTTP listen address (API, console, HLS, metrics)")
+	f.String("kafka", "", "external Kafka brokers host:port,...; no embedded broker when set")
+	f.String("kafka-listen", "127.0.0.1:9092", "embedded Kafka broker listen address")
+	f.String("rtmp", ":1935", "RTMP listen address")
+	f.String("srt", ":8890", "SRT listen address")
+	f.String("metadata", "", "metadata store: sqlite:PATH or postgres://... (default sqlite in the data dir)")
+	f.String("objects", "", "object store: a directory or s3://bucket?endpoint=... (default DATA/objects)")
+	f.String("api-token", "", "bearer token required on mutating API calls")
+	f.Bool("presign", false, "redirect HLS segment requests to presigned object-store URLs (S3)")
+	f.Int64("max-upload-bytes", 8<<30, "largest accepted VOD upload in bytes")
+	f.String("log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	slog.SetDefault(log)
+	return log, nil
+}
