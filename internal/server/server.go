@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		SRTBase:        publicURL("srt", cfg.SRT, s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
 		Ready: map[string]func(context.Context) error{
-			"bus":      s.bus.Ping,
+			"bus": s.bus.Ping,
 		},
 	})
 	if err != nil {
