@@ -302,3 +302,34 @@ func TestBrokerKilledMidRunKeepsAcknowledgedRecordsAndCommits(t *testing.T) {
 		t.Errorf("after a kill -9 the group resumed with offsets %v, want 6..9", offsets(rest))
 	}
 }
+
+func TestBrokerDeletesRecordsPastRetention(t *testing.T) {
+	b := startTestBroker(t, WithRetentionCheck(50*time.Millisecond))
+	c := newTestClient(t, b.Addr())
+	ctx := testCtx(t)
+	retention := "60000" // one minute
+	if _, err := c.Admin().CreateTopic(ctx, 1, -1, map[string]*string{"retention.ms": &retention}, "short-lived"); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := c.Produce(ctx,
+		&Record{Topic: "short-lived", Value: []byte("expired"), Timestamp: old},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Produce(ctx, &Record{Topic: "short-lived", Value: []byte("fresh")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the expired record to be deleted", func() bool {
+		starts, err := c.Admin().ListStartOffsets(ctx, "short-lived")
+		if err != nil {
+			return false
+		}
+		o, ok := starts.Lookup("short-lived", 0)
+		return ok && o.Offset == 1
+	})
+	got, err := c.ReadAll(ctx, "short-lived", 0)
+	if err != nil || !slices.Equal(values(got), []string{"fresh"}) {
+		t.Errorf("after retention the topic holds %v (%v), want [fresh]", values(got), err)
+	}
+}

@@ -173,9 +173,10 @@ func (c *Client) Ping(ctx context.Context) error {
 // Produce writes recs and waits until the broker acknowledges all of them,
 // filling in each record's Partition, Offset and Timestamp. It returns the
 // first error (naming the record's topic) once every record has either
-// succeeded or failed; records that succeeded stay written. If ctx ends
-// before records are sent, the unsent ones fail with ctx's error; records
-// already sent may still be written.
+// succeeded or failed; records that succeeded stay written. While the
+// cluster is unreachable the client keeps retrying, so Produce waits; if
+// ctx ends first, the records not yet sent fail with ctx's error, and
+// records already sent may still be written.
 func (c *Client) Produce(ctx context.Context, recs ...*Record) error {
 	if len(recs) == 0 {
 		return nil
