@@ -1,0 +1,236 @@
+// Package vod is weir's VOD pipeline: it turns an uploaded file or an
+// imported URL into a multi-bitrate HLS title.
+//
+// A Worker consumes the jobs the API announces on Topic (one per upload,
+// keyed by stream id) and, for each, moves the stream through
+// uploaded → processing → transcoding → ready, or to failed with an error a
+// person can act on:
+//
+//   - processing: the source is copied from the object store (or fetched
+//     from its URL) into a work directory and probed with ffprobe. Files
+//     that are not media, empty files and MP4s cut off before their index
+//     fail here.
+//   - transcoding: ffmpeg encodes the ladder (Config.Ladder, only rungs at
+//     or below the source's size) with H.264 and AAC into HLS segments
+//     with a fixed GOP, so every rendition's segments start on aligned IDR
+//     frames. Finished segments are uploaded as ffmpeg closes them, with a
+//     row per segment in the metadata store. As soon as every rendition has
+//     its first segment, weir writes EVENT playlists and the master
+//     playlist: the title plays long before the transcode ends.
+//   - ready: the playlists become VOD playlists with ENDLIST, I-frame
+//     playlists are added, and the master playlist's BANDWIDTH and
+//     AVERAGE-BANDWIDTH are measured from the real segments.
+//
+// Jobs are handled at least once. A job redelivered after its worker died
+// starts over cleanly (old segment rows and objects are deleted first); a
+// job for a title that is already ready or failed is acknowledged and
+// ignored.
+package vod
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// Job is the message the API publishes on Topic for every accepted upload
+// (SourceKey set) or URL import (SourceURL set).
+type Job struct {
+	StreamID    string    `json:"stream_id"`
+	SourceKey   string    `json:"source_key,omitempty"`
+	SourceURL   string    `json:"source_url,omitempty"`
+	Title       string    `json:"title,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+}
+
+// Handler handles one job message; it is what a bus consumer calls per
+// record.
+type Handler func(ctx context.Context, job []byte) error
+
+// ConsumeFunc subscribes handle to the job topic and blocks: it returns nil
+// when ctx ends and an error when handle failed on a job (that job must then
+// be delivered again, as a Kafka consumer group does for an uncommitted
+// offset).
+type ConsumeFunc func(ctx context.Context, handle Handler) error
+
+// errCancelled is the cause given to a job's context by Cancel.
+var errCancelled = errors.New("cancelled")
+
+// Worker runs VOD jobs. It is safe for concurrent use: several jobs may run
+// at once (one per concurrent Handle call), and jobs for the same stream
+// are serialised.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	mu      sync.Mutex
+	running map[string]*runningJob
+}
+
+type runningJob struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// NewWorker checks cfg, fills in its defaults and registers the worker's
+// metrics with cfg.Registry.
+func NewWorker(cfg Config) (*Worker, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("vod metrics: %w", err)
+	}
+	return &Worker{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "vod"),
+		m:       m,
+		running: make(map[string]*runningJob),
+	}, nil
+}
+
+// Run feeds jobs from consume to Handle until ctx ends. When consume
+// returns an error (Handle asked for a job to be redelivered, or the
+// subscription broke), Run subscribes again after a pause that doubles up
+// to 30 s, so the job is retried without a busy loop. Run returns nil when
+// ctx ends or consume returns nil.
+func (w *Worker) Run(ctx context.Context, consume ConsumeFunc) error {
+	pause := time.Second
+	for {
+		err := consume(ctx, w.Handle)
+		if ctx.Err() != nil || err == nil {
+			return nil
+		}
+		w.log.Warn("vod job subscription stopped; subscribing again", "err", err, "after", pause)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// Handle processes one job message and returns when the title is ready or
+// failed, or when ctx ends.
+//
+// It returns nil — the job is done and its offset may be committed — when
+// the title became ready, when it failed for a reason retrying cannot fix
+// (not media, truncated, ffmpeg error, cancelled), when the title was
+// already ready or failed (a duplicate delivery), when the stream does not
+// exist, and when the message is not a job at all (it is logged and
+// dropped, never retried forever).
+//
+// It returns an error — deliver the job again — when ctx ended mid-job
+// (the worker is stopping; the next delivery restarts the job cleanly) or
+// when the metadata or object store failed. Each start counts as an
+// attempt; after Config.MaxAttempts the title is failed instead.
+func (w *Worker) Handle(ctx context.Context, raw []byte) error {
+	var job Job
+	if err := json.Unmarshal(raw, &job); err != nil || job.StreamID == "" {
+		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+		w.log.Warn("dropping malformed vod job", "err", err, "job", truncate(string(raw), 200))
+		return nil
+	}
+	release, err := w.claim(ctx, job.StreamID)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	st, err := w.cfg.Meta.GetStream(ctx, job.StreamID)
+	switch {
+	case errors.Is(err, metastore.ErrNotFound):
+		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+		w.log.Warn("dropping vod job for an unknown stream", "stream", job.StreamID)
+		return nil
+	case err != nil:
+		w.m.jobs.WithLabelValues(outcomeRetry).Inc()
+		return fmt.Errorf("vod job for stream %s: reading the stream: %w", job.StreamID, err)
+	case st.Status.Terminal():
+		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+		w.log.Info("vod job already done", "stream", st.ID, "status", st.Status)
+		return nil
+	case st.Kind != metastore.KindVOD:
+		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+		w.log.Warn("dropping vod job for a stream that is not a vod", "stream", st.ID, "kind", st.Kind)
+		return nil
+	}
+	if job.SourceKey == "" && job.SourceURL == "" {
+		job.SourceKey, job.SourceURL = st.SourceKey, st.SourceURL
+	}
+
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[st.ID].cancel = cancel
+	w.mu.Unlock()
+
+	w.m.running.Inc()
+	defer w.m.running.Dec()
+	return w.process(jobCtx, ctx, job, st)
+}
+
+// claim waits until no other job for id runs in this worker, then marks
+// id as running. release undoes it.
+func (w *Worker) claim(ctx context.Context, id string) (release func(), err error) {
+	for {
+		w.mu.Lock()
+		other := w.running[id]
+		if other == nil {
+			rj := &runningJob{cancel: func(error) {}, done: make(chan struct{})}
+			w.running[id] = rj
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				delete(w.running, id)
+				w.mu.Unlock()
+				close(rj.done)
+			}, nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-other.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Cancel stops the job of a title: the stream moves to failed with the
+// error "cancelled" at once, the running transcode (in this worker, or in
+// another process at its next progress update) stops, and its partial
+// segments, rows and playlists are deleted. Cancelling a title whose job
+// has not started yet fails it, so the job is skipped when it arrives. A
+// title that is already ready or failed cannot be cancelled
+// (metastore.ErrConflict).
+func (w *Worker) Cancel(ctx context.Context, streamID string) error {
+	_, err := w.cfg.Meta.TransitionStatus(ctx, streamID, metastore.StatusFailed, func(s *metastore.Stream) {
+		s.Error = errCancelled.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("cancel vod %s: %w", streamID, err)
+	}
+	w.mu.Lock()
+	if rj := w.running[streamID]; rj != nil {
+		rj.cancel(errCancelled)
+	}
+	w.mu.Unlock()
+	w.log.Info("vod cancelled", "stream", streamID)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
