@@ -33,6 +33,9 @@ type SQLite struct {
 	write *sql.DB
 	read  *sql.DB
 
+	// Statements outside transactions stay prepared on each pool.
+	readStmts, writeStmts stmtCache
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -82,7 +85,8 @@ func OpenSQLite(path string) (*SQLite, error) {
 	reader.SetMaxOpenConns(readers)
 	reader.SetMaxIdleConns(readers)
 
-	s := &SQLite{path: abs, write: writer, read: reader}
+	s := &SQLite{path: abs, write: writer, read: reader, readStmts: stmtCache{db: reader},
+		writeStmts: stmtCache{db: writer}}
 	s.sqlStore.b = sqliteBackend{s}
 	_, err = migrate(context.Background(), &s.sqlStore, migrationDialect{
 		name: backendSQLite,
@@ -124,15 +128,17 @@ func (s *SQLite) Ping(ctx context.Context) error {
 // Close closes both pools; the WAL is checkpointed into the main file when
 // the last connection closes. Closing twice is harmless.
 func (s *SQLite) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = errors.Join(s.read.Close(), s.write.Close()) })
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.readStmts.close(), s.writeStmts.close(), s.read.Close(), s.write.Close())
+	})
 	return s.closeErr
 }
 
 // sqliteBackend adapts SQLite's pools to backend.
 type sqliteBackend struct{ s *SQLite }
 
-func (b sqliteBackend) reader() querier { return sqlQuerier{b.s.read} }
-func (b sqliteBackend) writer() querier { return sqlQuerier{b.s.write} }
+func (b sqliteBackend) reader() querier { return &b.s.readStmts }
+func (b sqliteBackend) writer() querier { return &b.s.writeStmts }
 func (b sqliteBackend) lockClause() string {
 	// The IMMEDIATE transaction already holds the database write lock.
 	return ""
@@ -194,3 +200,64 @@ func (c sqlQuerier) query(ctx context.Context, query string, args ...any) (rowIt
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// stmtCache runs statements on db through prepared statements kept for
+// reuse: parsing an upsert costs about as much as running it. The store
+// issues a small, fixed set of statement texts, so the cache stays small.
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (c *stmtCache) query(ctx context.Context, query string, args ...any) (rowIter, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	c.stmts = nil
+	return errors.Join(errs...)
+}
