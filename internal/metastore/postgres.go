@@ -17,6 +17,10 @@ import (
 // processes may share one database: row locks (SELECT ... FOR UPDATE) order
 // status transitions, version columns catch stale writers, and an advisory
 // lock makes concurrent schema migrations run one at a time.
+//
+// JSON columns (Details, Spec, Result, Payload, Output) are JSONB: they come
+// back equal as JSON but re-serialised (key order and whitespace may differ
+// from what was written). Times are TIMESTAMPTZ, microsecond precision.
 type Postgres struct {
 	sqlStore
 	pool *pgxpool.Pool

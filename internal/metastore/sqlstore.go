@@ -234,11 +234,13 @@ func (st *sqlStore) loadStream(ctx context.Context, q querier, id string, lock b
 	return s, true, err
 }
 
-// streamArgs are the values of the mutable stream columns, in the order of
-// streamMutableColumns.
+// streamMutableColumns are the stream columns a write may change.
 const streamMutableColumns = `title, status, error, progress, publish_key, source_url, source_key,
 	manifest_path, variants_generated, processing_latency_ms, gaps, checksum_failures, stage_times, details`
 
+// streamArgs returns the values of streamMutableColumns for s, in order,
+// and normalises s to what will be stored (non-nil variants, UTC stage times
+// at microsecond precision). Invalid Details JSON fails with ErrInvalid.
 func (st *sqlStore) streamArgs(s *Stream) ([]any, error) {
 	variants := s.VariantsGenerated
 	if variants == nil {
