@@ -496,7 +496,7 @@ func (pl *puller) probe(ctx context.Context, src *sourceReader) (*probed, error)
 	if src.probePath != "" {
 		info, err := media.Probe(ctx, src.probePath)
 		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", pl.source, err)
+			return nil, err // names the path
 		}
 		return &probed{info: info, whole: true}, nil
 	}
