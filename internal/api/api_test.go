@@ -71,7 +71,7 @@ func (p *recordingPublisher) messages(topic string) []published {
 
 // env is a Server over real stores in a temporary data directory.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	srv     *Server
 	meta    *metastore.SQLite
@@ -82,7 +82,7 @@ type env struct {
 
 // newEnv opens the real SQLite metadata store and file object store under
 // dir (a fresh temp dir when empty) and builds a Server over them.
-func newEnv(t *testing.T, dir string, configure ...func(*Config)) *env {
+func newEnv(t testing.TB, dir string, configure ...func(*Config)) *env {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()

@@ -298,7 +298,7 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", etagOf(info))
 	pw := &problemWriter{ResponseWriter: w}
 	http.ServeContent(pw, r, "", info.ModTime, content)
-	pw.finish("")
+	pw.finish(fmt.Sprintf("HLS object %s is %d bytes", key, info.Size))
 }
 
 // objectError answers a failed object store read: 404 for a missing key,

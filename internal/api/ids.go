@@ -33,10 +33,11 @@ const maxFilenameLength = 120
 
 // sanitizeFilename turns a client-supplied upload name into one safe object
 // key segment: the last path element (either slash), with every byte outside
-// [A-Za-z0-9._-] replaced by '_', leading dots and underscores dropped (no
-// hidden files, no ".."), and the stem shortened so the whole fits in
-// maxFilenameLength while the extension survives. An unusable name becomes
-// "upload" (keeping a sane extension when there is one).
+// [A-Za-z0-9._-] replaced by '_', runs of dots collapsed to one, leading dots
+// and underscores and trailing dots dropped (no hidden files, no ".."), and
+// the stem shortened so the whole fits in maxFilenameLength while a real
+// extension (up to 16 bytes) survives. A name with nothing usable becomes
+// "upload". Sanitising a sanitised name changes nothing.
 func sanitizeFilename(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
@@ -44,24 +45,26 @@ func sanitizeFilename(name string) string {
 	var b strings.Builder
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' {
+		switch {
+		case c == '.' && strings.HasSuffix(b.String(), "."):
+			// collapse ".." runs
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_':
 			b.WriteByte(c)
-		} else {
+		default:
 			b.WriteByte('_')
 		}
 	}
-	clean := strings.TrimLeft(b.String(), "._")
+	clean := strings.TrimRight(strings.TrimLeft(b.String(), "._"), ".")
+	if clean == "" {
+		return "upload"
+	}
 	ext := path.Ext(clean)
-	stem := strings.TrimSuffix(clean, ext)
 	if len(ext) > 16 { // not a real extension
-		stem, ext = clean, ""
+		ext = ""
 	}
-	stem = strings.TrimRight(stem, ".")
-	if stem == "" || strings.Trim(stem, "_-") == "" {
-		stem = "upload"
-	}
+	stem := strings.TrimSuffix(clean, ext)
 	if len(stem)+len(ext) > maxFilenameLength {
-		stem = stem[:maxFilenameLength-len(ext)]
+		stem = strings.TrimRight(stem[:maxFilenameLength-len(ext)], ".")
 	}
 	return stem + ext
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -157,18 +156,18 @@ func (p *problemWriter) Write(b []byte) (int, error) {
 
 func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
-// finish writes the held-back problem, if any; what the status was for
-// (detail) is the text the inner handler wrote, or the given fallback.
-func (p *problemWriter) finish(fallback string) {
+// finish writes the held-back problem, if any. Its detail is the text the
+// inner handler wrote, followed by about (what the request was for).
+func (p *problemWriter) finish(about string) {
 	if p.status <= 0 {
 		return
 	}
 	detail := strings.TrimSpace(p.text.String())
-	if detail == "" {
-		detail = fallback
-	}
-	if fallback != "" && detail != fallback {
-		detail = fmt.Sprintf("%s (%s)", fallback, detail)
+	switch {
+	case detail == "":
+		detail = about
+	case about != "":
+		detail += ": " + about
 	}
 	writeProblem(p.ResponseWriter, p.status, detail)
 }
