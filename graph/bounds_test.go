@@ -2,6 +2,7 @@ package graph
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -328,6 +329,43 @@ nodes:
 			}
 			if got := ev.list(); !slices.Equal(got, want) {
 				t.Fatalf("Process calls %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestOffsetClosesOutputsWithInputsSoCloseCannotEmit(t *testing.T) {
+	for _, offset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no offset", true: "offset 0"}[offset], func(t *testing.T) {
+			calc := &funcCalc{
+				open: func(cc *CalculatorContext) error {
+					if offset {
+						cc.SetTimestampOffset(0)
+					}
+					return nil
+				},
+				close: func(cc *CalculatorContext) error { return cc.Output("").Add("summary", PostStream) },
+			}
+			g := build(t, `
+input_streams: [in]
+nodes:
+  - name: summary
+    calculator: Summarizer
+    input_streams: [in]
+    output_streams: [out]
+`, spec("Summarizer", Contract{Inputs: in(""), Outputs: in("")}, calc), WithLogger(slog.New(slog.DiscardHandler)))
+			rec := observe(t, g, "out")
+			start(t, g, nil)
+			_ = g.CloseAllInputStreams()
+			err := g.WaitUntilDone(testCtx(t))
+			if offset {
+				if err == nil || !strings.Contains(err.Error(), `node "summary" (Summarizer): Close: stream "out": packet sent to a closed stream`) {
+					t.Fatalf("run error %v", err)
+				}
+				return
+			}
+			if err != nil || len(rec.packets()) != 1 || rec.packets()[0].Timestamp() != PostStream {
+				t.Fatalf("run error %v, packets %v; want the PostStream summary", err, rec.packets())
 			}
 		})
 	}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
-	"time"
 )
 
 // AddMode is how AddPacketToInputStream behaves when a graph input stream
@@ -123,7 +122,6 @@ type node struct {
 	calc     Calculator
 	options  Options
 	log      *slog.Logger
-	line     int
 
 	inputs   []*inputQueue
 	inRefs   []PortRef
@@ -290,7 +288,7 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 	}
 	for i, np := range p.nodes {
 		n := g.newNode(np.name, np.cfg.Calculator, np.spec.New, np.contract)
-		n.id, n.spec, n.options, n.line = i, np.spec, np.options, np.cfg.Line
+		n.id, n.spec, n.options = i, np.spec, np.options
 		n.handler = np.handler
 		n.maxInFlight = max(1, np.cfg.MaxInFlight)
 		n.priority = np.depth
@@ -730,6 +728,3 @@ func (g *Graph) notify() {
 		g.changed = make(chan struct{})
 	}
 }
-
-// timeNow is the clock used for profiling; a variable for tests.
-var timeNow = time.Now

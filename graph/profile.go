@@ -14,7 +14,8 @@ type Profile struct {
 }
 
 // NodeProfile describes one node. Durations are over all Process calls
-// (means) or the latest 1024 (percentiles).
+// (means) or the latest 1024 (percentiles). Observers and pollers appear as
+// nodes named observer_<stream> and poller_<stream>.
 type NodeProfile struct {
 	Name       string
 	Calculator string
@@ -131,5 +132,47 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(q.Received), p.Graph, n.Name, q.Stream)
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(q.Dropped), p.Graph, n.Name, q.Stream)
 		}
+	}
+}
+
+// nodeStats collects a node's profile; guarded by Graph.mu.
+type nodeStats struct {
+	calls     int64
+	total     time.Duration
+	durs      ring
+	latTotal  time.Duration
+	latCount  int64
+	latencies ring
+}
+
+const ringSize = 1024
+
+// ring keeps the latest ringSize durations for percentiles.
+type ring struct {
+	v    []time.Duration
+	next int
+}
+
+func (r *ring) add(d time.Duration) {
+	if len(r.v) < ringSize {
+		r.v = append(r.v, d)
+		return
+	}
+	r.v[r.next] = d
+	r.next = (r.next + 1) % ringSize
+}
+
+func (s *nodeStats) record(cc *CalculatorContext) {
+	if cc.phase != phaseProcess {
+		return
+	}
+	s.calls++
+	s.total += cc.dur
+	s.durs.add(cc.dur)
+	if !cc.arrival.IsZero() {
+		lat := cc.start.Sub(cc.arrival)
+		s.latTotal += lat
+		s.latCount++
+		s.latencies.add(lat)
 	}
 }

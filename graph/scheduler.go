@@ -56,12 +56,12 @@ func (g *Graph) worker() {
 
 // invoke runs one calculator call without the lock.
 func (g *Graph) invoke(cc *CalculatorContext) {
-	cc.start = timeNow()
+	cc.start = time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
 		}
-		cc.dur = timeNow().Sub(cc.start)
+		cc.dur = time.Now().Sub(cc.start)
 		if cc.err != nil { // misuse of an output beats the returned error
 			cc.result = cc.err
 		}
@@ -257,7 +257,7 @@ func (g *Graph) emit(s *stream, p Packet) {
 	s.packets++
 	s.lastPre = s.packets == 1 && p.ts == PreStream
 	s.bound = p.ts.NextAllowedInStream()
-	now := timeNow()
+	now := time.Now()
 	for _, q := range s.consumers {
 		if q.n.state == nodeClosed {
 			continue
@@ -378,6 +378,11 @@ func (g *Graph) schedule(n *node) {
 			return
 		case readyClose:
 			if n.inflight == 0 {
+				if n.offsetSet {
+					// With an offset the outputs end with the inputs: Close
+					// can set side packets but emit no packets.
+					g.propagateOffset(n, Done)
+				}
 				g.queueClose(n)
 			}
 			return
@@ -613,47 +618,5 @@ func (g *Graph) finish(err error) {
 	g.notify()
 	if err == nil {
 		g.log.Debug("graph: run finished")
-	}
-}
-
-// nodeStats collects a node's profile; guarded by Graph.mu.
-type nodeStats struct {
-	calls     int64
-	total     time.Duration
-	durs      ring
-	latTotal  time.Duration
-	latCount  int64
-	latencies ring
-}
-
-const ringSize = 1024
-
-// ring keeps the latest ringSize durations for percentiles.
-type ring struct {
-	v    []time.Duration
-	next int
-}
-
-func (r *ring) add(d time.Duration) {
-	if len(r.v) < ringSize {
-		r.v = append(r.v, d)
-		return
-	}
-	r.v[r.next] = d
-	r.next = (r.next + 1) % ringSize
-}
-
-func (s *nodeStats) record(cc *CalculatorContext) {
-	if cc.phase != phaseProcess {
-		return
-	}
-	s.calls++
-	s.total += cc.dur
-	s.durs.add(cc.dur)
-	if !cc.arrival.IsZero() {
-		lat := cc.start.Sub(cc.arrival)
-		s.latTotal += lat
-		s.latCount++
-		s.latencies.add(lat)
 	}
 }
