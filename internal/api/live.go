@@ -32,13 +32,15 @@ type LiveControl struct {
 	RequestedAt time.Time `json:"requested_at"`
 }
 
-// liveSourceSchemes are the pull sources a live stream may name.
-var liveSourceSchemes = []string{"http", "https", "rtmp", "rtmps", "rtsp", "srt"}
+// liveSourceSchemes are the pull sources a live stream may name: the live
+// pipeline pulls HTTP(S) MPEG-TS and Icecast-style audio streams; RTMP and
+// SRT sources push to weir instead.
+var liveSourceSchemes = []string{"http", "https"}
 
 // StartStreamRequest creates a live stream.
 type StartStreamRequest struct {
 	Title     string `json:"title,omitempty" maxLength:"200" doc:"Title of the stream"`
-	SourceURL string `json:"source_url,omitempty" maxLength:"2048" example:"https://example.com/live/index.m3u8" doc:"Pull the stream from this URL (http, https, rtmp, rtmps, rtsp, srt) instead of waiting for a push"`
+	SourceURL string `json:"source_url,omitempty" maxLength:"2048" example:"https://example.com/live/index.m3u8" doc:"Pull the stream from this http(s) URL (MPEG-TS, or an Icecast-style AAC/MP3 stream) instead of waiting for an RTMP/SRT push"`
 }
 
 // PublishURLs tell an encoder (OBS, ffmpeg) where to push.

@@ -56,7 +56,7 @@ func TestStartStream(t *testing.T) {
 		},
 		{
 			name:         "pull source",
-			body:         map[string]string{"source_url": "rtmp://origin.example.com/app/stream"},
+			body:         map[string]string{"source_url": "https://origin.example.com/live/stream.ts"},
 			wantRTMP:     "rtmp://example.com:1935/live/KEY",
 			wantSRT:      "srt://example.com:8890?streamid=publish:KEY",
 			wantPlayback: "http://example.com/hls/ID/live.m3u8",
@@ -94,8 +94,12 @@ func TestStartStream(t *testing.T) {
 			}
 			var ctl LiveControl
 			json.Unmarshal(msgs[0].Value, &ctl)
-			if ctl.Action != "start" || ctl.StreamID != got.StreamID {
-				t.Fatalf("control %s", msgs[0].Value)
+			wantSource := ""
+			if m, ok := tc.body.(map[string]string); ok {
+				wantSource = m["source_url"]
+			}
+			if ctl.Action != "start" || ctl.StreamID != got.StreamID || ctl.SourceURL != wantSource || st.SourceURL != wantSource {
+				t.Fatalf("control %s, stream source %q", msgs[0].Value, st.SourceURL)
 			}
 			if strings.Contains(string(msgs[0].Value), got.PublishKey) {
 				t.Fatal("the publish key leaked onto the bus")
@@ -129,7 +133,8 @@ func TestStartStreamRejectsBadInput(t *testing.T) {
 		{"unknown field", `{"titel": "x"}`, 422, "field titel: unknown field"},
 		{"title too long", `{"title": "` + strings.Repeat("x", 201) + `"}`, 422, "field title: must be at most 200 characters"},
 		{"bad source scheme", `{"source_url": "ftp://x.example.com/live"}`, 422, "field source_url: scheme must be"},
-		{"source without host", `{"source_url": "rtmp:///live"}`, 422, "field source_url: must include a host"},
+		{"rtmp source", `{"source_url": "rtmp://x.example.com/live"}`, 422, `field source_url: scheme must be http or https (got "rtmp")`},
+		{"source without host", `{"source_url": "https:///live"}`, 422, "field source_url: must include a host"},
 		{"oversized body", `{"title": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "limit=1048576 bytes"},
 	}
 	for _, tc := range cases {

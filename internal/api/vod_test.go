@@ -624,3 +624,27 @@ func TestListVODs(t *testing.T) {
 	wantProblem(t, e.do("GET", "/vod?limit=abc", nil), 422, "query parameter limit")
 	wantProblem(t, e.do("GET", "/vod?cursor=not-a-cursor", nil), 422, "query parameter cursor")
 }
+
+// TestUploadOverLimitOverTheWire checks a real client streaming an oversized
+// file gets the 413 problem rather than a reset connection.
+func TestUploadOverLimitOverTheWire(t *testing.T) {
+	const limit = 256 << 10
+	e := newEnv(t, "", func(c *Config) { c.MaxUploadBytes = limit })
+	ts := httptest.NewServer(e.srv.Handler())
+	defer ts.Close()
+	body, ct := multipartBody(t, "big.ts", bytes.Repeat([]byte{0x47}, 4<<20), "")
+	req, _ := http.NewRequest("POST", ts.URL+"/vod/upload", io.MultiReader(body)) // unknown length: chunked
+	req.Header.Set("Content-Type", ct)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("client saw %v instead of a 413", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !strings.Contains(string(b), "limit of 262144 bytes (256.0 KiB)") {
+		t.Fatalf("status %d body %s", resp.StatusCode, b)
+	}
+	if keys := e.objectKeys(); len(keys) != 0 {
+		t.Fatalf("partial upload left behind: %v", keys)
+	}
+}
