@@ -192,7 +192,9 @@ nodes:
 	bounds := observe(t, g, "out", ObserveTimestampBounds())
 	start(t, g, nil)
 	add(t, g, "in", "a", 10)
+	idle(t, g) // each bound is observed before the next one moves it
 	add(t, g, "in", "b", 20)
+	idle(t, g)
 	finish(t, g)
 	got := bounds.packets()
 	// Each empty packet at t settles t (bound t+1); nothing carries data.
