@@ -241,10 +241,16 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	}}, nil
 }
 
-// ingestBases returns the RTMP and SRT bases, defaulting to the request's
-// host name with the standard ports.
+// ingestBases returns the RTMP and SRT bases, defaulting to the host name
+// of BaseURL (or of the request, when BaseURL is unset) with the standard
+// ports 1935 and 8890.
 func (s *Server) ingestBases(b requestBase) (rtmp, srt string) {
 	rtmp, srt = s.cfg.RTMPBase, s.cfg.SRTBase
+	if s.cfg.BaseURL != "" {
+		if u, err := parseURL(s.cfg.BaseURL); err == nil {
+			b = requestBase{host: u.Host}
+		}
+	}
 	if rtmp == "" {
 		rtmp = "rtmp://" + b.hostname() + ":1935"
 	}

@@ -55,6 +55,13 @@ func TestStartStream(t *testing.T) {
 			wantPlayback: "https://media.example.org/hls/ID/live.m3u8",
 		},
 		{
+			name:         "ingest hosts follow the base URL",
+			configure:    func(c *Config) { c.BaseURL = "http://[::1]:8080" },
+			wantRTMP:     "rtmp://[::1]:1935/live/KEY",
+			wantSRT:      "srt://[::1]:8890?streamid=publish:KEY",
+			wantPlayback: "http://[::1]:8080/hls/ID/live.m3u8",
+		},
+		{
 			name:         "pull source",
 			body:         map[string]string{"source_url": "https://origin.example.com/live/stream.ts"},
 			wantRTMP:     "rtmp://example.com:1935/live/KEY",
