@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ func testCtx(t *testing.T) context.Context {
 // cancelled at cleanup so a failing test never leaks workers.
 func build(t *testing.T, yaml string, opts ...Option) *Graph {
 	t.Helper()
+	// Quiet by default; a test that inspects logs passes its own logger.
+	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	g, err := NewFromYAML([]byte(yaml), opts...)
 	if err != nil {
 		t.Fatalf("NewFromYAML: %v", err)
