@@ -271,7 +271,7 @@ func (k *consumer) kgoOptions() []kgo.Opt {
 	return opts
 }
 
-func (k *consumer) run(ctx context.Context) (rerr error) {
+func (k *consumer) run(ctx context.Context) error {
 	cl, err := kgo.NewClient(k.kgoOptions()...)
 	if err != nil {
 		return fmt.Errorf("consume %v: %w", k.opts.Topics, err)
