@@ -489,3 +489,16 @@ func TestWrongMethodIsProblem(t *testing.T) {
 	rec = e.do("PUT", "/vod/vod-000000000000/metadata", nil)
 	wantProblem(t, rec, 405, "use GET")
 }
+
+func TestHandlerPanicBecomesProblem(t *testing.T) {
+	e := newEnv(t, "", func(c *Config) {
+		c.Fallback = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("console exploded") })
+	})
+	wantProblem(t, e.do("GET", "/console", nil), 500, "internal error while serving GET /console")
+	if !strings.Contains(e.do("GET", "/metrics", nil).Body.String(), `weir_http_requests_total{method="GET",route="/",status="500"} 1`) {
+		t.Fatal("the panicking request was not counted as a 500")
+	}
+	if rec := e.do("GET", "/health", nil); rec.Code != 200 {
+		t.Fatalf("server unusable after a panic: %d", rec.Code)
+	}
+}

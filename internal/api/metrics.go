@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +122,8 @@ func (r *statusRecorder) Flush() {
 // for long uploads).
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// instrument counts and times every request. The route label is the mux
+// instrument counts and times every request, and turns a handler panic into
+// a logged 500 problem. The route label is the mux
 // pattern that served it; requests answered before routing (401, 400 for
 // hostile HLS paths) are labelled with the pattern they would have reached,
 // and anything matching no pattern with "unmatched".
@@ -131,6 +133,19 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		s.metrics.inFlight.Inc()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeProblem(rec, http.StatusInternalServerError, "internal error while serving "+r.Method+" "+r.URL.Path+" (see server log)")
+				} else {
+					// Too late for a clean answer: cut the connection so the
+					// client sees a failure, not a truncated success.
+					defer panic(http.ErrAbortHandler)
+				}
+			}
 			s.metrics.inFlight.Dec()
 			status := rec.status
 			if status == 0 {

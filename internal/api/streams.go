@@ -230,16 +230,17 @@ func details(st metastore.Stream) map[string]any {
 	return m
 }
 
-// newStream creates a stream row with a fresh id of its kind, retrying the
-// (astronomically unlikely) id collision.
+// newStream creates a stream row. When st.ID is empty it gets a fresh id of
+// its kind, and the (astronomically unlikely) id collision is retried; a
+// caller-chosen id is used as is.
 func (s *Server) newStream(ctx context.Context, st metastore.Stream) (metastore.Stream, error) {
+	generated := st.ID == ""
 	for attempt := 0; ; attempt++ {
-		if st.ID == "" {
+		if generated {
 			st.ID = newStreamID(st.Kind)
 		}
 		created, err := s.cfg.Meta.CreateStream(ctx, st)
-		if errors.Is(err, metastore.ErrExists) && attempt < 3 && st.Kind == metastore.KindLive {
-			st.ID = ""
+		if errors.Is(err, metastore.ErrExists) && generated && attempt < 3 {
 			continue
 		}
 		if err != nil {

@@ -352,9 +352,6 @@ func (s *Server) uploadURL(ctx context.Context, in *uploadInput) (*uploadOutput,
 		if u, err := parseURL(body.URL); err == nil {
 			body.Title = titleFromFilename(path.Base(u.Path))
 		}
-		if body.Title == "/" || body.Title == "." {
-			body.Title = ""
-		}
 	}
 	st, err := s.newStream(ctx, metastore.Stream{
 		Kind:      metastore.KindVOD,
