@@ -16,6 +16,7 @@ if [ "$mode" = test ]; then
 	want kcat kcat
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
+	want dot graphviz
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
