@@ -74,6 +74,18 @@ func runContract(t *testing.T, newStore func(t *testing.T) Store, opts contractO
 		if len(got) != 0 || inf.Size != 0 {
 			t.Fatalf("Get = %q (size %d), want empty", got, inf.Size)
 		}
+		rc, inf, err := s.GetRange(ctx, "empty", 0, -1)
+		if err != nil {
+			t.Fatalf("GetRange(0, -1) of an empty object: %v", err)
+		}
+		got, _ = io.ReadAll(rc)
+		rc.Close()
+		if len(got) != 0 || inf.Size != 0 {
+			t.Fatalf("GetRange = %q (size %d), want empty", got, inf.Size)
+		}
+		if _, _, err := s.GetRange(ctx, "empty", 1, -1); !errors.Is(err, ErrInvalidRange) {
+			t.Fatalf("GetRange(1, -1) of an empty object: %v, want ErrInvalidRange", err)
+		}
 	})
 
 	t.Run("UnknownSizePutStoresEverything", func(t *testing.T) {

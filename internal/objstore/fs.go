@@ -212,6 +212,7 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 		// but the object stays.
 		err = s.renameInto(metaTmp, metaPath(key))
 		if err != nil {
+			_ = s.root.Remove(metaTmp)
 			err = fmt.Errorf("put %s: metadata: %w", key, err)
 		}
 		committed = true
