@@ -295,7 +295,9 @@ func (w *Worker) failDetached(parent context.Context, id, msg string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 30*time.Second)
 	defer cancel()
 	_, err := w.cfg.Meta.TransitionStatus(ctx, id, metastore.StatusFailed, func(s *metastore.Stream) {
-		s.Error = msg
+		if s.Error == "" { // already failed (cancelled elsewhere): keep the first reason
+			s.Error = msg
+		}
 	})
 	if err != nil && !errors.Is(err, metastore.ErrConflict) {
 		w.log.Error("marking vod failed", "stream", id, "err", err)

@@ -213,8 +213,17 @@ func (w *Worker) claim(ctx context.Context, id string) (release func(), err erro
 // title that is already ready or failed cannot be cancelled
 // (metastore.ErrConflict).
 func (w *Worker) Cancel(ctx context.Context, streamID string) error {
-	_, err := w.cfg.Meta.TransitionStatus(ctx, streamID, metastore.StatusFailed, func(s *metastore.Stream) {
-		s.Error = errCancelled.Error()
+	st, err := w.cfg.Meta.GetStream(ctx, streamID)
+	if err != nil {
+		return fmt.Errorf("cancel vod %s: %w", streamID, err)
+	}
+	if st.Status.Terminal() {
+		return fmt.Errorf("cancel vod %s: it is already %s: %w", streamID, st.Status, metastore.ErrConflict)
+	}
+	_, err = w.cfg.Meta.TransitionStatus(ctx, streamID, metastore.StatusFailed, func(s *metastore.Stream) {
+		if s.Error == "" { // failed for another reason meanwhile: keep that reason
+			s.Error = errCancelled.Error()
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("cancel vod %s: %w", streamID, err)
