@@ -186,7 +186,7 @@ func runIngest(cmd *cobra.Command, bf busFlags, opts ingest.PullOptions) error {
 		printIngestSummary(out, res)
 	}
 	if err != nil {
-		if res.End == ingest.EndStopped {
+		if res.End == ingest.EndStopped || errors.Is(err, context.Canceled) {
 			return &exitError{code: 130, err: err}
 		}
 		return err
