@@ -175,15 +175,20 @@ func runIngest(cmd *cobra.Command, bf busFlags, opts ingest.PullOptions) error {
 	}
 	defer client.Close()
 	opts.Logger = log
-	if opts.Topic != "" {
-		fmt.Fprintf(out, "topic     %s\n", opts.Topic)
+	opts.OnStart = func(res ingest.Result) {
+		format := fmt.Sprintf("%s (%s)", res.MimeType, cmpOrDash(res.FFmpegFormat))
+		if res.DurationMS > 0 {
+			format += fmt.Sprintf(", %s", time.Duration(res.DurationMS)*time.Millisecond)
+		}
+		fmt.Fprintf(out, "topic     %s\nsource    %s\nformat    %s\n", res.Topic, res.Source, format)
 	}
 	res, err := ingest.Pull(ctx, opts, client)
-	if opts.Topic == "" && res.Topic != "" {
-		fmt.Fprintf(out, "topic     %s\n", res.Topic)
-	}
 	if res.Published {
-		printIngestSummary(out, res)
+		s := res.Stats
+		fmt.Fprintf(out, "bytes     %d in %d raw_stream records (%d stream messages, %d heartbeats)\n", s.Bytes, s.RawMessages, s.Messages, s.Heartbeats)
+		fmt.Fprintf(out, "md5       %s\n", s.MD5)
+		fmt.Fprintf(out, "ended     %s (forcedEOF %v)\n", res.End, s.ForcedEOF)
+		fmt.Fprintf(out, "duration  %s\n", res.Elapsed.Round(time.Millisecond))
 	}
 	if err != nil {
 		if res.End == ingest.EndStopped || errors.Is(err, context.Canceled) {
@@ -192,20 +197,6 @@ func runIngest(cmd *cobra.Command, bf busFlags, opts ingest.PullOptions) error {
 		return err
 	}
 	return nil
-}
-
-func printIngestSummary(out io.Writer, res ingest.Result) {
-	s := res.Stats
-	fmt.Fprintf(out, "source    %s\n", res.Source)
-	format := fmt.Sprintf("%s (%s)", res.MimeType, cmpOrDash(res.FFmpegFormat))
-	if res.DurationMS > 0 {
-		format += fmt.Sprintf(", %s", time.Duration(res.DurationMS)*time.Millisecond)
-	}
-	fmt.Fprintf(out, "format    %s\n", format)
-	fmt.Fprintf(out, "bytes     %d in %d raw_stream records (%d stream messages, %d heartbeats)\n", s.Bytes, s.RawMessages, s.Messages, s.Heartbeats)
-	fmt.Fprintf(out, "md5       %s\n", s.MD5)
-	fmt.Fprintf(out, "ended     %s (forcedEOF %v)\n", res.End, s.ForcedEOF)
-	fmt.Fprintf(out, "duration  %s\n", res.Elapsed.Round(time.Millisecond))
 }
 
 func cmpOrDash(s string) string {

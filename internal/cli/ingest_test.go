@@ -283,6 +283,9 @@ func TestIngestFailsClearly(t *testing.T) {
 					t.Errorf("error %q does not say %q", res.err, w)
 				}
 			}
+			if !tc.published && res.stdout != "" {
+				t.Errorf("output for a stream never started:\n%s", res.stdout)
+			}
 			if tc.topic == "" {
 				return
 			}

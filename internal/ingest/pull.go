@@ -92,6 +92,10 @@ type PullOptions struct {
 	HTTPClient *http.Client
 	// Logger receives progress at debug level; default slog.Default().
 	Logger *slog.Logger
+	// OnStart, if set, is called once stream_init is on the topic, with
+	// the Result so far (topic, format), before any raw_stream: a command
+	// can tell its user where to look while a long live pull goes on.
+	OnStart func(Result)
 }
 
 // EndReason says why a pulled stream ended.
@@ -282,6 +286,9 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		return err
 	}
 	res.Published = true
+	if pl.opts.OnStart != nil {
+		pl.opts.OnStart(*res)
+	}
 	pl.log.Debug("ingest started", "topic", pl.topic, "source", pl.source,
 		"mime_type", so.MimeType, "ffmpeg_format", so.FFmpegFormat, "live", pl.live)
 

@@ -48,9 +48,14 @@ func TestPullPublishesAWholeSource(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Topic = fmt.Sprintf("stream_whole_%d", i)
 			tc.opts.Logger = quietLogger()
+			var started []Result
+			tc.opts.OnStart = func(r Result) { started = append(started, r) }
 			res, err := Pull(testCtx(t), tc.opts, client)
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
+			}
+			if len(started) != 1 || started[0].Topic != tc.opts.Topic || started[0].MimeType != tc.mime || !started[0].Published {
+				t.Errorf("OnStart calls %+v, want one for topic %s, %s", started, tc.opts.Topic, tc.mime)
 			}
 			recs, _ := readTopic(t, client, tc.opts.Topic)
 			d := decodeStream(t, recs)
@@ -210,6 +215,7 @@ func TestPullRefusesBadSourcesBeforePublishing(t *testing.T) {
 				tc.opts.Topic = fmt.Sprintf("stream_refused_%d", i)
 			}
 			tc.opts.Logger = quietLogger()
+			tc.opts.OnStart = func(Result) { t.Error("OnStart called for a stream that must not start") }
 			res, err := Pull(testCtx(t), tc.opts, client)
 			if err == nil {
 				t.Fatal("Pull succeeded")
