@@ -28,6 +28,9 @@ const (
 	// DefaultProbeLimit is the most bytes Pull buffers from a stream
 	// source to recognise its format before publishing anything.
 	DefaultProbeLimit = 1 << 20
+	// DefaultMaxDelay is how long bytes of a live source may wait for
+	// their raw_stream chunk to fill.
+	DefaultMaxDelay = time.Second
 	// PullEngineID is the engineId of Pull's heartbeats unless
 	// PullOptions.Stream.EngineID says otherwise.
 	PullEngineID = "weir-pull-adapter"
@@ -87,6 +90,11 @@ type PullOptions struct {
 	// ProbeLimit is the most bytes buffered for probing a stream source;
 	// default DefaultProbeLimit.
 	ProbeLimit int
+	// MaxDelay bounds how long bytes of a live source wait for their
+	// chunk to fill: once that long has passed without a raw_stream
+	// record, the bytes read so far are sent as a shorter one. Default
+	// DefaultMaxDelay; negative to always send whole chunks.
+	MaxDelay time.Duration
 	// HTTPClient fetches URLs; default a client that asks for the bytes
 	// as they are (no transparent gzip) and follows redirects.
 	HTTPClient *http.Client
@@ -173,6 +181,7 @@ type puller struct {
 	live        bool
 	record      time.Duration
 	readTimeout time.Duration
+	maxDelay    time.Duration
 	log         *slog.Logger
 
 	// srcCtx is the context source reads run under (for HTTP, cancelled
@@ -195,6 +204,9 @@ func newPuller(o PullOptions) (*puller, error) {
 	}
 	if pl.readTimeout == 0 {
 		pl.readTimeout = DefaultReadTimeout
+	}
+	if pl.maxDelay = o.MaxDelay; pl.maxDelay == 0 {
+		pl.maxDelay = DefaultMaxDelay
 	}
 	if pl.opts.ProbeLimit <= 0 {
 		pl.opts.ProbeLimit = DefaultProbeLimit
@@ -299,6 +311,7 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		}
 	}
 	buf := make([]byte, readBufSize)
+	lastRaw, lastEmit := w.Stats().RawMessages, time.Now()
 	for readErr == nil {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			readErr = errRecorded
@@ -309,6 +322,19 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return pl.finish(ctx, w, res, EndFailed, err)
+			}
+		}
+		if pl.live && pl.maxDelay > 0 {
+			// A slow live source fills a chunk slowly: send what waits
+			// rather than hold it back longer than maxDelay.
+			now := time.Now()
+			if raw := w.Stats().RawMessages; raw != lastRaw {
+				lastRaw, lastEmit = raw, now
+			} else if now.Sub(lastEmit) >= pl.maxDelay {
+				if err := w.Flush(context.WithoutCancel(ctx)); err != nil {
+					return pl.finish(ctx, w, res, EndFailed, err)
+				}
+				lastEmit = now
 			}
 		}
 	}

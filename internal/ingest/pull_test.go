@@ -135,6 +135,27 @@ func TestPullRecordsALiveStationForTheRecordDuration(t *testing.T) {
 	}
 }
 
+// TestPullSendsASlowLiveSourceWithoutWaitingForWholeChunks: a live
+// source slower than chunkSize per MaxDelay still reaches the topic every
+// MaxDelay, in shorter raw_stream records.
+func TestPullSendsASlowLiveSourceWithoutWaitingForWholeChunks(t *testing.T) {
+	_, client := startBroker(t)
+	radio := readFile(t, testMedia(t, "radio.aac"))
+	station := httptest.NewServer(loopingStation(radio, "audio/aac", 2048, 20*time.Millisecond))
+	t.Cleanup(station.Close)
+	const chunk = 1 << 20 // far more than the recording holds
+	res, err := Pull(testCtx(t), PullOptions{Source: station.URL, RecordDuration: 1500 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
+		Topic: "stream_slow", Stream: StreamOptions{ChunkSize: chunk}, Logger: quietLogger()}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := readTopic(t, client, "stream_slow")
+	d := decodeStream(t, recs)
+	if len(d.raw) < 3 || !equalBytes(d.bytes(), cycle(radio, len(d.bytes()))) {
+		t.Errorf("%d raw_stream records holding %d bytes; want several, holding the station's stream", len(d.raw), res.Stats.Bytes)
+	}
+}
+
 func TestPullStoppedByCancellationEndsWithForcedEOF(t *testing.T) {
 	_, client := startBroker(t)
 	radio := readFile(t, testMedia(t, "radio.aac"))
