@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -230,9 +231,9 @@ func newPuller(o PullOptions) (*puller, error) {
 			pl.record = d
 		}
 		s := &pl.opts.Stream
-		s.JobID = cmpOr(s.JobID, tp.JobID)
-		s.TaskID = cmpOr(s.TaskID, tp.TaskID)
-		s.TdoID = cmpOr(s.TdoID, tp.RecordingID)
+		s.JobID = cmp.Or(s.JobID, tp.JobID)
+		s.TaskID = cmp.Or(s.TaskID, tp.TaskID)
+		s.TdoID = cmp.Or(s.TdoID, tp.RecordingID)
 	}
 	if pl.topic == "" {
 		pl.topic = bus.StreamTopic(uuid.NewString())
@@ -252,13 +253,6 @@ func newPuller(o PullOptions) (*puller, error) {
 	return pl, nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // run does the work of Pull once the options are resolved.
 func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 	src, err := pl.open(ctx)
@@ -276,8 +270,8 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		return err
 	}
 	so := pl.opts.Stream
-	so.MimeType = cmpOr(so.MimeType, pr.info.MimeType())
-	so.FFmpegFormat = cmpOr(so.FFmpegFormat, pr.info.FFmpegFormat())
+	so.MimeType = cmp.Or(so.MimeType, pr.info.MimeType())
+	so.FFmpegFormat = cmp.Or(so.FFmpegFormat, pr.info.FFmpegFormat())
 	if so.DurationMS == 0 {
 		switch {
 		case pl.live:
@@ -315,6 +309,10 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 	for readErr == nil {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			readErr = errRecorded
+			break
+		}
+		if err := ctx.Err(); err != nil { // file reads do not watch ctx
+			readErr = err
 			break
 		}
 		var n int
@@ -396,18 +394,22 @@ type sourceReader struct {
 func (pl *puller) open(ctx context.Context) (*sourceReader, error) {
 	u, err := url.Parse(pl.source)
 	if err != nil || len(u.Scheme) < 2 { // a path ("C:\..." has a one-letter scheme)
-		return pl.openFile(pl.source)
+		return pl.openFile(ctx, pl.source)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "file":
-		return pl.openFile(u.Path)
+		return pl.openFile(ctx, u.Path)
 	case "http", "https":
 		return pl.openHTTP(ctx, u)
 	}
 	return nil, fmt.Errorf("source %s: unsupported scheme %q (want a file path, file://, http:// or https://)", pl.source, u.Scheme)
 }
 
-func (pl *puller) openFile(path string) (*sourceReader, error) {
+// openFile opens a local file. A regular file is probed by path; anything
+// else (a named pipe, a device) is a stream whose blocking reads are
+// interrupted, through a read deadline, when ctx is cancelled or the
+// recording time is up.
+func (pl *puller) openFile(ctx context.Context, path string) (*sourceReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -424,7 +426,10 @@ func (pl *puller) openFile(path string) (*sourceReader, error) {
 	sr := &sourceReader{ReadCloser: f}
 	if st.Mode().IsRegular() {
 		sr.probePath = path
+		return sr, nil
 	}
+	pl.srcCtx, pl.cancel = context.WithCancelCause(ctx)
+	context.AfterFunc(pl.srcCtx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
 	return sr, nil
 }
 
@@ -488,8 +493,9 @@ func (r *idleReader) Read(p []byte) (int, error) {
 func (r *idleReader) Close() error { return r.body.Close() }
 
 // startRecording starts the clock of a live source with a RecordDuration
-// and returns its deadline (zero when there is none). Blocking HTTP reads
-// are cancelled when it passes; file reads are checked between reads.
+// and returns its deadline (zero when there is none). Blocking reads (HTTP,
+// pipes) are cancelled when it passes; regular files are checked between
+// reads.
 func (pl *puller) startRecording() time.Time {
 	if pl.record <= 0 {
 		return time.Time{}
