@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weir-media/weir/internal/bus"
-	"github.com/weir-media/weir/internal/config"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -50,7 +49,7 @@ runs until Ctrl-C. --json prints one JSON object per record instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg consumeConfig
-			if err := config.Load(cmd.Flags(), configPath, &cfg); err != nil {
+			if err := loadConfig(cmd, configPath, &cfg); err != nil {
 				return err
 			}
 			if cfg.Topic == "" {

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/weir-media/weir/internal/bus"
-	"github.com/weir-media/weir/internal/config"
 	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/protocol"
 )
@@ -72,7 +71,7 @@ or any Kafka client. docs/ingest.md has the details.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cfg ingestConfig
-			if err := config.Load(cmd.Flags(), configPath, &cfg); err != nil {
+			if err := loadConfig(cmd, configPath, &cfg); err != nil {
 				return err
 			}
 			opts, err := cfg.pullOptions(args)

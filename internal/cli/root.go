@@ -12,6 +12,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/weir-media/weir/internal/config"
 )
 
 var commands []func() *cobra.Command
@@ -58,4 +61,20 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// loadConfig fills dst from cmd's flags, WEIR_* environment variables and
+// the YAML file at path (see package config). Keys that belong to other weir
+// commands are accepted in the file, so one weir.yaml serves them all.
+func loadConfig(cmd *cobra.Command, path string, dst any) error {
+	var known []string
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd.Root())
+	return config.Load(cmd.Flags(), path, dst, config.AllowKeys(known...))
 }

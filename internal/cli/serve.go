@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/weir-media/weir/internal/config"
 	"github.com/weir-media/weir/internal/server"
 )
 
@@ -26,7 +25,7 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg server.Config
-			if err := config.Load(cmd.Flags(), configPath, &cfg); err != nil {
+			if err := loadConfig(cmd, configPath, &cfg); err != nil {
 				return err
 			}
 			log, err := newLogger(cfg.LogLevel)

@@ -28,16 +28,37 @@ const EnvPrefix = "WEIR_"
 // DefaultFile is read when --config is not given and the file exists.
 const DefaultFile = "weir.yaml"
 
+// Option adjusts Load.
+type Option func(*options)
+
+type options struct{ allowed map[string]bool }
+
+// AllowKeys names keys that may appear in the YAML file without being flags
+// of the command being loaded: the flags of weir's other commands, so one
+// weir.yaml can serve `weir serve` and the client commands alike. Allowed
+// keys are ignored; keys nobody knows are still an error.
+func AllowKeys(keys ...string) Option {
+	return func(o *options) {
+		for _, k := range keys {
+			o.allowed[k] = true
+		}
+	}
+}
+
 // Load fills dst (a pointer to a struct whose fields carry `koanf:"flag-name"`
 // tags) from flags, environment and the YAML file at path. An empty path means
 // DefaultFile if it exists; a path that was named explicitly must exist.
 // Environment variables that name no flag are ignored, so unrelated WEIR_*
 // variables cannot break a command.
-func Load(flags *pflag.FlagSet, path string, dst any) error {
-	return load(flags, path, os.Environ, dst)
+func Load(flags *pflag.FlagSet, path string, dst any, opts ...Option) error {
+	return load(flags, path, os.Environ, dst, opts...)
 }
 
-func load(flags *pflag.FlagSet, path string, environ func() []string, dst any) error {
+func load(flags *pflag.FlagSet, path string, environ func() []string, dst any, opts ...Option) error {
+	o := options{allowed: map[string]bool{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	k := koanf.New(".")
 	explicit := path != ""
 	if path == "" {
@@ -48,9 +69,13 @@ func load(flags *pflag.FlagSet, path string, environ func() []string, dst any) e
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
 		for _, key := range k.Keys() {
-			if flags.Lookup(key) == nil {
+			if flags.Lookup(key) != nil {
+				continue
+			}
+			if !o.allowed[key] {
 				return fmt.Errorf("config file %s: unknown key %q (keys are flag names, e.g. %q)", path, key, "kafka-listen")
 			}
+			k.Delete(key)
 		}
 	} else if explicit || !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("config file %s: %w", path, err)

@@ -67,6 +67,22 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 }
 
+func TestLoadIgnoresKeysOfOtherCommands(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "weir.yaml")
+	os.WriteFile(path, []byte("http: 0.0.0.0:1\ndata: /var/lib/weir\n"), 0o644)
+	var got testConfig
+	if err := load(newFlags(), path, func() []string { return nil }, &got, AllowKeys("data")); err != nil {
+		t.Fatalf("a key another command knows: %v", err)
+	}
+	if got.HTTP != "0.0.0.0:1" {
+		t.Fatalf("http = %q, want the file's value", got.HTTP)
+	}
+	if err := load(newFlags(), path, func() []string { return nil }, &got); err == nil || !strings.Contains(err.Error(), `unknown key "data"`) {
+		t.Fatalf("without AllowKeys: err = %v, want unknown key \"data\"", err)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
