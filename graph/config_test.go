@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"github.com/weir-media/weir/internal/testenv"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -385,13 +386,10 @@ nodes:
 			t.Errorf("DOT lacks %s\n%s", want, dot)
 		}
 	}
-	if path, err := exec.LookPath("dot"); err == nil {
-		cmd := exec.Command(path, "-Tsvg")
-		cmd.Stdin = strings.NewReader(dot)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("graphviz rejects the output: %v\n%s", err, out)
-		}
-	} else {
-		t.Log("graphviz not installed; syntax not checked by dot")
+	testenv.RequireTool(t, "dot")
+	cmd := exec.Command("dot", "-Tsvg")
+	cmd.Stdin = strings.NewReader(dot)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("graphviz rejects the output: %v\n%s", err, out)
 	}
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"context"
+	"github.com/weir-media/weir/internal/testenv"
 	"os/exec"
 	"slices"
 	"strings"
@@ -27,9 +28,7 @@ func kcat(t *testing.T, stdin string, args ...string) string {
 
 func requireKcat(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Skip("kcat not installed (apt-get install kcat)")
-	}
+	testenv.RequireTool(t, "kcat")
 }
 
 func TestKcatListsTheBrokerAtItsAdvertisedAddress(t *testing.T) {

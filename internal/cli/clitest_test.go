@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,9 +112,7 @@ func fakeServer(t testing.TB, brokers ...string) *httptest.Server {
 // temporary directory.
 func makeClip(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
+	testenv.RequireTool(t, "ffmpeg")
 	out := filepath.Join(t.TempDir(), name)
 	full := append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)
 	if b, err := exec.Command("ffmpeg", append(full, out)...).CombinedOutput(); err != nil {
@@ -137,9 +136,7 @@ func makeRadioClip(t testing.TB) string {
 
 func requireKcat(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Skip("kcat not installed (apt-get install kcat)")
-	}
+	testenv.RequireTool(t, "kcat")
 }
 
 // runKcat runs kcat with args and stdin and returns its stdout, failing

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"github.com/weir-media/weir/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,12 +106,11 @@ func TestGraphDotCommand(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "digraph weir {") || !strings.Contains(out, `"input:frames" -> "node:sample"`) {
 		t.Fatalf("code %d, output:\n%s", code, out)
 	}
-	if dot, err := exec.LookPath("dot"); err == nil {
-		cmd := exec.Command(dot, "-Tsvg")
-		cmd.Stdin = strings.NewReader(out)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("graphviz rejects the output: %v\n%s", err, msg)
-		}
+	testenv.RequireTool(t, "dot")
+	cmd := exec.Command("dot", "-Tsvg")
+	cmd.Stdin = strings.NewReader(out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("graphviz rejects the output: %v\n%s", err, msg)
 	}
 	_, errOut, code := runGraphCmd(t, "", "dot", writeGraph(t, "nodes: [\n"))
 	if code != 1 || !strings.Contains(errOut, "pipeline.yaml:1:") {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -62,9 +63,7 @@ func testMedia(t testing.TB, name string) string {
 		})
 		return path
 	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
+	testenv.RequireTool(t, "ffmpeg")
 	recipe, ok := mediaRecipes[name]
 	if !ok {
 		t.Fatalf("no recipe for %s", name)
