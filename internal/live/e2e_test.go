@@ -2,9 +2,19 @@ package live
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/metastore"
@@ -32,6 +42,8 @@ func TestRTMPPublishBecomesLiveThenVOD(t *testing.T) {
 		seqs = append(seqs, p.mediaSequence)
 		return p.mediaSequence >= 2
 	})
+	video, audio := playHLS(t, e.playlistURL(st.ID, "live.m3u8"), 25)
+	t.Logf("gohlslib played %d video access units and %d audio frames", video, audio)
 	out := probe(t, "-show_entries", "stream=codec_name,codec_type", "-of", "csv=p=0", e.playlistURL(st.ID, "live.m3u8"))
 	if !strings.Contains(out, "h264,video") || !strings.Contains(out, "aac,audio") {
 		t.Fatalf("ffprobe of the live playlist: want h264 video and aac audio, got\n%s", out)
@@ -77,4 +89,197 @@ func TestRTMPPublishBecomesLiveThenVOD(t *testing.T) {
 		t.Fatal("no publish latency observed")
 	}
 	t.Logf("publish latency: %d segments, mean %.1f ms; details %s", n, sum/float64(n)*1000, vod.Details)
+}
+
+// playHLS plays a live playlist with gohlslib's client until it has
+// received minVideo H.264 access units, and fails the test unless audio
+// came too.
+func playHLS(t *testing.T, url string, minVideo int64) (video, audio int64) {
+	t.Helper()
+	var v, a atomic.Int64
+	c := &gohlslib.Client{URI: url, StartDistance: 2}
+	c.OnTracks = func(tracks []*gohlslib.Track) error {
+		for _, tr := range tracks {
+			switch tr.Codec.(type) {
+			case *hlscodecs.H264:
+				c.OnDataH26x(tr, func(int64, int64, [][]byte) { v.Add(1) })
+			case *hlscodecs.MPEG4Audio:
+				c.OnDataMPEG4Audio(tr, func(_ int64, aus [][]byte) { a.Add(int64(len(aus))) })
+			}
+		}
+		return nil
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 20*time.Second, "gohlslib to play the live stream", func() bool {
+		return v.Load() >= minVideo && a.Load() > 0
+	})
+	return v.Load(), a.Load()
+}
+
+// TestSRTPublishEndsAfterPublisherTimeout pushes MPEG-TS over SRT and lets
+// the publisher go: the stream must become VOD on its own once the
+// publisher timeout passes.
+func TestSRTPublishEndsAfterPublisherTimeout(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 4, timeout: 2 * time.Second})
+	st := e.newStream("")
+	ff := startFFmpeg(t, publishArgs(6, "mpegts", e.srtURL(st.PublishKey))...)
+	e.waitStatus(st.ID, metastore.StatusLive, 20*time.Second)
+	out := probe(t, "-show_entries", "stream=codec_name,codec_type", "-of", "csv=p=0", e.playlistURL(st.ID, "live.m3u8"))
+	if !strings.Contains(out, "h264,video") || !strings.Contains(out, "aac,audio") {
+		t.Fatalf("ffprobe of the live playlist: want h264 video and aac audio, got\n%s", out)
+	}
+	ff.wait(t, 30*time.Second)
+	vod := e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	vp := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
+	if !vp.ended || int64(len(vp.segments)) != vod.SegmentCount || len(vp.segments) < 4 {
+		t.Fatalf("vod playlist after the timeout: ended=%v, %d segments (rows %d)", vp.ended, len(vp.segments), vod.SegmentCount)
+	}
+	for _, s := range vp.segments {
+		info, err := hls.InspectTS([]byte(e.getObject(st.ID + "/" + s.uri)))
+		if err != nil || !info.StartsWithKeyFrame {
+			t.Errorf("segment %s: starts with key frame %v, err %v", s.uri, info.StartsWithKeyFrame, err)
+		}
+	}
+}
+
+// TestPublisherReconnectContinuesWithDiscontinuity publishes, drops the
+// publisher and publishes again within the timeout: one stream, one
+// discontinuity, counted as a gap.
+func TestPublisherReconnectContinuesWithDiscontinuity(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: 15 * time.Second})
+	st := e.newStream("")
+	startFFmpeg(t, publishArgs(4, "flv", e.rtmpURL(st.PublishKey))...).wait(t, 30*time.Second)
+	first := e.waitStatus(st.ID, metastore.StatusLive, 10*time.Second)
+	waitFor(t, 10*time.Second, "the first session's last segment", func() bool {
+		return len(parsePlaylist(t, e.getObject(st.ID+"/live.m3u8")).segments) >= 4
+	})
+	startFFmpeg(t, publishArgs(4, "flv", e.rtmpURL(st.PublishKey))...).wait(t, 30*time.Second)
+	e.end(st.ID)
+	vod := e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	if vod.ID != first.ID || vod.Gaps != 1 {
+		t.Fatalf("after a reconnect: gaps %d, want 1", vod.Gaps)
+	}
+	vp := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
+	var disc []int
+	for i, s := range vp.segments {
+		if s.discontinuity {
+			disc = append(disc, i)
+		}
+	}
+	if len(disc) != 1 || disc[0] < 3 || disc[0] > len(vp.segments)-3 {
+		t.Fatalf("vod playlist: discontinuities before segments %v of %d, want one in the middle\n%s", disc, len(vp.segments), e.getObject(st.ID+"/vod.m3u8"))
+	}
+	if g := counterValue(t, e.reg, "weir_live_gaps_total"); g != 1 {
+		t.Errorf("weir_live_gaps_total = %v, want 1", g)
+	}
+}
+
+// TestSimultaneousStreamsStayIsolated runs two publishers at once, one per
+// protocol and picture size: each stream's segments hold its own picture.
+func TestSimultaneousStreamsStayIsolated(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 5})
+	a, b := e.newStream(""), e.newStream("")
+	argsB := publishArgs(5, "mpegts", e.srtURL(b.PublishKey))
+	for i, v := range argsB {
+		if strings.HasPrefix(v, "testsrc2=size=320x240") {
+			argsB[i] = strings.Replace(v, "320x240", "160x120", 1)
+		}
+	}
+	fa := startFFmpeg(t, publishArgs(5, "flv", e.rtmpURL(a.PublishKey))...)
+	fb := startFFmpeg(t, argsB...)
+	fa.wait(t, 30*time.Second)
+	fb.wait(t, 30*time.Second)
+	e.end(a.ID)
+	e.end(b.ID)
+	for _, c := range []struct {
+		id   string
+		w, h int
+	}{{a.ID, 320, 240}, {b.ID, 160, 120}} {
+		vod := e.waitStatus(c.id, metastore.StatusVOD, 20*time.Second)
+		vp := parsePlaylist(t, e.getObject(c.id+"/vod.m3u8"))
+		if len(vp.segments) < 3 || int64(len(vp.segments)) != vod.SegmentCount {
+			t.Fatalf("stream %s: %d segments listed, %d rows", c.id, len(vp.segments), vod.SegmentCount)
+		}
+		for _, s := range vp.segments {
+			info, err := hls.InspectTS([]byte(e.getObject(c.id + "/" + s.uri)))
+			if err != nil || info.Width != c.w || info.Height != c.h {
+				t.Errorf("stream %s segment %s: %dx%d (err %v), want %dx%d", c.id, s.uri, info.Width, info.Height, err, c.w, c.h)
+			}
+		}
+	}
+}
+
+// TestIcecastAACPullIsPackagedAudioOnly starts a stream with a source URL
+// through the control topic: an Icecast-style station streaming ADTS AAC
+// forever is pulled, segmented on time, and ended through the control
+// topic again.
+func TestIcecastAACPullIsPackagedAudioOnly(t *testing.T) {
+	t.Parallel()
+	needTool(t, "ffmpeg")
+	aac := filepath.Join(t.TempDir(), "tone.aac")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "sine=frequency=440:sample_rate=44100:duration=4", "-c:a", "aac", "-b:a", "64k", "-f", "adts", aac).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	tone, err := os.ReadFile(aac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listeners atomic.Int64
+	station := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		listeners.Add(1)
+		defer listeners.Add(-1)
+		w.Header().Set("Content-Type", "audio/aac")
+		w.Header().Set("icy-name", "weir test tone")
+		// 4 s of audio in 40 pieces: one every 100 ms is real time.
+		piece := len(tone)/40 + 1
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for off := 0; off < len(tone); off += piece {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-tick.C:
+				}
+				w.Write(tone[off:min(off+piece, len(tone))])
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(station.Close) // after the pipeline's cleanup, which hangs up
+
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 4})
+	st := e.newStream(station.URL + "/live.aac")
+	e.control(ControlMessage{Action: ActionStart, StreamID: st.ID, SourceURL: st.SourceURL})
+	e.waitStatus(st.ID, metastore.StatusLive, 20*time.Second)
+	waitFor(t, 20*time.Second, "three audio segments", func() bool {
+		return len(parsePlaylist(t, e.getObject(st.ID+"/live.m3u8")).segments) >= 3
+	})
+	out := probe(t, "-show_entries", "stream=codec_name,codec_type", "-of", "csv=p=0", e.playlistURL(st.ID, "live.m3u8"))
+	if lines := strings.Fields(out); len(lines) == 0 || slices.ContainsFunc(lines, func(l string) bool { return l != "aac,audio" }) {
+		t.Fatalf("ffprobe of the pulled stream: want only aac audio, got\n%s", out)
+	}
+	e.control(ControlMessage{Action: ActionEnd, StreamID: st.ID})
+	e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	waitFor(t, 10*time.Second, "the pull to hang up", func() bool { return listeners.Load() == 0 })
+	vp := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
+	if !vp.ended || vp.targetDuration != 1 {
+		t.Fatalf("vod playlist: ended %v, target duration %d (want 1: audio is cut at or under the target)", vp.ended, vp.targetDuration)
+	}
+	for _, s := range vp.segments[:len(vp.segments)-1] {
+		if s.duration < 0.9 || s.duration > 1.0 {
+			t.Errorf("segment %s lasts %.3f s, want 0.95–1.0", s.uri, s.duration)
+		}
+		info, err := hls.InspectTS([]byte(e.getObject(st.ID + "/" + s.uri)))
+		if err != nil || info.HasVideo || len(info.Codecs) != 1 || info.Codecs[0] != "mp4a.40.2" {
+			t.Errorf("segment %s: video %v, codecs %v, err %v", s.uri, info.HasVideo, info.Codecs, err)
+		}
+	}
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -32,6 +34,9 @@ func testLogger(t testing.TB) *slog.Logger {
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelInfo
+	}
+	if os.Getenv("WEIR_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
@@ -203,6 +208,19 @@ func (e *liveEnv) playlistURL(id, name string) string {
 func (e *liveEnv) end(id string) {
 	e.t.Helper()
 	if err := e.ctrl.End(context.Background(), id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// control publishes a control message as the REST API does.
+func (e *liveEnv) control(m ControlMessage) {
+	e.t.Helper()
+	m.RequestedAt = time.Now().UTC()
+	v, err := json.Marshal(m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.client.Produce(context.Background(), &bus.Record{Topic: ControlTopic, Key: []byte(m.StreamID), Value: v}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -404,4 +422,3 @@ func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
-

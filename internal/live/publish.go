@@ -139,11 +139,14 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 	}
 	listed := time.Now()
 	c.lastSegmentAt = listed
+	var lat time.Duration
 	if !s.ClosedAt.IsZero() {
-		lat := max(listed.Sub(s.ClosedAt), 0)
+		lat = max(listed.Sub(s.ClosedAt), 0)
 		m.latency.Observe(lat.Seconds())
 		c.addLatency(lat)
 	}
+	env.log.Debug("live segment listed", "sequence", s.index, "duration", s.Duration,
+		"bytes", s.size, "discontinuity", s.Discontinuity, "latency", lat)
 	m.segments.Inc()
 	m.bytes.Add(float64(s.size))
 	if s.Discontinuity {

@@ -373,4 +373,3 @@ func mp3FrameLen(b []byte) int {
 	}
 	return n
 }
-
