@@ -55,8 +55,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 type liveEnv struct {
 	t        testing.TB
 	ctx      context.Context
+	log      *slog.Logger
+	opts     envOptions
+	wg       sync.WaitGroup
+	stopPkg  func()
 	meta     *metastore.SQLite
 	objects  *objstore.FS
+	store    objstore.Store // objects, possibly wrapped
 	client   *bus.Client
 	rtmp     *push.RTMPServer
 	srt      *push.SRTServer
@@ -138,23 +143,77 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); packager.Run(ctx) }()
-	go func() { defer wg.Done(); ctrl.Run(ctx) }()
-	hlsSrv := httptest.NewServer(objectHandler(objects))
+	e := &liveEnv{t: t, ctx: ctx, meta: meta, objects: fs, store: objects, client: client, rtmp: rtmp, srt: srt,
+		packager: packager, ctrl: ctrl, reg: reg, log: log, opts: o}
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); ctrl.Run(ctx) }()
+	e.runPackager(packager)
+	e.hls = httptest.NewServer(objectHandler(objects))
 	t.Cleanup(func() {
-		hlsSrv.Close()
+		e.hls.Close()
 		rtmp.Close()
 		srt.Close()
+		e.stopPackager()
 		cancel()
-		wg.Wait()
+		e.wg.Wait()
 		client.Close()
 		meta.Close()
 		fs.Close()
 	})
-	return &liveEnv{t: t, ctx: ctx, meta: meta, objects: fs, client: client, rtmp: rtmp, srt: srt,
-		packager: packager, ctrl: ctrl, reg: reg, hls: hlsSrv}
+	return e
+}
+
+func (e *liveEnv) runPackager(p *Packager) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	e.packager = p
+	e.stopPkg = func() { cancel(); <-done }
+}
+
+// stopPackager stops the packager as a crash or a rolling restart would:
+// its streams are not finished.
+func (e *liveEnv) stopPackager() {
+	if e.stopPkg != nil {
+		e.stopPkg()
+		e.stopPkg = nil
+	}
+}
+
+// startPackager starts a fresh packager, as another process taking over.
+func (e *liveEnv) startPackager() {
+	e.t.Helper()
+	p, err := NewPackager(Config{
+		Meta: e.meta, Objects: e.store, Bus: e.client, Logger: e.log, Registry: e.reg,
+		SegmentDuration: e.opts.segment, Window: e.opts.window, PublisherTimeout: e.opts.timeout,
+		Retention: e.opts.retention, DiscoverInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.runPackager(p)
+}
+
+// publishBytes writes MPEG-TS to a stream's topic as a publisher session
+// would, as fast as the bus takes it. It returns the session, open.
+func (e *liveEnv) openSession(id string) *push.Session {
+	e.t.Helper()
+	s, err := push.OpenSession(context.Background(), e.client, push.SessionOptions{StreamID: id, EngineID: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func writeAll(t testing.TB, s *push.Session, ts []byte) {
+	t.Helper()
+	for len(ts) > 0 {
+		n := min(10240, len(ts))
+		if err := s.Write(ts[:n], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ts = ts[n:]
+	}
 }
 
 // objectHandler serves /{key} from the object store, as GET /hls/ does.

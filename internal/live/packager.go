@@ -60,9 +60,9 @@ type Config struct {
 	// discontinuity.
 	PublisherTimeout time.Duration
 	// Retention, when positive, deletes a segment's object once it has
-	// left the live window and ended longer ago than this; the VOD
-	// playlist then lists the segments still stored. Zero keeps every
-	// segment, so the whole stream becomes VOD.
+	// left the live window and was listed longer ago than this; the VOD
+	// playlist then lists the segments still stored (their metadata rows
+	// stay). Zero keeps every segment, so the whole stream becomes VOD.
 	Retention time.Duration
 	// DiscoverInterval is how often the metadata store is asked for live
 	// streams to package (default 1 s). Watch skips the wait.

@@ -181,11 +181,9 @@ func (c *playlistCalculator) retire(ctx context.Context, gone []metastore.Segmen
 	cutoff := time.Now().Add(-ret)
 	for len(c.retired) > 0 {
 		s := c.retired[0]
-		end := s.CreatedAt
-		if !s.ProgramDateTime.IsZero() {
-			end = s.ProgramDateTime.Add(time.Duration(s.DurationUS) * time.Microsecond)
-		}
-		if end.After(cutoff) {
+		// CreatedAt is when the segment was listed: wall-clock time,
+		// whatever the publisher's media clock says.
+		if s.CreatedAt.After(cutoff) {
 			break
 		}
 		err := c.env.p.cfg.Objects.Delete(ctx, s.Key)

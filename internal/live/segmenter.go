@@ -9,7 +9,7 @@ const (
 	// cutTolerance lets a segment close slightly before the target
 	// duration, so segments cut on audio frames (23 ms at 44.1 kHz) stay
 	// at or under the target instead of running one frame over and
-	// raising EXT-X-TARGETDURATION.
+	// raising EXT-X-TARGETDURATION (see segmenter.due).
 	cutTolerance = 50 * time.Millisecond
 	// jumpBack and jumpForward bound how far the decode time of the
 	// primary stream may move between two of its PES packets before the
@@ -126,7 +126,7 @@ func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*c
 			s.lastDTS, s.haveLast = p.DTS, true
 		}
 		if p.Key && p.HasPTS {
-			if s.open && p.DTS-s.curDTS >= s.target-cutTolerance {
+			if s.open && s.due(p.DTS-s.curDTS) {
 				out = s.close(p.DTS-s.curDTS, p.RecvAt, false, out)
 			}
 			if !s.open && tables != nil {
@@ -144,6 +144,16 @@ func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*c
 		}
 	}
 	return out
+}
+
+// due reports whether a segment that has lasted elapsed should close at
+// the key frame that just came: once it is within cutTolerance of the
+// target, or when waiting for the next key frame (one PES step away, as
+// far as the segmenter can tell) would take it past the target. The second
+// rule keeps audio-only segments at or under the target when an encoder
+// packs several audio frames into each PES packet.
+func (s *segmenter) due(elapsed time.Duration) bool {
+	return elapsed >= s.target-cutTolerance || elapsed+s.frameDelta > s.target
 }
 
 // start opens a segment on key frame p.

@@ -1,0 +1,83 @@
+package live
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, format, codec, probeCodec string
+		want                            sourceFormat
+		convert                         func() func([]byte) ([]byte, error)
+	}{
+		{"aac in adts", "adts", "aac", "aac", formatADTS, func() func([]byte) ([]byte, error) { return newADTSToTS().convert }},
+		{"mp3 with an id3 tag", "mp3", "libmp3lame", "mp3", formatMP3, func() func([]byte) ([]byte, error) { return newMP3ToTS().convert }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := makeMedia(t, tc.format, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3",
+				"-c:a", tc.codec, "-b:a", "64k")
+			if got := sniffFormat(src[:tsPacketSize+1], "application/octet-stream"); got != tc.want {
+				t.Fatalf("sniffed %v, want %v", got, tc.want)
+			}
+			conv := tc.convert()
+			var ts []byte
+			rng := rand.New(rand.NewPCG(1, 2))
+			for rest := src; len(rest) > 0; {
+				n := min(1+rng.IntN(3000), len(rest))
+				out, err := conv(rest[:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts = append(ts, out...)
+				rest = rest[n:]
+			}
+			f := filepath.Join(t.TempDir(), "out.ts")
+			if err := os.WriteFile(f, ts, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			needTool(t, "ffprobe")
+			out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", f).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ffprobe: %v\n%s", err, out)
+			}
+			fields := strings.Fields(string(out))
+			d, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+			if fields[0] != tc.probeCodec || d < 2.9 || d > 3.2 {
+				t.Errorf("converted stream: %v, want %s lasting about 3 s", fields, tc.probeCodec)
+			}
+		})
+	}
+}
+
+func TestSniffFormat(t *testing.T) {
+	ts := make([]byte, tsPacketSize+1)
+	ts[0], ts[tsPacketSize] = tsSyncByte, tsSyncByte
+	tests := []struct {
+		name        string
+		head        []byte
+		contentType string
+		want        sourceFormat
+	}{
+		{"mpeg-ts bytes", ts, "", formatTS},
+		{"adts bytes", []byte{0xff, 0xf1, 0x50, 0x80}, "", formatADTS},
+		{"mp3 frame", []byte{0xff, 0xfb, 0x90, 0x64}, "", formatMP3},
+		{"id3 tag", []byte("ID3\x04\x00"), "", formatMP3},
+		{"icecast aac by type", []byte("????"), "audio/aacp", formatADTS},
+		{"mp3 by type with parameters", []byte("????"), "audio/mpeg; charset=x", formatMP3},
+		{"ts by type", []byte("????"), "video/MP2T", formatTS},
+		{"html", []byte("<html>"), "text/html", formatUnknown},
+	}
+	for _, tc := range tests {
+		if got := sniffFormat(tc.head, tc.contentType); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package live
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/hls"
+)
+
+// segmentStream runs MPEG-TS through a demuxer and a segmenter, feeding
+// 1316-byte pieces, starting a new session before each of sessions.
+func segmentStream(target time.Duration, sessions ...[]byte) []*cutSegment {
+	s := newSegmenter(target)
+	var segs []*cutSegment
+	at := time.Now()
+	for _, ts := range sessions {
+		segs = s.newSession(at, segs)
+		d := newTSDemuxer()
+		for len(ts) > 0 {
+			n := min(1316, len(ts))
+			segs = s.add(d.feed(ts[:n], at, nil), d.tables(), segs)
+			ts = ts[n:]
+		}
+		segs = s.add(d.flush(nil), d.tables(), segs)
+	}
+	return s.flush(at, segs)
+}
+
+func durations(segs []*cutSegment) []time.Duration {
+	out := make([]time.Duration, len(segs))
+	for i, s := range segs {
+		out[i] = s.Duration
+	}
+	return out
+}
+
+func TestSegmenterCutsOnKeyFramesAtTheTarget(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		gop    int
+		target time.Duration
+		want   string
+	}{
+		{"gop equals target", 25, time.Second, "[1s 1s 1s 1s]"},
+		{"two gops per segment", 25, 2 * time.Second, "[2s 2s]"},
+		{"gop does not divide the target", 12, time.Second, "[960ms 960ms 960ms 960ms 160ms]"},
+		{"gop longer than the target", 50, time.Second, "[2s 2s]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			segs := segmentStream(tc.target, makeTS(t, 4, tc.gop, "libx264", 0))
+			if got := fmt.Sprint(durations(segs)); got != tc.want {
+				t.Errorf("durations %s, want %s", got, tc.want)
+			}
+			for i, seg := range segs {
+				info, err := hls.InspectTS(seg.Data)
+				if err != nil || !info.StartsWithKeyFrame {
+					t.Errorf("segment %d: starts with key frame %v, err %v", i, info.StartsWithKeyFrame, err)
+				}
+				if seg.Discontinuity {
+					t.Errorf("segment %d of one session is marked discontinuous", i)
+				}
+			}
+		})
+	}
+}
+
+func TestSegmenterCutsAudioOnlyOnTime(t *testing.T) {
+	t.Parallel()
+	ts := makeMedia(t, "mpegts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=5",
+		"-c:a", "aac", "-b:a", "32k")
+	segs := segmentStream(time.Second, ts)
+	if len(segs) < 5 || len(segs) > 10 {
+		t.Fatalf("%d segments from 5 s of audio: %v", len(segs), durations(segs))
+	}
+	// ffmpeg packs several AAC frames into each PES packet, so segments
+	// can only end every few hundred milliseconds: segments stay at or
+	// under the target, as close to it as a PES boundary allows.
+	for i, seg := range segs[:len(segs)-1] {
+		if seg.Duration < 500*time.Millisecond || seg.Duration > time.Second {
+			t.Errorf("audio segment %d lasts %v, want 0.5–1 s", i, seg.Duration)
+		}
+		info, err := hls.InspectTS(seg.Data)
+		if err != nil || info.HasVideo || len(info.Codecs) != 1 {
+			t.Errorf("audio segment %d: video %v codecs %v err %v", i, info.HasVideo, info.Codecs, err)
+		}
+	}
+}
+
+func TestSegmenterMarksDiscontinuities(t *testing.T) {
+	t.Parallel()
+	first := makeTS(t, 2, 25, "libx264", 0)
+	later := makeTS(t, 2, 25, "libx264", 1000) // 1000 s ahead
+	earlier := makeTS(t, 2, 25, "libx264", 0)
+	tests := []struct {
+		name string
+		// joined feeds the parts as one session; otherwise each part is
+		// a session.
+		joined bool
+		parts  [][]byte
+		want   []bool // discontinuity per segment
+		jumps  int
+	}{
+		{"one session", false, [][]byte{first}, []bool{false, false}, 0},
+		{"publisher reconnects", false, [][]byte{first, earlier}, []bool{false, false, true, false}, 0},
+		{"timestamps jump forward", true, [][]byte{first, later}, []bool{false, false, true, false}, 1},
+		{"timestamps jump back", true, [][]byte{later, first}, []bool{false, false, true, false}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var segs []*cutSegment
+			s := newSegmenter(time.Second)
+			if tc.joined {
+				var all []byte
+				for _, p := range tc.parts {
+					all = append(all, p...)
+				}
+				segs = segmentStreamWith(s, all)
+			} else {
+				segs = segmentStream(time.Second, tc.parts...)
+			}
+			var got []bool
+			for _, seg := range segs {
+				got = append(got, seg.Discontinuity)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("discontinuities %v, want %v (durations %v)", got, tc.want, durations(segs))
+			}
+			if s.jumps != tc.jumps {
+				t.Errorf("%d jumps counted, want %d", s.jumps, tc.jumps)
+			}
+			for i, seg := range segs {
+				if seg.Duration <= 0 || seg.Duration > 1100*time.Millisecond {
+					t.Errorf("segment %d lasts %v", i, seg.Duration)
+				}
+			}
+		})
+	}
+}
+
+// segmentStreamWith runs one session of ts through s.
+func segmentStreamWith(s *segmenter, ts []byte) []*cutSegment {
+	d := newTSDemuxer()
+	at := time.Now()
+	var segs []*cutSegment
+	for len(ts) > 0 {
+		n := min(1316, len(ts))
+		segs = s.add(d.feed(ts[:n], at, nil), d.tables(), segs)
+		ts = ts[n:]
+	}
+	segs = s.add(d.flush(nil), d.tables(), segs)
+	return s.flush(at, segs)
+}
+
+func TestSegmenterDropsWhatPrecedesTheFirstKeyFrame(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 3, 25, "libx264", 0)
+	pieces, d := demuxAll(ts, len(ts))
+	// Start the stream just after its first key frame, as when a
+	// packager takes over mid-stream.
+	start := 0
+	for i, p := range pieces {
+		if p.Key {
+			start = i + 1
+			break
+		}
+	}
+	s := newSegmenter(time.Second)
+	s.markDiscontinuity()
+	segs := s.flush(time.Now(), s.add(pieces[start:], d.tables(), nil))
+	if len(segs) != 2 || !segs[0].Discontinuity || segs[1].Discontinuity {
+		t.Fatalf("segments %v, first discontinuous %v: want 2, the first marked", durations(segs), len(segs) > 0 && segs[0].Discontinuity)
+	}
+	if s.droppedBytes == 0 {
+		t.Error("no bytes dropped before the second key frame")
+	}
+}
+
+func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 3, 25, "libx264", 0)
+	d := newTSDemuxer()
+	s := newSegmenter(time.Second)
+	base := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	var segs []*cutSegment
+	for i := 0; len(ts) > 0; i++ {
+		n := min(1316, len(ts))
+		// The receive clock runs unevenly; the program date time must
+		// still follow the media clock from the first key frame.
+		segs = s.add(d.feed(ts[:n], base.Add(time.Duration(i)*time.Millisecond), nil), d.tables(), segs)
+		ts = ts[n:]
+	}
+	segs = s.flush(time.Now(), segs)
+	for i, seg := range segs {
+		want := base.Add(time.Duration(i) * time.Second)
+		if !seg.ProgramDateTime.Equal(want) {
+			t.Errorf("segment %d: program date time %v, want %v", i, seg.ProgramDateTime, want)
+		}
+	}
+}
