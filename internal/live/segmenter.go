@@ -62,6 +62,7 @@ type segmenter struct {
 	target time.Duration
 
 	cur        []byte
+	lastSize   int
 	open       bool
 	curStart   time.Duration // PTS of the key frame that opened cur
 	curDTS     time.Duration // its DTS
@@ -166,7 +167,8 @@ func (s *segmenter) start(p *tsPiece, tables []byte) {
 		s.anchorWall, s.anchorPTS, s.anchored = wall, p.PTS, true
 	}
 	s.open = true
-	s.cur = append(make([]byte, 0, 256<<10), tables...)
+	// Size the buffer like the last segment, so it rarely grows.
+	s.cur = append(make([]byte, 0, max(16<<10, s.lastSize+s.lastSize/4)), tables...)
 	s.curStart, s.curDTS = p.PTS, p.DTS
 	s.curDisc, s.nextDisc = s.nextDisc, false
 	s.curPDT = s.anchorWall.Add(p.PTS - s.anchorPTS).UTC()
@@ -197,6 +199,7 @@ func (s *segmenter) close(d time.Duration, closedAt time.Time, final bool, out [
 		ClosedAt:        closedAt,
 		Final:           final,
 	}
+	s.lastSize = len(s.cur)
 	s.cur, s.open, s.emitted = nil, false, true
 	return append(out, seg)
 }
