@@ -27,6 +27,7 @@ import (
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/push"
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // testLogger logs to the test at warn level and above (info with -v).
@@ -321,9 +322,7 @@ func (e *liveEnv) waitStatus(id string, status metastore.Status, d time.Duration
 
 func needTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
+	testenv.RequireTool(t, name)
 }
 
 // ffmpegPublish starts ffmpeg publishing a test pattern with a tone for

@@ -19,6 +19,7 @@ import (
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/testenv"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -182,9 +183,7 @@ func (e *pushEnv) connections(protocol, result string) float64 {
 
 func needTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
+	testenv.RequireTool(t, name)
 }
 
 // ffmpeg runs ffmpeg to completion and returns its error and output.

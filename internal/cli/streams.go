@@ -1,0 +1,376 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-media/weir/internal/live"
+)
+
+func init() { register(newStreamsCmd) }
+
+// streamsConfig holds the flags of the streams subcommands.
+type streamsConfig struct {
+	Server    string `koanf:"server"`
+	APIToken  string `koanf:"api-token"`
+	Title     string `koanf:"title"`
+	SourceURL string `koanf:"source-url"`
+	JSON      bool   `koanf:"json"`
+	Status    string `koanf:"status"`
+	Limit     int    `koanf:"limit"`
+}
+
+func newStreamsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "streams",
+		Short: "Start, end, list and inspect live streams",
+		Long: `streams talks to a running weir serve (--server) over its REST API. A live
+stream is created with a secret publish key; push to it from OBS or ffmpeg
+over RTMP or SRT (or give --source-url to have weir pull it), watch the
+live HLS playlist while it runs, and end it to turn it into VOD.
+docs/live.md describes the live pipeline.`,
+	}
+	cmd.AddCommand(newStreamsStartCmd(), newStreamsEndCmd(), newStreamsListCmd(), newStreamsShowCmd())
+	return cmd
+}
+
+func addStreamsClientFlags(cmd *cobra.Command, configPath *string) {
+	f := cmd.Flags()
+	f.StringVar(configPath, "config", "", "YAML config file (default ./weir.yaml when present)")
+	f.String("server", DefaultServerURL, "URL of a running `weir serve`")
+	f.String("api-token", "", "bearer token, when the server requires one for changes (WEIR_API_TOKEN)")
+	f.Bool("json", false, "print the server's JSON answer instead of text")
+}
+
+func loadStreamsConfig(cmd *cobra.Command, configPath string) (*streamsConfig, *vodClient, error) {
+	var cfg streamsConfig
+	if err := loadConfig(cmd, configPath, &cfg); err != nil {
+		return nil, nil, err
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.Server, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, nil, fmt.Errorf("--server %q: want an http(s) URL such as %s", cfg.Server, DefaultServerURL)
+	}
+	return &cfg, &vodClient{base: base.String(), token: cfg.APIToken, http: &http.Client{Timeout: time.Minute}}, nil
+}
+
+// streamStarted is the answer of POST /streams/start.
+type streamStarted struct {
+	StreamID   string `json:"stream_id"`
+	Status     string `json:"status"`
+	Title      string `json:"title"`
+	SourceURL  string `json:"source_url"`
+	PublishKey string `json:"publish_key"`
+	Publish    struct {
+		RTMP string `json:"rtmp"`
+		SRT  string `json:"srt"`
+	} `json:"publish"`
+	Playback string `json:"playback"`
+}
+
+func newStreamsStartCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Create a live stream and print where to publish and where to watch it",
+		Long: `start creates a live stream (POST /streams/start) and prints its publish
+URLs (RTMP and SRT, carrying the stream's secret publish key) and its
+playback URL (the live HLS playlist). With --source-url weir pulls the
+stream itself (an HTTP MPEG-TS feed or an Icecast AAC/MP3 station) instead
+of waiting for a publisher.`,
+		Example: `  weir streams start --title "Match day"
+  ffmpeg -re -i input.mp4 -c:v libx264 -g 50 -c:a aac -f flv rtmp://127.0.0.1:1935/live/KEY
+  weir streams start --title Radio --source-url http://radio.example.com/live.aac`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, api, err := loadStreamsConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]string{"title": cfg.Title, "source_url": cfg.SourceURL})
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, api.base+"/streams/start", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			var st streamStarted
+			raw, err := api.do(req, &st)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if cfg.JSON {
+				return printRawJSON(out, raw)
+			}
+			return printStarted(out, st)
+		},
+	}
+	addStreamsClientFlags(cmd, &configPath)
+	f := cmd.Flags()
+	f.String("title", "", "title of the stream")
+	f.String("source-url", "", "pull the stream from this URL instead of waiting for a publisher")
+	return cmd
+}
+
+func printStarted(w io.Writer, st streamStarted) error {
+	title := ""
+	if st.Title != "" {
+		title = fmt.Sprintf(" %q", st.Title)
+	}
+	fmt.Fprintf(w, "Live stream %s%s created (status %s).\n\n", st.StreamID, title, st.Status)
+	if st.SourceURL != "" {
+		fmt.Fprintf(w, "Pulling from  %s\n\n", st.SourceURL)
+	} else {
+		fmt.Fprintf(w, "Publish with RTMP  %s\n", st.Publish.RTMP)
+		if server, key, ok := splitRTMP(st.Publish.RTMP); ok {
+			fmt.Fprintf(w, "  (OBS: server %s, stream key %s)\n", server, key)
+		}
+		fmt.Fprintf(w, "Publish with SRT   %s\n\n", st.Publish.SRT)
+		fmt.Fprintln(w, "The publish key is shown only now; anyone who has it can publish to this stream.")
+	}
+	fmt.Fprintf(w, "Watch              %s\n", st.Playback)
+	fmt.Fprintf(w, "End it with        weir streams end %s\n", st.StreamID)
+	return nil
+}
+
+// splitRTMP splits rtmp://host/live/KEY into OBS's server and stream key.
+func splitRTMP(u string) (server, key string, ok bool) {
+	i := strings.LastIndex(u, "/")
+	if i < 0 || !strings.HasPrefix(u, "rtmp") {
+		return "", "", false
+	}
+	return u[:i], u[i+1:], true
+}
+
+func newStreamsEndCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "end ID",
+		Short: "End a live stream; its playlist gets EXT-X-ENDLIST and it becomes VOD",
+		Long: `end asks the live pipeline to finish the stream (POST /streams/{id}/end):
+the last segment is flushed, the playlists are closed with EXT-X-ENDLIST and
+the stream moves to status vod, keeping every segment as a VOD title. The
+publisher, if still connected, is disconnected. A stream that never received
+media becomes vod at once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, api, err := loadStreamsConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, api.base+"/streams/"+url.PathEscape(args[0])+"/end", nil)
+			if err != nil {
+				return err
+			}
+			var st struct {
+				StreamID string `json:"stream_id"`
+				Status   string `json:"status"`
+				Playback string `json:"playback"`
+			}
+			raw, err := api.do(req, &st)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if cfg.JSON {
+				return printRawJSON(out, raw)
+			}
+			if st.Status == "vod" {
+				fmt.Fprintf(out, "Live stream %s ended; it is now VOD: %s\n", st.StreamID, st.Playback)
+			} else {
+				fmt.Fprintf(out, "Live stream %s is ending (status %s); it becomes VOD once its playlist is closed: %s\n",
+					st.StreamID, st.Status, st.Playback)
+			}
+			return nil
+		},
+	}
+	addStreamsClientFlags(cmd, &configPath)
+	return cmd
+}
+
+// streamSummary is one item of GET /streams.
+type streamSummary struct {
+	StreamID  string    `json:"stream_id"`
+	Title     string    `json:"title"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newStreamsListCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List live streams, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, api, err := loadStreamsConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			if cfg.Limit < 1 {
+				return fmt.Errorf("--limit %d: must be at least 1", cfg.Limit)
+			}
+			items, err := listStreams(cmd.Context(), api, cfg.Status, cfg.Limit)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if cfg.JSON {
+				b, err := json.MarshalIndent(items, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(out, "%s\n", b)
+				return err
+			}
+			if len(items) == 0 {
+				fmt.Fprintln(out, "No live streams.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATUS\tCREATED\tTITLE")
+			for _, it := range items {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.StreamID, it.Status, it.CreatedAt.Local().Format("2006-01-02 15:04:05"), it.Title)
+			}
+			return tw.Flush()
+		},
+	}
+	addStreamsClientFlags(cmd, &configPath)
+	f := cmd.Flags()
+	f.String("status", "", "only streams in this status (created, live, vod, failed)")
+	f.Int("limit", 50, "most streams to list")
+	return cmd
+}
+
+// listStreams pages through GET /streams until limit items.
+func listStreams(ctx context.Context, api *vodClient, status string, limit int) ([]streamSummary, error) {
+	var items []streamSummary
+	cursor := ""
+	for len(items) < limit {
+		q := url.Values{}
+		q.Set("limit", fmt.Sprint(min(limit-len(items), 1000)))
+		if status != "" {
+			q.Set("status", status)
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Items      []streamSummary `json:"items"`
+			NextCursor string          `json:"next_cursor"`
+		}
+		if _, err := api.get(ctx, "/streams?"+q.Encode(), &page); err != nil {
+			return nil, err
+		}
+		items = append(items, page.Items...)
+		if page.NextCursor == "" || len(page.Items) == 0 {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	return items, nil
+}
+
+// streamMetadata is GET /streams/{id}/metadata.
+type streamMetadata struct {
+	StreamID         string               `json:"stream_id"`
+	Title            string               `json:"title"`
+	Status           string               `json:"status"`
+	Error            string               `json:"error"`
+	SourceURL        string               `json:"source_url"`
+	CreatedAt        time.Time            `json:"created_at"`
+	StageTimes       map[string]time.Time `json:"stage_times"`
+	SegmentCount     int64                `json:"segment_count"`
+	Gaps             int64                `json:"gaps"`
+	ChecksumFailures int64                `json:"checksum_failures"`
+	Playback         string               `json:"playback"`
+	Details          *live.Details        `json:"details"`
+}
+
+func newStreamsShowCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a live stream's status, segments, DVR window, latency and playback URL",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, api, err := loadStreamsConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			var md streamMetadata
+			raw, err := api.get(cmd.Context(), "/streams/"+url.PathEscape(args[0])+"/metadata", &md)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if cfg.JSON {
+				return printRawJSON(out, raw)
+			}
+			return printStream(out, md)
+		},
+	}
+	addStreamsClientFlags(cmd, &configPath)
+	return cmd
+}
+
+func printStream(w io.Writer, md streamMetadata) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Stream\t%s\n", md.StreamID)
+	if md.Title != "" {
+		fmt.Fprintf(tw, "Title\t%s\n", md.Title)
+	}
+	fmt.Fprintf(tw, "Status\t%s\n", md.Status)
+	if md.Error != "" {
+		fmt.Fprintf(tw, "Error\t%s\n", md.Error)
+	}
+	if md.SourceURL != "" {
+		fmt.Fprintf(tw, "Source\t%s\n", md.SourceURL)
+	}
+	fmt.Fprintf(tw, "Created\t%s\n", md.CreatedAt.Local().Format(time.RFC3339))
+	stages := make([]string, 0, len(md.StageTimes))
+	for s := range md.StageTimes {
+		stages = append(stages, s)
+	}
+	sort.Slice(stages, func(i, j int) bool { return md.StageTimes[stages[i]].Before(md.StageTimes[stages[j]]) })
+	for _, s := range stages {
+		fmt.Fprintf(tw, "  %s at\t%s\n", s, md.StageTimes[s].Local().Format("15:04:05.000"))
+	}
+	fmt.Fprintf(tw, "Segments\t%d (gaps %d, checksum failures %d)\n", md.SegmentCount, md.Gaps, md.ChecksumFailures)
+	if d := md.Details; d != nil {
+		if d.Window.Segments > 0 {
+			fmt.Fprintf(tw, "DVR window\tsegments %d–%d (%d, %.1f s), target duration %d s\n",
+				d.Window.FirstSequence, d.Window.LastSequence, d.Window.Segments, d.Window.DurationSeconds, d.TargetDurationSeconds)
+		}
+		if d.Latency.Samples > 0 {
+			fmt.Fprintf(tw, "Publish latency\tp50 %.1f ms, p99 %.1f ms (last %d segments)\n", d.Latency.P50, d.Latency.P99, d.Latency.Samples)
+		}
+		if !d.LastSegmentAt.IsZero() {
+			fmt.Fprintf(tw, "Last segment\t%s\n", d.LastSegmentAt.Local().Format(time.RFC3339))
+		}
+	}
+	fmt.Fprintf(tw, "Playback\t%s\n", md.Playback)
+	return tw.Flush()
+}
+
+func printRawJSON(w io.Writer, raw []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		_, err = w.Write(raw)
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}

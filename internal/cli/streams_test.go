@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/api"
+	"github.com/weir-media/weir/internal/live"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
+)
+
+// controlRecorder stands in for the bus: it keeps the live control
+// messages the API publishes.
+type controlRecorder struct {
+	mu   sync.Mutex
+	msgs []live.ControlMessage
+}
+
+func (r *controlRecorder) Publish(_ context.Context, topic string, _, value []byte) error {
+	if topic != live.ControlTopic {
+		return nil
+	}
+	var m live.ControlMessage
+	if err := json.Unmarshal(value, &m); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *controlRecorder) last() live.ControlMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.msgs) == 0 {
+		return live.ControlMessage{}
+	}
+	return r.msgs[len(r.msgs)-1]
+}
+
+// startStreamsServer runs the real REST API over real stores.
+func startStreamsServer(t *testing.T) (*httptest.Server, metastore.Store, *controlRecorder) {
+	t.Helper()
+	dir := t.TempDir()
+	meta, err := metastore.OpenSQLite(filepath.Join(dir, "weir.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := objstore.NewFS(filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &controlRecorder{}
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: rec, Logger: discardLogger(),
+		RTMPBase: "rtmp://media.example.com:1935", SRTBase: "srt://media.example.com:8890"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		meta.Close()
+	})
+	return hs, meta, rec
+}
+
+var streamIDPattern = regexp.MustCompile(`live-[0-9a-f]{12}`)
+
+func TestStreamsStartPrintsPublishAndPlaybackURLs(t *testing.T) {
+	hs, meta, rec := startStreamsServer(t)
+	res := runWeir(testContext(t), "streams", "start", "--title", "Match day", "--server", hs.URL)
+	if res.err != nil {
+		t.Fatalf("streams start: %v\n%s", res.err, res.stderr)
+	}
+	id := streamIDPattern.FindString(res.stdout)
+	st, err := meta.GetStream(context.Background(), id)
+	if err != nil {
+		t.Fatalf("no stream %q from output:\n%s", id, res.stdout)
+	}
+	for _, want := range []string{
+		"rtmp://media.example.com:1935/live/" + st.PublishKey,
+		"server rtmp://media.example.com:1935/live, stream key " + st.PublishKey,
+		"srt://media.example.com:8890?streamid=publish:" + st.PublishKey,
+		hs.URL + "/hls/" + id + "/live.m3u8",
+		"weir streams end " + id,
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if m := rec.last(); m.Action != live.ActionStart || m.StreamID != id || m.Title != "Match day" {
+		t.Errorf("control message %+v", m)
+	}
+
+	res = runWeir(testContext(t), "streams", "start", "--source-url", "http://radio.example.com/live.aac", "--server", hs.URL, "--json")
+	if res.err != nil {
+		t.Fatalf("streams start --source-url: %v\n%s", res.err, res.stderr)
+	}
+	var started map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &started); err != nil || started["source_url"] != "http://radio.example.com/live.aac" {
+		t.Fatalf("--json output %v (%v):\n%s", started, err, res.stdout)
+	}
+	if m := rec.last(); m.SourceURL != "http://radio.example.com/live.aac" {
+		t.Errorf("control message %+v lacks the source URL", m)
+	}
+}
+
+func TestStreamsListShowAndEnd(t *testing.T) {
+	hs, meta, rec := startStreamsServer(t)
+	ctx := context.Background()
+	idle, err := meta.CreateStream(ctx, metastore.Stream{ID: "live-00000000000a", Kind: metastore.KindLive, Title: "Idle", PublishKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onAir, err := meta.CreateStream(ctx, metastore.Stream{ID: "live-00000000000b", Kind: metastore.KindLive, Title: "On air", PublishKey: "k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	details, _ := json.Marshal(live.Details{
+		Window:                live.WindowDetails{FirstSequence: 5, LastSequence: 14, Segments: 10, DurationSeconds: 20},
+		TargetDurationSeconds: 2,
+		Latency:               live.LatencyDetails{P50: 12.5, P99: 31.25, Samples: 15},
+		LastSegmentAt:         time.Now(),
+	})
+	if _, err := meta.TransitionStatus(ctx, onAir.ID, metastore.StatusLive, func(s *metastore.Stream) {
+		s.Gaps, s.Details = 1, details
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	res := runWeir(testContext(t), "streams", "list", "--server", hs.URL)
+	if res.err != nil || !regexp.MustCompile(`live-00000000000a\s+created`).MatchString(res.stdout) ||
+		!regexp.MustCompile(`live-00000000000b\s+live`).MatchString(res.stdout) {
+		t.Fatalf("streams list (%v):\n%s%s", res.err, res.stdout, res.stderr)
+	}
+	res = runWeir(testContext(t), "streams", "list", "--status", "live", "--server", hs.URL)
+	if res.err != nil || strings.Contains(res.stdout, idle.ID) || !strings.Contains(res.stdout, onAir.ID) {
+		t.Fatalf("streams list --status live (%v):\n%s", res.err, res.stdout)
+	}
+
+	res = runWeir(testContext(t), "streams", "show", onAir.ID, "--server", hs.URL)
+	for _, want := range []string{"Status", "live", "gaps 1", "segments 5–14 (10, 20.0 s)", "p50 12.5 ms, p99 31.2 ms", "/hls/" + onAir.ID + "/live.m3u8"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("streams show lacks %q (%v):\n%s", want, res.err, res.stdout)
+		}
+	}
+
+	res = runWeir(testContext(t), "streams", "end", idle.ID, "--server", hs.URL)
+	if res.err != nil || !strings.Contains(res.stdout, "ended; it is now VOD") {
+		t.Fatalf("streams end of a stream that never went live (%v):\n%s%s", res.err, res.stdout, res.stderr)
+	}
+	res = runWeir(testContext(t), "streams", "end", onAir.ID, "--server", hs.URL)
+	if res.err != nil || !strings.Contains(res.stdout, "is ending (status live)") {
+		t.Fatalf("streams end of a live stream (%v):\n%s%s", res.err, res.stdout, res.stderr)
+	}
+	if m := rec.last(); m.Action != live.ActionEnd || m.StreamID != onAir.ID {
+		t.Errorf("control message %+v", m)
+	}
+	res = runWeir(testContext(t), "streams", "end", idle.ID, "--server", hs.URL)
+	if res.err == nil || !strings.Contains(res.err.Error(), "already ended") {
+		t.Fatalf("ending an ended stream: %v", res.err)
+	}
+	res = runWeir(testContext(t), "streams", "show", "live-ffffffffffff", "--server", hs.URL)
+	if res.err == nil || !strings.Contains(res.err.Error(), "404") {
+		t.Fatalf("show of an unknown stream: %v", res.err)
+	}
+}
+
+func TestStreamsWithoutAServer(t *testing.T) {
+	res := runWeir(testContext(t), "streams", "list", "--server", "http://127.0.0.1:1")
+	if res.err == nil || !strings.Contains(res.err.Error(), "is `weir serve` running?") {
+		t.Fatalf("list without a server: %v", res.err)
+	}
+	res = runWeir(testContext(t), "streams", "list", "--server", "ftp://x")
+	if res.err == nil || !strings.Contains(res.err.Error(), "want an http(s) URL") {
+		t.Fatalf("list with a bad --server: %v", res.err)
+	}
+}
