@@ -166,8 +166,19 @@ func (t *streamTask) fail(cause error) {
 
 // consume reads the stream topic until ctx ends.
 func (t *streamTask) consume(ctx context.Context) {
+	topic := bus.StreamTopic(t.id)
+	// Creating the topic up front (one partition, in order) lets the
+	// consumer subscribe at once instead of discovering the topic when the
+	// publisher's first record creates it, which delays the first segments.
+	if tc, ok := t.p.cfg.Bus.(interface {
+		CreateTopic(context.Context, string, int32) error
+	}); ok {
+		if err := tc.CreateTopic(ctx, topic, 1); err != nil && ctx.Err() == nil {
+			t.log.Warn("live stream: creating its topic", "topic", topic, "err", err)
+		}
+	}
 	opts := bus.ConsumeOptions{
-		Topics:        []string{bus.StreamTopic(t.id)},
+		Topics:        []string{topic},
 		Group:         t.p.cfg.Group,
 		FromBeginning: true,
 		Handler:       t.handle,
