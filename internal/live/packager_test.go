@@ -192,3 +192,24 @@ func TestChecksumMismatchesAreRewrittenAndCounted(t *testing.T) {
 		})
 	}
 }
+
+func (e *liveEnv) tasks() int {
+	e.packager.mu.Lock()
+	defer e.packager.mu.Unlock()
+	return len(e.packager.tasks)
+}
+
+func TestStreamEndedElsewhereStopsItsTask(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{})
+	st := e.newStream("")
+	waitFor(t, 10*time.Second, "a task for the new stream", func() bool { return e.tasks() == 1 })
+	// Ended through the API before any media came, with no end marker.
+	if _, err := e.meta.TransitionStatus(context.Background(), st.ID, metastore.StatusVOD, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the task to stop", func() bool { return e.tasks() == 0 })
+	if p := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8")); !p.ended || len(p.segments) != 0 {
+		t.Errorf("vod playlist of a stream without media: ended %v, %d segments", p.ended, len(p.segments))
+	}
+}

@@ -256,9 +256,14 @@ func (c *playlistCalculator) updateStream(ctx context.Context, to metastore.Stat
 	return err
 }
 
-// finish writes the final playlists and moves the stream to vod.
+// finish writes the final playlists and moves the stream to vod. A stream
+// that failed meanwhile is left as it is.
 func (c *playlistCalculator) finish(ctx context.Context) error {
 	env := c.env
+	if st, err := env.p.cfg.Meta.GetStream(ctx, env.id); err == nil && st.Status == metastore.StatusFailed {
+		env.log.Info("live stream failed; not writing VOD playlists")
+		return nil
+	}
 	var segs []metastore.Segment
 	if err := retry(ctx, env.log, "listing the segments", func() (err error) {
 		segs, err = env.p.cfg.Meta.ListSegments(ctx, env.id, "", c.firstRetained, 0)

@@ -199,6 +199,10 @@ func (t *streamTask) consume(ctx context.Context) {
 	}
 }
 
+// statusCheckInterval is how often a stream task looks at its stream's
+// status for an end it was not told about.
+const statusCheckInterval = 2 * time.Second
+
 // EndMarkerHeader is the record header that makes an engine_heartbeat on a
 // stream topic the end marker of a live stream (see WriteEndMarker).
 const EndMarkerHeader = "weir-live-end"
@@ -280,14 +284,28 @@ func (t *streamTask) watchIdle(ctx context.Context) {
 	timeout := t.p.cfg.PublisherTimeout
 	tick := time.NewTicker(min(max(timeout/10, 10*time.Millisecond), time.Second))
 	defer tick.Stop()
+	lastCheck := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		// A stream ended or failed elsewhere (ended through the API
+		// before any media came, or with no controller to write the
+		// end marker) is finished here too.
+		ended := false
+		if time.Since(lastCheck) >= statusCheckInterval {
+			lastCheck = time.Now()
+			st, err := t.p.cfg.Meta.GetStream(ctx, t.id)
+			ended = err == nil && st.Status.Terminal()
+		}
 		t.mu.Lock()
-		if t.mediaSeen && !t.finishing && time.Since(t.lastActivity) >= timeout {
+		switch {
+		case t.finishing:
+		case ended:
+			t.finishLocked("the stream ended elsewhere")
+		case t.mediaSeen && time.Since(t.lastActivity) >= timeout:
 			t.finishLocked(fmt.Sprintf("publisher gone for %v", timeout))
 		}
 		t.mu.Unlock()

@@ -99,7 +99,11 @@ type pushEnv struct {
 	srt  *SRTServer
 }
 
-func newPushEnv(t testing.TB) *pushEnv {
+func newPushEnv(t testing.TB) *pushEnv { return newPushEnvWith(t, nil) }
+
+// newPushEnvWith is newPushEnv with the server configuration adjusted by
+// adjust.
+func newPushEnvWith(t testing.TB, adjust func(*Config)) *pushEnv {
 	t.Helper()
 	meta, err := metastore.OpenSQLite(filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
@@ -108,6 +112,9 @@ func newPushEnv(t testing.TB) *pushEnv {
 	e := &pushEnv{t: t, meta: meta, rec: &recorder{}, reg: prometheus.NewRegistry()}
 	cfg := Config{Addr: "127.0.0.1:0", Streams: meta, Producer: e.rec, Logger: testLogger(t), Registry: e.reg,
 		StatusInterval: 100 * time.Millisecond, ReadTimeout: 3 * time.Second}
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	if e.rtmp, err = NewRTMPServer(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -388,3 +388,32 @@ func TestParsePublishKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestLongPublishOutlivesTheHandshakeDeadline publishes several megabytes
+// for longer than the read timeout plus the time allowed for learning the
+// tracks: neither deadline, set before media flows, may cut it off.
+func TestLongPublishOutlivesTheHandshakeDeadline(t *testing.T) {
+	t.Parallel()
+	e := newPushEnvWith(t, func(c *Config) { c.ReadTimeout = time.Second })
+	st := e.newStream()
+	// 8 s of noise, losslessly coded (about 1 MB/s): well past the 1 s
+	// timeout plus the 5 s allowed for learning the tracks.
+	args := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=8",
+		"-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25",
+		"-f", "flv", e.rtmpURL(st.PublishKey)}
+	if out, err := ffmpeg(t, time.Minute, args...); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the stream to end on the bus", func() bool {
+		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		if len(recs) == 0 {
+			return false
+		}
+		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
+		return ok && hb.Status == protocol.HeartbeatDone
+	})
+	ts := checkStream(t, e.rec.stream(bus.StreamTopic(st.ID)), false)
+	if _, d := probeStreams(t, ts); d < 7.5 {
+		t.Fatalf("the publish was cut short: %.2f s of 8 s (%d bytes) reached the bus", d, len(ts))
+	}
+}

@@ -30,6 +30,9 @@ const (
 	// closeTimeout bounds the last bus records of a session whose
 	// publisher left.
 	closeTimeout = 10 * time.Second
+	// trackProbeTime covers the media the RTMP reader reads (2 s of it,
+	// arriving in real time) before it knows the publisher's tracks.
+	trackProbeTime = 5 * time.Second
 )
 
 // RTMPApp is the RTMP application publishers push to:
@@ -256,6 +259,9 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
 	defer release()
 
+	// The reader learns the tracks from the first two seconds of media,
+	// which arrive in real time: give it that on top of the timeout.
+	conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout + trackProbeTime))
 	r := &gortmplib.Reader{Conn: sc}
 	if err := r.Initialize(); err != nil {
 		s.metrics.connections.WithLabelValues("failed").Inc()
@@ -318,7 +324,9 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 
 	var readErr error
 	for muxErr == nil {
-		conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		// Both deadlines: the library writes acknowledgements as bytes
+		// come in, long after the handshake's deadline.
+		conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
 		if readErr = r.Read(); readErr != nil {
 			break
 		}
