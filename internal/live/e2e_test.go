@@ -71,6 +71,13 @@ func TestRTMPPublishBecomesLiveThenVOD(t *testing.T) {
 		if !info.StartsWithKeyFrame {
 			t.Errorf("segment %s does not start with a key frame", s.uri)
 		}
+		// ffprobe decodes the segment on its own: its first video frame
+		// must be a key frame.
+		first := probe(t, "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "frame=key_frame,pict_type",
+			"-of", "csv=p=0", e.playlistURL(st.ID, s.uri))
+		if !strings.HasPrefix(strings.TrimSpace(first), "1,I") {
+			t.Errorf("segment %s: ffprobe reads its first video frame as %q, want a key I frame", s.uri, first)
+		}
 	}
 	if total < 7 || total > 9 {
 		t.Errorf("segments add up to %.3f s of the 8 s published", total)
