@@ -1,0 +1,18 @@
+// Package push is weir's live ingest: the RTMP and SRT servers publishers
+// push to, and the Session every live source (these servers, and the live
+// package's pullers) writes through.
+//
+// A publisher is authorised by the publish key of a live stream in the
+// metadata store, when it asks to publish: RTMP as
+// rtmp://HOST:1935/live/{publishKey}, SRT with stream id
+// "publish:{publishKey}". Whatever it sends becomes a protocol stream of
+// MPEG-TS on bus.StreamTopic(streamID) — stream_init, raw_stream records
+// stamped with their receive time (HeaderReceivedAt), stream_eof, and
+// heartbeats — the one format the live packager and the engines read. RTMP's
+// H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with mediacommon; SRT
+// already carries MPEG-TS and is passed through.
+//
+// The servers hold no stream state beyond their connections: keys and
+// status come from the metadata store, media goes to the bus. docs/live.md
+// describes publishing for users.
+package push
