@@ -290,3 +290,53 @@ func TestIcecastAACPullIsPackagedAudioOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestPullReconnectsWhenTheSourceDrops pulls an HTTP MPEG-TS feed that
+// hangs up once: the puller reconnects and the stream goes on after a
+// discontinuity.
+func TestPullReconnectsWhenTheSourceDrops(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 4, 25, "libx264", 0)
+	var requests atomic.Int64
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		w.Header().Set("Content-Type", "video/mp2t")
+		piece := len(ts)/40/tsPacketSize*tsPacketSize + tsPacketSize
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for off := 0; off < len(ts); off += piece {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-tick.C:
+				}
+				w.Write(ts[off:min(off+piece, len(ts))])
+				w.(http.Flusher).Flush()
+			}
+			if n == 1 {
+				return // the first connection drops after one pass
+			}
+		}
+	}))
+	t.Cleanup(feed.Close)
+
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20})
+	st := e.newStream(feed.URL + "/live.ts")
+	e.control(ControlMessage{Action: ActionStart, StreamID: st.ID, SourceURL: st.SourceURL})
+	waitFor(t, 30*time.Second, "a discontinuity after the reconnect", func() bool {
+		p := parsePlaylist(t, e.getObject(st.ID+"/live.m3u8"))
+		for i, s := range p.segments {
+			if s.discontinuity && i >= 3 && len(p.segments) > i+1 {
+				return true
+			}
+		}
+		return false
+	})
+	e.control(ControlMessage{Action: ActionEnd, StreamID: st.ID})
+	vod := e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	if vod.Gaps != 1 || requests.Load() != 2 {
+		t.Fatalf("gaps %d after %d requests, want 1 gap and 2 requests", vod.Gaps, requests.Load())
+	}
+	e.checkSegments(st.ID, 0)
+}

@@ -63,6 +63,26 @@ func sniffFormat(head []byte, contentType string) sourceFormat {
 // playlist as a discontinuity.
 func (c *Controller) runPull(ctx context.Context, id, src string) {
 	log := c.log.With("stream", id)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Stop pulling once the stream has ended or failed, however that
+	// happened.
+	go func() {
+		t := time.NewTicker(statusCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if st, err := c.cfg.Meta.GetStream(ctx, id); err == nil && st.Status.Terminal() {
+				log.Info("live pull: the stream has ended; hanging up")
+				cancel()
+				return
+			}
+		}
+	}()
 	wait := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		st, err := c.cfg.Meta.GetStream(ctx, id)
