@@ -244,13 +244,18 @@ func (p *publisher) mediaPlaylist(r *published, typ hls.PlaylistType) hls.MediaP
 }
 
 // writeMediaPlaylists writes the index.m3u8 of every rendition that got
-// new segments (all of them with force).
+// new segments (all of them with force). EVENT playlists keep the predicted
+// target duration so it does not change as they grow; the final VOD
+// playlists state exactly the ceiling of their longest segment.
 func (p *publisher) writeMediaPlaylists(ctx context.Context, typ hls.PlaylistType, force bool) error {
 	for _, r := range p.rs {
 		if !r.changed && !force {
 			continue
 		}
 		pl := p.mediaPlaylist(r, typ)
+		if typ == hls.VOD {
+			pl.TargetDuration = 0
+		}
 		if err := p.putPlaylist(ctx, r.Name+"/index.m3u8", &pl); err != nil {
 			return err
 		}
@@ -280,8 +285,15 @@ func (p *publisher) putPlaylist(ctx context.Context, rel string, pl encoder) err
 // segment and the I-frame playlists are listed.
 func (p *publisher) writeMaster(ctx context.Context, final bool) error {
 	m := hls.MasterPlaylist{IndependentSegments: true}
-	target := time.Duration(p.target) * time.Second
 	for _, r := range p.rs {
+		// The peak is measured over runs of segments relative to the
+		// target duration the rendition's playlist states.
+		target := time.Duration(p.target) * time.Second
+		if final {
+			pl := p.mediaPlaylist(r, hls.VOD)
+			pl.TargetDuration = 0
+			target = time.Duration(pl.TargetDurationSeconds()) * time.Second
+		}
 		sizes := r.sizes()
 		v := hls.Variant{
 			URI:       r.Name + "/index.m3u8",
@@ -332,7 +344,7 @@ func (p *publisher) finish(ctx context.Context) error {
 		if !r.Video {
 			continue
 		}
-		pl := hls.MediaPlaylist{Type: hls.VOD, TargetDuration: p.target, IndependentSegments: true, IFramesOnly: true}
+		pl := hls.MediaPlaylist{Type: hls.VOD, IndependentSegments: true, IFramesOnly: true}
 		if p.format == FormatFMP4 {
 			pl.Map = &hls.Map{URI: "init.mp4"}
 		}
