@@ -15,14 +15,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/internal/push"
+	"github.com/weir-media/weir/internal/vod"
 )
 
 // Config is what `weir serve` is started with. Field tags are flag names.
@@ -56,6 +60,12 @@ type Server struct {
 	http    *http.Server
 	httpLn  net.Listener
 	brokers []string
+
+	rtmp     *push.RTMPServer
+	srt      *push.SRTServer
+	packager *live.Packager
+	control  *live.Controller
+	vod      *vod.Worker
 }
 
 // Start opens the stores, starts the broker and binds every listener. It
@@ -113,6 +123,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 
+	if err := s.startPipelines(ctx); err != nil {
+		return nil, err
+	}
+
 	s.httpLn, err = net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -127,8 +141,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		Presign:        cfg.Presign,
 		MaxUploadBytes: cfg.MaxUpload,
 		Version:        Version,
-		RTMPBase:       publicURL("rtmp", cfg.RTMP, s.httpLn.Addr()),
-		SRTBase:        publicURL("srt", cfg.SRT, s.httpLn.Addr()),
+		RTMPBase:       publicURL("rtmp", s.rtmp.Addr().String(), s.httpLn.Addr()),
+		SRTBase:        publicURL("srt", s.srt.Addr().String(), s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
 		Ready: map[string]func(context.Context) error{
 			"bus": s.bus.Ping,
@@ -144,6 +158,75 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// startPipelines creates the pipeline topics and starts the push listeners,
+// the live packager and controller and the VOD worker. Their Run loops start
+// in Run.
+func (s *Server) startPipelines(ctx context.Context) error {
+	// The job and control topics get several partitions so that, at the
+	// distributed scale, workers in one consumer group share them by
+	// stream id.
+	for _, topic := range []string{vod.Topic, live.ControlTopic} {
+		if err := s.bus.CreateTopic(ctx, topic, pipelinePartitions); err != nil {
+			return fmt.Errorf("creating topic %s: %w", topic, err)
+		}
+	}
+	var err error
+	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log.With("component", "rtmp"), Registry: s.reg}
+	if s.rtmp, err = push.NewRTMPServer(pcfg); err != nil {
+		return fmt.Errorf("rtmp server: %w", err)
+	}
+	if err := s.rtmp.Start(); err != nil {
+		return fmt.Errorf("rtmp listener on %s: %w", s.cfg.RTMP, err)
+	}
+	pcfg.Addr, pcfg.Logger = s.cfg.SRT, s.log.With("component", "srt")
+	if s.srt, err = push.NewSRTServer(pcfg); err != nil {
+		return fmt.Errorf("srt server: %w", err)
+	}
+	if err := s.srt.Start(); err != nil {
+		return fmt.Errorf("srt listener on %s: %w", s.cfg.SRT, err)
+	}
+	s.packager, err = live.NewPackager(live.Config{
+		Meta: s.meta, Objects: s.objects, Bus: s.bus, Registry: s.reg,
+		Logger: s.log.With("component", "packager"),
+	})
+	if err != nil {
+		return fmt.Errorf("live packager: %w", err)
+	}
+	s.control, err = live.NewController(live.ControllerConfig{
+		Meta: s.meta, Bus: s.bus, Packager: s.packager,
+		Logger: s.log.With("component", "live-control"),
+	})
+	if err != nil {
+		return fmt.Errorf("live controller: %w", err)
+	}
+	s.vod, err = vod.NewWorker(vod.Config{
+		Meta: s.meta, Objects: s.objects, Registry: s.reg,
+		Logger:  s.log,
+		WorkDir: filepath.Join(s.cfg.Data, "work", "vod"),
+	})
+	if err != nil {
+		return fmt.Errorf("vod worker: %w", err)
+	}
+	return nil
+}
+
+// pipelinePartitions is the partition count of the VOD job and live control
+// topics.
+const pipelinePartitions = 4
+
+// consumeVODJobs subscribes the VOD worker to its job topic in its consumer
+// group; a handler error leaves the job uncommitted for redelivery.
+func (s *Server) consumeVODJobs(ctx context.Context, handle vod.Handler) error {
+	return s.bus.Consume(ctx, bus.ConsumeOptions{
+		Topics:        []string{vod.Topic},
+		Group:         vod.ConsumerGroup,
+		FromBeginning: true,
+		Handler: func(ctx context.Context, rec *bus.Record) error {
+			return handle(ctx, rec.Value)
+		},
+	})
 }
 
 // publicURL turns a listen address into the base URL clients publish to,
@@ -175,7 +258,23 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()
-	s.log.Info("weir serving", "http", "http://"+s.HTTPAddr(), "kafka", strings.Join(s.brokers, ","), "data", s.cfg.Data)
+	pipeCtx, stopPipes := context.WithCancel(context.Background())
+	var pipes sync.WaitGroup
+	for name, run := range map[string]func(context.Context) error{
+		"live packager":   s.packager.Run,
+		"live controller": s.control.Run,
+		"vod worker":      func(ctx context.Context) error { return s.vod.Run(ctx, s.consumeVODJobs) },
+	} {
+		pipes.Add(1)
+		go func() {
+			defer pipes.Done()
+			if err := run(pipeCtx); err != nil {
+				s.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	s.log.Info("weir serving", "http", "http://"+s.HTTPAddr(), "kafka", strings.Join(s.brokers, ","),
+		"rtmp", s.rtmp.Addr(), "srt", s.srt.Addr(), "data", s.cfg.Data)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -187,6 +286,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
 	}
+	// Publishers first, so each open stream gets its end-of-stream record;
+	// then the pipelines, which commit what they handled.
+	s.rtmp.Close()
+	s.srt.Close()
+	stopPipes()
+	pipes.Wait()
 	if s.bus != nil {
 		if err := s.bus.Flush(shutdownCtx); err != nil {
 			s.log.Warn("flushing kafka producer", "err", err)
@@ -197,6 +302,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) close() {
+	if s.rtmp != nil {
+		s.rtmp.Close()
+	}
+	if s.srt != nil {
+		s.srt.Close()
+	}
 	if s.bus != nil {
 		s.bus.Close()
 	}
