@@ -173,14 +173,14 @@ func (s *Server) startPipelines(ctx context.Context) error {
 		}
 	}
 	var err error
-	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log.With("component", "rtmp"), Registry: s.reg}
+	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg}
 	if s.rtmp, err = push.NewRTMPServer(pcfg); err != nil {
 		return fmt.Errorf("rtmp server: %w", err)
 	}
 	if err := s.rtmp.Start(); err != nil {
 		return fmt.Errorf("rtmp listener on %s: %w", s.cfg.RTMP, err)
 	}
-	pcfg.Addr, pcfg.Logger = s.cfg.SRT, s.log.With("component", "srt")
+	pcfg.Addr = s.cfg.SRT
 	if s.srt, err = push.NewSRTServer(pcfg); err != nil {
 		return fmt.Errorf("srt server: %w", err)
 	}
@@ -189,14 +189,14 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	}
 	s.packager, err = live.NewPackager(live.Config{
 		Meta: s.meta, Objects: s.objects, Bus: s.bus, Registry: s.reg,
-		Logger: s.log.With("component", "packager"),
+		Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)
 	}
 	s.control, err = live.NewController(live.ControllerConfig{
 		Meta: s.meta, Bus: s.bus, Packager: s.packager,
-		Logger: s.log.With("component", "live-control"),
+		Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("live controller: %w", err)
