@@ -1,7 +1,7 @@
 package api
 
 import (
-	"errors"
+	"github.com/weir-media/weir/internal/prom"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -32,41 +32,41 @@ type httpMetrics struct {
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	m := &httpMetrics{}
 	var err error
-	if m.requests, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.requests, err = prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_http_requests_total",
 		Help: "HTTP requests served by the control plane, by route pattern, method and status code.",
 	}, []string{"route", "method", "status"})); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.duration, err = prom.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "weir_http_request_duration_seconds",
 		Help:    "Time to serve HTTP requests, by route pattern and method, until the handler returned.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"route", "method"})); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.inFlight, err = prom.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "weir_http_requests_in_flight",
 		Help: "HTTP requests being served right now.",
 	})); err != nil {
 		return nil, err
 	}
-	if m.uploadBytes, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if m.uploadBytes, err = prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "weir_vod_upload_bytes_total",
 		Help: "Bytes of VOD source files stored through POST /vod/upload.",
 	})); err != nil {
 		return nil, err
 	}
-	if m.published, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.published, err = prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_api_bus_publish_total",
 		Help: "Bus messages the control plane published, by topic and result (ok or error).",
 	}, []string{"topic", "result"})); err != nil {
 		return nil, err
 	}
-	if _, err = register[prometheus.Collector](reg, collectors.NewGoCollector()); err != nil {
+	if _, err = prom.Register[prometheus.Collector](reg, collectors.NewGoCollector()); err != nil {
 		return nil, err
 	}
-	if _, err = register[prometheus.Collector](reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+	if _, err = prom.Register[prometheus.Collector](reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, err
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -75,20 +75,6 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		EnableOpenMetrics: true,
 	})
 	return m, nil
-}
-
-// register adds c to reg, or returns the equal collector already there.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // statusRecorder remembers the status code a handler sent.

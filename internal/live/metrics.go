@@ -1,7 +1,7 @@
 package live
 
 import (
-	"errors"
+	"github.com/weir-media/weir/internal/prom"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -66,44 +66,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	if err := register(reg, &m.segments); err != nil {
+	var err error
+	if m.segments, err = prom.Register(reg, m.segments); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.bytes); err != nil {
+	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.gaps); err != nil {
+	if m.gaps, err = prom.Register(reg, m.gaps); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.checksumFailures); err != nil {
+	if m.checksumFailures, err = prom.Register(reg, m.checksumFailures); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.dropped); err != nil {
+	if m.dropped, err = prom.Register(reg, m.dropped); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.streams); err != nil {
+	if m.streams, err = prom.Register(reg, m.streams); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.latency); err != nil {
+	if m.latency, err = prom.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers *c, replacing it with the collector already
-// registered under the same description (a second packager on one
-// registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	if err := reg.Register(*c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return err
-		}
-		existing, ok := are.ExistingCollector.(C)
-		if !ok {
-			return err
-		}
-		*c = existing
-	}
-	return nil
 }

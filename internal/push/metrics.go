@@ -1,7 +1,7 @@
 package push
 
 import (
-	"errors"
+	"github.com/weir-media/weir/internal/prom"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -43,33 +43,17 @@ func newServerMetrics(reg prometheus.Registerer, protocol string) (*serverMetric
 	if reg == nil {
 		return m, nil
 	}
+	var err error
 	// A second server of the same protocol on one registry shares the
 	// series of the first.
-	if err := register(reg, &m.connections); err != nil {
+	if m.connections, err = prom.Register(reg, m.connections); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.publishers); err != nil {
+	if m.publishers, err = prom.Register(reg, m.publishers); err != nil {
 		return nil, err
 	}
-	if err := register(reg, &m.bytes); err != nil {
+	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers *c, replacing it with the collector already
-// registered under the same description, if any.
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	if err := reg.Register(*c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return err
-		}
-		existing, ok := are.ExistingCollector.(C)
-		if !ok {
-			return err
-		}
-		*c = existing
-	}
-	return nil
 }
