@@ -9,6 +9,6 @@
 // A Client produces (Produce, ProduceAsync), consumes with at-least-once
 // delivery (Consume, with or without a consumer group), reads a topic to
 // its end (ReadAll) and creates topics (CreateTopic). StreamTopic,
-// ChunkTopic, ResultsTopic and EventsTopic name the topics weir uses;
+// ChunkTopic and ResultsTopic name the topics weir uses;
 // docs/bus.md describes them and the delivery guarantees.
 package bus

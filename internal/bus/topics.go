@@ -12,11 +12,6 @@ import (
 // Topic and group names weir uses. docs/bus.md explains who produces and
 // who consumes each one.
 const (
-	// EventsTopic carries control-plane events (stream started/ended, VOD
-	// uploaded, job state changes) between weir roles, keyed by the id of
-	// the stream or job they concern.
-	EventsTopic = "weir_events"
-
 	// streamPrefix etc. prefix per-entity topic names.
 	streamPrefix  = "stream_"
 	chunkPrefix   = "chunk_"
