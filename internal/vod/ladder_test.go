@@ -25,6 +25,7 @@ import (
 // every segment starting on an IDR frame at the same instant in every
 // rendition.
 func TestLadder1080pBecomesFourAlignedRenditions(t *testing.T) {
+	t.Parallel() // its playback check waits on real time
 	e := newEnv(t)
 	src := makeClip(t, t.TempDir(), "source.mp4",
 		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",

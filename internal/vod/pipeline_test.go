@@ -169,6 +169,7 @@ func TestUnusableUploadsFailWithAClearError(t *testing.T) {
 // redelivered job, on a fresh worker, must start over and end with a
 // consistent title: no duplicate rows, no orphaned segments.
 func TestRedeliveredJobRestartsCleanlyAfterACrash(t *testing.T) {
+	t.Parallel() // mostly waits on real-time pacing
 	e := newEnv(t)
 	src := smallClip(t, "6")
 	id, job := e.upload(t, src)
@@ -217,6 +218,7 @@ func TestRedeliveredJobRestartsCleanlyAfterACrash(t *testing.T) {
 }
 
 func TestCancelStopsTheTranscodeAndDeletesItsOutput(t *testing.T) {
+	t.Parallel() // mostly waits on real-time pacing
 	for _, remote := range []bool{false, true} {
 		name := "in this worker"
 		if remote {
@@ -265,6 +267,7 @@ func TestCancelStopsTheTranscodeAndDeletesItsOutput(t *testing.T) {
 }
 
 func TestTitleIsPlayableWhileStillTranscoding(t *testing.T) {
+	t.Parallel() // mostly waits on real-time pacing
 	e := newEnv(t)
 	id, job := e.upload(t, smallClip(t, "8"))
 	cfg := e.config(t)
@@ -354,6 +357,7 @@ func TestTitleIsPlayableWhileStillTranscoding(t *testing.T) {
 }
 
 func TestAudioOnlyUploadBecomesAnAudioTitle(t *testing.T) {
+	t.Parallel() // mostly waits on real-time pacing
 	e := newEnv(t)
 	src := makeClip(t, t.TempDir(), "tone.m4a", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100", "-t", "5", "-c:a", "aac", "-b:a", "96k")
 	id, job := e.upload(t, src)
@@ -377,6 +381,7 @@ func TestAudioOnlyUploadBecomesAnAudioTitle(t *testing.T) {
 }
 
 func TestMPEGTSFormat(t *testing.T) {
+	t.Parallel() // mostly waits on real-time pacing
 	e := newEnv(t)
 	id, job := e.upload(t, smallClip(t, "3"))
 	cfg := e.config(t)
