@@ -97,14 +97,18 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 		return err
 	}
 
-	r.dir = filepath.Join(w.cfg.WorkDir, safeDirName(st.ID))
-	if err := os.RemoveAll(r.dir); err != nil {
+	// Each attempt works in a directory of its own: an ffmpeg left over
+	// from a crashed attempt (where the kernel could not kill it with its
+	// parent) finds its directory gone instead of writing into this one.
+	streamDir := filepath.Join(w.cfg.WorkDir, safeDirName(st.ID))
+	if err := os.RemoveAll(streamDir); err != nil {
 		return fmt.Errorf("clearing work dir: %w", err)
 	}
+	r.dir = filepath.Join(streamDir, fmt.Sprintf("attempt-%d", attempt))
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return fmt.Errorf("creating work dir: %w", err)
 	}
-	defer os.RemoveAll(r.dir)
+	defer os.RemoveAll(streamDir)
 
 	if r.src, err = w.fetchSource(ctx, r.job, r.dir); err != nil {
 		return err

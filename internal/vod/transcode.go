@@ -129,6 +129,7 @@ func (r *run) runFFmpeg(ctx context.Context, group []*rendition, onProgress func
 	args := ffmpegArgs(&r.w.cfg, r.src, r.info, group)
 	cmd := exec.CommandContext(ctx, r.w.cfg.FFmpeg, args...)
 	cmd.WaitDelay = 5 * time.Second
+	dieWithParent(cmd)
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	stderr := &tailBuffer{max: 16 << 10}
@@ -217,6 +218,7 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,ih))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", t.path}
 	go func() {
 		cmd := exec.CommandContext(ctx, r.w.cfg.FFmpeg, args...)
+		dieWithParent(cmd)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
