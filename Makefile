@@ -7,8 +7,14 @@ PKGS     ?= ./...
 
 .PHONY: run build test lint deps bench fuzz clean
 
-build:
+# The console's player (hls.js) is fetched from npm once, not committed.
+HLSJS := internal/console/static/vendor/hls.min.js
+
+build: $(HLSJS)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/weir
+
+$(HLSJS):
+	scripts/fetch-hlsjs.sh
 
 # Installs what is missing, builds, and starts `weir serve` with the embedded
 # defaults (data in ./weir-data, HTTP on 127.0.0.1:8080, Kafka on 127.0.0.1:9092).

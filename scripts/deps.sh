@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system tools weir and its tests use, only where missing.
 # Usage: scripts/deps.sh [run|test]
-#   run  — what `weir serve` needs (ffmpeg/ffprobe)
-#   test — that plus the interop peers and servers the tests start
+#   run  — what `weir serve` needs (ffmpeg/ffprobe), and npm to fetch the
+#          console's player at build time
+#   test — that plus the interop peers and servers the tests start, and
+#          Chromium for the console's browser test
 set -euo pipefail
 mode=${1:-test}
 
@@ -12,7 +14,10 @@ want() { # want COMMAND PACKAGE
 }
 want ffmpeg ffmpeg
 want ffprobe ffmpeg
+want node nodejs
+want npm npm
 if [ "$mode" = test ]; then
+	want chromium chromium
 	want kcat kcat
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
@@ -25,6 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The console's browser test plays through the bundled hls.js.
+if [ "$mode" = test ]; then
+	scripts/fetch-hlsjs.sh
 fi
 
 if [ "$mode" = test ] && [ -x scripts/s3-server.sh ]; then

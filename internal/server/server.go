@@ -22,6 +22,7 @@ import (
 
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/console"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
@@ -147,6 +148,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		Ready: map[string]func(context.Context) error{
 			"bus": s.bus.Ping,
 		},
+		Fallback: console.Handler(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
