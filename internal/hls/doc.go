@@ -10,7 +10,7 @@
 // time) and the encoders here derive everything else — TARGETDURATION, the
 // minimal EXT-X-VERSION, BANDWIDTH and AVERAGE-BANDWIDTH from measured
 // segment sizes (PeakBitrate, AverageBitrate), and CODECS from the
-// encoded bitstream (AVCCodec, MP4ACodec, ParseInit, InspectTS).
+// encoded bitstream (ParseSPS, MP4ACodec, ParseInit, InspectTS).
 //
 // Encoding is deterministic: the same input always gives the same bytes,
 // durations are written with three decimals, and a value that cannot be

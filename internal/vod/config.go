@@ -107,7 +107,7 @@ type Config struct {
 
 	// WorkDir holds each job's download and ffmpeg output while it runs
 	// (default $TMPDIR/weir-vod). A job's directory is removed when the
-	// job ends and recreated empty when it is retried.
+	// job ends; every attempt starts in a fresh one.
 	WorkDir string
 	// FFmpeg is the ffmpeg binary (default "ffmpeg" on PATH). ffprobe is
 	// found on PATH.

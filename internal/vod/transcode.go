@@ -215,7 +215,7 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 	at := min(r.info.Duration/10, 10*time.Second)
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
 		"-ss", formatSeconds(at), "-i", r.src, "-frames:v", "1",
-		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,ih))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", t.path}
+		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,iw))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", t.path}
 	go func() {
 		cmd := exec.CommandContext(ctx, r.w.cfg.FFmpeg, args...)
 		dieWithParent(cmd)
