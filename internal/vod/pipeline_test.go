@@ -481,3 +481,35 @@ func TestJobsThatNeedNoWork(t *testing.T) {
 		t.Errorf("status %s error %q", st.Status, st.Error)
 	}
 }
+
+// A portrait phone video is sized by its width: 360x640 gets the 360p rung
+// at 360x640, not a squashed 640x360.
+func TestPortraitSourceKeepsItsOrientation(t *testing.T) {
+	e := newEnv(t)
+	src := makeClip(t, t.TempDir(), "portrait.mp4", "-f", "lavfi", "-i", "testsrc2=size=360x640:rate=25",
+		"-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+	id, job := e.upload(t, src)
+	if err := e.worker(t, e.config(t)).Handle(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	st := e.stream(t, id)
+	if st.Status != metastore.StatusReady || strings.Join(st.VariantsGenerated, ",") != "360p" {
+		t.Fatalf("status %s (%s) variants %v", st.Status, st.Error, st.VariantsGenerated)
+	}
+	master := decodeMaster(t, e.object(t, id+"/master.m3u8"))
+	if v := master.Variants[0]; v.Resolution != "360x640" || strings.Contains(v.Codecs, "mp4a") {
+		t.Errorf("variant %s codecs %s, want 360x640 video only", v.Resolution, v.Codecs)
+	}
+	var probe struct {
+		Streams []struct {
+			Width  int `json:"width"`
+			Height int `json:"height"`
+		} `json:"streams"`
+	}
+	f := filepath.Join(t.TempDir(), "thumb.jpg")
+	os.WriteFile(f, e.object(t, id+"/thumb.jpg"), 0o644)
+	ffprobeJSON(t, &probe, "-show_streams", f)
+	if len(probe.Streams) != 1 || probe.Streams[0].Width != 360 || probe.Streams[0].Height != 640 {
+		t.Errorf("thumbnail %+v, want 360x640", probe.Streams)
+	}
+}
