@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/weir-media/weir/internal/config"
 )
 
 func init() { register(newVodCmd) }
@@ -61,7 +59,7 @@ func addVodClientFlags(cmd *cobra.Command, configPath *string) {
 
 func loadVodConfig(cmd *cobra.Command, configPath string) (*vodConfig, *vodClient, error) {
 	var cfg vodConfig
-	if err := config.Load(cmd.Flags(), configPath, &cfg); err != nil {
+	if err := loadConfig(cmd, configPath, &cfg); err != nil {
 		return nil, nil, err
 	}
 	base, err := url.Parse(strings.TrimRight(cfg.Server, "/"))
