@@ -374,6 +374,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		"/vod/upload":             {"post"},
 		"/vod/{id}/metadata":      {"get"},
 		"/vod/{id}/manifest":      {"get"},
+		"/vod/{id}/cancel":        {"post"},
 		"/vod":                    {"get"},
 		"/streams/start":          {"post"},
 		"/streams/{id}/end":       {"post"},

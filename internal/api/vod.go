@@ -174,6 +174,18 @@ func (s *Server) registerVOD() {
 	}, s.vodManifest)
 
 	huma.Register(s.api, huma.Operation{
+		OperationID:   "vod-cancel",
+		Method:        http.MethodPost,
+		Path:          "/vod/{id}/cancel",
+		Summary:       "Cancel a VOD job",
+		Description:   "Marks an unfinished VOD failed with the error \"cancelled\". The worker transcoding it stops at its next progress update and deletes its partial output. 409 when the VOD is already ready or failed.",
+		Tags:          []string{"vod"},
+		DefaultStatus: http.StatusAccepted,
+		Security:      bearerSecurity,
+		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
+	}, s.cancelVOD)
+
+	huma.Register(s.api, huma.Operation{
 		OperationID: "vod-list",
 		Method:      http.MethodGet,
 		Path:        "/vod",
@@ -407,6 +419,33 @@ func (s *Server) unusedID(ctx context.Context, kind metastore.Kind) (string, err
 		}
 	}
 	return "", huma.Error500InternalServerError("could not pick an unused stream id")
+}
+
+// CancelledError is the error a cancelled VOD carries.
+const CancelledError = "cancelled"
+
+// cancelVOD fails the title in the metadata store; workers notice because
+// their next status or progress write is refused.
+func (s *Server) cancelVOD(ctx context.Context, in *vodIDInput) (*streamStatusOutput, error) {
+	st, err := s.getStream(ctx, metastore.KindVOD, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status.Terminal() {
+		return nil, huma.Error409Conflict(fmt.Sprintf("vod %s is already %s and cannot be cancelled", st.ID, st.Status))
+	}
+	st, err = s.cfg.Meta.TransitionStatus(ctx, st.ID, metastore.StatusFailed, func(cur *metastore.Stream) {
+		if cur.Error == "" {
+			cur.Error = CancelledError
+		}
+	})
+	if errors.Is(err, metastore.ErrConflict) {
+		return nil, huma.Error409Conflict(fmt.Sprintf("vod %s finished before it could be cancelled", in.ID))
+	}
+	if err != nil {
+		return nil, s.storeError(ctx, "cancel vod "+in.ID, err)
+	}
+	return &streamStatusOutput{Body: StreamStatus{StreamID: st.ID, Status: string(st.Status)}}, nil
 }
 
 func (s *Server) vodMetadata(ctx context.Context, in *vodIDInput) (*vodMetadataOutput, error) {

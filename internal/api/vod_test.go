@@ -648,3 +648,26 @@ func TestUploadOverLimitOverTheWire(t *testing.T) {
 		t.Fatalf("partial upload left behind: %v", keys)
 	}
 }
+
+func TestVODCancel(t *testing.T) {
+	e := newEnv(t, "")
+	rec := e.doJSON("POST", "/vod/upload", map[string]string{"url": "https://cdn.example.com/a.mp4"})
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("upload: status %d: %s", rec.Code, rec.Body)
+	}
+	id := decode[UploadResponse](t, rec).StreamID
+
+	rec = e.do("POST", "/vod/"+id+"/cancel", nil)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("cancel: status %d: %s", rec.Code, rec.Body)
+	}
+	if got := decode[StreamStatus](t, rec); got.Status != "failed" {
+		t.Fatalf("cancel answered %+v, want status failed", got)
+	}
+	st, err := e.meta.GetStream(context.Background(), id)
+	if err != nil || st.Status != "failed" || st.Error != CancelledError {
+		t.Fatalf("stream after cancel: %+v, %v", st, err)
+	}
+	wantProblem(t, e.do("POST", "/vod/"+id+"/cancel", nil), http.StatusConflict, "already failed")
+	wantProblem(t, e.do("POST", "/vod/vod-000000000000/cancel", nil), http.StatusNotFound, "vod-000000000000")
+}

@@ -45,7 +45,7 @@ func newVodCmd() *cobra.Command {
 file for transcoding into a multi-bitrate HLS title, list titles, and show
 one. docs/vod.md describes the pipeline.`,
 	}
-	cmd.AddCommand(newVodUploadCmd(), newVodListCmd(), newVodShowCmd())
+	cmd.AddCommand(newVodUploadCmd(), newVodListCmd(), newVodShowCmd(), newVodCancelCmd())
 	return cmd
 }
 
@@ -189,6 +189,29 @@ func newVodShowCmd() *cobra.Command {
 	return cmd
 }
 
+func newVodCancelCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a VOD title that is not ready yet (it ends failed, with error \"cancelled\")",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, api, err := loadVodConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			var st vodUploadResult
+			if _, err := api.post(cmd.Context(), "/vod/"+url.PathEscape(args[0])+"/cancel", &st); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "VOD %s cancelled (status %s)\n", st.StreamID, st.Status)
+			return nil
+		},
+	}
+	addVodClientFlags(cmd, &configPath)
+	return cmd
+}
+
 // vodMetadata is the part of GET /vod/{id}/metadata the CLI shows.
 type vodMetadata struct {
 	StreamID            string               `json:"stream_id"`
@@ -273,6 +296,14 @@ func (c *vodClient) do(req *http.Request, v any) ([]byte, error) {
 
 func (c *vodClient) get(ctx context.Context, path string, v any) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(req, v)
+}
+
+func (c *vodClient) post(ctx context.Context, path string, v any) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, nil)
 	if err != nil {
 		return nil, err
 	}

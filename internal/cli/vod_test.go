@@ -247,6 +247,7 @@ func TestVodCommandsExplainServerErrors(t *testing.T) {
 	}{
 		{[]string{"vod", "show", "vod-nope", "--server", srv.URL}, "GET /vod/vod-nope/metadata: 404 Not Found: vod vod-nope not found"},
 		{[]string{"vod", "upload", file, "--server", srv.URL}, "401 Unauthorized: missing Authorization header"},
+		{[]string{"vod", "cancel", "vod-nope", "--server", srv.URL}, "POST /vod/vod-nope/cancel: 401 Unauthorized"},
 		{[]string{"vod", "list", "--server", down.URL}, "cannot reach weir at " + down.URL},
 		{[]string{"vod", "list", "--server", "ftp://x"}, "want an http(s) URL"},
 		{[]string{"vod", "upload", filepath.Join(t.TempDir(), "missing.mp4"), "--server", srv.URL}, "no such file"},
@@ -256,5 +257,51 @@ func TestVodCommandsExplainServerErrors(t *testing.T) {
 		if res.err == nil || !strings.Contains(res.err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want it to contain %q", tt.args, res.err, tt.want)
 		}
+	}
+}
+
+type droppingPublisher struct{}
+
+func (droppingPublisher) Publish(context.Context, string, []byte, []byte) error { return nil }
+
+// Cancel fails a title no worker has finished; a second cancel is refused.
+func TestVodCancelFailsAnUnfinishedTitle(t *testing.T) {
+	dir := t.TempDir()
+	meta, err := metastore.OpenSQLite(filepath.Join(dir, "weir.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	objects, err := objstore.NewFS(filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: droppingPublisher{}, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	resp, err := http.Post(hs.URL+"/vod/upload", "application/json", strings.NewReader(`{"url":"https://example.com/a.mp4"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		StreamID string `json:"stream_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+
+	res := runWeir(testContext(t), "vod", "cancel", up.StreamID, "--server", hs.URL)
+	if res.err != nil || !strings.Contains(res.stdout, "cancelled (status failed)") {
+		t.Fatalf("cancel: %v\n%s", res.err, res.stdout)
+	}
+	st, _ := meta.GetStream(context.Background(), up.StreamID)
+	if st.Status != metastore.StatusFailed || st.Error != "cancelled" {
+		t.Fatalf("stream after cancel: %s %q", st.Status, st.Error)
+	}
+	res = runWeir(testContext(t), "vod", "cancel", up.StreamID, "--server", hs.URL)
+	if res.err == nil || !strings.Contains(res.err.Error(), "409") {
+		t.Fatalf("second cancel: %v", res.err)
 	}
 }
