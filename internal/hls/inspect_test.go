@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/weir-media/weir/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +14,7 @@ import (
 
 func needFFmpeg(t testing.TB) {
 	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make test installs it)", tool)
-		}
-	}
+	testenv.RequireTool(t, "ffmpeg", "ffprobe")
 }
 
 // encodeHLS makes a 3-second HLS rendition with one-second segments from

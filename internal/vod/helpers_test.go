@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,11 +25,7 @@ import (
 
 func needFFmpeg(t testing.TB) {
 	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make test installs it)", tool)
-		}
-	}
+	testenv.RequireTool(t, "ffmpeg", "ffprobe")
 }
 
 // makeClip renders a clip with ffmpeg lavfi sources into dir.
