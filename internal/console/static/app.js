@@ -39,6 +39,12 @@
     }
   }
 
+  // fill replaces el's children, skipping null and flattening arrays.
+  function fill(el, ...children) {
+    el.replaceChildren();
+    appendAll(el, children);
+  }
+
   function setNotice(el, kind, ...content) {
     el.className = 'notice' + (kind ? ' ' + kind : '');
     el.replaceChildren();
@@ -99,6 +105,15 @@
     return isNaN(d) ? String(iso) : d.toLocaleString();
   }
 
+  // fmtClock is the local time of day, to the millisecond, for stage
+  // timestamps that are often a fraction of a second apart.
+  function fmtClock(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    if (isNaN(d)) return String(iso);
+    return d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+  }
+
   function fmtAgo(iso) {
     if (!iso) return '—';
     const secs = (Date.now() - new Date(iso).getTime()) / 1000;
@@ -139,8 +154,11 @@
   };
   const statusLabels = { created: 'waiting for publisher' };
 
-  function statusPill(status) {
-    return h('span', { class: 'pill ' + (statusKinds[status] || ''), text: statusLabels[status] || status || 'unknown' });
+  // statusPill shows a status; stage tables pass raw to show the stage's
+  // own name rather than its friendlier label.
+  function statusPill(status, raw) {
+    const label = (!raw && statusLabels[status]) || status || 'unknown';
+    return h('span', { class: 'pill ' + (statusKinds[status] || ''), text: label });
   }
 
   const vodPending = new Set(['uploaded', 'processing', 'transcoding']);
@@ -382,7 +400,9 @@
       },
       level(i, player) {
         const l = player.levels[i];
-        now.textContent = l ? 'now ' + levelName(l) : '';
+        // A media playlist played directly (live) is one level that
+        // says nothing about itself.
+        now.textContent = l && (l.height || l.bitrate) ? 'now ' + levelName(l) : '';
       },
       reset() {
         hls = null;
@@ -394,8 +414,8 @@
   }
 
   function levelName(l) {
-    const res = l.height ? l.height + 'p' : (l.name || 'audio');
-    return res + ' · ' + fmtBitrate(l.bitrate);
+    const res = l.height ? l.height + 'p' : (l.name || 'level');
+    return l.bitrate ? res + ' · ' + fmtBitrate(l.bitrate) : res;
   }
 
   // ------------------------------------------------------------- header
@@ -472,10 +492,10 @@
     const barBox = h('div', { id: 'upload-progress', hidden: true }, bar.el, barLabel);
     const uploadNote = h('div', { class: 'notice', role: 'status' });
     const form = h('form', { id: 'upload-form', onsubmit: (ev) => { ev.preventDefault(); upload(); } },
-      h('div', { class: 'row' },
+      h('div', { class: 'row fields' },
         h('div', { class: 'field' }, h('label', { for: 'upload-file', text: 'Media file' }), fileInput),
         h('div', { class: 'field' }, h('label', { for: 'upload-title', text: 'Title' }), titleInput)),
-      h('div', { class: 'row', style: null }, submit, cancel),
+      h('div', { class: 'row' }, submit, cancel),
       barBox, uploadNote);
 
     function upload() {
@@ -567,7 +587,7 @@
         }
       },
     },
-    h('div', { class: 'row' },
+    h('div', { class: 'row fields' },
       h('div', { class: 'field' }, h('label', { for: 'import-url', text: 'URL' }), urlInput),
       h('div', { class: 'field' }, h('label', { for: 'import-title', text: 'Title' }), urlTitle)),
     h('div', { class: 'row' }, importBtn), importNote);
@@ -751,8 +771,8 @@
       stages.replaceChildren(h('table', { id: 'stages' },
         h('thead', null, h('tr', null, h('th', { text: 'Stage' }), h('th', { text: 'At' }), h('th', { text: 'Since upload' }))),
         h('tbody', null, times.map(([stage, at]) => h('tr', null,
-          h('td', null, statusPill(stage)),
-          h('td', { text: fmtTime(at) }),
+          h('td', null, statusPill(stage, true)),
+          h('td', { class: 'num', title: fmtTime(at), text: fmtClock(at) }),
           h('td', { class: 'num', text: '+' + fmtMS(new Date(at).getTime() - t0) }))))));
     }
 
@@ -774,7 +794,7 @@
       const source = [];
       if (probe.video) source.push(probe.video.codec + ' ' + probe.video.width + '×' + probe.video.height + ' @ ' + probe.video.frame_rate + ' fps');
       if (probe.audio) source.push(probe.audio.codec + ' ' + probe.audio.sample_rate + ' Hz × ' + probe.audio.channels);
-      info.replaceChildren(facts([
+      fill(info, facts([
         ['Stream id', h('span', { class: 'mono', text: meta.stream_id })],
         ['Created', fmtTime(meta.created_at)],
         ['Processing latency', meta.processing_latency_ms ? fmtMS(meta.processing_latency_ms) : null],
@@ -782,7 +802,7 @@
         ['Source', source.join(', ') || null],
         ['Duration', probe.duration_s ? fmtMS(probe.duration_s * 1000) : null],
         ['Source file', meta.details && meta.details.source_filename ? meta.details.source_filename + (meta.details.source_size ? ' (' + fmtBytes(meta.details.source_size) + ')' : '') : (meta.source_url || null)],
-      ]), meta.manifest_url ? [h('h3', { text: 'Master playlist', style: null }), copyable(meta.manifest_url, 'playlist URL')] : null);
+      ]), meta.manifest_url ? [h('h3', { text: 'Master playlist' }), copyable(meta.manifest_url, 'playlist URL')] : null);
       renderVariants();
       renderStages();
     }
@@ -912,7 +932,7 @@
         }
       },
     },
-    h('div', { class: 'row' },
+    h('div', { class: 'row fields' },
       h('div', { class: 'field' }, h('label', { for: 'live-title', text: 'Title' }), titleInput),
       h('div', { class: 'field' }, h('label', { for: 'live-source', text: 'Source URL' }), srcInput)),
     h('div', { class: 'row' }, startBtn),
@@ -1076,7 +1096,7 @@
       if (meta.status === 'failed') setNotice(note, 'bad', 'The stream failed: ' + (meta.error || 'no reason given'));
       const d = meta.details || {};
       const lat = d.latency_ms || {};
-      info.replaceChildren(facts([
+      fill(info, facts([
         ['Stream id', h('span', { class: 'mono', text: meta.stream_id })],
         ['Source', meta.source_url ? h('span', { class: 'mono', text: meta.source_url }) : 'push (RTMP or SRT)'],
         ['Created', fmtTime(meta.created_at)],
@@ -1106,7 +1126,7 @@
 
       const times = Object.entries(meta.stage_times || {}).sort((a, b) => new Date(a[1]) - new Date(b[1]));
       stages.replaceChildren(h('table', { id: 'stages' },
-        h('tbody', null, times.map(([stage, at]) => h('tr', null, h('td', null, statusPill(stage)), h('td', { text: fmtTime(at) }))))));
+        h('tbody', null, times.map(([stage, at]) => h('tr', null, h('td', null, statusPill(stage, true)), h('td', { class: 'num', title: fmtTime(at), text: fmtClock(at) }))))));
     }
 
     const publish = loadPublish(id);
