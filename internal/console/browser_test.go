@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,41 +99,6 @@ func makeClip(t *testing.T) string {
 	return out
 }
 
-// upload posts the clip to /vod/upload the way `weir vod upload` does.
-func upload(t *testing.T, base, clip, title string) string {
-	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	mw.WriteField("title", title)
-	fw, err := mw.CreateFormFile("file", filepath.Base(clip))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(clip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(fw, f)
-	f.Close()
-	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, base+"/vod/upload", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		StreamID string `json:"stream_id"`
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &out) != nil || out.StreamID == "" {
-		t.Fatalf("POST /vod/upload: %s %s", resp.Status, b)
-	}
-	return out.StreamID
-}
-
 // getJSON decodes GET base+path into out.
 func getJSON(t *testing.T, base, path string, out any) {
 	t.Helper()
@@ -201,10 +165,10 @@ func checkScreenshot(t *testing.T, name string, data []byte) {
 }
 
 // TestConsolePlaysAnUploadedTitleInChromium is the console's end-to-end
-// test: a real weir server transcodes a real clip, and headless Chromium
-// opens the console, finds the title in the list, plays it through hls.js
-// past the first second, then starts and ends a live stream from the
-// console's forms with the API token the user pasted.
+// test: headless Chromium uploads a real clip through the console's form
+// (refused until the user pastes the API token), a real weir server
+// transcodes it, and the console lists it, plays it through hls.js past the
+// first second, and then starts and ends a live stream from its forms.
 func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 	if !console.HLSJSBundled() {
 		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-hlsjs.sh, which `make test` runs for you")
@@ -214,17 +178,59 @@ func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 
 	clip := makeClip(t)
 	base, serverLog := startWeir(t)
-	id := upload(t, base, clip, "Browser test pattern")
-	// Chromium starts while the title transcodes.
 	b := startBrowser(t, ctx)
-	meta := waitReady(t, base, id, serverLog)
 	shots := screenshotDir(t)
-
 	tb := b.newTab(ctx)
+	tb.navigate(ctx, base+"/")
+
+	// Upload through the form: the file input gets the clip the way a
+	// user's file picker would set it.
+	var present bool
+	tb.waitFor(ctx, "the upload form", 15*time.Second, `!!document.getElementById('upload-file')`, &present, func() bool { return present })
+	tb.setFiles(ctx, "#upload-file", clip)
+	var upload struct {
+		Note     string `json:"note"`
+		Progress string `json:"progress"`
+		ID       string `json:"id"`
+	}
+	const submitUpload = `(() => {
+		document.getElementById('upload-title').value = 'Browser test pattern';
+		document.getElementById('upload-form').requestSubmit();
+	})()`
+	const uploadState = `(() => {
+		const form = document.getElementById('upload-form');
+		const link = form.querySelector('.notice a[href^="#/vod/"]');
+		return {note: form.querySelector('.notice').textContent,
+			progress: form.querySelector('#upload-progress .bar').getAttribute('aria-valuenow') || '',
+			id: link ? link.textContent : ''};
+	})()`
+	if err := tb.eval(ctx, submitUpload, nil); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitFor(ctx, "the upload refused without the token", 20*time.Second, uploadState, &upload, func() bool { return upload.Note != "" })
+	if !strings.Contains(upload.Note, "refused") || !strings.Contains(upload.Note, "API token") {
+		t.Errorf("uploading without the token said %q, want a refusal asking for the API token", upload.Note)
+	}
+	if err := tb.eval(ctx, fmt.Sprintf(`(() => {
+		document.getElementById('token-toggle').click();
+		document.getElementById('token-input').value = %q;
+		document.getElementById('token-form').requestSubmit();
+	})()`, testToken), nil); err != nil {
+		t.Fatal(err)
+	}
+	tb.setFiles(ctx, "#upload-file", clip)
+	if err := tb.eval(ctx, submitUpload, nil); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitFor(ctx, "the upload accepted", 30*time.Second, uploadState, &upload, func() bool { return upload.ID != "" })
+	if upload.Progress != "100" {
+		t.Errorf("the upload progress bar ended at %q, want 100", upload.Progress)
+	}
+	id := upload.ID
+	meta := waitReady(t, base, id, serverLog)
 
 	// Home: the list shows the title as ready and the header says the
 	// server is ready.
-	tb.navigate(ctx, base+"/")
 	var home struct {
 		Ready  string `json:"ready"`
 		Status string `json:"status"`
@@ -338,38 +344,20 @@ func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Live: starting a stream without the token is refused with a hint;
-	// with the token pasted into the header form it works, and the
-	// publish settings show up.
+	// Live: the start form (the token is still saved) shows the publish
+	// settings.
 	tb.navigate(ctx, base+"/#/live")
-	var refused struct {
-		Note string `json:"note"`
-	}
-	tb.waitFor(ctx, "the start form refusing without a token", 15*time.Second, `(async () => {
-		const form = document.getElementById('start-form');
-		if (!form) return {note: ''};
-		if (!form.dataset.tried) {
-			form.dataset.tried = '1';
-			document.getElementById('live-title').value = 'Browser test live';
-			form.requestSubmit();
-		}
-		return {note: form.querySelector('.notice').textContent};
-	})()`, &refused, func() bool { return refused.Note != "" })
-	if !strings.Contains(refused.Note, "API token") {
-		t.Errorf("starting a stream without the token said %q, want a hint to set the API token", refused.Note)
-	}
 	var started struct {
 		ID   string `json:"id"`
 		RTMP string `json:"rtmp"`
 		Card string `json:"card"`
 	}
-	if err := tb.eval(ctx, fmt.Sprintf(`(() => {
-		document.getElementById('token-toggle').click();
-		document.getElementById('token-input').value = %q;
-		document.getElementById('token-form').requestSubmit();
+	present = false
+	tb.waitFor(ctx, "the start form", 15*time.Second, `!!document.getElementById('start-form')`, &present, func() bool { return present })
+	if err := tb.eval(ctx, `(() => {
 		document.getElementById('live-title').value = 'Browser test live';
 		document.getElementById('start-form').requestSubmit();
-	})()`, testToken), nil); err != nil {
+	})()`, nil); err != nil {
 		t.Fatal(err)
 	}
 	tb.waitFor(ctx, "the publish settings of the new stream", 15*time.Second, `(() => {

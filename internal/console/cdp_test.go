@@ -397,6 +397,32 @@ func (tb *tab) waitFor(ctx context.Context, what string, timeout time.Duration, 
 	}
 }
 
+// setFiles puts files into the file input selector names, as the user's
+// file picker would.
+func (tb *tab) setFiles(ctx context.Context, selector string, files ...string) {
+	tb.b.t.Helper()
+	var doc struct {
+		Root struct {
+			NodeID int64 `json:"nodeId"`
+		} `json:"root"`
+	}
+	if err := tb.b.call(ctx, tb.session, "DOM.getDocument", nil, &doc); err != nil {
+		tb.b.t.Fatal(err)
+	}
+	var found struct {
+		NodeID int64 `json:"nodeId"`
+	}
+	if err := tb.b.call(ctx, tb.session, "DOM.querySelector", map[string]any{"nodeId": doc.Root.NodeID, "selector": selector}, &found); err != nil {
+		tb.b.t.Fatal(err)
+	}
+	if found.NodeID == 0 {
+		tb.b.t.Fatalf("no element matches %s", selector)
+	}
+	if err := tb.b.call(ctx, tb.session, "DOM.setFileInputFiles", map[string]any{"nodeId": found.NodeID, "files": files}, nil); err != nil {
+		tb.b.t.Fatal(err)
+	}
+}
+
 // screenshot captures the viewport as PNG into path.
 func (tb *tab) screenshot(ctx context.Context, path string) []byte {
 	tb.b.t.Helper()

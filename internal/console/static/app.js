@@ -208,23 +208,15 @@
 
   // ------------------------------------------------------- view lifetime
 
-  // A scope owns a view's timers and players; leaving the view disposes it.
+  // A scope owns what a view started (pollers, players, intervals):
+  // leaving the view disposes it, and late callbacks check alive.
   function newScope() {
     const s = {
       alive: true,
-      timers: new Set(),
       disposers: [],
-      after(fn, ms) {
-        const id = setTimeout(() => {
-          s.timers.delete(id);
-          if (s.alive) fn();
-        }, ms);
-        s.timers.add(id);
-      },
       onDispose(fn) { s.disposers.push(fn); },
       dispose() {
         s.alive = false;
-        for (const id of s.timers) clearTimeout(id);
         for (const fn of s.disposers.splice(0)) {
           try { fn(); } catch (e) { console.warn('weir console: dispose', e); }
         }
@@ -234,14 +226,40 @@
   }
 
   // poll runs fn now and again after the delay (ms) it returns, until it
-  // returns 0 or the scope ends. A throw retries after 5 s.
+  // returns 0 or the scope ends. A throw retries after 5 s. The returned
+  // kick() runs fn again at once (after the run in flight, if any), so a
+  // view that just changed something need not wait out a slow interval.
   function poll(scope, fn) {
+    let timer = null;
+    let running = false;
+    let again = false;
     const tick = async () => {
+      timer = null;
+      running = true;
       let next = 5000;
       try { next = await fn(); } catch (e) { console.warn('weir console: poll', e); }
-      if (scope.alive && next > 0) scope.after(tick, next);
+      running = false;
+      if (!scope.alive) return;
+      if (again) {
+        again = false;
+        tick();
+      } else if (next > 0) {
+        timer = setTimeout(tick, next);
+      }
     };
+    scope.onDispose(() => { if (timer) clearTimeout(timer); });
     tick();
+    return {
+      kick() {
+        if (!scope.alive) return;
+        if (running) {
+          again = true;
+          return;
+        }
+        if (timer) clearTimeout(timer);
+        tick();
+      },
+    };
   }
 
   // ------------------------------------------------------------- player
@@ -482,6 +500,8 @@
   // ----------------------------------------------------------------- VOD
 
   function vodListView(scope) {
+    let poller = null;
+    const kick = () => poller && poller.kick();
     // Upload form.
     const fileInput = h('input', { type: 'file', id: 'upload-file', name: 'file', required: true, accept: 'video/*,audio/*,.ts,.mkv,.flv,.mov,.mxf' });
     const titleInput = h('input', { type: 'text', id: 'upload-title', name: 'title', maxlength: '200', placeholder: 'defaults to the file name' });
@@ -513,7 +533,12 @@
       xhr.setRequestHeader('Accept', 'application/json');
       if (token()) xhr.setRequestHeader('Authorization', 'Bearer ' + token());
       const started = performance.now();
+      // Leaving the page would abort the upload: ask first. Moving
+      // around inside the console does not stop it.
+      const guard = (ev) => { ev.preventDefault(); ev.returnValue = ''; };
       const busy = (on) => {
+        if (on) window.addEventListener('beforeunload', guard);
+        else window.removeEventListener('beforeunload', guard);
         submit.disabled = on;
         fileInput.disabled = on;
         titleInput.disabled = on;
@@ -535,17 +560,20 @@
         let data = null;
         try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
         if (xhr.status >= 200 && xhr.status < 300 && data && data.stream_id) {
+          barLabel.textContent = fmtBytes(file.size) + ' uploaded in ' + fmtMS(performance.now() - started) + '.';
           setNotice(uploadNote, 'ok', 'Uploaded "' + data.title + '" as ',
             h('a', { href: '#/vod/' + encodeURIComponent(data.stream_id), text: data.stream_id }),
             '. It is being transcoded; the list below follows its progress.');
           form.reset();
-          refresh();
+          kick();
         } else {
+          barBox.hidden = true;
           setNotice(uploadNote, 'bad', 'Upload refused: ' + problemDetail(xhr.status, data, xhr.responseText));
         }
       });
       xhr.addEventListener('error', () => {
         busy(false);
+        barBox.hidden = true;
         setNotice(uploadNote, 'bad', 'The upload failed: the connection to the server broke.');
       });
       xhr.addEventListener('abort', () => {
@@ -579,7 +607,7 @@
           setNotice(importNote, 'ok', 'Queued ', h('a', { href: '#/vod/' + encodeURIComponent(data.stream_id), text: data.stream_id }),
             ': weir fetches the file and transcodes it.');
           importForm.reset();
-          refresh();
+          kick();
         } catch (e) {
           setNotice(importNote, 'bad', e.message);
         } finally {
@@ -636,7 +664,7 @@
     filter.addEventListener('change', () => {
       state.gen++;
       state.shown = 25;
-      refresh().catch((e) => setNotice(listNote, 'bad', e.message));
+      kick();
     });
 
     function render() {
@@ -680,7 +708,7 @@
 
     // Poll fast while anything is on its way to ready, slowly otherwise
     // (to notice titles uploaded elsewhere).
-    poll(scope, async () => {
+    poller = poll(scope, async () => {
       try {
         await refresh();
       } catch (e) {
@@ -905,6 +933,8 @@
   }
 
   function liveListView(scope) {
+    let poller = null;
+    const kick = () => poller && poller.kick();
     const titleInput = h('input', { type: 'text', id: 'live-title', maxlength: '200', placeholder: 'Match day' });
     const srcInput = h('input', { type: 'url', id: 'live-source', placeholder: 'optional: http(s) MPEG-TS or Icecast URL to pull' });
     const startBtn = h('button', { type: 'submit', text: 'Start stream' });
@@ -924,7 +954,7 @@
           setNotice(startNote, 'ok', 'Created ', h('a', { href: '#/live/' + encodeURIComponent(resp.stream_id), text: resp.stream_id }), '.');
           publishBox.replaceChildren(publishCard(resp));
           form.reset();
-          refresh();
+          kick();
         } catch (e) {
           setNotice(startNote, 'bad', e.message);
         } finally {
@@ -979,7 +1009,7 @@
     filter.addEventListener('change', () => {
       state.gen++;
       state.shown = 25;
-      refresh().catch((e) => setNotice(listNote, 'bad', e.message));
+      kick();
     });
 
     function render() {
@@ -993,7 +1023,7 @@
           type: 'button', class: 'danger small', text: 'End',
           onclick: async (ev) => {
             ev.stopPropagation();
-            if (await endStream(it.stream_id, ev.currentTarget, listNote)) refresh();
+            if (await endStream(it.stream_id, ev.currentTarget, listNote)) kick();
           },
         }) : null;
         tbody.append(h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A' && ev.target.tagName !== 'BUTTON') location.hash = href; } },
@@ -1021,7 +1051,7 @@
             tbody)),
         h('div', { class: 'row' }, more))));
 
-    poll(scope, async () => {
+    poller = poll(scope, async () => {
       try {
         await refresh();
       } catch (e) {
@@ -1047,10 +1077,10 @@
     let player = null;
     let playing = ''; // which playlist the player has: live or vod
     let meta = null;
-    let refreshNow = () => {};
+    let poller = null;
 
     endBtn.addEventListener('click', async () => {
-      if (await endStream(id, endBtn, note)) refreshNow();
+      if (await endStream(id, endBtn, note) && poller) poller.kick();
     });
 
     const startPlayer = (which) => {
@@ -1175,8 +1205,7 @@
       // the playlist gets EXT-X-ENDLIST and stays a complete recording.
       return livePending.has(meta.status) ? 2000 : 0;
     }
-    refreshNow = () => { load().catch(() => {}); };
-    poll(scope, load);
+    poller = poll(scope, load);
   }
 
   // -------------------------------------------------------------- router
