@@ -38,7 +38,7 @@ const (
 
 	// finishTimeout bounds the production of a stream's last records.
 	finishTimeout = 30 * time.Second
-	readBufSize   = 64 << 10
+	readBufSize   = 1 << 20
 )
 
 // ErrStalled is wrapped by Pull's error when an HTTP source sent nothing
