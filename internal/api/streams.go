@@ -157,8 +157,9 @@ func (s *Server) getStream(ctx context.Context, kind metastore.Kind, id string) 
 }
 
 // storeError logs a metadata store failure and returns the problem for it:
-// 503 when the store could not be reached in time, 500 otherwise. Details
-// stay in the log; the client learns what failed, not the internals.
+// 503 when the store could not be reached or did not answer in time, 500
+// otherwise. Details stay in the log; the client learns what failed, not the
+// internals.
 func (s *Server) storeError(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return huma.Error503ServiceUnavailable(what + ": request cancelled or timed out")
@@ -166,6 +167,9 @@ func (s *Server) storeError(ctx context.Context, what string, err error) error {
 	s.log.Error("metadata store", "op", what, "err", err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return huma.Error503ServiceUnavailable(what + ": the metadata store did not answer in time")
+	}
+	if errors.Is(err, metastore.ErrUnavailable) {
+		return huma.Error503ServiceUnavailable(what + ": the metadata store cannot be reached; retry later")
 	}
 	return huma.Error500InternalServerError(what + ": the metadata store failed (see server log)")
 }

@@ -671,3 +671,37 @@ func TestVODCancel(t *testing.T) {
 	wantProblem(t, e.do("POST", "/vod/"+id+"/cancel", nil), http.StatusConflict, "already failed")
 	wantProblem(t, e.do("POST", "/vod/vod-000000000000/cancel", nil), http.StatusNotFound, "vod-000000000000")
 }
+
+// unreachableMeta is a metadata store whose server has gone away: reads fail
+// the way the PostgreSQL store reports a lost connection.
+type unreachableMeta struct{ metastore.Store }
+
+var errMetaGone = fmt.Errorf("stream: %w: %w", metastore.ErrUnavailable, io.ErrUnexpectedEOF)
+
+func (unreachableMeta) GetStream(context.Context, string) (metastore.Stream, error) {
+	return metastore.Stream{}, errMetaGone
+}
+
+func (unreachableMeta) ListStreams(context.Context, metastore.StreamFilter) ([]metastore.Stream, string, error) {
+	return nil, "", errMetaGone
+}
+
+func TestUnreachableMetadataStoreIs503(t *testing.T) {
+	e := newEnv(t, "", func(c *Config) { c.Meta = unreachableMeta{c.Meta} })
+	for _, target := range []string{
+		"/vod/vod-0123456789ab/metadata",
+		"/streams/live-0123456789ab/metadata",
+		"/vod",
+		"/streams",
+	} {
+		t.Run(target, func(t *testing.T) {
+			rec := e.do("GET", target, nil)
+			if rec.Code != http.StatusServiceUnavailable || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("status %d type %q body %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), "retry later") || strings.Contains(rec.Body.String(), "EOF") {
+				t.Fatalf("problem should say to retry and keep driver details in the log: %s", rec.Body)
+			}
+		})
+	}
+}

@@ -28,6 +28,12 @@ var ErrExists = errors.New("already exists")
 // cursor this store did not issue. The REST layer maps it to 400.
 var ErrInvalid = errors.New("invalid argument")
 
+// ErrUnavailable is returned (wrapped, together with the driver's error) when
+// the store could not be reached: the PostgreSQL server refused or dropped
+// the connection, or is shutting down. The operation may succeed if retried
+// later; the REST layer maps it to 503.
+var ErrUnavailable = errors.New("metadata store unavailable")
+
 // Kind says whether a stream is an uploaded title or a live stream.
 type Kind string
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,7 +80,7 @@ func redactURL(raw string) string {
 // Ping checks that the database answers.
 func (p *Postgres) Ping(ctx context.Context) error {
 	if err := p.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres metadata store: %w", err)
+		return fmt.Errorf("postgres metadata store: %w", markUnavailable(err))
 	}
 	return nil
 }
@@ -98,7 +101,34 @@ func (b postgresBackend) lockClause() string      { return " FOR UPDATE OF s" }
 func (b postgresBackend) timeArg(t time.Time) any { return t }
 
 func (b postgresBackend) inTx(ctx context.Context, fn func(q querier) error) error {
-	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) })
+	return markUnavailable(pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) }))
+}
+
+// markUnavailable wraps err with ErrUnavailable when it says the server could
+// not be reached: a failed connect, a broken or closed connection, or the
+// server refusing work because it is shutting down or starting up (SQLSTATE
+// class 08 and 57P01-57P03). Other errors, nil included, come back as they are.
+func markUnavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// A caller's own deadline is not the server's fault (and
+		// context.DeadlineExceeded would pass as a net.Error below).
+		return err
+	}
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+		pe *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") ||
+		pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"):
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 func (b postgresBackend) constraint(err error) constraintKind {
@@ -126,7 +156,7 @@ type pgQuerier struct {
 func (c pgQuerier) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := c.q.Exec(ctx, query, args...)
 	if err != nil {
-		return 0, err
+		return 0, markUnavailable(err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -134,7 +164,13 @@ func (c pgQuerier) exec(ctx context.Context, query string, args ...any) (int64, 
 func (c pgQuerier) query(ctx context.Context, query string, args ...any) (rowIter, error) {
 	rows, err := c.q.Query(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, markUnavailable(err)
 	}
-	return rows, nil
+	return pgRows{rows}, nil
 }
+
+// pgRows marks a connection lost mid-query as ErrUnavailable: pgx reports
+// most failures of a query through the rows rather than from Query itself.
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Err() error { return markUnavailable(r.Rows.Err()) }
