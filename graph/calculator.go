@@ -78,10 +78,11 @@ type CalculatorContext struct {
 	graphErr  error
 
 	// Scheduling and profiling, owned by the graph.
-	seq     uint64    // order among the node's Process calls
-	order   uint64    // order among all queued calls
-	arrival time.Time // when the oldest consumed packet was queued
-	start   time.Time
+	seq     uint64        // order among the node's Process calls
+	order   uint64        // order among all queued calls
+	arrival time.Duration // monoNow when the oldest consumed packet was produced; 0: none
+	start   time.Duration // monoNow when the call started
+	end     time.Duration // monoNow when the call returned
 	dur     time.Duration
 	result  error
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -193,13 +194,17 @@ type Graph struct {
 	err         error
 	closedNodes int
 	addMode     AddMode
-	changed     chan struct{}
-	waiters     int
-	done        chan struct{}
-	ctx         context.Context
-	cancel      context.CancelFunc
-	stopAfter   func() bool
-	workers     sync.WaitGroup
+	// Goroutines blocked in waitChange (a throttled feeder, WaitUntilIdle)
+	// each wait on their own channel from wakeFree; wakeDue marks a change
+	// they may be waiting for.
+	waitList  []chan struct{}
+	wakeFree  []chan struct{}
+	wakeDue   bool
+	done      chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopAfter func() bool
+	workers   sync.WaitGroup
 }
 
 // NewFromYAML parses, validates and builds a graph from a YAML
@@ -236,7 +241,6 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 		maxQueue:       cfg.MaxQueueSize,
 		reportDeadlock: cfg.ReportDeadlock,
 		addMode:        st.addMode,
-		changed:        make(chan struct{}),
 		done:           make(chan struct{}),
 	}
 	if g.name == "" {
@@ -518,7 +522,7 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 		g.fail(err)
 		return err
 	}
-	g.emit(gi.s, p)
+	g.emit(gi.s, p, monoNow())
 	g.settle()
 	return nil
 }
@@ -527,6 +531,8 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 func (g *Graph) SetGraphInputStreamAddMode(m AddMode) {
 	g.mu.Lock()
 	g.addMode = m
+	g.wakeDue = true // a blocked feeder re-checks the mode
+	g.notify()
 	g.mu.Unlock()
 }
 
@@ -557,6 +563,7 @@ func (g *Graph) setInputBound(gi *graphInput, bound Timestamp) error {
 	}
 	if bound == Done {
 		gi.closed = true
+		g.wakeDue = true
 	}
 	g.setBound(gi.s, bound)
 	g.settle()
@@ -614,6 +621,7 @@ func (g *Graph) closeInput(gi *graphInput) {
 		return
 	}
 	gi.closed = true
+	g.wakeDue = true
 	g.setBound(gi.s, Done)
 }
 
@@ -708,23 +716,51 @@ func (g *Graph) runErr() error {
 	return nil
 }
 
-// waitChange releases the lock until the graph's state changes.
+// waitChange releases the lock until a change a waiter may be waiting for
+// (a source no longer throttled, a graph input closed, an idle graph, the
+// end of the run) or until ctx ends. Callers re-check their condition.
 func (g *Graph) waitChange(ctx context.Context) error {
-	ch := g.changed
-	g.waiters++
+	var ch chan struct{}
+	if k := len(g.wakeFree); k > 0 {
+		ch = g.wakeFree[k-1]
+		g.wakeFree = g.wakeFree[:k-1]
+	} else {
+		ch = make(chan struct{}, 1)
+	}
+	g.waitList = append(g.waitList, ch)
 	g.mu.Unlock()
 	select {
 	case <-ch:
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
-	g.waiters--
+	if i := slices.Index(g.waitList, ch); i >= 0 { // not notified
+		g.waitList = slices.Delete(g.waitList, i, i+1)
+	}
+	select { // a notification that raced with ctx
+	case <-ch:
+	default:
+	}
+	g.wakeFree = append(g.wakeFree, ch)
 	return ctx.Err()
 }
 
+// notify wakes the waiters if something they may wait for happened since
+// the last notification; notifyAll wakes them regardless.
 func (g *Graph) notify() {
-	if g.waiters > 0 {
-		close(g.changed)
-		g.changed = make(chan struct{})
+	if g.wakeDue {
+		g.notifyAll()
 	}
+}
+
+func (g *Graph) notifyAll() {
+	g.wakeDue = false
+	for _, ch := range g.waitList {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	clear(g.waitList)
+	g.waitList = g.waitList[:0]
 }

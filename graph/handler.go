@@ -273,7 +273,7 @@ func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
 					e := q.q.pop()
 					if e.p.ts == ts {
 						cc.inputs[qi], found = e.p, true
-						if cc.arrival.IsZero() || e.at.Before(cc.arrival) {
+						if cc.arrival == 0 || e.at < cc.arrival {
 							cc.arrival = e.at
 						}
 					} else {

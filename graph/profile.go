@@ -162,6 +162,14 @@ func (r *ring) add(d time.Duration) {
 	r.next = (r.next + 1) % ringSize
 }
 
+// clockBase anchors monoNow.
+var clockBase = time.Now()
+
+// monoNow reads the monotonic clock as an offset from clockBase, never 0. It
+// is one clock read where time.Now takes two (wall and monotonic), which
+// matters at two reads per calculator call.
+func monoNow() time.Duration { return time.Since(clockBase) + 1 }
+
 func (s *nodeStats) record(cc *CalculatorContext) {
 	if cc.phase != phaseProcess {
 		return
@@ -169,8 +177,8 @@ func (s *nodeStats) record(cc *CalculatorContext) {
 	s.calls++
 	s.total += cc.dur
 	s.durs.add(cc.dur)
-	if !cc.arrival.IsZero() {
-		lat := cc.start.Sub(cc.arrival)
+	if cc.arrival != 0 {
+		lat := max(cc.start-cc.arrival, 0)
 		s.latTotal += lat
 		s.latCount++
 		s.latencies.add(lat)

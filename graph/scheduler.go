@@ -56,12 +56,13 @@ func (g *Graph) worker() {
 
 // invoke runs one calculator call without the lock.
 func (g *Graph) invoke(cc *CalculatorContext) {
-	cc.start = time.Now()
+	cc.start = monoNow()
 	defer func() {
 		if r := recover(); r != nil {
 			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
 		}
-		cc.dur = time.Now().Sub(cc.start)
+		cc.end = monoNow()
+		cc.dur = cc.end - cc.start
 		if cc.err != nil { // misuse of an output beats the returned error
 			cc.result = cc.err
 		}
@@ -183,7 +184,7 @@ func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) er
 		if err := s.check(p); err != nil {
 			return err
 		}
-		g.emit(s, p)
+		g.emit(s, p, cc.end)
 	}
 	if o.closed || cc.phase == phaseClose {
 		g.setBound(s, Done)
@@ -252,17 +253,17 @@ func (g *Graph) propagateOffset(n *node, b Timestamp) {
 	}
 }
 
-// emit appends p (already checked) to every consumer of s.
-func (g *Graph) emit(s *stream, p Packet) {
+// emit appends p (already checked) to every consumer of s; at is when p
+// was produced (monoNow), for the consumers' input latency.
+func (g *Graph) emit(s *stream, p Packet, at time.Duration) {
 	s.packets++
 	s.lastPre = s.packets == 1 && p.ts == PreStream
 	s.bound = p.ts.NextAllowedInStream()
-	now := time.Now()
 	for _, q := range s.consumers {
 		if q.n.state == nodeClosed {
 			continue
 		}
-		q.q.push(entry{p: p, at: now})
+		q.q.push(entry{p: p, at: at})
 		q.added++
 		q.bound = s.bound
 		q.maxDepth = max(q.maxDepth, q.q.len())
@@ -302,8 +303,11 @@ func (g *Graph) updateFull(q *inputQueue) {
 			continue
 		}
 		s.nfull--
-		if s.nfull == 0 && s.node != nil {
-			g.markDirty(s.node)
+		if s.nfull == 0 {
+			g.wakeDue = true // a feeder may wait for this
+			if s.node != nil {
+				g.markDirty(s.node)
+			}
 		}
 	}
 }
@@ -328,6 +332,7 @@ func (g *Graph) settle() {
 	if g.failed {
 		g.maybeFinalize()
 	} else if g.started && !g.finished && g.running == 0 && len(g.heap) == 0 {
+		g.wakeDue = true // for WaitUntilIdle
 		g.idle()
 	}
 	g.notify()
@@ -453,7 +458,7 @@ func (cc *CalculatorContext) release() {
 		o.packets = o.packets[:0]
 	}
 	cc.err, cc.graphErr, cc.result = nil, nil, nil
-	cc.arrival, cc.start, cc.dur, cc.seq, cc.order = time.Time{}, time.Time{}, 0, 0, 0
+	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order = 0, 0, 0, 0, 0, 0
 }
 
 // recycle releases cc and keeps it for the node's next call.
@@ -561,7 +566,7 @@ func (g *Graph) fail(err error) {
 	}
 	g.heap = nil
 	g.maybeFinalize()
-	g.notify()
+	g.notifyAll()
 }
 
 func (g *Graph) maybeFinalize() {
@@ -615,7 +620,7 @@ func (g *Graph) finish(err error) {
 	g.stopAfter()
 	g.cancel()
 	close(g.done)
-	g.notify()
+	g.notifyAll()
 	if err == nil {
 		g.log.Debug("graph: run finished")
 	}

@@ -49,10 +49,11 @@ func (e *TimestampError) Error() string {
 // Is makes errors.Is(err, ErrTimestampMismatch) true.
 func (e *TimestampError) Is(target error) bool { return target == ErrTimestampMismatch }
 
-// entry is a queued packet and when it arrived, for latency profiling.
+// entry is a queued packet and when it was produced (monoNow), for
+// latency profiling.
 type entry struct {
 	p  Packet
-	at time.Time
+	at time.Duration
 }
 
 // deque is a ring buffer of entries. Popped slots are cleared so the queue
