@@ -72,8 +72,10 @@ type Server struct {
 // Start opens the stores, starts the broker and binds every listener. It
 // returns once the process is ready to serve; Run then serves until the
 // context ends.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	// s stays set when a step fails (the named result does not), so the
+	// deferred close releases whatever was started before the failure.
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +200,33 @@ func TestRestartKeepsMessagesOffsetsAndMetadata(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("survives restarts")) {
 		t.Fatalf("stream metadata after restart: %s %s", resp.Status, body)
 	}
+}
+
+// A bad setting fails Start with an error naming it, releasing what was
+// already started (the broker's port and data-dir lock), instead of
+// crashing.
+func TestStartFailsCleanlyOnBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"unknown metadata scheme", func(c *Config) { c.Metadata = "mysql://x" }, "metadata store"},
+		{"object store S3 bucket unreachable", func(c *Config) { c.Objects = "s3://media?endpoint=http://127.0.0.1:1&region=us-east-1" }, "object store"},
+		{"invalid HTTP address", func(c *Config) { c.HTTP = "256.0.0.1:80" }, "http listener"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(dir)
+			tt.mutate(&cfg)
+			srv, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil || srv != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Start = %v, %v; want an error mentioning %q", srv, err, tt.want)
+			}
+		})
+	}
+	// Everything was released: a server starts on the same data directory.
+	r := start(t, testConfig(dir))
+	r.stop(t)
 }
