@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +56,16 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.Bool("presign", false, "redirect HLS segment requests to presigned object-store URLs (S3)")
 	f.Int64("max-upload-bytes", 8<<30, "largest accepted VOD upload in bytes")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
+	f.Duration("live-segment-duration", 2*time.Second, "live: target segment duration (cut on the next key frame)")
+	f.Int("live-window", 10, "live: segments in the live playlist's DVR window")
+	f.Duration("live-window-duration", 0, "live: bound the DVR window by duration instead of segment count")
+	f.Duration("live-publisher-timeout", 30*time.Second, "live: end a stream whose publisher has been gone this long")
+	f.Duration("live-retention", 0, "live: delete segments this long after they leave the window (0 keeps all)")
+	f.String("vod-ladder", "1080p=5000k,720p=3000k,480p=1400k,360p=800k", "vod: ladder rungs NAME=BITRATE, highest first (only rungs at or below the source are made)")
+	f.Duration("vod-segment-duration", 4*time.Second, "vod: HLS segment duration and GOP length")
+	f.String("vod-format", "fmp4", "vod: segment format, fmp4 or ts")
+	f.String("vod-preset", "veryfast", "vod: x264 preset")
+	f.Int("vod-parallel", runtime.NumCPU(), "vod: ffmpeg processes one title may run at once")
 	return cmd
 }
 

@@ -44,6 +44,18 @@ type Config struct {
 	Presign     bool   `koanf:"presign"`
 	MaxUpload   int64  `koanf:"max-upload-bytes"`
 	LogLevel    string `koanf:"log-level"`
+
+	LiveSegmentDuration  time.Duration `koanf:"live-segment-duration"`
+	LiveWindow           int           `koanf:"live-window"`
+	LiveWindowDuration   time.Duration `koanf:"live-window-duration"`
+	LivePublisherTimeout time.Duration `koanf:"live-publisher-timeout"`
+	LiveRetention        time.Duration `koanf:"live-retention"`
+
+	VODLadder          string        `koanf:"vod-ladder"`
+	VODSegmentDuration time.Duration `koanf:"vod-segment-duration"`
+	VODFormat          string        `koanf:"vod-format"`
+	VODPreset          string        `koanf:"vod-preset"`
+	VODParallel        int           `koanf:"vod-parallel"`
 }
 
 // Version is reported by /health; the CLI sets it from its link-time version.
@@ -193,7 +205,12 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	}
 	s.packager, err = live.NewPackager(live.Config{
 		Meta: s.meta, Objects: s.objects, Bus: s.bus, Registry: s.reg,
-		Logger: s.log,
+		Logger:           s.log,
+		SegmentDuration:  s.cfg.LiveSegmentDuration,
+		Window:           s.cfg.LiveWindow,
+		WindowDuration:   s.cfg.LiveWindowDuration,
+		PublisherTimeout: s.cfg.LivePublisherTimeout,
+		Retention:        s.cfg.LiveRetention,
 	})
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)
@@ -205,10 +222,19 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live controller: %w", err)
 	}
+	ladder, err := vod.ParseLadder(s.cfg.VODLadder)
+	if err != nil {
+		return fmt.Errorf("--vod-ladder: %w", err)
+	}
 	s.vod, err = vod.NewWorker(vod.Config{
 		Meta: s.meta, Objects: s.objects, Registry: s.reg,
-		Logger:  s.log,
-		WorkDir: filepath.Join(s.cfg.Data, "work", "vod"),
+		Logger:          s.log,
+		WorkDir:         filepath.Join(s.cfg.Data, "work", "vod"),
+		Ladder:          ladder,
+		SegmentDuration: s.cfg.VODSegmentDuration,
+		Format:          s.cfg.VODFormat,
+		Preset:          s.cfg.VODPreset,
+		MaxParallel:     s.cfg.VODParallel,
 	})
 	if err != nil {
 		return fmt.Errorf("vod worker: %w", err)
