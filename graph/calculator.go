@@ -84,6 +84,7 @@ type CalculatorContext struct {
 	start   time.Duration // monoNow when the call started
 	end     time.Duration // monoNow when the call returned
 	dur     time.Duration
+	timed   bool // a Process call sampled for the profile
 	result  error
 }
 
@@ -105,7 +106,7 @@ func (cc *CalculatorContext) Input(tag string) Packet { return cc.InputAt(tag, 0
 
 // InputAt is Input for a repeated port.
 func (cc *CalculatorContext) InputAt(tag string, index int) Packet {
-	if i, ok := cc.n.inIndex[portID{tag, index}]; ok && cc.inputs != nil {
+	if i, ok := portSlot(cc.n.inRefs, cc.n.inIndex, tag, index); ok && cc.inputs != nil {
 		return cc.inputs[i]
 	}
 	return EmptyPacket(Unset)
@@ -117,7 +118,7 @@ func (cc *CalculatorContext) InputCount(tag string) int { return cc.n.inCount[ta
 // InputDone reports whether input port tag:index will carry nothing more:
 // its stream is closed and its queue is empty.
 func (cc *CalculatorContext) InputDone(tag string, index int) bool {
-	if i, ok := cc.n.inIndex[portID{tag, index}]; ok && cc.inputDone != nil {
+	if i, ok := portSlot(cc.n.inRefs, cc.n.inIndex, tag, index); ok && cc.inputDone != nil {
 		return cc.inputDone[i]
 	}
 	return cc.phase == phaseClose
@@ -137,7 +138,7 @@ func (cc *CalculatorContext) Output(tag string) *OutputStream { return cc.Output
 
 // OutputAt is Output for a repeated port.
 func (cc *CalculatorContext) OutputAt(tag string, index int) *OutputStream {
-	if i, ok := cc.n.outIndex[portID{tag, index}]; ok {
+	if i, ok := portSlot(cc.n.outRefs, cc.n.outIndex, tag, index); ok {
 		return cc.outputs[i]
 	}
 	return &OutputStream{cc: cc, missing: portKey(tag, index)}
@@ -234,6 +235,22 @@ func (cc *CalculatorContext) fail(err error) error {
 		cc.err = err
 	}
 	return err
+}
+
+// portSlot finds port tag:index among a node's ports. Most nodes have a
+// handful of ports, where comparing the tags beats hashing them on every
+// Input and Output call.
+func portSlot(refs []PortRef, index map[portID]int, tag string, idx int) (int, bool) {
+	if len(refs) > 8 {
+		i, ok := index[portID{tag, idx}]
+		return i, ok
+	}
+	for i, r := range refs {
+		if r.Index == idx && r.Tag == tag {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func portKey(tag string, index int) string { return PortRef{Tag: tag, Index: index}.Key() }

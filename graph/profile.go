@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -13,20 +14,26 @@ type Profile struct {
 	Nodes []NodeProfile
 }
 
-// NodeProfile describes one node. Durations are over all Process calls
-// (means) or the latest 1024 (percentiles). Observers and pollers appear as
-// nodes named observer_<stream> and poller_<stream>.
+// NodeProfile describes one node. Counts are exact. Times are sampled to
+// keep clock reads off the hot path: a node's first 64 Process calls are
+// all timed, later calls one in 16 at random. Means are over the timed
+// calls, percentiles over the latest 1024 timed calls. Observers and
+// pollers appear as nodes named observer_<stream> and poller_<stream>.
 type NodeProfile struct {
 	Name       string
 	Calculator string
 	// ProcessCalls counts completed Process calls.
 	ProcessCalls int64
+	// ProcessTotal is the time spent in Process: exact while every call
+	// was timed, then the mean times ProcessCalls.
 	ProcessTotal time.Duration
 	ProcessMean  time.Duration
 	ProcessP50   time.Duration
 	ProcessP99   time.Duration
 	// InputLatency is how long the oldest packet of an input set waited
-	// in its queue before Process started.
+	// before Process started, from the end of the call that produced it
+	// (or AddPacketToInputStream). InputLatencyCount counts the Process
+	// calls that consumed at least one packet.
 	InputLatencyMean  time.Duration
 	InputLatencyP99   time.Duration
 	InputLatencyCount int64
@@ -56,14 +63,14 @@ func (g *Graph) Profile() Profile {
 	p := Profile{Graph: g.name}
 	for _, n := range g.nodes {
 		s := &n.stats
-		np := NodeProfile{Name: n.name, Calculator: n.calcName, ProcessCalls: s.calls, ProcessTotal: s.total,
+		np := NodeProfile{Name: n.name, Calculator: n.calcName, ProcessCalls: s.calls, ProcessTotal: s.processTotal(),
 			ProcessP50: s.durs.quantile(0.5), ProcessP99: s.durs.quantile(0.99),
 			InputLatencyP99: s.latencies.quantile(0.99), InputLatencyCount: s.latCount}
-		if s.calls > 0 {
-			np.ProcessMean = s.total / time.Duration(s.calls)
+		if s.timed > 0 {
+			np.ProcessMean = s.timedSum / time.Duration(s.timed)
 		}
-		if s.latCount > 0 {
-			np.InputLatencyMean = s.latTotal / time.Duration(s.latCount)
+		if s.latTimed > 0 {
+			np.InputLatencyMean = s.latSum / time.Duration(s.latTimed)
 		}
 		for _, q := range n.inputs {
 			np.Inputs = append(np.Inputs, QueueProfile{Stream: q.s.name, Port: q.port.Key(), Depth: q.q.len(),
@@ -135,13 +142,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Timing sampling: a node's first timingWarmup Process calls are all
+// timed, later ones with probability 1/timingStride, so a busy node spends
+// few clock reads on its profile while short runs still get exact figures.
+// Counts are always exact.
+const (
+	timingWarmup = 64
+	timingStride = 16
+)
+
 // nodeStats collects a node's profile; guarded by Graph.mu.
 type nodeStats struct {
+	issued    int64 // Process calls scheduled, for the sampling decision
 	calls     int64
-	total     time.Duration
+	timed     int64 // calls whose duration was measured
+	timedSum  time.Duration
 	durs      ring
-	latTotal  time.Duration
-	latCount  int64
+	latCount  int64 // calls that consumed at least one packet
+	latTimed  int64 // of those, the ones whose latency was measured
+	latSum    time.Duration
 	latencies ring
 }
 
@@ -166,21 +185,42 @@ func (r *ring) add(d time.Duration) {
 var clockBase = time.Now()
 
 // monoNow reads the monotonic clock as an offset from clockBase, never 0. It
-// is one clock read where time.Now takes two (wall and monotonic), which
-// matters at two reads per calculator call.
+// is one clock read where time.Now takes two (wall and monotonic).
 func monoNow() time.Duration { return time.Since(clockBase) + 1 }
+
+// sample decides whether the next Process call is timed.
+func (s *nodeStats) sample() bool {
+	s.issued++
+	return s.issued <= timingWarmup || rand.Uint32()%timingStride == 0
+}
 
 func (s *nodeStats) record(cc *CalculatorContext) {
 	if cc.phase != phaseProcess {
 		return
 	}
 	s.calls++
-	s.total += cc.dur
+	if cc.arrival != 0 {
+		s.latCount++
+	}
+	if !cc.timed {
+		return
+	}
+	s.timed++
+	s.timedSum += cc.dur
 	s.durs.add(cc.dur)
 	if cc.arrival != 0 {
 		lat := max(cc.start-cc.arrival, 0)
-		s.latTotal += lat
-		s.latCount++
+		s.latTimed++
+		s.latSum += lat
 		s.latencies.add(lat)
 	}
+}
+
+// processTotal is the total Process time: exact while every call was
+// timed, else the sampled mean times the number of calls.
+func (s *nodeStats) processTotal() time.Duration {
+	if s.timed == 0 || s.timed == s.calls {
+		return s.timedSum
+	}
+	return time.Duration(float64(s.timedSum) / float64(s.timed) * float64(s.calls))
 }

@@ -56,13 +56,19 @@ func (g *Graph) worker() {
 
 // invoke runs one calculator call without the lock.
 func (g *Graph) invoke(cc *CalculatorContext) {
-	cc.start = monoNow()
+	if cc.timed {
+		cc.start = monoNow()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
 		}
-		cc.end = monoNow()
-		cc.dur = cc.end - cc.start
+		// The end time stamps the call's packets for their consumers'
+		// input latency, so it is read whenever there are packets.
+		if cc.timed || cc.emitted() {
+			cc.end = monoNow()
+			cc.dur = cc.end - cc.start
+		}
 		if cc.err != nil { // misuse of an output beats the returned error
 			cc.result = cc.err
 		}
@@ -438,6 +444,7 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 		}
 	}
 	cc.phase, cc.ts = ph, ts
+	cc.timed = ph == phaseProcess && n.stats.sample()
 	if ph == phaseProcess && len(n.inputs) > 0 {
 		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
 	}
@@ -446,6 +453,16 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 		*o = OutputStream{cc: cc, s: s, packets: o.packets[:0], next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ}
 	}
 	return cc
+}
+
+// emitted reports whether the call added packets to any output.
+func (cc *CalculatorContext) emitted() bool {
+	for _, o := range cc.outputs {
+		if len(o.packets) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // release drops the call's references to packets so nothing outlives its
@@ -458,7 +475,7 @@ func (cc *CalculatorContext) release() {
 		o.packets = o.packets[:0]
 	}
 	cc.err, cc.graphErr, cc.result = nil, nil, nil
-	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order = 0, 0, 0, 0, 0, 0
+	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order, cc.timed = 0, 0, 0, 0, 0, 0, false
 }
 
 // recycle releases cc and keeps it for the node's next call.
