@@ -234,6 +234,12 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if id, rest, _ := strings.Cut(key, "/"); strings.HasPrefix(rest, sourcePrefix) {
+		// Uploaded originals live beside the title's HLS objects but are
+		// not part of what a title publishes.
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("HLS object %s not found: the uploaded original of %s is not served", key, id))
+		return
+	}
 	typ, known := hlsTypes[strings.ToLower(path.Ext(key))]
 	if !known {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("HLS object %s not found: extension %q is not served", key, path.Ext(key)))

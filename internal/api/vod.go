@@ -278,7 +278,7 @@ func (s *Server) uploadMultipart(ctx context.Context, in *uploadInput) (*uploadO
 				return nil, fieldError("body.file", "send exactly one file part", nil)
 			}
 			origName = part.FileName()
-			key = id + "/source/" + sanitizeFilename(origName)
+			key = id + "/" + sourcePrefix + sanitizeFilename(origName)
 			lr := &uploadLimiter{r: part, max: limit}
 			info, err := s.cfg.Objects.Put(ctx, key, lr, -1, partContentType(part.Header.Get("Content-Type"), key))
 			s.metrics.uploadBytes.Add(float64(lr.n))
@@ -420,6 +420,10 @@ func (s *Server) unusedID(ctx context.Context, kind metastore.Kind) (string, err
 	}
 	return "", huma.Error500InternalServerError("could not pick an unused stream id")
 }
+
+// sourcePrefix is where, under a stream's prefix, the uploaded original is
+// stored. /hls/ never serves it.
+const sourcePrefix = "source/"
 
 // CancelledError is the error a cancelled VOD carries.
 const CancelledError = "cancelled"

@@ -705,3 +705,23 @@ func TestUnreachableMetadataStoreIs503(t *testing.T) {
 		})
 	}
 }
+
+// The uploaded original is stored under the title's prefix but is not
+// published through /hls/.
+func TestHLSDoesNotServeTheUploadedOriginal(t *testing.T) {
+	e := newEnv(t, "")
+	if _, err := e.objects.Put(context.Background(), "vod-0123456789ab/source/clip.mp4", strings.NewReader("original bytes"), -1, "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.objects.Put(context.Background(), "vod-0123456789ab/360p/init.mp4", strings.NewReader("init"), -1, "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.do("GET", "/hls/vod-0123456789ab/source/clip.mp4", nil)
+	wantProblem(t, rec, http.StatusNotFound, "uploaded original")
+	if strings.Contains(rec.Body.String(), "original bytes") {
+		t.Fatal("the original's bytes were served")
+	}
+	if rec := e.do("GET", "/hls/vod-0123456789ab/360p/init.mp4", nil); rec.Code != http.StatusOK {
+		t.Fatalf("a rendition object: status %d", rec.Code)
+	}
+}
