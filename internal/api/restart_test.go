@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"testing"
 )
 
@@ -30,8 +31,14 @@ func TestRestartSeesEarlierState(t *testing.T) {
 	if rec := second.do("GET", "/hls/"+vod+"/master.m3u8", nil); rec.Code != 200 || rec.Body.String() != masterList {
 		t.Fatalf("playlist after restart: %d %q", rec.Code, rec.Body)
 	}
-	if rec := second.do("GET", "/hls/"+md.SourceKey, nil); rec.Code != 200 || rec.Body.String() != "media" {
-		t.Fatalf("uploaded source after restart: %d %q", rec.Code, rec.Body)
+	rc, _, err := second.objects.Get(context.Background(), md.SourceKey)
+	if err != nil {
+		t.Fatalf("uploaded source after restart: %v", err)
+	}
+	src, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(src) != "media" {
+		t.Fatalf("uploaded source after restart: %q", src)
 	}
 	lm := decode[LiveMetadata](t, second.do("GET", "/streams/"+live.StreamID+"/metadata", nil))
 	if lm.Title != "Live before restart" || lm.Status != "created" {
