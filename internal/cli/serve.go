@@ -66,6 +66,7 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.String("vod-format", "fmp4", "vod: segment format, fmp4 or ts")
 	f.String("vod-preset", "veryfast", "vod: x264 preset")
 	f.Int("vod-parallel", runtime.NumCPU(), "vod: ffmpeg processes one title may run at once")
+	f.Bool("allow-private-sources", false, "let VOD URL imports and live pulls fetch from loopback and private addresses")
 	return cmd
 }
 

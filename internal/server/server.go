@@ -56,6 +56,8 @@ type Config struct {
 	VODFormat          string        `koanf:"vod-format"`
 	VODPreset          string        `koanf:"vod-preset"`
 	VODParallel        int           `koanf:"vod-parallel"`
+
+	AllowPrivateSources bool `koanf:"allow-private-sources"`
 }
 
 // Version is reported by /health; the CLI sets it from its link-time version.
@@ -215,9 +217,11 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)
 	}
+	sources := sourceHTTPClient(s.cfg.AllowPrivateSources)
 	s.control, err = live.NewController(live.ControllerConfig{
 		Meta: s.meta, Bus: s.bus, Packager: s.packager,
-		Logger: s.log,
+		Logger:     s.log,
+		HTTPClient: sources,
 	})
 	if err != nil {
 		return fmt.Errorf("live controller: %w", err)
@@ -235,6 +239,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 		Format:          s.cfg.VODFormat,
 		Preset:          s.cfg.VODPreset,
 		MaxParallel:     s.cfg.VODParallel,
+		HTTPClient:      sources,
 	})
 	if err != nil {
 		return fmt.Errorf("vod worker: %w", err)
