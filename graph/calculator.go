@@ -86,6 +86,11 @@ type CalculatorContext struct {
 	dur     time.Duration
 	timed   bool // a Process call sampled for the profile
 	result  error
+	// more are the calls batched behind this one (see Graph.batch); held
+	// marks a batched call whose input packets still count against their
+	// queues' max_queue_size until it is committed.
+	more []*CalculatorContext
+	held bool
 }
 
 // NodeName returns the node's name in the graph.
@@ -269,6 +274,11 @@ type OutputStream struct {
 	updated Timestamp // explicit bound, Unset if none
 	closed  bool
 	typ     reflect.Type
+	// prior counts the stream's packets before this call, onlyPre tells
+	// whether the only one was at PreStream; both include packets of
+	// earlier calls of the same batch that are not committed yet.
+	prior   int
+	onlyPre bool
 }
 
 // Name returns the stream's name.
@@ -308,10 +318,10 @@ func (o *OutputStream) AddPacket(p Packet) error {
 	switch {
 	case !ts.IsAllowedInStream():
 		return o.cc.fail(fmt.Errorf("stream %q: timestamp not set or set to a value packets cannot carry: %v", o.s.name, ts))
-	case ts == PostStream && (o.s.packets > 0 || len(o.packets) > 0):
+	case ts == PostStream && (o.prior > 0 || len(o.packets) > 0):
 		return o.cc.fail(fmt.Errorf("stream %q: a packet at PostStream must be the only packet in the stream", o.s.name))
 	case ts < o.next:
-		if o.next == OneOverPostStream && (o.s.lastPre || (len(o.packets) > 0 && o.packets[0].ts == PreStream)) {
+		if o.next == OneOverPostStream && (o.onlyPre || (len(o.packets) > 0 && o.packets[0].ts == PreStream)) {
 			return o.cc.fail(fmt.Errorf("stream %q: a packet at PreStream must be the only packet in the stream, but another came at %v", o.s.name, ts))
 		}
 		return o.cc.fail(&TimestampError{Stream: o.s.name, Expected: o.next, Received: ts})

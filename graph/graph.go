@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // AddMode is how AddPacketToInputStream behaves when a graph input stream
@@ -189,6 +190,7 @@ type Graph struct {
 	started     bool
 	finished    bool
 	failed      bool
+	stopping    atomic.Bool // failed, readable without the lock
 	finalizing  bool
 	stopWorkers bool
 	err         error

@@ -257,7 +257,8 @@ func (n *node) nextInput() (readiness, Timestamp) {
 
 // fill moves the input set at ts into cc: sets ready at ts give up their
 // packets at ts (an empty packet at the settled bound where a stream has
-// none), the others show only their bounds.
+// none), the others show only their bounds. For a held call (batched) the
+// packets taken stay counted in their queue until the call is committed.
 func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
 	single := len(n.handler.sets) == 1
 	for i, set := range n.handler.sets {
@@ -273,6 +274,9 @@ func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
 					e := q.q.pop()
 					if e.p.ts == ts {
 						cc.inputs[qi], found = e.p, true
+						if cc.held {
+							q.held++
+						}
 						if cc.arrival == 0 || e.at < cc.arrival {
 							cc.arrival = e.at
 						}

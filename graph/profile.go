@@ -157,6 +157,7 @@ type nodeStats struct {
 	calls     int64
 	timed     int64 // calls whose duration was measured
 	timedSum  time.Duration
+	lastDur   time.Duration // the latest timed call
 	durs      ring
 	latCount  int64 // calls that consumed at least one packet
 	latTimed  int64 // of those, the ones whose latency was measured
@@ -207,6 +208,7 @@ func (s *nodeStats) record(cc *CalculatorContext) {
 	}
 	s.timed++
 	s.timedSum += cc.dur
+	s.lastDur = cc.dur
 	s.durs.add(cc.dur)
 	if cc.arrival != 0 {
 		lat := max(cc.start-cc.arrival, 0)
@@ -214,6 +216,18 @@ func (s *nodeStats) record(cc *CalculatorContext) {
 		s.latSum += lat
 		s.latencies.add(lat)
 	}
+}
+
+// batchLimit is how many calls the node may run back to back (see
+// Graph.batch) without holding back its outputs for more than about
+// batchBudget, judged by its timed calls: the larger of their mean and the
+// latest. An untimed node does not batch.
+func (s *nodeStats) batchLimit() int {
+	if s.timed == 0 {
+		return 1
+	}
+	est := max(s.timedSum/time.Duration(s.timed), s.lastDur, 1)
+	return int(min(batchBudget/est, batchSize))
 }
 
 // processTotal is the total Process time: exact while every call was

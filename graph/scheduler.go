@@ -46,11 +46,72 @@ func (g *Graph) worker() {
 		cc := heap.Pop(&g.heap).(*CalculatorContext)
 		g.running++
 		g.mu.Unlock()
-		g.invoke(cc)
+		ran := g.runBatch(cc)
 		g.mu.Lock()
+		batch := cc.more
 		g.complete(cc)
+		for i, f := range batch {
+			if i+1 < ran {
+				g.complete(f)
+			} else {
+				g.drop(f, false)
+			}
+		}
+		clear(batch)
 		g.running--
 		g.settle()
+	}
+}
+
+// runBatch runs cc and the calls batched behind it, without the lock, and
+// returns how many ran. A call that fails ends the batch; the rest are
+// dropped. The packets of every call are stamped with one clock read taken
+// when the batch ends, just before they are queued downstream.
+func (g *Graph) runBatch(cc *CalculatorContext) int {
+	g.invoke(cc)
+	ran := 1
+	prev := cc
+	for _, f := range cc.more {
+		if (prev.result != nil && (prev.err != nil || !errors.Is(prev.result, ErrStop))) || g.stopping.Load() {
+			break
+		}
+		f.follow(prev)
+		g.invoke(f)
+		ran++
+		prev = f
+	}
+	emitted := cc.emitted()
+	for _, f := range cc.more[:ran-1] {
+		emitted = emitted || f.emitted()
+	}
+	if emitted {
+		at := monoNow()
+		cc.end = at
+		for _, f := range cc.more[:ran-1] {
+			f.end = at
+		}
+	}
+	return ran
+}
+
+// follow starts the outputs of a batched call where the previous call of
+// the batch leaves them once committed: its packets, explicit bound, offset
+// bound and closing all count, so the call sees exactly the streams it
+// would have seen unbatched.
+func (cc *CalculatorContext) follow(prev *CalculatorContext) {
+	n := cc.n
+	for i, o := range cc.outputs {
+		po := prev.outputs[i]
+		next := po.next
+		if n.offsetSet {
+			next = max(next, offsetAfter(prev.ts, n.offset))
+		}
+		o.next, o.closed = next, po.closed || next == Done
+		if o.closed {
+			o.next = Done
+		}
+		o.prior = po.prior + len(po.packets)
+		o.onlyPre = o.prior == 1 && (po.onlyPre || (po.prior == 0 && po.packets[0].ts == PreStream))
 	}
 }
 
@@ -63,11 +124,8 @@ func (g *Graph) invoke(cc *CalculatorContext) {
 		if r := recover(); r != nil {
 			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
 		}
-		// The end time stamps the call's packets for their consumers'
-		// input latency, so it is read whenever there are packets.
-		if cc.timed || cc.emitted() {
-			cc.end = monoNow()
-			cc.dur = cc.end - cc.start
+		if cc.timed {
+			cc.dur = monoNow() - cc.start
 		}
 		if cc.err != nil { // misuse of an output beats the returned error
 			cc.result = cc.err
@@ -112,10 +170,26 @@ func (g *Graph) complete(cc *CalculatorContext) {
 // calculator saw it.
 func (g *Graph) drop(cc *CalculatorContext, ran bool) {
 	cc.n.inflight--
+	g.unhold(cc)
 	if ran && cc.phase == phaseClose {
 		cc.n.state = nodeClosed
 	}
 	cc.release()
+}
+
+// unhold stops counting a batched call's input packets in their queues.
+func (g *Graph) unhold(cc *CalculatorContext) {
+	if !cc.held {
+		return
+	}
+	cc.held = false
+	for i, p := range cc.inputs {
+		if !p.IsEmpty() {
+			q := cc.n.inputs[i]
+			q.held--
+			g.updateFull(q)
+		}
+	}
 }
 
 func (g *Graph) nodeErr(n *node, ph phase, err error) error {
@@ -130,6 +204,7 @@ func (g *Graph) nodeErr(n *node, ph phase, err error) error {
 func (g *Graph) commit(cc *CalculatorContext) {
 	n := cc.n
 	n.inflight--
+	g.unhold(cc)
 	defer cc.recycle()
 	err := cc.result
 	if errors.Is(err, ErrStop) && !errors.Is(cc.err, ErrStop) {
@@ -298,7 +373,7 @@ func (g *Graph) setBound(s *stream, b Timestamp) {
 // updateFull tracks a queue crossing its max_queue_size and throttles or
 // releases the sources upstream of it.
 func (g *Graph) updateFull(q *inputQueue) {
-	full := q.maxSize >= 0 && q.q.len() >= q.maxSize
+	full := q.maxSize >= 0 && q.q.len()+q.held >= q.maxSize
 	if full == q.full {
 		return
 	}
@@ -401,6 +476,46 @@ func (g *Graph) schedule(n *node) {
 		cc := g.newContext(n, phaseProcess, ts)
 		n.fill(cc, ts)
 		g.queue(cc)
+		g.batch(n, cc)
+	}
+}
+
+// batchSize caps the Process calls one worker runs back to back for a
+// node; batchBudget caps the time they are expected to take, since the
+// outputs of a batch reach downstream only when the whole batch is done.
+const (
+	batchSize   = 16
+	batchBudget = 20 * time.Microsecond
+)
+
+// batch appends to head the node's next ready calls, up to batchSize in
+// all, so one worker runs them in a row and the graph takes its lock once
+// for all of them instead of once per call. Only nodes whose later input
+// sets are already decided batch: one call at a time, the default handler
+// (what is ready now stays the next thing to process whatever arrives
+// later), no bounds processing (a call per bound change). Batched calls
+// keep their input packets counted in their queues until they are
+// committed, so max_queue_size throttles sources exactly as without
+// batching. A queue holding a single ready packet, the usual case for a
+// graph that keeps up, makes no batch and adds no latency; a slow
+// calculator (a call of batchBudget or more) never batches.
+func (g *Graph) batch(n *node, head *CalculatorContext) {
+	if n.maxInFlight != 1 || n.handler.kind != handlerDefault || n.processBounds {
+		return
+	}
+	limit := n.stats.batchLimit()
+	for len(head.more) < limit-1 {
+		r, ts := n.nextInput()
+		if r != readyProcess {
+			return
+		}
+		cc := g.newContext(n, phaseProcess, ts)
+		cc.held = true
+		n.fill(cc, ts)
+		n.inflight++
+		cc.seq = n.nextSeq
+		n.nextSeq++
+		head.more = append(head.more, cc)
 	}
 }
 
@@ -450,7 +565,8 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 	}
 	for i, s := range n.outputs {
 		o := cc.outputs[i]
-		*o = OutputStream{cc: cc, s: s, packets: o.packets[:0], next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ}
+		*o = OutputStream{cc: cc, s: s, packets: o.packets[:0], next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ,
+			prior: s.packets, onlyPre: s.lastPre}
 	}
 	return cc
 }
@@ -475,6 +591,7 @@ func (cc *CalculatorContext) release() {
 		o.packets = o.packets[:0]
 	}
 	cc.err, cc.graphErr, cc.result = nil, nil, nil
+	cc.more, cc.held = cc.more[:0], false
 	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order, cc.timed = 0, 0, 0, 0, 0, 0, false
 }
 
@@ -577,8 +694,13 @@ func (g *Graph) fail(err error) {
 	if !errors.Is(err, ErrCancelled) {
 		g.log.Error("graph: run failed", "err", err)
 	}
+	g.stopping.Store(true)
 	g.cancel()
 	for _, cc := range g.heap {
+		for _, f := range cc.more {
+			g.drop(f, false)
+		}
+		clear(cc.more)
 		g.drop(cc, false)
 	}
 	g.heap = nil

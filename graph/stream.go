@@ -138,6 +138,7 @@ type inputQueue struct {
 	q        deque
 	bound    Timestamp
 	maxSize  int // -1: unbounded
+	held     int // packets taken by batched calls not committed yet
 	full     bool
 	// ancestors are the packet sources whose output ends up here; they
 	// are throttled while this queue is full.
