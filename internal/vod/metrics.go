@@ -1,7 +1,7 @@
 package vod
 
 import (
-	"errors"
+	"github.com/weir-media/weir/internal/prom"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -60,38 +60,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.jobs, err = register(reg, m.jobs); err != nil {
+	if m.jobs, err = prom.Register(reg, m.jobs); err != nil {
 		return nil, err
 	}
-	if m.running, err = register(reg, m.running); err != nil {
+	if m.running, err = prom.Register(reg, m.running); err != nil {
 		return nil, err
 	}
-	if m.jobSeconds, err = register(reg, m.jobSeconds); err != nil {
+	if m.jobSeconds, err = prom.Register(reg, m.jobSeconds); err != nil {
 		return nil, err
 	}
-	if m.firstPlayable, err = register(reg, m.firstPlayable); err != nil {
+	if m.firstPlayable, err = prom.Register(reg, m.firstPlayable); err != nil {
 		return nil, err
 	}
-	if m.segments, err = register(reg, m.segments); err != nil {
+	if m.segments, err = prom.Register(reg, m.segments); err != nil {
 		return nil, err
 	}
-	if m.segmentBytes, err = register(reg, m.segmentBytes); err != nil {
+	if m.segmentBytes, err = prom.Register(reg, m.segmentBytes); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so several workers in one process share their series.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
