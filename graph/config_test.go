@@ -2,12 +2,13 @@ package graph
 
 import (
 	"context"
-	"github.com/weir-media/weir/internal/testenv"
 	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 func TestValidateReportsProblemsWithTheirLines(t *testing.T) {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"github.com/weir-media/weir/internal/prom"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weir-media/weir/internal/prom"
 )
 
 // httpMetrics are the control plane's own collectors. Labels use the route

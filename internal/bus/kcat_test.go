@@ -3,12 +3,13 @@ package bus
 import (
 	"bytes"
 	"context"
-	"github.com/weir-media/weir/internal/testenv"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // kcat runs kcat with args and stdin, failing the test on error.

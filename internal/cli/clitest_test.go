@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // weirResult is what one in-process weir command did.

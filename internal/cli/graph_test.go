@@ -3,12 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"github.com/weir-media/weir/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // runGraphCmd runs `weir graph ...` in-process.

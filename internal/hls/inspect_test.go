@@ -3,13 +3,14 @@ package hls
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/weir-media/weir/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 func needFFmpeg(t testing.TB) {

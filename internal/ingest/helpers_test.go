@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/testenv"
 	"github.com/weir-media/weir/protocol"
 )
 

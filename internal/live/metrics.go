@@ -1,9 +1,9 @@
 package live
 
 import (
-	"github.com/weir-media/weir/internal/prom"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-media/weir/internal/prom"
 )
 
 // metrics are the packager's Prometheus series:

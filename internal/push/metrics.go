@@ -1,9 +1,9 @@
 package push
 
 import (
-	"github.com/weir-media/weir/internal/prom"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-media/weir/internal/prom"
 )
 
 // serverMetrics are one ingest server's Prometheus series, labelled with

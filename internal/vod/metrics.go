@@ -1,9 +1,9 @@
 package vod
 
 import (
-	"github.com/weir-media/weir/internal/prom"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-media/weir/internal/prom"
 )
 
 // metrics are the worker's Prometheus collectors.
