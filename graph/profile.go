@@ -154,6 +154,7 @@ const (
 // nodeStats collects a node's profile; guarded by Graph.mu.
 type nodeStats struct {
 	issued    int64 // Process calls scheduled, for the sampling decision
+	gap       int   // untimed calls before the next timed one
 	calls     int64
 	timed     int64 // calls whose duration was measured
 	timedSum  time.Duration
@@ -189,10 +190,20 @@ var clockBase = time.Now()
 // is one clock read where time.Now takes two (wall and monotonic).
 func monoNow() time.Duration { return time.Since(clockBase) + 1 }
 
-// sample decides whether the next Process call is timed.
+// sample decides whether the next Process call is timed: after the warm-up,
+// one call in timingStride on average, the gaps drawn at random so that a
+// periodic workload (a key frame every N frames) cannot alias with them.
 func (s *nodeStats) sample() bool {
 	s.issued++
-	return s.issued <= timingWarmup || rand.Uint32()%timingStride == 0
+	if s.issued <= timingWarmup {
+		return true
+	}
+	if s.gap > 0 {
+		s.gap--
+		return false
+	}
+	s.gap = rand.IntN(2*timingStride - 1)
+	return true
 }
 
 func (s *nodeStats) record(cc *CalculatorContext) {

@@ -554,7 +554,8 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 		cc = &CalculatorContext{n: n, inputBuf: make([]Packet, len(n.inputs)), doneBuf: make([]bool, len(n.inputs))}
 		cc.outputs = make([]*OutputStream, len(n.outputs))
 		shards := make([]OutputStream, len(n.outputs))
-		for i := range shards {
+		for i, s := range n.outputs {
+			shards[i] = OutputStream{cc: cc, s: s, typ: s.typ}
 			cc.outputs[i] = &shards[i]
 		}
 	}
@@ -564,9 +565,9 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
 	}
 	for i, s := range n.outputs {
-		o := cc.outputs[i]
-		*o = OutputStream{cc: cc, s: s, packets: o.packets[:0], next: s.bound, updated: Unset, closed: s.bound == Done, typ: s.typ,
-			prior: s.packets, onlyPre: s.lastPre}
+		o := cc.outputs[i] // cc, s and typ are set once; release emptied packets
+		o.next, o.updated, o.closed = s.bound, Unset, s.bound == Done
+		o.prior, o.onlyPre = s.packets, s.lastPre
 	}
 	return cc
 }
