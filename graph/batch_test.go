@@ -1,0 +1,351 @@
+package graph
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Batching is invisible to calculators by design, so these tests look at
+// the one trace it leaves on a call: a call batched behind another one
+// (cc.held) or heading a batch (cc.more). Every scenario that must batch
+// asserts that it did, so a runtime that silently stopped batching fails
+// here instead of passing vacuously.
+
+// callRecord is what a calculator saw in one Process call.
+type callRecord struct {
+	ts    Timestamp
+	value int
+	next  Timestamp // the output's NextTimestampBound when the call began
+	held  bool      // the call ran batched behind another one
+	more  []Timestamp
+}
+
+// callLog is a concurrency-safe list of callRecords.
+type callLog struct {
+	mu    sync.Mutex
+	calls []callRecord
+}
+
+func (l *callLog) record(cc *CalculatorContext) callRecord {
+	r := callRecord{ts: cc.InputTimestamp(), next: cc.Output("").NextTimestampBound(), held: cc.held}
+	if v, ok := cc.Input("").Value().(int); ok {
+		r.value = v
+	}
+	for _, f := range cc.more {
+		r.more = append(r.more, f.ts)
+	}
+	l.mu.Lock()
+	l.calls = append(l.calls, r)
+	l.mu.Unlock()
+	return r
+}
+
+func (l *callLog) list() []callRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
+}
+
+// batched counts the calls that ran batched behind another one.
+func (l *callLog) batched() int {
+	n := 0
+	for _, c := range l.list() {
+		if c.held {
+			n++
+		}
+	}
+	return n
+}
+
+// gatedYAML is a fast node between a graph input and an output; tests hold
+// the node in Open (gated) while they queue a burst, so the burst is all
+// queued before the node first runs.
+const gatedYAML = `
+input_streams: [in]
+max_queue_size: -1
+nodes:
+  - name: fast
+    calculator: Fast
+    input_streams: [in]
+    output_streams: [out]
+`
+
+// gated wraps calc so that Open waits for gate to close.
+func gated(gate <-chan struct{}, calc *funcCalc) *funcCalc {
+	open := calc.open
+	calc.open = func(cc *CalculatorContext) error {
+		<-gate
+		if open != nil {
+			return open(cc)
+		}
+		return nil
+	}
+	return calc
+}
+
+func fastSpec(calc *funcCalc, c Contract) Option {
+	if c.Inputs == nil {
+		c.Inputs = in("")
+	}
+	if c.Outputs == nil {
+		c.Outputs = in("")
+	}
+	return spec("Fast", c, calc)
+}
+
+// event is one observed packet or bound notification, comparable.
+type event struct {
+	ts    Timestamp
+	value any // nil for a bound notification
+}
+
+func observedEvents(pkts []Packet) []event {
+	out := make([]event, len(pkts))
+	for i, p := range pkts {
+		out[i] = event{p.Timestamp(), p.Value()}
+	}
+	return out
+}
+
+// chainBounds emits, per input value v at t (with e = t + offset), one of
+// the ways a calculator moves its output: a packet at e, an explicit bound
+// past e, nothing (the offset, if any, moves the bound), a packet followed
+// by a larger bound, a packet later than e, and a bound equal to what the
+// offset implies. Consecutive calls therefore chain every kind of bound.
+func chainBounds(offset int64) func(cc *CalculatorContext) error {
+	return func(cc *CalculatorContext) error {
+		t := cc.InputTimestamp()
+		e := t.Add(offset)
+		v := cc.Input("").Value().(int)
+		out := cc.Output("")
+		switch v % 6 {
+		case 0:
+			return out.Add(v, e)
+		case 1:
+			return out.SetNextTimestampBound(e + 5)
+		case 2:
+			return nil
+		case 3:
+			if err := out.Add(v, e); err != nil {
+				return err
+			}
+			return out.SetNextTimestampBound(e + 3)
+		case 4:
+			return out.Add(v, e+7)
+		default:
+			return out.SetNextTimestampBound(e + 1)
+		}
+	}
+}
+
+// runChain runs chainBounds over n packets at timestamps 10, 20, ...: with
+// burst, every packet is queued before the node opens; without, each packet
+// is fed alone and the graph settles before the next, so nothing can batch
+// and the observer sees every bound change.
+func runChain(t *testing.T, offset int64, withOffset bool, n int, burst bool) (calls []callRecord, observed []event) {
+	t.Helper()
+	log := &callLog{}
+	process := chainBounds(offset)
+	gate := make(chan struct{})
+	calc := gated(gate, &funcCalc{
+		open: func(cc *CalculatorContext) error {
+			if withOffset {
+				cc.SetTimestampOffset(offset)
+			}
+			return nil
+		},
+		process: func(cc *CalculatorContext) error {
+			log.record(cc)
+			return process(cc)
+		},
+	})
+	g := build(t, gatedYAML, fastSpec(calc, Contract{}))
+	rec := observe(t, g, "out", ObserveTimestampBounds())
+	start(t, g, nil)
+	if !burst {
+		close(gate)
+	}
+	for i := 1; i <= n; i++ {
+		add(t, g, "in", i, Timestamp(10*i))
+		if !burst {
+			idle(t, g)
+		}
+	}
+	if burst {
+		close(gate)
+	}
+	finish(t, g)
+	return log.list(), observedEvents(rec.packets())
+}
+
+func TestBatchedCallsSeeWhatUnbatchedCallsSee(t *testing.T) {
+	const n = 300
+	tests := []struct {
+		name       string
+		offset     int64
+		withOffset bool
+	}{
+		{"no timestamp offset", 0, false},
+		{"timestamp offset 0", 0, true},
+		{"timestamp offset 3", 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refCalls, refSeen := runChain(t, tt.offset, tt.withOffset, n, false)
+			gotCalls, gotSeen := runChain(t, tt.offset, tt.withOffset, n, true)
+
+			refBatched, gotBatched := 0, 0
+			for _, c := range refCalls {
+				if c.held {
+					refBatched++
+				}
+			}
+			for _, c := range gotCalls {
+				if c.held {
+					gotBatched++
+				}
+			}
+			if refBatched != 0 {
+				t.Fatalf("reference run fed one packet at a time batched %d calls", refBatched)
+			}
+			if gotBatched == 0 {
+				t.Fatalf("burst of %d packets formed no batch", n)
+			}
+
+			// Each call sees the same input and the same output bound.
+			if len(gotCalls) != len(refCalls) {
+				t.Fatalf("%d calls batched, %d unbatched", len(gotCalls), len(refCalls))
+			}
+			for i := range refCalls {
+				r, g := refCalls[i], gotCalls[i]
+				if r.ts != g.ts || r.value != g.value || r.next != g.next {
+					t.Fatalf("call %d: batched (held %v) saw input %d@%v, output bound %v; unbatched saw %d@%v, bound %v",
+						i, g.held, g.value, g.ts, g.next, r.value, r.ts, r.next)
+				}
+			}
+
+			// Packets are identical; bound notifications may coalesce (an
+			// observer sees a batch's bounds together) but each one seen
+			// is a bound the unbatched run reported, in the same order.
+			var refPkts, gotPkts []event
+			refBounds := map[Timestamp]bool{}
+			for _, e := range refSeen {
+				if e.value == nil {
+					refBounds[e.ts] = true
+				} else {
+					refPkts = append(refPkts, e)
+				}
+			}
+			for i, e := range gotSeen {
+				if i > 0 && e.ts <= gotSeen[i-1].ts {
+					t.Fatalf("observer saw %v after %v: not increasing", e, gotSeen[i-1])
+				}
+				if e.value == nil {
+					if !refBounds[e.ts] {
+						t.Fatalf("batched run reported bound settling %v, which the unbatched run never did", e.ts)
+					}
+				} else {
+					gotPkts = append(gotPkts, e)
+				}
+			}
+			if !slices.Equal(gotPkts, refPkts) {
+				t.Fatalf("batched packets %v\nunbatched %v", gotPkts, refPkts)
+			}
+			if len(refPkts) < n/3 {
+				t.Fatalf("only %d packets out of %d inputs", len(refPkts), n)
+			}
+			if last, refLast := gotSeen[len(gotSeen)-1], refSeen[len(refSeen)-1]; last != refLast {
+				t.Fatalf("last observed %v, unbatched %v", last, refLast)
+			}
+		})
+	}
+}
+
+// burstBatched queues n packets in front of a gated node configured by
+// yaml and contract, runs it to the end and returns its calls.
+func burstBatched(t *testing.T, yaml string, c Contract, process func(cc *CalculatorContext) error, n int) []callRecord {
+	t.Helper()
+	log := &callLog{}
+	gate := make(chan struct{})
+	calc := gated(gate, &funcCalc{process: func(cc *CalculatorContext) error {
+		log.record(cc)
+		return process(cc)
+	}})
+	g := build(t, yaml, fastSpec(calc, c))
+	rec := observe(t, g, "out")
+	start(t, g, nil)
+	for i := 1; i <= n; i++ {
+		add(t, g, "in", i, Timestamp(i))
+	}
+	close(gate)
+	finish(t, g)
+	if got := len(rec.packets()); got != n {
+		t.Fatalf("observer got %d packets, want %d", got, n)
+	}
+	return log.list()
+}
+
+func TestOnlyEligibleNodesBatch(t *testing.T) {
+	pass := func(cc *CalculatorContext) error {
+		return cc.Output("").AddPacket(cc.Input(""))
+	}
+	slow := func(cc *CalculatorContext) error {
+		// Sleep lasts at least this long, so every timed call is over
+		// the batch budget whatever the machine.
+		time.Sleep(2 * batchBudget)
+		return pass(cc)
+	}
+	bounds := func(cc *CalculatorContext) error {
+		if cc.Input("").IsEmpty() {
+			return nil
+		}
+		return pass(cc)
+	}
+	tests := []struct {
+		name      string
+		yaml      string
+		contract  Contract
+		process   func(cc *CalculatorContext) error
+		n         int
+		wantBatch bool
+	}{
+		{"fast node with the default handler batches", gatedYAML, Contract{}, pass, 200, true},
+		{"slow node never batches", gatedYAML, Contract{}, slow, 40, false},
+		{"immediate handler never batches", gatedYAML + "    input_stream_handler: immediate\n", Contract{}, pass, 200, false},
+		{"fixed_size handler never batches", gatedYAML +
+			"    input_stream_handler: {name: fixed_size, options: {trigger_queue_size: 1001, target_queue_size: 1000}}\n", Contract{}, pass, 200, false},
+		{"bounds processing never batches", gatedYAML, Contract{ProcessTimestampBounds: true}, bounds, 200, false},
+		{"parallel calls never batch", gatedYAML + "    max_in_flight: 2\n", Contract{Stateless: true}, pass, 200, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := burstBatched(t, tt.yaml, tt.contract, tt.process, tt.n)
+			batched := 0
+			var ts []Timestamp
+			for _, c := range calls {
+				if c.held {
+					batched++
+				}
+				if !c.ts.IsRangeValue() || !c.ts.IsAllowedInStream() {
+					continue
+				}
+				ts = append(ts, c.ts)
+			}
+			if got := batched > 0; got != tt.wantBatch {
+				t.Fatalf("%d of %d calls batched, want batching %v", batched, len(calls), tt.wantBatch)
+			}
+			if tt.contract.Stateless {
+				slices.Sort(ts) // parallel calls may start out of order
+			}
+			want := make([]Timestamp, tt.n)
+			for i := range want {
+				want[i] = Timestamp(i + 1)
+			}
+			if !slices.Equal(ts, want) {
+				t.Fatalf("processed %v, want every timestamp once in order", ts)
+			}
+		})
+	}
+}
