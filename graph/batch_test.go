@@ -1,7 +1,10 @@
 package graph
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,6 +348,188 @@ func TestOnlyEligibleNodesBatch(t *testing.T) {
 			}
 			if !slices.Equal(ts, want) {
 				t.Fatalf("processed %v, want every timestamp once in order", ts)
+			}
+		})
+	}
+}
+
+func TestFailureMidBatchDropsTheRestOfTheBatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		act     func(g *Graph, ts Timestamp) error
+		wantErr func(err error, ts Timestamp) bool
+	}{
+		{
+			name: "returned error",
+			act:  func(_ *Graph, ts Timestamp) error { return fmt.Errorf("boom at %v", ts) },
+			wantErr: func(err error, ts Timestamp) bool {
+				return strings.Contains(err.Error(), fmt.Sprintf("node %q (Fast): boom at %v", "fast", ts))
+			},
+		},
+		{
+			name: "panic",
+			act:  func(_ *Graph, ts Timestamp) error { panic(fmt.Sprintf("bad frame %v", ts)) },
+			wantErr: func(err error, ts Timestamp) bool {
+				return strings.Contains(err.Error(), fmt.Sprintf("node %q (Fast): panic in Process: bad frame %v", "fast", ts))
+			},
+		},
+		{
+			name:    "Cancel",
+			act:     func(g *Graph, _ Timestamp) error { g.Cancel(); return nil },
+			wantErr: func(err error, _ Timestamp) bool { return errors.Is(err, ErrCancelled) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 300
+			log := &callLog{}
+			var (
+				g      *Graph
+				mu     sync.Mutex
+				target = Unset // the batched call that fails
+				doomed []Timestamp
+			)
+			gate := make(chan struct{})
+			calc := gated(gate, &funcCalc{process: func(cc *CalculatorContext) error {
+				r := log.record(cc)
+				mu.Lock()
+				if target == Unset && len(r.more) >= 2 {
+					// Fail the first call batched behind this one, so
+					// that at least one more call is batched after it.
+					target, doomed = r.more[0], r.more[1:]
+				}
+				fail := r.ts == target
+				mu.Unlock()
+				if err := cc.Output("").Add(r.value, r.ts); err != nil {
+					return err
+				}
+				if fail {
+					return tt.act(g, r.ts)
+				}
+				return nil
+			}})
+			g = build(t, gatedYAML, fastSpec(calc, Contract{}))
+			rec := observe(t, g, "out")
+			start(t, g, nil)
+			for i := 1; i <= n; i++ {
+				add(t, g, "in", i, Timestamp(i))
+			}
+			close(gate)
+			err := g.WaitUntilDone(testCtx(t))
+			mu.Lock()
+			defer mu.Unlock()
+			if target == Unset {
+				t.Fatalf("no batch of 3 calls formed in a burst of %d (run error %v)", n, err)
+			}
+			if err == nil || !tt.wantErr(err, target) {
+				t.Fatalf("run error %v, want one for the call at %v", err, target)
+			}
+			calls := log.list()
+			if last := calls[len(calls)-1]; last.ts != target || !last.held {
+				t.Fatalf("last call at %v (held %v), want the batched call at %v that failed; doomed %v", last.ts, last.held, target, doomed)
+			}
+			for _, p := range rec.packets() {
+				if p.Timestamp() >= target {
+					t.Fatalf("observer got %v at %v, at or after the failed call at %v", p.Value(), p.Timestamp(), target)
+				}
+			}
+		})
+	}
+}
+
+// burstSource emits perCall packets per Process call at consecutive
+// timestamps and returns ErrStop with the last burst of its calls-th call.
+func burstSource(perCall, calls int) *funcCalc {
+	made := 0
+	return &funcCalc{process: func(cc *CalculatorContext) error {
+		for i := 0; i < perCall; i++ {
+			made++
+			if err := cc.Output("").Add(made, Timestamp(made)); err != nil {
+				return err
+			}
+		}
+		if made == perCall*calls {
+			return ErrStop
+		}
+		return nil
+	}}
+}
+
+const burstYAML = `
+max_queue_size: -1
+nodes:
+  - name: source
+    calculator: Burst
+    output_streams: [mid]
+  - name: fast
+    calculator: Fast
+    input_streams: [mid]
+    output_streams: [out]
+`
+
+func TestErrStopDrainsBatchedBursts(t *testing.T) {
+	const perCall, calls = 64, 8
+	const total = perCall * calls
+	tests := []struct {
+		name    string
+		threads int
+		stopAt  Timestamp // the fast node returns ErrStop here; Unset: only the source stops
+	}{
+		{"source stops after its last burst, one worker", 1, Unset},
+		{"source stops after its last burst, two workers", 2, Unset},
+		{"consumer stops mid-burst, one worker", 1, total/2 - 6},
+		{"consumer stops mid-burst, two workers", 2, total/2 - 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &callLog{}
+			fast := &funcCalc{process: func(cc *CalculatorContext) error {
+				r := log.record(cc)
+				if err := cc.Output("").Add(r.value*10, r.ts); err != nil {
+					return err
+				}
+				if r.ts == tt.stopAt {
+					return ErrStop
+				}
+				return nil
+			}}
+			g := build(t, burstYAML, WithNumThreads(tt.threads), fastSpec(fast, Contract{}),
+				spec("Burst", Contract{Outputs: in("")}, burstSource(perCall, calls)))
+			rec := observe(t, g, "out")
+			start(t, g, nil)
+			if err := g.WaitUntilDone(testCtx(t)); err != nil {
+				t.Fatalf("WaitUntilDone: %v", err)
+			}
+			got := rec.packets()
+			// ErrStop from the consumer closes the source, but what was
+			// already made is drained: whole bursts through the one holding
+			// stopAt. With one worker the source runs only once the
+			// consumer's queue is empty, so at most the call already queued
+			// when the consumer stopped adds one burst more; with two the
+			// source may have run to its end before the consumer stopped.
+			want := total
+			if tt.stopAt != Unset {
+				want = len(got)
+				first := (int(tt.stopAt) + perCall - 1) / perCall * perCall
+				most := total
+				if tt.threads == 1 {
+					most = first + perCall
+				}
+				if want%perCall != 0 || want < first || want > most {
+					t.Fatalf("observer got %d packets, want whole bursts of %d, from %d to %d, after ErrStop at %v",
+						want, perCall, first, most, tt.stopAt)
+				}
+			}
+			if len(got) != want {
+				t.Fatalf("observer got %d packets, want %d", len(got), want)
+			}
+			for i, p := range got {
+				if p.Timestamp() != Timestamp(i+1) || p.Value() != (i+1)*10 {
+					t.Fatalf("packet %d is %v@%v, want %d@%d", i, p.Value(), p.Timestamp(), (i+1)*10, i+1)
+				}
+			}
+			if b := log.batched(); b == 0 {
+				t.Fatalf("no batch formed over %d calls in bursts of %d", len(log.list()), perCall)
 			}
 		})
 	}
