@@ -16,9 +16,9 @@ want ffmpeg ffmpeg
 want ffprobe ffmpeg
 want node nodejs
 want npm npm
+want kcat kcat # the README's tour and the ingest benchmark use it
 if [ "$mode" = test ]; then
 	want chromium chromium
-	want kcat kcat
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
 	want dot graphviz
