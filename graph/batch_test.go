@@ -534,3 +534,117 @@ func TestErrStopDrainsBatchedBursts(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchedPacketsCountAgainstMaxQueueSize(t *testing.T) {
+	const maxQueue = 8
+	var (
+		mu       sync.Mutex
+		returned int  // Process calls that returned
+		blocked  bool // a batched call has been held once
+	)
+	inBatch, release := make(chan struct{}), make(chan struct{})
+	gate := make(chan struct{})
+	calc := gated(gate, &funcCalc{process: func(cc *CalculatorContext) error {
+		defer func() {
+			mu.Lock()
+			returned++
+			mu.Unlock()
+		}()
+		mu.Lock()
+		hold := cc.held && !blocked
+		blocked = blocked || hold
+		mu.Unlock()
+		if hold {
+			// Sit inside a batch: its packets have left the queue but
+			// are not committed, so they must still fill it.
+			close(inBatch)
+			<-release
+		}
+		return cc.Output("").AddPacket(cc.Input(""))
+	}})
+	g := build(t, strings.Replace(gatedYAML, "max_queue_size: -1", fmt.Sprintf("max_queue_size: %d", maxQueue), 1),
+		fastSpec(calc, Contract{}), WithAddMode(AddIfNotFull))
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the graph is cancelled, should the test fail
+	rec := observe(t, g, "out")
+	start(t, g, nil)
+
+	added := 0
+	// fill adds until the stream is throttled and checks that the packets
+	// not yet through Process never exceed the bound. Calls that returned
+	// may still await their commit, so this undercounts what the queue
+	// holds and can only err towards passing.
+	fill := func() (throttled bool) {
+		for {
+			err := g.AddPacketToInputStream("in", MakePacket(added+1, Timestamp(added+1)))
+			if errors.Is(err, ErrUnavailable) {
+				return true
+			}
+			if err != nil {
+				t.Fatalf("AddPacketToInputStream: %v", err)
+			}
+			added++
+			mu.Lock()
+			pending := added - returned
+			mu.Unlock()
+			if pending > maxQueue {
+				t.Fatalf("%d packets added, %d processed: %d in the graph, max_queue_size %d", added, returned, pending, maxQueue)
+			}
+			for _, q := range g.Profile().Nodes[0].Inputs {
+				if q.Depth > maxQueue || q.MaxDepth > maxQueue {
+					t.Fatalf("queue %+v exceeds max_queue_size %d", q, maxQueue)
+				}
+			}
+		}
+	}
+	fill()
+	if added != maxQueue {
+		t.Fatalf("the stream took %d packets before throttling with the node still opening, want %d", added, maxQueue)
+	}
+	close(gate)
+	deadline := time.Now().Add(testTimeout)
+wait:
+	for {
+		select {
+		case <-inBatch:
+			break wait
+		default:
+		}
+		if time.Now().After(deadline) || added > 20000 {
+			t.Fatalf("no batch formed after %d packets", added)
+		}
+		fill()
+		time.Sleep(50 * time.Microsecond)
+	}
+	// The node is stuck inside a batch: nothing drains, so filling up now
+	// shows exactly how much the batch still counts.
+	fill()
+	g.mu.Lock()
+	for _, n := range g.nodes {
+		if n.name == "fast" {
+			// Throttled means full: what is queued plus what the batch
+			// holds uncommitted is the bound, not less and not more.
+			if q := n.inputs[0]; q.q.len()+q.held != maxQueue || q.held == 0 {
+				t.Errorf("throttled queue holds %d queued + %d batched packets, want %d with some batched", q.q.len(), q.held, maxQueue)
+			}
+		}
+	}
+	g.mu.Unlock()
+	unblock()
+	if err := g.CloseAllInputStreams(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitUntilDone(testCtx(t)); err != nil {
+		t.Fatalf("WaitUntilDone: %v", err)
+	}
+	got := rec.packets()
+	if len(got) != added {
+		t.Fatalf("observer got %d packets, want all %d added", len(got), added)
+	}
+	for i, p := range got {
+		if p.Timestamp() != Timestamp(i+1) {
+			t.Fatalf("packet %d at %v, want %d", i, p.Timestamp(), i+1)
+		}
+	}
+}
