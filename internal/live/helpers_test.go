@@ -404,6 +404,7 @@ type playlistSegment struct {
 	uri           string
 	duration      float64
 	discontinuity bool
+	pdt           time.Time // its EXT-X-PROGRAM-DATE-TIME, if any
 }
 
 func parsePlaylist(t testing.TB, text string) mediaPlaylist {
@@ -428,6 +429,7 @@ func parsePlaylist(t testing.TB, text string) mediaPlaylist {
 			cur.discontinuity = true
 		case strings.HasPrefix(line, "#EXT-X-PROGRAM-DATE-TIME:"):
 			p.hasPDT = true
+			cur.pdt, _ = time.Parse(time.RFC3339Nano, strings.TrimPrefix(line, "#EXT-X-PROGRAM-DATE-TIME:"))
 		case strings.HasPrefix(line, "#EXTINF:"):
 			v := strings.TrimSuffix(strings.TrimPrefix(line, "#EXTINF:"), ",")
 			cur.duration, _ = strconv.ParseFloat(strings.Split(v, ",")[0], 64)

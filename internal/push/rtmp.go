@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/ingest"
@@ -262,10 +263,22 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	// The reader learns the tracks from the first two seconds of media,
 	// which arrive in real time: give it that on top of the timeout.
 	conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout + trackProbeTime))
-	r := &gortmplib.Reader{Conn: sc}
+	// The reader accepts the publish itself only when it wraps the
+	// *ServerConn directly; it wraps the arrival recorder instead.
+	if err := sc.AcceptAction(); err != nil {
+		s.metrics.connections.WithLabelValues("failed").Inc()
+		return fmt.Errorf("rtmp publish of stream %s: accepting: %w", st.ID, err)
+	}
+	arrivals := &arrivalConn{Conn: sc, recording: true}
+	r := &gortmplib.Reader{Conn: arrivals}
 	if err := r.Initialize(); err != nil {
 		s.metrics.connections.WithLabelValues("failed").Inc()
 		return fmt.Errorf("rtmp publish of stream %s: reading tracks: %w", st.ID, err)
+	}
+	backlog := arrivals.stop()
+	if len(backlog) > 0 {
+		log.Debug("rtmp track probe held media back", "messages", len(backlog),
+			"held", time.Since(backlog[0]).Round(time.Millisecond))
 	}
 	mux, mapping, err := newTSMuxer(r.Tracks())
 	if err != nil {
@@ -288,6 +301,10 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	defer s.metrics.publishers.Dec()
 	log.Info("rtmp publisher connected", "tracks", len(mapping))
 
+	// recvAt is when the message being handled arrived: recorded during
+	// the track probe for the messages the reader hands over afterwards,
+	// zero (meaning now) for the rest.
+	var recvAt time.Time
 	var muxErr error
 	send := func(b []byte, err error) {
 		if err != nil {
@@ -297,7 +314,11 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 			return
 		}
 		if len(b) > 0 {
-			if err := sess.Write(b, time.Now()); err != nil && muxErr == nil {
+			at := recvAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			if err := sess.Write(b, at); err != nil && muxErr == nil {
 				muxErr = err
 			}
 		}
@@ -327,6 +348,10 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		// Both deadlines: the library writes acknowledgements as bytes
 		// come in, long after the handshake's deadline.
 		conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		recvAt = time.Time{}
+		if len(backlog) > 0 {
+			recvAt, backlog = backlog[0], backlog[1:]
+		}
 		if readErr = r.Read(); readErr != nil {
 			break
 		}
@@ -344,6 +369,39 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		log.Info("rtmp publisher disconnected", "reason", firstErr(muxErr, readErr))
 	}
 	return cerr
+}
+
+// arrivalConn records when each message of the track probe arrived.
+//
+// gortmplib's Reader reads about two seconds of media before it knows the
+// publisher's tracks, keeps every message it read, and hands them over
+// again once the tracks are known, one message per Reader.Read, before
+// reading the connection again. Stamping those messages with the time they
+// are handed over would put the whole session's receive times (and so its
+// EXT-X-PROGRAM-DATE-TIME) two seconds late; the recorded times, taken in
+// the same order, are when they really arrived.
+type arrivalConn struct {
+	gortmplib.Conn
+	recording bool
+	arrivals  []time.Time
+}
+
+// Read reads a message and, while recording, notes its arrival.
+func (c *arrivalConn) Read() (message.Message, error) {
+	msg, err := c.Conn.Read()
+	if err == nil && c.recording {
+		c.arrivals = append(c.arrivals, time.Now())
+	}
+	return msg, err
+}
+
+// stop ends the recording and returns the arrival times of the messages
+// read so far, oldest first: those of the messages the reader replays.
+func (c *arrivalConn) stop() []time.Time {
+	c.recording = false
+	a := c.arrivals
+	c.arrivals = nil
+	return a
 }
 
 func firstErr(errs ...error) string {

@@ -89,10 +89,11 @@ type SessionOptions struct {
 // stream_eof when it ends, with heartbeats (through ingest.StreamWriter).
 //
 // Write queues bytes and returns; a goroutine writes them to the bus,
-// merging what queued up while the previous write was in flight, and sends
-// the partial chunk at once whenever the queue runs dry, so a live source's
-// bytes never wait for a chunk to fill. Every raw_stream record carries
-// HeaderReceivedAt.
+// merging what queued up while the previous write was in flight (as long
+// as it was received within mergeSpan of the first), and sends the partial
+// chunk at once whenever the queue runs dry, so a live source's bytes never
+// wait for a chunk to fill. Every raw_stream record carries
+// HeaderReceivedAt: the receive time of its earliest bytes.
 //
 // A Session is used by one goroutine (the connection's).
 type Session struct {
@@ -208,9 +209,27 @@ func (s *Session) Close(ctx context.Context, forced bool) error {
 	return s.w.Close(ctx, forced)
 }
 
+// mergeSpan bounds how far apart the receive times of writes merged into
+// one bus write may be: the merged bytes carry the earliest one, so a
+// backlog (a bus that was slow, or an RTMP track probe handing over two
+// seconds of media at once) is written in pieces that each keep their own
+// receive time, within mergeSpan.
+const mergeSpan = 20 * time.Millisecond
+
 func (s *Session) run() {
 	defer close(s.done)
-	for first := range s.ch {
+	var held *queued // received too late to join the previous batch
+	for {
+		var first queued
+		if held != nil {
+			first, held = *held, nil
+		} else {
+			q, ok := <-s.ch
+			if !ok {
+				return
+			}
+			first = q
+		}
 		batch, at := first.data, first.at
 		open := true
 	drain:
@@ -219,6 +238,10 @@ func (s *Session) run() {
 			case q, ok := <-s.ch:
 				if !ok {
 					open = false
+					break drain
+				}
+				if q.at.Sub(at) > mergeSpan {
+					held = &q
 					break drain
 				}
 				batch = append(batch, q.data...)
@@ -232,13 +255,15 @@ func (s *Session) run() {
 			return
 		}
 		s.bytes.Add(int64(len(batch)))
-		if len(s.ch) == 0 {
+		// Flush when the queue ran dry, and before bytes received later
+		// would share a record with these (and their receive time).
+		if len(s.ch) == 0 || held != nil {
 			if err := s.w.Flush(s.ctx); err != nil {
 				s.fail(err)
 				return
 			}
 		}
-		if !open {
+		if !open && held == nil {
 			return
 		}
 	}

@@ -1,0 +1,124 @@
+package push
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/protocol"
+)
+
+// gatedProducer holds every Produce while its gate is closed, as a slow
+// bus would.
+type gatedProducer struct {
+	recorder
+	gate chan struct{}
+}
+
+func (g *gatedProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
+	<-g.gate
+	return g.recorder.Produce(ctx, recs...)
+}
+
+// rawStamps returns the receive time and the first payload byte of every
+// raw_stream record.
+func rawStamps(t *testing.T, recs []recorded) (stamps []time.Time, first []byte) {
+	t.Helper()
+	for _, r := range recs {
+		raw, ok := r.msg.(*protocol.RawStream)
+		if !ok {
+			continue
+		}
+		v, _ := r.rec.Header(HeaderReceivedAt)
+		at, ok := ParseReceivedAt(v)
+		if !ok {
+			t.Fatalf("raw_stream record without %s", HeaderReceivedAt)
+		}
+		stamps = append(stamps, at)
+		first = append(first, raw.Data[0])
+	}
+	return stamps, first
+}
+
+// TestSessionBacklogKeepsReceiveTimes queues writes received 100 ms apart
+// while the bus is stuck: once it moves, each write's bytes must go out
+// stamped with their own receive time, not merged under the first one's.
+func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
+	p := &gatedProducer{gate: make(chan struct{})}
+	close(p.gate)
+	s, err := OpenSession(context.Background(), p, SessionOptions{StreamID: "live-b", EngineID: "test", ChunkSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.gate = make(chan struct{}) // Produce reads the gate only after Init returned
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	const writes = 10
+	for i := range writes {
+		data := make([]byte, 300)
+		for j := range data {
+			data[j] = byte(i)
+		}
+		if err := s.Write(data, t0.Add(time.Duration(i)*100*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(p.gate)
+	if err := s.Close(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	recs := p.stream(bus.StreamTopic("live-b"))
+	if got := rawBytes(recs); len(got) != writes*300 {
+		t.Fatalf("%d bytes reached the bus, want %d", len(got), writes*300)
+	}
+	stamps, first := rawStamps(t, recs)
+	seen := map[byte]bool{}
+	for i, at := range stamps {
+		want := t0.Add(time.Duration(first[i]) * 100 * time.Millisecond)
+		if !at.Equal(want) {
+			t.Errorf("record %d starts with write %d's bytes but is stamped %v after the first write, want %v",
+				i, first[i], at.Sub(t0), want.Sub(t0))
+		}
+		seen[first[i]] = true
+	}
+	if len(seen) != writes {
+		t.Errorf("records start with the bytes of %d writes, want all %d: writes received apart were merged", len(seen), writes)
+	}
+}
+
+// TestRTMPReceiveTimesFollowTheMedia publishes in real time over RTMP. The
+// server reads two seconds of media before it knows the tracks and hands it
+// over at once; the receive times must still be spread over the whole
+// publish, as the media arrived, not start two seconds late.
+func TestRTMPReceiveTimesFollowTheMedia(t *testing.T) {
+	t.Parallel()
+	e := newPushEnv(t)
+	st := e.newStream()
+	if out, err := ffmpeg(t, time.Minute, append(testPattern(4), "-f", "flv", e.rtmpURL(st.PublishKey))...); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the stream to end on the bus", func() bool {
+		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		if len(recs) == 0 {
+			return false
+		}
+		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
+		return ok && hb.Status == protocol.HeartbeatDone
+	})
+	recs := e.rec.stream(bus.StreamTopic(st.ID))
+	_, media := probeStreams(t, checkStream(t, recs, false))
+	stamps, _ := rawStamps(t, recs)
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i].Before(stamps[i-1]) {
+			t.Fatalf("record %d stamped %v before the record ahead of it", i, stamps[i-1].Sub(stamps[i]))
+		}
+	}
+	// ffmpeg sends in real time (or slower, on a loaded machine), so
+	// the stamps span about the media's duration; with the probe's two
+	// seconds stamped at hand-over they would span two seconds less.
+	span := stamps[len(stamps)-1].Sub(stamps[0]).Seconds()
+	t.Logf("%d raw_stream records stamped over %.3f s for %.3f s of media", len(stamps), span, media)
+	if span < media-0.7 {
+		t.Errorf("receive times span %.3f s for %.3f s of media sent in real time: the start was stamped late", span, media)
+	}
+}
