@@ -67,13 +67,21 @@ type ControllerConfig struct {
 	// PullRetryMax caps the wait between attempts to reach a pulled source
 	// that failed (default 10 s; the first retry comes after 500 ms).
 	PullRetryMax time.Duration
+	// Permanent tells the failures of a pulled source that no retry can
+	// mend (default PermanentSourceError). It is asked only until the
+	// source has delivered media to the stream; a failure it calls
+	// permanent fails the stream, with the error as the stream's error
+	// text, instead of retrying.
+	Permanent func(error) bool
 }
 
 // Controller carries out the live control messages of the REST API:
 //
 //   - start with a source_url: pull the source (HTTP(S) MPEG-TS, or an
 //     Icecast-style AAC or MP3 station) into the stream's topic as MPEG-TS,
-//     reconnecting when it drops, until the stream ends;
+//     reconnecting when it drops, until the stream ends; a source that
+//     fails for good before delivering any media (see
+//     ControllerConfig.Permanent) fails the stream instead;
 //   - end: stop a pull of the stream running here and put an end marker on
 //     the stream topic, which makes the stream's packager finish it
 //     wherever it runs, after every record before the marker.
@@ -113,6 +121,9 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	}
 	if cfg.PullRetryMax <= 0 {
 		cfg.PullRetryMax = 10 * time.Second
+	}
+	if cfg.Permanent == nil {
+		cfg.Permanent = PermanentSourceError
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
+	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/push"
 )
 
@@ -57,10 +58,59 @@ func sniffFormat(head []byte, contentType string) sourceFormat {
 	return formatUnknown
 }
 
+// ErrNotMedia is the failure of a pulled source whose response is not
+// MPEG-TS, AAC (ADTS) or MP3, by its first bytes and its Content-Type (an
+// HTML page, a playlist).
+var ErrNotMedia = errors.New("not MPEG-TS, AAC or MP3")
+
+// SourceStatusError is the failure of a pulled source that answered with
+// an HTTP status other than 200.
+type SourceStatusError struct {
+	Code   int
+	Status string // as the response gave it, "404 Not Found"
+}
+
+func (e *SourceStatusError) Error() string { return "source answered " + e.Status }
+
+// PermanentSourceError is the default ControllerConfig.Permanent: it
+// reports whether err, the failure of one attempt to pull a source, would
+// come back on every retry. Those are:
+//
+//   - a refused address: the error names --allow-private-sources, as the
+//     HTTP client of weir serve says when it will not dial a loopback or
+//     private address;
+//   - an unsupported scheme (a redirect to ftp://, say);
+//   - an HTTP status 4xx other than 408 Request Timeout and 429 Too Many
+//     Requests (a SourceStatusError);
+//   - a response that is not media (ErrNotMedia).
+//
+// Everything else (refused or dropped connections, timeouts, DNS failures,
+// 5xx) may mend and is retried.
+func PermanentSourceError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if se, ok := errors.AsType[*SourceStatusError](err); ok {
+		return se.Code >= 400 && se.Code < 500 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests
+	}
+	if errors.Is(err, ErrNotMedia) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "allow-private-sources") || strings.Contains(msg, "unsupported protocol scheme")
+}
+
 // runPull pulls url into stream id until ctx ends or the stream ends,
 // reconnecting with a growing delay when the source fails. Each connection
 // is a publisher session of its own, so a reconnect shows up in the
 // playlist as a discontinuity.
+//
+// Until the source has delivered media to the stream (the stream is still
+// created and no attempt got media), a failure that
+// ControllerConfig.Permanent calls permanent fails the stream instead,
+// with the error as its error text. A source that has worked is retried
+// whatever the error: live sources come and go (an Icecast mount answers
+// 404 while its encoder is away).
 func (c *Controller) runPull(ctx context.Context, id, src string) {
 	log := c.log.With("stream", id)
 	ctx, cancel := context.WithCancel(ctx)
@@ -84,14 +134,23 @@ func (c *Controller) runPull(ctx context.Context, id, src string) {
 		}
 	}()
 	wait := 500 * time.Millisecond
+	worked := false // the source has delivered media to the stream
 	for ctx.Err() == nil {
 		st, err := c.cfg.Meta.GetStream(ctx, id)
 		if err == nil && st.Status.Terminal() {
 			return
 		}
+		if err == nil && st.Status != metastore.StatusCreated {
+			worked = true
+		}
 		started := time.Now()
-		err = c.pullOnce(ctx, id, src)
+		connected, err := c.pullOnce(ctx, id, src)
 		if ctx.Err() != nil {
+			return
+		}
+		worked = worked || connected
+		if !worked && c.cfg.Permanent(err) {
+			c.failPull(ctx, id, err)
 			return
 		}
 		if time.Since(started) > 30*time.Second {
@@ -107,29 +166,45 @@ func (c *Controller) runPull(ctx context.Context, id, src string) {
 	}
 }
 
+// failPull fails stream id for a source that cannot be pulled.
+func (c *Controller) failPull(ctx context.Context, id string, cause error) {
+	c.log.Error("live pull: the source cannot be pulled; the stream failed", "stream", id, "err", cause)
+	if _, err := c.cfg.Meta.TransitionStatus(ctx, id, metastore.StatusFailed, func(s *metastore.Stream) {
+		s.Error = fmt.Sprintf("pulling the source failed: %v", cause)
+	}); err != nil {
+		c.log.Warn("live control: recording the failure", "stream", id, "err", err)
+	}
+}
+
 // errSourceEnded: the source closed its response.
 var errSourceEnded = errors.New("source ended its response")
 
-// pullOnce reads the source over one HTTP response.
-func (c *Controller) pullOnce(ctx context.Context, id, src string) error {
+// pullOnce reads the source over one HTTP response. connected reports
+// that the source answered with media, whatever happened after.
+func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	req.Header.Set("User-Agent", "weir-live-pull")
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("source answered %s", resp.Status)
+		return false, &SourceStatusError{Code: resp.StatusCode, Status: resp.Status}
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	head, _ := br.Peek(tsPacketSize + 1)
 	format := sniffFormat(head, resp.Header.Get("Content-Type"))
 	if format == formatUnknown {
-		return fmt.Errorf("source sends %q, not MPEG-TS, AAC or MP3", resp.Header.Get("Content-Type"))
+		if len(head) == 0 {
+			// Nothing at all: a source that is not sending yet, or
+			// hung up at once; not proof of a wrong URL.
+			return false, errSourceEnded
+		}
+		return false, fmt.Errorf("source sends %q: %w", resp.Header.Get("Content-Type"), ErrNotMedia)
 	}
 
 	sess, err := push.OpenSession(context.WithoutCancel(ctx), c.producer(), push.SessionOptions{
@@ -139,7 +214,7 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) error {
 		Logger:    c.log,
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	c.log.Info("live pull connected", "stream", id, "format", format.String())
 	var conv func([]byte) ([]byte, error)
@@ -180,7 +255,7 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) error {
 	if err := sess.Close(cctx, ctx.Err() != nil); err != nil {
 		c.log.Warn("live pull: closing the stream", "stream", id, "err", err)
 	}
-	return readErr
+	return true, readErr
 }
 
 // audioTSOffset starts pulled audio at 1 s, so the PCR (100 ms earlier)
