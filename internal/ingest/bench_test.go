@@ -22,8 +22,8 @@ import (
 // BenchmarkStreamWriter measures how fast a StreamWriter moves bytes into
 // the embedded broker: random (incompressible, like encoded media) data
 // written in pieces the size Pull reads, split into 10 KiB raw_stream
-// records, each Write waiting for the broker's acknowledgement. MB/s is the
-// stream's byte rate.
+// records, with up to DefaultMaxInFlightBytes on their way to the broker
+// (Close waits for the rest). MB/s is the stream's byte rate.
 func BenchmarkStreamWriter(b *testing.B) {
 	for _, dir := range []string{"memory", "disk"} {
 		for _, write := range []int{16 << 10, readBufSize, 1 << 20} {

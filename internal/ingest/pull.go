@@ -305,7 +305,7 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		}
 	}
 	buf := make([]byte, readBufSize)
-	lastRaw, lastEmit := w.Stats().RawMessages, time.Now()
+	lastRaw, lastEmit := w.rawBuilt(), time.Now()
 	for readErr == nil {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			readErr = errRecorded
@@ -326,7 +326,7 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 			// A slow live source fills a chunk slowly: send what waits
 			// rather than hold it back longer than maxDelay.
 			now := time.Now()
-			if raw := w.Stats().RawMessages; raw != lastRaw {
+			if raw := w.rawBuilt(); raw != lastRaw {
 				lastRaw, lastEmit = raw, now
 			} else if now.Sub(lastEmit) >= pl.maxDelay {
 				if err := w.Flush(context.WithoutCancel(ctx)); err != nil {

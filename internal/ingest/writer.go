@@ -25,6 +25,24 @@ type Producer interface {
 	Produce(ctx context.Context, recs ...*bus.Record) error
 }
 
+// AsyncProducer is the optional side of a Producer that hands records over
+// without waiting for them; *bus.Client has it. A StreamWriter whose
+// Producer has it keeps up to StreamOptions.MaxInFlightBytes of records on
+// their way to the broker instead of waiting for each Write's records to be
+// acknowledged, which is what makes ingest fast.
+//
+// ProduceAsync must call done exactly once per record, when the record is
+// acknowledged or has failed; records of one partition must land, and have
+// done called, in the order they were given; and once a record of a
+// partition fails, the records given after it to that partition must fail
+// too, so that no acknowledged record follows a hole. done must not block
+// or produce. kgo's idempotent producer, under *bus.Client, does all of
+// this.
+type AsyncProducer interface {
+	Producer
+	ProduceAsync(rec *bus.Record, done func(*bus.Record, error))
+}
+
 // topicCreator is the optional side of a Producer that can create topics;
 // *bus.Client has it. Init uses it to make sure the stream topic has a
 // single partition.
@@ -36,9 +54,22 @@ type topicCreator interface {
 // is empty.
 const DefaultEngineID = "weir-ingest"
 
-// DefaultProduceTimeout bounds each Produce call of a StreamWriter when
-// StreamOptions.ProduceTimeout is zero.
+// DefaultProduceTimeout is StreamOptions.ProduceTimeout when it is zero.
 const DefaultProduceTimeout = 30 * time.Second
+
+// DefaultMaxInFlightBytes is StreamOptions.MaxInFlightBytes when it is
+// zero: enough to keep an embedded or nearby broker busy (several of kgo's
+// 1 MB batches) without holding much memory.
+const DefaultMaxInFlightBytes = 8 << 20
+
+// maxInFlightRecords bounds the records in flight whatever their size,
+// well below kgo's default buffer of 50,000 records, so ProduceAsync never
+// blocks inside kgo while the writer's lock is held.
+const maxInFlightRecords = 8192
+
+// recordOverhead is what a record costs in flight beyond its key and value,
+// roughly, so tiny chunks also fill the window.
+const recordOverhead = 64
 
 // ErrClosed is returned by a StreamWriter used after Close or Abort.
 var ErrClosed = errors.New("stream writer closed")
@@ -79,10 +110,17 @@ type StreamOptions struct {
 	HeartbeatInterval time.Duration
 	HeartbeatEvery    int
 
-	// ProduceTimeout bounds each Produce call (default
-	// DefaultProduceTimeout), so an unreachable broker fails the stream
-	// instead of hanging it.
+	// ProduceTimeout (default DefaultProduceTimeout) bounds each Produce
+	// call of a synchronous Producer, and how long a writer over an
+	// AsyncProducer waits without any acknowledgement, so an unreachable
+	// broker fails the stream instead of hanging it.
 	ProduceTimeout time.Duration
+	// MaxInFlightBytes bounds the records (keys and values) handed to an
+	// AsyncProducer and not yet acknowledged; default
+	// DefaultMaxInFlightBytes. Write waits while it is reached, so memory
+	// stays bounded when the broker is slower than the source. It does not
+	// apply to a synchronous Producer, which holds one Write's records.
+	MaxInFlightBytes int
 
 	// Clock returns the current time, for timestampUTC, upTime and the
 	// heartbeat cadence; default time.Now. Tests pass a fake one.
@@ -93,17 +131,21 @@ type StreamOptions struct {
 type Stats struct {
 	Topic            string
 	EngineInstanceID string
-	// BytesRead counts the bytes given to Write; Bytes the bytes sent in
-	// raw_stream records (the two differ by the partial chunk not yet
-	// sent, and are equal after Close).
+	// BytesRead counts the bytes given to Write; Bytes the bytes of the
+	// raw_stream records the producer acknowledged (the two differ by the
+	// bytes waiting for a chunk to fill or still on their way, and are
+	// equal after a Close that met no failure).
 	BytesRead, Bytes int64
-	// RawMessages counts raw_stream records; Messages every stream
-	// message (stream_init, raw_stream, stream_eof); Heartbeats the
-	// engine_heartbeat records.
+	// RawMessages counts acknowledged raw_stream records; Messages every
+	// acknowledged stream message (stream_init, raw_stream, stream_eof);
+	// Heartbeats the acknowledged engine_heartbeat records. After a
+	// failure, records acknowledged behind the failed one are not counted
+	// (stream_eof and the last heartbeat excepted).
 	RawMessages, Messages, Heartbeats int64
-	// MD5 is the hex MD5 of the Bytes sent.
+	// MD5 is the hex MD5 of the Bytes acknowledged.
 	MD5 string
-	// Closed is set once stream_eof was written; ForcedEOF is its flag.
+	// Closed is set once stream_eof was acknowledged; ForcedEOF is its
+	// flag.
 	Closed, ForcedEOF bool
 }
 
@@ -126,29 +168,42 @@ const (
 // Each heartbeat's counters (bytesRead, bytesWritten, messagesWritten,
 // where messages are stream messages, not heartbeats) describe exactly the
 // records produced before it. The last heartbeat follows stream_eof: DONE
-// after Close, FAILED with errorMsg after Abort.
+// after Close, FAILED with errorMsg after Abort or a produce failure.
 //
 // Records of the stream are produced in order by one Producer, so on a
-// single-partition topic they are read back in order. Init creates the
-// topic with one partition when the Producer can create topics (a
-// *bus.Client can); an existing topic is left as it is, and a stream on a
-// topic with several partitions may be read out of order, because its keys
-// differ.
+// single-partition topic they are read back in order. With an
+// AsyncProducer, Write hands records over and returns without waiting for
+// the broker, keeping up to MaxInFlightBytes on their way; with a plain
+// Producer, each Write, Flush and timer heartbeat waits for its records.
+// Counters only advance when the producer acknowledges a record, and after
+// a record fails nothing more of the stream is sent: the failure is
+// returned by the next Write or Flush (or by Close), and the stream_eof
+// that Close or Abort then sends describes exactly the raw_stream records
+// that were acknowledged before the failure. Close and Abort wait for
+// every record in flight before writing stream_eof.
+//
+// Init creates the topic with one partition when the Producer can create
+// topics (a *bus.Client can); an existing topic is left as it is, and a
+// stream on a topic with several partitions may be read out of order,
+// because its keys differ.
 //
 // A StreamWriter is safe for concurrent use, though the stream's bytes make
 // sense only when one goroutine writes them.
 type StreamWriter struct {
-	p     Producer
-	topic string
-	opts  StreamOptions
+	p      Producer
+	async  AsyncProducer // p, when it can produce asynchronously
+	topic  string
+	opts   StreamOptions
+	rawKey []byte // shared by every raw_stream record; nothing writes to it
 
 	mu         sync.Mutex
 	state      writerState
 	ctx        context.Context // from Init, for Write and timer heartbeats
 	started    time.Time
-	tail       []byte // bytes of the next, incomplete chunk
-	sum        hash.Hash
-	stats      Stats
+	tail       []byte    // bytes of the next, incomplete chunk
+	sum        hash.Hash // MD5 of the raw_stream records built so far
+	stats      Stats     // counters of the records built so far (not necessarily acknowledged)
+	acks       *acks     // what the producer acknowledged
 	lastBeat   time.Time
 	sinceBeat  int
 	err        error // the first produce failure; the stream is broken after it
@@ -194,16 +249,23 @@ func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWrite
 	if opts.ProduceTimeout <= 0 {
 		opts.ProduceTimeout = DefaultProduceTimeout
 	}
+	if opts.MaxInFlightBytes <= 0 {
+		opts.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	return &StreamWriter{
-		p:     p,
-		topic: topic,
-		opts:  opts,
-		sum:   md5.New(),
-		stats: Stats{Topic: topic, EngineInstanceID: opts.EngineInstanceID},
-	}, nil
+	w := &StreamWriter{
+		p:      p,
+		topic:  topic,
+		opts:   opts,
+		rawKey: []byte(opts.KeyPrefix + string(protocol.TypeRawStream)),
+		sum:    md5.New(),
+		stats:  Stats{Topic: topic, EngineInstanceID: opts.EngineInstanceID},
+		acks:   newAcks(),
+	}
+	w.async, _ = p.(AsyncProducer)
+	return w, nil
 }
 
 // Topic returns the stream's topic.
@@ -215,12 +277,13 @@ func (w *StreamWriter) Options() StreamOptions { return w.opts }
 
 // Init starts the stream: it makes sure the topic exists with one partition
 // (when the Producer can create topics), then produces stream_init and the
-// first heartbeat, and starts the heartbeat timer. ctx is kept: Write and
-// the timer produce with it (each call bounded by ProduceTimeout), so
-// cancelling it fails the stream; pass context.WithoutCancel(ctx) to let a
-// stopped source still close the stream cleanly. Init fails if called
-// twice or if the options do not make a valid stream_init (a missing
-// MimeType, say); then nothing was produced.
+// first heartbeat, waits for their acknowledgement, and starts the
+// heartbeat timer. ctx is kept: Write and the timer produce with it (each
+// wait bounded by ProduceTimeout), so cancelling it fails the stream; pass
+// context.WithoutCancel(ctx) to let a stopped source still close the stream
+// cleanly. Init fails if called twice or if the options do not make a
+// valid stream_init (a missing MimeType, say); then nothing was produced.
+// After a produce failure Init may be called again.
 func (w *StreamWriter) Init(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -250,12 +313,19 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 		}
 	}
 	w.ctx, w.started = ctx, now
-	snap := w.snapshot()
-	batch := []*bus.Record{rec}
+	batch := []outRecord{{rec: rec, kind: kindStreamMessage}}
 	w.stats.Messages++
 	batch = w.maybeBeat(batch, now, protocol.HeartbeatRunning, "")
-	if err := w.send(ctx, batch, snap); err != nil {
-		w.err = nil // nothing was started; Init may be tried again
+	err = w.send(ctx, batch)
+	if err == nil {
+		err = w.drain(ctx)
+	}
+	if err != nil {
+		// Nothing was started: start again from scratch if asked. Records
+		// still in flight report to the discarded acks.
+		w.stats = Stats{Topic: w.topic, EngineInstanceID: w.opts.EngineInstanceID}
+		w.acks, w.err, w.sum = newAcks(), nil, md5.New()
+		w.lastBeat, w.sinceBeat = time.Time{}, 0
 		return err
 	}
 	w.state = stateOpen
@@ -264,12 +334,14 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 	return nil
 }
 
-// Write adds p to the stream. Every complete chunk is produced as a
-// raw_stream record before Write returns; the remainder, less than
+// Write adds p to the stream. Every complete chunk becomes a raw_stream
+// record handed to the producer before Write returns: acknowledged by then
+// with a plain Producer; on its way with an AsyncProducer, unless
+// MaxInFlightBytes are, when Write waits for room. The remainder, less than
 // ChunkSize bytes, waits for more bytes, Flush, Close or Abort. Write never
 // keeps p. It returns len(p) and nil, or 0 and the error that broke the
-// stream (a produce failure, ErrClosed); after an error the stream should
-// be ended with Abort.
+// stream (a produce failure, possibly of an earlier Write's record, or
+// ErrClosed); after an error the stream should be ended with Abort.
 func (w *StreamWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -277,10 +349,9 @@ func (w *StreamWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	total := len(p)
-	snap := w.snapshot()
 	w.stats.BytesRead += int64(total)
 	size := w.opts.ChunkSize
-	var batch []*bus.Record
+	var batch []outRecord
 	now := w.opts.Clock()
 	for len(p) > 0 {
 		n := min(size-len(w.tail), len(p))
@@ -295,15 +366,18 @@ func (w *StreamWriter) Write(p []byte) (int, error) {
 		}
 		p = p[n:]
 	}
-	if err := w.send(w.ctx, batch, snap); err != nil {
+	if err := w.send(w.ctx, batch); err != nil {
 		return 0, err
 	}
 	return total, nil
 }
 
-// Flush produces the bytes waiting for a complete chunk as a shorter
-// raw_stream record, for sources that want their bytes on the bus now (a
-// live source about to wait for more). It does nothing when none wait.
+// Flush hands the bytes waiting for a complete chunk to the producer now,
+// as a shorter raw_stream record, for sources that want their bytes on the
+// bus (a live source about to wait for more). It does nothing when none
+// wait. Like Write, it waits for the acknowledgement only with a plain
+// Producer; an AsyncProducer sends the record within its linger time (kgo:
+// 10 ms).
 func (w *StreamWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -313,18 +387,21 @@ func (w *StreamWriter) Flush(ctx context.Context) error {
 	if len(w.tail) == 0 {
 		return nil
 	}
-	snap := w.snapshot()
 	batch := w.appendRaw(nil, w.tail, w.opts.Clock())
 	w.tail = w.tail[:0]
-	return w.send(ctx, batch, snap)
+	return w.send(ctx, batch)
 }
 
-// Close ends the stream: it produces the waiting bytes, then stream_eof
-// with forcedEOF set to forced (true when the stream was stopped before its
-// source ended, on purpose), contentLength and md5Checksum, then the last
-// heartbeat, DONE. ctx bounds these last records (the Init context is not
-// used, so a cancelled source can still be closed). Close after Close or
-// Abort returns ErrClosed; Close before Init fails and produces nothing.
+// Close ends the stream: it produces the waiting bytes, waits for every
+// record in flight, then produces stream_eof with forcedEOF set to forced
+// (true when the stream was stopped before its source ended, on purpose),
+// contentLength and md5Checksum, then the last heartbeat, DONE, and waits
+// for both. If the stream broke (a record failed, now or earlier), Close
+// ends it as Abort does, with forcedEOF true and a FAILED heartbeat, and
+// returns the failure. ctx bounds the waiting and these last records (the
+// Init context is not used, so a cancelled source can still be closed).
+// Close after Close or Abort returns ErrClosed; Close before Init fails and
+// produces nothing.
 func (w *StreamWriter) Close(ctx context.Context, forced bool) error {
 	return w.end(ctx, forced, nil, false)
 }
@@ -333,7 +410,8 @@ func (w *StreamWriter) Close(ctx context.Context, forced bool) error {
 // but the last heartbeat is FAILED with cause's text as errorMsg. Abort
 // before Init produces nothing and returns nil: there is no stream to end.
 // Abort after Close or Abort returns ErrClosed. It is worth calling after a
-// produce failure too: the broker may be back.
+// produce failure too: the broker may be back. Abort returns only an error
+// of producing the last records.
 func (w *StreamWriter) Abort(ctx context.Context, cause error) error {
 	if cause == nil {
 		cause = errors.New("aborted")
@@ -366,48 +444,88 @@ func (w *StreamWriter) end(ctx context.Context, forced bool, cause error, abort 
 
 // endLocked produces the last records. w.mu is held.
 func (w *StreamWriter) endLocked(ctx context.Context, forced bool, cause error) error {
-	now := w.opts.Clock()
-	snap := w.snapshot()
-	var batch []*bus.Record
-	if len(w.tail) > 0 {
-		batch = w.appendRaw(batch, w.tail, now)
-		w.tail = nil
+	if len(w.tail) > 0 && w.failure() == nil {
+		w.send(ctx, w.appendRaw(nil, w.tail, w.opts.Clock())) // a failure shows up below
 	}
-	// The checksum and length cover the tail about to be sent.
+	w.tail = nil
+	// stream_eof must describe what reached the topic: wait for it all.
+	if err := w.drain(ctx); err != nil {
+		w.broke(err)
+	}
+	broken := w.failure()
+	closeOfBroken := broken != nil && cause == nil
+	if broken != nil {
+		forced = true
+		if cause == nil {
+			cause = broken
+		}
+	}
+
+	now := w.opts.Clock()
+	a := w.acks
+	a.mu.Lock()
+	acked, md5sum := a.counts, a.md5()
+	a.mu.Unlock()
 	eof := &protocol.StreamEOF{
 		Header:        w.header(now),
 		ForcedEOF:     forced,
-		ContentLength: w.stats.Bytes,
-		MD5Checksum:   hex.EncodeToString(w.sum.Sum(nil)),
+		ContentLength: acked.bytes,
+		MD5Checksum:   md5sum,
 		KeyPrefix:     w.opts.KeyPrefix,
 	}
 	rec, err := w.record(w.topic, eof)
 	if err != nil {
 		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
 	}
-	batch = append(batch, rec)
-	w.stats.Messages++
-	w.stats.Closed, w.stats.ForcedEOF = true, forced
+	kind := kindEOF
+	if forced {
+		kind = kindForcedEOF
+	}
+	batch := []outRecord{{rec: rec, kind: kind}}
+	// The last heartbeat describes the records before it: what was
+	// acknowledged, and stream_eof.
+	w.stats.Bytes, w.stats.RawMessages, w.stats.Messages = acked.bytes, acked.raw, acked.messages+1
+	w.stats.Heartbeats = acked.heartbeats // its count follows the last one that landed
 	status, msg := protocol.HeartbeatDone, ""
 	if cause != nil {
 		status, msg = protocol.HeartbeatFailed, cause.Error()
 	}
 	batch = w.beat(batch, now, status, msg)
-	w.err = nil // a last attempt, whatever failed before
-	return w.send(ctx, batch, snap)
+	batch[len(batch)-1].kind = kindLastBeat
+	if err := w.sendLast(ctx, batch); err != nil {
+		return err
+	}
+	if closeOfBroken {
+		return broken // the stream is ended, and the failure reported
+	}
+	return nil
 }
 
 // Stats returns what the writer has written so far.
 func (w *StreamWriter) Stats() Stats {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.stats
-	s.MD5 = hex.EncodeToString(w.sum.Sum(nil))
+	s := Stats{Topic: w.stats.Topic, EngineInstanceID: w.stats.EngineInstanceID, BytesRead: w.stats.BytesRead}
+	a := w.acks
+	w.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s.Bytes, s.RawMessages, s.Messages, s.Heartbeats = a.counts.bytes, a.counts.raw, a.counts.messages, a.counts.heartbeats
+	s.MD5 = a.md5()
+	s.Closed, s.ForcedEOF = a.closed, a.forced
 	return s
 }
 
-// usable reports why the stream cannot take bytes, if it cannot. w.mu is
-// held.
+// rawBuilt returns how many raw_stream records were built so far, sent or
+// not: Pull uses it to see whether bytes went out since it last looked.
+func (w *StreamWriter) rawBuilt() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats.RawMessages
+}
+
+// usable reports why the stream cannot take bytes, if it cannot: not
+// started, ended, or broken by a failure (seen now, if the producer
+// reported it since). w.mu is held.
 func (w *StreamWriter) usable() error {
 	switch {
 	case w.state == stateNew:
@@ -415,18 +533,68 @@ func (w *StreamWriter) usable() error {
 	case w.state == stateClosed:
 		return ErrClosed
 	}
+	return w.failure()
+}
+
+// failure returns the failure that broke the stream, if any, taking note
+// of one the producer reported since the last look. w.mu is held.
+func (w *StreamWriter) failure() error {
+	if w.err == nil {
+		if err := w.acks.failure(); err != nil {
+			w.broke(err)
+		}
+	}
 	return w.err
+}
+
+// broke records the failure that broke the stream and drops the bytes
+// waiting for a chunk: sending them later would leave a hole before them.
+// w.mu is held.
+func (w *StreamWriter) broke(err error) {
+	if w.err == nil {
+		w.err = fmt.Errorf("stream on topic %s: %w", w.topic, err)
+	}
+	w.tail = w.tail[:0]
+}
+
+// recordKind says what a record is to the acknowledgement counters.
+type recordKind uint8
+
+const (
+	kindStreamMessage recordKind = iota // stream_init
+	kindRaw
+	kindBeat
+	kindEOF       // stream_eof, forcedEOF false
+	kindForcedEOF // stream_eof, forcedEOF true
+	kindLastBeat
+)
+
+// outRecord is a record to produce and what it is.
+type outRecord struct {
+	rec  *bus.Record
+	kind recordKind
+	// sum is, for a raw_stream record, the MD5 state after its bytes: the
+	// stream's checksum once it is acknowledged.
+	sum []byte
 }
 
 // appendRaw adds a raw_stream record holding a copy of data, counts it, and
 // adds a heartbeat if one is due. w.mu is held.
-func (w *StreamWriter) appendRaw(batch []*bus.Record, data []byte, now time.Time) []*bus.Record {
-	batch = append(batch, &bus.Record{
-		Topic: w.topic,
-		Key:   []byte(w.opts.KeyPrefix + string(protocol.TypeRawStream)),
-		Value: append([]byte(nil), data...),
-	})
+func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) []outRecord {
+	// The MD5 is computed here, on the writer's goroutine, rather than
+	// when records are acknowledged: it is the costliest step of ingest
+	// (about 750 MB/s), and the acknowledgements come on the producer's
+	// single callback goroutine, which has other work.
 	w.sum.Write(data)
+	sum, err := w.sum.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(fmt.Sprintf("ingest: saving MD5 state: %v", err)) // crypto/md5 always can
+	}
+	batch = append(batch, outRecord{&bus.Record{
+		Topic: w.topic,
+		Key:   w.rawKey,
+		Value: append([]byte(nil), data...),
+	}, kindRaw, sum})
 	w.stats.Bytes += int64(len(data))
 	w.stats.RawMessages++
 	w.stats.Messages++
@@ -435,7 +603,7 @@ func (w *StreamWriter) appendRaw(batch []*bus.Record, data []byte, now time.Time
 
 // maybeBeat adds a heartbeat when one is due by count or by time. w.mu is
 // held.
-func (w *StreamWriter) maybeBeat(batch []*bus.Record, now time.Time, status protocol.HeartbeatStatus, msg string) []*bus.Record {
+func (w *StreamWriter) maybeBeat(batch []outRecord, now time.Time, status protocol.HeartbeatStatus, msg string) []outRecord {
 	w.sinceBeat++
 	if !w.beatDue(now) {
 		return batch
@@ -447,8 +615,10 @@ func (w *StreamWriter) beatDue(now time.Time) bool {
 	return w.lastBeat.IsZero() || w.sinceBeat >= w.opts.HeartbeatEvery || now.Sub(w.lastBeat) >= w.opts.HeartbeatInterval
 }
 
-// beat adds a heartbeat carrying the counters so far. w.mu is held.
-func (w *StreamWriter) beat(batch []*bus.Record, now time.Time, status protocol.HeartbeatStatus, msg string) []*bus.Record {
+// beat adds a heartbeat carrying the counters of the records built before
+// it. Records reach the topic in order and none follows a failed one, so if
+// the heartbeat lands, so did they. w.mu is held.
+func (w *StreamWriter) beat(batch []outRecord, now time.Time, status protocol.HeartbeatStatus, msg string) []outRecord {
 	w.stats.Heartbeats++
 	hb := &protocol.EngineHeartbeat{
 		Header:           w.header(now),
@@ -468,7 +638,7 @@ func (w *StreamWriter) beat(batch []*bus.Record, now time.Time, status protocol.
 		panic(fmt.Sprintf("ingest: encoding heartbeat: %v", err))
 	}
 	w.lastBeat, w.sinceBeat = now, 0
-	return append(batch, rec)
+	return append(batch, outRecord{rec: rec, kind: kindBeat})
 }
 
 func (w *StreamWriter) header(now time.Time) protocol.Header {
@@ -488,47 +658,273 @@ func (w *StreamWriter) record(topic string, msg protocol.Message) (*bus.Record, 
 	return &bus.Record{Topic: topic, Key: key, Value: value}, nil
 }
 
-// counters is the part of a writer's state a failed batch rolls back.
-type counters struct {
-	stats     Stats
-	sum       []byte // the MD5 state
-	lastBeat  time.Time
-	sinceBeat int
-}
-
-// snapshot saves the counters before a batch is built. w.mu is held.
-func (w *StreamWriter) snapshot() counters {
-	sum, err := w.sum.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		panic(fmt.Sprintf("ingest: saving MD5 state: %v", err)) // crypto/md5 always can
-	}
-	return counters{stats: w.stats, sum: sum, lastBeat: w.lastBeat, sinceBeat: w.sinceBeat}
-}
-
-// send produces batch, bounded by ProduceTimeout. On failure it restores
-// the counters to snap, so that stream_eof describes only what reached the
-// topic, drops the bytes waiting for a chunk (sending them later would
-// leave a hole before them), and remembers the failure: the stream is
-// broken from then on. w.mu is held.
-func (w *StreamWriter) send(ctx context.Context, batch []*bus.Record, snap counters) error {
+// send hands batch to the producer: record by record to an AsyncProducer,
+// waiting for room in the window when it is full, or in one Produce call,
+// bounded by ProduceTimeout, to a plain Producer. It stops at the first
+// failure it learns of, and the stream is broken from then on. w.mu is
+// held.
+func (w *StreamWriter) send(ctx context.Context, batch []outRecord) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
-	defer cancel()
-	if err := w.p.Produce(ctx, batch...); err != nil {
-		w.stats, w.lastBeat, w.sinceBeat = snap.stats, snap.lastBeat, snap.sinceBeat
-		if err := w.sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(snap.sum); err != nil {
-			panic(fmt.Sprintf("ingest: restoring MD5 state: %v", err))
+	a := w.acks
+	if w.async == nil {
+		err := w.produceSync(ctx, batch)
+		if err == nil {
+			err = a.failure() // a record of the call failed after all
 		}
-		w.tail = w.tail[:0]
-		w.err = fmt.Errorf("stream on topic %s: %w", w.topic, err)
-		return w.err
+		if err != nil {
+			w.broke(err)
+			return w.err
+		}
+		return nil
+	}
+	limit := w.opts.MaxInFlightBytes
+	for _, out := range batch {
+		cost := recordCost(out.rec)
+		a.mu.Lock()
+		if a.failed == nil && a.inflight > 0 && (a.inflightBytes+cost > limit || a.inflight >= maxInFlightRecords) {
+			// The window is full: wait until half of it is acknowledged,
+			// so the writer and the acknowledgements do not take turns
+			// record by record.
+			a.mu.Unlock()
+			err := w.waitAcks(ctx, func(a *acks) bool {
+				return a.failed != nil || (a.inflightBytes <= limit/2 && a.inflight <= maxInFlightRecords/2)
+			})
+			if err != nil {
+				w.broke(err)
+				return w.err
+			}
+			a.mu.Lock()
+		}
+		if a.failed != nil {
+			err := a.failed
+			a.mu.Unlock()
+			w.broke(err)
+			return w.err
+		}
+		a.handOver(cost)
+		a.mu.Unlock()
+		w.async.ProduceAsync(out.rec, a.callback(out, cost))
 	}
 	return nil
+}
+
+// sendLast produces stream_eof and the last heartbeat and waits for them,
+// whatever failed before: the broker may be back. w.mu is held.
+func (w *StreamWriter) sendLast(ctx context.Context, batch []outRecord) error {
+	a := w.acks
+	if w.async == nil {
+		if err := w.produceSync(ctx, batch); err != nil {
+			return fmt.Errorf("stream on topic %s: %w", w.topic, err)
+		}
+		return nil
+	}
+	for _, out := range batch {
+		cost := recordCost(out.rec)
+		a.mu.Lock()
+		a.handOver(cost)
+		a.mu.Unlock()
+		w.async.ProduceAsync(out.rec, a.callback(out, cost))
+	}
+	if err := w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 }); err != nil {
+		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lastErr != nil {
+		return fmt.Errorf("stream on topic %s: %w", w.topic, a.lastErr)
+	}
+	return nil
+}
+
+// produceSync produces batch in one Produce call, bounded by
+// ProduceTimeout, reports the outcome of every record to the acks and
+// returns Produce's error. A failed call counts all its records as failed,
+// since Produce does not say which landed. w.mu is held.
+func (w *StreamWriter) produceSync(ctx context.Context, batch []outRecord) error {
+	recs := make([]*bus.Record, len(batch))
+	for i, out := range batch {
+		recs[i] = out.rec
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
+	defer cancel()
+	err := w.p.Produce(ctx, recs...)
+	a := w.acks
+	for _, out := range batch {
+		cost := recordCost(out.rec)
+		a.mu.Lock()
+		a.handOver(cost)
+		a.mu.Unlock()
+		a.callback(out, cost)(out.rec, err)
+	}
+	return err
+}
+
+// drain waits until every record handed to the producer is acknowledged or
+// failed; it returns only an error of waiting. w.mu is held.
+func (w *StreamWriter) drain(ctx context.Context) error {
+	if w.async == nil {
+		return nil // Produce returned, so nothing is in flight
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 })
+}
+
+// waitAcks waits until ready, called with the acks' mutex held, says so,
+// or until ctx ends or ProduceTimeout passes without any acknowledgement,
+// which it returns as an error. w.mu is held.
+func (w *StreamWriter) waitAcks(ctx context.Context, ready func(*acks) bool) error {
+	a := w.acks
+	timeout := w.opts.ProduceTimeout
+	var timer *time.Timer
+	for {
+		a.mu.Lock()
+		if ready(a) {
+			a.waiting = nil
+			a.mu.Unlock()
+			return nil
+		}
+		a.waiting = ready
+		last := a.lastAck
+		a.mu.Unlock()
+		wait := timeout - time.Since(last)
+		if wait <= 0 {
+			a.mu.Lock()
+			a.waiting = nil
+			a.mu.Unlock()
+			return fmt.Errorf("no acknowledgement from the broker for %s: %w", timeout, context.DeadlineExceeded)
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-a.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			a.mu.Lock()
+			a.waiting = nil
+			a.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
+
+func recordCost(r *bus.Record) int { return len(r.Key) + len(r.Value) + recordOverhead }
+
+// ackCounts are the acknowledged records of a stream.
+type ackCounts struct {
+	bytes, raw, messages, heartbeats int64
+}
+
+// acks is what the producer has acknowledged of a stream. It has its own
+// mutex, not the writer's, because acknowledgements arrive on producer
+// goroutines while a Write holding the writer's mutex waits for them.
+type acks struct {
+	mu            sync.Mutex
+	inflight      int // records handed over and not yet acknowledged or failed
+	inflightBytes int // their recordCost
+	counts        ackCounts
+	sum           []byte    // MD5 state after the acknowledged raw_stream bytes; nil before any
+	failed        error     // the first record that failed: later ones are not counted
+	lastErr       error     // the first failure of stream_eof or the last heartbeat
+	closed        bool      // stream_eof acknowledged
+	forced        bool      // its forcedEOF
+	lastAck       time.Time // when a record was last acknowledged or failed, or handed over with none in flight
+	waiting       func(*acks) bool
+	wake          chan struct{} // signalled when waiting says it is ready, or on a failure
+}
+
+func newAcks() *acks {
+	return &acks{lastAck: time.Now(), wake: make(chan struct{}, 1)}
+}
+
+// md5 returns the hex MD5 of the acknowledged raw_stream bytes. a.mu is
+// held.
+func (a *acks) md5() string {
+	h := md5.New()
+	if a.sum != nil {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(a.sum); err != nil {
+			panic(fmt.Sprintf("ingest: restoring MD5 state: %v", err))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// handOver counts a record of cost handed to the producer. The wait for
+// its acknowledgement starts now if nothing else was in flight. a.mu is
+// held.
+func (a *acks) handOver(cost int) {
+	if a.inflight == 0 {
+		a.lastAck = time.Now()
+	}
+	a.inflight++
+	a.inflightBytes += cost
+}
+
+// failure returns the first failure of a stream record, if any.
+func (a *acks) failure() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failed
+}
+
+// callback returns the done function for out.
+func (a *acks) callback(out outRecord, cost int) func(*bus.Record, error) {
+	kind, sum := out.kind, out.sum
+	return func(rec *bus.Record, err error) { a.done(kind, sum, cost, rec, err) }
+}
+
+// done accounts for one record acknowledged (err nil) or failed; sum is a
+// raw_stream record's MD5 state.
+func (a *acks) done(kind recordKind, sum []byte, cost int, rec *bus.Record, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight--
+	a.inflightBytes -= cost
+	a.lastAck = time.Now()
+	last := kind == kindEOF || kind == kindForcedEOF || kind == kindLastBeat
+	switch {
+	case err != nil && last:
+		if a.lastErr == nil {
+			a.lastErr = err
+		}
+	case err != nil:
+		if a.failed == nil {
+			a.failed = err
+		}
+	case a.failed != nil && !last:
+		// Behind a failed record: not part of the stream's prefix.
+	default:
+		switch kind {
+		case kindRaw:
+			a.sum = sum
+			a.counts.bytes += int64(len(rec.Value))
+			a.counts.raw++
+			a.counts.messages++
+		case kindStreamMessage:
+			a.counts.messages++
+		case kindEOF, kindForcedEOF:
+			a.counts.messages++
+			a.closed, a.forced = true, kind == kindForcedEOF
+		case kindBeat, kindLastBeat:
+			a.counts.heartbeats++
+		}
+	}
+	if a.waiting != nil && a.waiting(a) {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // tick sends time-based heartbeats while the stream is open, so a source
@@ -552,9 +948,8 @@ func (w *StreamWriter) tick() {
 		default:
 		}
 		now := w.opts.Clock()
-		if w.err == nil && now.Sub(w.lastBeat) >= w.opts.HeartbeatInterval {
-			snap := w.snapshot()
-			_ = w.send(w.ctx, w.beat(nil, now, protocol.HeartbeatRunning, ""), snap)
+		if w.usable() == nil && now.Sub(w.lastBeat) >= w.opts.HeartbeatInterval {
+			_ = w.send(w.ctx, w.beat(nil, now, protocol.HeartbeatRunning, ""))
 		}
 		w.mu.Unlock()
 	}
