@@ -41,9 +41,13 @@ summaries). A record that cannot be decoded, or breaks the stream rules, is
 printed as an ERROR line saying why, and reading goes on.
 
 Without --from-beginning it starts with the next record produced. --until-eof
-stops after the first stream_eof and exits non-zero if its contentLength or
-md5Checksum does not match the raw_stream bytes received; otherwise consume
-runs until Ctrl-C. --json prints one JSON object per record instead.`,
+stops after the first record keyed stream_eof (any key prefix) and exits
+non-zero if its contentLength or md5Checksum does not match the raw_stream
+bytes received. It also exits non-zero, saying so, when that stream_eof came
+without its stream_init before it (consume started mid-stream, say, without
+--from-beginning) or could not be decoded: then nothing could be verified.
+Otherwise consume runs until Ctrl-C. --json prints one JSON object per
+record instead.`,
 		Example: `  weir consume --topic stream_00000012 --from-beginning --until-eof
   weir consume --topic stream_00000012 --kafka 127.0.0.1:9092 --json`,
 		Args: cobra.NoArgs,
@@ -67,7 +71,7 @@ runs until Ctrl-C. --json prints one JSON object per record instead.`,
 	f.String("topic", "", "topic to read (required)")
 	f.String("group", "", "consumer group to join and commit to (default: none, nothing committed)")
 	f.Bool("from-beginning", false, "start at the oldest record, not the next one produced")
-	f.Bool("until-eof", false, "stop after the first stream_eof; exit non-zero if it does not match the bytes received")
+	f.Bool("until-eof", false, "stop after the first stream_eof; exit non-zero if it does not match the bytes received, or if the stream's start was not seen")
 	f.Bool("json", false, "print one JSON object per record")
 	return cmd
 }
@@ -95,7 +99,7 @@ func runConsume(cmd *cobra.Command, cfg consumeConfig) error {
 			if _, err := fmt.Fprintln(out, r.line); err != nil {
 				return err
 			}
-			if cfg.UntilEOF && r.eof != nil {
+			if cfg.UntilEOF && r.eofKey {
 				eof = &r
 				stop()
 			}
@@ -110,6 +114,16 @@ func runConsume(cmd *cobra.Command, cfg consumeConfig) error {
 	}
 	if eof == nil {
 		return &exitError{code: 130, err: fmt.Errorf("consume %s: stopped before a stream_eof", cfg.Topic)}
+	}
+	if eof.eof == nil {
+		at := strconv.FormatInt(eof.offset, 10)
+		if eof.partition != 0 {
+			at = fmt.Sprintf("%d/%d", eof.partition, eof.offset)
+		}
+		if !eof.startSeen {
+			return fmt.Errorf("consume %s: stream_eof at offset %s, but the stream's start (its stream_init) was not seen, so nothing could be verified; use --from-beginning to read a whole stream", cfg.Topic, at)
+		}
+		return fmt.Errorf("consume %s: stream_eof at offset %s: %w; nothing could be verified", cfg.Topic, at, eof.err)
 	}
 	summary := fmt.Sprintf("stream ended: %d bytes in %d raw_stream records", eof.received, eof.rawRecords)
 	switch {
@@ -150,8 +164,15 @@ type streamState struct {
 type dumped struct {
 	line string // one line, no newline
 	err  error  // the problem with the record, if any
-	// For a stream_eof: the message, and the bytes and raw_stream records
-	// its stream received.
+	// eofKey is set for a record keyed stream_eof, whatever its value;
+	// startSeen then says whether its stream was open (its stream_init
+	// seen, and no stream_eof yet). partition and offset locate it.
+	eofKey    bool
+	startSeen bool
+	partition int32
+	offset    int64
+	// For a stream_eof that decoded and ended an open stream: the message,
+	// and the bytes and raw_stream records its stream received.
 	eof        *protocol.StreamEOF
 	received   int64
 	rawRecords int64
@@ -181,6 +202,9 @@ func (d *recordDumper) dump(rec *bus.Record) dumped {
 		}
 		before, wasOpen := st.reader.Received(), st.reader.State() == protocol.StreamOpen
 		msg, r.err = st.reader.Next(rec.Key, rec.Value)
+		if keyType == protocol.TypeStreamEOF {
+			r.eofKey, r.startSeen, r.partition, r.offset = true, wasOpen, rec.Partition, rec.Offset
+		}
 		if keyType == protocol.TypeRawStream {
 			// The reader counts the bytes only where they belong.
 			counted := wasOpen && st.reader.State() == protocol.StreamOpen && st.reader.Received() == before+int64(len(rec.Value))
