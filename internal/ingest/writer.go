@@ -43,6 +43,15 @@ type AsyncProducer interface {
 	ProduceAsync(rec *bus.Record, done func(*bus.Record, error))
 }
 
+// flusher is the optional side of an AsyncProducer that can send what it
+// holds back at once and wait for it; *bus.Client has it (for all its
+// buffered records, not only the stream's). A writer flushes where it waits
+// for every record anyway, at Init and at the end, so the producer's linger
+// (kgo's 10 ms) does not add to them.
+type flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // topicCreator is the optional side of a Producer that can create topics;
 // *bus.Client has it. Init uses it to make sure the stream topic has a
 // single partition.
@@ -730,7 +739,7 @@ func (w *StreamWriter) sendLast(ctx context.Context, batch []outRecord) error {
 		a.mu.Unlock()
 		w.async.ProduceAsync(out.rec, a.callback(out, cost))
 	}
-	if err := w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 }); err != nil {
+	if err := w.drain(ctx); err != nil {
 		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
 	}
 	a.mu.Lock()
@@ -772,6 +781,13 @@ func (w *StreamWriter) drain(ctx context.Context) error {
 	}
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if f, ok := w.p.(flusher); ok {
+		// Its outcome shows in the acknowledgements; waitAcks bounds the
+		// wait as for any other.
+		fctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
+		f.Flush(fctx)
+		cancel()
 	}
 	return w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 })
 }
