@@ -253,6 +253,9 @@ type throttle struct {
 
 func (c *throttle) Open(cc *CalculatorContext) error {
 	c.interval = cc.Options().Duration("interval").Microseconds()
+	if c.interval <= 0 {
+		return fmt.Errorf("option interval must be positive, got %v", cc.Options().Duration("interval"))
+	}
 	cc.SetTimestampOffset(0)
 	return nil
 }

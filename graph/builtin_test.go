@@ -113,6 +113,27 @@ nodes:
 	}
 }
 
+func TestThrottleRefusesANonPositiveInterval(t *testing.T) {
+	for _, interval := range []string{"-1s", "0s"} {
+		g := build(t, `
+input_streams: [in]
+nodes:
+  - name: limit
+    calculator: Throttle
+    input_streams: [in]
+    output_streams: [out]
+    options: {interval: `+interval+`}
+`)
+		err := g.StartRun(testCtx(t), nil)
+		if err == nil {
+			err = g.WaitUntilDone(testCtx(t))
+		}
+		if err == nil || !strings.Contains(err.Error(), "interval must be positive") || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("interval %s: err = %v, want a refusal naming the node and the option", interval, err)
+		}
+	}
+}
+
 func TestCounterSetsTotalSidePacket(t *testing.T) {
 	g := build(t, `
 output_side_packets: [total]
