@@ -499,6 +499,66 @@
 
   // ----------------------------------------------------------------- VOD
 
+  // pagedList is a status-filtered, paged table body over GET path (/vod or
+  // /streams). refresh reloads as many items as are shown, so pages added
+  // with "Load more" keep updating too; rowFor makes one item's row; kick
+  // asks the view's poller to refresh at once (used when the filter changes).
+  function pagedList(scope, path, statuses, emptyText, rowFor, kick) {
+    const filter = h('select', { 'aria-label': 'Filter by status' },
+      ['', ...statuses].map((s) => h('option', { value: s, text: s || 'all statuses' })));
+    const tbody = h('tbody');
+    const listNote = h('div', { class: 'notice bad', role: 'alert' });
+    const more = h('button', { type: 'button', class: 'ghost small', text: 'Load more', hidden: true });
+    const state = { items: [], cursor: '', shown: 25, gen: 0 };
+
+    async function fetchPage(cursor, limit) {
+      const q = new URLSearchParams({ limit: String(limit) });
+      if (filter.value) q.set('status', filter.value);
+      if (cursor) q.set('cursor', cursor);
+      return api('GET', path + '?' + q.toString());
+    }
+
+    async function refresh() {
+      const gen = state.gen;
+      const page = await fetchPage('', Math.min(1000, Math.max(25, state.shown)));
+      if (gen !== state.gen || !scope.alive) return;
+      state.items = page.items || [];
+      state.cursor = page.next_cursor || '';
+      setNotice(listNote, 'bad');
+      render();
+    }
+
+    function render() {
+      tbody.replaceChildren();
+      if (state.items.length === 0) {
+        tbody.append(h('tr', null, h('td', { colspan: '5', class: 'empty', text: emptyText(filter.value) })));
+      }
+      for (const it of state.items) tbody.append(rowFor(it));
+      more.hidden = !state.cursor;
+    }
+
+    more.addEventListener('click', async () => {
+      more.disabled = true;
+      try {
+        const page = await fetchPage(state.cursor, 25);
+        state.items = state.items.concat(page.items || []);
+        state.cursor = page.next_cursor || '';
+        state.shown = state.items.length;
+        render();
+      } catch (e) {
+        setNotice(listNote, 'bad', e.message);
+      } finally {
+        more.disabled = false;
+      }
+    });
+    filter.addEventListener('change', () => {
+      state.gen++;
+      state.shown = 25;
+      kick();
+    });
+    return { filter, tbody, listNote, more, state, refresh };
+  }
+
   function vodListView(scope) {
     let poller = null;
     const kick = () => poller && poller.kick();
@@ -621,58 +681,9 @@
     h('div', { class: 'row' }, importBtn), importNote);
 
     // The list.
-    const filter = h('select', { 'aria-label': 'Filter by status' },
-      ['', 'uploaded', 'processing', 'transcoding', 'ready', 'failed'].map((s) => h('option', { value: s, text: s || 'all statuses' })));
-    const tbody = h('tbody');
-    const listNote = h('div', { class: 'notice bad', role: 'alert' });
-    const more = h('button', { type: 'button', class: 'ghost small', text: 'Load more', hidden: true });
-    const state = { items: [], cursor: '', shown: 25, gen: 0 };
-
-    async function fetchPage(cursor, limit) {
-      const q = new URLSearchParams({ limit: String(limit) });
-      if (filter.value) q.set('status', filter.value);
-      if (cursor) q.set('cursor', cursor);
-      return api('GET', '/vod?' + q.toString());
-    }
-
-    // refresh reloads as many items as are shown, so "Load more" pages
-    // keep updating too.
-    async function refresh() {
-      const gen = state.gen;
-      const page = await fetchPage('', Math.min(1000, Math.max(25, state.shown)));
-      if (gen !== state.gen || !scope.alive) return;
-      state.items = page.items || [];
-      state.cursor = page.next_cursor || '';
-      setNotice(listNote, 'bad');
-      render();
-    }
-
-    more.addEventListener('click', async () => {
-      more.disabled = true;
-      try {
-        const page = await fetchPage(state.cursor, 25);
-        state.items = state.items.concat(page.items || []);
-        state.cursor = page.next_cursor || '';
-        state.shown = state.items.length;
-        render();
-      } catch (e) {
-        setNotice(listNote, 'bad', e.message);
-      } finally {
-        more.disabled = false;
-      }
-    });
-    filter.addEventListener('change', () => {
-      state.gen++;
-      state.shown = 25;
-      kick();
-    });
-
-    function render() {
-      tbody.replaceChildren();
-      if (state.items.length === 0) {
-        tbody.append(h('tr', null, h('td', { colspan: '5', class: 'empty', text: filter.value ? 'No titles with status ' + filter.value + '.' : 'No VOD titles yet: upload one above, or run weir vod upload FILE.' })));
-      }
-      for (const it of state.items) {
+    const list = pagedList(scope, '/vod', ['uploaded', 'processing', 'transcoding', 'ready', 'failed'],
+      (status) => status ? 'No titles with status ' + status + '.' : 'No VOD titles yet: upload one above, or run weir vod upload FILE.',
+      (it) => {
         const href = '#/vod/' + encodeURIComponent(it.stream_id);
         let progress = '';
         if (it.status === 'processing' || it.status === 'transcoding') {
@@ -682,15 +693,14 @@
         } else if (it.status === 'uploaded') {
           progress = h('span', { class: 'muted', text: 'queued' });
         }
-        tbody.append(h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A') location.hash = href; } },
+        return h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A') location.hash = href; } },
           h('td', null, h('a', { href, text: it.title || it.stream_id })),
           h('td', null, statusPill(it.status)),
           h('td', null, progress),
           h('td', { title: fmtTime(it.created_at), text: fmtAgo(it.created_at) }),
-          h('td', { class: 'mono muted', text: it.stream_id })));
-      }
-      more.hidden = !state.cursor;
-    }
+          h('td', { class: 'mono muted', text: it.stream_id }));
+      }, kick);
+    const { filter, tbody, listNote, more, state, refresh } = list;
 
     app.append(h('div', { class: 'stack' },
       h('section', { class: 'card' },
@@ -968,73 +978,25 @@
     h('div', { class: 'row' }, startBtn),
     startNote);
 
-    const filter = h('select', { 'aria-label': 'Filter by status' },
-      ['', 'created', 'live', 'vod', 'failed'].map((s) => h('option', { value: s, text: s || 'all statuses' })));
-    const tbody = h('tbody');
-    const listNote = h('div', { class: 'notice bad', role: 'alert' });
-    const more = h('button', { type: 'button', class: 'ghost small', text: 'Load more', hidden: true });
-    const state = { items: [], cursor: '', shown: 25, gen: 0 };
-
-    async function fetchPage(cursor, limit) {
-      const q = new URLSearchParams({ limit: String(limit) });
-      if (filter.value) q.set('status', filter.value);
-      if (cursor) q.set('cursor', cursor);
-      return api('GET', '/streams?' + q.toString());
-    }
-
-    async function refresh() {
-      const gen = state.gen;
-      const page = await fetchPage('', Math.min(1000, Math.max(25, state.shown)));
-      if (gen !== state.gen || !scope.alive) return;
-      state.items = page.items || [];
-      state.cursor = page.next_cursor || '';
-      setNotice(listNote, 'bad');
-      render();
-    }
-
-    more.addEventListener('click', async () => {
-      more.disabled = true;
-      try {
-        const page = await fetchPage(state.cursor, 25);
-        state.items = state.items.concat(page.items || []);
-        state.cursor = page.next_cursor || '';
-        state.shown = state.items.length;
-        render();
-      } catch (e) {
-        setNotice(listNote, 'bad', e.message);
-      } finally {
-        more.disabled = false;
-      }
-    });
-    filter.addEventListener('change', () => {
-      state.gen++;
-      state.shown = 25;
-      kick();
-    });
-
-    function render() {
-      tbody.replaceChildren();
-      if (state.items.length === 0) {
-        tbody.append(h('tr', null, h('td', { colspan: '5', class: 'empty', text: filter.value ? 'No streams with status ' + filter.value + '.' : 'No live streams yet: start one above.' })));
-      }
-      for (const it of state.items) {
+    const list = pagedList(scope, '/streams', ['created', 'live', 'vod', 'failed'],
+      (status) => status ? 'No streams with status ' + status + '.' : 'No live streams yet: start one above.',
+      (it) => {
         const href = '#/live/' + encodeURIComponent(it.stream_id);
         const end = livePending.has(it.status) ? h('button', {
           type: 'button', class: 'danger small', text: 'End',
           onclick: async (ev) => {
             ev.stopPropagation();
-            if (await endStream(it.stream_id, ev.currentTarget, listNote)) kick();
+            if (await endStream(it.stream_id, ev.currentTarget, list.listNote)) kick();
           },
         }) : null;
-        tbody.append(h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A' && ev.target.tagName !== 'BUTTON') location.hash = href; } },
+        return h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A' && ev.target.tagName !== 'BUTTON') location.hash = href; } },
           h('td', null, h('a', { href, text: it.title || it.stream_id })),
           h('td', null, statusPill(it.status)),
           h('td', { title: fmtTime(it.created_at), text: fmtAgo(it.created_at) }),
           h('td', { class: 'mono muted', text: it.stream_id }),
-          h('td', null, end)));
-      }
-      more.hidden = !state.cursor;
-    }
+          h('td', null, end));
+      }, kick);
+    const { filter, tbody, listNote, more, state, refresh } = list;
 
     app.append(h('div', { class: 'stack' },
       h('section', { class: 'card' },
