@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,37 +101,17 @@ func (c *Config) check(kind, defaultAddr string) error {
 // its stream gets a stream_eof either way. Playback over RTMP is refused:
 // viewers watch HLS.
 type RTMPServer struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *serverMetrics
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	listener[net.Conn]
 }
 
 // NewRTMPServer checks cfg and registers the server's metrics; Start
 // listens.
 func NewRTMPServer(cfg Config) (*RTMPServer, error) {
-	if err := cfg.check("rtmp", DefaultRTMPAddr); err != nil {
+	s := &RTMPServer{}
+	if err := s.init(cfg, "rtmp", DefaultRTMPAddr); err != nil {
 		return nil, err
 	}
-	m, err := newServerMetrics(cfg.Registry, "rtmp")
-	if err != nil {
-		return nil, fmt.Errorf("rtmp server metrics: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &RTMPServer{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "rtmp"),
-		metrics: m,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[net.Conn]struct{}{},
-	}, nil
+	return s, nil
 }
 
 // Start binds the listen address and starts accepting publishers in the
@@ -142,38 +121,10 @@ func (s *RTMPServer) Start() error {
 	if err != nil {
 		return fmt.Errorf("rtmp server: %w", err)
 	}
-	s.mu.Lock()
-	s.ln = ln
-	s.mu.Unlock()
+	s.bind(ln, func() { ln.Close() })
 	s.log.Info("rtmp ingest listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.accept(ln)
-	return nil
-}
-
-// Addr returns the bound address (nil before Start).
-func (s *RTMPServer) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
-
-// Close stops listening, disconnects every publisher (each stream gets its
-// stream_eof) and waits for the connections to wind down.
-func (s *RTMPServer) Close() error {
-	s.cancel()
-	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
 	return nil
 }
 

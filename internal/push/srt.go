@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,37 +32,17 @@ const (
 // the same stream replaces the current one. Datagrams that are not SRT are
 // ignored by the SRT library.
 type SRTServer struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *serverMetrics
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	ln     srt.Listener
-	conns  map[srt.Conn]struct{}
-	wg     sync.WaitGroup
+	listener[srt.Conn]
 }
 
 // NewSRTServer checks cfg and registers the server's metrics; Start
 // listens.
 func NewSRTServer(cfg Config) (*SRTServer, error) {
-	if err := cfg.check("srt", DefaultSRTAddr); err != nil {
+	s := &SRTServer{}
+	if err := s.init(cfg, "srt", DefaultSRTAddr); err != nil {
 		return nil, err
 	}
-	m, err := newServerMetrics(cfg.Registry, "srt")
-	if err != nil {
-		return nil, fmt.Errorf("srt server metrics: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &SRTServer{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "srt"),
-		metrics: m,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[srt.Conn]struct{}{},
-	}, nil
+	return s, nil
 }
 
 // Start binds the UDP listen address and starts accepting publishers in the
@@ -76,39 +54,10 @@ func (s *SRTServer) Start() error {
 	if err != nil {
 		return fmt.Errorf("srt server: %w", err)
 	}
-	s.mu.Lock()
-	s.ln = ln
-	s.mu.Unlock()
+	s.bind(ln, ln.Close)
 	s.log.Info("srt ingest listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.accept(ln)
-	return nil
-}
-
-// Addr returns the bound UDP address (nil before Start).
-func (s *SRTServer) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
-
-// Close stops listening, disconnects every publisher (each stream gets its
-// stream_eof) and waits for the connections to wind down.
-func (s *SRTServer) Close() error {
-	s.cancel()
-	s.mu.Lock()
-	ln := s.ln
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
-	s.wg.Wait()
 	return nil
 }
 
