@@ -214,6 +214,9 @@ type Store interface {
 	UpsertTask(ctx context.Context, t Task) error
 	ListTasks(ctx context.Context, jobID string) ([]Task, error)
 
+	// Leaser grants the leases that keep cross-process work single.
+	Leaser
+
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

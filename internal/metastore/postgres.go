@@ -99,6 +99,10 @@ func (b postgresBackend) reader() querier         { return pgQuerier{b.pool} }
 func (b postgresBackend) writer() querier         { return pgQuerier{b.pool} }
 func (b postgresBackend) lockClause() string      { return " FOR UPDATE OF s" }
 func (b postgresBackend) timeArg(t time.Time) any { return t }
+func (b postgresBackend) clockNow() string        { return "statement_timestamp()" }
+func (b postgresBackend) clockPlus(n int) string {
+	return fmt.Sprintf("(statement_timestamp() + $%d::bigint * interval '1 microsecond')", n)
+}
 
 func (b postgresBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 	return markUnavailable(pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) }))

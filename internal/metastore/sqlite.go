@@ -145,6 +145,15 @@ func (b sqliteBackend) lockClause() string {
 }
 func (b sqliteBackend) timeArg(t time.Time) any { return t.UnixMicro() }
 
+// sqliteNow is the current time in microseconds since the epoch (julianday
+// has millisecond resolution, plenty for leases).
+const sqliteNow = `CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)`
+
+func (b sqliteBackend) clockNow() string { return sqliteNow }
+func (b sqliteBackend) clockPlus(n int) string {
+	return fmt.Sprintf("(%s + $%d)", sqliteNow, n)
+}
+
 func (b sqliteBackend) inTx(ctx context.Context, fn func(q querier) error) error {
 	tx, err := b.s.write.BeginTx(ctx, nil)
 	if err != nil {

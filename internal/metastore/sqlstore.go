@@ -58,6 +58,11 @@ type backend interface {
 	timeArg(t time.Time) any
 	// constraint reports which constraint, if any, err violated.
 	constraint(err error) constraintKind
+	// clockNow is an SQL expression for the database's current time, in
+	// the stored form; clockPlus is that time plus the microseconds bound
+	// to placeholder $n. Leases expire on this clock, not a process's.
+	clockNow() string
+	clockPlus(n int) string
 }
 
 // sqlStore implements Store on a backend.
