@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,13 +36,45 @@ const (
 	// partition whose start offset resolves just after a fetch went out
 	// joins only the next fetch, so this bounds how late it starts.
 	consumerFetchMaxWait = 500 * time.Millisecond
+
+	// groupSessionTimeout is how long the group coordinator waits for a
+	// silent member (a killed process) before giving its partitions to
+	// the others; groupHeartbeat is how often members say they are alive.
+	// Kafka's default session timeout is 45 s; weir's work (a live stream
+	// being packaged) must move faster than that, and 6 s is the smallest
+	// session timeout Kafka brokers accept by default
+	// (group.min.session.timeout.ms).
+	groupSessionTimeout = 6 * time.Second
+	groupHeartbeat      = time.Second
+
+	// patternRefresh is how often a TopicPattern consumer looks for new
+	// matching topics.
+	patternRefresh = time.Second
 )
 
 // ConsumeOptions configures Consume.
 type ConsumeOptions struct {
-	// Topics to read; at least one. Topics that do not exist yet are
-	// picked up (from their first record) once they are created.
+	// Topics to read. Topics that do not exist yet are picked up (from
+	// their first record) once they are created.
 	Topics []string
+
+	// TopicPattern, instead of Topics, reads every topic whose whole name
+	// matches this regular expression, including topics created later
+	// (found on the next metadata refresh, within about a second). With a
+	// group, the matching topics' partitions are split between the
+	// members: the live packager reads every stream topic this way with
+	// one member per process.
+	TopicPattern string
+
+	// OnAssigned, if set, is called when partitions are given to this
+	// consumer (with a group: after each rebalance; without: once the
+	// topics are known), before any of their records is handled.
+	// OnRevoked is called when partitions are taken away (a rebalance, the
+	// group lost us, or Consume returning), after their handled records
+	// were committed when that was still possible. Both run on the
+	// consuming goroutine's behalf and must not block for long.
+	OnAssigned func(topic string, partitions []int32)
+	OnRevoked  func(topic string, partitions []int32)
 
 	// Group is the consumer group to join. Consumers with the same group,
 	// in this process or any other, split the topics' partitions between
@@ -139,8 +173,17 @@ func (e *RecordError) Unwrap() error { return e.Err }
 // FromBeginning, --until-eof to UntilEOF; it prints in Handler and stops on
 // Ctrl-C by cancelling ctx.
 func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
-	if len(opts.Topics) == 0 {
+	switch {
+	case len(opts.Topics) == 0 && opts.TopicPattern == "":
 		return errors.New("consume: no topics")
+	case len(opts.Topics) > 0 && opts.TopicPattern != "":
+		return errors.New("consume: both Topics and TopicPattern given")
+	case opts.TopicPattern != "" && opts.UntilEOF:
+		return errors.New("consume: UntilEOF needs Topics, not a TopicPattern")
+	case opts.TopicPattern != "":
+		if _, err := regexp.Compile(opts.TopicPattern); err != nil {
+			return fmt.Errorf("consume: topic pattern %q: %w", opts.TopicPattern, err)
+		}
 	}
 	for _, t := range opts.Topics {
 		if err := ValidateTopic(t); err != nil {
@@ -167,7 +210,7 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 		c:       c,
 		opts:    opts,
 		metrics: c.cfg.metrics,
-		log:     c.log.With("group", opts.Group, "topics", opts.Topics),
+		log:     c.log.With("group", opts.Group, "topics", opts.topicsLabel()),
 		pending: make(map[topicPartition]*kgo.Record),
 		owned:   make(map[topicPartition]struct{}),
 	}
@@ -212,6 +255,14 @@ func (c *Client) ReadAll(ctx context.Context, topic string, from int64) ([]*Reco
 	return recs, nil
 }
 
+// topicsLabel names what is consumed, for logs and errors.
+func (o *ConsumeOptions) topicsLabel() string {
+	if o.TopicPattern != "" {
+		return "pattern " + o.TopicPattern
+	}
+	return strings.Join(o.Topics, ",")
+}
+
 type topicPartition struct {
 	topic     string
 	partition int32
@@ -250,20 +301,32 @@ func (k *consumer) kgoOptions() []kgo.Opt {
 	opts = append(opts,
 		kgo.MetadataMinAge(consumerMetadataMinAge),
 		kgo.FetchMaxWait(consumerFetchMaxWait),
+		kgo.SessionTimeout(groupSessionTimeout),
+		kgo.HeartbeatInterval(groupHeartbeat),
 	)
 	opts = append(opts, k.c.cfg.kgoOpts...) // the user's tuning wins over ours
 	opts = append(opts,
-		kgo.ConsumeTopics(k.opts.Topics...),
 		kgo.ConsumeStartOffset(start),
 		// Records that fell out of retention are gone; resume at the
 		// oldest that remain rather than skip any.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
+	if k.opts.TopicPattern != "" {
+		// kgo matches a regex anywhere in a name; anchor it so the
+		// pattern means the whole name, as documented.
+		// New topics are only seen on a metadata refresh, which kgo
+		// otherwise does every 5 minutes.
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics("^(?:"+k.opts.TopicPattern+")$"),
+			kgo.MetadataMaxAge(patternRefresh))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(k.opts.Topics...))
+	}
 	if k.opts.Group != "" {
 		opts = append(opts,
 			kgo.ConsumerGroup(k.opts.Group),
 			kgo.DisableAutoCommit(),
 			kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsAssigned(k.onAssigned),
 			kgo.OnPartitionsRevoked(k.onRevoked),
 			kgo.OnPartitionsLost(k.onLost),
 		)
@@ -274,7 +337,7 @@ func (k *consumer) kgoOptions() []kgo.Opt {
 func (k *consumer) run(ctx context.Context) error {
 	cl, err := kgo.NewClient(k.kgoOptions()...)
 	if err != nil {
-		return fmt.Errorf("consume %v: %w", k.opts.Topics, err)
+		return fmt.Errorf("consume %v: %w", k.opts.topicsLabel(), err)
 	}
 	k.cl = cl
 	defer func() {
@@ -411,13 +474,33 @@ func (k *consumer) commitLocked(only map[string][]int32) {
 	}
 }
 
+// onAssigned tells the handler's owner which partitions it now has.
+func (k *consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	if k.opts.OnAssigned == nil {
+		return
+	}
+	for t, ps := range assigned {
+		k.opts.OnAssigned(t, ps)
+	}
+}
+
 // onRevoked runs before partitions move to another member (and when the
 // group is left at Close): commit what was handled for them.
 func (k *consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.commitLocked(revoked)
 	k.forgetLocked(revoked)
+	k.mu.Unlock()
+	k.notifyRevoked(revoked)
+}
+
+func (k *consumer) notifyRevoked(parts map[string][]int32) {
+	if k.opts.OnRevoked == nil {
+		return
+	}
+	for t, ps := range parts {
+		k.opts.OnRevoked(t, ps)
+	}
 }
 
 // onLost runs when the group dropped us (session timeout, fencing): the
@@ -425,11 +508,12 @@ func (k *consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[strin
 // rewind the new owner. Forget them; their records are redelivered.
 func (k *consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if n := len(k.pending); n > 0 {
 		k.log.Warn("group partitions lost before commit; handled records will be redelivered", "partitions", n)
 	}
 	k.forgetLocked(lost)
+	k.mu.Unlock()
+	k.notifyRevoked(lost)
 }
 
 func (k *consumer) forgetLocked(parts map[string][]int32) {

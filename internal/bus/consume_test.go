@@ -270,6 +270,9 @@ func TestConsumeRejectsBadOptions(t *testing.T) {
 		{"no topics", ConsumeOptions{Handler: h}},
 		{"illegal topic", ConsumeOptions{Topics: []string{"a b"}, Handler: h}},
 		{"no handler", ConsumeOptions{Topics: []string{"t"}}},
+		{"topics and a pattern", ConsumeOptions{Topics: []string{"t"}, TopicPattern: "t.*", Handler: h}},
+		{"bad pattern", ConsumeOptions{TopicPattern: "stream_(", Handler: h}},
+		{"pattern until EOF", ConsumeOptions{TopicPattern: "t.*", UntilEOF: true, Handler: h}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := c.Consume(context.Background(), tc.opts); err == nil {
