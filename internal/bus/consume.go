@@ -9,17 +9,23 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
 	// defaultMaxPollRecords bounds how many records one poll hands to the
 	// handler loop before their offsets are committed.
 	defaultMaxPollRecords = 500
+
+	// defaultMaxDeferred bounds the records a consumer keeps deferred
+	// (Record.Defer) before it stops fetching more.
+	defaultMaxDeferred = 256
 
 	// commitTimeout bounds a commit; commits use a context detached from
 	// the consume context, because the final commit happens after it is
@@ -110,6 +116,11 @@ type ConsumeOptions struct {
 	// commits; default 500.
 	MaxPollRecords int
 
+	// MaxDeferred bounds how many records may be deferred (Record.Defer)
+	// and not yet acknowledged; at the bound Consume stops fetching until
+	// one is acknowledged. Default 256.
+	MaxDeferred int
+
 	// Handler is called for each record, one at a time, in offset order
 	// within a partition. Its ctx is the ctx given to Consume. Returning
 	// nil marks the record handled: its offset is committed shortly after
@@ -196,6 +207,9 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 	if opts.MaxPollRecords <= 0 {
 		opts.MaxPollRecords = defaultMaxPollRecords
 	}
+	if opts.MaxDeferred <= 0 {
+		opts.MaxDeferred = defaultMaxDeferred
+	}
 	if err := c.startConsumer(); err != nil {
 		return err
 	}
@@ -211,7 +225,8 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 		opts:    opts,
 		metrics: c.cfg.metrics,
 		log:     c.log.With("group", opts.Group, "topics", opts.topicsLabel()),
-		pending: make(map[topicPartition]*kgo.Record),
+		pending: make(map[topicPartition]*partState),
+		acked:   make(chan struct{}, 1),
 		owned:   make(map[topicPartition]struct{}),
 	}
 	if opts.UntilEOF {
@@ -281,10 +296,16 @@ type consumer struct {
 	// mu guards pending and owned: the group's rebalance callbacks run
 	// on a kgo goroutine.
 	mu sync.Mutex
-	// pending holds, per partition, the last handled record not yet
-	// committed (normally empty between polls; kept when a commit fails
-	// so the next commit retries it).
-	pending map[topicPartition]*kgo.Record
+	// pending holds, per partition, what is handled but not committed:
+	// the last handled record (normally nil between polls; kept when a
+	// commit fails so the next commit retries it) and the records whose
+	// handler deferred them (Record.Defer) and that are not acknowledged
+	// yet.
+	pending map[topicPartition]*partState
+	// deferred counts unacknowledged deferred records over all partitions.
+	deferred int
+	// acked wakes the poll loop when a deferred record is acknowledged.
+	acked chan struct{}
 	// owned are partitions with a lag gauge entry to remove at exit.
 	owned map[topicPartition]struct{}
 }
@@ -348,13 +369,10 @@ func (k *consumer) run(ctx context.Context) error {
 	}()
 
 	for {
-		pollCtx, cancelPoll := ctx, context.CancelFunc(func() {})
-		if k.opts.IdleTimeout > 0 {
-			pollCtx, cancelPoll = context.WithTimeout(ctx, k.opts.IdleTimeout)
+		if !k.waitForDeferredRoom(ctx) {
+			return nil
 		}
-		fetches := cl.PollRecords(pollCtx, k.opts.MaxPollRecords)
-		idle := pollCtx.Err() != nil && ctx.Err() == nil
-		cancelPoll()
+		fetches, idle := k.poll(ctx)
 		if fetches.IsClientClosed() {
 			return nil
 		}
@@ -382,6 +400,57 @@ func (k *consumer) run(ctx context.Context) error {
 	}
 }
 
+// poll fetches the next records. It returns early, with what it has, when a
+// deferred record is acknowledged (so its commit is not held up by a quiet
+// topic); idle reports that IdleTimeout passed with nothing to read.
+func (k *consumer) poll(ctx context.Context) (fetches kgo.Fetches, idle bool) {
+	pollCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var idleHit atomic.Bool
+	if k.opts.IdleTimeout > 0 {
+		t := time.AfterFunc(k.opts.IdleTimeout, func() { idleHit.Store(true); cancel() })
+		defer t.Stop()
+	}
+	if k.deferredCount() > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-k.acked:
+				cancel()
+			case <-stop:
+			}
+		}()
+	}
+	// Never take more records than may still be deferred: a handler may
+	// defer every one of them.
+	n := min(k.opts.MaxPollRecords, k.opts.MaxDeferred-k.deferredCount())
+	fetches = k.cl.PollRecords(pollCtx, max(n, 1))
+	return fetches, idleHit.Load() && ctx.Err() == nil
+}
+
+// waitForDeferredRoom holds polling while MaxDeferred records are deferred
+// and unacknowledged, committing as acknowledgements come. Not polling does
+// not block the group: rebalances proceed and heartbeats go on. It reports
+// false when ctx ended.
+func (k *consumer) waitForDeferredRoom(ctx context.Context) bool {
+	for k.deferredCount() >= k.opts.MaxDeferred {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-k.acked:
+			k.commitPending()
+		}
+	}
+	return ctx.Err() == nil
+}
+
+func (k *consumer) deferredCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.deferred
+}
+
 // handle runs the handler over the polled records, in order, stopping at the
 // first failure or when ctx ends. Handled records become pending commits.
 func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
@@ -392,13 +461,14 @@ func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
 					if ctx.Err() != nil {
 						return nil
 					}
-					if err := k.call(ctx, kr); err != nil {
+					d := &deferral{k: k, kr: kr}
+					if err := k.call(ctx, kr, d); err != nil {
 						if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 							return nil // stopped while handling: redeliver, no failure
 						}
 						return &RecordError{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Err: err}
 					}
-					k.handled(kr, p.HighWatermark)
+					k.handled(kr, p.HighWatermark, d)
 				}
 			}
 		}
@@ -408,7 +478,7 @@ func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
 
 // call runs the handler, turning a panic into an error so one bad record
 // cannot take the process down.
-func (k *consumer) call(ctx context.Context, kr *kgo.Record) (err error) {
+func (k *consumer) call(ctx context.Context, kr *kgo.Record, d *deferral) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			k.log.Error("consume handler panicked", "topic", kr.Topic, "partition", kr.Partition,
@@ -416,22 +486,38 @@ func (k *consumer) call(ctx context.Context, kr *kgo.Record) (err error) {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
-	return k.opts.Handler(ctx, fromKgo(kr))
+	rec := fromKgo(kr)
+	rec.deferral = d
+	return k.opts.Handler(ctx, rec)
 }
 
-func (k *consumer) handled(kr *kgo.Record, highWatermark int64) {
+func (k *consumer) handled(kr *kgo.Record, highWatermark int64, d *deferral) {
 	tp := topicPartition{kr.Topic, kr.Partition}
 	if k.eof != nil {
 		k.eof.handled(tp, kr.Offset)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.opts.Group != "" {
-		k.pending[tp] = kr
-		if k.metrics != nil {
-			k.owned[tp] = struct{}{}
-			k.metrics.setLag(k.opts.Group, tp, max(highWatermark-(kr.Offset+1), 0))
+	if k.opts.Group == "" {
+		return
+	}
+	st := k.pending[tp]
+	if st == nil {
+		st = &partState{committed: -1}
+		k.pending[tp] = st
+	}
+	st.last = kr
+	if d != nil && d.called && !d.acked {
+		if st.deferred == nil {
+			st.deferred = map[int64]*kgo.Record{}
 		}
+		st.deferred[kr.Offset] = kr
+		d.state = st
+		k.deferred++
+	}
+	if k.metrics != nil {
+		k.owned[tp] = struct{}{}
+		k.metrics.setLag(k.opts.Group, tp, max(highWatermark-(kr.Offset+1), 0))
 	}
 }
 
@@ -447,30 +533,119 @@ func (k *consumer) commitPending() {
 	k.commitLocked(nil)
 }
 
-// commitLocked commits the pending offsets of the partitions in only (all
-// when only is nil) and forgets those that were committed. k.mu is held.
+// commitLocked commits, for the partitions in only (all when only is nil),
+// everything handled before the first unacknowledged deferred record, and
+// forgets what was committed. k.mu is held.
 func (k *consumer) commitLocked(only map[string][]int32) {
-	var recs []*kgo.Record
-	for tp, kr := range k.pending {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for tp, st := range k.pending {
 		if only != nil && !contains(only[tp.topic], tp.partition) {
 			continue
 		}
-		recs = append(recs, kr)
+		at, ok := st.target()
+		if !ok || at.Offset <= st.committed {
+			continue
+		}
+		if offsets[tp.topic] == nil {
+			offsets[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.topic][tp.partition] = at
 	}
-	if len(recs) == 0 {
+	if len(offsets) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	if err := k.cl.CommitRecords(ctx, recs...); err != nil {
-		k.log.Warn("commit failed; handled records may be redelivered", "records", len(recs), "err", err)
-		return
-	}
-	for _, kr := range recs {
-		tp := topicPartition{kr.Topic, kr.Partition}
-		if k.pending[tp] == kr {
-			delete(k.pending, tp)
+	var commitErr error
+	k.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			clear(offsets)
+			return
 		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+					commitErr = fmt.Errorf("topic %s partition %d: %w", t.Topic, p.Partition, perr)
+					delete(offsets[t.Topic], p.Partition)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		k.log.Warn("commit failed; handled records may be redelivered", "err", commitErr)
+	}
+	for topic, parts := range offsets {
+		for p, at := range parts {
+			tp := topicPartition{topic, p}
+			st := k.pending[tp]
+			if st == nil {
+				continue
+			}
+			st.committed = at.Offset
+			if st.last != nil && st.last.Offset < at.Offset {
+				st.last = nil
+			}
+			if st.last == nil && len(st.deferred) == 0 {
+				delete(k.pending, tp)
+			}
+		}
+	}
+}
+
+// partState is what a partition has handled but not committed.
+type partState struct {
+	last      *kgo.Record           // the last handled record
+	deferred  map[int64]*kgo.Record // deferred records not acknowledged yet
+	committed int64                 // the offset last committed (-1: none yet)
+}
+
+// target is the offset to commit: the first unacknowledged deferred record
+// (everything before it is done), or the one after the last handled.
+func (st *partState) target() (kgo.EpochOffset, bool) {
+	var first *kgo.Record
+	for _, r := range st.deferred {
+		if first == nil || r.Offset < first.Offset {
+			first = r
+		}
+	}
+	switch {
+	case first != nil:
+		return kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}, true
+	case st.last != nil:
+		return kgo.EpochOffset{Epoch: st.last.LeaderEpoch, Offset: st.last.Offset + 1}, true
+	}
+	return kgo.EpochOffset{}, false
+}
+
+// deferral is a consumed record's link back to its consumer, for
+// Record.Defer.
+type deferral struct {
+	k      *consumer
+	kr     *kgo.Record
+	called bool       // Defer was called (set by the handler before it returns)
+	acked  bool       // under k.mu
+	state  *partState // set under k.mu once the record is pending
+}
+
+// ack marks a deferred record done. If its partition moved to another
+// member meanwhile, there is nothing to mark: the record is redelivered
+// there.
+func (d *deferral) ack() {
+	k := d.k
+	k.mu.Lock()
+	d.acked = true
+	tp := topicPartition{d.kr.Topic, d.kr.Partition}
+	if st := d.state; st != nil && k.pending[tp] == st {
+		if _, ok := st.deferred[d.kr.Offset]; ok {
+			delete(st.deferred, d.kr.Offset)
+			k.deferred--
+		}
+	}
+	k.mu.Unlock()
+	select {
+	case k.acked <- struct{}{}:
+	default:
 	}
 }
 
@@ -520,6 +695,9 @@ func (k *consumer) forgetLocked(parts map[string][]int32) {
 	for t, ps := range parts {
 		for _, p := range ps {
 			tp := topicPartition{t, p}
+			if st := k.pending[tp]; st != nil {
+				k.deferred -= len(st.deferred)
+			}
 			delete(k.pending, tp)
 			if _, ok := k.owned[tp]; ok {
 				delete(k.owned, tp)

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +26,34 @@ type Record struct {
 	Value     []byte
 	Headers   []Header
 	Timestamp time.Time
+
+	// deferral links a consumed record to its consumer (Defer).
+	deferral *deferral
+}
+
+// Defer, called by a Consume handler on its record, lets the handler return
+// at once while the record's work goes on elsewhere (a transcode, a call to
+// a slow engine): Consume moves on to the next records and keeps the group
+// responsive, but commits nothing of the record's partition from this
+// record on until ack is called. Long work must never run inside a handler,
+// because a handler that has not returned holds up every rebalance of the
+// group.
+//
+// If the partition moves to another member (a rebalance, this process
+// stopping) before ack, ack does nothing and the record is delivered again
+// to the new owner: deferred work must be idempotent or claimed with a
+// lease (metastore.Hold), and should stop when the Consume context ends.
+// ack may be called from any goroutine, more than once. On a record that
+// did not come from a group consumer, Defer does nothing and ack is a
+// no-op.
+func (r *Record) Defer() (ack func()) {
+	d := r.deferral
+	if d == nil {
+		return func() {}
+	}
+	d.called = true
+	var once sync.Once
+	return func() { once.Do(d.ack) }
 }
 
 // Header is a Kafka record header. Keys need not be unique.
