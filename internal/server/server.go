@@ -252,15 +252,14 @@ func (s *Server) startPipelines(ctx context.Context) error {
 const pipelinePartitions = 4
 
 // consumeVODJobs subscribes the VOD worker to its job topic in its consumer
-// group; a handler error leaves the job uncommitted for redelivery.
+// group. The worker defers each job record while the job runs in the
+// background; an unacknowledged job is redelivered.
 func (s *Server) consumeVODJobs(ctx context.Context, handle vod.Handler) error {
 	return s.bus.Consume(ctx, bus.ConsumeOptions{
 		Topics:        []string{vod.Topic},
 		Group:         vod.ConsumerGroup,
 		FromBeginning: true,
-		Handler: func(ctx context.Context, rec *bus.Record) error {
-			return handle(ctx, rec.Value)
-		},
+		Handler:       handle,
 	})
 }
 

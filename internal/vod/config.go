@@ -129,6 +129,27 @@ type Config struct {
 	// PollInterval is how often ffmpeg's segment lists are read for
 	// finished segments (default 200 ms).
 	PollInterval time.Duration
+
+	// MaxJobs is how many titles this worker transcodes at once (default
+	// 2); further jobs wait in the background without holding up the job
+	// topic's consumer group.
+	MaxJobs int
+	// Holder names this process in the leases it takes on titles (default
+	// host name and process id). It must differ between processes.
+	Holder string
+	// LeaseTTL is how long a title's lease lasts without renewal (default
+	// 15 s): a killed worker's title is taken over by another worker about
+	// this long after the kill, once its job is redelivered.
+	LeaseTTL time.Duration
+}
+
+// DefaultHolder names this process in leases: host name and process id.
+func DefaultHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 func (c *Config) setDefaults() error {
@@ -196,6 +217,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.MaxJobs <= 0 {
+		c.MaxJobs = 2
+	}
+	if c.Holder == "" {
+		c.Holder = DefaultHolder()
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 15 * time.Second
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second

@@ -46,6 +46,12 @@ func (w *Worker) process(ctx, parent context.Context, job Job, st metastore.Stre
 		log.Info("vod job cancelled; deleting its partial output")
 		w.cleanupDetached(parent, st)
 		return nil
+	case errors.Is(context.Cause(ctx), metastore.ErrLeaseLost) && parent.Err() == nil:
+		// Another worker took the title over (this one could not renew
+		// its lease in time): stop without touching what it writes.
+		w.m.jobs.WithLabelValues(outcomeStopped).Inc()
+		log.Warn("vod job's lease was lost; another worker carries on", "err", context.Cause(ctx))
+		return fmt.Errorf("vod %s: %w", st.ID, context.Cause(ctx))
 	case errors.Is(err, errAlreadyReady):
 		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
 		log.Warn("vod became ready elsewhere while this attempt ran; leaving it alone")

@@ -48,7 +48,7 @@ func TestRunConsumesJobsFromKafka(t *testing.T) {
 				Topics:        []string{Topic},
 				Group:         ConsumerGroup,
 				FromBeginning: true,
-				Handler:       func(ctx context.Context, rec *bus.Record) error { return handle(ctx, rec.Value) },
+				Handler:       handle,
 			})
 		})
 	}()

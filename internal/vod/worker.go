@@ -34,8 +34,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -49,14 +51,15 @@ type Job struct {
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 }
 
-// Handler handles one job message; it is what a bus consumer calls per
-// record.
-type Handler func(ctx context.Context, job []byte) error
+// Handler handles one record of the job topic; it is what a bus consumer
+// calls per record.
+type Handler func(ctx context.Context, rec *bus.Record) error
 
 // ConsumeFunc subscribes handle to the job topic and blocks: it returns nil
 // when ctx ends and an error when handle failed on a job (that job must then
 // be delivered again, as a Kafka consumer group does for an uncommitted
-// offset).
+// offset). Handle defers its records (bus.Record.Defer), so the consumer
+// must honour deferral.
 type ConsumeFunc func(ctx context.Context, handle Handler) error
 
 // errCancelled is the cause given to a job's context by Cancel.
@@ -72,6 +75,13 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]*runningJob
+
+	// slots bounds the jobs running at once (Config.MaxJobs); jobs holds
+	// the background runs HandleRecord started.
+	slots chan struct{}
+	jobs  sync.WaitGroup
+	// claims numbers this worker's lease claims (holderID).
+	claims atomic.Int64
 }
 
 type runningJob struct {
@@ -94,6 +104,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		log:     cfg.Logger.With("component", "vod"),
 		m:       m,
 		running: make(map[string]*runningJob),
+		slots:   make(chan struct{}, cfg.MaxJobs),
 	}, nil
 }
 
@@ -103,9 +114,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 // to 30 s, so the job is retried without a busy loop. Run returns nil when
 // ctx ends or consume returns nil.
 func (w *Worker) Run(ctx context.Context, consume ConsumeFunc) error {
+	defer w.jobs.Wait()
 	pause := time.Second
 	for {
-		err := consume(ctx, w.Handle)
+		err := consume(ctx, w.HandleRecord)
 		if ctx.Err() != nil || err == nil {
 			return nil
 		}
@@ -113,6 +125,54 @@ func (w *Worker) Run(ctx context.Context, consume ConsumeFunc) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// HandleRecord is the consumer's handler for the job topic. It returns at
+// once: the record is deferred (bus.Record.Defer) and the job runs in the
+// background, at most Config.MaxJobs at a time, so a transcode never holds
+// up the consumer group's rebalances and one slow title never blocks the
+// others. The record is acknowledged (its offset may be committed) once
+// Handle is done with it; a job whose attempt hit a retryable error is tried
+// again after a pause that doubles up to 30 s. When ctx ends, unfinished
+// jobs stop unacknowledged and are delivered again.
+func (w *Worker) HandleRecord(ctx context.Context, rec *bus.Record) error {
+	ack := rec.Defer()
+	w.jobs.Add(1)
+	go func() {
+		defer w.jobs.Done()
+		if w.runUntilDone(ctx, rec.Value) {
+			ack()
+		}
+	}()
+	return nil
+}
+
+// runUntilDone runs Handle in a job slot until it reports the job done; it
+// reports false when ctx ended first.
+func (w *Worker) runUntilDone(ctx context.Context, raw []byte) bool {
+	pause := time.Second
+	for {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		err := w.Handle(ctx, raw)
+		<-w.slots
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.log.Warn("vod job will be retried", "err", err, "after", pause)
+		select {
+		case <-ctx.Done():
+			return false
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 30*time.Second)
@@ -168,7 +228,21 @@ func (w *Worker) Handle(ctx context.Context, raw []byte) error {
 		job.SourceKey, job.SourceURL = st.SourceKey, st.SourceURL
 	}
 
-	jobCtx, cancel := context.WithCancelCause(ctx)
+	// One worker per title across every process: the claim is a lease in
+	// the metadata store, and losing it stops the work.
+	held, st, err := w.holdJob(ctx, st)
+	if err != nil || held == nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := held.Release(rctx); err != nil {
+			w.log.Warn("releasing the vod job's lease", "stream", st.ID, "err", err)
+		}
+	}()
+
+	jobCtx, cancel := context.WithCancelCause(held.Context())
 	defer cancel(nil)
 	w.mu.Lock()
 	w.running[st.ID].cancel = cancel
@@ -177,6 +251,53 @@ func (w *Worker) Handle(ctx context.Context, raw []byte) error {
 	w.m.running.Inc()
 	defer w.m.running.Dec()
 	return w.process(jobCtx, ctx, job, st)
+}
+
+// holdJob takes the title's lease, waiting while another worker holds it.
+// It returns a nil lease (and no error) when the title reached a terminal
+// status meanwhile: whoever held the lease finished it. The stream returned
+// is read after the lease was taken.
+func (w *Worker) holdJob(ctx context.Context, st metastore.Stream) (*metastore.HeldLease, metastore.Stream, error) {
+	name := LeaseName(st.ID)
+	for {
+		held, err := metastore.Hold(ctx, w.cfg.Meta, name, w.holderID(), w.cfg.LeaseTTL, w.log)
+		if err == nil {
+			cur, err := w.cfg.Meta.GetStream(ctx, st.ID)
+			if err != nil || cur.Status.Terminal() {
+				_ = held.Release(context.WithoutCancel(ctx))
+				if err != nil {
+					return nil, st, fmt.Errorf("vod job for stream %s: reading the stream: %w", st.ID, err)
+				}
+				return nil, cur, nil
+			}
+			return held, cur, nil
+		}
+		if !errors.Is(err, metastore.ErrConflict) {
+			return nil, st, fmt.Errorf("vod job for stream %s: claiming it: %w", st.ID, err)
+		}
+		w.log.Info("vod job is being worked on elsewhere; waiting", "stream", st.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, st, ctx.Err()
+		case <-time.After(w.cfg.LeaseTTL / 3):
+		}
+		cur, err := w.cfg.Meta.GetStream(ctx, st.ID)
+		if err == nil && cur.Status.Terminal() {
+			w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+			return nil, cur, nil
+		}
+	}
+}
+
+// LeaseName is the name of the metadata-store lease a worker holds while it
+// works on a title.
+func LeaseName(streamID string) string { return "vod/" + streamID }
+
+// holderID names one claim: the process (Config.Holder) and a number of
+// its own, so two deliveries of one job in one process do not share a
+// claim.
+func (w *Worker) holderID() string {
+	return fmt.Sprintf("%s#%d", w.cfg.Holder, w.claims.Add(1))
 }
 
 // claim waits until no other job for id runs in this worker, then marks
