@@ -117,6 +117,10 @@ type Config struct {
 	// Fallback serves requests that match no route (the web console at "/").
 	// Nil answers them with a 404 problem.
 	Fallback http.Handler
+
+	// OperationsOnly serves only /health, /ready, /metrics and /bus: the
+	// listener of a process that runs other roles than the API.
+	OperationsOnly bool
 }
 
 // Server is the HTTP control plane. Create it with New and mount Handler.
@@ -231,6 +235,12 @@ func (s *Server) humaConfig() huma.Config {
 // directly and documented in the OpenAPI document by hand.
 func (s *Server) routes() {
 	s.registerHealth()
+	if s.cfg.OperationsOnly {
+		s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s: this process serves only /health, /ready, /metrics and /bus; the API is served by processes with the api role", r.Method, r.URL.Path))
+		}))
+		return
+	}
 	s.registerVOD()
 	s.registerLive()
 	s.registerHLS()

@@ -58,6 +58,10 @@ type Config struct {
 	VODParallel        int           `koanf:"vod-parallel"`
 
 	AllowPrivateSources bool `koanf:"allow-private-sources"`
+
+	// Roles is the --roles value: which parts of weir this process runs
+	// (see ParseRoles; empty means all).
+	Roles string `koanf:"roles"`
 }
 
 // Version is reported by /health; the CLI sets it from its link-time version.
@@ -66,6 +70,8 @@ var Version = "dev"
 // Server is a running weir process.
 type Server struct {
 	cfg     Config
+	roles   Roles
+	holder  string
 	log     *slog.Logger
 	broker  *bus.Broker
 	bus     *bus.Client
@@ -87,9 +93,16 @@ type Server struct {
 // returns once the process is ready to serve; Run then serves until the
 // context ends.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	roles, err := ParseRoles(cfg.Roles)
+	if err != nil {
+		return nil, err
+	}
+	if !roles.All() {
+		log = log.With("roles", roles.String())
+	}
 	// s stays set when a step fails (the named result does not), so the
 	// deferred close releases whatever was started before the failure.
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, roles: roles, holder: vod.DefaultHolder(), log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -99,22 +112,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Data, err)
 	}
 
-	if cfg.Kafka == "" {
-		s.broker, err = bus.StartBroker(
-			bus.WithListenAddr(cfg.KafkaListen),
-			bus.WithDataDir(filepath.Join(cfg.Data, "kafka")),
-			bus.WithLogger(log.With("component", "broker")),
-		)
-		if err != nil {
-			return nil, fmt.Errorf("embedded kafka broker on %s: %w", cfg.KafkaListen, err)
-		}
-		s.brokers = []string{s.broker.Addr()}
-	} else {
-		for _, b := range strings.Split(cfg.Kafka, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				s.brokers = append(s.brokers, b)
-			}
-		}
+	if err := s.startBroker(); err != nil {
+		return nil, err
 	}
 	metrics, err := bus.NewMetrics(s.reg)
 	if err != nil {
@@ -148,7 +147,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
+	rtmpAddr, srtAddr := cfg.RTMP, cfg.SRT
+	if s.rtmp != nil {
+		rtmpAddr, srtAddr = s.rtmp.Addr().String(), s.srt.Addr().String()
+	}
 	apiServer, err := api.New(api.Config{
+		OperationsOnly: !roles.Has(RoleAPI),
 		Meta:           s.meta,
 		Objects:        s.objects,
 		Publisher:      publisher{s.bus},
@@ -158,8 +162,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Presign:        cfg.Presign,
 		MaxUploadBytes: cfg.MaxUpload,
 		Version:        Version,
-		RTMPBase:       publicURL("rtmp", s.rtmp.Addr().String(), s.httpLn.Addr()),
-		SRTBase:        publicURL("srt", s.srt.Addr().String(), s.httpLn.Addr()),
+		RTMPBase:       publicURL("rtmp", rtmpAddr, s.httpLn.Addr()),
+		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
 		Ready: map[string]func(context.Context) error{
 			"bus": s.bus.Ping,
@@ -190,6 +194,61 @@ func (s *Server) startPipelines(ctx context.Context) error {
 			return fmt.Errorf("creating topic %s: %w", topic, err)
 		}
 	}
+	sources := sourceHTTPClient(s.cfg.AllowPrivateSources)
+	if s.roles.Has(RolePackager) {
+		if err := s.startPackager(); err != nil {
+			return err
+		}
+	}
+	if s.roles.Has(RoleIngest) {
+		if err := s.startIngest(sources); err != nil {
+			return err
+		}
+	}
+	if s.roles.Has(RoleVOD) {
+		if err := s.startVOD(sources); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startBroker starts the embedded broker when this process has the broker
+// role and no external cluster was named, and works out the bootstrap
+// brokers every role connects to.
+func (s *Server) startBroker() error {
+	cfg := s.cfg
+	explicit := !s.roles.All() && s.roles.Has(RoleBroker)
+	switch {
+	case cfg.Kafka != "" && explicit:
+		return fmt.Errorf("--roles broker runs the embedded broker; it cannot be combined with --kafka %s", cfg.Kafka)
+	case cfg.Kafka == "" && !s.roles.Has(RoleBroker):
+		return fmt.Errorf("--roles %s has no broker role: name the Kafka cluster (or the process running --roles broker) with --kafka", s.roles)
+	}
+	if cfg.Kafka != "" {
+		for _, b := range strings.Split(cfg.Kafka, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				s.brokers = append(s.brokers, b)
+			}
+		}
+		return nil
+	}
+	var err error
+	s.broker, err = bus.StartBroker(
+		bus.WithListenAddr(cfg.KafkaListen),
+		bus.WithDataDir(filepath.Join(cfg.Data, "kafka")),
+		bus.WithLogger(s.log.With("component", "broker")),
+	)
+	if err != nil {
+		return fmt.Errorf("embedded kafka broker on %s: %w", cfg.KafkaListen, err)
+	}
+	s.brokers = []string{s.broker.Addr()}
+	return nil
+}
+
+// startIngest binds the RTMP and SRT listeners and creates the live
+// controller, which pulls live sources.
+func (s *Server) startIngest(sources *http.Client) error {
 	var err error
 	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg}
 	if s.rtmp, err = push.NewRTMPServer(pcfg); err != nil {
@@ -205,6 +264,22 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if err := s.srt.Start(); err != nil {
 		return fmt.Errorf("srt listener on %s: %w", s.cfg.SRT, err)
 	}
+	ccfg := live.ControllerConfig{
+		Meta: s.meta, Bus: s.bus,
+		Logger:     s.log,
+		HTTPClient: sources,
+	}
+	if s.packager != nil {
+		ccfg.Packager = s.packager // a hint: start packaging at once
+	}
+	if s.control, err = live.NewController(ccfg); err != nil {
+		return fmt.Errorf("live controller: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) startPackager() error {
+	var err error
 	s.packager, err = live.NewPackager(live.Config{
 		Meta: s.meta, Objects: s.objects, Bus: s.bus, Registry: s.reg,
 		Logger:           s.log,
@@ -217,15 +292,10 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)
 	}
-	sources := sourceHTTPClient(s.cfg.AllowPrivateSources)
-	s.control, err = live.NewController(live.ControllerConfig{
-		Meta: s.meta, Bus: s.bus, Packager: s.packager,
-		Logger:     s.log,
-		HTTPClient: sources,
-	})
-	if err != nil {
-		return fmt.Errorf("live controller: %w", err)
-	}
+	return nil
+}
+
+func (s *Server) startVOD(sources *http.Client) error {
 	ladder, err := vod.ParseLadder(s.cfg.VODLadder)
 	if err != nil {
 		return fmt.Errorf("--vod-ladder: %w", err)
@@ -240,6 +310,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 		Preset:          s.cfg.VODPreset,
 		MaxParallel:     s.cfg.VODParallel,
 		HTTPClient:      sources,
+		Holder:          s.holder,
 	})
 	if err != nil {
 		return fmt.Errorf("vod worker: %w", err)
@@ -294,11 +365,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	pipeCtx, stopPipes := context.WithCancel(context.Background())
 	var pipes sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{
-		"live packager":   s.packager.Run,
-		"live controller": s.control.Run,
-		"vod worker":      func(ctx context.Context) error { return s.vod.Run(ctx, s.consumeVODJobs) },
-	} {
+	for name, run := range s.pipelines() {
 		pipes.Add(1)
 		go func() {
 			defer pipes.Done()
@@ -307,8 +374,11 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	s.log.Info("weir serving", "http", "http://"+s.HTTPAddr(), "kafka", strings.Join(s.brokers, ","),
-		"rtmp", s.rtmp.Addr(), "srt", s.srt.Addr(), "data", s.cfg.Data)
+	attrs := []any{"http", "http://" + s.HTTPAddr(), "kafka", strings.Join(s.brokers, ","), "data", s.cfg.Data}
+	if s.rtmp != nil {
+		attrs = append(attrs, "rtmp", s.rtmp.Addr(), "srt", s.srt.Addr())
+	}
+	s.log.Info("weir serving", attrs...)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -322,8 +392,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Publishers first, so each open stream gets its end-of-stream record;
 	// then the pipelines, which commit what they handled.
-	s.rtmp.Close()
-	s.srt.Close()
+	s.closeListeners()
 	stopPipes()
 	pipes.Wait()
 	if s.bus != nil {
@@ -335,13 +404,32 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (s *Server) close() {
+// pipelines are the long-running loops of this process's roles, by name.
+func (s *Server) pipelines() map[string]func(context.Context) error {
+	runs := map[string]func(context.Context) error{}
+	if s.packager != nil {
+		runs["live packager"] = s.packager.Run
+	}
+	if s.control != nil {
+		runs["live controller"] = s.control.Run
+	}
+	if s.vod != nil {
+		runs["vod worker"] = func(ctx context.Context) error { return s.vod.Run(ctx, s.consumeVODJobs) }
+	}
+	return runs
+}
+
+func (s *Server) closeListeners() {
 	if s.rtmp != nil {
 		s.rtmp.Close()
 	}
 	if s.srt != nil {
 		s.srt.Close()
 	}
+}
+
+func (s *Server) close() {
+	s.closeListeners()
 	if s.bus != nil {
 		s.bus.Close()
 	}
