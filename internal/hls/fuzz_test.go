@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/weir-media/weir/internal/media/mpegts"
 )
 
 // The fuzz targets check that the segment inspectors never panic on hostile
@@ -16,7 +18,7 @@ func FuzzInspectTS(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if info.KeyFrameEnd < 0 || info.KeyFrameEnd > int64(len(data)) || info.KeyFrameEnd%tsPacketSize != 0 {
+		if info.KeyFrameEnd < 0 || info.KeyFrameEnd > int64(len(data)) || info.KeyFrameEnd%mpegts.PacketSize != 0 {
 			t.Fatalf("key frame end %d outside %d bytes or off a packet boundary", info.KeyFrameEnd, len(data))
 		}
 	})
