@@ -9,8 +9,8 @@
 // MPEG-TS on bus.StreamTopic(streamID) — stream_init, raw_stream records
 // stamped with their receive time (HeaderReceivedAt), stream_eof, and
 // heartbeats — the one format the live packager and the engines read. RTMP's
-// H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with mediacommon; SRT
-// already carries MPEG-TS and is passed through.
+// H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with internal/media/mpegts;
+// SRT already carries MPEG-TS and is passed through.
 //
 // The servers hold no stream state beyond their connections: keys and
 // status come from the metadata store, media goes to the bus. docs/live.md

@@ -231,7 +231,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		log.Debug("rtmp track probe held media back", "messages", len(backlog),
 			"held", time.Since(backlog[0]).Round(time.Millisecond))
 	}
-	mux, mapping, err := newTSMuxer(r.Tracks())
+	mux, kept, err := newTSMuxer(r.Tracks())
 	if err != nil {
 		s.metrics.connections.WithLabelValues("refused").Inc()
 		log.Warn("rtmp publish refused", "reason", err.Error())
@@ -250,7 +250,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	s.metrics.connections.WithLabelValues("accepted").Inc()
 	s.metrics.publishers.Inc()
 	defer s.metrics.publishers.Dec()
-	log.Info("rtmp publisher connected", "tracks", len(mapping))
+	log.Info("rtmp publisher connected", "tracks", len(kept))
 
 	// recvAt is when the message being handled arrived: recorded during
 	// the track probe for the messages the reader hands over afterwards,
@@ -274,16 +274,16 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 			}
 		}
 	}
-	for t := range mapping {
+	for _, t := range kept {
 		switch t.Codec.(type) {
 		case *rtmpcodecs.H264:
-			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { send(mux.writeVideo(pts, dts, au)) })
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { send(mux.WriteVideo(pts, dts, au)) })
 		case *rtmpcodecs.H265:
-			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) { send(mux.writeVideo(pts, dts, au)) })
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) { send(mux.WriteVideo(pts, dts, au)) })
 		case *rtmpcodecs.MPEG4Audio:
-			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { send(mux.writeAAC(pts, au)) })
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { send(mux.WriteAAC(pts, au)) })
 		case *rtmpcodecs.MPEG1Audio:
-			r.OnDataMPEG1Audio(t, func(pts time.Duration, frame []byte) { send(mux.writeMP3(pts, frame)) })
+			r.OnDataMPEG1Audio(t, func(pts time.Duration, frame []byte) { send(mux.WriteMPEGAudio(pts, frame)) })
 		}
 	}
 
