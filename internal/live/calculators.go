@@ -1,10 +1,13 @@
 package live
 
 import (
+	"errors"
+	"log/slog"
 	"reflect"
 	"time"
 
 	"github.com/weir-media/weir/graph"
+	"github.com/weir-media/weir/internal/media/mpegts"
 )
 
 // The live packager's calculators. Each stream runs its own graph:
@@ -19,7 +22,7 @@ import (
 
 // pieceBatch is what LiveTSDemux emits for one record.
 type pieceBatch struct {
-	pieces []tsPiece
+	pieces []mpegts.Packet
 	// tables are the PAT and PMT packets a segment starts with (nil
 	// until the program is known).
 	tables []byte
@@ -60,12 +63,14 @@ func init() {
 	graph.Register(graph.Spec{
 		Name: "LiveTSDemux",
 		Doc: "LiveTSDemux reads the MPEG-TS bytes of a live stream topic (stream_init, raw_stream, stream_eof " +
-			"events) and classifies every transport packet: its elementary stream, PES starts with their " +
-			"timestamps, and whether a video PES starts with an IDR (H.264) or IRAP (HEVC) picture.",
+			"events) with internal/media/mpegts and classifies every transport packet: its elementary stream, " +
+			"PES starts with their timestamps, and whether a video PES starts with an IDR (H.264) or IRAP " +
+			"(HEVC) picture. What the demuxer reports (lost sync, continuity errors, unsupported streams) is logged.",
 		New: func() graph.Calculator { return &demuxCalculator{} },
 		Contract: graph.Contract{
-			Inputs:  []graph.PortSpec{{Tag: "INGEST", Type: reflect.TypeFor[*ingestEvent](), Doc: "stream topic events"}},
-			Outputs: []graph.PortSpec{{Tag: "TS", Type: reflect.TypeFor[*pieceBatch](), Doc: "classified transport packets"}},
+			Inputs:           []graph.PortSpec{{Tag: "INGEST", Type: reflect.TypeFor[*ingestEvent](), Doc: "stream topic events"}},
+			Outputs:          []graph.PortSpec{{Tag: "TS", Type: reflect.TypeFor[*pieceBatch](), Doc: "classified transport packets"}},
+			InputSidePackets: []graph.PortSpec{{Tag: "ENV", Type: envType, Doc: "the stream being packaged"}},
 		},
 	})
 	graph.Register(graph.Spec{
@@ -107,7 +112,7 @@ func init() {
 // newStreamGraph builds the graph of one stream.
 func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
 	b := graph.NewBuilder().InputStream("ingest").InputSidePacket("env").NumThreads(2)
-	b.Node("LiveTSDemux", "demux").In("INGEST", "ingest").Out("TS", "ts")
+	b.Node("LiveTSDemux", "demux").In("INGEST", "ingest").Out("TS", "ts").SideIn("ENV", "env")
 	b.Node("LiveSegmenter", "segmenter").In("TS", "ts").Out("SEGMENTS", "segments").SideIn("ENV", "env")
 	b.Node("LiveSegmentWriter", "writer").In("SEGMENTS", "segments").Out("STORED", "stored").SideIn("ENV", "env")
 	b.Node("LivePlaylistWriter", "playlist").In("STORED", "stored").SideIn("ENV", "env")
@@ -119,8 +124,27 @@ func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
 }
 
 type demuxCalculator struct {
-	graph.Base
-	d *tsDemuxer
+	log *slog.Logger
+	d   *mpegts.Demuxer
+}
+
+func (c *demuxCalculator) Open(cc *graph.CalculatorContext) error {
+	c.log = cc.InputSidePacket("ENV").(*streamEnv).log
+	c.d = c.newDemuxer()
+	return nil
+}
+
+// newDemuxer returns a demuxer for one publisher session. An unsupported
+// stream is worth telling the operator (it cannot start segments); damage
+// is routine on lossy links and logged at debug level.
+func (c *demuxCalculator) newDemuxer() *mpegts.Demuxer {
+	return mpegts.NewDemuxer(mpegts.OnError(func(err error) {
+		if errors.Is(err, mpegts.ErrUnsupportedStream) {
+			c.log.Info("live packager: the stream carries a stream type it passes through but does not read", "err", err)
+			return
+		}
+		c.log.Debug("live packager: damaged MPEG-TS", "err", err)
+	}))
 }
 
 func (c *demuxCalculator) Process(cc *graph.CalculatorContext) error {
@@ -128,28 +152,27 @@ func (c *demuxCalculator) Process(cc *graph.CalculatorContext) error {
 	if !ok {
 		return nil
 	}
-	if c.d == nil {
-		c.d = newTSDemuxer()
-	}
 	var b *pieceBatch
 	switch ev.kind {
 	case evInit:
-		c.d = newTSDemuxer()
+		c.d = c.newDemuxer()
 		b = &pieceBatch{newSession: true}
 	case evData:
-		pieces := c.d.feed(ev.data, ev.recvAt, nil)
+		pieces := c.d.Feed(ev.data, ev.recvAt, nil)
 		if len(pieces) == 0 {
 			return nil
 		}
-		b = &pieceBatch{pieces: pieces, tables: c.d.tables()}
+		b = &pieceBatch{pieces: pieces, tables: c.d.Tables()}
 	case evEOF:
-		b = &pieceBatch{pieces: c.d.flush(nil), tables: c.d.tables(), flush: true}
+		b = &pieceBatch{pieces: c.d.Flush(nil), tables: c.d.Tables(), flush: true}
 	case evEnd:
-		b = &pieceBatch{pieces: c.d.flush(nil), tables: c.d.tables(), end: true}
+		b = &pieceBatch{pieces: c.d.Flush(nil), tables: c.d.Tables(), end: true}
 	}
 	b.at = ev.recvAt
 	return cc.Output("TS").Add(b, cc.InputTimestamp())
 }
+
+func (c *demuxCalculator) Close(*graph.CalculatorContext) error { return nil }
 
 type segmenterCalculator struct {
 	env *streamEnv

@@ -17,6 +17,7 @@ import (
 	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -301,7 +302,7 @@ func TestPullReconnectsWhenTheSourceDrops(t *testing.T) {
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := requests.Add(1)
 		w.Header().Set("Content-Type", "video/mp2t")
-		piece := len(ts)/40/tsPacketSize*tsPacketSize + tsPacketSize
+		piece := len(ts)/40/mpegts.PacketSize*mpegts.PacketSize + mpegts.PacketSize
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {

@@ -482,3 +482,46 @@ func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// makeMedia runs ffmpeg with args (inputs and codecs, no output) and
+// returns what it wrote in format.
+func makeMedia(t testing.TB, format string, args ...string) []byte {
+	t.Helper()
+	needTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "out."+format)
+	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
+	full = append(full, "-f", format, out)
+	if msg, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", full, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// makeTS makes seconds of a 160x120 test pattern at 25 fps with a key frame
+// every gop frames and a tone, as MPEG-TS, its timestamps starting at
+// offset seconds. codec is libx264 or libx265.
+func makeTS(t testing.TB, seconds, gop int, codec string, offset float64) []byte {
+	t.Helper()
+	d := itoa(seconds)
+	args := []string{
+		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=" + d,
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=" + d,
+		"-c:v", codec, "-g", itoa(gop), "-keyint_min", itoa(gop), "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "32k", "-output_ts_offset", ftoa(offset),
+	}
+	switch codec {
+	case "libx264":
+		args = append(args, "-preset", "ultrafast", "-sc_threshold", "0")
+	case "libx265":
+		args = append(args, "-preset", "ultrafast", "-x265-params", "log-level=error:scenecut=0")
+	}
+	return makeMedia(t, "mpegts", args...)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

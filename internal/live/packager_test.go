@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 )
@@ -47,7 +48,7 @@ func TestPackagerTakesOverAStreamMidWay(t *testing.T) {
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
 	st := e.newStream("")
 	ts := makeTS(t, 8, 25, "libx264", 0)
-	half := len(ts) / 2 / tsPacketSize * tsPacketSize
+	half := len(ts) / 2 / mpegts.PacketSize * mpegts.PacketSize
 	sess := e.openSession(st.ID)
 	writeAll(t, sess, ts[:half])
 	waitFor(t, 20*time.Second, "segments from the first packager", func() bool {

@@ -2,7 +2,6 @@ package live
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg1audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
-
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/push"
 )
@@ -38,7 +33,7 @@ func (f sourceFormat) String() string {
 // back on the content type.
 func sniffFormat(head []byte, contentType string) sourceFormat {
 	switch {
-	case len(head) > tsPacketSize && head[0] == tsSyncByte && head[tsPacketSize] == tsSyncByte:
+	case len(head) > mpegts.PacketSize && head[0] == mpegts.SyncByte && head[mpegts.PacketSize] == mpegts.SyncByte:
 		return formatTS
 	case len(head) >= 2 && head[0] == 0xff && head[1]&0xf6 == 0xf0:
 		return formatADTS
@@ -196,7 +191,7 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bo
 		return false, &SourceStatusError{Code: resp.StatusCode, Status: resp.Status}
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
-	head, _ := br.Peek(tsPacketSize + 1)
+	head, _ := br.Peek(mpegts.PacketSize + 1)
 	format := sniffFormat(head, resp.Header.Get("Content-Type"))
 	if format == formatUnknown {
 		if len(head) == 0 {
@@ -205,6 +200,10 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bo
 			return false, errSourceEnded
 		}
 		return false, fmt.Errorf("source sends %q: %w", resp.Header.Get("Content-Type"), ErrNotMedia)
+	}
+	conv, err := converter(format)
+	if err != nil {
+		return false, err
 	}
 
 	sess, err := push.OpenSession(context.WithoutCancel(ctx), c.producer(), push.SessionOptions{
@@ -217,13 +216,6 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bo
 		return false, err
 	}
 	c.log.Info("live pull connected", "stream", id, "format", format.String())
-	var conv func([]byte) ([]byte, error)
-	switch format {
-	case formatADTS:
-		conv = newADTSToTS().convert
-	case formatMP3:
-		conv = newMP3ToTS().convert
-	}
 	buf := make([]byte, 32<<10)
 	var readErr error
 	for {
@@ -258,213 +250,20 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bo
 	return true, readErr
 }
 
-// audioTSOffset starts pulled audio at 1 s, so the PCR (100 ms earlier)
-// is never negative.
-const audioTSOffset = 90000
-
-// audioMuxer wraps a single-track MPEG-TS writer.
-type audioMuxer struct {
-	buf   bytes.Buffer
-	w     *mpegts.Writer
-	track *mpegts.Track
-}
-
-func (m *audioMuxer) init(codec tscodecs.Codec) error {
-	m.track = &mpegts.Track{Codec: codec}
-	m.w = &mpegts.Writer{W: &m.buf, Tracks: []*mpegts.Track{m.track}}
-	return m.w.Initialize()
-}
-
-func (m *audioMuxer) take(out []byte) []byte {
-	out = append(out, m.buf.Bytes()...)
-	m.buf.Reset()
-	return out
-}
-
-// adtsToTS turns an ADTS (AAC) byte stream into MPEG-TS, timing frames by
-// their sample count.
-type adtsToTS struct {
-	split   frameSplitter
-	mux     audioMuxer
-	cfg     mpeg4audio.AudioSpecificConfig
-	samples int64
-}
-
-func newADTSToTS() *adtsToTS {
-	return &adtsToTS{split: frameSplitter{frameLen: adtsFrameLen}}
-}
-
-func (a *adtsToTS) convert(data []byte) ([]byte, error) {
-	var out []byte
-	for _, frame := range a.split.push(data) {
-		var pkts mpeg4audio.ADTSPackets
-		if err := pkts.Unmarshal(frame); err != nil || len(pkts) != 1 {
-			continue // a damaged frame; the splitter resyncs on the next one
-		}
-		p := pkts[0]
-		if a.mux.w == nil || p.SampleRate != a.cfg.SampleRate || p.ChannelCount != a.cfg.ChannelCount || p.Type != a.cfg.Type { //nolint:staticcheck
-			if a.mux.w != nil {
-				return nil, errors.New("the AAC stream changed its format mid-way")
-			}
-			a.cfg = mpeg4audio.AudioSpecificConfig{Type: p.Type, SampleRate: p.SampleRate, ChannelCount: p.ChannelCount} //nolint:staticcheck
-			if err := a.mux.init(&tscodecs.MPEG4Audio{Config: a.cfg}); err != nil {
-				return nil, err
-			}
-		}
-		pts := a.samples*90000/int64(a.cfg.SampleRate) + audioTSOffset
-		if err := a.mux.w.WriteMPEG4Audio(a.mux.track, pts, [][]byte{p.AU}); err != nil {
-			return nil, err
-		}
-		a.samples += mpeg4audio.SamplesPerAccessUnit
-		out = a.mux.take(out)
+// converter returns what turns a source's bytes into MPEG-TS: nil for
+// MPEG-TS, which passes through, or an mpegts.AudioRemuxer for a bare
+// audio stream.
+func converter(f sourceFormat) (func([]byte) ([]byte, error), error) {
+	if f == formatTS {
+		return nil, nil
 	}
-	return out, nil
-}
-
-// mp3ToTS turns an MPEG-1 audio byte stream into MPEG-TS.
-type mp3ToTS struct {
-	split   frameSplitter
-	mux     audioMuxer
-	samples int64
-	rate    int
-}
-
-func newMP3ToTS() *mp3ToTS {
-	return &mp3ToTS{split: frameSplitter{frameLen: mp3FrameLen}}
-}
-
-func (m *mp3ToTS) convert(data []byte) ([]byte, error) {
-	var out []byte
-	for _, frame := range m.split.push(data) {
-		var h mpeg1audio.FrameHeader
-		if err := h.Unmarshal(frame); err != nil || h.MPEG2 {
-			continue // MPEG-2 (low sample rate) frames cannot go in MPEG-TS as MPEG-1 audio
-		}
-		if m.mux.w == nil {
-			if err := m.mux.init(&tscodecs.MPEG1Audio{}); err != nil {
-				return nil, err
-			}
-			m.rate = h.SampleRate
-		}
-		if m.rate <= 0 {
-			continue
-		}
-		pts := m.samples*90000/int64(m.rate) + audioTSOffset
-		if err := m.mux.w.WriteMPEG1Audio(m.mux.track, pts, [][]byte{frame}); err != nil {
-			return nil, err
-		}
-		m.samples += int64(h.SampleCount())
-		out = m.mux.take(out)
+	codec := mpegts.CodecAAC
+	if f == formatMP3 {
+		codec = mpegts.CodecMPEGAudio
 	}
-	return out, nil
-}
-
-// frameSplitter cuts a byte stream into the frames frameLen recognises,
-// skipping bytes that do not start a frame (and ID3 tags).
-type frameSplitter struct {
-	buf []byte
-	// frameLen returns the length of the frame at the start of b, 0 when
-	// b does not start a frame, or -1 when more bytes are needed to tell.
-	frameLen func(b []byte) int
-}
-
-// maxSplitterBuffer bounds what the splitter keeps while looking for a
-// frame.
-const maxSplitterBuffer = 1 << 20
-
-func (s *frameSplitter) push(data []byte) [][]byte {
-	s.buf = append(s.buf, data...)
-	var frames [][]byte
-	i := 0
-	for i < len(s.buf) {
-		if n := id3Len(s.buf[i:]); n != 0 {
-			if n < 0 || i+n > len(s.buf) {
-				break
-			}
-			i += n
-			continue
-		}
-		n := s.frameLen(s.buf[i:])
-		if n < 0 {
-			break
-		}
-		if n == 0 {
-			i++
-			continue
-		}
-		if i+n > len(s.buf) {
-			break
-		}
-		frames = append(frames, bytes.Clone(s.buf[i:i+n]))
-		i += n
+	r, err := mpegts.NewAudioRemuxer(codec)
+	if err != nil {
+		return nil, err
 	}
-	s.buf = append(s.buf[:0], s.buf[i:]...)
-	if len(s.buf) > maxSplitterBuffer {
-		s.buf = s.buf[:0]
-	}
-	return frames
-}
-
-// id3Len returns the length of an ID3v2 tag at the start of b, 0 when
-// there is none, -1 when b is too short to tell.
-func id3Len(b []byte) int {
-	if len(b) < 3 || string(b[:3]) != "ID3" {
-		if len(b) < 3 && len(b) > 0 && strings.HasPrefix("ID3", string(b)) {
-			return -1
-		}
-		return 0
-	}
-	if len(b) < 10 {
-		return -1
-	}
-	size := int(b[6]&0x7f)<<21 | int(b[7]&0x7f)<<14 | int(b[8]&0x7f)<<7 | int(b[9]&0x7f)
-	n := 10 + size
-	if b[5]&0x10 != 0 {
-		n += 10 // footer
-	}
-	return n
-}
-
-// adtsFrameLen reads an ADTS header.
-func adtsFrameLen(b []byte) int {
-	if len(b) < 2 {
-		return -1
-	}
-	if b[0] != 0xff || b[1]&0xf6 != 0xf0 {
-		return 0
-	}
-	if len(b) < 7 {
-		return -1
-	}
-	n := int(b[3]&0x03)<<11 | int(b[4])<<3 | int(b[5])>>5
-	hdr := 7
-	if b[1]&0x01 == 0 {
-		hdr = 9
-	}
-	if n <= hdr || (b[2]>>2)&0x0f >= 13 {
-		return 0
-	}
-	return n
-}
-
-// mp3FrameLen reads an MPEG audio frame header.
-func mp3FrameLen(b []byte) int {
-	if len(b) < 2 {
-		return -1
-	}
-	if b[0] != 0xff || b[1]&0xe0 != 0xe0 {
-		return 0
-	}
-	if len(b) < 4 {
-		return -1
-	}
-	var h mpeg1audio.FrameHeader
-	if err := h.Unmarshal(b); err != nil {
-		return 0
-	}
-	n := h.FrameLen()
-	if n < 4 {
-		return 0
-	}
-	return n
+	return r.Remux, nil
 }

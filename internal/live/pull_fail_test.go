@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -77,8 +78,8 @@ func TestPermanentSourceError(t *testing.T) {
 // created, and so is every failure of a source that has delivered media.
 func TestPullFailsForGoodOnPermanentErrors(t *testing.T) {
 	t.Parallel()
-	tsHead := make([]byte, 2*tsPacketSize)
-	tsHead[0], tsHead[tsPacketSize] = tsSyncByte, tsSyncByte
+	tsHead := make([]byte, 2*mpegts.PacketSize)
+	tsHead[0], tsHead[mpegts.PacketSize] = mpegts.SyncByte, mpegts.SyncByte
 	// answer serves requests by their number (from 1).
 	type answer func(w http.ResponseWriter, n int64)
 	status := func(code int) answer {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/weir-media/weir/internal/media/mpegts"
 )
 
 func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
@@ -15,19 +17,21 @@ func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
 	tests := []struct {
 		name, format, codec, probeCodec string
 		want                            sourceFormat
-		convert                         func() func([]byte) ([]byte, error)
 	}{
-		{"aac in adts", "adts", "aac", "aac", formatADTS, func() func([]byte) ([]byte, error) { return newADTSToTS().convert }},
-		{"mp3 with an id3 tag", "mp3", "libmp3lame", "mp3", formatMP3, func() func([]byte) ([]byte, error) { return newMP3ToTS().convert }},
+		{"aac in adts", "adts", "aac", "aac", formatADTS},
+		{"mp3 with an id3 tag", "mp3", "libmp3lame", "mp3", formatMP3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := makeMedia(t, tc.format, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3",
 				"-c:a", tc.codec, "-b:a", "64k")
-			if got := sniffFormat(src[:tsPacketSize+1], "application/octet-stream"); got != tc.want {
+			if got := sniffFormat(src[:mpegts.PacketSize+1], "application/octet-stream"); got != tc.want {
 				t.Fatalf("sniffed %v, want %v", got, tc.want)
 			}
-			conv := tc.convert()
+			conv, err := converter(tc.want)
+			if err != nil || conv == nil {
+				t.Fatalf("converter for %v: %v", tc.want, err)
+			}
 			var ts []byte
 			rng := rand.New(rand.NewPCG(1, 2))
 			for rest := src; len(rest) > 0; {
@@ -58,8 +62,8 @@ func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
 }
 
 func TestSniffFormat(t *testing.T) {
-	ts := make([]byte, tsPacketSize+1)
-	ts[0], ts[tsPacketSize] = tsSyncByte, tsSyncByte
+	ts := make([]byte, mpegts.PacketSize+1)
+	ts[0], ts[mpegts.PacketSize] = mpegts.SyncByte, mpegts.SyncByte
 	tests := []struct {
 		name        string
 		head        []byte

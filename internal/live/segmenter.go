@@ -2,6 +2,8 @@ package live
 
 import (
 	"time"
+
+	"github.com/weir-media/weir/internal/media/mpegts"
 )
 
 // Timing rules of the segmenter.
@@ -107,7 +109,7 @@ func (s *segmenter) newSession(at time.Time, out []*cutSegment) []*cutSegment {
 
 // add takes classified packets (in stream order) with the tables to start a
 // segment with, and appends the segments they close to out.
-func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*cutSegment {
+func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment) []*cutSegment {
 	for i := range pieces {
 		p := &pieces[i]
 		if p.Primary && p.Start && p.HasPTS {
@@ -117,7 +119,7 @@ func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*c
 					// The timeline jumped: end the segment where the
 					// old timeline ends and start a new one.
 					s.jumps++
-					out = s.flush(p.RecvAt, out)
+					out = s.flush(p.ReceivedAt, out)
 					s.anchored = false
 					s.nextDisc = s.nextDisc || s.emitted
 				} else if step > 0 {
@@ -128,7 +130,7 @@ func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*c
 		}
 		if p.Key && p.HasPTS {
 			if s.open && s.due(p.DTS-s.curDTS) {
-				out = s.close(p.DTS-s.curDTS, p.RecvAt, false, out)
+				out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
 			}
 			if !s.open && tables != nil {
 				s.start(p, tables)
@@ -140,7 +142,7 @@ func (s *segmenter) add(pieces []tsPiece, tables []byte, out []*cutSegment) []*c
 		}
 		s.cur = append(s.cur, p.Data...)
 		if len(s.cur) >= maxSegmentBytes {
-			out = s.flush(p.RecvAt, out)
+			out = s.flush(p.ReceivedAt, out)
 			s.nextDisc = true
 		}
 	}
@@ -158,9 +160,9 @@ func (s *segmenter) due(elapsed time.Duration) bool {
 }
 
 // start opens a segment on key frame p.
-func (s *segmenter) start(p *tsPiece, tables []byte) {
+func (s *segmenter) start(p *mpegts.Packet, tables []byte) {
 	if !s.anchored {
-		wall := p.RecvAt
+		wall := p.ReceivedAt
 		if wall.IsZero() {
 			wall = time.Now()
 		}

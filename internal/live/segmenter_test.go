@@ -1,11 +1,13 @@
 package live
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/media/mpegts"
 )
 
 // segmentStream runs MPEG-TS through a demuxer and a segmenter, feeding
@@ -16,13 +18,13 @@ func segmentStream(target time.Duration, sessions ...[]byte) []*cutSegment {
 	at := time.Now()
 	for _, ts := range sessions {
 		segs = s.newSession(at, segs)
-		d := newTSDemuxer()
+		d := mpegts.NewDemuxer()
 		for len(ts) > 0 {
 			n := min(1316, len(ts))
-			segs = s.add(d.feed(ts[:n], at, nil), d.tables(), segs)
+			segs = s.add(d.Feed(ts[:n], at, nil), d.Tables(), segs)
 			ts = ts[n:]
 		}
-		segs = s.add(d.flush(nil), d.tables(), segs)
+		segs = s.add(d.Flush(nil), d.Tables(), segs)
 	}
 	return s.flush(at, segs)
 }
@@ -142,15 +144,15 @@ func TestSegmenterMarksDiscontinuities(t *testing.T) {
 
 // segmentStreamWith runs one session of ts through s.
 func segmentStreamWith(s *segmenter, ts []byte) []*cutSegment {
-	d := newTSDemuxer()
+	d := mpegts.NewDemuxer()
 	at := time.Now()
 	var segs []*cutSegment
 	for len(ts) > 0 {
 		n := min(1316, len(ts))
-		segs = s.add(d.feed(ts[:n], at, nil), d.tables(), segs)
+		segs = s.add(d.Feed(ts[:n], at, nil), d.Tables(), segs)
 		ts = ts[n:]
 	}
-	segs = s.add(d.flush(nil), d.tables(), segs)
+	segs = s.add(d.Flush(nil), d.Tables(), segs)
 	return s.flush(at, segs)
 }
 
@@ -169,7 +171,7 @@ func TestSegmenterDropsWhatPrecedesTheFirstKeyFrame(t *testing.T) {
 	}
 	s := newSegmenter(time.Second)
 	s.markDiscontinuity()
-	segs := s.flush(time.Now(), s.add(pieces[start:], d.tables(), nil))
+	segs := s.flush(time.Now(), s.add(pieces[start:], d.Tables(), nil))
 	if len(segs) != 2 || !segs[0].Discontinuity || segs[1].Discontinuity {
 		t.Fatalf("segments %v, first discontinuous %v: want 2, the first marked", durations(segs), len(segs) > 0 && segs[0].Discontinuity)
 	}
@@ -181,7 +183,7 @@ func TestSegmenterDropsWhatPrecedesTheFirstKeyFrame(t *testing.T) {
 func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 	t.Parallel()
 	ts := makeTS(t, 3, 25, "libx264", 0)
-	d := newTSDemuxer()
+	d := mpegts.NewDemuxer()
 	s := newSegmenter(time.Second)
 	base := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	var segs []*cutSegment
@@ -189,7 +191,7 @@ func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 		n := min(1316, len(ts))
 		// The receive clock runs unevenly; the program date time must
 		// still follow the media clock from the first key frame.
-		segs = s.add(d.feed(ts[:n], base.Add(time.Duration(i)*time.Millisecond), nil), d.tables(), segs)
+		segs = s.add(d.Feed(ts[:n], base.Add(time.Duration(i)*time.Millisecond), nil), d.Tables(), segs)
 		ts = ts[n:]
 	}
 	segs = s.flush(time.Now(), segs)
@@ -197,6 +199,40 @@ func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 		want := base.Add(time.Duration(i) * time.Second)
 		if !seg.ProgramDateTime.Equal(want) {
 			t.Errorf("segment %d: program date time %v, want %v", i, seg.ProgramDateTime, want)
+		}
+	}
+}
+
+// demuxAll feeds data to a demuxer in pieces of size n and returns every
+// packet, flushed.
+func demuxAll(data []byte, n int) ([]mpegts.Packet, *mpegts.Demuxer) {
+	d := mpegts.NewDemuxer()
+	var out []mpegts.Packet
+	at := time.Now()
+	for len(data) > 0 {
+		k := min(n, len(data))
+		out = d.Feed(data[:k], at, out)
+		data = data[k:]
+	}
+	return d.Flush(out), d
+}
+
+func TestSegmentsStartWithTablesAndKeyFrame(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 4, 25, "libx264", 0)
+	pieces, d := demuxAll(ts, 1316)
+	s := newSegmenter(time.Second)
+	segs := s.flush(time.Now(), s.add(pieces, d.Tables(), nil))
+	if len(segs) != 4 {
+		t.Fatalf("%d segments from 4 s, want 4", len(segs))
+	}
+	for i, seg := range segs {
+		info, err := hls.InspectTS(seg.Data)
+		if err != nil || !info.StartsWithKeyFrame || info.Width != 160 {
+			t.Errorf("segment %d: key frame %v, %dx%d, err %v", i, info.StartsWithKeyFrame, info.Width, info.Height, err)
+		}
+		if !bytes.Equal(seg.Data[:2*mpegts.PacketSize], d.Tables()) {
+			t.Errorf("segment %d does not start with the PAT and PMT", i)
 		}
 	}
 }
