@@ -2,6 +2,7 @@ package mpegts
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -111,10 +112,11 @@ type Demuxer struct {
 	onPES   func(*PES)
 	onError func(error)
 
-	pos          int64  // stream offset of the next byte fed
-	rem          []byte // the start of a packet split across feeds
-	inSync       bool   // the last packet read started on a sync byte
-	skipped      int64  // bytes skipped since sync was lost
+	pos          int64     // stream offset of the next byte fed
+	rem          []byte    // the start of a packet split across feeds
+	inSync       bool      // the last packet read started on a sync byte
+	at           time.Time // given to the last Feed
+	skipped      int64     // bytes skipped since sync was lost
 	skipFrom     int64
 	cc           [8192]uint8 // per PID: 0x10 once seen, plus the last counter
 	patRd, pmtRd sectionReader
@@ -177,6 +179,7 @@ func (d *Demuxer) Stats() Stats { return d.stats }
 func (d *Demuxer) Feed(data []byte, at time.Time, out []Packet) []Packet {
 	off := d.pos - int64(len(d.rem))
 	d.pos += int64(len(data))
+	d.at = at
 	if len(d.rem) > 0 {
 		data = append(d.rem, data...)
 		d.rem = nil
@@ -205,14 +208,14 @@ func (d *Demuxer) Feed(data []byte, at time.Time, out []Packet) []Packet {
 }
 
 // Flush ends the input: a packet waiting for the next one to confirm sync
-// is taken, a partial packet left over is reported as skipped, a held
+// is taken (with the time of the last Feed), a partial packet left over is reported as skipped, a held
 // video PES start is released (not a key picture, if its picture NAL unit
 // never came), and PES packets being gathered are handed to OnPES.
 func (d *Demuxer) Flush(out []Packet) []Packet {
 	if rem := d.rem; len(rem) == PacketSize && rem[0] == SyncByte {
 		d.rem, d.inSync = nil, true
 		d.synced()
-		out = d.packet(rem, d.pos-PacketSize, time.Time{}, out)
+		out = d.packet(rem, d.pos-PacketSize, d.at, out)
 	}
 	if len(d.rem) > 0 {
 		d.skip(d.pos-int64(len(d.rem)), len(d.rem))
@@ -224,7 +227,7 @@ func (d *Demuxer) Flush(out []Packet) []Packet {
 	for _, b := range d.pes {
 		builders = append(builders, b)
 	}
-	slices.SortFunc(builders, func(a, b *pesBuilder) int { return int(a.pes.Offset - b.pes.Offset) })
+	slices.SortFunc(builders, func(a, b *pesBuilder) int { return cmp.Compare(a.pes.Offset, b.pes.Offset) })
 	for _, b := range builders {
 		d.finishPES(b)
 	}
