@@ -115,7 +115,8 @@
 // and graph input streams) are throttled: source nodes are not scheduled,
 // and [Graph.AddPacketToInputStream] waits ([WaitTillNotFull], the default)
 // or fails at once with an error wrapping [ErrUnavailable]
-// ([AddIfNotFull]). Queues of nodes in the middle of the graph are not
+// ([AddIfNotFull]); [Graph.AddPacketToInputStreamContext] gives up, adding
+// nothing, when its context ends first. Queues of nodes in the middle of the graph are not
 // throttled; they can exceed the bound.
 //
 // Throttling can deadlock: a node waits on one input while another fills

@@ -172,6 +172,92 @@ nodes:
 	}
 }
 
+// waiters reports how many goroutines wait for the graph to change (a
+// throttled feeder, WaitUntilIdle).
+func waiters(g *Graph) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.waitList)
+}
+
+func TestAddPacketToInputStreamContextGivesUpWhileThrottledAndAddsNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		// stop ends the context: either while the call waits (wait true)
+		// or before it is made.
+		stop    func(cancel context.CancelFunc)
+		wait    bool
+		wantErr error
+	}{
+		{"cancelled while waiting", func(cancel context.CancelFunc) { cancel() }, true, context.Canceled},
+		{"cancelled before the call", func(cancel context.CancelFunc) { cancel() }, false, context.Canceled},
+		{"deadline while waiting", nil, true, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started := make(chan Timestamp, 10)
+			release := make(chan struct{})
+			g := build(t, `
+input_streams: [in]
+max_queue_size: 2
+nodes:
+  - calculator: Block
+    input_streams: [in]
+    output_streams: [out]
+`, spec("Block", Contract{Inputs: in(""), Outputs: in("")}, &funcCalc{process: func(cc *CalculatorContext) error {
+				started <- cc.InputTimestamp()
+				select {
+				case <-release:
+				case <-cc.Context().Done():
+				}
+				return cc.Output("").AddPacket(cc.Input(""))
+			}}))
+			out := observe(t, g, "out")
+			start(t, g, nil)
+			add(t, g, "in", 1, 1)
+			<-started // packet 1 is being processed
+			add(t, g, "in", 2, 2)
+			add(t, g, "in", 3, 3) // the queue is full: the stream is throttled
+
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.stop == nil { // a deadline that passes while the call waits
+				ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
+			}
+			defer cancel()
+			if !tt.wait {
+				tt.stop(cancel)
+			}
+			added := make(chan error, 1)
+			go func() { added <- g.AddPacketToInputStreamContext(ctx, "in", MakePacket(4, 4)) }()
+			if tt.wait && tt.stop != nil {
+				waitFor(t, "the feeder to wait on the full queue", func() bool { return waiters(g) > 0 })
+				tt.stop(cancel)
+			}
+			select {
+			case err := <-added:
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), `"in"`) {
+					t.Fatalf("err = %v, want %v naming stream \"in\"", err, tt.wantErr)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("AddPacketToInputStreamContext did not return after its context ended")
+			}
+
+			// The graph goes on: the stream is open, the packet at 4 was
+			// never added, so 4 is still a valid next timestamp.
+			close(release)
+			add(t, g, "in", 5, 4)
+			finish(t, g)
+			var got []any
+			for _, p := range out.packets() {
+				got = append(got, p.Value())
+			}
+			if want := []any{1, 2, 3, 5}; !slices.Equal(got, want) {
+				t.Fatalf("delivered %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 const deadlockYAML = `
 input_streams: [in_1, in_2]
 max_queue_size: 2

@@ -491,8 +491,18 @@ func (g *Graph) StartRun(ctx context.Context, sidePackets map[string]any) error 
 // While a queue downstream of the stream is full (max_queue_size), the
 // stream is throttled: in WaitTillNotFull mode the call blocks until it
 // drains (or the run ends), in AddIfNotFull mode it fails at once with an
-// error wrapping ErrUnavailable.
+// error wrapping ErrUnavailable. To bound the wait, use
+// AddPacketToInputStreamContext.
 func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
+	return g.AddPacketToInputStreamContext(context.Background(), name, p)
+}
+
+// AddPacketToInputStreamContext is AddPacketToInputStream with a context
+// for the wait while the stream is throttled: when ctx ends first, the
+// packet is not added and the error names the stream and wraps ctx.Err().
+// A ctx that has already ended adds nothing. The run is not affected: the
+// stream stays open and the graph usable.
+func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, p Packet) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	gi, ok := g.inputs[name]
@@ -506,6 +516,9 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 		if gi.closed {
 			return fmt.Errorf("graph input stream %q is closed", name)
 		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("graph input stream %q: packet at %v not added: %w", name, p.ts, err)
+		}
 		if !gi.src.throttled() {
 			break
 		}
@@ -514,7 +527,7 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 		}
 		g.settle() // a throttled idle graph is a deadlock to resolve
 		if gi.src.throttled() && g.runErr() == nil {
-			g.waitChange(context.Background())
+			_ = g.waitChange(ctx) // ctx.Err() is checked at the top
 		}
 	}
 	if p.IsEmpty() {
