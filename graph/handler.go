@@ -195,8 +195,8 @@ func (n *node) setReadiness(i int) (readiness, Timestamp) {
 	ts := min(minPacket, minBound)
 	if ts == Done {
 		// The immediate handler with bounds processing shows a set's end to
-		// the calculator once, at the timestamp before Done, as MediaPipe
-		// does, so a calculator can react to one input finishing.
+		// the calculator once, at the timestamp before Done (Max), as
+		// MediaPipe does, so a calculator can react to one input finishing.
 		if n.processBounds && n.handler.kind == handlerImmediate && n.lastProcessed[i] < Done.PreviousAllowedInStream() {
 			return readyProcess, Done.PreviousAllowedInStream()
 		}

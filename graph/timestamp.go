@@ -75,12 +75,17 @@ func (t Timestamp) NextAllowedInStream() Timestamp {
 
 // PreviousAllowedInStream is the inverse of NextAllowedInStream for bounds:
 // given a stream's bound t, it returns the latest timestamp that is settled
-// (no packet can still arrive at it). For ordinary bounds above Min that is
-// t-1; Done gives OneOverPostStream; anything at or below Min, and PostStream,
-// give Unstarted (nothing is settled), as in MediaPipe.
+// (no packet can still arrive at it), as MediaPipe defines it: t-1 for
+// ordinary bounds above Min; Max for OneOverPostStream and Done (a finished
+// stream has settled every ordinary timestamp, and the input timestamp
+// that reports it must be one a packet could carry); Unstarted for bounds
+// at or below Min and for PostStream (nothing is settled).
 func (t Timestamp) PreviousAllowedInStream() Timestamp {
-	if t <= Min || t == PostStream {
+	switch {
+	case t <= Min || t == PostStream:
 		return Unstarted
+	case t > Max:
+		return Max
 	}
 	return t - 1
 }

@@ -1,0 +1,117 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// These tests pin down behaviours where weir once differed from MediaPipe's
+// framework (timestamp.cc, the input stream handlers, calculator_node.cc,
+// calculator_graph_bounds_test.cc), so a calculator ported from MediaPipe
+// sees the same calls at the same timestamps.
+
+// boundCalls records each Process call as "ts A=<timestamp>[done]
+// B=...", one entry per input, and each Close as "close".
+func boundCalls(ev *events, tags ...string) *funcCalc {
+	return &funcCalc{
+		process: func(cc *CalculatorContext) error {
+			parts := []string{cc.InputTimestamp().String()}
+			for _, tag := range tags {
+				p := cc.Input(tag)
+				v := p.Timestamp().String()
+				if !p.IsEmpty() {
+					v = fmt.Sprintf("%v@%v", p.Value(), p.Timestamp())
+				}
+				if cc.InputDone(tag, 0) {
+					v += "(done)"
+				}
+				parts = append(parts, tag+"="+v)
+			}
+			ev.add(strings.Join(parts, " "))
+			return nil
+		},
+		close: func(cc *CalculatorContext) error { ev.add("close"); return nil },
+	}
+}
+
+func TestImmediateHandlerWithBoundsProcessingSeesAClosedInputAtMaxBeforeClose(t *testing.T) {
+	var ev events
+	g := build(t, `
+input_streams: [a, b]
+nodes:
+  - name: watch
+    calculator: Watch
+    input_streams: ["A:a", "B:b"]
+    input_stream_handler: immediate
+`, spec("Watch", Contract{Inputs: in("A", "B"), ProcessTimestampBounds: true}, boundCalls(&ev, "A", "B")))
+	start(t, g, nil)
+	add(t, g, "a", 1, 10)
+	idle(t, g)
+	if err := g.CloseInputStream("a"); err != nil {
+		t.Fatal(err)
+	}
+	idle(t, g)
+	if err := g.CloseInputStream("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitUntilDone(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// As in MediaPipe's ImmediateInputStreamHandlerTest.ProcessTimestampBounds:
+	// each input's end is shown once, at Timestamp::Done().PreviousAllowedInStream(),
+	// which is Max, then Close runs.
+	want := []string{
+		"10 A=1@10 B=Unstarted",
+		"Max A=Max(done) B=Unstarted",
+		"Max A=Max(done) B=Max(done)",
+		"close",
+	}
+	if got := ev.list(); !slices.Equal(got, want) {
+		t.Fatalf("calls\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// processBoundToPacket is MediaPipe's ProcessBoundToPacketCalculator: with
+// the immediate handler and bounds processing, it emits its input
+// timestamp at every input timestamp the output can still take.
+func processBoundToPacket() *funcCalc {
+	return &funcCalc{process: func(cc *CalculatorContext) error {
+		ts := cc.Input("").Timestamp()
+		out := cc.Output("")
+		if ts == cc.InputTimestamp() && ts >= out.NextTimestampBound() {
+			return out.Add(ts, ts)
+		}
+		return nil
+	}}
+}
+
+func TestCalculatorFedASinglePostStreamPacketThatEmitsAtItsInputTimestampFinishesCleanly(t *testing.T) {
+	// MediaPipe's CalculatorGraphBoundsTest.PostStreamPacketToSetProcessTimestampBound.
+	g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: ProcessBoundToPacket
+    input_streams: [in]
+    output_streams: [out]
+`, spec("ProcessBoundToPacket", Contract{Inputs: in(""), Outputs: in(""),
+		InputStreamHandler: HandlerImmediate, ProcessTimestampBounds: true}, processBoundToPacket()))
+	rec := observe(t, g, "out")
+	start(t, g, nil)
+	add(t, g, "in", 0, PostStream)
+	idle(t, g)
+	if got := timestamps(rec.packets()); !slices.Equal(got, []Timestamp{PostStream}) {
+		t.Fatalf("output timestamps %v, want [PostStream]", got)
+	}
+	if err := g.CloseAllPacketSources(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitUntilDone(context.Background()); err != nil {
+		t.Fatalf("WaitUntilDone: %v", err)
+	}
+	if got := timestamps(rec.packets()); !slices.Equal(got, []Timestamp{PostStream}) {
+		t.Fatalf("output timestamps after the run %v, want [PostStream]", got)
+	}
+}
