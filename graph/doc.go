@@ -41,7 +41,8 @@
 // (its inputs are empty and [CalculatorContext.InputTimestamp] is
 // Unstarted; packets it emits go downstream), Process for each input set
 // its input stream handler releases, and Close once every input stream is
-// done (InputTimestamp is Done). A node without input streams is a source:
+// done (InputTimestamp is Done): closed, or unable to take another packet
+// (bound OneOverPostStream, after a packet at Max or PostStream). A node without input streams is a source:
 // Process runs repeatedly until it returns [ErrStop]. ErrStop from any
 // other node closes every source and graph input stream so the graph drains
 // and finishes cleanly. Any other error fails the run: nothing new is

@@ -115,3 +115,41 @@ nodes:
 		t.Fatalf("output timestamps after the run %v, want [PostStream]", got)
 	}
 }
+
+func TestNodeClosesOnceItsInputsCanTakeNoMorePacketsWithoutWaitingForTheProducer(t *testing.T) {
+	tests := []struct {
+		name string
+		feed func(g *Graph) error
+		want []string
+	}{
+		{"packet at Max", func(g *Graph) error { return g.AddPacketToInputStream("in", MakePacket(1, Max)) },
+			[]string{"Max A=1@Max", "close"}},
+		{"packet at PostStream", func(g *Graph) error { return g.AddPacketToInputStream("in", MakePacket(1, PostStream)) },
+			[]string{"PostStream A=1@PostStream", "close"}},
+		{"bound OneOverPostStream", func(g *Graph) error { return g.SetInputStreamTimestampBound("in", OneOverPostStream) },
+			[]string{"close"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ev events
+			g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: Watch
+    input_streams: ["A:in"]
+`, spec("Watch", Contract{Inputs: in("A")}, boundCalls(&ev, "A")))
+			start(t, g, nil)
+			if err := tt.feed(g); err != nil {
+				t.Fatal(err)
+			}
+			// The graph input is still open, but its bound is
+			// OneOverPostStream: MediaPipe's SyncSet::GetReadiness treats
+			// that as done and the node closes now.
+			idle(t, g)
+			if got := ev.list(); !slices.Equal(got, tt.want) {
+				t.Fatalf("calls before the input closed %v, want %v", got, tt.want)
+			}
+			finish(t, g)
+		})
+	}
+}

@@ -177,7 +177,8 @@ const (
 )
 
 // setReadiness applies MediaPipe's synchronisation rule to sync set i. A
-// timestamp is settled on a stream once the stream's bound has passed it.
+// timestamp is settled on a stream once the stream's bound has passed it;
+// a set whose streams can take no more packets is ready to close.
 // Without bounds processing the set is ready at the lowest queued packet
 // timestamp once every stream of the set has settled it; with bounds
 // processing it is ready at every new settled timestamp, packet or not.
@@ -193,7 +194,10 @@ func (n *node) setReadiness(i int) (readiness, Timestamp) {
 		}
 	}
 	ts := min(minPacket, minBound)
-	if ts == Done {
+	if ts >= OneOverPostStream {
+		// Nothing more can come (a packet at Max or PostStream leaves the
+		// bound at OneOverPostStream): the set is done, as in MediaPipe,
+		// without waiting for the producer to close the stream.
 		// The immediate handler with bounds processing shows a set's end to
 		// the calculator once, at the timestamp before Done (Max), as
 		// MediaPipe does, so a calculator can react to one input finishing.
