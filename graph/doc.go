@@ -78,7 +78,10 @@
 //     are processed strictly in timestamp order, nothing is dropped, and the
 //     result is deterministic.
 //   - immediate: every input on its own. Process runs as soon as any input
-//     has a packet; input timestamps may go back across inputs.
+//     has a packet; input timestamps may go back across inputs. When one
+//     input finishes while others are open, Process runs once more with
+//     empty inputs (at the lowest timestamp settled on the open inputs, or
+//     at Max with bounds processing) so the calculator sees it done.
 //   - sync_set: inputs are grouped (option sync_sets: [[A, B], [C]]); each
 //     group is synchronised like the default handler, groups are
 //     independent.

@@ -153,3 +153,48 @@ nodes:
 		})
 	}
 }
+
+func TestImmediateHandlerRunsProcessWhenAnyOneInputIsDone(t *testing.T) {
+	// MediaPipe's ImmediateInputStreamHandlerTest.StreamDoneReady, through a
+	// whole graph: each input's end makes the node ready once, and Process
+	// runs with empty inputs at the lowest timestamp settled on the inputs
+	// still open, rather than waiting for every input to finish.
+	var ev events
+	g := build(t, `
+input_streams: [a, b, c]
+nodes:
+  - name: watch
+    calculator: Watch
+    input_streams: ["A:a", "B:b", "C:c"]
+    input_stream_handler: immediate
+`, spec("Watch", Contract{Inputs: in("A", "B", "C")}, boundCalls(&ev, "A", "B", "C")))
+	start(t, g, nil)
+	steps := []struct {
+		do   func() error
+		want []string // calls this step adds
+	}{
+		{func() error { return g.AddPacketToInputStream("a", MakePacket(1, 10)) },
+			[]string{"10 A=1@10 B=Unstarted C=Unstarted"}},
+		{func() error { return g.SetInputStreamTimestampBound("c", 5) }, nil},
+		{func() error { return g.CloseInputStream("b") },
+			[]string{"4 A=10 B=Max(done) C=4"}},
+		{func() error { return g.SetInputStreamTimestampBound("a", 200) }, nil},
+		{func() error { return g.CloseInputStream("a") },
+			[]string{"4 A=Max(done) B=Max(done) C=4"}},
+		{func() error { return g.CloseInputStream("c") }, []string{"close"}},
+	}
+	var want []string
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatal(err)
+		}
+		idle(t, g)
+		want = append(want, s.want...)
+		if got := ev.list(); !slices.Equal(got, want) {
+			t.Fatalf("after step %d: calls\n%s\nwant\n%s", i, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if err := g.WaitUntilDone(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}

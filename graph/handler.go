@@ -232,7 +232,7 @@ func (n *node) nextInput() (readiness, Timestamp) {
 		n.eraseSurplus(false)
 	}
 	inputTS, minTS := Done, Done
-	allClose := true
+	allClose, becameDone := true, false
 	for i := range n.handler.sets {
 		r, ts := n.setReadiness(i)
 		n.setReady[i], n.setTS[i] = r == readyProcess, ts
@@ -243,6 +243,11 @@ func (n *node) nextInput() (readiness, Timestamp) {
 			allClose = false
 		case notReady:
 			allClose = false
+		case readyClose:
+			if n.handler.kind == handlerImmediate && !n.processBounds && n.lastProcessed[i] < Done {
+				n.lastProcessed[i] = Done // shown once
+				becameDone = true
+			}
 		}
 	}
 	switch {
@@ -255,6 +260,15 @@ func (n *node) nextInput() (readiness, Timestamp) {
 			inputTS = n.minTimestampToProcess()
 		}
 		return readyProcess, inputTS
+	case becameDone:
+		// An input of an immediate node finished while the others wait:
+		// like MediaPipe's immediate handler (its branch "kept for backward
+		// compatibility"), Process runs once with empty inputs, so the
+		// calculator sees InputDone without waiting for every input to
+		// end. It runs at the lowest timestamp settled on the open inputs
+		// (MediaPipe uses their lowest bound, where a packet may still
+		// come).
+		return readyProcess, minTS.PreviousAllowedInStream()
 	}
 	return notReady, minTS
 }
