@@ -36,8 +36,9 @@ type Contract struct {
 	OutputSidePackets []PortSpec
 
 	// InputStreamHandler is the handler used when the node configuration
-	// names none: "default" (or ""), "immediate", "sync_set" or
-	// "fixed_size". See the package documentation for their behaviour.
+	// names none: "default" (or ""), "immediate", "sync_set",
+	// "fixed_size" or "early_close". See the package documentation for
+	// their behaviour.
 	InputStreamHandler string
 	// ProcessTimestampBounds asks for Process calls on every settled
 	// timestamp, even when no packet arrived (see

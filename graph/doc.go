@@ -90,6 +90,12 @@
 //     packets are dropped down to target_queue_size (default 1), aligned
 //     across inputs. This is how a slow engine keeps up with live video: it
 //     always processes the newest frame.
+//   - early_close: the default handler's synchronisation (packets only),
+//     but the node closes as soon as any one input is done, dropping what
+//     waits on the others.
+//
+// The default handler's batch_size option collects that many input sets
+// before Process runs on them in a row; a partial batch runs before Close.
 //
 // Inputs listed in a node's back_edges come from downstream and close a
 // loop; they are left out of cycle checks and scheduling order. The
@@ -158,7 +164,8 @@
 // [Graph.AddPacketToInputStream], [Graph.CloseAllInputStreams], then
 // [Graph.WaitUntilDone]. [Graph.WaitUntilIdle] waits until everything fed so
 // far has been processed; [Graph.Cancel] aborts. Once a packet is consumed
-// the graph keeps no reference to it, so an idle graph holds no payloads.
+// the graph keeps no reference to it, so an idle graph holds no payloads
+// (but those collected into an unfinished batch_size batch).
 // [Graph.Profile] and [Graph.Collector] report per-node call counts and
 // times, queue depths and input latency.
 package graph

@@ -2,10 +2,13 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"weak"
 )
 
 // These tests pin down behaviours where weir once differed from MediaPipe's
@@ -196,5 +199,195 @@ nodes:
 	}
 	if err := g.WaitUntilDone(testCtx(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stamps records each Process call's input timestamp, forwards its input
+// (offset 0), and records Close.
+func stamps(ev *events) *funcCalc {
+	return &funcCalc{
+		open: func(cc *CalculatorContext) error { cc.SetTimestampOffset(0); return nil },
+		process: func(cc *CalculatorContext) error {
+			ev.add(cc.InputTimestamp().String())
+			return cc.Output("").AddPacket(cc.Input(""))
+		},
+		close: func(cc *CalculatorContext) error { ev.add("close"); return nil },
+	}
+}
+
+func TestDefaultHandlerBatchSizeHoldsInputsUntilTheBatchIsFullAndFlushesAPartialBatchOnClose(t *testing.T) {
+	var ev events
+	// max_queue_size 1 and AddIfNotFull: packets waiting for their batch
+	// have left the queue, as in MediaPipe, so they never throttle the
+	// feeder.
+	g := build(t, `
+input_streams: [in]
+max_queue_size: 1
+nodes:
+  - calculator: Stamps
+    input_streams: [in]
+    output_streams: [out]
+    input_stream_handler: {name: default, options: {batch_size: 3}}
+`, spec("Stamps", Contract{Inputs: in(""), Outputs: in("")}, stamps(&ev)), WithAddMode(AddIfNotFull))
+	rec := observe(t, g, "out")
+	start(t, g, nil)
+	idle(t, g) // opened: packets no longer wait in the queue for Open
+	steps := []struct {
+		feed []Timestamp
+		want []string // every call so far
+	}{
+		{[]Timestamp{1, 2}, nil},
+		{[]Timestamp{3}, []string{"1", "2", "3"}},
+		{[]Timestamp{4, 5}, []string{"1", "2", "3"}},
+	}
+	for i, s := range steps {
+		for _, ts := range s.feed {
+			add(t, g, "in", int(ts), ts)
+		}
+		idle(t, g)
+		if got := ev.list(); !slices.Equal(got, s.want) {
+			t.Fatalf("after step %d: calls %v, want %v", i, got, s.want)
+		}
+	}
+	finish(t, g)
+	if got, want := ev.list(), []string{"1", "2", "3", "4", "5", "close"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	if got, want := timestamps(rec.packets()), []Timestamp{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+}
+
+func TestBatchSizeHoldsTheOffsetBoundAtTheFirstBatchedTimestamp(t *testing.T) {
+	// MediaPipe's CalculatorGraph.CheckBatchProcessingBoundPropagation: an
+	// input bound that arrives while a batch is being collected must not
+	// carry the output bound past the batch's first timestamp, or the
+	// batch's packets would go back in time when it runs.
+	var ev events
+	g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: Stamps
+    input_streams: [in]
+    output_streams: [out]
+    input_stream_handler: {name: default, options: {batch_size: 2}}
+`, spec("Stamps", Contract{Inputs: in(""), Outputs: in("")}, stamps(&ev)))
+	rec := observe(t, g, "out", ObserveTimestampBounds())
+	start(t, g, nil)
+	add(t, g, "in", 1, 10)
+	if err := g.SetInputStreamTimestampBound("in", 50); err != nil {
+		t.Fatal(err)
+	}
+	idle(t, g)
+	for _, p := range rec.packets() {
+		if p.Timestamp() >= 10 {
+			t.Fatalf("output settled %v while the packet at 10 waits in a batch", p.Timestamp())
+		}
+	}
+	add(t, g, "in", 2, 60) // the batch is full: both run
+	finish(t, g)
+	var got []Timestamp
+	for _, p := range rec.packets() {
+		if !p.IsEmpty() {
+			got = append(got, p.Timestamp())
+		}
+	}
+	if want := []Timestamp{10, 60}; !slices.Equal(got, want) {
+		t.Fatalf("packets %v, want %v", got, want)
+	}
+}
+
+func TestBatchSizeIsCheckedAgainstMaxInFlightAndSourceNodes(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"max_in_flight", `
+input_streams: [a]
+nodes:
+  - calculator: PassThrough
+    input_streams: [a]
+    output_streams: [b]
+    max_in_flight: 2
+    input_stream_handler: {name: default, options: {batch_size: 4}}
+`, `max_in_flight 2 cannot be combined with batch_size 4`},
+		{"source node", `
+nodes:
+  - calculator: Sequence
+    output_streams: [b]
+    input_stream_handler: {name: default, options: {batch_size: 4}}
+`, `batch_size does not apply to a source node`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			diags := Validate([]byte(tt.yaml))
+			if len(diags) != 1 || !strings.Contains(diags[0].Message, tt.want) {
+				t.Fatalf("diagnostics %v, want one containing %q", diags, tt.want)
+			}
+		})
+	}
+}
+
+func TestEarlyCloseHandlerClosesTheNodeWhenAnyInputIsDone(t *testing.T) {
+	var ev events
+	g := build(t, `
+input_streams: [a, b]
+nodes:
+  - name: join
+    calculator: Join
+    input_streams: ["A:a", "B:b"]
+    input_stream_handler: early_close
+`, spec("Join", Contract{Inputs: in("A", "B")}, boundCalls(&ev, "A", "B")))
+	start(t, g, nil)
+	add(t, g, "a", 1, 1)
+	add(t, g, "b", 2, 1)
+	add(t, g, "a", 3, 2) // waits for B to settle 2
+	idle(t, g)
+	if got, want := ev.list(), []string{"1 A=1@1 B=2@1"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	// B finishes: the node closes at once, though A is open and holds a
+	// packet, which is dropped, as MediaPipe's EarlyCloseInputStreamHandler
+	// does.
+	if err := g.CloseInputStream("b"); err != nil {
+		t.Fatal(err)
+	}
+	idle(t, g)
+	if got, want := ev.list(), []string{"1 A=1@1 B=2@1", "close"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	if q := g.Profile().Nodes[0].Inputs[0]; q.Dropped != 1 || q.Depth != 0 {
+		t.Fatalf("input A: dropped %d, depth %d; want 1 dropped, none left", q.Dropped, q.Depth)
+	}
+	finish(t, g)
+}
+
+func TestCancelReleasesTheInputsOfABatchBeingCollected(t *testing.T) {
+	var ev events
+	g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: Stamps
+    input_streams: [in]
+    output_streams: [out]
+    input_stream_handler: {name: default, options: {batch_size: 4}}
+`, spec("Stamps", Contract{Inputs: in(""), Outputs: in("")}, stamps(&ev)))
+	start(t, g, nil)
+	payload := &[1 << 16]byte{}
+	ref := weak.Make(payload)
+	add(t, g, "in", payload, 1)
+	payload = nil
+	add(t, g, "in", 2, 2)
+	idle(t, g)
+	g.Cancel()
+	if err := g.WaitUntilDone(testCtx(t)); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("WaitUntilDone: %v, want ErrCancelled", err)
+	}
+	// The batch never ran, Close did, and nothing holds its packets.
+	if got, want := ev.list(), []string{"close"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	for i := 0; i < 5 && ref.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if ref.Value() != nil {
+		t.Fatal("a packet of the cancelled batch is still referenced")
 	}
 }

@@ -147,13 +147,15 @@ type node struct {
 	maxInFlight   int
 	priority      int
 
-	src         *source // for source nodes
-	state       nodeState
-	inflight    int
-	nextSeq     uint64
-	commitSeq   uint64
-	finished    map[uint64]*CalculatorContext
-	free        []*CalculatorContext
+	src       *source // for source nodes
+	state     nodeState
+	inflight  int
+	nextSeq   uint64
+	commitSeq uint64
+	finished  map[uint64]*CalculatorContext
+	free      []*CalculatorContext
+	// pending are filled calls waiting for a full batch (batch_size).
+	pending     []*CalculatorContext
 	stop        bool
 	closeQueued bool
 	dirty       bool

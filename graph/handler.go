@@ -11,6 +11,10 @@ const (
 	HandlerImmediate = "immediate"
 	HandlerSyncSet   = "sync_set"
 	HandlerFixedSize = "fixed_size"
+	// HandlerEarlyClose is MediaPipe's EarlyCloseInputStreamHandler: the
+	// default handler's synchronisation, but the node closes as soon as
+	// any one input is done.
+	HandlerEarlyClose = "early_close"
 )
 
 type handlerKind int
@@ -20,6 +24,7 @@ const (
 	handlerImmediate
 	handlerSyncSet
 	handlerFixedSize
+	handlerEarlyClose
 )
 
 // handlerSpec is a node's input policy. Every handler is a list of sync
@@ -27,13 +32,16 @@ const (
 // together at one timestamp), sets are independent of each other. The
 // default handler is one set holding every input, the immediate handler one
 // set per input. The fixed-size handler is the default handler that also
-// drops the oldest queued packets.
+// drops the oldest queued packets. batchSize is the default handler's
+// batch_size: how many input sets wait for each other before Process runs
+// on them in a row.
 type handlerSpec struct {
-	kind     handlerKind
-	sets     [][]int
-	trigger  int
-	target   int
-	fixedMin bool
+	kind      handlerKind
+	sets      [][]int
+	trigger   int
+	target    int
+	fixedMin  bool
+	batchSize int
 }
 
 // parseHandler resolves a node's handler configuration.
@@ -66,11 +74,28 @@ func parseHandler(hc HandlerConfig, fallback string, inputs []PortRef) (handlerS
 			}
 		}
 	}
-	h := handlerSpec{}
+	h := handlerSpec{batchSize: 1}
 	switch name {
 	case HandlerDefault:
-		known()
+		known("batch_size")
 		h.kind = handlerDefault
+		if len(all) > 0 {
+			h.sets = [][]int{all}
+		}
+		if v, ok := opts["batch_size"]; ok {
+			i, err := convertOption(OptInt, v)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("input stream handler default: batch_size: %v", err))
+			case i.(int64) < 1:
+				problems = append(problems, fmt.Sprintf("input stream handler default: batch_size must be 1 or more, got %d", i))
+			default:
+				h.batchSize = int(i.(int64))
+			}
+		}
+	case HandlerEarlyClose:
+		known()
+		h.kind = handlerEarlyClose
 		if len(all) > 0 {
 			h.sets = [][]int{all}
 		}
@@ -153,7 +178,7 @@ func parseHandler(hc HandlerConfig, fallback string, inputs []PortRef) (handlerS
 			h.sets = append(h.sets, rest)
 		}
 	default:
-		problems = append(problems, fmt.Sprintf("unknown input stream handler %q (handlers: default, immediate, sync_set, fixed_size)", name))
+		problems = append(problems, fmt.Sprintf("unknown input stream handler %q (handlers: default, immediate, sync_set, fixed_size, early_close)", name))
 	}
 	return h, problems
 }
@@ -227,6 +252,9 @@ func (n *node) setReadiness(i int) (readiness, Timestamp) {
 // or not yet (then the timestamp is the lowest input timestamp or bound,
 // used to propagate offset bounds).
 func (n *node) nextInput() (readiness, Timestamp) {
+	if n.handler.kind == handlerEarlyClose {
+		return n.earlyCloseInput()
+	}
 	fixed := n.handler.kind == handlerFixedSize
 	if fixed {
 		n.eraseSurplus(false)
@@ -269,6 +297,31 @@ func (n *node) nextInput() (readiness, Timestamp) {
 		// (MediaPipe uses their lowest bound, where a packet may still
 		// come).
 		return readyProcess, minTS.PreviousAllowedInStream()
+	}
+	return notReady, minTS
+}
+
+// earlyCloseInput is MediaPipe's EarlyCloseInputStreamHandler: the node
+// closes once any input is done (closed with nothing queued), dropping what
+// waits on the others; otherwise it is ready at the lowest queued packet
+// once every empty input has settled it. Like MediaPipe's, it runs Process
+// for packets only, whatever the bounds processing setting.
+func (n *node) earlyCloseInput() (readiness, Timestamp) {
+	minBound, minTS := Done, Done
+	for _, q := range n.inputs {
+		ts, empty := q.minTimestampOrBound()
+		if empty {
+			if ts == Done {
+				return readyClose, Done
+			}
+			minBound = min(minBound, ts)
+		}
+		minTS = min(minTS, ts)
+	}
+	ready := minBound > minTS
+	n.setReady[0], n.setTS[0] = ready, minTS
+	if ready {
+		return readyProcess, minTS
 	}
 	return notReady, minTS
 }

@@ -229,6 +229,10 @@ func TestHandlerOptionsAreChecked(t *testing.T) {
 		{"{name: immediate, options: {x: 1}}", `input stream handler immediate takes no options, got "x"`},
 		{"{name: sync_set, options: {sync_sets: [[A, Q]]}}", "sync_set: Q names no input"},
 		{"{name: sync_set, options: {sync_sets: [[A], [A]]}}", "is in two sync sets"},
+		{"{name: default, options: {batch_size: 0}}", "batch_size must be 1 or more, got 0"},
+		{"{name: default, options: {batch_size: many}}", "batch_size:"},
+		{"{name: default, options: {batch: 2}}", `unknown option "batch" (options: batch_size)`},
+		{"{name: early_close, options: {x: 1}}", `input stream handler early_close takes no options, got "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.handler, func(t *testing.T) {

@@ -247,6 +247,7 @@ func (g *Graph) commit(cc *CalculatorContext) {
 			g.setBound(s, Done)
 		}
 		for _, q := range n.inputs {
+			q.dropped += int64(q.q.len()) // early_close leaves packets behind
 			q.q.release()
 			g.updateFull(q)
 		}
@@ -459,10 +460,19 @@ func (g *Graph) schedule(n *node) {
 		switch r {
 		case notReady:
 			if n.inflight == 0 && n.offsetSet {
+				if len(n.pending) > 0 {
+					// As in MediaPipe, a batch being collected holds the
+					// offset bound at its first timestamp.
+					ts = n.pending[0].ts
+				}
 				g.propagateOffset(n, ts)
 			}
 			return
 		case readyClose:
+			if n.inflight == 0 && len(n.pending) > 0 {
+				g.flushPending(n) // a partial batch runs before Close
+				return
+			}
 			if n.inflight == 0 {
 				if n.offsetSet {
 					// With an offset the outputs end with the inputs: Close
@@ -475,9 +485,46 @@ func (g *Graph) schedule(n *node) {
 		}
 		cc := g.newContext(n, phaseProcess, ts)
 		n.fill(cc, ts)
+		if n.handler.batchSize > 1 {
+			n.pending = append(n.pending, cc)
+			if len(n.pending) == n.handler.batchSize {
+				g.flushPending(n)
+			}
+			continue
+		}
 		g.queue(cc)
 		g.batch(n, cc)
 	}
+}
+
+// flushPending queues the calls a batch_size node has collected, to run
+// back to back on one worker like a batch (see batch). Their input packets
+// left the queues when they were filled, as in MediaPipe, so they do not
+// count against max_queue_size. The first call's outputs start from the
+// streams' bounds now: an offset bound may have moved them since it was
+// filled.
+func (g *Graph) flushPending(n *node) {
+	head := n.pending[0]
+	head.startOutputs()
+	g.queue(head)
+	for _, cc := range n.pending[1:] {
+		n.inflight++
+		cc.seq = n.nextSeq
+		n.nextSeq++
+		head.more = append(head.more, cc)
+	}
+	clear(n.pending)
+	n.pending = n.pending[:0]
+}
+
+// dropPending releases the calls a batch_size node was collecting, after a
+// failure.
+func (n *node) dropPending() {
+	for _, cc := range n.pending {
+		cc.release()
+	}
+	clear(n.pending)
+	n.pending = n.pending[:0]
 }
 
 // batchSize caps the Process calls one worker runs back to back for a
@@ -564,12 +611,18 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 	if ph == phaseProcess && len(n.inputs) > 0 {
 		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
 	}
-	for i, s := range n.outputs {
+	cc.startOutputs()
+	return cc
+}
+
+// startOutputs starts the call's output shards at the streams' current
+// bounds.
+func (cc *CalculatorContext) startOutputs() {
+	for i, s := range cc.n.outputs {
 		o := cc.outputs[i] // cc, s and typ are set once; release emptied packets
 		o.next, o.updated, o.closed = s.bound, Unset, s.bound == Done
 		o.prior, o.onlyPre = s.packets, s.lastPre
 	}
-	return cc
 }
 
 // emitted reports whether the call added packets to any output.
@@ -637,6 +690,10 @@ func (g *Graph) idle() {
 			g.fail(fmt.Errorf("node %q (%s): never opened: input side packet %s was not produced", n.name, n.calcName, strings.Join(missing, ", ")))
 			return
 		case nodeOpen:
+			if n.inflight == 0 && len(n.pending) > 0 {
+				g.flushPending(n)
+				return
+			}
 			if n.inflight == 0 {
 				g.queueClose(n)
 				return
@@ -705,6 +762,9 @@ func (g *Graph) fail(err error) {
 		g.drop(cc, false)
 	}
 	g.heap = nil
+	for _, n := range g.nodes {
+		n.dropPending()
+	}
 	g.maybeFinalize()
 	g.notifyAll()
 }

@@ -220,6 +220,15 @@ func (cfg *Config) check(res resolver) (*plan, []Diagnostic) {
 			errf(l, np.name, "node %q: max_in_flight %d needs a stateless calculator and %s is not declared stateless", np.name, nc.MaxInFlight, nc.Calculator)
 		case nc.MaxInFlight > 1 && len(np.inputs) == 0:
 			errf(l, np.name, "node %q: max_in_flight does not apply to a source node (it has no input streams)", np.name)
+		case nc.MaxInFlight > 1 && h.batchSize > 1:
+			errf(l, np.name, "node %q: max_in_flight %d cannot be combined with batch_size %d: a batch runs its calls in a row", np.name, nc.MaxInFlight, h.batchSize)
+		}
+		if h.batchSize > 1 && len(np.inputs) == 0 {
+			l := nc.InputStreamHandler.Line
+			if l == 0 {
+				l = nc.Line
+			}
+			errf(l, np.name, "node %q: batch_size does not apply to a source node (it has no input streams)", np.name)
 		}
 		if nc.MaxQueueSize < -1 {
 			errf(nc.Line, np.name, "node %q: max_queue_size must be -1, 0 or more, got %d", np.name, nc.MaxQueueSize)
