@@ -154,14 +154,27 @@ func mirroredContract(info NodeInfo) (Contract, error) {
 	return c, nil
 }
 
-type passThrough struct{}
+// passThrough pairs input i with output out[i] (same TAG:index), found
+// once in Open rather than by port name on every call.
+type passThrough struct{ out []int }
 
-func (passThrough) Open(cc *CalculatorContext) error { cc.SetTimestampOffset(0); return nil }
-func (passThrough) Close(*CalculatorContext) error   { return nil }
-func (passThrough) Process(cc *CalculatorContext) error {
-	for _, r := range cc.InputPorts() {
-		if p := cc.InputAt(r.Tag, r.Index); !p.IsEmpty() {
-			if err := cc.OutputAt(r.Tag, r.Index).AddPacket(p); err != nil {
+func (c *passThrough) Open(cc *CalculatorContext) error {
+	c.out = make([]int, len(cc.n.inRefs))
+	for i, r := range cc.n.inRefs {
+		j, ok := portSlot(cc.n.outRefs, cc.n.outIndex, r.Tag, r.Index)
+		if !ok {
+			return fmt.Errorf("input %s has no output %s", r, r.Key())
+		}
+		c.out[i] = j
+	}
+	cc.SetTimestampOffset(0)
+	return nil
+}
+func (*passThrough) Close(*CalculatorContext) error { return nil }
+func (c *passThrough) Process(cc *CalculatorContext) error {
+	for i, p := range cc.inputs {
+		if !p.IsEmpty() {
+			if err := cc.outputs[c.out[i]].AddPacket(p); err != nil {
 				return err
 			}
 		}

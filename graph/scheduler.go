@@ -106,7 +106,7 @@ func (cc *CalculatorContext) follow(prev *CalculatorContext) {
 		if n.offsetSet {
 			next = max(next, offsetAfter(prev.ts, n.offset))
 		}
-		o.next, o.closed = next, po.closed || next == Done
+		o.next, o.closed, o.updated = next, po.closed || next == Done, Unset
 		if o.closed {
 			o.next = Done
 		}
@@ -226,15 +226,17 @@ func (g *Graph) commit(cc *CalculatorContext) {
 			return
 		}
 	}
-	for i, v := range cc.sideOut {
-		b := n.sideOut[i]
-		if b.sp.set {
-			g.fail(g.nodeErr(n, cc.phase, fmt.Errorf("output side packet %q is set twice", b.sp.name)))
-			return
-		}
-		b.sp.value, b.sp.set = v, true
-		for _, c := range b.sp.consumers {
-			g.markDirty(c)
+	if len(cc.sideOut) > 0 { // ranging over a nil map still costs a map iteration
+		for i, v := range cc.sideOut {
+			b := n.sideOut[i]
+			if b.sp.set {
+				g.fail(g.nodeErr(n, cc.phase, fmt.Errorf("output side packet %q is set twice", b.sp.name)))
+				return
+			}
+			b.sp.value, b.sp.set = v, true
+			for _, c := range b.sp.consumers {
+				g.markDirty(c)
+			}
 		}
 	}
 	switch cc.phase {
@@ -262,9 +264,15 @@ func (g *Graph) commit(cc *CalculatorContext) {
 func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) error {
 	s := o.s
 	before := s.bound
+	// AddPacket checked every packet against the shard, which started from
+	// the stream's state and was the only writer since: only calls that ran
+	// in parallel (max_in_flight) can disagree with the stream by now.
+	recheck := n.maxInFlight > 1
 	for _, p := range o.packets {
-		if err := s.check(p); err != nil {
-			return err
+		if recheck {
+			if err := s.check(p); err != nil {
+				return err
+			}
 		}
 		g.emit(s, p, cc.end)
 	}
@@ -556,7 +564,7 @@ func (g *Graph) batch(n *node, head *CalculatorContext) {
 		if r != readyProcess {
 			return
 		}
-		cc := g.newContext(n, phaseProcess, ts)
+		cc := g.takeContext(n, phaseProcess, ts)
 		cc.held = true
 		n.fill(cc, ts)
 		n.inflight++
@@ -592,6 +600,14 @@ func (g *Graph) queue(cc *CalculatorContext) {
 // streams' current bounds. Contexts are recycled per node, since a context
 // is only valid during its call.
 func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
+	cc := g.takeContext(n, ph, ts)
+	cc.startOutputs()
+	return cc
+}
+
+// takeContext is newContext without starting the outputs, for a call
+// batched behind another: follow starts them when the batch runs.
+func (g *Graph) takeContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 	var cc *CalculatorContext
 	if k := len(n.free); k > 0 {
 		cc = n.free[k-1]
@@ -611,7 +627,6 @@ func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 	if ph == phaseProcess && len(n.inputs) > 0 {
 		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
 	}
-	cc.startOutputs()
 	return cc
 }
 
@@ -638,10 +653,16 @@ func (cc *CalculatorContext) emitted() bool {
 // release drops the call's references to packets so nothing outlives its
 // use.
 func (cc *CalculatorContext) release() {
-	clear(cc.inputBuf)
+	for i := range cc.inputBuf {
+		if cc.inputBuf[i].value != nil {
+			cc.inputBuf[i].value = nil
+		}
+	}
 	cc.inputs, cc.inputDone, cc.sideOut = nil, nil, nil
 	for _, o := range cc.outputs {
-		clear(o.packets)
+		for i := range o.packets {
+			o.packets[i].value = nil
+		}
 		o.packets = o.packets[:0]
 	}
 	cc.err, cc.graphErr, cc.result = nil, nil, nil

@@ -56,8 +56,10 @@ type entry struct {
 	at time.Duration
 }
 
-// deque is a ring buffer of entries. Popped slots are cleared so the queue
-// never keeps a consumed packet alive.
+// deque is a ring buffer of entries whose size is a power of two, so
+// positions wrap with a mask rather than a division (the queues are on the
+// scheduler's hottest path). Popped slots are cleared so the queue never
+// keeps a consumed packet alive.
 type deque struct {
 	buf  []entry
 	head int
@@ -70,21 +72,21 @@ func (d *deque) push(e entry) {
 	if d.n == len(d.buf) {
 		nb := make([]entry, max(8, 2*len(d.buf)))
 		for i := 0; i < d.n; i++ {
-			nb[i] = d.buf[(d.head+i)%len(d.buf)]
+			nb[i] = d.buf[(d.head+i)&(len(d.buf)-1)]
 		}
 		d.buf, d.head = nb, 0
 	}
-	d.buf[(d.head+d.n)%len(d.buf)] = e
+	d.buf[(d.head+d.n)&(len(d.buf)-1)] = e
 	d.n++
 }
 
 // at returns the i-th entry from the front.
-func (d *deque) at(i int) *entry { return &d.buf[(d.head+i)%len(d.buf)] }
+func (d *deque) at(i int) *entry { return &d.buf[(d.head+i)&(len(d.buf)-1)] }
 
 func (d *deque) pop() entry {
 	e := d.buf[d.head]
 	d.buf[d.head] = entry{}
-	d.head = (d.head + 1) % len(d.buf)
+	d.head = (d.head + 1) & (len(d.buf) - 1)
 	d.n--
 	return e
 }
