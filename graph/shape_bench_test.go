@@ -14,7 +14,10 @@ import (
 // channels buffered like the graph's default max_queue_size), in the same
 // benchmark iteration, so the ratio survives a noisy machine. Reported:
 // graph-ns/packet and chan-ns/packet (wall time per packet through the
-// whole pipeline), packets/s for the graph, and ratio (graph ÷ channels).
+// whole pipeline), packets/s for the graph, ratio (graph ÷ channels), and
+// graph-cpu-ns/packet and chan-cpu-ns/packet (the process's CPU time per
+// packet, which other load on a shared machine disturbs far less than wall
+// time).
 //
 //	go test -run '^$' -bench 'BenchmarkShape' -benchtime 20000x ./graph/
 
@@ -183,12 +186,25 @@ func runChanFan(b *testing.B, width, n int) time.Duration {
 	return d
 }
 
-func reportShape(b *testing.B, graphD, chanD time.Duration) {
+// shapeTimes accumulates one side's wall and CPU time.
+type shapeTimes struct{ wall, cpu time.Duration }
+
+func (t *shapeTimes) run(f func() time.Duration) {
+	c0 := processCPU()
+	t.wall += f()
+	t.cpu += processCPU() - c0
+}
+
+func reportShape(b *testing.B, graph, chans shapeTimes) {
 	n := float64(b.N)
-	b.ReportMetric(float64(graphD.Nanoseconds())/n, "graph-ns/packet")
-	b.ReportMetric(float64(chanD.Nanoseconds())/n, "chan-ns/packet")
-	b.ReportMetric(n/graphD.Seconds(), "packets/s")
-	b.ReportMetric(graphD.Seconds()/chanD.Seconds(), "ratio")
+	b.ReportMetric(float64(graph.wall.Nanoseconds())/n, "graph-ns/packet")
+	b.ReportMetric(float64(chans.wall.Nanoseconds())/n, "chan-ns/packet")
+	b.ReportMetric(n/graph.wall.Seconds(), "packets/s")
+	b.ReportMetric(graph.wall.Seconds()/chans.wall.Seconds(), "ratio")
+	if graph.cpu > 0 {
+		b.ReportMetric(float64(graph.cpu.Nanoseconds())/n, "graph-cpu-ns/packet")
+		b.ReportMetric(float64(chans.cpu.Nanoseconds())/n, "chan-cpu-ns/packet")
+	}
 }
 
 // BenchmarkShapeChain10 sends b.N packets through a chain of 10
@@ -196,18 +212,18 @@ func reportShape(b *testing.B, graphD, chanD time.Duration) {
 // which goes first.
 func BenchmarkShapeChain10(b *testing.B) {
 	yaml := chainYAML(10)
-	var graphD, chanD time.Duration
+	var graph, chans shapeTimes
 	for round := 0; round < 2; round++ { // half the packets each way round
 		n := b.N / 2
 		if round == 0 {
-			graphD += runGraph(b, yaml, "s10", n)
-			chanD += runChanChain(b, 10, n)
+			graph.run(func() time.Duration { return runGraph(b, yaml, "s10", n) })
+			chans.run(func() time.Duration { return runChanChain(b, 10, n) })
 		} else {
-			chanD += runChanChain(b, 10, b.N-n)
-			graphD += runGraph(b, yaml, "s10", b.N-n)
+			chans.run(func() time.Duration { return runChanChain(b, 10, b.N-n) })
+			graph.run(func() time.Duration { return runGraph(b, yaml, "s10", b.N-n) })
 		}
 	}
-	reportShape(b, graphD, chanD)
+	reportShape(b, graph, chans)
 }
 
 // BenchmarkShapeFanOutFanIn sends b.N packets into 4 parallel branches
@@ -216,16 +232,16 @@ func BenchmarkShapeChain10(b *testing.B) {
 func BenchmarkShapeFanOutFanIn(b *testing.B) {
 	const width = 4
 	yaml := fanYAML(width)
-	var graphD, chanD time.Duration
+	var graph, chans shapeTimes
 	for round := 0; round < 2; round++ {
 		n := b.N / 2
 		if round == 0 {
-			graphD += runGraph(b, yaml, "out", n)
-			chanD += runChanFan(b, width, n)
+			graph.run(func() time.Duration { return runGraph(b, yaml, "out", n) })
+			chans.run(func() time.Duration { return runChanFan(b, width, n) })
 		} else {
-			chanD += runChanFan(b, width, b.N-n)
-			graphD += runGraph(b, yaml, "out", b.N-n)
+			chans.run(func() time.Duration { return runChanFan(b, width, b.N-n) })
+			graph.run(func() time.Duration { return runGraph(b, yaml, "out", b.N-n) })
 		}
 	}
-	reportShape(b, graphD, chanD)
+	reportShape(b, graph, chans)
 }
