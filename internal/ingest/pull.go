@@ -589,7 +589,7 @@ func (pl *puller) probe(ctx context.Context, src *sourceReader) (*probed, error)
 	case pl.url != "" && !pl.live && readErr == nil:
 		// A download too big to recognise from its start, such as an
 		// MP4 with its moov box at the end: let ffprobe seek.
-		info, err := media.Probe(ctx, pl.url)
+		info, err := media.ProbeURL(ctx, pl.url)
 		if err == nil {
 			return &probed{info: info, prefix: buf, whole: true}, nil
 		}

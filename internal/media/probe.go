@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +62,13 @@ func (i *Info) first(kind string) (Stream, bool) {
 		}
 	}
 	return Stream{}, false
+}
+
+// Demuxer is the name that pins the detected demuxer with ffmpeg's -f:
+// the first of FormatName's names ("mov" for "mov,mp4,m4a,3gp,3g2,mj2").
+func (i *Info) Demuxer() string {
+	name, _, _ := strings.Cut(i.FormatName, ",")
+	return name
 }
 
 // FFmpegFormat is the ffmpeg format name for the protocol's ffmpegFormat
@@ -113,26 +122,86 @@ func (i *Info) MimeType() string {
 	}
 }
 
-// Probe runs ffprobe on a file path or URL.
-func Probe(ctx context.Context, input string) (*Info, error) {
-	return probe(ctx, input, nil)
+// Demuxers is the allow-list of ffmpeg demuxers weir reads user media
+// with: containers and elementary streams that carry their media inside
+// themselves. What is left off can make ffmpeg open other files or URLs
+// named in the input (hls, dash, concat/ffconcat, image2 sequences and
+// globs, imf, webm_dash_manifest) or is not audio or video at all; an
+// uploaded playlist naming file:///etc/passwd or another title's source
+// must never become a title made of those bytes.
+var Demuxers = []string{
+	"mov", "matroska", "mpegts", "mpeg", "flv", "avi", "asf", "mxf", "dv", "ivf", "nut",
+	"wav", "w64", "aiff", "caf", "mp3", "aac", "ac3", "eac3", "flac", "ogg", "wv", "amr",
+	"h264", "hevc", "m4v", "mpegvideo",
+}
+
+// Protocol allow-lists for InputArgs: a local file, a pipe, or an HTTP(S)
+// URL a user asked to read (only ever given to ffmpeg by a command the
+// user ran; the server downloads URLs itself through its address filter).
+const (
+	ProtocolsFile = "file"
+	ProtocolsPipe = "pipe"
+	ProtocolsHTTP = "http,https,tcp,tls"
+)
+
+// InputArgs are the ffmpeg/ffprobe options to put before "-i" when reading
+// user media: only the protocols given and only the demuxers in Demuxers.
+// A non-empty format pins the demuxer (Info.Demuxer of an earlier probe),
+// so ffmpeg cannot pick a different one than the probe checked.
+func InputArgs(protocols, format string) []string {
+	args := []string{"-protocol_whitelist", protocols, "-format_whitelist", strings.Join(Demuxers, ",")}
+	if format != "" {
+		args = append(args, "-f", format)
+	}
+	return args
+}
+
+// UnsupportedContainerError means ffprobe recognised the input as a
+// container weir does not read (one not in Demuxers). It wraps
+// ErrNoMedia: the input is not media weir can use.
+type UnsupportedContainerError struct {
+	Format string // the demuxer ffprobe detected, e.g. "hls"
+}
+
+func (e *UnsupportedContainerError) Error() string { return "unsupported container " + e.Format }
+
+func (e *UnsupportedContainerError) Unwrap() error { return ErrNoMedia }
+
+// Probe runs ffprobe on a local file, reading nothing but that file: a
+// path naming another protocol ("concat:a|b", "subfile,,start,...",
+// "data:...") is refused like a file that is not media.
+func Probe(ctx context.Context, path string) (*Info, error) {
+	return probe(ctx, path, ProtocolsFile, nil)
+}
+
+// ProbeURL runs ffprobe on an http:// or https:// URL, letting ffprobe
+// fetch it. Only for URLs a user handed to a command they run themselves:
+// the server never lets ffmpeg fetch, it downloads through its
+// private-address filter first.
+func ProbeURL(ctx context.Context, rawURL string) (*Info, error) {
+	scheme, _, _ := strings.Cut(rawURL, "://")
+	if s := strings.ToLower(scheme); s != "http" && s != "https" {
+		return nil, fmt.Errorf("ffprobe %s: only http:// and https:// URLs can be probed", rawURL)
+	}
+	return probe(ctx, rawURL, ProtocolsHTTP, nil)
 }
 
 // ProbeBytes runs ffprobe on the start of a stream held in memory, for
 // inputs that cannot be read twice (live streams). A few hundred kilobytes
 // are normally enough to recognise the container and its codecs.
 func ProbeBytes(ctx context.Context, data []byte) (*Info, error) {
-	return probe(ctx, "pipe:0", data)
+	return probe(ctx, "pipe:0", ProtocolsPipe, data)
 }
 
-func probe(ctx context.Context, input string, stdin []byte) (*Info, error) {
+func probe(ctx context.Context, input, protocols string, stdin []byte) (*Info, error) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		return nil, fmt.Errorf("ffprobe not found on PATH (install ffmpeg): %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-hide_banner",
-		"-show_format", "-show_streams", "-of", "json", input)
+	args := append([]string{"-v", "error", "-hide_banner"}, InputArgs(protocols, "")...)
+	args = append(args, "-show_format", "-show_streams", "-of", "json", input)
+	cmd := exec.CommandContext(ctx, "ffprobe", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {
@@ -144,6 +213,9 @@ func probe(ctx context.Context, input string, stdin []byte) (*Info, error) {
 	}
 	msg := strings.TrimSpace(stderr.String())
 	if runErr != nil {
+		if f := refusedFormat(msg); f != "" && !notMediaFormat(f) {
+			return nil, fmt.Errorf("ffprobe %s: %w", input, &UnsupportedContainerError{Format: f})
+		}
 		if msg == "" {
 			msg = runErr.Error()
 		}
@@ -153,7 +225,24 @@ func probe(ctx context.Context, input string, stdin []byte) (*Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ffprobe %s: %w", input, err)
 	}
+	if !slices.Contains(Demuxers, info.Demuxer()) {
+		// -format_whitelist should have refused it already; the
+		// demuxer name is pinned with -f later, so check again.
+		return nil, fmt.Errorf("ffprobe %s: %w", input, &UnsupportedContainerError{Format: info.Demuxer()})
+	}
 	return info, nil
+}
+
+// notWhitelisted matches the line libavformat logs when the demuxer it
+// detected is not in -format_whitelist; the log prefix names that demuxer.
+var notWhitelisted = regexp.MustCompile(`\[([a-z0-9_]+)[a-z0-9_,]* @ 0x[0-9a-f]+\] Format not on whitelist`)
+
+// refusedFormat is the demuxer ffprobe detected and refused, or "".
+func refusedFormat(stderr string) string {
+	if m := notWhitelisted.FindStringSubmatch(stderr); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 func lastLine(s string) string {
@@ -238,8 +327,7 @@ func parseProbe(data []byte) (*Info, error) {
 // notMedia spots inputs ffprobe decodes without being audio or video: text
 // read by the tty demuxer as "ANSI art", and single still images.
 func notMedia(info *Info) bool {
-	f := info.FormatName
-	if f == "tty" || f == "image2" || strings.HasSuffix(f, "_pipe") {
+	if notMediaFormat(info.FormatName) {
 		return true
 	}
 	for _, s := range info.Streams {
@@ -248,6 +336,11 @@ func notMedia(info *Info) bool {
 		}
 	}
 	return false
+}
+
+// notMediaFormat reports demuxers that read text or still images.
+func notMediaFormat(f string) bool {
+	return f == "tty" || f == "image2" || strings.HasSuffix(f, "_pipe")
 }
 
 func atoi64(s string) int64 {

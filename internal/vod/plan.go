@@ -97,7 +97,9 @@ const ffmpegList = "ffmpeg.m3u8"
 func ffmpegArgs(cfg *Config, src string, info *media.Info, group []*rendition) []string {
 	seg := cfg.SegmentDuration.Seconds()
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-		"-progress", "pipe:1", "-stats_period", "0.5", "-y", "-i", src}
+		"-progress", "pipe:1", "-stats_period", "0.5", "-y"}
+	args = append(args, media.InputArgs(media.ProtocolsFile, info.Demuxer())...)
+	args = append(args, "-i", src)
 
 	var video []*rendition
 	for _, r := range group {

@@ -168,3 +168,26 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 		}
 	}
 }
+
+// ffmpeg reads the source with the demuxer the probe checked and the file
+// protocol alone, so bytes that probe as one container cannot be read as a
+// playlist of other files by the transcode or the thumbnail.
+func TestFFmpegReadsTheSourceOnlyWithTheProbedDemuxer(t *testing.T) {
+	cfg := Config{Preset: "veryfast", SegmentDuration: 4 * time.Second, Format: FormatFMP4}
+	info := videoInfo(1280, 720, true)
+	info.FormatName = "mov,mp4,m4a,3gp,3g2,mj2"
+	rs, _ := planLadder(DefaultLadder(), info, 128_000)
+	want := strings.Join(media.InputArgs(media.ProtocolsFile, "mov"), " ") + " -i /work/source.mp4 "
+	for name, args := range map[string][]string{
+		"transcode": ffmpegArgs(&cfg, "/work/source.mp4", info, rs),
+		"thumbnail": thumbnailArgs("/work/source.mp4", info, "/work/thumb.jpg"),
+	} {
+		joined := strings.Join(args, " ")
+		if !strings.Contains(joined, want) || !strings.Contains(joined, "-protocol_whitelist file -format_whitelist mov,") {
+			t.Errorf("%s: want %q before the input in\n%s", name, want, joined)
+		}
+		if strings.Count(joined, " -i ") != 1 {
+			t.Errorf("%s: more than one input in\n%s", name, joined)
+		}
+	}
+}

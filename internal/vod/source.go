@@ -145,11 +145,14 @@ func (w *Worker) probeSource(ctx context.Context, src string) (*media.Info, erro
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	info, err := media.Probe(pctx, src)
+	var unsupported *media.UnsupportedContainerError
 	switch {
 	case err == nil:
 		return info, nil
 	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)
+	case errors.As(err, &unsupported):
+		return nil, failf("%v: weir transcodes audio and video files (MP4, MOV, MKV, WebM, MPEG-TS, FLV, AVI, MP3, AAC, WAV, FLAC, Ogg...), not playlists or lists of other files", unsupported)
 	case errors.Is(err, media.ErrNoMedia):
 		if isMP4WithoutIndex(src) {
 			return nil, failf("the file is an incomplete MP4: its index (the moov box) is missing, so the upload or the recording was probably cut off before the end")

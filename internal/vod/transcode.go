@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -212,10 +213,7 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 		t.done <- errNoThumbnail
 		return t
 	}
-	at := min(r.info.Duration/10, 10*time.Second)
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-		"-ss", formatSeconds(at), "-i", r.src, "-frames:v", "1",
-		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,iw))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", t.path}
+	args := thumbnailArgs(r.src, r.info, t.path)
 	go func() {
 		cmd := exec.CommandContext(ctx, r.w.cfg.FFmpeg, args...)
 		dieWithParent(cmd)
@@ -231,6 +229,17 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 }
 
 var errNoThumbnail = errors.New("no thumbnail")
+
+// thumbnailArgs grabs one frame a tenth of the way in (at most 10 s),
+// reading src like the transcode does: the probed demuxer pinned, local
+// files only.
+func thumbnailArgs(src string, info *media.Info, out string) []string {
+	at := min(info.Duration/10, 10*time.Second)
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", formatSeconds(at)}
+	args = append(args, media.InputArgs(media.ProtocolsFile, info.Demuxer())...)
+	return append(args, "-i", src, "-frames:v", "1",
+		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,iw))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", out)
+}
 
 func (t *thumbnail) wait() error {
 	err := <-t.done
