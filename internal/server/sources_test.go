@@ -2,9 +2,11 @@ package server
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -42,6 +44,26 @@ func TestRefusePrivate(t *testing.T) {
 		{"0.0.0.0:80", true},
 		{"[::ffff:127.0.0.1]:80", true},
 		{"224.0.0.1:80", true},
+		{"100.64.0.1:80", true},            // carrier-grade NAT
+		{"100.127.255.254:80", true},       // carrier-grade NAT, last
+		{"100.128.0.1:80", false},          // just past it
+		{"0.1.2.3:80", true},               // "this network"
+		{"192.0.0.8:80", true},             // IETF protocol assignments
+		{"198.18.0.1:80", true},            // benchmarking
+		{"198.19.255.255:80", true},        // benchmarking, last
+		{"240.0.0.1:80", true},             // reserved
+		{"255.255.255.255:80", true},       // broadcast
+		{"[64:ff9b::7f00:1]:80", true},     // NAT64 of 127.0.0.1
+		{"[64:ff9b::5db8:d822]:80", true},  // NAT64 of a public address: the gateway's choice, not ours
+		{"[2002:7f00:1::1]:80", true},      // 6to4 of 127.0.0.1
+		{"[2002:a00:1::1]:80", true},       // 6to4 of 10.0.0.1
+		{"[::127.0.0.1]:80", true},         // IPv4-compatible
+		{"[::10.0.0.1]:80", true},          // IPv4-compatible
+		{"[::ffff:10.0.0.1]:80", true},     // IPv4-mapped
+		{"[::ffff:0:a9fe:a9fe]:80", true},  // IPv4-translated 169.254.169.254
+		{"[2001:0:4136:e378::1]:80", true}, // Teredo
+		{"[fd00:ec2::254]:80", true},       // unique local (cloud metadata)
+		{"[fe80::1%25eth0]:80", true},      // link-local with a zone
 		{"93.184.216.34:80", false},
 		{"[2606:4700::1111]:443", false},
 		{"not-an-address", true},
@@ -51,5 +73,46 @@ func TestRefusePrivate(t *testing.T) {
 		if (err != nil) != tt.refused {
 			t.Errorf("refusePrivate(%s) = %v, want refused %v", tt.addr, err, tt.refused)
 		}
+	}
+}
+
+// The check runs on every connection, so a public URL that redirects to a
+// private address is refused at the redirect.
+func TestSourceClientRefusesARedirectToAPrivateAddress(t *testing.T) {
+	private := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "internal secret") }))
+	defer private.Close()
+	public := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, private.URL+"/admin", http.StatusFound)
+	}))
+	defer public.Close()
+	// Both listen on loopback: treat the first one's exact address as
+	// public, the way a real public server would be.
+	publicAddr := strings.TrimPrefix(public.URL, "http://")
+	client := guardedHTTPClient(func(network, address string, c syscall.RawConn) error {
+		if address == publicAddr {
+			return nil
+		}
+		return refusePrivate(network, address, c)
+	})
+	resp, err := client.Get(public.URL)
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("the redirect to %s was followed: %s", private.URL, body)
+	}
+	if !strings.Contains(err.Error(), "refusing to fetch a source from 127.0.0.1") {
+		t.Fatalf("err = %v, want the redirect target refused", err)
+	}
+}
+
+// A name is checked by the address it resolves to when dialled, not by
+// how it looks.
+func TestSourceClientRefusesANameResolvingToLoopback(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "media") }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	_, err := sourceHTTPClient(false).Get("http://localhost:" + port + "/")
+	if err == nil || !strings.Contains(err.Error(), "refusing to fetch a source from") {
+		t.Fatalf("err = %v, want localhost refused by its resolved address", err)
 	}
 }
