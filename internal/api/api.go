@@ -198,7 +198,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: metrics}
 	s.api = humago.New(s.mux, s.humaConfig())
 	s.routes()
-	s.handler = s.instrument(s.authorize(s.guardHLS(s.mux)))
+	if s.handler, err = s.refuseCrossOrigin(s.authorize(s.guardHLS(s.mux))); err != nil {
+		return nil, err
+	}
+	s.handler = s.instrument(s.handler)
 	return s, nil
 }
 
@@ -315,6 +318,36 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseCrossOrigin refuses state-changing requests a browser sends on
+// behalf of another site's page (cross-site request forgery): without an
+// API token, a page anywhere on the web could otherwise make a visitor's
+// browser start streams or import URLs on a weir listening on their
+// machine. Browsers say where a request comes from (Sec-Fetch-Site, else
+// Origin, compared with Host); the console is same-origin, and clients
+// that send neither header (the CLI, curl, engines) are not browsers and
+// pass. Config.BaseURL's origin is trusted too, for a console reached
+// through a proxy that rewrites Host.
+func (s *Server) refuseCrossOrigin(next http.Handler) (http.Handler, error) {
+	cop := http.NewCrossOriginProtection()
+	if s.cfg.BaseURL != "" {
+		u, err := parseURL(s.cfg.BaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("api: Config.BaseURL: %w", err)
+		}
+		if err := cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("api: Config.BaseURL: %w", err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from := r.Header.Get("Origin")
+		if from == "" {
+			from = "another site (Sec-Fetch-Site: " + r.Header.Get("Sec-Fetch-Site") + ")"
+		}
+		writeProblem(w, http.StatusForbidden, fmt.Sprintf("cross-origin %s refused: a page from %s may not change this server's state; use the console on this server's own address, or a non-browser client", r.Method, from))
+	}))
+	return cop.Handler(next), nil
 }
 
 // bearerSecurity marks an operation as needing the token when one is set.

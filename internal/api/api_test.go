@@ -503,3 +503,59 @@ func TestHandlerPanicBecomesProblem(t *testing.T) {
 		t.Fatalf("server unusable after a panic: %d", rec.Code)
 	}
 }
+
+// Without an API token the only thing between a web page and this API is
+// the browser's word on where a request comes from: a state change sent by
+// another site's page is refused, the console's own requests and
+// non-browser clients pass.
+func TestCrossOriginStateChangesAreRefused(t *testing.T) {
+	e := newEnv(t, "")
+	cases := []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"another site's page (Sec-Fetch-Site)", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, 403},
+		{"a sibling subdomain", []string{"Sec-Fetch-Site", "same-site", "Origin", "http://other.example.com"}, 403},
+		{"another origin (Origin only, older browser)", []string{"Origin", "https://evil.example"}, 403},
+		{"the console (same-origin)", []string{"Sec-Fetch-Site", "same-origin", "Origin", "http://example.com"}, 201},
+		{"the console (Origin only)", []string{"Origin", "http://example.com"}, 201},
+		{"a typed-in or bookmarked request", []string{"Sec-Fetch-Site", "none"}, 201},
+		{"the CLI or curl (no browser headers)", nil, 201},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := e.doJSON("POST", "/streams/start", map[string]string{"title": "t"}, tc.headers...)
+			if tc.want == 403 {
+				wantProblem(t, rec, 403, "cross-origin POST refused")
+				return
+			}
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.want, rec.Body)
+			}
+		})
+	}
+	t.Run("console multipart upload passes, a cross-site one stores nothing", func(t *testing.T) {
+		body, ct := multipartBody(t, "clip.mp4", []byte("data"), "")
+		wantProblem(t, e.do("POST", "/vod/upload", body, "Content-Type", ct, "Sec-Fetch-Site", "cross-site"), 403)
+		if objs, _ := e.objects.List(context.Background(), ""); len(objs) != 0 {
+			t.Fatalf("objects after a refused upload: %v", objs)
+		}
+		body, ct = multipartBody(t, "clip.mp4", []byte("data"), "")
+		if rec := e.do("POST", "/vod/upload", body, "Content-Type", ct, "Sec-Fetch-Site", "same-origin", "Origin", "http://example.com"); rec.Code != 202 {
+			t.Fatalf("console upload: status %d: %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("reads from anywhere stay open", func(t *testing.T) {
+		if rec := e.do("GET", "/streams", nil, "Sec-Fetch-Site", "cross-site"); rec.Code != 200 {
+			t.Fatalf("cross-site GET: status %d", rec.Code)
+		}
+	})
+	t.Run("the configured base URL is a trusted origin", func(t *testing.T) {
+		e := newEnv(t, "", func(c *Config) { c.BaseURL = "https://media.example.org" })
+		rec := e.doJSON("POST", "/streams/start", map[string]string{}, "Origin", "https://media.example.org")
+		if rec.Code != 201 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -57,7 +58,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite metadata store %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite metadata store %s: %w", path, err)
+	}
+	if err := ownerOnly(abs); err != nil {
 		return nil, fmt.Errorf("sqlite metadata store %s: %w", path, err)
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)",
@@ -101,6 +105,36 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("sqlite metadata store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// ownerOnly creates the database file with mode 0600 when it is missing
+// and takes group and other permissions off an existing one and its -wal
+// and -shm files: it holds every stream's details and the publish-key
+// hashes. SQLite gives the -wal and -shm files it creates the database
+// file's mode.
+func ownerOnly(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, name := range []string{abs, abs + "-wal", abs + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(name, perm&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // sqliteDSN builds a URI filename for modernc.org/sqlite. The path is

@@ -158,3 +158,53 @@ func mustCreateB(b *testing.B, s Store) {
 		b.Fatal(err)
 	}
 }
+
+// The database holds every stream's details and publish-key hashes: only
+// its owner may read it, a new one and one left readable by an older weir
+// alike, along with the -wal and -shm files SQLite keeps beside it.
+func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, path string) {
+		t.Helper()
+		for _, name := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s has mode %v, want no group or other permissions", filepath.Base(name), perm)
+			}
+		}
+	}
+	t.Run("a new database", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		path := filepath.Join(dir, "weir.db")
+		s := openTestSQLite(t, path)
+		if _, err := s.CreateStream(ctx, Stream{ID: "live-000000000001", Kind: KindLive, Status: StatusCreated}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, path)
+		if fi, _ := os.Stat(dir); fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("the directory it created has mode %v, want 0700", fi.Mode().Perm())
+		}
+	})
+	t.Run("an existing world-readable database", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "weir.db")
+		s, err := OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateStream(ctx, Stream{ID: "live-000000000002", Kind: KindLive, Status: StatusCreated}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := os.Chmod(path, 0o644); err != nil { // as weir before 0600 left it
+			t.Fatal(err)
+		}
+		s = openTestSQLite(t, path)
+		if _, err := s.GetStream(ctx, "live-000000000002"); err != nil {
+			t.Fatalf("the existing database lost its rows: %v", err)
+		}
+		check(t, path)
+	})
+}

@@ -45,6 +45,10 @@ type Config struct {
 	MaxUpload   int64  `koanf:"max-upload-bytes"`
 	LogLevel    string `koanf:"log-level"`
 
+	// APITokenFile names a file holding the API token, so the token need
+	// not appear in the process list; it excludes APIToken.
+	APITokenFile string `koanf:"api-token-file"`
+
 	LiveSegmentDuration  time.Duration `koanf:"live-segment-duration"`
 	LiveWindow           int           `koanf:"live-window"`
 	LiveWindowDuration   time.Duration `koanf:"live-window-duration"`
@@ -108,7 +112,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			s.close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+	if s.cfg.APIToken, err = cfg.apiToken(log); err != nil {
+		return nil, err
+	}
+	if err := privateDir(cfg.Data, log); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Data, err)
 	}
 
@@ -158,7 +165,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Publisher:      publisher{s.bus},
 		Logger:         log.With("component", "api"),
 		Registry:       s.reg,
-		APIToken:       cfg.APIToken,
+		APIToken:       s.cfg.APIToken,
 		Presign:        cfg.Presign,
 		MaxUploadBytes: cfg.MaxUpload,
 		Version:        Version,
@@ -314,6 +321,51 @@ func (s *Server) startVOD(sources *http.Client) error {
 	})
 	if err != nil {
 		return fmt.Errorf("vod worker: %w", err)
+	}
+	return nil
+}
+
+// apiToken is the API token from --api-token or --api-token-file (one
+// line; surrounding white space, such as the final newline, is dropped).
+// A token file others can read is logged, not refused: secrets mounted by
+// orchestrators are often 0644 inside a private mount.
+func (cfg Config) apiToken(log *slog.Logger) (string, error) {
+	if cfg.APITokenFile == "" {
+		return cfg.APIToken, nil
+	}
+	if cfg.APIToken != "" {
+		return "", errors.New("--api-token and --api-token-file are both set; use one")
+	}
+	data, err := os.ReadFile(cfg.APITokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--api-token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" || strings.ContainsAny(token, "\r\n") {
+		return "", fmt.Errorf("--api-token-file %s: want one line holding the token", cfg.APITokenFile)
+	}
+	if fi, err := os.Stat(cfg.APITokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the API token file is readable by other users; chmod 600 it", "file", cfg.APITokenFile, "mode", fi.Mode().Perm().String())
+	}
+	return token, nil
+}
+
+// privateDir creates the data dir with mode 0700, or takes group and
+// other permissions off an existing one: it holds the metadata database,
+// the bus log and every upload, none of them for other local users.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return err
+		}
+		log.Info("data dir was open to other users; made it owner-only", "dir", dir, "was", perm.String())
 	}
 	return nil
 }

@@ -215,6 +215,9 @@ func TestStartFailsCleanlyOnBadSettings(t *testing.T) {
 		{"unknown metadata scheme", func(c *Config) { c.Metadata = "mysql://x" }, "metadata store"},
 		{"object store S3 bucket unreachable", func(c *Config) { c.Objects = "s3://media?endpoint=http://127.0.0.1:1&region=us-east-1" }, "object store"},
 		{"invalid HTTP address", func(c *Config) { c.HTTP = "256.0.0.1:80" }, "http listener"},
+		{"API token twice", func(c *Config) { c.APIToken, c.APITokenFile = "a", "/dev/null" }, "--api-token and --api-token-file are both set"},
+		{"API token file missing", func(c *Config) { c.APITokenFile = filepath.Join(dir, "nope") }, "--api-token-file"},
+		{"API token file empty", func(c *Config) { c.APITokenFile = "/dev/null" }, "want one line holding the token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,4 +232,61 @@ func TestStartFailsCleanlyOnBadSettings(t *testing.T) {
 	// Everything was released: a server starts on the same data directory.
 	r := start(t, testConfig(dir))
 	r.stop(t)
+}
+
+// The token can come from a file, so it need not sit in the process list
+// the way a --api-token flag does.
+func TestAPITokenFromAFileGuardsChanges(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.APITokenFile = tokenFile
+	r := start(t, cfg)
+	defer r.stop(t)
+	post := func(token string) int {
+		req, _ := http.NewRequest("POST", "http://"+r.HTTPAddr()+"/streams/start", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(""); code != http.StatusUnauthorized {
+		t.Errorf("without the token: %d, want 401", code)
+	}
+	if code := post("from-a-fil"); code != http.StatusUnauthorized {
+		t.Errorf("with a wrong token: %d, want 401", code)
+	}
+	if code := post("from-a-file"); code != http.StatusCreated {
+		t.Errorf("with the token: %d, want 201", code)
+	}
+}
+
+// The data dir holds the metadata database, the bus log and every upload:
+// it is the owner's alone, also when an older weir left it open.
+func TestDataDirAndMetadataAreOwnerOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "weir-data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // whatever the umask
+	r := start(t, testConfig(dir))
+	defer r.stop(t)
+	for name, want := range map[string]os.FileMode{".": 0o700, "weir.db": 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s: mode %v, want %v", name, perm, want)
+		}
+	}
 }
