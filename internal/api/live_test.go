@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -263,4 +266,35 @@ func TestListStreams(t *testing.T) {
 		t.Fatalf("live listing %+v", live)
 	}
 	wantProblem(t, e.do("GET", "/streams?status=ready", nil), 422, "query parameter status", "created, live, vod, failed")
+}
+
+// The publish key is shown once, in the start response; the metadata
+// store keeps only its SHA-256, so a copy of the database (a backup, a
+// stolen disk) does not let anyone publish, and the key still opens the
+// stream because the lookup hashes what the publisher presents.
+func TestPublishKeyIsStoredOnlyAsItsHash(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir)
+	got := startStream(t, e, map[string]string{"title": "hashed"})
+	var disk []byte
+	for _, name := range []string{"weir.db", "weir.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		disk = append(disk, b...)
+	}
+	if bytes.Contains(disk, []byte(got.PublishKey)) {
+		t.Fatal("the plain publish key is in the metadata database")
+	}
+	if !bytes.Contains(disk, []byte(metastore.HashPublishKey(got.PublishKey))) {
+		t.Fatal("the publish key's SHA-256 is not in the metadata database")
+	}
+	st, err := e.meta.GetStream(context.Background(), got.StreamID)
+	if err != nil || st.PublishKey != "" || st.PublishKeyHash != metastore.HashPublishKey(got.PublishKey) {
+		t.Fatalf("stream read back: key %q hash %q, %v; want no key and its hash", st.PublishKey, st.PublishKeyHash, err)
+	}
+	if byKey, err := e.meta.GetStreamByPublishKey(context.Background(), got.PublishKey); err != nil || byKey.ID != got.StreamID {
+		t.Fatalf("the key no longer opens its stream: %+v, %v", byKey, err)
+	}
 }

@@ -7,6 +7,8 @@ package metastore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -86,8 +88,15 @@ type Stream struct {
 	Error  string `json:"error,omitempty"`
 	// Progress is the percent (0–100) of the current stage done.
 	Progress float64 `json:"progress"`
-	// PublishKey authorises RTMP/SRT publishing of a live stream.
+	// PublishKey authorises RTMP/SRT publishing of a live stream. It is
+	// write-only: set it on CreateStream (or UpdateStream, to re-key), and
+	// the store keeps only its SHA-256 (PublishKeyHash). Streams read back
+	// have it empty; the stream CreateStream returns still carries it, so
+	// the caller can show it once.
 	PublishKey string `json:"-"`
+	// PublishKeyHash is HashPublishKey(PublishKey), what the store holds;
+	// "" for a stream nobody can publish to.
+	PublishKeyHash string `json:"-"`
 	// SourceURL is where pulled media comes from (VOD URL import or live pull).
 	SourceURL string `json:"source_url,omitempty"`
 	// SourceKey is the object key of the uploaded original.
@@ -178,12 +187,27 @@ type StreamFilter struct {
 	After string
 }
 
+// HashPublishKey is how publish keys are stored: the hex SHA-256 of the
+// key. A key is 128 random bits, so a plain hash (no salt, no stretching)
+// is as strong as the key, and it keeps the lookup an indexed equality: a
+// copy of the database, a backup or a SQL injection does not hand out keys
+// that let someone publish.
+func HashPublishKey(key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
 // Store is the metadata store seam. Implementations are safe for concurrent use.
 type Store interface {
 	// CreateStream inserts a new stream (Version 1, StageTimes[Status] set);
 	// ErrExists if the id is taken.
 	CreateStream(ctx context.Context, s Stream) (Stream, error)
 	GetStream(ctx context.Context, id string) (Stream, error)
+	// GetStreamByPublishKey finds the stream whose key is key (the plain
+	// key a publisher presents), by comparing hashes; ErrNotFound when none.
 	GetStreamByPublishKey(ctx context.Context, key string) (Stream, error)
 	// ListStreams pages streams newest first; next is "" on the last page.
 	ListStreams(ctx context.Context, f StreamFilter) (streams []Stream, next string, err error)

@@ -3,6 +3,7 @@ package metastore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,6 +43,21 @@ type SQLite struct {
 }
 
 var _ Store = (*SQLite)(nil)
+
+// weir_sha256_hex is HashPublishKey in SQL, for the migration that hashes
+// the publish keys earlier versions stored in plain text.
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("weir_sha256_hex", 1,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			switch v := args[0].(type) {
+			case string:
+				return HashPublishKey(v), nil
+			case []byte:
+				return HashPublishKey(string(v)), nil
+			}
+			return nil, fmt.Errorf("weir_sha256_hex: want text, got %T", args[0])
+		})
+}
 
 // sqliteBusyTimeout is how long a connection waits for another process's
 // lock before failing with SQLITE_BUSY.

@@ -197,7 +197,7 @@ type streamScan struct {
 
 func (r *streamScan) dest() []any {
 	s := &r.s
-	return []any{&s.ID, &s.Kind, &s.Title, &s.Status, &s.Error, &s.Progress, &s.PublishKey,
+	return []any{&s.ID, &s.Kind, &s.Title, &s.Status, &s.Error, &s.Progress, &s.PublishKeyHash,
 		&s.SourceURL, &s.SourceKey, &s.ManifestPath, jsonCol{&r.variants}, &s.ProcessingLatencyMS,
 		&s.Gaps, &s.ChecksumFailures, jsonCol{&r.stages}, jsonCol{&s.Details},
 		timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt}, &s.Version, &s.SegmentCount}
@@ -269,7 +269,10 @@ func (st *sqlStore) streamArgs(s *Stream) ([]any, error) {
 	}
 	s.VariantsGenerated = variants
 	s.StageTimes = stages
-	return []any{s.Title, string(s.Status), s.Error, s.Progress, s.PublishKey, s.SourceURL, s.SourceKey,
+	if s.PublishKey != "" { // a new key; otherwise keep the stored hash
+		s.PublishKeyHash = HashPublishKey(s.PublishKey)
+	}
+	return []any{s.Title, string(s.Status), s.Error, s.Progress, s.PublishKeyHash, s.SourceURL, s.SourceKey,
 		s.ManifestPath, string(vj), s.ProcessingLatencyMS, s.Gaps, s.ChecksumFailures, string(sj), details}, nil
 }
 
@@ -350,8 +353,9 @@ func (st *sqlStore) GetStream(ctx context.Context, id string) (Stream, error) {
 	return s, nil
 }
 
-// GetStreamByPublishKey returns the stream whose PublishKey is key. The
-// empty key never matches (streams without a key are not publishable), and
+// GetStreamByPublishKey returns the stream whose PublishKey is key, found
+// by its hash (the column publish_key holds HashPublishKey). The empty key
+// never matches (streams without a key are not publishable), and
 // the error does not echo the key, which is a secret.
 func (st *sqlStore) GetStreamByPublishKey(ctx context.Context, key string) (Stream, error) {
 	if key == "" {
@@ -361,7 +365,7 @@ func (st *sqlStore) GetStreamByPublishKey(ctx context.Context, key string) (Stre
 	// unique index, whose predicate a bare parameter cannot imply.
 	var r streamScan
 	found, err := queryOne(ctx, st.b.reader(), streamSelect+` WHERE s.publish_key = $1 AND s.publish_key <> ''`,
-		[]any{key}, r.dest()...)
+		[]any{HashPublishKey(key)}, r.dest()...)
 	if err != nil {
 		return Stream{}, fmt.Errorf("stream by publish key: %w", err)
 	}
