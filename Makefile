@@ -17,14 +17,12 @@ $(HLSJS):
 	scripts/fetch-hlsjs.sh
 
 # Installs what is missing, builds, and starts `weir serve` with the embedded
-# defaults (data in ./weir-data, HTTP on 127.0.0.1:8080, Kafka on 127.0.0.1:9092).
+# defaults (data in ./weir-data, every listener on 127.0.0.1: HTTP 8080, Kafka
+# 9092, RTMP 1935, SRT 8890). weir prints the addresses it actually bound
+# (weir.yaml and WEIR_* variables included) once it is up.
 run: 
 	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory build
-	@echo "weir: console and API  http://127.0.0.1:8080/   (OpenAPI docs at /docs, metrics at /metrics)"
-	@echo "weir: embedded Kafka   127.0.0.1:9092   (try: kcat -b 127.0.0.1:9092 -L)"
-	@echo "weir: RTMP publish     rtmp://127.0.0.1:1935/live/{publish key}   SRT srt://127.0.0.1:8890"
-	@echo "weir: data directory   ./weir-data   (Ctrl-C stops cleanly)"
 	exec ./$(BIN) serve
 
 lint:

@@ -39,6 +39,9 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 			if err != nil {
 				return err
 			}
+			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				fmt.Fprint(os.Stderr, srv.Banner()) // a person at a terminal (make run)
+			}
 			return srv.Run(cmd.Context())
 		},
 	}
@@ -48,8 +51,8 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.String("http", "127.0.0.1:8080", "HTTP listen address (API, console, HLS, metrics)")
 	f.String("kafka", "", "external Kafka brokers host:port,...; no embedded broker when set")
 	f.String("kafka-listen", "127.0.0.1:9092", "embedded Kafka broker listen address")
-	f.String("rtmp", ":1935", "RTMP listen address")
-	f.String("srt", ":8890", "SRT listen address")
+	f.String("rtmp", "127.0.0.1:1935", "RTMP listen address (0.0.0.0:1935 to take publishers from other machines)")
+	f.String("srt", "127.0.0.1:8890", "SRT listen address (0.0.0.0:8890 to take publishers from other machines)")
 	f.String("metadata", "", "metadata store: sqlite:PATH or postgres://... (default sqlite in the data dir)")
 	f.String("objects", "", "object store: a directory or s3://bucket?endpoint=... (default DATA/objects)")
 	f.String("api-token", "", "bearer token required on mutating API calls (prefer WEIR_API_TOKEN or --api-token-file: a flag shows in ps)")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net"
 	"testing"
 
 	"github.com/weir-media/weir/internal/server"
@@ -32,5 +33,23 @@ func TestServeTakesTheAPITokenFromTheEnvironmentOrAFile(t *testing.T) {
 	t.Setenv("WEIR_API_TOKEN_FILE", "/etc/weir/token")
 	if cfg := load(); cfg.APITokenFile != "/etc/weir/token" {
 		t.Errorf("APITokenFile = %q, want WEIR_API_TOKEN_FILE's value", cfg.APITokenFile)
+	}
+}
+
+// Every listener defaults to loopback: publishing over RTMP or SRT from
+// another machine is a choice (--rtmp 0.0.0.0:1935), as it is for HTTP and
+// the embedded broker.
+func TestServeListensOnLoopbackByDefault(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cmd := newServeCmd()
+	var cfg server.Config
+	if err := loadConfig(cmd, "", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for flag, addr := range map[string]string{"http": cfg.HTTP, "kafka-listen": cfg.KafkaListen, "rtmp": cfg.RTMP, "srt": cfg.SRT} {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || host != "127.0.0.1" {
+			t.Errorf("--%s defaults to %q, want 127.0.0.1:PORT", flag, addr)
+		}
 	}
 }

@@ -23,8 +23,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultRTMPAddr       = ":1935"
-	DefaultSRTAddr        = ":8890"
+	DefaultRTMPAddr       = "127.0.0.1:1935"
+	DefaultSRTAddr        = "127.0.0.1:8890"
 	DefaultReadTimeout    = 10 * time.Second
 	DefaultStatusInterval = 2 * time.Second
 	// closeTimeout bounds the last bus records of a session whose

@@ -405,6 +405,28 @@ func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 // Brokers are the Kafka bootstrap addresses in use.
 func (s *Server) Brokers() []string { return s.brokers }
 
+// Banner is a few lines for a person starting weir by hand, with the
+// addresses the listeners are actually bound to (ports picked by the
+// system, a config file or WEIR_* variables included), for the roles this
+// process runs.
+func (s *Server) Banner() string {
+	var b strings.Builder
+	httpURL := "http://" + s.HTTPAddr()
+	if s.roles.Has(RoleAPI) {
+		fmt.Fprintf(&b, "weir: console and API  %s/   (OpenAPI docs at /docs, metrics at /metrics)\n", httpURL)
+	} else {
+		fmt.Fprintf(&b, "weir: operations       %s/   (/health, /ready, /metrics, /bus)\n", httpURL)
+	}
+	brokers := strings.Join(s.brokers, ",")
+	fmt.Fprintf(&b, "weir: Kafka            %s   (try: kcat -b %s -L)\n", brokers, brokers)
+	if s.rtmp != nil {
+		fmt.Fprintf(&b, "weir: RTMP publish     %s/live/{publish key}\n", publicURL("rtmp", s.rtmp.Addr().String(), s.httpLn.Addr()))
+		fmt.Fprintf(&b, "weir: SRT publish      %s?streamid=publish:{publish key}\n", publicURL("srt", s.srt.Addr().String(), s.httpLn.Addr()))
+	}
+	fmt.Fprintf(&b, "weir: data directory   %s   (Ctrl-C stops cleanly)\n", s.cfg.Data)
+	return b.String()
+}
+
 // Run serves until ctx ends, then shuts down in dependency order: stop
 // accepting requests, let pipelines finish their current step and commit
 // their offsets, flush producers, close the broker, close the stores.

@@ -290,3 +290,34 @@ func TestDataDirAndMetadataAreOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// The banner `make run` shows names the addresses actually bound, not the
+// defaults it was once hard-coded with.
+func TestBannerShowsTheBoundAddresses(t *testing.T) {
+	r := start(t, testConfig(t.TempDir()))
+	defer r.stop(t)
+	banner := r.Banner()
+	for _, want := range []string{
+		"http://" + r.HTTPAddr() + "/",
+		r.Brokers()[0],
+		"rtmp://" + r.rtmp.Addr().String() + "/live/{publish key}",
+		"srt://" + r.srt.Addr().String() + "?streamid=publish:{publish key}",
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	if strings.Contains(banner, ":1935") || strings.Contains(banner, ":8080") {
+		t.Errorf("banner shows a default port where the server bound port 0:\n%s", banner)
+	}
+
+	// A process without the ingest and api roles lists only what it runs.
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = "broker"
+	broker := start(t, cfg)
+	defer broker.stop(t)
+	banner = broker.Banner()
+	if !strings.Contains(banner, "operations       http://"+broker.HTTPAddr()) || strings.Contains(banner, "RTMP") || strings.Contains(banner, "console") {
+		t.Errorf("broker-only banner:\n%s", banner)
+	}
+}
