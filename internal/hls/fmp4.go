@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -227,15 +228,23 @@ func InspectFMP4(data []byte, tracks []Track) (info SegmentInfo, err error) {
 					}
 				}
 				dataPos += int64(size)
+				if ticks+uint64(dur) < ticks {
+					return SegmentInfo{}, fmt.Errorf("track %d: sample durations add up past 2^64 ticks", track.ID)
+				}
 				ticks += uint64(dur)
 			}
 		}
 		nextBase = dataPos
 		if track == lead && track.Timescale > 0 {
+			var ok bool
 			if traf.Tfdt != nil {
-				info.Start = ticksToDuration(traf.Tfdt.BaseMediaDecodeTime(), track.Timescale)
+				if info.Start, ok = ticksToDuration(traf.Tfdt.BaseMediaDecodeTime(), track.Timescale); !ok {
+					return SegmentInfo{}, fmt.Errorf("track %d: decode time %d at timescale %d is out of range", track.ID, traf.Tfdt.BaseMediaDecodeTime(), track.Timescale)
+				}
 			}
-			info.Duration = ticksToDuration(ticks, track.Timescale)
+			if info.Duration, ok = ticksToDuration(ticks, track.Timescale); !ok {
+				return SegmentInfo{}, fmt.Errorf("track %d: duration of %d ticks at timescale %d is out of range", track.ID, ticks, track.Timescale)
+			}
 		}
 	}
 	return info, nil
@@ -250,10 +259,18 @@ func findTrack(tracks []Track, id uint32) *Track {
 	return nil
 }
 
-func ticksToDuration(ticks uint64, timescale uint32) time.Duration {
+// ticksToDuration converts ticks of timescale per second to a Duration.
+// ok is false when the time is past what a Duration holds (about 292
+// years), which only a corrupt or hostile segment declares; converting it
+// anyway would wrap into a negative or arbitrary start.
+func ticksToDuration(ticks uint64, timescale uint32) (d time.Duration, ok bool) {
+	const maxSec = (math.MaxInt64 - int64(time.Second)) / int64(time.Second)
 	sec := ticks / uint64(timescale)
+	if sec > uint64(maxSec) {
+		return 0, false
+	}
 	rem := ticks % uint64(timescale)
-	return time.Duration(sec)*time.Second + time.Duration(rem*uint64(time.Second)/uint64(timescale))
+	return time.Duration(sec)*time.Second + time.Duration(rem*uint64(time.Second)/uint64(timescale)), true
 }
 
 var errStopWalk = errors.New("stop")

@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,6 +233,33 @@ func TestAudioObjectType(t *testing.T) {
 		got, err := AudioObjectType(tt.asc)
 		if err != nil || got != tt.want {
 			t.Errorf("AudioObjectType(% x) = %d, %v; want %d", tt.asc, got, err, tt.want)
+		}
+	}
+}
+
+// A decode time past what a time.Duration holds (about 292 years) is an
+// error, not a start that wraps to a negative or arbitrary time. The
+// FuzzInspectFMP4 corpus keeps the segment that found it (tfdt_overflow).
+func TestTicksToDurationRefusesTimesBeyondADuration(t *testing.T) {
+	tests := []struct {
+		ticks     uint64
+		timescale uint32
+		want      time.Duration
+		ok        bool
+	}{
+		{0, 90000, 0, true},
+		{90000, 90000, time.Second, true},
+		{45000, 90000, 500 * time.Millisecond, true},
+		{9223372035 * 10240, 10240, 9223372035 * time.Second, true}, // the last whole second that fits
+		{9223372037 * 10240, 10240, 0, false},                       // wrapped negative before
+		{0xFFFFFFFFFFFFFF00, 10240, 0, false},                       // wrapped to a positive before
+		{math.MaxUint64, 1, 0, false},
+		{math.MaxUint64, math.MaxUint32, 4294967297 * time.Second, true},
+	}
+	for _, tt := range tests {
+		got, ok := ticksToDuration(tt.ticks, tt.timescale)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ticksToDuration(%d, %d) = %v, %v; want %v, %v", tt.ticks, tt.timescale, got, ok, tt.want, tt.ok)
 		}
 	}
 }
