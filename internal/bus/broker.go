@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-media/weir/protocol"
 )
 
 // DefaultListenAddr is where the embedded broker listens unless told
@@ -319,7 +321,7 @@ func (b *Broker) persistAutoCreatedTopics() {
 				continue
 			}
 			topic := *rt.Topic
-			if _, known := b.ensured.Load(topic); known || ValidateTopic(topic) != nil {
+			if _, known := b.ensured.Load(topic); known || protocol.ValidateTopic(topic) != nil {
 				continue // kfake answers an invalid name with the proper error
 			}
 			if b.closing.Load() {

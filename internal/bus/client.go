@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-media/weir/protocol"
 )
 
 // ErrClosed is returned by Client methods called after Close.
@@ -252,7 +254,7 @@ func (c *Client) Flush(ctx context.Context) error {
 // topic that already exists is not an error, whatever its partition count:
 // the existing topic is left as it is.
 func (c *Client) CreateTopic(ctx context.Context, topic string, partitions int32) error {
-	if err := ValidateTopic(topic); err != nil {
+	if err := protocol.ValidateTopic(topic); err != nil {
 		return err
 	}
 	if partitions == 0 || partitions < -1 {

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-media/weir/protocol"
 )
 
 const (
@@ -197,7 +199,7 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 		}
 	}
 	for _, t := range opts.Topics {
-		if err := ValidateTopic(t); err != nil {
+		if err := protocol.ValidateTopic(t); err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
 	}

@@ -8,7 +8,7 @@
 //
 // A Client produces (Produce, ProduceAsync), consumes with at-least-once
 // delivery (Consume, with or without a consumer group), reads a topic to
-// its end (ReadAll) and creates topics (CreateTopic). StreamTopic,
+// its end (ReadAll) and creates topics (CreateTopic). protocol.StreamTopic,
 // ChunkTopic and ResultsTopic name the topics weir uses;
 // docs/bus.md describes them and the delivery guarantees.
 package bus

@@ -59,7 +59,7 @@ record instead.`,
 			if cfg.Topic == "" {
 				return errors.New("--topic is required")
 			}
-			if err := bus.ValidateTopic(cfg.Topic); err != nil {
+			if err := protocol.ValidateTopic(cfg.Topic); err != nil {
 				return fmt.Errorf("--topic: %w", err)
 			}
 			return runConsume(cmd, cfg)

@@ -127,7 +127,7 @@ func (cfg *ingestConfig) pullOptions(args []string) (ingest.PullOptions, error) 
 		return opts, errors.New("nothing to ingest: give a FILE or URL argument, or --payload with taskPayload.url")
 	}
 	if opts.Topic == "" && (opts.Payload == nil || opts.Payload.StreamOutKafkaTopic == "") {
-		opts.Topic = bus.StreamTopic(uuid.NewString())
+		opts.Topic = protocol.StreamTopic(uuid.NewString())
 	}
 	return opts, nil
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/protocol"
 )
@@ -75,7 +74,7 @@ type PullOptions struct {
 	// source ends or ctx is cancelled.
 	RecordDuration time.Duration
 	// Topic is the stream topic; default the Payload's
-	// streamOutKafkaTopic, else bus.StreamTopic of a new UUID.
+	// streamOutKafkaTopic, else protocol.StreamTopic of a new UUID.
 	Topic string
 	// Payload is an optional Veritone task payload; see the fields above.
 	// Its jobId, taskId and recordingId become the messages' jobId,
@@ -236,7 +235,7 @@ func newPuller(o PullOptions) (*puller, error) {
 		s.TdoID = cmp.Or(s.TdoID, tp.RecordingID)
 	}
 	if pl.topic == "" {
-		pl.topic = bus.StreamTopic(uuid.NewString())
+		pl.topic = protocol.StreamTopic(uuid.NewString())
 	}
 	if pl.record < 0 {
 		return pl, fmt.Errorf("record duration %s: must be positive", pl.record)
@@ -247,7 +246,7 @@ func newPuller(o PullOptions) (*puller, error) {
 	if pl.source == "" {
 		return pl, errors.New("no source: give a file or URL, or a task payload with taskPayload.url")
 	}
-	if err := bus.ValidateTopic(pl.topic); err != nil {
+	if err := protocol.ValidateTopic(pl.topic); err != nil {
 		return pl, fmt.Errorf("stream topic: %w", err)
 	}
 	return pl, nil

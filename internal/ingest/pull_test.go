@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/protocol"
 )
@@ -250,7 +249,7 @@ func TestPullRefusesBadSourcesBeforePublishing(t *testing.T) {
 			if res.Published {
 				t.Error("Result says the stream was published")
 			}
-			if bus.ValidateTopic(tc.opts.Topic) != nil {
+			if protocol.ValidateTopic(tc.opts.Topic) != nil {
 				return
 			}
 			if recs, exists := readTopic(t, client, tc.opts.Topic); exists && len(recs) > 0 {

@@ -226,7 +226,7 @@ func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWrite
 	if p == nil {
 		return nil, errors.New("stream writer: nil producer")
 	}
-	if err := bus.ValidateTopic(topic); err != nil {
+	if err := protocol.ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("stream writer: %w", err)
 	}
 	if opts.ChunkSize == 0 {
@@ -240,7 +240,7 @@ func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWrite
 	}
 	if opts.HeartbeatTopic == "" {
 		opts.HeartbeatTopic = topic
-	} else if err := bus.ValidateTopic(opts.HeartbeatTopic); err != nil {
+	} else if err := protocol.ValidateTopic(opts.HeartbeatTopic); err != nil {
 		return nil, fmt.Errorf("stream writer for topic %s: heartbeat %w", topic, err)
 	}
 	if opts.EngineID == "" {

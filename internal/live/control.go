@@ -14,6 +14,7 @@ import (
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // ControlTopic is the topic the REST API announces live stream starts and
@@ -52,7 +53,7 @@ type ControllerConfig struct {
 	// required.
 	Bus ControlBus
 	// Group is the controllers' consumer group (default
-	// bus.RoleGroup("live-control")).
+	// protocol.RoleGroup("live-control")).
 	Group string
 	// Packager, when set, is told about new streams at once.
 	Packager *Packager
@@ -111,7 +112,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 		return nil, errors.New("live controller: ControllerConfig.Bus is required")
 	}
 	if cfg.Group == "" {
-		cfg.Group = bus.RoleGroup("live-control")
+		cfg.Group = protocol.RoleGroup("live-control")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

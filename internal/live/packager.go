@@ -13,6 +13,7 @@ import (
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // Defaults of Config.
@@ -37,7 +38,7 @@ type Config struct {
 	// Bus is where the stream topics are read from; required.
 	Bus Consumer
 	// Group is the consumer group packagers share (default
-	// bus.RoleGroup("packager")).
+	// protocol.RoleGroup("packager")).
 	Group string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -70,7 +71,7 @@ type Config struct {
 }
 
 // Packager turns live streams into HLS: for every live stream in status
-// created or live it reads the stream's topic (bus.StreamTopic(id)) as a
+// created or live it reads the stream's topic (protocol.StreamTopic(id)) as a
 // member of the packagers' consumer group, so each stream is packaged by
 // exactly one process, and runs the stream through a calculator graph:
 //
@@ -123,7 +124,7 @@ func NewPackager(cfg Config) (*Packager, error) {
 		return nil, errors.New("live packager: Config.Bus is required")
 	}
 	if cfg.Group == "" {
-		cfg.Group = bus.RoleGroup("packager")
+		cfg.Group = protocol.RoleGroup("packager")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

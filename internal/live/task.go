@@ -166,7 +166,7 @@ func (t *streamTask) fail(cause error) {
 
 // consume reads the stream topic until ctx ends.
 func (t *streamTask) consume(ctx context.Context) {
-	topic := bus.StreamTopic(t.id)
+	topic := protocol.StreamTopic(t.id)
 	// Creating the topic up front (one partition, in order) lets the
 	// consumer subscribe at once instead of discovering the topic when the
 	// publisher's first record creates it, which delays the first segments.
@@ -350,7 +350,7 @@ func endMarker(id string) (*bus.Record, error) {
 	}
 	reason, _ := json.Marshal("ended on request")
 	return &bus.Record{
-		Topic:   bus.StreamTopic(id),
+		Topic:   protocol.StreamTopic(id),
 		Key:     key,
 		Value:   value,
 		Headers: []bus.Header{{Key: EndMarkerHeader, Value: reason}},

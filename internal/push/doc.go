@@ -6,7 +6,7 @@
 // metadata store, when it asks to publish: RTMP as
 // rtmp://HOST:1935/live/{publishKey}, SRT with stream id
 // "publish:{publishKey}". Whatever it sends becomes a protocol stream of
-// MPEG-TS on bus.StreamTopic(streamID) — stream_init, raw_stream records
+// MPEG-TS on protocol.StreamTopic(streamID) — stream_init, raw_stream records
 // stamped with their receive time (HeaderReceivedAt), stream_eof, and
 // heartbeats — the one format the live packager and the engines read. RTMP's
 // H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with internal/media/mpegts;

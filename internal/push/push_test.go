@@ -18,7 +18,6 @@ import (
 
 	srt "github.com/datarhei/gosrt"
 
-	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
@@ -94,14 +93,14 @@ func TestRTMPPublishIsRemuxedToMPEGTS(t *testing.T) {
 	}
 	var ts []byte
 	waitFor(t, 10*time.Second, "the stream to end on the bus", func() bool {
-		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		recs := e.rec.stream(protocol.StreamTopic(st.ID))
 		if len(recs) == 0 {
 			return false
 		}
 		_, done := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
 		return done && recs[len(recs)-1].msg.(*protocol.EngineHeartbeat).Status == protocol.HeartbeatDone
 	})
-	ts = checkStream(t, e.rec.stream(bus.StreamTopic(st.ID)), false)
+	ts = checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), false)
 	codecs, d := probeStreams(t, ts)
 	if !strings.Contains(codecs, "h264,video") || !strings.Contains(codecs, "aac,audio") {
 		t.Fatalf("remuxed stream has %q, want h264 video and aac audio", codecs)
@@ -127,14 +126,14 @@ func TestSRTPublishPassesMPEGTSThrough(t *testing.T) {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	waitFor(t, 15*time.Second, "the stream to end on the bus", func() bool {
-		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		recs := e.rec.stream(protocol.StreamTopic(st.ID))
 		if len(recs) == 0 {
 			return false
 		}
 		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
 		return ok && hb.Status == protocol.HeartbeatDone
 	})
-	ts := checkStream(t, e.rec.stream(bus.StreamTopic(st.ID)), false)
+	ts := checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), false)
 	if len(ts)%188 != 0 || ts[0] != 0x47 {
 		t.Errorf("%d bytes passed through, starting with %#x: want whole transport packets", len(ts), ts[0])
 	}
@@ -248,7 +247,7 @@ func TestGarbageDoesNotCrashTheServers(t *testing.T) {
 	}
 	for _, id := range []string{st.ID, st2.ID} {
 		waitFor(t, 10*time.Second, "stream "+id+" on the bus", func() bool {
-			return len(rawBytes(e.rec.stream(bus.StreamTopic(id)))) > 0
+			return len(rawBytes(e.rec.stream(protocol.StreamTopic(id)))) > 0
 		})
 	}
 	if e.connections("rtmp", "failed") < 3 {
@@ -266,7 +265,7 @@ func TestEndedStreamDisconnectsItsPublisher(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, 15*time.Second, "media on the bus", func() bool {
-		return len(rawBytes(e.rec.stream(bus.StreamTopic(st.ID)))) > 0
+		return len(rawBytes(e.rec.stream(protocol.StreamTopic(st.ID)))) > 0
 	})
 	if _, err := e.meta.TransitionStatus(context.Background(), st.ID, metastore.StatusVOD, nil); err != nil {
 		t.Fatal(err)
@@ -277,11 +276,11 @@ func TestEndedStreamDisconnectsItsPublisher(t *testing.T) {
 		t.Fatal("the publisher of an ended stream is still connected")
 	}
 	waitFor(t, 5*time.Second, "stream_eof", func() bool {
-		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		recs := e.rec.stream(protocol.StreamTopic(st.ID))
 		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
 		return ok && hb.Status == protocol.HeartbeatDone
 	})
-	checkStream(t, e.rec.stream(bus.StreamTopic(st.ID)), true)
+	checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), true)
 }
 
 func TestNewPublisherReplacesTheCurrentOne(t *testing.T) {
@@ -320,7 +319,7 @@ func TestSessionStampsAndChunksRecords(t *testing.T) {
 	if err := s.Close(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	recs := rec.stream(bus.StreamTopic("live-s"))
+	recs := rec.stream(protocol.StreamTopic("live-s"))
 	var sizes []int
 	for _, r := range recs {
 		if raw, ok := r.msg.(*protocol.RawStream); ok {
@@ -405,14 +404,14 @@ func TestLongPublishOutlivesTheHandshakeDeadline(t *testing.T) {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	waitFor(t, 10*time.Second, "the stream to end on the bus", func() bool {
-		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		recs := e.rec.stream(protocol.StreamTopic(st.ID))
 		if len(recs) == 0 {
 			return false
 		}
 		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
 		return ok && hb.Status == protocol.HeartbeatDone
 	})
-	ts := checkStream(t, e.rec.stream(bus.StreamTopic(st.ID)), false)
+	ts := checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), false)
 	if _, d := probeStreams(t, ts); d < 7.5 {
 		t.Fatalf("the publish was cut short: %.2f s of 8 s (%d bytes) reached the bus", d, len(ts))
 	}

@@ -67,7 +67,7 @@ func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
 	if err := s.Close(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	recs := p.stream(bus.StreamTopic("live-b"))
+	recs := p.stream(protocol.StreamTopic("live-b"))
 	if got := rawBytes(recs); len(got) != writes*300 {
 		t.Fatalf("%d bytes reached the bus, want %d", len(got), writes*300)
 	}
@@ -98,14 +98,14 @@ func TestRTMPReceiveTimesFollowTheMedia(t *testing.T) {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	waitFor(t, 10*time.Second, "the stream to end on the bus", func() bool {
-		recs := e.rec.stream(bus.StreamTopic(st.ID))
+		recs := e.rec.stream(protocol.StreamTopic(st.ID))
 		if len(recs) == 0 {
 			return false
 		}
 		hb, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
 		return ok && hb.Status == protocol.HeartbeatDone
 	})
-	recs := e.rec.stream(bus.StreamTopic(st.ID))
+	recs := e.rec.stream(protocol.StreamTopic(st.ID))
 	_, media := probeStreams(t, checkStream(t, recs, false))
 	stamps, _ := rawStamps(t, recs)
 	for i := 1; i < len(stamps); i++ {

@@ -68,7 +68,7 @@ func Authorize(ctx context.Context, streams StreamLookup, key string) (metastore
 // SessionOptions configure OpenSession.
 type SessionOptions struct {
 	// StreamID is the live stream; the session writes to
-	// bus.StreamTopic(StreamID).
+	// protocol.StreamTopic(StreamID).
 	StreamID string
 	// EngineID names the source in heartbeats ("weir-rtmp", "weir-srt",
 	// "weir-pull").
@@ -114,7 +114,7 @@ type queued struct {
 	at   time.Time
 }
 
-// OpenSession starts a stream on bus.StreamTopic(opts.StreamID): it
+// OpenSession starts a stream on protocol.StreamTopic(opts.StreamID): it
 // produces stream_init (MPEG-TS) and the first heartbeat before returning.
 // ctx bounds the session's produce calls; cancel it only to abandon the
 // stream.
@@ -126,7 +126,7 @@ func OpenSession(ctx context.Context, p ingest.Producer, opts SessionOptions) (*
 		opts.Logger = slog.Default()
 	}
 	stamp := newStampingProducer(p)
-	w, err := ingest.NewStreamWriter(stamp, bus.StreamTopic(opts.StreamID), ingest.StreamOptions{
+	w, err := ingest.NewStreamWriter(stamp, protocol.StreamTopic(opts.StreamID), ingest.StreamOptions{
 		TaskID:       opts.StreamID,
 		TdoID:        opts.StreamID,
 		ChunkSize:    opts.ChunkSize,

@@ -21,7 +21,7 @@ import (
 // one record per upload or URL import, keyed by stream id.
 const Topic = "weir.vod.jobs"
 
-// ConsumerGroup is the consumer group VOD workers join (bus.RoleGroup("vod")).
+// ConsumerGroup is the consumer group VOD workers join (protocol.RoleGroup("vod")).
 // Jobs are keyed by stream id, so the group spreads titles over workers and
 // a redelivered job goes to whichever worker owns its partition.
 const ConsumerGroup = "weir_vod"

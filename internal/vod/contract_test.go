@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/api"
-	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/vod"
+	"github.com/weir-media/weir/protocol"
 )
 
 // The worker reads what the API writes: same topic, group naming and job
@@ -16,8 +16,8 @@ func TestJobContractMatchesTheAPI(t *testing.T) {
 	if vod.Topic != api.TopicVODJobs {
 		t.Errorf("vod.Topic %q, api.TopicVODJobs %q", vod.Topic, api.TopicVODJobs)
 	}
-	if vod.ConsumerGroup != bus.RoleGroup("vod") {
-		t.Errorf("ConsumerGroup %q, want bus.RoleGroup(\"vod\") = %q", vod.ConsumerGroup, bus.RoleGroup("vod"))
+	if vod.ConsumerGroup != protocol.RoleGroup("vod") {
+		t.Errorf("ConsumerGroup %q, want protocol.RoleGroup(\"vod\") = %q", vod.ConsumerGroup, protocol.RoleGroup("vod"))
 	}
 	sent := api.VODJob{StreamID: "vod-1", SourceKey: "vod-1/source/a.mp4", SourceURL: "https://x/a.mp4", Title: "A", SubmittedAt: time.Unix(1700000000, 0).UTC()}
 	raw, _ := json.Marshal(sent)

@@ -1,0 +1,250 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Control messages are weir's own messages on its control topics
+// (KindControl): the REST API announces work on them and weir's
+// components carry it out. They are not part of Veritone's protocol, so
+// their members are snake_case like the REST API's, and they have no
+// "type" member: the topic says what a record is. Each is a JSON object,
+// keyed by the id of the entity it is about (the stream id), so messages
+// about one entity stay on one partition, in order.
+//
+// Every control message follows one pattern, which the job and task
+// messages still to come will follow too:
+//
+//   - a struct in this file, with an Extra map that keeps the members it
+//     does not know (written back on encode, so a newer sender's fields
+//     survive an older relay) and time.Time fields for instants (RFC 3339
+//     in JSON);
+//   - a topic constant named by ControlTopic, in topics.go;
+//   - Topic, Key and Validate methods, making it a ControlMessage;
+//     Validate's errors are *FieldError values naming the member;
+//   - a Decode function taking the record's key and value, built on
+//     decodeControl; EncodeControl writes any of them;
+//   - a golden file in testdata/golden, a round-trip test and a fuzz
+//     target for the decoder.
+//
+// A message without its entity id takes it from the record key, so a
+// hand-written record (kcat -K:) needs only the key.
+type ControlMessage interface {
+	// Topic is the control topic the message belongs on.
+	Topic() string
+	// Key is the message's Kafka key: the id of the entity it is about.
+	Key() string
+	// Validate checks required members and values; its errors are
+	// *FieldError values.
+	Validate() error
+}
+
+// EncodeControl validates m and returns its Kafka key and JSON value, to be
+// produced on m.Topic().
+func EncodeControl(m ControlMessage) (key, value []byte, err error) {
+	if m == nil || reflect.ValueOf(m).Kind() == reflect.Pointer && reflect.ValueOf(m).IsNil() {
+		return nil, nil, fmt.Errorf("encode control message: nil message")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, nil, err
+	}
+	value, err = json.Marshal(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s message: %w", m.Topic(), err)
+	}
+	return []byte(m.Key()), value, nil
+}
+
+// VODJob is published on TopicVODJobs, keyed by stream id, for every
+// accepted upload (SourceKey set) or URL import (SourceURL set). A VOD
+// worker moves the stream through processing → transcoding → ready (or
+// failed); a job with neither source takes the stream's own from the
+// metadata store.
+type VODJob struct {
+	StreamID    string    `json:"stream_id"`
+	SourceKey   string    `json:"source_key,omitempty"` // object-store key of the upload
+	SourceURL   string    `json:"source_url,omitempty"` // http(s) URL to import
+	Title       string    `json:"title,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"` // when the API accepted it
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+const vodJobContext = "vod job"
+
+// Topic implements ControlMessage.
+func (j *VODJob) Topic() string { return TopicVODJobs }
+
+// Key implements ControlMessage: the stream id.
+func (j *VODJob) Key() string { return j.StreamID }
+
+// Validate checks that stream_id is set.
+func (j *VODJob) Validate() error {
+	if j.StreamID == "" {
+		return &FieldError{Context: vodJobContext, Field: "stream_id", Problem: "is required (in the value or as the record key)"}
+	}
+	return nil
+}
+
+// DecodeVODJob decodes and validates a record of TopicVODJobs. A job
+// without stream_id takes the record key as its stream id. Unknown members
+// are kept in Extra.
+func DecodeVODJob(key, value []byte) (*VODJob, error) {
+	j := &VODJob{}
+	if err := decodeControl(vodJobContext, value, j); err != nil {
+		return nil, err
+	}
+	if j.StreamID == "" {
+		j.StreamID = keyID(key)
+	}
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Live control actions.
+const (
+	// LiveStart announces a new live stream: the controllers get ready for
+	// its publisher, or pull its SourceURL.
+	LiveStart = "start"
+	// LiveEnd asks for a live stream to end: its playlist gets
+	// EXT-X-ENDLIST and the stream becomes a VOD.
+	LiveEnd = "end"
+)
+
+// LiveControl is published on TopicLiveControl, keyed by stream id, when a
+// live stream is started or asked to end. The publish key is never on the
+// bus: ingest servers look it up in the metadata store.
+type LiveControl struct {
+	Action      string    `json:"action"` // LiveStart or LiveEnd
+	StreamID    string    `json:"stream_id"`
+	Title       string    `json:"title,omitempty"`
+	SourceURL   string    `json:"source_url,omitempty"`  // start: the http(s) source to pull, if any
+	RequestedAt time.Time `json:"requested_at,omitzero"` // when the API was asked
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+const liveControlContext = "live control"
+
+// Topic implements ControlMessage.
+func (m *LiveControl) Topic() string { return TopicLiveControl }
+
+// Key implements ControlMessage: the stream id.
+func (m *LiveControl) Key() string { return m.StreamID }
+
+// Validate checks that action is LiveStart or LiveEnd and stream_id is set.
+func (m *LiveControl) Validate() error {
+	switch m.Action {
+	case LiveStart, LiveEnd:
+	case "":
+		return &FieldError{Context: liveControlContext, Field: "action", Problem: fmt.Sprintf("is required: %q or %q", LiveStart, LiveEnd)}
+	default:
+		return &FieldError{Context: liveControlContext, Field: "action", Problem: fmt.Sprintf("must be %q or %q, got %q", LiveStart, LiveEnd, m.Action)}
+	}
+	if m.StreamID == "" {
+		return &FieldError{Context: liveControlContext, Field: "stream_id", Problem: "is required (in the value or as the record key)"}
+	}
+	return nil
+}
+
+// DecodeLiveControl decodes and validates a record of TopicLiveControl. A
+// message without stream_id takes the record key as its stream id.
+// Unknown members are kept in Extra.
+func DecodeLiveControl(key, value []byte) (*LiveControl, error) {
+	m := &LiveControl{}
+	if err := decodeControl(liveControlContext, value, m); err != nil {
+		return nil, err
+	}
+	if m.StreamID == "" {
+		m.StreamID = keyID(key)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// keyID returns the record key as an entity id, or "" when it is not
+// UTF-8 text (JSON could not carry it back unchanged).
+func keyID(key []byte) string {
+	if !utf8.Valid(key) {
+		return ""
+	}
+	return string(key)
+}
+
+// decodeControl decodes value, which must be a JSON object, into msg (a
+// pointer to a control message struct), naming the member at fault in its
+// errors: encoding/json names a mistyped member but not a malformed time.
+func decodeControl(ctx string, value []byte, msg any) error {
+	if v := bytes.TrimLeft(value, " \t\r\n"); len(v) == 0 || v[0] != '{' {
+		return fmt.Errorf("%s: value is not a JSON object: got %s", ctx, describeJSON(value))
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(value, &members); err != nil {
+		return jsonError(ctx, err)
+	}
+	if err := checkTimes(ctx, members, reflect.TypeOf(msg).Elem()); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(value, msg); err != nil {
+		return jsonError(ctx, err)
+	}
+	return nil
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// checkTimes checks the members that fill time.Time fields of struct type
+// t: each must be null or an RFC 3339 string.
+func checkTimes(ctx string, members map[string]json.RawMessage, t reflect.Type) error {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type != timeType {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		for k, raw := range members {
+			if !strings.EqualFold(k, name) || string(raw) == "null" {
+				continue
+			}
+			var at time.Time
+			if err := at.UnmarshalJSON(raw); err != nil {
+				return &FieldError{Context: ctx, Field: name,
+					Problem: fmt.Sprintf("must be an RFC 3339 time like \"2024-05-01T12:00:00Z\", got %s", quoteKey(raw))}
+			}
+		}
+	}
+	return nil
+}
+
+// JSON methods: each goes through a method-less copy of its type so that
+// encoding/json does the field work and unknown members land in Extra.
+
+func (j VODJob) MarshalJSON() ([]byte, error) {
+	type plain VODJob
+	return marshalObject(plain(j), j.Extra)
+}
+
+func (j *VODJob) UnmarshalJSON(b []byte) error {
+	type plain VODJob
+	return unmarshalObject(b, (*plain)(j), &j.Extra)
+}
+
+func (m LiveControl) MarshalJSON() ([]byte, error) {
+	type plain LiveControl
+	return marshalObject(plain(m), m.Extra)
+}
+
+func (m *LiveControl) UnmarshalJSON(b []byte) error {
+	type plain LiveControl
+	return unmarshalObject(b, (*plain)(m), &m.Extra)
+}

@@ -1,0 +1,59 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// weir's Kafka record headers. Veritone's protocol uses none; weir adds
+// these to records it writes, and engines may ignore them. Header names
+// start with "weir-"; values are UTF-8 text.
+const (
+	// HeaderReceivedAt is on every raw_stream record written by a live
+	// ingest (RTMP, SRT and pulled sources): when weir received the
+	// earliest byte the record carries, as decimal microseconds since the
+	// Unix epoch ("1700000000123456"). The live packager measures its
+	// publish latency and stamps EXT-X-PROGRAM-DATE-TIME from it. Write it
+	// with FormatReceivedAt, read it with ParseReceivedAt.
+	HeaderReceivedAt = "weir-received-at-us"
+
+	// HeaderLiveEnd marks an engine_heartbeat on a stream topic as the end
+	// of a live stream: the live packager that reaches it finishes the
+	// stream (EXT-X-ENDLIST) after every record before it. Its value is
+	// the reason, as a JSON string ("\"ended on request\""). Write it with
+	// FormatLiveEnd, read it with ParseLiveEnd. Other readers of the
+	// topic see an ordinary DONE heartbeat.
+	HeaderLiveEnd = "weir-live-end"
+)
+
+// FormatReceivedAt returns the HeaderReceivedAt value for t.
+func FormatReceivedAt(t time.Time) []byte {
+	return strconv.AppendInt(nil, t.UnixMicro(), 10)
+}
+
+// ParseReceivedAt reads a HeaderReceivedAt value: a positive decimal count
+// of microseconds since the Unix epoch.
+func ParseReceivedAt(v []byte) (time.Time, error) {
+	us, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, fmt.Errorf("header %s: want positive decimal microseconds since the Unix epoch, got %s", HeaderReceivedAt, quoteKey(v))
+	}
+	return time.UnixMicro(us), nil
+}
+
+// FormatLiveEnd returns the HeaderLiveEnd value giving reason.
+func FormatLiveEnd(reason string) []byte {
+	v, _ := json.Marshal(reason) // a string always encodes
+	return v
+}
+
+// ParseLiveEnd reads a HeaderLiveEnd value: a JSON string.
+func ParseLiveEnd(v []byte) (string, error) {
+	var reason string
+	if err := json.Unmarshal(v, &reason); err != nil {
+		return "", fmt.Errorf("header %s: want a JSON string, got %s", HeaderLiveEnd, quoteKey(v))
+	}
+	return reason, nil
+}
