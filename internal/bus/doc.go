@@ -6,9 +6,12 @@
 // Kafka client. In the distributed scale the same Client talks to an
 // external Kafka cluster instead. Nothing else changes between the two.
 //
-// A Client produces (Produce, ProduceAsync), consumes with at-least-once
-// delivery (Consume, with or without a consumer group), reads a topic to
-// its end (ReadAll) and creates topics (CreateTopic). protocol.StreamTopic,
-// ChunkTopic and ResultsTopic name the topics weir uses;
+// Bus is the seam every component takes: produce (Produce, ProduceAsync,
+// Flush), consume with at-least-once delivery (Consume, with or without a
+// consumer group) and create topics (CreateTopic). Client implements it
+// over Kafka and adds what tools and the server need (ReadAll, Ping,
+// Admin, Close); package bustest implements it in memory for unit tests.
+// The names of the topics and groups, weir's record headers and its
+// control messages are the bus contract, in the public protocol package;
 // docs/bus.md describes them and the delivery guarantees.
 package bus

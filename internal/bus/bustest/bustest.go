@@ -1,0 +1,468 @@
+// Package bustest is an in-memory bus.Bus for unit tests: topics with
+// partitions, keyed placement, consumer groups with committed offsets,
+// topic creation, and failures on demand, with no broker. Tests that need
+// Kafka's own behaviour (rebalancing, retention, crashes) use the embedded
+// broker (bus.StartBroker) instead.
+package bustest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/protocol"
+)
+
+// Bus is an in-memory bus.Bus. The zero value is not usable; call New.
+//
+// It follows bus.Client's contract where a unit test can tell:
+//
+//   - Produce and ProduceAsync store copies of the records at once;
+//     ProduceAsync calls done before it returns. A topic that does not
+//     exist is created with one partition, as the embedded broker does.
+//   - Records with a key go to the partition Kafka's murmur2 hash gives,
+//     the placement bus.Client uses; records without one rotate over the
+//     partitions. Offsets count from 0 per partition.
+//   - Consume hands records to the handler one at a time, in offset order
+//     within a partition. With a group, each partition belongs to the
+//     first member that reads it until that member's Consume returns, and
+//     an offset is committed as soon as its handler returns nil, so a
+//     later Consume in the group resumes after it; a handler error or
+//     panic stops Consume with a *bus.RecordError and leaves the record
+//     uncommitted. Without a group every partition is read and nothing is
+//     committed. FromBeginning, UntilEOF and IdleTimeout behave as for
+//     bus.Client; MaxPollRecords is ignored. Partitions are not moved
+//     between live members (there is no rebalancing).
+//   - Close stops every Consume (they return nil); afterwards produce and
+//     consume calls fail with bus.ErrClosed.
+type Bus struct {
+	mu       sync.Mutex
+	topics   map[string]*topic
+	groups   map[string]*group
+	changed  chan struct{} // closed and replaced whenever anything changes
+	closed   bool
+	failWith error
+	members  int
+}
+
+type topic struct {
+	parts [][]*bus.Record
+	next  int // round-robin partition for records without a key
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+type group struct {
+	committed map[tp]int64 // the next offset to read
+	owner     map[tp]int   // member id
+}
+
+// New returns an empty bus.
+func New() *Bus {
+	return &Bus{topics: map[string]*topic{}, groups: map[string]*group{}, changed: make(chan struct{})}
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// notify wakes consumers. b.mu is held.
+func (b *Bus) notify() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// FailProduce makes every later Produce and ProduceAsync fail with err
+// (nothing is stored) until it is called with nil.
+func (b *Bus) FailProduce(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failWith = err
+}
+
+// Close stops every Consume and refuses later calls with bus.ErrClosed.
+func (b *Bus) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		b.notify()
+	}
+}
+
+// Produce implements bus.Bus: it stores the records, filling in their
+// Partition, Offset and (when zero) Timestamp, or fails them all.
+func (b *Bus) Produce(ctx context.Context, recs ...*bus.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range recs {
+		if err := b.storeLocked(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ProduceAsync implements bus.Bus: it stores rec and calls done before
+// returning.
+func (b *Bus) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	b.mu.Lock()
+	err := b.storeLocked(rec)
+	b.mu.Unlock()
+	if done != nil {
+		done(rec, err)
+	}
+}
+
+// Flush implements bus.Bus; nothing is ever held back.
+func (b *Bus) Flush(ctx context.Context) error { return ctx.Err() }
+
+// storeLocked appends a copy of r to its topic. b.mu is held.
+func (b *Bus) storeLocked(r *bus.Record) error {
+	switch {
+	case b.closed:
+		return bus.ErrClosed
+	case b.failWith != nil:
+		return fmt.Errorf("produce to topic %s: %w", r.Topic, b.failWith)
+	}
+	if err := protocol.ValidateTopic(r.Topic); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	t := b.topicLocked(r.Topic, 1)
+	n := len(t.parts)
+	p := 0
+	if r.Key != nil {
+		p = keyPartitioner.ForTopic(r.Topic).Partition(&kgo.Record{Key: r.Key}, n)
+	} else {
+		p, t.next = t.next%n, t.next+1
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = time.Now()
+	}
+	r.Partition, r.Offset = int32(p), int64(len(t.parts[p]))
+	t.parts[p] = append(t.parts[p], clone(r))
+	b.notify()
+	return nil
+}
+
+// keyPartitioner places keyed records as bus.Client does: murmur2 of the
+// key, like Kafka's Java client.
+var keyPartitioner = kgo.StickyKeyPartitioner(nil)
+
+func clone(r *bus.Record) *bus.Record {
+	c := *r
+	c.Key = slices.Clone(r.Key)
+	c.Value = slices.Clone(r.Value)
+	c.Headers = slices.Clone(r.Headers)
+	for i := range c.Headers {
+		c.Headers[i].Value = slices.Clone(c.Headers[i].Value)
+	}
+	return &c
+}
+
+// topicLocked returns topic name, creating it with partitions when it does
+// not exist. b.mu is held.
+func (b *Bus) topicLocked(name string, partitions int32) *topic {
+	t := b.topics[name]
+	if t == nil {
+		t = &topic{parts: make([][]*bus.Record, partitions)}
+		b.topics[name] = t
+		b.notify()
+	}
+	return t
+}
+
+// CreateTopic implements bus.Bus: partitions is positive, or -1 for the
+// default of one; an existing topic is left as it is.
+func (b *Bus) CreateTopic(ctx context.Context, name string, partitions int32) error {
+	if err := protocol.ValidateTopic(name); err != nil {
+		return err
+	}
+	if partitions == 0 || partitions < -1 {
+		return fmt.Errorf("create topic %s: partitions %d: must be positive or -1", name, partitions)
+	}
+	if partitions == -1 {
+		partitions = 1
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return bus.ErrClosed
+	}
+	b.topicLocked(name, partitions)
+	return nil
+}
+
+// Partitions returns how many partitions topic has, 0 when it does not
+// exist.
+func (b *Bus) Partitions(topic string) int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.topics[topic]; t != nil {
+		return int32(len(t.parts))
+	}
+	return 0
+}
+
+// Records returns copies of the records of topic: partition 0's in offset
+// order, then partition 1's, and so on.
+func (b *Bus) Records(topic string) []*bus.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*bus.Record
+	if t := b.topics[topic]; t != nil {
+		for _, p := range t.parts {
+			for _, r := range p {
+				out = append(out, clone(r))
+			}
+		}
+	}
+	return out
+}
+
+// Committed returns the offset group will read next in a partition, and
+// whether the group committed anything there.
+func (b *Bus) Committed(groupName, topic string, partition int32) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g := b.groups[groupName]
+	if g == nil {
+		return 0, false
+	}
+	o, ok := g.committed[tp{topic, partition}]
+	return o, ok
+}
+
+// Consume implements bus.Bus.
+func (b *Bus) Consume(ctx context.Context, opts bus.ConsumeOptions) error {
+	if len(opts.Topics) == 0 {
+		return errors.New("consume: no topics")
+	}
+	for _, t := range opts.Topics {
+		if err := protocol.ValidateTopic(t); err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+	}
+	if opts.Handler == nil {
+		return errors.New("consume: no handler")
+	}
+	c, err := b.join(opts)
+	if err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.run(ctx)
+}
+
+// consumer is one Consume call.
+type consumer struct {
+	b      *Bus
+	opts   bus.ConsumeOptions
+	id     int
+	g      *group       // nil without a group
+	pos    map[tp]int64 // without a group: the next offset per partition
+	startE map[tp]int64 // partition ends when Consume started ("latest")
+	eof    map[tp]int64 // UntilEOF: partitions still to read up to their end
+	rr     int          // rotates which partition is looked at first
+}
+
+func (b *Bus) join(opts bus.ConsumeOptions) (*consumer, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, bus.ErrClosed
+	}
+	b.members++
+	c := &consumer{b: b, opts: opts, id: b.members, pos: map[tp]int64{}, startE: map[tp]int64{}}
+	if opts.Group != "" {
+		c.g = b.groups[opts.Group]
+		if c.g == nil {
+			c.g = &group{committed: map[tp]int64{}, owner: map[tp]int{}}
+			b.groups[opts.Group] = c.g
+		}
+	}
+	for _, name := range opts.Topics {
+		t := b.topics[name]
+		if t == nil {
+			if opts.UntilEOF {
+				return nil, fmt.Errorf("consume topic %s until end: topic does not exist", name)
+			}
+			continue
+		}
+		for p, recs := range t.parts {
+			c.startE[tp{name, int32(p)}] = int64(len(recs))
+		}
+	}
+	if opts.UntilEOF {
+		c.eof = map[tp]int64{}
+		for k, end := range c.startE {
+			if c.startLocked(k) < end {
+				c.eof[k] = end
+			}
+		}
+	}
+	return c, nil
+}
+
+// leave gives up the partitions the consumer owns.
+func (c *consumer) leave() {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if c.g == nil {
+		return
+	}
+	for k, id := range c.g.owner {
+		if id == c.id {
+			delete(c.g.owner, k)
+		}
+	}
+	c.b.notify()
+}
+
+// startLocked is where reading a partition starts. b.mu is held.
+func (c *consumer) startLocked(k tp) int64 {
+	if c.g != nil {
+		if o, ok := c.g.committed[k]; ok {
+			return o
+		}
+	}
+	if c.opts.FromBeginning {
+		return 0
+	}
+	return c.startE[k] // 0 for partitions created after Consume started
+}
+
+// nextLocked returns the consumer's next record, if one is ready. b.mu is
+// held.
+func (c *consumer) nextLocked() *bus.Record {
+	var parts []tp
+	for _, name := range c.opts.Topics {
+		if t := c.b.topics[name]; t != nil {
+			for p := range t.parts {
+				parts = append(parts, tp{name, int32(p)})
+			}
+		}
+	}
+	for i := range parts {
+		k := parts[(c.rr+i)%len(parts)]
+		if c.g != nil {
+			if id, ok := c.g.owner[k]; ok && id != c.id {
+				continue
+			}
+			c.g.owner[k] = c.id
+		}
+		at, ok := c.pos[k]
+		if !ok || c.g != nil {
+			at = c.startLocked(k)
+			if c.g == nil {
+				c.pos[k] = at
+			}
+		}
+		recs := c.b.topics[k.topic].parts[k.part]
+		if at < int64(len(recs)) {
+			c.rr = (c.rr + i + 1) % len(parts)
+			return clone(recs[at])
+		}
+	}
+	return nil
+}
+
+// handledLocked moves past r. b.mu is held.
+func (c *consumer) handledLocked(r *bus.Record) {
+	k := tp{r.Topic, r.Partition}
+	if c.g != nil {
+		c.g.committed[k] = r.Offset + 1
+	} else {
+		c.pos[k] = r.Offset + 1
+	}
+	if end, ok := c.eof[k]; ok && r.Offset+1 >= end {
+		delete(c.eof, k)
+	}
+}
+
+func (c *consumer) run(ctx context.Context) error {
+	if c.eof != nil && len(c.eof) == 0 {
+		return nil
+	}
+	idle := time.Now()
+	for {
+		c.b.mu.Lock()
+		if c.b.closed {
+			c.b.mu.Unlock()
+			return nil
+		}
+		r := c.nextLocked()
+		wait := c.b.changed
+		c.b.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if r == nil {
+			if !c.wait(ctx, wait, idle) {
+				return nil
+			}
+			continue
+		}
+		if err := c.call(ctx, r); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil // stopped while handling: redeliver, no failure
+			}
+			return &bus.RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		idle = time.Now()
+		c.b.mu.Lock()
+		c.handledLocked(r)
+		done := c.eof != nil && len(c.eof) == 0
+		c.b.mu.Unlock()
+		if done {
+			return nil
+		}
+	}
+}
+
+// wait waits for a change on the bus; false means stop: ctx ended or
+// nothing arrived for IdleTimeout since idle.
+func (c *consumer) wait(ctx context.Context, changed <-chan struct{}, idle time.Time) bool {
+	var timeout <-chan time.Time
+	if c.opts.IdleTimeout > 0 {
+		left := c.opts.IdleTimeout - time.Since(idle)
+		if left <= 0 {
+			return false
+		}
+		timer := time.NewTimer(left)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timeout:
+		return false
+	case <-changed:
+		return true
+	}
+}
+
+// call runs the handler, turning a panic into an error as bus.Client does.
+func (c *consumer) call(ctx context.Context, r *bus.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return c.opts.Handler(ctx, r)
+}
