@@ -39,5 +39,15 @@
 //
 // [TaskPayload] is the JSON document a task starts from (the adapter's
 // url, whether it is live, how long to record, how long chunks are).
-// docs/protocol.md describes the protocol for engine authors.
+//
+// The package is also the home of the rest of weir's bus contract, so that
+// engines written in Go use the same names weir does: topic names
+// ([TopicName], [StreamTopic], [ControlTopic]...) and consumer group names
+// ([RoleGroup], [EngineGroup]), weir's record headers ([HeaderReceivedAt],
+// [HeaderLiveEnd]) and weir's own control messages ([VODJob],
+// [LiveControl], written by [EncodeControl]).
+//
+// docs/protocol.md describes the protocol for engine authors; docs/bus.md
+// lists every topic, key, header and message with who writes and who reads
+// it.
 package protocol

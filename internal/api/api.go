@@ -9,7 +9,8 @@
 // RFC 9457 problem documents (application/problem+json) everywhere.
 //
 // The package talks to the rest of weir only through seams: the metadata
-// store, the object store and a Publisher for bus messages. It never touches
+// store, the object store and the bus (bus.Bus), on which it publishes the
+// control messages of the protocol package. It never touches
 // media; the VOD and live pipelines pick up the jobs and control messages it
 // publishes.
 package api
@@ -28,18 +29,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
-)
-
-// Bus topics the control plane publishes to. Messages are JSON and keyed by
-// stream id so every message about one stream lands on one partition, in
-// order.
-const (
-	// TopicVODJobs carries a VODJob for every accepted upload or URL import.
-	TopicVODJobs = "weir.vod.jobs"
-	// TopicLiveControl carries LiveControl messages (start, end).
-	TopicLiveControl = "weir.live.control"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -55,18 +47,15 @@ const (
 	MaxURLLength = 2048
 )
 
-// Publisher sends one message to a bus topic. The server wiring adapts the
-// Kafka client to it; Publish returns once the broker acknowledged the
-// message or ctx ends.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, key, value []byte) error
-}
-
-// Config configures a Server. Meta, Objects and Publisher are required.
+// Config configures a Server. Meta, Objects and Bus are required.
 type Config struct {
-	Meta      metastore.Store
-	Objects   objstore.Store
-	Publisher Publisher
+	Meta    metastore.Store
+	Objects objstore.Store
+	// Bus receives the control messages (protocol.VODJob on
+	// protocol.TopicVODJobs, protocol.LiveControl on
+	// protocol.TopicLiveControl); a request answers once the broker
+	// acknowledged its message.
+	Bus bus.Bus
 	// Logger receives request errors; nil logs to slog.Default().
 	Logger *slog.Logger
 	// Registry receives the HTTP metrics plus Go runtime and process
@@ -143,8 +132,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Objects == nil {
 		return nil, errors.New("api: Config.Objects (object store) is required")
 	}
-	if cfg.Publisher == nil {
-		return nil, errors.New("api: Config.Publisher (bus publisher) is required")
+	if cfg.Bus == nil {
+		return nil, errors.New("api: Config.Bus is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -13,58 +13,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 )
 
-// published is one message a recordingPublisher received.
+// published is one message the bus received.
 type published struct {
 	Topic string
 	Key   string
 	Value json.RawMessage
 }
 
-// recordingPublisher is the test side of the Publisher seam: it keeps every
-// message, or fails with err when set.
-type recordingPublisher struct {
-	mu   sync.Mutex
-	msgs []published
-	err  error
-}
+// recordingBus is the in-memory bus with what the tests ask of it.
+type recordingBus struct{ *bustest.Bus }
 
-func (p *recordingPublisher) Publish(ctx context.Context, topic string, key, value []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return p.err
-	}
-	p.msgs = append(p.msgs, published{Topic: topic, Key: string(key), Value: append(json.RawMessage(nil), value...)})
-	return nil
-}
+// setErr makes publishing fail with err; nil mends it.
+func (p recordingBus) setErr(err error) { p.FailProduce(err) }
 
-func (p *recordingPublisher) setErr(err error) {
-	p.mu.Lock()
-	p.err = err
-	p.mu.Unlock()
-}
-
-func (p *recordingPublisher) messages(topic string) []published {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p recordingBus) messages(topic string) []published {
 	var out []published
-	for _, m := range p.msgs {
-		if m.Topic == topic {
-			out = append(out, m)
-		}
+	for _, r := range p.Records(topic) {
+		out = append(out, published{Topic: r.Topic, Key: string(r.Key), Value: r.Value})
 	}
 	return out
 }
@@ -76,7 +51,7 @@ type env struct {
 	srv     *Server
 	meta    *metastore.SQLite
 	objects objstore.Store
-	pub     *recordingPublisher
+	pub     recordingBus
 	reg     *prometheus.Registry
 }
 
@@ -97,11 +72,11 @@ func newEnv(t testing.TB, dir string, configure ...func(*Config)) *env {
 		t.Fatalf("open fs store: %v", err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	e := &env{t: t, dir: dir, meta: meta, objects: fs, pub: &recordingPublisher{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, dir: dir, meta: meta, objects: fs, pub: recordingBus{bustest.New()}, reg: prometheus.NewRegistry()}
 	cfg := Config{
 		Meta:         meta,
 		Objects:      fs,
-		Publisher:    e.pub,
+		Bus:          e.pub,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registry:     e.reg,
 		Version:      "1.2.3-test",
@@ -191,7 +166,7 @@ func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, fragm
 
 func TestNewRequiresDependencies(t *testing.T) {
 	e := newEnv(t, "")
-	base := Config{Meta: e.meta, Objects: e.objects, Publisher: e.pub}
+	base := Config{Meta: e.meta, Objects: e.objects, Bus: e.pub}
 	cases := []struct {
 		name string
 		edit func(*Config)
@@ -199,7 +174,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 	}{
 		{"no metadata store", func(c *Config) { c.Meta = nil }, "Meta"},
 		{"no object store", func(c *Config) { c.Objects = nil }, "Objects"},
-		{"no publisher", func(c *Config) { c.Publisher = nil }, "Publisher"},
+		{"no bus", func(c *Config) { c.Bus = nil }, "Bus"},
 		{"base URL without host", func(c *Config) { c.BaseURL = "localhost" }, "BaseURL"},
 		{"rtmp base without scheme", func(c *Config) { c.RTMPBase = "example.com:1935" }, "RTMPBase"},
 	}
@@ -339,7 +314,7 @@ func TestMetricsExposeRoutesNotPaths(t *testing.T) {
 
 func TestTwoServersShareOneRegistry(t *testing.T) {
 	e := newEnv(t, "")
-	second, err := New(Config{Meta: e.meta, Objects: e.objects, Publisher: e.pub, Registry: e.reg})
+	second, err := New(Config{Meta: e.meta, Objects: e.objects, Bus: e.pub, Registry: e.reg})
 	if err != nil {
 		t.Fatalf("second server on the same registry: %v", err)
 	}

@@ -10,27 +10,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
-
-// Live control actions published on TopicLiveControl.
-const (
-	ActionStart = "start"
-	ActionEnd   = "end"
-)
-
-// LiveControl is published on TopicLiveControl, keyed by stream id, when a
-// live stream is started or asked to end. The live pipeline reacts: on
-// start it prepares for the publisher (or pulls SourceURL); on end it closes
-// the playlist with EXT-X-ENDLIST and moves the stream to status vod. The
-// publish key is never on the bus; ingest servers look it up in the
-// metadata store.
-type LiveControl struct {
-	Action      string    `json:"action"`
-	StreamID    string    `json:"stream_id"`
-	Title       string    `json:"title,omitempty"`
-	SourceURL   string    `json:"source_url,omitempty"`
-	RequestedAt time.Time `json:"requested_at"`
-}
 
 // liveSourceSchemes are the pull sources a live stream may name: the live
 // pipeline pulls HTTP(S) MPEG-TS and Icecast-style audio streams; RTMP and
@@ -214,8 +195,8 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.publish(ctx, TopicLiveControl, st.ID, LiveControl{
-		Action:      ActionStart,
+	if err := s.publish(ctx, &protocol.LiveControl{
+		Action:      protocol.LiveStart,
 		StreamID:    st.ID,
 		Title:       st.Title,
 		SourceURL:   st.SourceURL,
@@ -272,8 +253,8 @@ func (s *Server) endStream(ctx context.Context, in *liveIDInput) (*streamStatusO
 	if st.Status.Terminal() {
 		return nil, huma.Error409Conflict(fmt.Sprintf("live stream %s already ended (status %s)", st.ID, st.Status))
 	}
-	if err := s.publish(ctx, TopicLiveControl, st.ID, LiveControl{
-		Action:      ActionEnd,
+	if err := s.publish(ctx, &protocol.LiveControl{
+		Action:      protocol.LiveEnd,
 		StreamID:    st.ID,
 		RequestedAt: time.Now().UTC(),
 	}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 var (
@@ -98,11 +99,11 @@ func TestStartStream(t *testing.T) {
 				t.Fatalf("stream by publish key: %+v %v", st, err)
 			}
 
-			msgs := e.pub.messages(TopicLiveControl)
+			msgs := e.pub.messages(protocol.TopicLiveControl)
 			if len(msgs) != 1 || msgs[0].Key != got.StreamID {
 				t.Fatalf("control messages %+v", msgs)
 			}
-			var ctl LiveControl
+			var ctl protocol.LiveControl
 			json.Unmarshal(msgs[0].Value, &ctl)
 			wantSource := ""
 			if m, ok := tc.body.(map[string]string); ok {
@@ -170,9 +171,9 @@ func TestEndStream(t *testing.T) {
 		if got := decode[StreamStatus](t, rec); got.Status != "vod" {
 			t.Fatalf("status %+v", got)
 		}
-		msgs := e.pub.messages(TopicLiveControl)
+		msgs := e.pub.messages(protocol.TopicLiveControl)
 		last := msgs[len(msgs)-1]
-		var ctl LiveControl
+		var ctl protocol.LiveControl
 		json.Unmarshal(last.Value, &ctl)
 		if last.Key != s.StreamID || ctl.Action != "end" || ctl.StreamID != s.StreamID {
 			t.Fatalf("end message %s", last.Value)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // This file holds what the VOD and live endpoints share: request context,
@@ -174,17 +176,19 @@ func (s *Server) storeError(ctx context.Context, what string, err error) error {
 	return huma.Error500InternalServerError(what + ": the metadata store failed (see server log)")
 }
 
-// publish sends msg as JSON to topic keyed by stream id.
-func (s *Server) publish(ctx context.Context, topic, streamID string, msg any) error {
-	value, err := json.Marshal(msg)
+// publish sends a control message to its topic, keyed by its stream id,
+// and waits for the broker's acknowledgement.
+func (s *Server) publish(ctx context.Context, msg protocol.ControlMessage) error {
+	topic := msg.Topic()
+	key, value, err := protocol.EncodeControl(msg)
 	if err != nil {
-		return fmt.Errorf("encode %s message for stream %s: %w", topic, streamID, err)
+		return fmt.Errorf("encode %s message for stream %s: %w", topic, msg.Key(), err)
 	}
-	err = s.cfg.Publisher.Publish(ctx, topic, []byte(streamID), value)
+	err = s.cfg.Bus.Produce(ctx, &bus.Record{Topic: topic, Key: key, Value: value})
 	result := "ok"
 	if err != nil {
 		result = "error"
-		err = fmt.Errorf("publish to %s for stream %s: %w", topic, streamID, err)
+		err = fmt.Errorf("publish to %s for stream %s: %w", topic, msg.Key(), err)
 	}
 	s.metrics.published.WithLabelValues(topic, result).Inc()
 	return err

@@ -17,19 +17,8 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
-
-// VODJob is the job announcement published on TopicVODJobs, keyed by
-// stream id, for every accepted upload (SourceKey set) or URL import
-// (SourceURL set). The VOD pipeline consumes it and moves the stream through
-// processing → transcoding → ready.
-type VODJob struct {
-	StreamID    string    `json:"stream_id"`
-	SourceKey   string    `json:"source_key,omitempty"`
-	SourceURL   string    `json:"source_url,omitempty"`
-	Title       string    `json:"title,omitempty"`
-	SubmittedAt time.Time `json:"submitted_at"`
-}
 
 // UploadURLRequest imports a VOD from an http(s) URL instead of uploading it.
 type UploadURLRequest struct {
@@ -390,7 +379,7 @@ func (s *Server) uploadURL(ctx context.Context, in *uploadInput) (*uploadOutput,
 // marked failed (so it does not sit in "uploaded" forever) and the client
 // gets 503.
 func (s *Server) announceVOD(ctx context.Context, st metastore.Stream) error {
-	err := s.publish(ctx, TopicVODJobs, st.ID, VODJob{
+	err := s.publish(ctx, &protocol.VODJob{
 		StreamID:    st.ID,
 		SourceKey:   st.SourceKey,
 		SourceURL:   st.SourceURL,

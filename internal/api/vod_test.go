@@ -19,6 +19,7 @@ import (
 
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
 )
 
 var vodIDPattern = regexp.MustCompile(`^vod-[0-9a-f]{12}$`)
@@ -138,7 +139,7 @@ func TestUploadMultipartStoresFileAndQueuesJob(t *testing.T) {
 				t.Fatalf("stream row %+v", st)
 			}
 
-			msgs := e.pub.messages(TopicVODJobs)
+			msgs := e.pub.messages(protocol.TopicVODJobs)
 			if len(msgs) != 1 || msgs[0].Key != got.StreamID {
 				t.Fatalf("published %+v", msgs)
 			}
@@ -204,7 +205,7 @@ func TestUploadRejectsBadMultipart(t *testing.T) {
 			if n := e.streamCount(metastore.KindVOD); n != 0 {
 				t.Errorf("%d streams created by a rejected upload", n)
 			}
-			if msgs := e.pub.messages(TopicVODJobs); len(msgs) != 0 {
+			if msgs := e.pub.messages(protocol.TopicVODJobs); len(msgs) != 0 {
 				t.Errorf("jobs queued for a rejected upload: %v", msgs)
 			}
 		})
@@ -354,11 +355,11 @@ func TestUploadURL(t *testing.T) {
 	if err != nil || st.SourceURL != "https://cdn.example.com/shows/the-farmer.mp4" || st.SourceKey != "" {
 		t.Fatalf("stream %+v, %v", st, err)
 	}
-	msgs := e.pub.messages(TopicVODJobs)
+	msgs := e.pub.messages(protocol.TopicVODJobs)
 	if len(msgs) != 1 || msgs[0].Key != got.StreamID {
 		t.Fatalf("published %+v", msgs)
 	}
-	var job VODJob
+	var job protocol.VODJob
 	json.Unmarshal(msgs[0].Value, &job)
 	if job.SourceURL != st.SourceURL || job.SourceKey != "" || job.StreamID != got.StreamID {
 		t.Fatalf("job %s", msgs[0].Value)

@@ -7,48 +7,35 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/api"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // controlRecorder stands in for the bus: it keeps the live control
 // messages the API publishes.
-type controlRecorder struct {
-	mu   sync.Mutex
-	msgs []live.ControlMessage
-}
+type controlRecorder struct{ *bustest.Bus }
 
-func (r *controlRecorder) Publish(_ context.Context, topic string, _, value []byte) error {
-	if topic != live.ControlTopic {
-		return nil
+func (r controlRecorder) last() protocol.LiveControl {
+	recs := r.Records(protocol.TopicLiveControl)
+	if len(recs) == 0 {
+		return protocol.LiveControl{}
 	}
-	var m live.ControlMessage
-	if err := json.Unmarshal(value, &m); err != nil {
-		return err
+	m, err := protocol.DecodeLiveControl(recs[len(recs)-1].Key, recs[len(recs)-1].Value)
+	if err != nil {
+		return protocol.LiveControl{}
 	}
-	r.mu.Lock()
-	r.msgs = append(r.msgs, m)
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *controlRecorder) last() live.ControlMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.msgs) == 0 {
-		return live.ControlMessage{}
-	}
-	return r.msgs[len(r.msgs)-1]
+	return *m
 }
 
 // startStreamsServer runs the real REST API over real stores.
-func startStreamsServer(t *testing.T) (*httptest.Server, metastore.Store, *controlRecorder) {
+func startStreamsServer(t *testing.T) (*httptest.Server, metastore.Store, controlRecorder) {
 	t.Helper()
 	dir := t.TempDir()
 	meta, err := metastore.OpenSQLite(filepath.Join(dir, "weir.db"))
@@ -59,8 +46,8 @@ func startStreamsServer(t *testing.T) (*httptest.Server, metastore.Store, *contr
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &controlRecorder{}
-	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: rec, Logger: discardLogger(),
+	rec := controlRecorder{bustest.New()}
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Bus: rec, Logger: discardLogger(),
 		RTMPBase: "rtmp://media.example.com:1935", SRTBase: "srt://media.example.com:8890"})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +84,7 @@ func TestStreamsStartPrintsPublishAndPlaybackURLs(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, res.stdout)
 		}
 	}
-	if m := rec.last(); m.Action != live.ActionStart || m.StreamID != id || m.Title != "Match day" {
+	if m := rec.last(); m.Action != protocol.LiveStart || m.StreamID != id || m.Title != "Match day" {
 		t.Errorf("control message %+v", m)
 	}
 
@@ -162,7 +149,7 @@ func TestStreamsListShowAndEnd(t *testing.T) {
 	if res.err != nil || !strings.Contains(res.stdout, "is ending (status live)") {
 		t.Fatalf("streams end of a live stream (%v):\n%s%s", res.err, res.stdout, res.stderr)
 	}
-	if m := rec.last(); m.Action != live.ActionEnd || m.StreamID != onAir.ID {
+	if m := rec.last(); m.Action != protocol.LiveEnd || m.StreamID != onAir.ID {
 		t.Errorf("control message %+v", m)
 	}
 	res = runWeir(testContext(t), "streams", "end", idle.ID, "--server", hs.URL)

@@ -12,40 +12,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/api"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/vod"
 )
 
-// vodServer is the real HTTP API over real stores, with a publisher that
-// hands each announced job straight to a real VOD worker (what Kafka and
-// the server wiring do in `weir serve`).
+// vodServer is the real HTTP API over real stores and an in-memory bus,
+// with a real VOD worker consuming the jobs it announces (the wiring of
+// `weir serve`, without Kafka).
 type vodServer struct {
 	*httptest.Server
 	meta metastore.Store
-	jobs sync.WaitGroup
-}
-
-type workerPublisher struct {
-	s *vodServer
-	w *vod.Worker
-}
-
-func (p workerPublisher) Publish(_ context.Context, topic string, _, value []byte) error {
-	if topic != vod.Topic {
-		return nil
-	}
-	p.s.jobs.Add(1)
-	go func() {
-		defer p.s.jobs.Done()
-		p.w.Handle(context.Background(), value)
-	}()
-	return nil
 }
 
 func startVODServer(t *testing.T) *vodServer {
@@ -68,14 +50,19 @@ func startVODServer(t *testing.T) *vodServer {
 		t.Fatal(err)
 	}
 	s := &vodServer{meta: meta}
-	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: workerPublisher{s, w}, Logger: discardLogger()})
+	b := bustest.New()
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Bus: b, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	worked := make(chan error, 1)
+	go func() { worked <- w.Run(ctx, b) }()
 	s.Server = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		s.Close()
-		s.jobs.Wait()
+		stop()
+		<-worked
 		meta.Close()
 	})
 	return s
@@ -260,10 +247,6 @@ func TestVodCommandsExplainServerErrors(t *testing.T) {
 	}
 }
 
-type droppingPublisher struct{}
-
-func (droppingPublisher) Publish(context.Context, string, []byte, []byte) error { return nil }
-
 // Cancel fails a title no worker has finished; a second cancel is refused.
 func TestVodCancelFailsAnUnfinishedTitle(t *testing.T) {
 	dir := t.TempDir()
@@ -276,7 +259,7 @@ func TestVodCancelFailsAnUnfinishedTitle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: droppingPublisher{}, Logger: discardLogger()})
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Bus: bustest.New(), Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/weir-media/weir/internal/api"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/console"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
@@ -231,19 +231,6 @@ func TestPathsOutsideTheConsoleFallBackSensibly(t *testing.T) {
 	}
 }
 
-// recordingPublisher keeps the bus messages the API publishes.
-type recordingPublisher struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (p *recordingPublisher) Publish(_ context.Context, topic string, _, value []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.msgs = append(p.msgs, topic+" "+string(value))
-	return nil
-}
-
 // TestAPIRoutesWinOverTheConsole mounts the console as the API's fallback,
 // the way weir serve does, and checks every API route still answers for
 // itself while unmatched paths reach the console.
@@ -258,7 +245,7 @@ func TestAPIRoutesWinOverTheConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Publisher: &recordingPublisher{}, Fallback: console.Handler()})
+	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Bus: bustest.New(), Fallback: console.Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,12 @@ import (
 	"github.com/weir-media/weir/protocol"
 )
 
-// asyncFake is an AsyncProducer that holds records until the test
+// asyncFake is a bus that holds records until the test
 // acknowledges them, in order, as kgo does for one partition; a failure
 // fails the record and every one held behind it, as kgo's idempotent
 // producer does. Records acknowledged are the topic's content.
 type asyncFake struct {
-	fakeProducer // Produce is not used by a writer over an AsyncProducer
+	*fakeBus // for what the writer needs besides ProduceAsync
 
 	mu       sync.Mutex
 	held     []heldRecord
@@ -110,8 +110,8 @@ func (f *asyncFake) ackInBackground(stop <-chan struct{}) {
 	}
 }
 
-func TestStreamWriterWriteReturnsBeforeAnAsyncProducerAcknowledges(t *testing.T) {
-	p := &asyncFake{}
+func TestStreamWriterWriteReturnsBeforeTheBusAcknowledges(t *testing.T) {
+	p := &asyncFake{fakeBus: newFakeBus()}
 	w := newTestWriter(t, p, StreamOptions{ChunkSize: 1000, MaxInFlightBytes: 64 << 10})
 	initDone := make(chan error, 1)
 	go func() { initDone <- w.Init(t.Context()) }()
@@ -154,7 +154,7 @@ func TestStreamWriterWriteReturnsBeforeAnAsyncProducerAcknowledges(t *testing.T)
 
 func TestStreamWriterKeepsAtMostMaxInFlightBytesOnTheirWay(t *testing.T) {
 	const limit = 50_000
-	p := &asyncFake{}
+	p := &asyncFake{fakeBus: newFakeBus()}
 	p.setAuto()
 	w := newTestWriter(t, p, StreamOptions{ChunkSize: 1000, MaxInFlightBytes: limit})
 	if err := w.Init(t.Context()); err != nil {
@@ -218,7 +218,7 @@ func TestStreamWriterAsyncFailureEndsTheStreamWithWhatWasAcknowledged(t *testing
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &asyncFake{}
+			p := &asyncFake{fakeBus: newFakeBus()}
 			p.setAuto()
 			w := newTestWriter(t, p, StreamOptions{ChunkSize: 100, HeartbeatEvery: 4})
 			if err := w.Init(t.Context()); err != nil {
@@ -267,7 +267,7 @@ func TestStreamWriterAsyncFailureEndsTheStreamWithWhatWasAcknowledged(t *testing
 }
 
 func TestStreamWriterGivesUpWhenNothingIsAcknowledgedForProduceTimeout(t *testing.T) {
-	p := &asyncFake{}
+	p := &asyncFake{fakeBus: newFakeBus()}
 	p.setAuto()
 	w := newTestWriter(t, p, StreamOptions{ChunkSize: 1000, MaxInFlightBytes: 10_000, ProduceTimeout: 200 * time.Millisecond})
 	if err := w.Init(t.Context()); err != nil {

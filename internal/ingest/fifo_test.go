@@ -46,7 +46,7 @@ func TestPullReadsANamedPipeUntilStopped(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
-	watch := &rawWatcher{Producer: client, first: make(chan struct{})}
+	watch := &rawWatcher{Bus: client, first: make(chan struct{})}
 	go func() {
 		select {
 		case <-watch.first:
@@ -107,7 +107,7 @@ func TestPullStopsASilentPipe(t *testing.T) {
 			}()
 			ctx, cancel := context.WithCancel(testCtx(t))
 			defer cancel()
-			watch := &rawWatcher{Producer: client, first: make(chan struct{})}
+			watch := &rawWatcher{Bus: client, first: make(chan struct{})}
 			if tc.cancel {
 				go func() {
 					select {

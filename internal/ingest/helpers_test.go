@@ -217,22 +217,21 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// rawWatcher is a Producer that passes records on and closes first once a
+// rawWatcher is a bus that passes records on and closes first once a
 // raw_stream record was produced.
 type rawWatcher struct {
-	Producer
+	bus.Bus
 	once  sync.Once
 	first chan struct{}
 }
 
-func (r *rawWatcher) Produce(ctx context.Context, recs ...*bus.Record) error {
-	err := r.Producer.Produce(ctx, recs...)
-	for _, rec := range recs {
+func (r *rawWatcher) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	r.Bus.ProduceAsync(rec, func(rec *bus.Record, err error) {
 		if _, t, ok := protocol.SplitStreamKey(rec.Key); ok && t == protocol.TypeRawStream && err == nil {
 			r.once.Do(func() { close(r.first) })
 		}
-	}
-	return err
+		done(rec, err)
+	})
 }
 
 // isPrefix reports whether got is where want starts.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/protocol"
 )
@@ -162,12 +163,12 @@ type Result struct {
 //     heartbeat with errorMsg, and the error.
 //
 // The Result is filled in as far as Pull got, also on error.
-func Pull(ctx context.Context, opts PullOptions, p Producer) (Result, error) {
+func Pull(ctx context.Context, opts PullOptions, b bus.Bus) (Result, error) {
 	start := time.Now()
 	pl, err := newPuller(opts)
 	res := Result{Topic: pl.topic, Source: pl.source, Live: pl.live}
 	if err == nil {
-		err = pl.run(ctx, p, &res)
+		err = pl.run(ctx, b, &res)
 	}
 	res.Elapsed = time.Since(start)
 	return res, err
@@ -253,7 +254,7 @@ func newPuller(o PullOptions) (*puller, error) {
 }
 
 // run does the work of Pull once the options are resolved.
-func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
+func (pl *puller) run(ctx context.Context, b bus.Bus, res *Result) error {
 	src, err := pl.open(ctx)
 	if err != nil {
 		return err
@@ -280,7 +281,7 @@ func (pl *puller) run(ctx context.Context, p Producer, res *Result) error {
 		}
 	}
 	res.MimeType, res.FFmpegFormat, res.DurationMS = so.MimeType, so.FFmpegFormat, so.DurationMS
-	w, err := NewStreamWriter(p, pl.topic, so)
+	w, err := NewStreamWriter(b, pl.topic, so)
 	if err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func TestPullStoppedByCancellationEndsWithForcedEOF(t *testing.T) {
 	t.Cleanup(station.Close)
 
 	ctx, cancel := context.WithCancel(testCtx(t))
-	watch := &rawWatcher{Producer: client, first: make(chan struct{})}
+	watch := &rawWatcher{Bus: client, first: make(chan struct{})}
 	go func() {
 		select {
 		case <-watch.first:

@@ -17,48 +17,6 @@ import (
 	"github.com/weir-media/weir/protocol"
 )
 
-// Producer is where a StreamWriter sends its records. Produce must return
-// only once every record is acknowledged (or failed), and records of one
-// Produce call, and of successive calls, must land in the order given.
-// *bus.Client satisfies it.
-type Producer interface {
-	Produce(ctx context.Context, recs ...*bus.Record) error
-}
-
-// AsyncProducer is the optional side of a Producer that hands records over
-// without waiting for them; *bus.Client has it. A StreamWriter whose
-// Producer has it keeps up to StreamOptions.MaxInFlightBytes of records on
-// their way to the broker instead of waiting for each Write's records to be
-// acknowledged, which is what makes ingest fast.
-//
-// ProduceAsync must call done exactly once per record, when the record is
-// acknowledged or has failed; records of one partition must land, and have
-// done called, in the order they were given; and once a record of a
-// partition fails, the records given after it to that partition must fail
-// too, so that no acknowledged record follows a hole. done must not block
-// or produce. kgo's idempotent producer, under *bus.Client, does all of
-// this.
-type AsyncProducer interface {
-	Producer
-	ProduceAsync(rec *bus.Record, done func(*bus.Record, error))
-}
-
-// flusher is the optional side of an AsyncProducer that can send what it
-// holds back at once and wait for it; *bus.Client has it (for all its
-// buffered records, not only the stream's). A writer flushes where it waits
-// for every record anyway, at Init and at the end, so the producer's linger
-// (kgo's 10 ms) does not add to them.
-type flusher interface {
-	Flush(ctx context.Context) error
-}
-
-// topicCreator is the optional side of a Producer that can create topics;
-// *bus.Client has it. Init uses it to make sure the stream topic has a
-// single partition.
-type topicCreator interface {
-	CreateTopic(ctx context.Context, topic string, partitions int32) error
-}
-
 // DefaultEngineID is the engineId of heartbeats when StreamOptions.EngineID
 // is empty.
 const DefaultEngineID = "weir-ingest"
@@ -119,16 +77,14 @@ type StreamOptions struct {
 	HeartbeatInterval time.Duration
 	HeartbeatEvery    int
 
-	// ProduceTimeout (default DefaultProduceTimeout) bounds each Produce
-	// call of a synchronous Producer, and how long a writer over an
-	// AsyncProducer waits without any acknowledgement, so an unreachable
-	// broker fails the stream instead of hanging it.
+	// ProduceTimeout (default DefaultProduceTimeout) bounds how long the
+	// writer waits without any acknowledgement from the bus, so an
+	// unreachable broker fails the stream instead of hanging it.
 	ProduceTimeout time.Duration
-	// MaxInFlightBytes bounds the records (keys and values) handed to an
-	// AsyncProducer and not yet acknowledged; default
-	// DefaultMaxInFlightBytes. Write waits while it is reached, so memory
-	// stays bounded when the broker is slower than the source. It does not
-	// apply to a synchronous Producer, which holds one Write's records.
+	// MaxInFlightBytes bounds the records (keys and values) handed to the
+	// bus and not yet acknowledged; default DefaultMaxInFlightBytes. Write
+	// waits while it is reached, so memory stays bounded when the broker is
+	// slower than the source.
 	MaxInFlightBytes int
 
 	// Clock returns the current time, for timestampUTC, upTime and the
@@ -179,28 +135,26 @@ const (
 // records produced before it. The last heartbeat follows stream_eof: DONE
 // after Close, FAILED with errorMsg after Abort or a produce failure.
 //
-// Records of the stream are produced in order by one Producer, so on a
-// single-partition topic they are read back in order. With an
-// AsyncProducer, Write hands records over and returns without waiting for
-// the broker, keeping up to MaxInFlightBytes on their way; with a plain
-// Producer, each Write, Flush and timer heartbeat waits for its records.
-// Counters only advance when the producer acknowledges a record, and after
-// a record fails nothing more of the stream is sent: the failure is
-// returned by the next Write or Flush (or by Close), and the stream_eof
+// Records of the stream are handed to the bus in order (ProduceAsync), so
+// on a single-partition topic they are read back in order. Write hands
+// records over and returns without waiting for the broker, keeping up to
+// MaxInFlightBytes on their way; this pipelining is what makes ingest
+// fast. Counters only advance when the bus acknowledges a record, and
+// after a record fails nothing more of the stream is sent: the failure is
+// returned by the Write or Flush that learns of it (or by Close), and the
+// stream_eof
 // that Close or Abort then sends describes exactly the raw_stream records
 // that were acknowledged before the failure. Close and Abort wait for
 // every record in flight before writing stream_eof.
 //
-// Init creates the topic with one partition when the Producer can create
-// topics (a *bus.Client can); an existing topic is left as it is, and a
-// stream on a topic with several partitions may be read out of order,
-// because its keys differ.
+// Init creates the topic with one partition; an existing topic is left as
+// it is, and a stream on a topic with several partitions may be read out of
+// order, because its keys differ.
 //
 // A StreamWriter is safe for concurrent use, though the stream's bytes make
 // sense only when one goroutine writes them.
 type StreamWriter struct {
-	p      Producer
-	async  AsyncProducer // p, when it can produce asynchronously
+	b      bus.Bus
 	topic  string
 	opts   StreamOptions
 	rawKey []byte // shared by every raw_stream record; nothing writes to it
@@ -220,11 +174,11 @@ type StreamWriter struct {
 	tickerDone chan struct{}
 }
 
-// NewStreamWriter returns a writer for a stream on topic, sending through p.
+// NewStreamWriter returns a writer for a stream on topic, sending through b.
 // It checks the options and sends nothing; Init starts the stream.
-func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWriter, error) {
-	if p == nil {
-		return nil, errors.New("stream writer: nil producer")
+func NewStreamWriter(b bus.Bus, topic string, opts StreamOptions) (*StreamWriter, error) {
+	if b == nil {
+		return nil, errors.New("stream writer: nil bus")
 	}
 	if err := protocol.ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("stream writer: %w", err)
@@ -265,7 +219,7 @@ func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWrite
 		opts.Clock = time.Now
 	}
 	w := &StreamWriter{
-		p:      p,
+		b:      b,
 		topic:  topic,
 		opts:   opts,
 		rawKey: []byte(opts.KeyPrefix + string(protocol.TypeRawStream)),
@@ -273,7 +227,6 @@ func NewStreamWriter(p Producer, topic string, opts StreamOptions) (*StreamWrite
 		stats:  Stats{Topic: topic, EngineInstanceID: opts.EngineInstanceID},
 		acks:   newAcks(),
 	}
-	w.async, _ = p.(AsyncProducer)
 	return w, nil
 }
 
@@ -284,8 +237,8 @@ func (w *StreamWriter) Topic() string { return w.topic }
 // generated EngineInstanceID, for one).
 func (w *StreamWriter) Options() StreamOptions { return w.opts }
 
-// Init starts the stream: it makes sure the topic exists with one partition
-// (when the Producer can create topics), then produces stream_init and the
+// Init starts the stream: it makes sure the topic exists with one
+// partition, then produces stream_init and the
 // first heartbeat, waits for their acknowledgement, and starts the
 // heartbeat timer. ctx is kept: Write and the timer produce with it (each
 // wait bounded by ProduceTimeout), so cancelling it fails the stream; pass
@@ -313,13 +266,11 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
 	}
-	if tc, ok := w.p.(topicCreator); ok {
-		cctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
-		err := tc.CreateTopic(cctx, w.topic, 1)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("stream on topic %s: %w", w.topic, err)
-		}
+	cctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
+	err = w.b.CreateTopic(cctx, w.topic, 1)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
 	}
 	w.ctx, w.started = ctx, now
 	batch := []outRecord{{rec: rec, kind: kindStreamMessage}}
@@ -344,8 +295,7 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 }
 
 // Write adds p to the stream. Every complete chunk becomes a raw_stream
-// record handed to the producer before Write returns: acknowledged by then
-// with a plain Producer; on its way with an AsyncProducer, unless
+// record handed to the bus before Write returns, on its way unless
 // MaxInFlightBytes are, when Write waits for room. The remainder, less than
 // ChunkSize bytes, waits for more bytes, Flush, Close or Abort. Write never
 // keeps p. It returns len(p) and nil, or 0 and the error that broke the
@@ -384,9 +334,8 @@ func (w *StreamWriter) Write(p []byte) (int, error) {
 // Flush hands the bytes waiting for a complete chunk to the producer now,
 // as a shorter raw_stream record, for sources that want their bytes on the
 // bus (a live source about to wait for more). It does nothing when none
-// wait. Like Write, it waits for the acknowledgement only with a plain
-// Producer; an AsyncProducer sends the record within its linger time (kgo:
-// 10 ms).
+// wait. Like Write, it does not wait for the acknowledgement: the bus sends
+// the record within its linger time (kgo: 10 ms).
 func (w *StreamWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -667,11 +616,10 @@ func (w *StreamWriter) record(topic string, msg protocol.Message) (*bus.Record, 
 	return &bus.Record{Topic: topic, Key: key, Value: value}, nil
 }
 
-// send hands batch to the producer: record by record to an AsyncProducer,
-// waiting for room in the window when it is full, or in one Produce call,
-// bounded by ProduceTimeout, to a plain Producer. It stops at the first
-// failure it learns of, and the stream is broken from then on. w.mu is
-// held.
+// send hands batch to the bus record by record, waiting for room in the
+// window when it is full. It stops at the first failure it learns of, by
+// the time the batch is handed over, and the stream is broken from then
+// on. w.mu is held.
 func (w *StreamWriter) send(ctx context.Context, batch []outRecord) error {
 	if len(batch) == 0 {
 		return nil
@@ -680,17 +628,6 @@ func (w *StreamWriter) send(ctx context.Context, batch []outRecord) error {
 		ctx = context.Background()
 	}
 	a := w.acks
-	if w.async == nil {
-		err := w.produceSync(ctx, batch)
-		if err == nil {
-			err = a.failure() // a record of the call failed after all
-		}
-		if err != nil {
-			w.broke(err)
-			return w.err
-		}
-		return nil
-	}
 	limit := w.opts.MaxInFlightBytes
 	for _, out := range batch {
 		cost := recordCost(out.rec)
@@ -717,7 +654,11 @@ func (w *StreamWriter) send(ctx context.Context, batch []outRecord) error {
 		}
 		a.handOver(cost)
 		a.mu.Unlock()
-		w.async.ProduceAsync(out.rec, a.callback(out, cost))
+		w.b.ProduceAsync(out.rec, a.callback(out, cost))
+	}
+	if err := a.failure(); err != nil {
+		w.broke(err)
+		return w.err
 	}
 	return nil
 }
@@ -726,18 +667,12 @@ func (w *StreamWriter) send(ctx context.Context, batch []outRecord) error {
 // whatever failed before: the broker may be back. w.mu is held.
 func (w *StreamWriter) sendLast(ctx context.Context, batch []outRecord) error {
 	a := w.acks
-	if w.async == nil {
-		if err := w.produceSync(ctx, batch); err != nil {
-			return fmt.Errorf("stream on topic %s: %w", w.topic, err)
-		}
-		return nil
-	}
 	for _, out := range batch {
 		cost := recordCost(out.rec)
 		a.mu.Lock()
 		a.handOver(cost)
 		a.mu.Unlock()
-		w.async.ProduceAsync(out.rec, a.callback(out, cost))
+		w.b.ProduceAsync(out.rec, a.callback(out, cost))
 	}
 	if err := w.drain(ctx); err != nil {
 		return fmt.Errorf("stream on topic %s: %w", w.topic, err)
@@ -750,45 +685,18 @@ func (w *StreamWriter) sendLast(ctx context.Context, batch []outRecord) error {
 	return nil
 }
 
-// produceSync produces batch in one Produce call, bounded by
-// ProduceTimeout, reports the outcome of every record to the acks and
-// returns Produce's error. A failed call counts all its records as failed,
-// since Produce does not say which landed. w.mu is held.
-func (w *StreamWriter) produceSync(ctx context.Context, batch []outRecord) error {
-	recs := make([]*bus.Record, len(batch))
-	for i, out := range batch {
-		recs[i] = out.rec
-	}
-	ctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
-	defer cancel()
-	err := w.p.Produce(ctx, recs...)
-	a := w.acks
-	for _, out := range batch {
-		cost := recordCost(out.rec)
-		a.mu.Lock()
-		a.handOver(cost)
-		a.mu.Unlock()
-		a.callback(out, cost)(out.rec, err)
-	}
-	return err
-}
-
 // drain waits until every record handed to the producer is acknowledged or
 // failed; it returns only an error of waiting. w.mu is held.
 func (w *StreamWriter) drain(ctx context.Context) error {
-	if w.async == nil {
-		return nil // Produce returned, so nothing is in flight
-	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if f, ok := w.p.(flusher); ok {
-		// Its outcome shows in the acknowledgements; waitAcks bounds the
-		// wait as for any other.
-		fctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
-		f.Flush(fctx)
-		cancel()
-	}
+	// Send what the bus holds back for its linger time (kgo: 10 ms), which
+	// would otherwise add to every wait. Its outcome shows in the
+	// acknowledgements; waitAcks bounds the wait as for any other.
+	fctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
+	w.b.Flush(fctx)
+	cancel()
 	return w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 })
 }
 

@@ -13,53 +13,31 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/protocol"
 )
 
-// fakeProducer keeps what it is given; failing makes Produce fail.
-type fakeProducer struct {
+// fakeBus is the in-memory bus, noting the topics created.
+type fakeBus struct {
+	*bustest.Bus
 	mu      sync.Mutex
-	recs    []*bus.Record
-	calls   int
-	failing error
 	created map[string]int32
 }
 
-func (f *fakeProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.failing != nil {
-		return f.failing
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f.recs = append(f.recs, recs...)
-	return nil
-}
+func newFakeBus() *fakeBus { return &fakeBus{Bus: bustest.New(), created: map[string]int32{}} }
 
-func (f *fakeProducer) CreateTopic(_ context.Context, topic string, partitions int32) error {
+func (f *fakeBus) CreateTopic(ctx context.Context, topic string, partitions int32) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.created == nil {
-		f.created = map[string]int32{}
-	}
 	f.created[topic] = partitions
-	return nil
-}
-
-func (f *fakeProducer) records() []*bus.Record {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]*bus.Record(nil), f.recs...)
-}
-
-func (f *fakeProducer) setFailing(err error) {
-	f.mu.Lock()
-	f.failing = err
 	f.mu.Unlock()
+	return f.Bus.CreateTopic(ctx, topic, partitions)
 }
+
+// records returns what was produced, across topics, in order.
+func (f *fakeBus) records() []*bus.Record { return f.All() }
+
+// setFailing makes producing fail with err; nil mends it.
+func (f *fakeBus) setFailing(err error) { f.FailProduce(err) }
 
 // fakeClock is a settable clock.
 type fakeClock struct {
@@ -183,7 +161,7 @@ func randomBytes(n int, seed uint64) []byte {
 	return b
 }
 
-func newTestWriter(t *testing.T, p Producer, opts StreamOptions) *StreamWriter {
+func newTestWriter(t *testing.T, p bus.Bus, opts StreamOptions) *StreamWriter {
 	t.Helper()
 	if opts.MimeType == "" {
 		opts.MimeType = "video/mp2t"
@@ -212,7 +190,7 @@ func TestStreamWriterSplitsBytesIntoChunksOfAtMostChunkSize(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &fakeProducer{}
+			p := newFakeBus()
 			w := newTestWriter(t, p, StreamOptions{ChunkSize: tc.chunkSize, TaskID: "task-1", JobID: "job-1", TdoID: "tdo-1"})
 			if err := w.Init(t.Context()); err != nil {
 				t.Fatal(err)
@@ -273,7 +251,7 @@ func repeat(n, times int) []int {
 func TestStreamWriterHeartbeatsEveryNMessages(t *testing.T) {
 	for _, every := range []int{1, 3, 20} {
 		t.Run(strings.Repeat("x", every), func(t *testing.T) {
-			p := &fakeProducer{}
+			p := newFakeBus()
 			clock := newFakeClock()
 			w := newTestWriter(t, p, StreamOptions{ChunkSize: 10, HeartbeatEvery: every, Clock: clock.Now, EngineID: "eng", EngineInstanceID: "eng_1"})
 			if err := w.Init(t.Context()); err != nil {
@@ -306,7 +284,7 @@ func TestStreamWriterHeartbeatsEveryNMessages(t *testing.T) {
 }
 
 func TestStreamWriterHeartbeatsOnTimeWhenTheSourceIsQuiet(t *testing.T) {
-	p := &fakeProducer{}
+	p := newFakeBus()
 	clock := newFakeClock()
 	w := newTestWriter(t, p, StreamOptions{Clock: clock.Now, HeartbeatInterval: time.Second})
 	if err := w.Init(t.Context()); err != nil {
@@ -364,7 +342,7 @@ func TestStreamWriterEndings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &fakeProducer{}
+			p := newFakeBus()
 			w := newTestWriter(t, p, StreamOptions{ChunkSize: 4})
 			if err := w.Init(t.Context()); err != nil {
 				t.Fatal(err)
@@ -407,7 +385,7 @@ func TestStreamWriterEndings(t *testing.T) {
 }
 
 func TestStreamWriterKeysAndTopics(t *testing.T) {
-	p := &fakeProducer{}
+	p := newFakeBus()
 	w, err := NewStreamWriter(p, "stream_cams", StreamOptions{MimeType: "video/x-flv", KeyPrefix: "cam1_", HeartbeatTopic: "weir_heartbeats", EngineInstanceID: "rtmp_7"})
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +430,7 @@ func TestStreamWriterRejectsBadOptionsBeforeProducing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &fakeProducer{}
+			p := newFakeBus()
 			w, err := NewStreamWriter(p, tc.topic, tc.opts)
 			if err == nil {
 				err = w.Init(t.Context())
@@ -468,7 +446,7 @@ func TestStreamWriterRejectsBadOptionsBeforeProducing(t *testing.T) {
 }
 
 func TestStreamWriterMisuse(t *testing.T) {
-	p := &fakeProducer{}
+	p := newFakeBus()
 	w := newTestWriter(t, p, StreamOptions{})
 	if _, err := w.Write([]byte("x")); err == nil || !strings.Contains(err.Error(), "Write before Init") {
 		t.Errorf("Write before Init = %v", err)
@@ -494,7 +472,7 @@ func TestStreamWriterMisuse(t *testing.T) {
 }
 
 func TestStreamWriterProduceFailureBreaksTheStream(t *testing.T) {
-	p := &fakeProducer{}
+	p := newFakeBus()
 	w := newTestWriter(t, p, StreamOptions{ChunkSize: 4})
 	if err := w.Init(t.Context()); err != nil {
 		t.Fatal(err)
@@ -541,7 +519,7 @@ func TestStreamWriterProduceFailureBreaksTheStream(t *testing.T) {
 }
 
 func TestStreamWriterFlushSendsAShortChunk(t *testing.T) {
-	p := &fakeProducer{}
+	p := newFakeBus()
 	w := newTestWriter(t, p, StreamOptions{ChunkSize: 100})
 	if err := w.Init(t.Context()); err != nil {
 		t.Fatal(err)

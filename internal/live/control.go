@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,38 +11,9 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
-	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
-
-// ControlTopic is the topic the REST API announces live stream starts and
-// end requests on (the same name as api.TopicLiveControl), keyed by
-// stream id.
-const ControlTopic = "weir.live.control"
-
-// Control actions.
-const (
-	ActionStart = "start"
-	ActionEnd   = "end"
-)
-
-// ControlMessage is a message on ControlTopic, as the REST API publishes
-// it.
-type ControlMessage struct {
-	Action      string    `json:"action"`
-	StreamID    string    `json:"stream_id"`
-	Title       string    `json:"title,omitempty"`
-	SourceURL   string    `json:"source_url,omitempty"`
-	RequestedAt time.Time `json:"requested_at"`
-}
-
-// ControlBus is what the controller needs from the bus; *bus.Client
-// satisfies it.
-type ControlBus interface {
-	Consume(ctx context.Context, opts bus.ConsumeOptions) error
-	Produce(ctx context.Context, recs ...*bus.Record) error
-}
 
 // ControllerConfig configures a Controller.
 type ControllerConfig struct {
@@ -51,9 +21,9 @@ type ControllerConfig struct {
 	Meta metastore.Store
 	// Bus carries the control topic, the end markers and pulled streams;
 	// required.
-	Bus ControlBus
+	Bus bus.Bus
 	// Group is the controllers' consumer group (default
-	// protocol.RoleGroup("live-control")).
+	// protocol.GroupLiveControl).
 	Group string
 	// Packager, when set, is told about new streams at once.
 	Packager *Packager
@@ -112,7 +82,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 		return nil, errors.New("live controller: ControllerConfig.Bus is required")
 	}
 	if cfg.Group == "" {
-		cfg.Group = protocol.RoleGroup("live-control")
+		cfg.Group = protocol.GroupLiveControl
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -129,7 +99,9 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}, nil
 }
 
-// Run resumes interrupted pulls, then handles ControlTopic until ctx ends;
+// Run resumes interrupted pulls, then handles protocol.TopicLiveControl
+// (and the name it had before, protocol.LegacyTopicLiveControl) until ctx
+// ends;
 // it stops the pulls it runs (their streams get a stream_eof but are not
 // ended) and returns nil.
 func (c *Controller) Run(ctx context.Context) error {
@@ -137,7 +109,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.resume(ctx)
 	for ctx.Err() == nil {
 		err := c.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
-			Topics:        []string{ControlTopic},
+			Topics:        []string{protocol.TopicLiveControl, protocol.LegacyTopicLiveControl},
 			Group:         c.cfg.Group,
 			FromBeginning: true,
 			Handler:       c.Handle,
@@ -157,22 +129,15 @@ func (c *Controller) Run(ctx context.Context) error {
 // Handle carries out one control record. A malformed record is logged and
 // skipped (nil), so it never blocks the messages behind it.
 func (c *Controller) Handle(ctx context.Context, rec *bus.Record) error {
-	var m ControlMessage
-	if err := json.Unmarshal(rec.Value, &m); err != nil {
+	m, err := protocol.DecodeLiveControl(rec.Key, rec.Value)
+	if err != nil {
 		c.log.Warn("live control: skipping a malformed message", "offset", rec.Offset, "err", err)
 		return nil
 	}
-	if m.StreamID == "" {
-		m.StreamID = string(rec.Key)
-	}
-	if m.StreamID == "" {
-		c.log.Warn("live control: skipping a message without stream_id", "offset", rec.Offset)
-		return nil
-	}
 	switch m.Action {
-	case ActionStart:
+	case protocol.LiveStart:
 		c.start(ctx, m)
-	case ActionEnd:
+	case protocol.LiveEnd:
 		if err := c.End(ctx, m.StreamID); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -181,13 +146,11 @@ func (c *Controller) Handle(ctx context.Context, rec *bus.Record) error {
 			// fail the record so it is delivered again.
 			return err
 		}
-	default:
-		c.log.Warn("live control: skipping an unknown action", "action", m.Action, "stream", m.StreamID)
 	}
 	return nil
 }
 
-func (c *Controller) start(ctx context.Context, m ControlMessage) {
+func (c *Controller) start(ctx context.Context, m *protocol.LiveControl) {
 	st, err := c.cfg.Meta.GetStream(ctx, m.StreamID)
 	if err != nil {
 		c.log.Warn("live control: start of an unknown stream", "stream", m.StreamID, "err", err)
@@ -313,5 +276,5 @@ func (c *Controller) stopAll() {
 	c.wg.Wait()
 }
 
-// producer is the bus seen as an ingest.Producer.
-func (c *Controller) producer() ingest.Producer { return c.cfg.Bus }
+// producer is the bus pulled streams are written to.
+func (c *Controller) producer() bus.Bus { return c.cfg.Bus }

@@ -19,6 +19,7 @@ import (
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // TestRTMPPublishBecomesLiveThenVOD pushes a real ffmpeg RTMP publish
@@ -265,7 +266,7 @@ func TestIcecastAACPullIsPackagedAudioOnly(t *testing.T) {
 
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 4})
 	st := e.newStream(station.URL + "/live.aac")
-	e.control(ControlMessage{Action: ActionStart, StreamID: st.ID, SourceURL: st.SourceURL})
+	e.control(protocol.LiveControl{Action: protocol.LiveStart, StreamID: st.ID, SourceURL: st.SourceURL})
 	e.waitStatus(st.ID, metastore.StatusLive, 20*time.Second)
 	waitFor(t, 20*time.Second, "three audio segments", func() bool {
 		return len(parsePlaylist(t, e.getObject(st.ID+"/live.m3u8")).segments) >= 3
@@ -274,7 +275,7 @@ func TestIcecastAACPullIsPackagedAudioOnly(t *testing.T) {
 	if lines := strings.Fields(out); len(lines) == 0 || slices.ContainsFunc(lines, func(l string) bool { return l != "aac,audio" }) {
 		t.Fatalf("ffprobe of the pulled stream: want only aac audio, got\n%s", out)
 	}
-	e.control(ControlMessage{Action: ActionEnd, StreamID: st.ID})
+	e.control(protocol.LiveControl{Action: protocol.LiveEnd, StreamID: st.ID})
 	e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
 	waitFor(t, 10*time.Second, "the pull to hang up", func() bool { return listeners.Load() == 0 })
 	vp := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
@@ -324,7 +325,7 @@ func TestPullReconnectsWhenTheSourceDrops(t *testing.T) {
 
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20})
 	st := e.newStream(feed.URL + "/live.ts")
-	e.control(ControlMessage{Action: ActionStart, StreamID: st.ID, SourceURL: st.SourceURL})
+	e.control(protocol.LiveControl{Action: protocol.LiveStart, StreamID: st.ID, SourceURL: st.SourceURL})
 	waitFor(t, 30*time.Second, "a discontinuity after the reconnect", func() bool {
 		p := parsePlaylist(t, e.getObject(st.ID+"/live.m3u8"))
 		for i, s := range p.segments {
@@ -334,7 +335,7 @@ func TestPullReconnectsWhenTheSourceDrops(t *testing.T) {
 		}
 		return false
 	})
-	e.control(ControlMessage{Action: ActionEnd, StreamID: st.ID})
+	e.control(protocol.LiveControl{Action: protocol.LiveEnd, StreamID: st.ID})
 	vod := e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
 	if vod.Gaps != 1 || requests.Load() != 2 {
 		t.Fatalf("gaps %d after %d requests, want 1 gap and 2 requests", vod.Gaps, requests.Load())

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/push"
 	"github.com/weir-media/weir/internal/testenv"
+	"github.com/weir-media/weir/protocol"
 )
 
 // testLogger logs to the test at warn level and above (info with -v).
@@ -273,14 +273,14 @@ func (e *liveEnv) end(id string) {
 }
 
 // control publishes a control message as the REST API does.
-func (e *liveEnv) control(m ControlMessage) {
+func (e *liveEnv) control(m protocol.LiveControl) {
 	e.t.Helper()
 	m.RequestedAt = time.Now().UTC()
-	v, err := json.Marshal(m)
+	k, v, err := protocol.EncodeControl(&m)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.client.Produce(context.Background(), &bus.Record{Topic: ControlTopic, Key: []byte(m.StreamID), Value: v}); err != nil {
+	if err := e.client.Produce(context.Background(), &bus.Record{Topic: m.Topic(), Key: k, Value: v}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -24,11 +24,6 @@ const (
 	DefaultDiscoverInterval = time.Second
 )
 
-// Consumer reads bus topics; *bus.Client satisfies it.
-type Consumer interface {
-	Consume(ctx context.Context, opts bus.ConsumeOptions) error
-}
-
 // Config configures a Packager.
 type Config struct {
 	// Meta is where streams and segments are recorded; required.
@@ -36,9 +31,9 @@ type Config struct {
 	// Objects receives segments and playlists; required.
 	Objects objstore.Store
 	// Bus is where the stream topics are read from; required.
-	Bus Consumer
+	Bus bus.Bus
 	// Group is the consumer group packagers share (default
-	// protocol.RoleGroup("packager")).
+	// protocol.GroupPackager).
 	Group string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -124,7 +119,7 @@ func NewPackager(cfg Config) (*Packager, error) {
 		return nil, errors.New("live packager: Config.Bus is required")
 	}
 	if cfg.Group == "" {
-		cfg.Group = protocol.RoleGroup("packager")
+		cfg.Group = protocol.GroupPackager
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

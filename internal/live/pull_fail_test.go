@@ -9,34 +9,14 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 )
-
-// memoryBus is a ControlBus that keeps what is produced and has no control
-// messages to consume.
-type memoryBus struct {
-	mu   sync.Mutex
-	recs []*bus.Record
-}
-
-func (b *memoryBus) Consume(ctx context.Context, _ bus.ConsumeOptions) error {
-	<-ctx.Done()
-	return nil
-}
-
-func (b *memoryBus) Produce(_ context.Context, recs ...*bus.Record) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.recs = append(b.recs, recs...)
-	return nil
-}
 
 // errPrivateSource is what weir serve's HTTP client says when it will not
 // dial a source.
@@ -141,7 +121,7 @@ func TestPullFailsForGoodOnPermanentErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { meta.Close() })
-			ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: &memoryBus{}, Logger: testLogger(t),
+			ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: bustest.New(), Logger: testLogger(t),
 				HTTPClient: client, PullRetryMax: 200 * time.Millisecond, Permanent: tc.permanent})
 			if err != nil {
 				t.Fatal(err)

@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +30,7 @@ type ingestEvent struct {
 	kind eventKind
 	data []byte
 	// recvAt is when the ingest received the bytes (from
-	// push.HeaderReceivedAt), or when the packager read the record.
+	// protocol.HeaderReceivedAt), or when the packager read the record.
 	recvAt time.Time
 }
 
@@ -170,12 +169,8 @@ func (t *streamTask) consume(ctx context.Context) {
 	// Creating the topic up front (one partition, in order) lets the
 	// consumer subscribe at once instead of discovering the topic when the
 	// publisher's first record creates it, which delays the first segments.
-	if tc, ok := t.p.cfg.Bus.(interface {
-		CreateTopic(context.Context, string, int32) error
-	}); ok {
-		if err := tc.CreateTopic(ctx, topic, 1); err != nil && ctx.Err() == nil {
-			t.log.Warn("live stream: creating its topic", "topic", topic, "err", err)
-		}
+	if err := t.p.cfg.Bus.CreateTopic(ctx, topic, 1); err != nil && ctx.Err() == nil {
+		t.log.Warn("live stream: creating its topic", "topic", topic, "err", err)
 	}
 	opts := bus.ConsumeOptions{
 		Topics:        []string{topic},
@@ -202,10 +197,6 @@ func (t *streamTask) consume(ctx context.Context) {
 // statusCheckInterval is how often a stream task looks at its stream's
 // status for an end it was not told about.
 const statusCheckInterval = 2 * time.Second
-
-// EndMarkerHeader is the record header that makes an engine_heartbeat on a
-// stream topic the end marker of a live stream (see WriteEndMarker).
-const EndMarkerHeader = "weir-live-end"
 
 // handle feeds one record of the stream topic to the graph. It never
 // fails: a record the packager cannot use is logged and skipped, so one
@@ -242,8 +233,8 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 		t.mediaSeen = true
 	case *protocol.RawStream:
 		ev.kind, ev.data = evData, m.Data
-		if v, ok := rec.Header(push.HeaderReceivedAt); ok {
-			if at, ok := push.ParseReceivedAt(v); ok {
+		if v, ok := rec.Header(protocol.HeaderReceivedAt); ok {
+			if at, err := protocol.ParseReceivedAt(v); err == nil {
 				ev.recvAt = at
 			}
 		}
@@ -251,7 +242,7 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 	case *protocol.StreamEOF:
 		ev.kind = evEOF
 	case *protocol.EngineHeartbeat:
-		if _, ok := rec.Header(EndMarkerHeader); !ok {
+		if _, ok := rec.Header(protocol.HeaderLiveEnd); !ok {
 			return nil
 		}
 		ev.kind = evEnd
@@ -334,7 +325,7 @@ func (t *streamTask) finishLocked(reason string) {
 
 // endMarker builds the record that ends stream id when it reaches the
 // stream's packager: a DONE engine_heartbeat from the live controller,
-// carrying EndMarkerHeader. A heartbeat may appear anywhere on a stream
+// carrying protocol.HeaderLiveEnd. A heartbeat may appear anywhere on a stream
 // topic, so other readers of the topic are not disturbed.
 func endMarker(id string) (*bus.Record, error) {
 	hb := &protocol.EngineHeartbeat{
@@ -348,11 +339,10 @@ func endMarker(id string) (*bus.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("end marker of stream %s: %w", id, err)
 	}
-	reason, _ := json.Marshal("ended on request")
 	return &bus.Record{
 		Topic:   protocol.StreamTopic(id),
 		Key:     key,
 		Value:   value,
-		Headers: []bus.Header{{Key: EndMarkerHeader, Value: reason}},
+		Headers: []bus.Header{{Key: protocol.HeaderLiveEnd, Value: protocol.FormatLiveEnd("ended on request")}},
 	}, nil
 }

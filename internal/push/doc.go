@@ -7,7 +7,7 @@
 // rtmp://HOST:1935/live/{publishKey}, SRT with stream id
 // "publish:{publishKey}". Whatever it sends becomes a protocol stream of
 // MPEG-TS on protocol.StreamTopic(streamID) — stream_init, raw_stream records
-// stamped with their receive time (HeaderReceivedAt), stream_eof, and
+// stamped with their receive time (protocol.HeaderReceivedAt), stream_eof, and
 // heartbeats — the one format the live packager and the engines read. RTMP's
 // H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with internal/media/mpegts;
 // SRT already carries MPEG-TS and is passed through.

@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/testenv"
 	"github.com/weir-media/weir/protocol"
@@ -38,39 +38,22 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
-// recorder is an in-memory Producer that keeps every record.
-type recorder struct {
-	mu   sync.Mutex
-	recs []*bus.Record
-}
+// recorder is an in-memory bus that keeps every record.
+type recorder struct{ *bustest.Bus }
 
-func (r *recorder) Produce(_ context.Context, recs ...*bus.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, recs...)
-	return nil
-}
+func newRecorder() *recorder { return &recorder{bustest.New()} }
 
 // stream returns the records of one topic, decoded.
 func (r *recorder) stream(topic string) []recorded {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []recorded
-	for _, rec := range r.recs {
-		if rec.Topic != topic {
-			continue
-		}
+	for _, rec := range r.Records(topic) {
 		msg, err := protocol.Decode(rec.Key, rec.Value)
 		out = append(out, recorded{rec: rec, msg: msg, err: err})
 	}
 	return out
 }
 
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.recs)
-}
+func (r *recorder) count() int { return len(r.All()) }
 
 type recorded struct {
 	rec *bus.Record
@@ -109,7 +92,7 @@ func newPushEnvWith(t testing.TB, adjust func(*Config)) *pushEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &pushEnv{t: t, meta: meta, rec: &recorder{}, reg: prometheus.NewRegistry()}
+	e := &pushEnv{t: t, meta: meta, rec: newRecorder(), reg: prometheus.NewRegistry()}
 	cfg := Config{Addr: "127.0.0.1:0", Streams: meta, Producer: e.rec, Logger: testLogger(t), Registry: e.reg,
 		StatusInterval: 100 * time.Millisecond, ReadTimeout: 3 * time.Second}
 	if adjust != nil {

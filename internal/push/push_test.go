@@ -46,10 +46,10 @@ func checkStream(t *testing.T, recs []recorded, forced bool) []byte {
 		switch m := r.msg.(type) {
 		case *protocol.RawStream:
 			raws += int64(len(m.Data))
-			v, ok := r.rec.Header(HeaderReceivedAt)
-			at, ok2 := ParseReceivedAt(v)
-			if !ok || !ok2 || time.Since(at) > time.Minute || time.Since(at) < 0 {
-				t.Fatalf("raw_stream record without a sane %s header: %q", HeaderReceivedAt, v)
+			v, ok := r.rec.Header(protocol.HeaderReceivedAt)
+			at, err := protocol.ParseReceivedAt(v)
+			if !ok || err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+				t.Fatalf("raw_stream record without a sane %s header: %q", protocol.HeaderReceivedAt, v)
 			}
 		case *protocol.StreamEOF:
 			eof = m
@@ -305,7 +305,7 @@ func TestNewPublisherReplacesTheCurrentOne(t *testing.T) {
 }
 
 func TestSessionStampsAndChunksRecords(t *testing.T) {
-	rec := &recorder{}
+	rec := newRecorder()
 	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-s", EngineID: "test", ChunkSize: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -324,8 +324,8 @@ func TestSessionStampsAndChunksRecords(t *testing.T) {
 	for _, r := range recs {
 		if raw, ok := r.msg.(*protocol.RawStream); ok {
 			sizes = append(sizes, len(raw.Data))
-			v, _ := r.rec.Header(HeaderReceivedAt)
-			if got, _ := ParseReceivedAt(v); !got.Equal(at.Truncate(time.Microsecond)) {
+			v, _ := r.rec.Header(protocol.HeaderReceivedAt)
+			if got, _ := protocol.ParseReceivedAt(v); !got.Equal(at.Truncate(time.Microsecond)) {
 				t.Errorf("raw_stream stamped %v, want %v", got, at)
 			}
 		}

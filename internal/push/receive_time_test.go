@@ -9,16 +9,21 @@ import (
 	"github.com/weir-media/weir/protocol"
 )
 
-// gatedProducer holds every Produce while its gate is closed, as a slow
-// bus would.
+// gatedProducer holds every record handed over while its gate is closed,
+// as a slow bus whose buffer is full would.
 type gatedProducer struct {
-	recorder
+	*recorder
 	gate chan struct{}
 }
 
 func (g *gatedProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
 	<-g.gate
 	return g.recorder.Produce(ctx, recs...)
+}
+
+func (g *gatedProducer) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	<-g.gate
+	g.recorder.ProduceAsync(rec, done)
 }
 
 // rawStamps returns the receive time and the first payload byte of every
@@ -30,10 +35,10 @@ func rawStamps(t *testing.T, recs []recorded) (stamps []time.Time, first []byte)
 		if !ok {
 			continue
 		}
-		v, _ := r.rec.Header(HeaderReceivedAt)
-		at, ok := ParseReceivedAt(v)
-		if !ok {
-			t.Fatalf("raw_stream record without %s", HeaderReceivedAt)
+		v, _ := r.rec.Header(protocol.HeaderReceivedAt)
+		at, err := protocol.ParseReceivedAt(v)
+		if err != nil {
+			t.Fatalf("raw_stream record without %s: %v", protocol.HeaderReceivedAt, err)
 		}
 		stamps = append(stamps, at)
 		first = append(first, raw.Data[0])
@@ -45,7 +50,7 @@ func rawStamps(t *testing.T, recs []recorded) (stamps []time.Time, first []byte)
 // while the bus is stuck: once it moves, each write's bytes must go out
 // stamped with their own receive time, not merged under the first one's.
 func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
-	p := &gatedProducer{gate: make(chan struct{})}
+	p := &gatedProducer{recorder: newRecorder(), gate: make(chan struct{})}
 	close(p.gate)
 	s, err := OpenSession(context.Background(), p, SessionOptions{StreamID: "live-b", EngineID: "test", ChunkSize: 1000})
 	if err != nil {

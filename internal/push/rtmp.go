@@ -17,7 +17,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -47,8 +47,9 @@ type Config struct {
 	Addr string
 	// Streams looks up publish keys and watches stream status; required.
 	Streams StreamLookup
-	// Producer writes the stream topics; required. A *bus.Client will do.
-	Producer ingest.Producer
+	// Producer writes the stream topics; required: the *bus.Client, or a
+	// bustest.Bus in tests.
+	Producer bus.Bus
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registry receives the weir_push_* metrics; nil registers nothing.

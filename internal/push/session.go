@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,12 +14,6 @@ import (
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
-
-// HeaderReceivedAt is the Kafka record header a Session puts on every
-// raw_stream record: when the ingest received the earliest byte the record
-// carries, as decimal microseconds since the Unix epoch. The live packager
-// measures its publish latency from it.
-const HeaderReceivedAt = "weir-received-at-us"
 
 // MimeTypeTS and FFmpegFormatTS describe the bytes of every live stream: the
 // ingest servers and pullers all publish MPEG-TS.
@@ -93,12 +86,12 @@ type SessionOptions struct {
 // as it was received within mergeSpan of the first), and sends the partial
 // chunk at once whenever the queue runs dry, so a live source's bytes never
 // wait for a chunk to fill. Every raw_stream record carries
-// HeaderReceivedAt: the receive time of its earliest bytes.
+// protocol.HeaderReceivedAt: the receive time of its earliest bytes.
 //
 // A Session is used by one goroutine (the connection's).
 type Session struct {
 	w      *ingest.StreamWriter
-	stamp  *stampingProducer
+	stamp  *stampingBus
 	log    *slog.Logger
 	ch     chan queued
 	done   chan struct{}
@@ -118,14 +111,14 @@ type queued struct {
 // produces stream_init (MPEG-TS) and the first heartbeat before returning.
 // ctx bounds the session's produce calls; cancel it only to abandon the
 // stream.
-func OpenSession(ctx context.Context, p ingest.Producer, opts SessionOptions) (*Session, error) {
+func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session, error) {
 	if opts.QueueLength <= 0 {
 		opts.QueueLength = 512
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	stamp := newStampingProducer(p)
+	stamp := &stampingBus{Bus: b}
 	w, err := ingest.NewStreamWriter(stamp, protocol.StreamTopic(opts.StreamID), ingest.StreamOptions{
 		TaskID:       opts.StreamID,
 		TdoID:        opts.StreamID,
@@ -279,17 +272,15 @@ func (s *Session) fail(err error) {
 	}()
 }
 
-// stampingProducer adds HeaderReceivedAt to raw_stream records.
-type stampingProducer struct {
-	p  ingest.Producer
+// stampingBus adds protocol.HeaderReceivedAt to the raw_stream records it
+// is given while a receive time is set; the stream writer hands records
+// over within the Write or Flush that follows set.
+type stampingBus struct {
+	bus.Bus
 	at atomic.Int64 // microseconds since the epoch; 0: unknown
 }
 
-func newStampingProducer(p ingest.Producer) *stampingProducer {
-	return &stampingProducer{p: p}
-}
-
-func (s *stampingProducer) set(at time.Time) {
+func (s *stampingBus) set(at time.Time) {
 	if at.IsZero() {
 		s.at.Store(0)
 		return
@@ -297,36 +288,26 @@ func (s *stampingProducer) set(at time.Time) {
 	s.at.Store(at.UnixMicro())
 }
 
-// Produce implements ingest.Producer.
-func (s *stampingProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
-	if at := s.at.Load(); at != 0 {
-		v := strconv.AppendInt(nil, at, 10)
-		for _, r := range recs {
-			if _, t, ok := protocol.SplitStreamKey(r.Key); ok && t == protocol.TypeRawStream {
-				r.Headers = append(r.Headers, bus.Header{Key: HeaderReceivedAt, Value: v})
-			}
-		}
+func (s *stampingBus) stamp(r *bus.Record) {
+	at := s.at.Load()
+	if at == 0 {
+		return
 	}
-	return s.p.Produce(ctx, recs...)
+	if _, t, ok := protocol.SplitStreamKey(r.Key); ok && t == protocol.TypeRawStream {
+		r.Headers = append(r.Headers, bus.Header{Key: protocol.HeaderReceivedAt, Value: protocol.FormatReceivedAt(time.UnixMicro(at))})
+	}
 }
 
-// CreateTopic passes topic creation through, so stream topics get one
-// partition when the producer can create them.
-func (s *stampingProducer) CreateTopic(ctx context.Context, topic string, partitions int32) error {
-	if tc, ok := s.p.(interface {
-		CreateTopic(context.Context, string, int32) error
-	}); ok {
-		return tc.CreateTopic(ctx, topic, partitions)
+// Produce implements bus.Bus, stamping raw_stream records.
+func (s *stampingBus) Produce(ctx context.Context, recs ...*bus.Record) error {
+	for _, r := range recs {
+		s.stamp(r)
 	}
-	return nil
+	return s.Bus.Produce(ctx, recs...)
 }
 
-// ParseReceivedAt reads HeaderReceivedAt's value; ok is false when it is
-// missing or malformed.
-func ParseReceivedAt(v []byte) (time.Time, bool) {
-	us, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || us <= 0 {
-		return time.Time{}, false
-	}
-	return time.UnixMicro(us), true
+// ProduceAsync implements bus.Bus, stamping raw_stream records.
+func (s *stampingBus) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	s.stamp(rec)
+	s.Bus.ProduceAsync(rec, done)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/push"
 	"github.com/weir-media/weir/internal/vod"
+	"github.com/weir-media/weir/protocol"
 )
 
 // Config is what `weir serve` is started with. Field tags are flag names.
@@ -162,7 +163,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		OperationsOnly: !roles.Has(RoleAPI),
 		Meta:           s.meta,
 		Objects:        s.objects,
-		Publisher:      publisher{s.bus},
+		Bus:            s.bus,
 		Logger:         log.With("component", "api"),
 		Registry:       s.reg,
 		APIToken:       s.cfg.APIToken,
@@ -196,7 +197,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	// The job and control topics get several partitions so that, at the
 	// distributed scale, workers in one consumer group share them by
 	// stream id.
-	for _, topic := range []string{vod.Topic, live.ControlTopic} {
+	for _, topic := range []string{protocol.TopicVODJobs, protocol.TopicLiveControl} {
 		if err := s.bus.CreateTopic(ctx, topic, pipelinePartitions); err != nil {
 			return fmt.Errorf("creating topic %s: %w", topic, err)
 		}
@@ -374,18 +375,6 @@ func privateDir(dir string, log *slog.Logger) error {
 // topics.
 const pipelinePartitions = 4
 
-// consumeVODJobs subscribes the VOD worker to its job topic in its consumer
-// group. The worker defers each job record while the job runs in the
-// background; an unacknowledged job is redelivered.
-func (s *Server) consumeVODJobs(ctx context.Context, handle vod.Handler) error {
-	return s.bus.Consume(ctx, bus.ConsumeOptions{
-		Topics:        []string{vod.Topic},
-		Group:         vod.ConsumerGroup,
-		FromBeginning: true,
-		Handler:       handle,
-	})
-}
-
 // publicURL turns a listen address into the base URL clients publish to,
 // using the HTTP listener's host when the listen host is empty or wildcard.
 func publicURL(scheme, listen string, httpAddr net.Addr) string {
@@ -488,7 +477,7 @@ func (s *Server) pipelines() map[string]func(context.Context) error {
 		runs["live controller"] = s.control.Run
 	}
 	if s.vod != nil {
-		runs["vod worker"] = func(ctx context.Context) error { return s.vod.Run(ctx, s.consumeVODJobs) }
+		runs["vod worker"] = func(ctx context.Context) error { return s.vod.Run(ctx, s.bus) }
 	}
 	return runs
 }
@@ -518,11 +507,4 @@ func (s *Server) close() {
 	if s.httpLn != nil {
 		s.httpLn.Close()
 	}
-}
-
-// publisher adapts the bus client to the API's Publisher seam.
-type publisher struct{ c *bus.Client }
-
-func (p publisher) Publish(ctx context.Context, topic string, key, value []byte) error {
-	return p.c.Produce(ctx, &bus.Record{Topic: topic, Key: key, Value: value})
 }

@@ -17,15 +17,6 @@ import (
 	"github.com/weir-media/weir/internal/objstore"
 )
 
-// Topic is the Kafka topic the API announces VOD jobs on (api.TopicVODJobs),
-// one record per upload or URL import, keyed by stream id.
-const Topic = "weir.vod.jobs"
-
-// ConsumerGroup is the consumer group VOD workers join (protocol.RoleGroup("vod")).
-// Jobs are keyed by stream id, so the group spreads titles over workers and
-// a redelivered job goes to whichever worker owns its partition.
-const ConsumerGroup = "weir_vod"
-
 // Segment formats.
 const (
 	FormatFMP4 = "fmp4" // CMAF-style fragmented MP4: init.mp4 + .m4s segments

@@ -21,6 +21,7 @@ import (
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/testenv"
+	"github.com/weir-media/weir/protocol"
 )
 
 func needFFmpeg(t testing.TB) {
@@ -122,7 +123,7 @@ func (e *env) upload(t testing.TB, file string) (string, []byte) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	job, _ := json.Marshal(Job{StreamID: id, SourceKey: key, SubmittedAt: time.Now()})
+	job, _ := json.Marshal(protocol.VODJob{StreamID: id, SourceKey: key, SubmittedAt: time.Now()})
 	return id, job
 }
 

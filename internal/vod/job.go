@@ -13,13 +13,14 @@ import (
 
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // run is one attempt at one job.
 type run struct {
 	w       *Worker
 	id      string
-	job     Job
+	job     protocol.VODJob
 	started time.Time
 	dir     string
 	src     string
@@ -31,7 +32,7 @@ type run struct {
 // process runs one attempt of a job whose stream is not terminal. ctx is
 // the job's context (Cancel cancels it with errCancelled); parent is the
 // handler's, whose end means the worker is stopping.
-func (w *Worker) process(ctx, parent context.Context, job Job, st metastore.Stream) error {
+func (w *Worker) process(ctx, parent context.Context, job protocol.VODJob, st metastore.Stream) error {
 	r := &run{w: w, id: st.ID, job: job, started: time.Now()}
 	log := w.log.With("stream", st.ID)
 	err := r.execute(ctx, st)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // slowFFmpeg returns an ffmpeg wrapper that reads its input in real time
@@ -441,7 +442,7 @@ func TestURLImport(t *testing.T) {
 			if _, err := e.meta.CreateStream(context.Background(), metastore.Stream{ID: id, Kind: metastore.KindVOD, Status: metastore.StatusUploaded, SourceURL: src.URL + tt.path}); err != nil {
 				t.Fatal(err)
 			}
-			job, _ := json.Marshal(Job{StreamID: id, SourceURL: src.URL + tt.path})
+			job, _ := json.Marshal(protocol.VODJob{StreamID: id, SourceURL: src.URL + tt.path})
 			if err := e.worker(t, e.config(t)).Handle(context.Background(), job); err != nil {
 				t.Fatal(err)
 			}

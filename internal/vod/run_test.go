@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
-// The wiring the server uses: Run over a Kafka consumer group on Topic,
-// against weir's embedded broker.
+// The wiring the server uses: Run over a Kafka consumer group on
+// protocol.TopicVODJobs, against weir's embedded broker.
 func TestRunConsumesJobsFromKafka(t *testing.T) {
 	e := newEnv(t)
 	quiet := bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -33,8 +35,8 @@ func TestRunConsumesJobsFromKafka(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := client.Produce(ctx,
-		&bus.Record{Topic: Topic, Key: []byte("junk"), Value: []byte("not a job")},
-		&bus.Record{Topic: Topic, Key: []byte(id), Value: job},
+		&bus.Record{Topic: protocol.TopicVODJobs, Key: []byte("junk"), Value: []byte("not a job")},
+		&bus.Record{Topic: protocol.TopicVODJobs, Key: []byte(id), Value: job},
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +45,7 @@ func TestRunConsumesJobsFromKafka(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Run(runCtx, func(ctx context.Context, handle Handler) error {
-			return client.Consume(ctx, bus.ConsumeOptions{
-				Topics:        []string{Topic},
-				Group:         ConsumerGroup,
-				FromBeginning: true,
-				Handler:       handle,
-			})
-		})
+		done <- w.Run(runCtx, client)
 	}()
 	waitFor(t, "the title to be ready", func() bool {
 		st := e.stream(t, id)
@@ -65,19 +60,57 @@ func TestRunConsumesJobsFromKafka(t *testing.T) {
 	}
 }
 
+// flakyBus fails its first Consume, as a handler failing on a record
+// does, and ends the second cleanly, as a closed bus does.
+type flakyBus struct {
+	*bustest.Bus
+	calls atomic.Int32
+}
+
+func (b *flakyBus) Consume(ctx context.Context, opts bus.ConsumeOptions) error {
+	if b.calls.Add(1) == 1 {
+		return errors.New("handler failed on a record")
+	}
+	return nil
+}
+
 func TestRunSubscribesAgainAfterAFailure(t *testing.T) {
 	e := newEnv(t)
 	w := e.worker(t, e.config(t))
-	var calls atomic.Int32
+	b := &flakyBus{Bus: bustest.New()}
+	calls := &b.calls
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := w.Run(ctx, func(ctx context.Context, handle Handler) error {
-		if calls.Add(1) == 1 {
-			return errors.New("handler failed on a record")
-		}
-		return nil // the subscription ended cleanly
-	})
+	err := w.Run(ctx, b)
 	if err != nil || calls.Load() != 2 {
 		t.Fatalf("Run returned %v after %d subscriptions, want nil after 2", err, calls.Load())
+	}
+}
+
+// TestRunReadsJobsQueuedUnderTheOldTopicName: jobs an older weir queued on
+// protocol.LegacyTopicVODJobs are still consumed, in the same group.
+func TestRunReadsJobsQueuedUnderTheOldTopicName(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(t, e.config(t))
+	b := bustest.New()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, topic := range []string{protocol.LegacyTopicVODJobs, protocol.TopicVODJobs} {
+		// Jobs for a stream that does not exist: handled (dropped) and
+		// committed without a transcode.
+		if err := b.Produce(ctx, &bus.Record{Topic: topic, Key: []byte("vod-gone"), Value: []byte(`{"stream_id":"vod-gone"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, b) }()
+	waitFor(t, "both jobs committed", func() bool {
+		legacy, _ := b.Committed(protocol.GroupVOD, protocol.LegacyTopicVODJobs, 0)
+		current, _ := b.Committed(protocol.GroupVOD, protocol.TopicVODJobs, 0)
+		return legacy == 1 && current == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

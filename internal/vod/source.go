@@ -16,6 +16,7 @@ import (
 
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // failure is a job error meant for the person who uploaded the title: the
@@ -30,7 +31,7 @@ func failf(format string, args ...any) error { return &failure{msg: fmt.Sprintf(
 // fetchSource copies the job's source (an object or a URL) to a file in dir
 // and returns its path. The file keeps the source's extension, which helps
 // ffmpeg recognise raw formats such as .aac or .h264.
-func (w *Worker) fetchSource(ctx context.Context, job Job, dir string) (string, error) {
+func (w *Worker) fetchSource(ctx context.Context, job protocol.VODJob, dir string) (string, error) {
 	switch {
 	case job.SourceKey != "":
 		rc, _, err := w.cfg.Objects.Get(ctx, job.SourceKey)

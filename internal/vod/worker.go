@@ -1,8 +1,8 @@
 // Package vod is weir's VOD pipeline: it turns an uploaded file or an
 // imported URL into a multi-bitrate HLS title.
 //
-// A Worker consumes the jobs the API announces on Topic (one per upload,
-// keyed by stream id) and, for each, moves the stream through
+// A Worker consumes the jobs the API announces on protocol.TopicVODJobs
+// (a protocol.VODJob per upload, keyed by stream id) and, for each, moves the stream through
 // uploaded → processing → transcoding → ready, or to failed with an error a
 // person can act on:
 //
@@ -29,7 +29,6 @@ package vod
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,28 +38,8 @@ import (
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
-
-// Job is the message the API publishes on Topic for every accepted upload
-// (SourceKey set) or URL import (SourceURL set).
-type Job struct {
-	StreamID    string    `json:"stream_id"`
-	SourceKey   string    `json:"source_key,omitempty"`
-	SourceURL   string    `json:"source_url,omitempty"`
-	Title       string    `json:"title,omitempty"`
-	SubmittedAt time.Time `json:"submitted_at,omitzero"`
-}
-
-// Handler handles one record of the job topic; it is what a bus consumer
-// calls per record.
-type Handler func(ctx context.Context, rec *bus.Record) error
-
-// ConsumeFunc subscribes handle to the job topic and blocks: it returns nil
-// when ctx ends and an error when handle failed on a job (that job must then
-// be delivered again, as a Kafka consumer group does for an uncommitted
-// offset). Handle defers its records (bus.Record.Defer), so the consumer
-// must honour deferral.
-type ConsumeFunc func(ctx context.Context, handle Handler) error
 
 // errCancelled is the cause given to a job's context by Cancel.
 var errCancelled = errors.New("cancelled")
@@ -108,16 +87,24 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}, nil
 }
 
-// Run feeds jobs from consume to Handle until ctx ends. When consume
-// returns an error (Handle asked for a job to be redelivered, or the
+// Run consumes protocol.TopicVODJobs (and the name it had before,
+// protocol.LegacyTopicVODJobs) from b in the protocol.GroupVOD consumer
+// group, handing each record to HandleRecord, until ctx ends; then it waits
+// for the jobs it started. When consuming stops with an error (the
 // subscription broke), Run subscribes again after a pause that doubles up
-// to 30 s, so the job is retried without a busy loop. Run returns nil when
-// ctx ends or consume returns nil.
-func (w *Worker) Run(ctx context.Context, consume ConsumeFunc) error {
+// to 30 s, without a busy loop. Run returns nil when ctx ends or the bus is
+// closed.
+func (w *Worker) Run(ctx context.Context, b bus.Bus) error {
 	defer w.jobs.Wait()
+	opts := bus.ConsumeOptions{
+		Topics:        []string{protocol.TopicVODJobs, protocol.LegacyTopicVODJobs},
+		Group:         protocol.GroupVOD,
+		FromBeginning: true,
+		Handler:       w.HandleRecord,
+	}
 	pause := time.Second
 	for {
-		err := consume(ctx, w.HandleRecord)
+		err := b.Consume(ctx, opts)
 		if ctx.Err() != nil || err == nil {
 			return nil
 		}
@@ -144,16 +131,16 @@ func (w *Worker) HandleRecord(ctx context.Context, rec *bus.Record) error {
 	w.jobs.Add(1)
 	go func() {
 		defer w.jobs.Done()
-		if w.runUntilDone(ctx, rec.Value) {
+		if w.runUntilDone(ctx, rec.Key, rec.Value) {
 			ack()
 		}
 	}()
 	return nil
 }
 
-// runUntilDone runs Handle in a job slot until it reports the job done; it
-// reports false when ctx ended first.
-func (w *Worker) runUntilDone(ctx context.Context, raw []byte) bool {
+// runUntilDone runs the job in a job slot until it reports the job done;
+// it reports false when ctx ended first.
+func (w *Worker) runUntilDone(ctx context.Context, key, raw []byte) bool {
 	pause := time.Second
 	for {
 		select {
@@ -161,7 +148,7 @@ func (w *Worker) runUntilDone(ctx context.Context, raw []byte) bool {
 		case <-ctx.Done():
 			return false
 		}
-		err := w.Handle(ctx, raw)
+		err := w.handle(ctx, key, raw)
 		<-w.slots
 		if err == nil {
 			return true
@@ -179,8 +166,8 @@ func (w *Worker) runUntilDone(ctx context.Context, raw []byte) bool {
 	}
 }
 
-// Handle processes one job message and returns when the title is ready or
-// failed, or when ctx ends.
+// Handle processes one job message (a protocol.VODJob) and returns when
+// the title is ready or failed, or when ctx ends.
 //
 // It returns nil — the job is done and its offset may be committed — when
 // the title became ready, when it failed for a reason retrying cannot fix
@@ -193,13 +180,18 @@ func (w *Worker) runUntilDone(ctx context.Context, raw []byte) bool {
 // (the worker is stopping; the next delivery restarts the job cleanly) or
 // when the metadata or object store failed. Each start counts as an
 // attempt; after Config.MaxAttempts the title is failed instead.
-func (w *Worker) Handle(ctx context.Context, raw []byte) error {
-	var job Job
-	if err := json.Unmarshal(raw, &job); err != nil || job.StreamID == "" {
+func (w *Worker) Handle(ctx context.Context, raw []byte) error { return w.handle(ctx, nil, raw) }
+
+// handle is Handle for a record whose key, the stream id, stands in for a
+// missing stream_id.
+func (w *Worker) handle(ctx context.Context, key, raw []byte) error {
+	j, err := protocol.DecodeVODJob(key, raw)
+	if err != nil {
 		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
 		w.log.Warn("dropping malformed vod job", "err", err, "job", truncate(string(raw), 200))
 		return nil
 	}
+	job := *j
 	release, err := w.claim(ctx, job.StreamID)
 	if err != nil {
 		return err

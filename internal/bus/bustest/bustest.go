@@ -50,6 +50,7 @@ type Bus struct {
 	closed   bool
 	failWith error
 	members  int
+	log      []*bus.Record // every record stored, in order
 }
 
 type topic struct {
@@ -151,7 +152,9 @@ func (b *Bus) storeLocked(r *bus.Record) error {
 		r.Timestamp = time.Now()
 	}
 	r.Partition, r.Offset = int32(p), int64(len(t.parts[p]))
-	t.parts[p] = append(t.parts[p], clone(r))
+	c := clone(r)
+	t.parts[p] = append(t.parts[p], c)
+	b.log = append(b.log, c)
 	b.notify()
 	return nil
 }
@@ -230,6 +233,18 @@ func (b *Bus) Records(topic string) []*bus.Record {
 				out = append(out, clone(r))
 			}
 		}
+	}
+	return out
+}
+
+// All returns copies of every record stored, of every topic, in the order
+// they were produced.
+func (b *Bus) All() []*bus.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*bus.Record, len(b.log))
+	for i, r := range b.log {
+		out[i] = clone(r)
 	}
 	return out
 }
