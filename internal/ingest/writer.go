@@ -692,12 +692,20 @@ func (w *StreamWriter) drain(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	// Send what the bus holds back for its linger time (kgo: 10 ms), which
-	// would otherwise add to every wait. Its outcome shows in the
-	// acknowledgements; waitAcks bounds the wait as for any other.
-	fctx, cancel := context.WithTimeout(ctx, w.opts.ProduceTimeout)
-	w.b.Flush(fctx)
-	cancel()
-	return w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 })
+	// would otherwise add to every wait. A Flush of a shared client waits
+	// for every stream's records, which under load may never all be in at
+	// once, so it runs only while this stream's records are awaited. Its
+	// outcome shows in the acknowledgements.
+	fctx, stopFlush := context.WithCancel(ctx)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		w.b.Flush(fctx)
+	}()
+	err := w.waitAcks(ctx, func(a *acks) bool { return a.inflight == 0 })
+	stopFlush()
+	<-flushed
+	return err
 }
 
 // waitAcks waits until ready, called with the acks' mutex held, says so,
