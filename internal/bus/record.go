@@ -29,7 +29,16 @@ type Record struct {
 
 	// deferral links a consumed record to its consumer (Defer).
 	deferral *deferral
+	// onDefer, set by SetDefer, does Defer's work for a Bus other than
+	// Client.
+	onDefer func() (ack func())
 }
+
+// SetDefer makes Defer on r call onDefer, which marks r deferred with its
+// consumer and returns its acknowledgement. It is for Bus implementations
+// other than Client (bustest.Bus) that hand records to Consume handlers;
+// Client links its records itself.
+func SetDefer(r *Record, onDefer func() (ack func())) { r.onDefer = onDefer }
 
 // Defer, called by a Consume handler on its record, lets the handler return
 // at once while the record's work goes on elsewhere (a transcode, a call to
@@ -47,6 +56,9 @@ type Record struct {
 // did not come from a group consumer, Defer does nothing and ack is a
 // no-op.
 func (r *Record) Defer() (ack func()) {
+	if r.onDefer != nil {
+		return r.onDefer()
+	}
 	d := r.deferral
 	if d == nil {
 		return func() {}

@@ -34,12 +34,16 @@ import (
 //     within a partition. With a group, each partition belongs to the
 //     first member that reads it until that member's Consume returns, and
 //     an offset is committed as soon as its handler returns nil, so a
-//     later Consume in the group resumes after it; a handler error or
-//     panic stops Consume with a *bus.RecordError and leaves the record
+//     later Consume in the group resumes after it; a record the handler
+//     deferred (bus.Record.Defer) holds its partition's commit back until
+//     it is acknowledged, and at most MaxDeferred are outstanding; an
+//     acknowledgement after the member left does nothing. A handler error
+//     or panic stops Consume with a *bus.RecordError and leaves the record
 //     uncommitted. Without a group every partition is read and nothing is
 //     committed. FromBeginning, UntilEOF and IdleTimeout behave as for
 //     bus.Client; MaxPollRecords is ignored. Partitions are not moved
-//     between live members (there is no rebalancing).
+//     between live members (there is no rebalancing). TopicPattern,
+//     OnAssigned and OnRevoked are refused.
 //   - Close stops every Consume (they return nil); afterwards produce and
 //     consume calls fail with bus.ErrClosed.
 type Bus struct {
@@ -262,18 +266,27 @@ func (b *Bus) Committed(groupName, topic string, partition int32) (int64, bool) 
 	return o, ok
 }
 
-// Consume implements bus.Bus.
+// defaultMaxDeferred is bus.ConsumeOptions.MaxDeferred's default.
+const defaultMaxDeferred = 256
+
+// Consume implements bus.Bus. TopicPattern, OnAssigned and OnRevoked are
+// not supported (an error says so): tests of them use the embedded broker.
 func (b *Bus) Consume(ctx context.Context, opts bus.ConsumeOptions) error {
-	if len(opts.Topics) == 0 {
+	switch {
+	case opts.TopicPattern != "" || opts.OnAssigned != nil || opts.OnRevoked != nil:
+		return errors.New("bustest: TopicPattern, OnAssigned and OnRevoked are not supported; use the embedded broker (bus.StartBroker)")
+	case len(opts.Topics) == 0:
 		return errors.New("consume: no topics")
+	case opts.Handler == nil:
+		return errors.New("consume: no handler")
 	}
 	for _, t := range opts.Topics {
 		if err := protocol.ValidateTopic(t); err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
 	}
-	if opts.Handler == nil {
-		return errors.New("consume: no handler")
+	if opts.MaxDeferred <= 0 {
+		opts.MaxDeferred = defaultMaxDeferred
 	}
 	c, err := b.join(opts)
 	if err != nil {
@@ -283,16 +296,19 @@ func (b *Bus) Consume(ctx context.Context, opts bus.ConsumeOptions) error {
 	return c.run(ctx)
 }
 
-// consumer is one Consume call.
+// consumer is one Consume call. Its fields are guarded by b.mu.
 type consumer struct {
 	b      *Bus
 	opts   bus.ConsumeOptions
 	id     int
-	g      *group       // nil without a group
-	pos    map[tp]int64 // without a group: the next offset per partition
-	startE map[tp]int64 // partition ends when Consume started ("latest")
-	eof    map[tp]int64 // UntilEOF: partitions still to read up to their end
-	rr     int          // rotates which partition is looked at first
+	g      *group                // nil without a group
+	pos    map[tp]int64          // the next offset to hand out, per partition read
+	out    map[tp]map[int64]bool // deferred records not yet acknowledged
+	nOut   int                   // how many there are
+	startE map[tp]int64          // partition ends when Consume started ("latest")
+	eof    map[tp]int64          // UntilEOF: partitions still to read up to their end
+	rr     int                   // rotates which partition is looked at first
+	left   bool                  // Consume returned: acknowledgements do nothing
 }
 
 func (b *Bus) join(opts bus.ConsumeOptions) (*consumer, error) {
@@ -302,7 +318,7 @@ func (b *Bus) join(opts bus.ConsumeOptions) (*consumer, error) {
 		return nil, bus.ErrClosed
 	}
 	b.members++
-	c := &consumer{b: b, opts: opts, id: b.members, pos: map[tp]int64{}, startE: map[tp]int64{}}
+	c := &consumer{b: b, opts: opts, id: b.members, pos: map[tp]int64{}, out: map[tp]map[int64]bool{}, startE: map[tp]int64{}}
 	if opts.Group != "" {
 		c.g = b.groups[opts.Group]
 		if c.g == nil {
@@ -333,10 +349,12 @@ func (b *Bus) join(opts bus.ConsumeOptions) (*consumer, error) {
 	return c, nil
 }
 
-// leave gives up the partitions the consumer owns.
+// leave gives up the partitions the consumer owns; records it deferred
+// and did not acknowledge stay uncommitted, for the group's next member.
 func (c *consumer) leave() {
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
+	c.left = true
 	if c.g == nil {
 		return
 	}
@@ -348,7 +366,7 @@ func (c *consumer) leave() {
 	c.b.notify()
 }
 
-// startLocked is where reading a partition starts. b.mu is held.
+// startLocked is where reading a partition starts.
 func (c *consumer) startLocked(k tp) int64 {
 	if c.g != nil {
 		if o, ok := c.g.committed[k]; ok {
@@ -361,9 +379,11 @@ func (c *consumer) startLocked(k tp) int64 {
 	return c.startE[k] // 0 for partitions created after Consume started
 }
 
-// nextLocked returns the consumer's next record, if one is ready. b.mu is
-// held.
+// nextLocked returns the consumer's next record, if one is ready.
 func (c *consumer) nextLocked() *bus.Record {
+	if c.nOut >= c.opts.MaxDeferred {
+		return nil // wait for an acknowledgement
+	}
 	var parts []tp
 	for _, name := range c.opts.Topics {
 		if t := c.b.topics[name]; t != nil {
@@ -381,11 +401,9 @@ func (c *consumer) nextLocked() *bus.Record {
 			c.g.owner[k] = c.id
 		}
 		at, ok := c.pos[k]
-		if !ok || c.g != nil {
+		if !ok {
 			at = c.startLocked(k)
-			if c.g == nil {
-				c.pos[k] = at
-			}
+			c.pos[k] = at
 		}
 		recs := c.b.topics[k.topic].parts[k.part]
 		if at < int64(len(recs)) {
@@ -396,17 +414,47 @@ func (c *consumer) nextLocked() *bus.Record {
 	return nil
 }
 
-// handledLocked moves past r. b.mu is held.
-func (c *consumer) handledLocked(r *bus.Record) {
+// handledLocked moves past r, which the handler deferred or not.
+func (c *consumer) handledLocked(r *bus.Record, deferred bool) {
 	k := tp{r.Topic, r.Partition}
-	if c.g != nil {
-		c.g.committed[k] = r.Offset + 1
-	} else {
-		c.pos[k] = r.Offset + 1
+	c.pos[k] = r.Offset + 1
+	if deferred {
+		if c.out[k] == nil {
+			c.out[k] = map[int64]bool{}
+		}
+		c.out[k][r.Offset] = true
+		c.nOut++
 	}
+	c.commitLocked(k)
 	if end, ok := c.eof[k]; ok && r.Offset+1 >= end {
 		delete(c.eof, k)
 	}
+}
+
+// commitLocked commits a group partition up to its first deferred record
+// not yet acknowledged, or up to what was handed out.
+func (c *consumer) commitLocked(k tp) {
+	if c.g == nil {
+		return
+	}
+	next := c.pos[k]
+	for off := range c.out[k] {
+		next = min(next, off)
+	}
+	c.g.committed[k] = next
+}
+
+// ack acknowledges a deferred record, unless the consumer is gone.
+func (c *consumer) ack(k tp, offset int64) {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if c.left || !c.out[k][offset] {
+		return
+	}
+	delete(c.out[k], offset)
+	c.nOut--
+	c.commitLocked(k)
+	c.b.notify()
 }
 
 func (c *consumer) run(ctx context.Context) error {
@@ -432,6 +480,14 @@ func (c *consumer) run(ctx context.Context) error {
 			}
 			continue
 		}
+		deferred := false
+		if c.g != nil {
+			k, offset := tp{r.Topic, r.Partition}, r.Offset
+			bus.SetDefer(r, func() func() {
+				deferred = true
+				return func() { c.ack(k, offset) }
+			})
+		}
 		if err := c.call(ctx, r); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return nil // stopped while handling: redeliver, no failure
@@ -440,7 +496,7 @@ func (c *consumer) run(ctx context.Context) error {
 		}
 		idle = time.Now()
 		c.b.mu.Lock()
-		c.handledLocked(r)
+		c.handledLocked(r, deferred)
 		done := c.eof != nil && len(c.eof) == 0
 		c.b.mu.Unlock()
 		if done {

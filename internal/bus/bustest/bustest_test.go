@@ -307,3 +307,62 @@ func TestCloseStopsConsumers(t *testing.T) {
 		t.Errorf("Consume after Close = %v", err)
 	}
 }
+
+func TestADeferredRecordHoldsItsPartitionsCommitUntilAcknowledged(t *testing.T) {
+	b := bustest.New()
+	b.Produce(ctx(t), rec("jobs", "a", "1"), rec("jobs", "a", "2"), rec("jobs", "a", "3"))
+	c, cancel := context.WithCancel(ctx(t))
+	acks := make(chan func(), 3)
+	handled := make(chan string, 3)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Consume(c, bus.ConsumeOptions{Topics: []string{"jobs"}, Group: "g", FromBeginning: true, MaxDeferred: 2,
+			Handler: func(_ context.Context, r *bus.Record) error {
+				acks <- r.Defer()
+				handled <- string(r.Value)
+				return nil
+			}})
+	}()
+	first, second := <-acks, <-acks
+	<-handled
+	<-handled
+	// MaxDeferred is 2: the third record waits for an acknowledgement.
+	select {
+	case v := <-handled:
+		t.Fatalf("record %s handed out with 2 deferred records outstanding", v)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if o, _ := b.Committed("g", "jobs", 0); o != 0 {
+		t.Errorf("committed %d with record 0 deferred, want 0", o)
+	}
+	second()
+	if o, _ := b.Committed("g", "jobs", 0); o != 0 {
+		t.Errorf("committed %d with record 0 still deferred, want 0", o)
+	}
+	<-handled // room for the third
+	first()
+	first() // a second call does nothing
+	if o, _ := b.Committed("g", "jobs", 0); o != 2 {
+		t.Errorf("committed %d once records 0 and 1 are acknowledged, want 2 (record 2 is deferred)", o)
+	}
+	third := <-acks
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	third() // after the member left: nothing
+	if o, _ := b.Committed("g", "jobs", 0); o != 2 {
+		t.Errorf("committed %d after an acknowledgement that came too late, want 2", o)
+	}
+	got := collect(t, b, bus.ConsumeOptions{Topics: []string{"jobs"}, Group: "g"}, 1)
+	if string(got[0].Value) != "3" {
+		t.Errorf("redelivered %s, want the unacknowledged 3", got[0].Value)
+	}
+}
+
+func TestConsumeRefusesWhatTheFakeCannotDo(t *testing.T) {
+	err := bustest.New().Consume(ctx(t), bus.ConsumeOptions{TopicPattern: "stream_.*", Handler: func(context.Context, *bus.Record) error { return nil }})
+	if err == nil {
+		t.Fatal("Consume with a TopicPattern succeeded")
+	}
+}
