@@ -26,7 +26,30 @@ const (
 	// FormatLiveEnd, read it with ParseLiveEnd. Other readers of the
 	// topic see an ordinary DONE heartbeat.
 	HeaderLiveEnd = "weir-live-end"
+
+	// HeaderPublishToken is on every record a live ingest writes to a
+	// stream topic (RTMP, SRT and pulled sources): the fencing token of
+	// the publish lease the writer held, as a decimal integer. Tokens grow
+	// every time the stream passes to another publisher, so the live
+	// packager drops records carrying a token below one it has seen: a
+	// publisher that lost the stream cannot write into it. Write it with
+	// FormatPublishToken, read it with ParsePublishToken. Records without
+	// it (external adapters) are not fenced.
+	HeaderPublishToken = "weir-publish-token"
 )
+
+// FormatPublishToken returns the HeaderPublishToken value for token.
+func FormatPublishToken(token int64) []byte { return strconv.AppendInt(nil, token, 10) }
+
+// ParsePublishToken reads a HeaderPublishToken value: a positive decimal
+// integer.
+func ParsePublishToken(v []byte) (int64, error) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("header %s: want a positive decimal integer, got %s", HeaderPublishToken, quoteKey(v))
+	}
+	return n, nil
+}
 
 // FormatReceivedAt returns the HeaderReceivedAt value for t.
 func FormatReceivedAt(t time.Time) []byte {

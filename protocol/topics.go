@@ -86,6 +86,19 @@ func TopicName(kind TopicKind, id string) string { return sanitized(string(kind)
 // partition.
 func StreamTopic(streamID string) string { return TopicName(KindStream, streamID) }
 
+// StreamTopicPattern is a regular expression matching the whole name of
+// every stream topic, for consumers that read all streams (the live
+// packager subscribes with it).
+const StreamTopicPattern = `stream_.+`
+
+// StreamIDOf returns the stream id in a stream topic's name, and false when
+// topic is not a stream topic. For an id StreamTopic had to sanitize it
+// returns the sanitized form; ids weir generates come back unchanged.
+func StreamIDOf(topic string) (string, bool) {
+	id, ok := strings.CutPrefix(topic, string(KindStream)+"_")
+	return id, ok && id != ""
+}
+
 // ChunkTopic names the work topic of one engine: media_chunk messages keyed
 // by taskId, consumed by the engine's group (EngineGroup), one partition
 // per unit of parallelism.

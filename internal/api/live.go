@@ -195,13 +195,20 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.publish(ctx, &protocol.LiveControl{
-		Action:      protocol.LiveStart,
-		StreamID:    st.ID,
-		Title:       st.Title,
-		SourceURL:   st.SourceURL,
-		RequestedAt: time.Now().UTC(),
-	}); err != nil {
+	// The stream's topic exists from the start (one partition keeps the
+	// stream in order), so the packager that will own it takes it at once
+	// and its publisher timeout runs even if no publisher ever comes.
+	err = s.cfg.Bus.CreateTopic(ctx, protocol.StreamTopic(st.ID), 1)
+	if err == nil {
+		err = s.publish(ctx, &protocol.LiveControl{
+			Action:      protocol.LiveStart,
+			StreamID:    st.ID,
+			Title:       st.Title,
+			SourceURL:   st.SourceURL,
+			RequestedAt: time.Now().UTC(),
+		})
+	}
+	if err != nil {
 		s.log.Error("announce live stream", "stream", st.ID, "err", err)
 		s.failStream(ctx, st.ID, "could not announce the stream on the bus")
 		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("live stream %s could not be announced on the bus; retry later", st.ID))

@@ -25,8 +25,6 @@ type ControllerConfig struct {
 	// Group is the controllers' consumer group (default
 	// protocol.GroupLiveControl).
 	Group string
-	// Packager, when set, is told about new streams at once.
-	Packager *Packager
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// HTTPClient fetches pulled sources (default: a client without an
@@ -158,9 +156,6 @@ func (c *Controller) start(ctx context.Context, m *protocol.LiveControl) {
 	}
 	if st.Kind != metastore.KindLive || st.Status.Terminal() {
 		return
-	}
-	if c.cfg.Packager != nil {
-		c.cfg.Packager.Watch(st.ID)
 	}
 	if st.SourceURL != "" {
 		c.startPull(ctx, st)

@@ -134,12 +134,12 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	packager, err := NewPackager(Config{
 		Meta: meta, Objects: objects, Bus: client, Logger: log, Registry: reg,
 		SegmentDuration: o.segment, Window: o.window, PublisherTimeout: o.timeout,
-		Retention: o.retention, DiscoverInterval: 100 * time.Millisecond,
+		Retention: o.retention,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: client, Packager: packager, Logger: log})
+	ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: client, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func (e *liveEnv) startPackager() {
 	p, err := NewPackager(Config{
 		Meta: e.meta, Objects: e.store, Bus: e.client, Logger: e.log, Registry: e.reg,
 		SegmentDuration: e.opts.segment, Window: e.opts.window, PublisherTimeout: e.opts.timeout,
-		Retention: e.opts.retention, DiscoverInterval: 100 * time.Millisecond,
+		Retention: e.opts.retention,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -247,7 +247,10 @@ func (e *liveEnv) newStream(sourceURL string) metastore.Stream {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.packager.Watch(st.ID)
+	// As POST /streams/start does: the topic exists before any publisher.
+	if err := e.client.CreateTopic(context.Background(), protocol.StreamTopic(st.ID), 1); err != nil {
+		e.t.Fatal(err)
+	}
 	return st
 }
 

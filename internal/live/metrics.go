@@ -15,6 +15,8 @@ import (
 //	weir_live_checksum_failures_total            segments whose read-back SHA-256 did not match
 //	weir_live_dropped_bytes_total                bytes dropped while waiting for a key frame
 //	weir_live_streams                            streams this process packages now
+//	weir_live_stale_records_total                records dropped because their publisher
+//	                                             had lost the stream to another
 //	weir_live_segment_publish_latency_seconds    from the ingest receiving the key frame that
 //	                                             closes a segment to the playlist listing it
 //	                                             being readable
@@ -25,6 +27,7 @@ type metrics struct {
 	checksumFailures prometheus.Counter
 	dropped          prometheus.Counter
 	streams          prometheus.Gauge
+	staleRecords     prometheus.Counter
 	latency          prometheus.Histogram
 }
 
@@ -57,6 +60,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "weir_live_streams",
 			Help: "Live streams this process is packaging.",
 		}),
+		staleRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_stale_records_total",
+			Help: "Stream records dropped because their publisher had lost the stream's publish lease to another.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "weir_live_segment_publish_latency_seconds",
 			Help:    "Time from the ingest receiving the key frame that closes a segment to the live playlist listing it being readable.",
@@ -68,6 +75,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	if m.segments, err = prom.Register(reg, m.segments); err != nil {
+		return nil, err
+	}
+	if m.staleRecords, err = prom.Register(reg, m.staleRecords); err != nil {
 		return nil, err
 	}
 	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {

@@ -21,7 +21,6 @@ const (
 	DefaultSegmentDuration  = 2 * time.Second
 	DefaultWindow           = 10
 	DefaultPublisherTimeout = 30 * time.Second
-	DefaultDiscoverInterval = time.Second
 )
 
 // Config configures a Packager.
@@ -60,15 +59,13 @@ type Config struct {
 	// playlist then lists the segments still stored (their metadata rows
 	// stay). Zero keeps every segment, so the whole stream becomes VOD.
 	Retention time.Duration
-	// DiscoverInterval is how often the metadata store is asked for live
-	// streams to package (default 1 s). Watch skips the wait.
-	DiscoverInterval time.Duration
 }
 
-// Packager turns live streams into HLS: for every live stream in status
-// created or live it reads the stream's topic (protocol.StreamTopic(id)) as a
-// member of the packagers' consumer group, so each stream is packaged by
-// exactly one process, and runs the stream through a calculator graph:
+// Packager turns live streams into HLS. It reads every stream topic
+// (protocol.StreamTopicPattern) as one member of the packagers' consumer
+// group, so the group spreads the streams over the packager processes,
+// one process per stream, and when a process dies its streams move to the
+// others. Each live stream it owns runs through a calculator graph:
 //
 //	LiveTSDemux → LiveSegmenter → LiveSegmentWriter → LivePlaylistWriter
 //
@@ -78,35 +75,33 @@ type Config struct {
 // live playlist ({id}/live.m3u8). The stream moves to status live with its
 // first segment.
 //
-// A stream ends when the live controller puts an end marker on its topic
-// (POST /streams/{id}/end) or when its publisher has been gone for
+// A stream ends when an end marker reaches its topic (POST
+// /streams/{id}/end) or when its publisher has been gone for
 // PublisherTimeout: the last partial segment is flushed, vod.m3u8 lists
-// every segment with EXT-X-ENDLIST, live.m3u8 is rewritten the same way
-// (without a playlist type), and the stream moves to status vod.
+// every segment with EXT-X-ENDLIST, live.m3u8 gets EXT-X-ENDLIST too, and
+// the stream moves to status vod.
 //
-// Streams are found by asking the metadata store every DiscoverInterval
-// (and at once through Watch), so a packager started late, or taking over
-// from a failed one, picks up every stream that is still going. A packager
-// that takes over a stream mid-way rebuilds its window from the segment
-// rows and marks its first segment as a discontinuity: the segment that
-// was being cut when the other one stopped is lost.
+// Topics of streams that are not live streams in the metadata store
+// (`weir ingest` topics, external adapters) and of streams that already
+// ended are read and skipped. A packager that takes a stream over mid-way
+// rebuilds its window from the segment rows and marks its first segment as
+// a discontinuity: the segment that was being cut when the other one
+// stopped is lost. Records written by a publisher that has lost the
+// stream's publish lease (protocol.HeaderPublishToken) are dropped.
 type Packager struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 
-	hint chan string
-
-	mu    sync.Mutex
+	mu sync.Mutex
+	// ctx is Run's context, which stream tasks run under.
+	ctx context.Context
+	// tasks are the live streams this packager owns and packages now.
 	tasks map[string]*streamTask
-	// quiet holds streams whose task stopped without finishing them (a
-	// failure): they are not restarted before the time given.
-	quiet map[string]time.Time
-	wg    sync.WaitGroup
+	// skipped are topics this packager owns whose records need no
+	// packaging (not a live stream, or ended), by stream id.
+	skipped map[string]bool
 }
-
-// restartDelay spaces out restarts of a stream task that keeps failing.
-const restartDelay = 5 * time.Second
 
 // NewPackager checks cfg, fills in defaults and registers the metrics.
 func NewPackager(cfg Config) (*Packager, error) {
@@ -136,9 +131,6 @@ func NewPackager(cfg Config) (*Packager, error) {
 	if cfg.PublisherTimeout <= 0 {
 		cfg.PublisherTimeout = DefaultPublisherTimeout
 	}
-	if cfg.DiscoverInterval <= 0 {
-		cfg.DiscoverInterval = DefaultDiscoverInterval
-	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("live packager metrics: %w", err)
@@ -147,94 +139,130 @@ func NewPackager(cfg Config) (*Packager, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "live-packager"),
 		metrics: m,
-		hint:    make(chan string, 64),
 		tasks:   map[string]*streamTask{},
-		quiet:   map[string]time.Time{},
+		skipped: map[string]bool{},
 	}, nil
-}
-
-// Watch asks a running packager to start on stream id now rather than at
-// its next look at the metadata store. It never blocks; an unknown or
-// finished stream is ignored.
-func (p *Packager) Watch(id string) {
-	select {
-	case p.hint <- id:
-	default:
-	}
 }
 
 // Run packages streams until ctx ends, then stops every stream task
 // without finishing the streams (another packager, or this one restarted,
 // carries on) and returns nil.
 func (p *Packager) Run(ctx context.Context) error {
-	t := time.NewTicker(p.cfg.DiscoverInterval)
-	defer t.Stop()
-	defer p.wg.Wait()
-	p.discover(ctx)
-	for {
+	p.mu.Lock()
+	p.ctx = ctx
+	p.mu.Unlock()
+	defer p.stopAll()
+	pause := time.Second
+	for ctx.Err() == nil {
+		err := p.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
+			TopicPattern:  protocol.StreamTopicPattern,
+			Group:         p.cfg.Group,
+			FromBeginning: true,
+			OnAssigned:    p.assigned,
+			OnRevoked:     p.revoked,
+			Handler:       p.handle,
+		})
+		if ctx.Err() != nil || err == nil {
+			return nil
+		}
+		p.log.Warn("live packager: consuming the stream topics failed; retrying", "err", err, "after", pause)
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			p.discover(ctx)
-		case id := <-p.hint:
-			st, err := p.cfg.Meta.GetStream(ctx, id)
-			if err == nil && st.Kind == metastore.KindLive && !st.Status.Terminal() {
-				p.ensure(ctx, st)
-			}
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+	return nil
+}
+
+// assigned starts packaging the streams of topics given to this packager,
+// so an idle publisher's timeout runs even before a record comes. A stream
+// whose state cannot be read now is tried again at its next record.
+func (p *Packager) assigned(topic string, _ []int32) {
+	if id, ok := protocol.StreamIDOf(topic); ok {
+		if _, err := p.task(id); err != nil {
+			p.log.Warn("live packager: cannot start a stream yet", "stream", id, "err", err)
 		}
 	}
 }
 
-// discover starts a task for every live stream in status created or live
-// that has none.
-func (p *Packager) discover(ctx context.Context) {
-	for _, status := range []metastore.Status{metastore.StatusLive, metastore.StatusCreated} {
-		after := ""
-		for {
-			streams, next, err := p.cfg.Meta.ListStreams(ctx, metastore.StreamFilter{
-				Kind: metastore.KindLive, Status: status, Limit: 500, After: after,
-			})
-			if err != nil {
-				if ctx.Err() == nil {
-					p.log.Warn("list live streams", "err", err)
-				}
-				return
-			}
-			for _, st := range streams {
-				p.ensure(ctx, st)
-			}
-			if next == "" {
-				break
-			}
-			after = next
-		}
-	}
-}
-
-func (p *Packager) ensure(ctx context.Context, st metastore.Stream) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ctx.Err() != nil || p.tasks[st.ID] != nil {
+// revoked stops packaging the streams of topics taken away, and waits until
+// their graphs stopped writing, before the new owner starts.
+func (p *Packager) revoked(topic string, _ []int32) {
+	id, ok := protocol.StreamIDOf(topic)
+	if !ok {
 		return
 	}
-	if until, ok := p.quiet[st.ID]; ok {
-		if time.Now().Before(until) {
-			return
-		}
-		delete(p.quiet, st.ID)
+	p.mu.Lock()
+	t := p.tasks[id]
+	delete(p.tasks, id)
+	delete(p.skipped, id)
+	p.mu.Unlock()
+	if t != nil {
+		t.stop()
+		t.log.Info("live stream handed over to another packager")
 	}
-	t := newStreamTask(p, st)
-	p.tasks[st.ID] = t
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		finished := t.run(ctx)
-		p.mu.Lock()
-		delete(p.tasks, st.ID)
-		if !finished && ctx.Err() == nil {
-			p.quiet[st.ID] = time.Now().Add(restartDelay)
-		}
-		p.mu.Unlock()
-	}()
+}
+
+// handle routes a record of a stream topic to its stream's task. An error
+// (the metadata store could not be read) stops the consumer, which
+// redelivers the record after a pause.
+func (p *Packager) handle(ctx context.Context, rec *bus.Record) error {
+	id, ok := protocol.StreamIDOf(rec.Topic)
+	if !ok {
+		return nil
+	}
+	t, err := p.task(id)
+	if err != nil || t == nil {
+		return err
+	}
+	return t.handle(ctx, rec)
+}
+
+// task returns the running task of stream id, starting one if the stream is
+// a live stream that has not ended; nil when the stream needs none.
+func (p *Packager) task(id string) (*streamTask, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.tasks[id]; t != nil {
+		return t, nil
+	}
+	if p.skipped[id] || p.ctx == nil || p.ctx.Err() != nil {
+		return nil, nil
+	}
+	t, err := startStreamTask(p.ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		p.skipped[id] = true
+		return nil, nil
+	}
+	p.tasks[id] = t
+	return t, nil
+}
+
+// ended forgets a task whose run is over; a finished stream's later
+// records are skipped.
+func (p *Packager) ended(t *streamTask) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tasks[t.id] != t {
+		return
+	}
+	delete(p.tasks, t.id)
+	if t.finished {
+		p.skipped[t.id] = true
+	}
+}
+
+// stopAll stops every task without finishing its stream.
+func (p *Packager) stopAll() {
+	p.mu.Lock()
+	tasks := p.tasks
+	p.tasks, p.skipped = map[string]*streamTask{}, map[string]bool{}
+	p.mu.Unlock()
+	for _, t := range tasks {
+		t.stop()
+	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/weir-media/weir/graph"
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
-	"github.com/weir-media/weir/internal/push"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -45,12 +45,18 @@ type streamEnv struct {
 	segments []metastore.Segment
 }
 
-// streamTask packages one live stream: it consumes the stream topic and
-// feeds the stream's graph until the stream ends or the packager stops.
+// streamTask packages one live stream: the packager hands it the records of
+// the stream topic (handle), and it feeds them to the stream's graph until
+// the stream ends or the packager gives the topic up.
 type streamTask struct {
 	p   *Packager
 	id  string
 	log *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	// finished is set before done closes: the stream was finished here.
+	finished bool
 
 	mu           sync.Mutex
 	g            *graph.Graph
@@ -62,62 +68,66 @@ type streamTask struct {
 	lastActivity time.Time
 	finishing    bool
 	reason       string
+	// token is the highest publish token seen (protocol.HeaderPublishToken),
+	// starting at the stream's publish lease: records of a publisher
+	// holding an older lease are dropped.
+	token int64
 }
 
-func newStreamTask(p *Packager, st metastore.Stream) *streamTask {
-	return &streamTask{p: p, id: st.ID, log: p.log.With("stream", st.ID)}
-}
-
-// run packages the stream until it ends (true) or ctx ends or the task
-// fails (false).
-func (t *streamTask) run(ctx context.Context) bool {
+// startStreamTask loads stream id and starts its graph. It returns a nil
+// task and no error when the stream needs no packaging (not a live stream,
+// or already ended), and an error when its state cannot be read.
+func startStreamTask(ctx context.Context, p *Packager, id string) (*streamTask, error) {
+	t := &streamTask{p: p, id: id, log: p.log.With("stream", id), done: make(chan struct{})}
 	env, err := t.load(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			t.log.Warn("live stream: cannot load its state; will retry", "err", err)
-		}
-		return false
+	switch {
+	case errors.Is(err, metastore.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("live stream %s: loading its state: %w", id, err)
+	case env.stream.Kind != metastore.KindLive || env.stream.Status.Terminal():
+		return nil, nil
 	}
-	if env.stream.Status.Terminal() {
-		return true
+	if l, err := p.cfg.Meta.GetLease(ctx, metastore.PublishLeaseName(id)); err == nil {
+		t.token = l.Token
 	}
 	g, err := newStreamGraph(env)
 	if err != nil {
-		t.log.Error("live stream: building its graph", "err", err)
-		return false
+		return nil, fmt.Errorf("live stream %s: building its graph: %w", id, err)
 	}
-	gctx, gcancel := context.WithCancel(ctx)
-	defer gcancel()
+	gctx, cancel := context.WithCancel(ctx)
 	if err := g.StartRun(gctx, map[string]any{"env": env}); err != nil {
-		t.log.Error("live stream: starting its graph", "err", err)
-		return false
+		cancel()
+		return nil, fmt.Errorf("live stream %s: starting its graph: %w", id, err)
 	}
-	t.mu.Lock()
-	t.g = g
+	t.g, t.cancel = g, cancel
 	if env.stream.Status == metastore.StatusLive {
 		// It was live before this task: if its publisher is gone, the
 		// timeout must still end it.
 		t.mediaSeen = true
-		t.lastActivity = time.Now()
 	}
-	t.mu.Unlock()
+	t.lastActivity = time.Now()
+	go t.run(gctx)
+	return t, nil
+}
+
+// run waits for the graph to finish, watching for an idle publisher
+// meanwhile. The stream is finished (finished = true) when the graph ends
+// after finishLocked; it is failed when the graph fails on its own.
+func (t *streamTask) run(ctx context.Context) {
+	defer t.p.ended(t)
+	defer close(t.done)
 	t.p.metrics.streams.Inc()
 	defer t.p.metrics.streams.Dec()
-
-	cctx, ccancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	idleDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		t.consume(cctx)
+		defer close(idleDone)
+		t.watchIdle(idleCtx)
 	}()
-	go func() {
-		defer wg.Done()
-		t.watchIdle(cctx)
-	}()
-	runErr := g.WaitUntilDone(context.Background())
-	ccancel()
-	wg.Wait()
+	runErr := t.g.WaitUntilDone(context.Background())
+	stopIdle()
+	<-idleDone
 
 	t.mu.Lock()
 	finishing, reason := t.finishing, t.reason
@@ -125,14 +135,22 @@ func (t *streamTask) run(ctx context.Context) bool {
 	switch {
 	case runErr == nil && finishing:
 		t.log.Info("live stream finished", "reason", reason)
-		return true
+		t.finished = true
 	case ctx.Err() != nil:
-		return false
+		// Given up (the topic moved to another packager, or this one is
+		// stopping): the next owner carries on.
 	default:
 		t.log.Error("live stream: packaging failed", "err", runErr)
 		t.fail(runErr)
-		return false
+		t.finished = true
 	}
+}
+
+// stop ends the task without finishing the stream and waits until its
+// graph has stopped writing.
+func (t *streamTask) stop() {
+	t.cancel()
+	<-t.done
 }
 
 // load reads the stream row and its segments.
@@ -163,37 +181,6 @@ func (t *streamTask) fail(cause error) {
 	}
 }
 
-// consume reads the stream topic until ctx ends.
-func (t *streamTask) consume(ctx context.Context) {
-	topic := protocol.StreamTopic(t.id)
-	// Creating the topic up front (one partition, in order) lets the
-	// consumer subscribe at once instead of discovering the topic when the
-	// publisher's first record creates it, which delays the first segments.
-	if err := t.p.cfg.Bus.CreateTopic(ctx, topic, 1); err != nil && ctx.Err() == nil {
-		t.log.Warn("live stream: creating its topic", "topic", topic, "err", err)
-	}
-	opts := bus.ConsumeOptions{
-		Topics:        []string{topic},
-		Group:         t.p.cfg.Group,
-		FromBeginning: true,
-		Handler:       t.handle,
-	}
-	for ctx.Err() == nil {
-		err := t.p.cfg.Bus.Consume(ctx, opts)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			return // the bus client was closed
-		}
-		t.log.Warn("live stream: consuming its topic failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 // statusCheckInterval is how often a stream task looks at its stream's
 // status for an end it was not told about.
 const statusCheckInterval = 2 * time.Second
@@ -211,6 +198,9 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 		return nil // redelivered after a rebalance
 	}
 	t.lastOffset, t.seenOffset = rec.Offset, true
+	if t.stale(rec) {
+		return nil
+	}
 	now := time.Now()
 	t.lastActivity = now
 
@@ -225,7 +215,7 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 		if err != nil {
 			t.log.Warn("live stream: stream_init has a bad field; using it anyway", "offset", rec.Offset, "err", err)
 		}
-		if m.MimeType != push.MimeTypeTS && m.FFmpegFormat != push.FFmpegFormatTS {
+		if m.MimeType != mpegts.MimeType && m.FFmpegFormat != mpegts.FFmpegFormat {
 			t.log.Warn("live stream: stream_init announces something other than MPEG-TS; reading it as MPEG-TS",
 				"mimeType", m.MimeType, "ffmpegFormat", m.FFmpegFormat)
 		}
@@ -258,7 +248,9 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 	if t.fed && ts <= t.lastTS {
 		ts = t.lastTS + 1
 	}
-	if err := t.g.AddPacketToInputStream("ingest", graph.MakePacket(ev, ts)); err != nil {
+	// A full graph queue holds the consumer here (back-pressure), but
+	// never past the end of ctx.
+	if err := t.g.AddPacketToInputStreamContext(ctx, "ingest", graph.MakePacket(ev, ts)); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -267,6 +259,30 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 	}
 	t.lastTS, t.fed = ts, true
 	return nil
+}
+
+// stale reports whether rec was written by a publisher that has since lost
+// the stream's publish lease to another (its protocol.HeaderPublishToken is
+// below one seen before, or below the lease when the task started): such a
+// record is dropped, counted and logged. Records without the header
+// (external adapters) are never stale. t.mu is held.
+func (t *streamTask) stale(rec *bus.Record) bool {
+	v, ok := rec.Header(protocol.HeaderPublishToken)
+	if !ok {
+		return false
+	}
+	tok, err := protocol.ParsePublishToken(v)
+	if err != nil {
+		t.log.Warn("live stream: ignoring a bad publish token header", "offset", rec.Offset, "err", err)
+		return false
+	}
+	if tok < t.token {
+		t.p.metrics.staleRecords.Inc()
+		t.log.Warn("live stream: dropping a record of a publisher that lost the stream", "offset", rec.Offset, "token", tok, "current", t.token)
+		return true
+	}
+	t.token = tok
+	return false
 }
 
 // watchIdle ends the stream once its publisher has been gone for

@@ -54,6 +54,12 @@ type Leaser interface {
 	GetLease(ctx context.Context, name string) (Lease, error)
 }
 
+// The names of the leases weir takes; every process must agree on them.
+
+// PublishLeaseName names the lease a live publisher (an RTMP or SRT session,
+// or a pull) holds on a stream while it writes the stream's topic.
+func PublishLeaseName(streamID string) string { return "publish/" + streamID }
+
 // leaseColumns is the column list every lease query returns, read by
 // scanLease.
 const leaseColumns = `name, holder, token, expires_at, acquired_at`

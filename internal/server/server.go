@@ -277,9 +277,6 @@ func (s *Server) startIngest(sources *http.Client) error {
 		Logger:     s.log,
 		HTTPClient: sources,
 	}
-	if s.packager != nil {
-		ccfg.Packager = s.packager // a hint: start packaging at once
-	}
 	if s.control, err = live.NewController(ccfg); err != nil {
 		return fmt.Errorf("live controller: %w", err)
 	}

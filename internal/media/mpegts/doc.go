@@ -60,3 +60,10 @@
 // station) into MPEG-TS through a Muxer, timing frames by their sample
 // count.
 package mpegts
+
+// How a stream announces MPEG-TS in its stream_init (mimeType and
+// ffmpegFormat), as weir's live ingest writes it.
+const (
+	MimeType     = "video/mp2t"
+	FFmpegFormat = "mpegts"
+)
