@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -89,6 +90,47 @@ func (j *VODJob) Validate() error {
 	if j.StreamID == "" {
 		return &FieldError{Context: vodJobContext, Field: "stream_id", Problem: "is required (in the value or as the record key)"}
 	}
+	if err := ValidateStreamID(j.StreamID); err != nil {
+		return &FieldError{Context: vodJobContext, Field: "stream_id", Problem: err.Error()}
+	}
+	if err := validateTitle(j.Title); err != nil {
+		return &FieldError{Context: vodJobContext, Field: "title", Problem: err.Error()}
+	}
+	return nil
+}
+
+// Limits on what weir's control messages and REST API accept. Stream ids
+// weir generates ("live-54390fa40812") are far shorter; the limits keep a
+// hostile or broken writer from putting megabytes into a field that ends up
+// in logs, topic names and object keys.
+const (
+	// MaxStreamIDLength is the longest stream id, in bytes.
+	MaxStreamIDLength = 128
+	// MaxTitleLength is the longest title, in characters.
+	MaxTitleLength = 200
+)
+
+// ValidateStreamID checks a stream id: 1 to MaxStreamIDLength bytes from
+// [A-Za-z0-9._-], so it is safe in topic names, object keys and URLs as is.
+func ValidateStreamID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("is empty")
+	case len(id) > MaxStreamIDLength:
+		return fmt.Errorf("is %d bytes long, more than %d", len(id), MaxStreamIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("has %q at byte %d; stream ids use [A-Za-z0-9._-]", c, i)
+		}
+	}
+	return nil
+}
+
+func validateTitle(title string) error {
+	if n := utf8.RuneCountInString(title); n > MaxTitleLength {
+		return fmt.Errorf("is %d characters long, more than %d", n, MaxTitleLength)
+	}
 	return nil
 }
 
@@ -151,6 +193,12 @@ func (m *LiveControl) Validate() error {
 	}
 	if m.StreamID == "" {
 		return &FieldError{Context: liveControlContext, Field: "stream_id", Problem: "is required (in the value or as the record key)"}
+	}
+	if err := ValidateStreamID(m.StreamID); err != nil {
+		return &FieldError{Context: liveControlContext, Field: "stream_id", Problem: err.Error()}
+	}
+	if err := validateTitle(m.Title); err != nil {
+		return &FieldError{Context: liveControlContext, Field: "title", Problem: err.Error()}
 	}
 	return nil
 }

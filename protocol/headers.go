@@ -38,6 +38,18 @@ const (
 	HeaderPublishToken = "weir-publish-token"
 )
 
+// Headers of a dead letter (a record on DeadLetterTopic(topic)): where the
+// record came from and why no consumer could handle it. The dead letter
+// keeps the original key, value (cut at 64 KiB) and headers.
+const (
+	HeaderDeadLetterTopic     = "weir-dlq-topic"     // the topic the record was on
+	HeaderDeadLetterPartition = "weir-dlq-partition" // its partition, decimal
+	HeaderDeadLetterOffset    = "weir-dlq-offset"    // its offset, decimal
+	HeaderDeadLetterGroup     = "weir-dlq-group"     // the consumer group that gave up on it
+	HeaderDeadLetterReason    = "weir-dlq-reason"    // why, UTF-8 text of at most 1 KiB and a cut marker
+	HeaderDeadLetterSize      = "weir-dlq-size"      // the original value's size, decimal, when the value was cut
+)
+
 // FormatPublishToken returns the HeaderPublishToken value for token.
 func FormatPublishToken(token int64) []byte { return strconv.AppendInt(nil, token, 10) }
 

@@ -32,6 +32,9 @@ const (
 	// KindControl: weir's control messages for one component (the VOD
 	// workers, the live controllers), named by the component.
 	KindControl TopicKind = "control"
+	// KindDeadLetter: records of one topic that a consumer could not
+	// handle, named by that topic (DeadLetterTopic).
+	KindDeadLetter TopicKind = "dlq"
 )
 
 // weir's control topics, ControlTopic of their component. Their messages
@@ -112,6 +115,11 @@ func ResultsTopic(jobID string) string { return TopicName(KindResults, jobID) }
 // ControlTopic names the topic of weir's control messages for a component
 // ("vod" gives TopicVODJobs, "live" TopicLiveControl).
 func ControlTopic(component string) string { return TopicName(KindControl, component) }
+
+// DeadLetterTopic names the topic where consumers of topic put the records
+// they cannot handle (too large, malformed, a handler panic), with the
+// reason and origin in the HeaderDeadLetter* headers: "dlq_<topic>".
+func DeadLetterTopic(topic string) string { return TopicName(KindDeadLetter, topic) }
 
 // EngineGroup names the consumer group whose members share an engine's
 // ChunkTopic. Group names have no character restrictions in Kafka; the

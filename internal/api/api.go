@@ -32,6 +32,7 @@ import (
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -42,7 +43,7 @@ const (
 	DefaultUploadTimeout  = time.Hour
 	DefaultReadyTimeout   = 2 * time.Second
 	// MaxTitleLength is the longest title, in characters, a stream may have.
-	MaxTitleLength = 200
+	MaxTitleLength = protocol.MaxTitleLength
 	// MaxURLLength is the longest source URL accepted.
 	MaxURLLength = 2048
 )

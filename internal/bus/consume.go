@@ -118,6 +118,17 @@ type ConsumeOptions struct {
 	// commits; default 500.
 	MaxPollRecords int
 
+	// MaxRecordBytes bounds a record's key, value and headers together
+	// (default DefaultMaxRecordBytes, 1 MiB). With a group, a larger record
+	// never reaches the handler: it is dead-lettered, as is a record whose
+	// handler returned an error marked Permanent or panicked. A dead
+	// letter goes to protocol.DeadLetterTopic(topic) ("dlq_<topic>") with
+	// the reason and origin in headers (protocol.HeaderDeadLetter*), is
+	// counted in weir_bus_dead_letters_total{topic} and logged once, and
+	// its partition moves on: one poison record never wedges a consumer.
+	// Without a group such records fail Consume as any error does.
+	MaxRecordBytes int
+
 	// MaxDeferred bounds how many records may be deferred (Record.Defer)
 	// and not yet acknowledged; at the bound Consume stops fetching until
 	// one is acknowledged. Default 256.
@@ -211,6 +222,9 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 	}
 	if opts.MaxDeferred <= 0 {
 		opts.MaxDeferred = defaultMaxDeferred
+	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	if err := c.startConsumer(); err != nil {
 		return err
@@ -464,7 +478,7 @@ func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
 						return nil
 					}
 					d := &deferral{k: k, kr: kr}
-					if err := k.call(ctx, kr, d); err != nil {
+					if err := k.callChecked(ctx, kr, d); err != nil {
 						if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 							return nil // stopped while handling: redeliver, no failure
 						}
@@ -478,14 +492,30 @@ func (k *consumer) handle(ctx context.Context, fetches kgo.Fetches) error {
 	return nil
 }
 
-// call runs the handler, turning a panic into an error so one bad record
-// cannot take the process down.
+// callChecked runs the handler on a record within MaxRecordBytes. With a
+// group, a record over the limit, a Permanent error and a panic dead-letter
+// the record, and it counts as handled.
+func (k *consumer) callChecked(ctx context.Context, kr *kgo.Record, d *deferral) error {
+	var err error
+	if n := recordSize(kr); n > k.opts.MaxRecordBytes {
+		err = Permanent(fmt.Errorf("record of %d bytes is over the %d-byte limit", n, k.opts.MaxRecordBytes))
+	} else {
+		err = k.call(ctx, kr, d)
+	}
+	if err == nil || k.opts.Group == "" || !IsPermanent(err) {
+		return err
+	}
+	return k.deadLetter(ctx, kr, err)
+}
+
+// call runs the handler, turning a panic into a Permanent error so one bad
+// record cannot take the process down or be retried for ever.
 func (k *consumer) call(ctx context.Context, kr *kgo.Record, d *deferral) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			k.log.Error("consume handler panicked", "topic", kr.Topic, "partition", kr.Partition,
 				"offset", kr.Offset, "panic", p, "stack", string(debug.Stack()))
-			err = fmt.Errorf("handler panicked: %v", p)
+			err = Permanent(fmt.Errorf("handler panicked: %v", p))
 		}
 	}()
 	rec := fromKgo(kr)

@@ -18,6 +18,7 @@ import (
 //	weir_bus_produce_errors_total{topic}     records that failed to produce
 //	weir_bus_consumed_messages_total{topic}  records handed to the application
 //	weir_bus_consumed_bytes_total{topic}     their key+value+header bytes, uncompressed
+//	weir_bus_dead_letters_total{topic}       records of topic dead-lettered by a consumer
 //	weir_bus_consumer_lag{group,topic}       records between what a group member of
 //	                                         this process handled last and the partition's
 //	                                         high watermark at its last fetch, summed
@@ -33,6 +34,7 @@ type Metrics struct {
 	produceErrors *prometheus.CounterVec
 	consumedMsgs  *prometheus.CounterVec
 	consumedBytes *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
 
 	produced sync.Map // topic → *topicCounters
@@ -66,13 +68,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		produceErrors: counter("produce_errors_total", "Records that failed to produce."),
 		consumedMsgs:  counter("consumed_messages_total", "Records consumed and handed to the application."),
 		consumedBytes: counter("consumed_bytes_total", "Key, value and header bytes of consumed records, after decompression."),
+		deadLetters:   counter("dead_letters_total", "Records a consumer could not handle (too large, malformed, a handler panic) and wrote to their dead-letter topic."),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "weir", Subsystem: "bus", Name: "consumer_lag",
 			Help: "Records not yet handled by this process's group members, per group and topic, as of their last fetch.",
 		}, []string{"group", "topic"}),
 		lags: make(map[groupTopic]*partitionLags),
 	}
-	for _, c := range []prometheus.Collector{m.producedMsgs, m.producedBytes, m.produceErrors, m.consumedMsgs, m.consumedBytes, m.lag} {
+	for _, c := range []prometheus.Collector{m.producedMsgs, m.producedBytes, m.produceErrors, m.consumedMsgs, m.consumedBytes, m.deadLetters, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register bus metrics: %w", err)
 		}
@@ -163,4 +166,12 @@ func (h metricsHook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 	tc := h.m.countersFor(&h.m.consumed, h.m.consumedMsgs, h.m.consumedBytes, r.Topic)
 	tc.msgs.Inc()
 	tc.bytes.Add(float64(recordBytes(r)))
+}
+
+// deadLetter counts a dead-lettered record of topic. A nil Metrics counts
+// nothing.
+func (m *Metrics) deadLetter(topic string) {
+	if m != nil {
+		m.deadLetters.WithLabelValues(topic).Inc()
+	}
 }

@@ -58,6 +58,11 @@ func TestRunConsumesJobsFromKafka(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	// The record that is not a job went to the dead-letter topic.
+	dead, err := client.ReadAll(ctx, protocol.DeadLetterTopic(protocol.TopicVODJobs), 0)
+	if err != nil || len(dead) != 1 || string(dead[0].Value) != "not a job" {
+		t.Fatalf("dead letters of %s: %d, %v; want the junk record", protocol.TopicVODJobs, len(dead), err)
+	}
 }
 
 // flakyBus fails its first Consume, as a handler failing on a record

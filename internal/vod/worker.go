@@ -127,6 +127,13 @@ func (w *Worker) Run(ctx context.Context, b bus.Bus) error {
 // again after a pause that doubles up to 30 s. When ctx ends, unfinished
 // jobs stop unacknowledged and are delivered again.
 func (w *Worker) HandleRecord(ctx context.Context, rec *bus.Record) error {
+	// A record that is not a job is refused here, before it is deferred,
+	// so the consumer dead-letters it (bus.Permanent) instead of the job
+	// loop dropping it silently.
+	if _, err := protocol.DecodeVODJob(rec.Key, rec.Value); err != nil {
+		w.m.jobs.WithLabelValues(outcomeSkipped).Inc()
+		return bus.Permanent(err)
+	}
 	ack := rec.Defer()
 	w.jobs.Add(1)
 	go func() {
