@@ -33,6 +33,14 @@ type Bus interface {
 	Flush(ctx context.Context) error
 	Consume(ctx context.Context, opts ConsumeOptions) error
 	CreateTopic(ctx context.Context, topic string, partitions int32) error
+	// DeleteTopic deletes topic and its records (a topic that does not
+	// exist is no error) and drops this process's metric series of it.
+	DeleteTopic(ctx context.Context, topic string) error
+	// ForgetTopic drops this process's metric series of topic (produced,
+	// consumed, dead letters, lag): a component calls it when it is done
+	// with a per-entity topic, so series do not pile up with every stream.
+	// Series come back if the topic is used again.
+	ForgetTopic(topic string)
 }
 
 var _ Bus = (*Client)(nil)

@@ -270,6 +270,26 @@ func (c *Client) CreateTopic(ctx context.Context, topic string, partitions int32
 	return nil
 }
 
+// DeleteTopic deletes topic and its records; a topic that does not exist
+// is no error. This process's metric series of the topic are dropped.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	if err := protocol.ValidateTopic(topic); err != nil {
+		return err
+	}
+	resp, err := c.adm.DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	c.ForgetTopic(topic)
+	return nil
+}
+
+// ForgetTopic drops this process's metric series of topic.
+func (c *Client) ForgetTopic(topic string) { c.cfg.metrics.forgetTopic(topic) }
+
 // Close stops every running Consume (each commits what its handler
 // finished and leaves its group, then returns nil), waits up to 10 s for
 // records buffered by ProduceAsync to be acknowledged, and closes the

@@ -94,6 +94,27 @@ func (m *Metrics) countersFor(cache *sync.Map, msgs, bytes *prometheus.CounterVe
 	return tc.(*topicCounters)
 }
 
+// forgetTopic deletes every series labelled with topic. A nil Metrics
+// holds none.
+func (m *Metrics) forgetTopic(topic string) {
+	if m == nil {
+		return
+	}
+	m.produced.Delete(topic)
+	m.consumed.Delete(topic)
+	for _, v := range []*prometheus.CounterVec{m.producedMsgs, m.producedBytes, m.produceErrors, m.consumedMsgs, m.consumedBytes, m.deadLetters} {
+		v.DeleteLabelValues(topic)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key := range m.lags {
+		if key.topic == topic {
+			delete(m.lags, key)
+			m.lag.DeleteLabelValues(key.group, topic)
+		}
+	}
+}
+
 // setLag records the lag of one partition of a group member in this
 // process and updates the group/topic sum.
 func (m *Metrics) setLag(group string, tp topicPartition, lag int64) {

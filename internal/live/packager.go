@@ -54,6 +54,10 @@ type Config struct {
 	// that reconnects sooner continues the stream after a
 	// discontinuity.
 	PublisherTimeout time.Duration
+	// TopicRetention, when positive, deletes a live stream's topic (its
+	// raw media on the bus) this long after the stream ended; the VOD it
+	// became lives in the object store. Zero keeps topics.
+	TopicRetention time.Duration
 	// Retention, when positive, deletes a segment's object once it has
 	// left the live window and was listed longer ago than this; the VOD
 	// playlist then lists the segments still stored (their metadata rows
@@ -152,6 +156,9 @@ func (p *Packager) Run(ctx context.Context) error {
 	p.ctx = ctx
 	p.mu.Unlock()
 	defer p.stopAll()
+	swept := make(chan struct{})
+	go func() { defer close(swept); p.sweepTopics(ctx) }()
+	defer func() { <-swept }()
 	pause := time.Second
 	for ctx.Err() == nil {
 		err := p.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
@@ -202,6 +209,8 @@ func (p *Packager) revoked(topic string, _ []int32) {
 		t.stop()
 		t.log.Info("live stream handed over to another packager")
 	}
+	// Its series move with the stream to the new owner.
+	p.cfg.Bus.ForgetTopic(topic)
 }
 
 // handle routes a record of a stream topic to its stream's task. An error
@@ -253,6 +262,7 @@ func (p *Packager) ended(t *streamTask) {
 	delete(p.tasks, t.id)
 	if t.finished {
 		p.skipped[t.id] = true
+		p.cfg.Bus.ForgetTopic(protocol.StreamTopic(t.id))
 	}
 }
 

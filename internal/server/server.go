@@ -55,6 +55,7 @@ type Config struct {
 	LiveWindowDuration   time.Duration `koanf:"live-window-duration"`
 	LivePublisherTimeout time.Duration `koanf:"live-publisher-timeout"`
 	LiveRetention        time.Duration `koanf:"live-retention"`
+	LiveTopicRetention   time.Duration `koanf:"live-topic-retention"`
 
 	VODLadder          string        `koanf:"vod-ladder"`
 	VODSegmentDuration time.Duration `koanf:"vod-segment-duration"`
@@ -293,6 +294,7 @@ func (s *Server) startPackager() error {
 		WindowDuration:   s.cfg.LiveWindowDuration,
 		PublisherTimeout: s.cfg.LivePublisherTimeout,
 		Retention:        s.cfg.LiveRetention,
+		TopicRetention:   s.cfg.LiveTopicRetention,
 	})
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)

@@ -98,7 +98,7 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 	}
 	st, err := r.transition(ctx, to, func(s *metastore.Stream) {
 		s.Progress = 0
-		s.Details = mergeDetails(s.Details, map[string]any{"attempts": attempt})
+		s.Details = metastore.MergeDetails(s.Details, map[string]any{"attempts": attempt})
 	})
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 
 	if _, err = r.transition(ctx, metastore.StatusTranscoding, func(s *metastore.Stream) {
 		s.Progress = 0
-		s.Details = mergeDetails(s.Details, map[string]any{
+		s.Details = metastore.MergeDetails(s.Details, map[string]any{
 			"probe":              probeSummary(r.info),
 			"ladder":             r.names(),
 			"format":             w.cfg.Format,
@@ -189,7 +189,7 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 		if thumbKey != "" {
 			d["thumbnail"] = thumbKey
 		}
-		s.Details = mergeDetails(s.Details, d)
+		s.Details = metastore.MergeDetails(s.Details, d)
 	})
 	return err
 }
@@ -259,7 +259,7 @@ func (w *Worker) cleanup(ctx context.Context, st metastore.Stream) error {
 		names[rg.Name] = true
 	}
 	var ladder []string
-	if raw := detailRaw(st.Details, "ladder"); raw != nil && json.Unmarshal(raw, &ladder) == nil {
+	if raw := metastore.DetailRaw(st.Details, "ladder"); raw != nil && json.Unmarshal(raw, &ladder) == nil {
 		for _, n := range ladder {
 			names[n] = true
 		}
@@ -344,35 +344,10 @@ func probeSummary(info *media.Info) map[string]any {
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
-// mergeDetails sets keys of the stream's details JSON object, keeping the
-// keys others wrote (the API's source_filename and source_size).
-func mergeDetails(raw json.RawMessage, kv map[string]any) json.RawMessage {
-	m := map[string]json.RawMessage{}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &m)
-	}
-	for k, v := range kv {
-		b, err := json.Marshal(v)
-		if err != nil {
-			continue
-		}
-		m[k] = b
-	}
-	out, _ := json.Marshal(m)
-	return out
-}
-
-func detailRaw(raw json.RawMessage, key string) json.RawMessage {
-	m := map[string]json.RawMessage{}
-	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
-		return nil
-	}
-	return m[key]
-}
-
+// detailInt reads an integer member of a stream's details (0 when absent).
 func detailInt(raw json.RawMessage, key string) int {
 	var n int
-	if v := detailRaw(raw, key); v != nil {
+	if v := metastore.DetailRaw(raw, key); v != nil {
 		_ = json.Unmarshal(v, &n)
 	}
 	return n

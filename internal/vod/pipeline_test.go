@@ -471,7 +471,7 @@ func TestJobsThatNeedNoWork(t *testing.T) {
 	// instead of being tried again.
 	id, job := e.upload(t, smallClip(t, "1"))
 	if _, err := e.meta.TransitionStatus(context.Background(), id, metastore.StatusTranscoding, func(s *metastore.Stream) {
-		s.Details = mergeDetails(s.Details, map[string]any{"attempts": 3})
+		s.Details = metastore.MergeDetails(s.Details, map[string]any{"attempts": 3})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -214,6 +214,27 @@ func (b *Bus) CreateTopic(ctx context.Context, name string, partitions int32) er
 	return nil
 }
 
+// DeleteTopic deletes topic and its records; a missing topic is no error.
+// Committed offsets of groups stay, as Kafka keeps them until they expire.
+func (b *Bus) DeleteTopic(ctx context.Context, name string) error {
+	if err := protocol.ValidateTopic(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return bus.ErrClosed
+	}
+	delete(b.topics, name)
+	return nil
+}
+
+// ForgetTopic does nothing: the fake keeps no metrics.
+func (b *Bus) ForgetTopic(string) {}
+
 // Partitions returns how many partitions topic has, 0 when it does not
 // exist.
 func (b *Bus) Partitions(topic string) int32 {
