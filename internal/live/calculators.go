@@ -181,7 +181,7 @@ type segmenterCalculator struct {
 
 func (c *segmenterCalculator) Open(cc *graph.CalculatorContext) error {
 	c.env = cc.InputSidePacket("ENV").(*streamEnv)
-	c.s = newSegmenter(c.env.p.cfg.SegmentDuration)
+	c.s = newSegmenter(c.env.p.cfg.SegmentDuration, c.env.p.cfg.MaxSegmentDuration)
 	if len(c.env.segments) > 0 {
 		// Taking over a stream: whatever was being cut is lost.
 		c.s.markDiscontinuity()
@@ -194,7 +194,7 @@ func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
 	if !ok {
 		return nil
 	}
-	dropped := c.s.droppedBytes
+	dropped, changes, cuts := c.s.droppedBytes, c.s.formatChanges, c.s.longCuts
 	var segs []*cutSegment
 	if b.newSession {
 		segs = c.s.newSession(b.at, segs)
@@ -205,6 +205,15 @@ func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
 	}
 	if d := c.s.droppedBytes - dropped; d > 0 {
 		c.env.p.metrics.dropped.Add(float64(d))
+	}
+	if n := c.s.formatChanges - changes; n > 0 {
+		c.env.p.metrics.formatChanges.Add(float64(n))
+		c.env.log.Info("live stream: the picture size changed; the next segment carries a discontinuity", "width", c.s.width, "height", c.s.height)
+	}
+	if n := c.s.longCuts - cuts; n > 0 {
+		c.env.p.metrics.longCuts.Add(float64(n))
+		c.env.log.Warn("live stream: no key frame within the longest segment allowed; cut there, dropping media until the next key frame",
+			"max_segment_duration", c.env.p.cfg.MaxSegmentDuration)
 	}
 	if len(segs) == 0 && !b.end {
 		return nil

@@ -17,7 +17,7 @@ func FuzzTSDemux(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
 		at := time.Unix(1, 0)
 		d := mpegts.NewDemuxer()
-		s := newSegmenter(time.Second)
+		s := newSegmenter(time.Second, 10*time.Second)
 		k := min(int(split), len(data))
 		var pieces []mpegts.Packet
 		pieces = d.Feed(data[:k], at, pieces)

@@ -509,9 +509,15 @@ func makeMedia(t testing.TB, format string, args ...string) []byte {
 // offset seconds. codec is libx264 or libx265.
 func makeTS(t testing.TB, seconds, gop int, codec string, offset float64) []byte {
 	t.Helper()
+	return makeTSSized(t, "160x120", seconds, gop, codec, offset)
+}
+
+// makeTSSized is makeTS with a picture size other than 160x120.
+func makeTSSized(t testing.TB, size string, seconds, gop int, codec string, offset float64) []byte {
+	t.Helper()
 	d := itoa(seconds)
 	args := []string{
-		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=" + d,
+		"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=25:duration=" + d,
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=" + d,
 		"-c:v", codec, "-g", itoa(gop), "-keyint_min", itoa(gop), "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "32k", "-output_ts_offset", ftoa(offset),

@@ -15,6 +15,9 @@ import (
 //	weir_live_checksum_failures_total            segments whose read-back SHA-256 did not match
 //	weir_live_dropped_bytes_total                bytes dropped while waiting for a key frame
 //	weir_live_streams                            streams this process packages now
+//	weir_live_format_changes_total               picture size changes mid-stream (each a discontinuity)
+//	weir_live_long_segment_cuts_total            segments cut at the longest duration allowed
+//	                                             because no key frame came
 //	weir_live_stale_records_total                records dropped because their publisher
 //	                                             had lost the stream to another
 //	weir_live_segment_publish_latency_seconds    from the ingest receiving the key frame that
@@ -28,6 +31,8 @@ type metrics struct {
 	dropped          prometheus.Counter
 	streams          prometheus.Gauge
 	staleRecords     prometheus.Counter
+	formatChanges    prometheus.Counter
+	longCuts         prometheus.Counter
 	latency          prometheus.Histogram
 }
 
@@ -60,6 +65,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "weir_live_streams",
 			Help: "Live streams this process is packaging.",
 		}),
+		formatChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_format_changes_total",
+			Help: "Picture size changes in the middle of a live stream; each starts a segment with a discontinuity.",
+		}),
+		longCuts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_long_segment_cuts_total",
+			Help: "Live segments cut at the longest duration allowed because no key frame came; media up to the next key frame is dropped.",
+		}),
 		staleRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_live_stale_records_total",
 			Help: "Stream records dropped because their publisher had lost the stream's publish lease to another.",
@@ -78,6 +91,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.staleRecords, err = prom.Register(reg, m.staleRecords); err != nil {
+		return nil, err
+	}
+	if m.formatChanges, err = prom.Register(reg, m.formatChanges); err != nil {
+		return nil, err
+	}
+	if m.longCuts, err = prom.Register(reg, m.longCuts); err != nil {
 		return nil, err
 	}
 	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {

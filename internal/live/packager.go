@@ -54,6 +54,11 @@ type Config struct {
 	// that reconnects sooner continues the stream after a
 	// discontinuity.
 	PublisherTimeout time.Duration
+	// MaxSegmentDuration bounds a segment when the publisher's key frames
+	// are further apart (default the larger of 5 × SegmentDuration and
+	// 10 s): the segment is cut there and media up to the next key frame
+	// is dropped, counted in weir_live_long_segment_cuts_total.
+	MaxSegmentDuration time.Duration
 	// TopicRetention, when positive, deletes a live stream's topic (its
 	// raw media on the bus) this long after the stream ended; the VOD it
 	// became lives in the object store. Zero keeps topics.
@@ -134,6 +139,12 @@ func NewPackager(cfg Config) (*Packager, error) {
 	}
 	if cfg.PublisherTimeout <= 0 {
 		cfg.PublisherTimeout = DefaultPublisherTimeout
+	}
+	if cfg.MaxSegmentDuration <= 0 {
+		cfg.MaxSegmentDuration = max(5*cfg.SegmentDuration, 10*time.Second)
+	}
+	if cfg.MaxSegmentDuration < cfg.SegmentDuration {
+		return nil, fmt.Errorf("live packager: max segment duration %v is below the segment duration %v", cfg.MaxSegmentDuration, cfg.SegmentDuration)
 	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {

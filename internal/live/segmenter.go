@@ -84,14 +84,28 @@ type segmenter struct {
 	nextDisc bool
 	emitted  bool
 
+	// maxSpan bounds a segment's media time: a segment that reaches it
+	// without a key frame to cut on is closed there, and what follows is
+	// dropped up to the next key frame (a segment must start on one), so
+	// a publisher that sends key frames rarely or never cannot make the
+	// packager hold minutes of media.
+	maxSpan time.Duration
+	// width and height are the picture size of the current format, from
+	// the sequence parameter set of the last key frame that had one.
+	width, height int
+
 	// droppedBytes counts packets dropped while waiting for a key frame;
-	// jumps counts timestamp discontinuities found.
-	droppedBytes int64
-	jumps        int
+	// jumps counts timestamp discontinuities found; formatChanges counts
+	// picture size changes mid-session; longCuts counts segments closed
+	// at maxSpan.
+	droppedBytes  int64
+	jumps         int
+	formatChanges int
+	longCuts      int
 }
 
-func newSegmenter(target time.Duration) *segmenter {
-	return &segmenter{target: target, frameDelta: defaultFrameDuration}
+func newSegmenter(target, maxSpan time.Duration) *segmenter {
+	return &segmenter{target: target, maxSpan: max(maxSpan, target), frameDelta: defaultFrameDuration}
 }
 
 // markDiscontinuity makes the next segment carry a discontinuity.
@@ -129,12 +143,22 @@ func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment
 			s.lastDTS, s.haveLast = p.DTS, true
 		}
 		if p.Key && p.HasPTS {
-			if s.open && s.due(p.DTS-s.curDTS) {
+			changed := s.formatChanged(p)
+			if s.open && (changed || s.due(p.DTS-s.curDTS)) {
 				out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
+			}
+			if changed {
+				// A new picture size: players must reset their decoder.
+				s.formatChanges++
+				s.nextDisc = s.nextDisc || s.emitted
 			}
 			if !s.open && tables != nil {
 				s.start(p, tables)
 			}
+		} else if s.open && p.Primary && p.Start && p.HasPTS && p.DTS-s.curDTS >= s.maxSpan {
+			s.longCuts++
+			out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
+			s.nextDisc = true
 		}
 		if !s.open {
 			s.droppedBytes += int64(len(p.Data))
@@ -147,6 +171,17 @@ func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment
 		}
 	}
 	return out
+}
+
+// formatChanged notes the picture size a key frame declares and reports
+// whether it differs from the one before.
+func (s *segmenter) formatChanged(p *mpegts.Packet) bool {
+	if p.Width == 0 || p.Height == 0 {
+		return false
+	}
+	changed := s.width != 0 && (p.Width != s.width || p.Height != s.height)
+	s.width, s.height = p.Width, p.Height
+	return changed
 }
 
 // due reports whether a segment that has lasted elapsed should close at

@@ -13,7 +13,7 @@ import (
 // segmentStream runs MPEG-TS through a demuxer and a segmenter, feeding
 // 1316-byte pieces, starting a new session before each of sessions.
 func segmentStream(target time.Duration, sessions ...[]byte) []*cutSegment {
-	s := newSegmenter(target)
+	s := newSegmenter(target, 10*time.Second)
 	var segs []*cutSegment
 	at := time.Now()
 	for _, ts := range sessions {
@@ -113,7 +113,7 @@ func TestSegmenterMarksDiscontinuities(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var segs []*cutSegment
-			s := newSegmenter(time.Second)
+			s := newSegmenter(time.Second, 10*time.Second)
 			if tc.joined {
 				var all []byte
 				for _, p := range tc.parts {
@@ -169,7 +169,7 @@ func TestSegmenterDropsWhatPrecedesTheFirstKeyFrame(t *testing.T) {
 			break
 		}
 	}
-	s := newSegmenter(time.Second)
+	s := newSegmenter(time.Second, 10*time.Second)
 	s.markDiscontinuity()
 	segs := s.flush(time.Now(), s.add(pieces[start:], d.Tables(), nil))
 	if len(segs) != 2 || !segs[0].Discontinuity || segs[1].Discontinuity {
@@ -184,7 +184,7 @@ func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 	t.Parallel()
 	ts := makeTS(t, 3, 25, "libx264", 0)
 	d := mpegts.NewDemuxer()
-	s := newSegmenter(time.Second)
+	s := newSegmenter(time.Second, 10*time.Second)
 	base := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	var segs []*cutSegment
 	for i := 0; len(ts) > 0; i++ {
@@ -221,7 +221,7 @@ func TestSegmentsStartWithTablesAndKeyFrame(t *testing.T) {
 	t.Parallel()
 	ts := makeTS(t, 4, 25, "libx264", 0)
 	pieces, d := demuxAll(ts, 1316)
-	s := newSegmenter(time.Second)
+	s := newSegmenter(time.Second, 10*time.Second)
 	segs := s.flush(time.Now(), s.add(pieces, d.Tables(), nil))
 	if len(segs) != 4 {
 		t.Fatalf("%d segments from 4 s, want 4", len(segs))
@@ -235,4 +235,63 @@ func TestSegmentsStartWithTablesAndKeyFrame(t *testing.T) {
 			t.Errorf("segment %d does not start with the PAT and PMT", i)
 		}
 	}
+}
+
+// A publisher that changes its picture size mid-session (an encoder
+// reconfigured on the fly) gets a segment boundary with a discontinuity at
+// the first key frame of the new size, for H.264 and H.265.
+func TestSegmenterMarksAPictureSizeChange(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []string{"libx264", "libx265"} {
+		t.Run(codec, func(t *testing.T) {
+			small := makeTSSized(t, "160x120", 3, 25, codec, 0)
+			large := makeTSSized(t, "320x240", 3, 25, codec, 3)
+			segs, s := segmentWith(10*time.Second, append(append([]byte{}, small...), large...))
+			if s.formatChanges != 1 || s.jumps != 0 {
+				t.Fatalf("format changes %d, timestamp jumps %d; want one change and no jump", s.formatChanges, s.jumps)
+			}
+			var disc []int
+			for i, seg := range segs {
+				if seg.Discontinuity {
+					disc = append(disc, i)
+				}
+			}
+			if len(disc) != 1 || (segs[disc[0]].Start-segs[0].Start-3*time.Second).Abs() > 100*time.Millisecond {
+				t.Fatalf("discontinuities at segments %v (durations %v), want one where the 320x240 part starts", disc, durations(segs))
+			}
+		})
+	}
+}
+
+// A publisher whose key frames are further apart than the longest segment
+// allowed has its segments cut there; media up to the next key frame is
+// dropped instead of held, and every segment still starts on a key frame.
+func TestSegmenterBoundsSegmentsWithoutKeyFrames(t *testing.T) {
+	t.Parallel()
+	segs, s := segmentWith(3*time.Second, makeTS(t, 8, 100, "libx264", 0)) // key frames every 4 s
+	if s.longCuts == 0 {
+		t.Fatal("no segment was cut at the bound")
+	}
+	for i, seg := range segs {
+		if seg.Duration > 3*time.Second+100*time.Millisecond {
+			t.Errorf("segment %d lasts %v, over the 3 s bound", i, seg.Duration)
+		}
+		if info, err := hls.InspectTS(seg.Data); err != nil || !info.StartsWithKeyFrame {
+			t.Errorf("segment %d does not start on a key frame (%v)", i, err)
+		}
+	}
+	if s.droppedBytes == 0 {
+		t.Error("nothing counted as dropped between the cut and the next key frame")
+	}
+}
+
+// segmentWith runs one session through a 1 s segmenter bounded at maxSpan.
+func segmentWith(maxSpan time.Duration, ts []byte) ([]*cutSegment, *segmenter) {
+	s := newSegmenter(time.Second, maxSpan)
+	d := mpegts.NewDemuxer()
+	at := time.Now()
+	segs := s.newSession(at, nil)
+	segs = s.add(d.Feed(ts, at, nil), d.Tables(), segs)
+	segs = s.add(d.Flush(nil), d.Tables(), segs)
+	return s.flush(at, segs), s
 }

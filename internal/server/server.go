@@ -56,6 +56,7 @@ type Config struct {
 	LivePublisherTimeout time.Duration `koanf:"live-publisher-timeout"`
 	LiveRetention        time.Duration `koanf:"live-retention"`
 	LiveTopicRetention   time.Duration `koanf:"live-topic-retention"`
+	LiveMaxSegment       time.Duration `koanf:"live-max-segment-duration"`
 
 	VODLadder          string        `koanf:"vod-ladder"`
 	VODSegmentDuration time.Duration `koanf:"vod-segment-duration"`
@@ -288,13 +289,14 @@ func (s *Server) startPackager() error {
 	var err error
 	s.packager, err = live.NewPackager(live.Config{
 		Meta: s.meta, Objects: s.objects, Bus: s.bus, Registry: s.reg,
-		Logger:           s.log,
-		SegmentDuration:  s.cfg.LiveSegmentDuration,
-		Window:           s.cfg.LiveWindow,
-		WindowDuration:   s.cfg.LiveWindowDuration,
-		PublisherTimeout: s.cfg.LivePublisherTimeout,
-		Retention:        s.cfg.LiveRetention,
-		TopicRetention:   s.cfg.LiveTopicRetention,
+		Logger:             s.log,
+		SegmentDuration:    s.cfg.LiveSegmentDuration,
+		Window:             s.cfg.LiveWindow,
+		WindowDuration:     s.cfg.LiveWindowDuration,
+		PublisherTimeout:   s.cfg.LivePublisherTimeout,
+		Retention:          s.cfg.LiveRetention,
+		TopicRetention:     s.cfg.LiveTopicRetention,
+		MaxSegmentDuration: s.cfg.LiveMaxSegment,
 	})
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)

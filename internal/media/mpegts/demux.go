@@ -58,6 +58,11 @@ type Packet struct {
 	// increasing, past 2^33 ticks.
 	HasPTS   bool
 	PTS, DTS time.Duration
+	// Width and Height are the picture size a key packet's access unit
+	// declares in its sequence parameter set (H.264, H.265), when it
+	// carries one ahead of its first picture; 0 otherwise. A change
+	// between key frames is a change of format mid-stream.
+	Width, Height int
 }
 
 // PES is a reassembled PES packet: for video, one access unit (Annex B
@@ -421,6 +426,9 @@ func (d *Demuxer) release(key bool, out []Packet) []Packet {
 		return out
 	}
 	d.pending[0].Key = key
+	if key && d.pending[0].Stream != nil {
+		d.pending[0].Width, d.pending[0].Height = spsDimensions(d.nalBuf, d.pending[0].Stream.Codec)
+	}
 	out = append(out, d.pending...)
 	clear(d.pending)
 	d.pending = d.pending[:0]

@@ -278,3 +278,28 @@ func TestDemuxDropsDamagedAndNullPackets(t *testing.T) {
 		t.Errorf("transport errors %d, errors %v: want the damaged packet reported", d.Stats().TransportErrors, errs)
 	}
 }
+
+// Key packets carry the picture size their sequence parameter set declares,
+// so a consumer can tell a format change from an ordinary key frame.
+func TestKeyPacketsCarryThePictureSize(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []string{"libx264", "libx265"} {
+		t.Run(codec, func(t *testing.T) {
+			pkts, _, _, _ := demuxAll(makeTS(t, 2, 25, codec, 0), 1316)
+			keys := 0
+			for _, p := range pkts {
+				if p.Key && p.Primary {
+					keys++
+					if p.Width != 160 || p.Height != 120 {
+						t.Fatalf("key packet at %d: size %dx%d, want 160x120", p.Offset, p.Width, p.Height)
+					}
+				} else if p.Width != 0 || p.Height != 0 {
+					t.Fatalf("packet at %d (not a key frame) has a size %dx%d", p.Offset, p.Width, p.Height)
+				}
+			}
+			if keys < 2 {
+				t.Fatalf("%d key packets, want one per second", keys)
+			}
+		})
+	}
+}

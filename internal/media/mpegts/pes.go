@@ -161,3 +161,54 @@ func firstPictureIsKey(buf []byte, codec Codec) (key, decided bool) {
 	}
 	return false, false
 }
+
+// spsDimensions returns the picture size declared by the first sequence
+// parameter set in an Annex B byte stream that comes before its first
+// picture NAL unit (0, 0 when there is none, or it does not parse).
+func spsDimensions(buf []byte, codec Codec) (width, height int) {
+	for i := 0; i+3 < len(buf); i++ {
+		if buf[i] != 0 || buf[i+1] != 0 || buf[i+2] != 1 {
+			continue
+		}
+		start := i + 3
+		end := nextStartCode(buf, start)
+		nal := buf[start:end]
+		if len(nal) == 0 {
+			continue
+		}
+		switch {
+		case codec == CodecH264 && h264.NALUType(nal[0]&0x1f) == h264.NALUTypeSPS:
+			var sps h264.SPS
+			if sps.Unmarshal(nal) == nil {
+				return sps.Width(), sps.Height()
+			}
+			return 0, 0
+		case codec == CodecH264 && h264.NALUType(nal[0]&0x1f) <= h264.NALUTypeIDR && h264.NALUType(nal[0]&0x1f) >= h264.NALUTypeNonIDR:
+			return 0, 0 // a picture before any SPS
+		case codec == CodecH265 && len(nal) > 1 && h265.NALUType(nal[0]>>1&0x3f) == h265.NALUType_SPS_NUT:
+			var sps h265.SPS
+			if sps.Unmarshal(nal) == nil {
+				return sps.Width(), sps.Height()
+			}
+			return 0, 0
+		case codec == CodecH265 && h265.NALUType(nal[0]>>1&0x3f) < h265.NALUType_VPS_NUT:
+			return 0, 0
+		}
+		i = end - 1
+	}
+	return 0, 0
+}
+
+// nextStartCode returns where the next 00 00 01 (or 00 00 00 01) start
+// code at or after from begins, or len(buf).
+func nextStartCode(buf []byte, from int) int {
+	for j := from; j+2 < len(buf); j++ {
+		if buf[j] == 0 && buf[j+1] == 0 && buf[j+2] == 1 {
+			if j > from && buf[j-1] == 0 {
+				return j - 1
+			}
+			return j
+		}
+	}
+	return len(buf)
+}
