@@ -246,6 +246,38 @@ func TestHeaderValues(t *testing.T) {
 	if _, err := ParseLiveEnd([]byte("ended")); err == nil || !strings.Contains(err.Error(), HeaderLiveEnd) {
 		t.Errorf("ParseLiveEnd(ended) = %v, want an error naming the header", err)
 	}
+	if v := FormatPublishToken(17); string(v) != "17" {
+		t.Errorf("FormatPublishToken = %q", v)
+	}
+	if got, err := ParsePublishToken(FormatPublishToken(1 << 40)); err != nil || got != 1<<40 {
+		t.Errorf("ParsePublishToken round trip = %d, %v", got, err)
+	}
+	for _, bad := range []string{"", "0", "-5", "1.5", " 7", "abc", "9223372036854775808"} {
+		if _, err := ParsePublishToken([]byte(bad)); err == nil || !strings.Contains(err.Error(), HeaderPublishToken) {
+			t.Errorf("ParsePublishToken(%q) = %v, want an error naming the header", bad, err)
+		}
+	}
+}
+
+// FuzzParsePublishToken checks that ParsePublishToken never crashes, that
+// what it accepts is positive, and that it formats back to the same bytes.
+func FuzzParsePublishToken(f *testing.F) {
+	for _, s := range []string{"17", "0", "-1", "", "+5", "007"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		tok, err := ParsePublishToken(v)
+		if err != nil {
+			return
+		}
+		if tok <= 0 {
+			t.Fatalf("ParsePublishToken(%q) = %d, want a positive token or an error", v, tok)
+		}
+		again, err := ParsePublishToken(FormatPublishToken(tok))
+		if err != nil || again != tok {
+			t.Fatalf("ParsePublishToken(%q) = %d, but its formatted value parses to %d, %v", v, tok, again, err)
+		}
+	})
 }
 
 // FuzzParseReceivedAt checks that ParseReceivedAt never crashes and that

@@ -44,7 +44,7 @@
 // engines written in Go use the same names weir does: topic names
 // ([TopicName], [StreamTopic], [ControlTopic]...) and consumer group names
 // ([RoleGroup], [EngineGroup]), weir's record headers ([HeaderReceivedAt],
-// [HeaderLiveEnd]) and weir's own control messages ([VODJob],
+// [HeaderLiveEnd], [HeaderPublishToken]) and weir's own control messages ([VODJob],
 // [LiveControl], written by [EncodeControl]).
 //
 // docs/protocol.md describes the protocol for engine authors; docs/bus.md
