@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -54,11 +55,33 @@ type Leaser interface {
 	GetLease(ctx context.Context, name string) (Lease, error)
 }
 
-// The names of the leases weir takes; every process must agree on them.
+// The names of the leases weir takes; every process must agree on them. A
+// lease name is "{kind}/{stream id}"; each kind guards one piece of work on
+// a stream.
 
-// PublishLeaseName names the lease a live publisher (an RTMP or SRT session,
-// or a pull) holds on a stream while it writes the stream's topic.
+// PublishLeaseName is the lease an RTMP or SRT publish session holds on a
+// stream for its whole life, so a stream has one publisher across every
+// ingest process; its records carry the lease's token.
 func PublishLeaseName(streamID string) string { return "publish/" + streamID }
+
+// PullLeaseName is the lease the ingest process pulling a stream's source
+// holds while it pulls, so a pulled stream has one puller; the pulled
+// records carry this lease's token.
+func PullLeaseName(streamID string) string { return "pull/" + streamID }
+
+// VODLeaseName is the lease a VOD worker holds while it works on a title.
+func VODLeaseName(streamID string) string { return "vod/" + streamID }
+
+// DefaultHolder names this process in leases: host name and process id.
+// Components append a claim number of their own ("host/123#7"), so that two
+// claims in one process are two holders.
+func DefaultHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
 
 // leaseColumns is the column list every lease query returns, read by
 // scanLease.

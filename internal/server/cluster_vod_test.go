@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/metastore"
-	"github.com/weir-media/weir/internal/vod"
 )
 
 // realtimeFFmpegDir returns a directory holding an `ffmpeg` that runs the
@@ -128,7 +127,7 @@ func TestClusterVODWorkerKilledMidTranscode(t *testing.T) {
 		if err != nil || st.Status != metastore.StatusTranscoding {
 			return false
 		}
-		l, err := meta.GetLease(ctx, vod.LeaseName(id))
+		l, err := meta.GetLease(ctx, metastore.VODLeaseName(id))
 		if err != nil || !l.Held {
 			return false
 		}
@@ -162,7 +161,7 @@ func TestClusterVODWorkerKilledMidTranscode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, err := meta.GetLease(ctx, vod.LeaseName(id)); err != nil || holderPID(t, l.Holder) != survivor.pid() {
+	if l, err := meta.GetLease(ctx, metastore.VODLeaseName(id)); err != nil || holderPID(t, l.Holder) != survivor.pid() {
 		t.Fatalf("the title's lease at the end: %+v, %v; the survivor (pid %d) should have taken it", l, err, survivor.pid())
 	}
 	if ready := metric(t, survivor, `weir_vod_jobs_total{outcome="ready"}`); ready != 1 {

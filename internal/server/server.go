@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	// s stays set when a step fails (the named result does not), so the
 	// deferred close releases whatever was started before the failure.
-	s := &Server{cfg: cfg, roles: roles, holder: vod.DefaultHolder(), log: log, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, roles: roles, holder: metastore.DefaultHolder(), log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -42,7 +42,7 @@ func TestTwoWorkersOnOneJobTranscodeItOnce(t *testing.T) {
 	if n := detailInt(st.Details, "attempts"); n != 1 {
 		t.Fatalf("the title was attempted %d times, want once: worker b must not start it again", n)
 	}
-	if l, err := e.meta.GetLease(context.Background(), LeaseName(id)); err != nil || l.Held {
+	if l, err := e.meta.GetLease(context.Background(), metastore.VODLeaseName(id)); err != nil || l.Held {
 		t.Fatalf("the title's lease after the job: %+v, %v; want released", l, err)
 	}
 }
@@ -64,7 +64,7 @@ func TestWorkerThatLosesItsLeaseStops(t *testing.T) {
 
 	// Another process takes the lease over, as it would after proc-a's
 	// renewals stopped reaching the store.
-	taken := takeLease(t, e.meta, LeaseName(id), "proc-b")
+	taken := takeLease(t, e.meta, metastore.VODLeaseName(id), "proc-b")
 	select {
 	case err := <-errc:
 		if err == nil || !errors.Is(err, metastore.ErrLeaseLost) {
@@ -77,7 +77,7 @@ func TestWorkerThatLosesItsLeaseStops(t *testing.T) {
 	if st.Status.Terminal() {
 		t.Fatalf("status %s (%s): losing the lease must leave the title to the new holder", st.Status, st.Error)
 	}
-	if cur, _ := e.meta.GetLease(context.Background(), LeaseName(id)); cur.Holder != "proc-b" || cur.Token != taken.Token {
+	if cur, _ := e.meta.GetLease(context.Background(), metastore.VODLeaseName(id)); cur.Holder != "proc-b" || cur.Token != taken.Token {
 		t.Fatalf("the old holder touched the new holder's lease: %+v", cur)
 	}
 }

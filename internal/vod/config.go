@@ -134,15 +134,6 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
-// DefaultHolder names this process in leases: host name and process id.
-func DefaultHolder() string {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown-host"
-	}
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
-}
-
 func (c *Config) setDefaults() error {
 	if c.Meta == nil || c.Objects == nil {
 		return errors.New("vod: Config.Meta and Config.Objects are required")
@@ -213,7 +204,7 @@ func (c *Config) setDefaults() error {
 		c.MaxJobs = 2
 	}
 	if c.Holder == "" {
-		c.Holder = DefaultHolder()
+		c.Holder = metastore.DefaultHolder()
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 15 * time.Second

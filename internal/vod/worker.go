@@ -257,7 +257,7 @@ func (w *Worker) handle(ctx context.Context, key, raw []byte) error {
 // status meanwhile: whoever held the lease finished it. The stream returned
 // is read after the lease was taken.
 func (w *Worker) holdJob(ctx context.Context, st metastore.Stream) (*metastore.HeldLease, metastore.Stream, error) {
-	name := LeaseName(st.ID)
+	name := metastore.VODLeaseName(st.ID)
 	for {
 		held, err := metastore.Hold(ctx, w.cfg.Meta, name, w.holderID(), w.cfg.LeaseTTL, w.log)
 		if err == nil {
@@ -287,10 +287,6 @@ func (w *Worker) holdJob(ctx context.Context, st metastore.Stream) (*metastore.H
 		}
 	}
 }
-
-// LeaseName is the name of the metadata-store lease a worker holds while it
-// works on a title.
-func LeaseName(streamID string) string { return "vod/" + streamID }
 
 // holderID names one claim: the process (Config.Holder) and a number of
 // its own, so two deliveries of one job in one process do not share a
