@@ -23,9 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
-	"github.com/weir-media/weir/internal/push"
 	"github.com/weir-media/weir/internal/testenv"
 	"github.com/weir-media/weir/protocol"
 )
@@ -197,16 +198,16 @@ func (e *liveEnv) startPackager() {
 
 // publishBytes writes MPEG-TS to a stream's topic as a publisher session
 // would, as fast as the bus takes it. It returns the session, open.
-func (e *liveEnv) openSession(id string) *push.Session {
+func (e *liveEnv) openSession(id string) *ingest.Session {
 	e.t.Helper()
-	s, err := push.OpenSession(context.Background(), e.client, push.SessionOptions{StreamID: id, EngineID: "test"})
+	s, err := ingest.OpenSession(context.Background(), e.client, ingest.SessionOptions{StreamID: id, EngineID: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return s
 }
 
-func writeAll(t testing.TB, s *push.Session, ts []byte) {
+func writeAll(t testing.TB, s *ingest.Session, ts []byte) {
 	t.Helper()
 	for len(ts) > 0 {
 		n := min(10240, len(ts))

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
-	"github.com/weir-media/weir/internal/push"
 )
 
 // sourceFormat is what a pulled source sends.
@@ -206,7 +206,7 @@ func (c *Controller) pullOnce(ctx context.Context, id, src string) (connected bo
 		return false, err
 	}
 
-	sess, err := push.OpenSession(context.WithoutCancel(ctx), c.producer(), push.SessionOptions{
+	sess, err := ingest.OpenSession(context.WithoutCancel(ctx), c.producer(), ingest.SessionOptions{
 		StreamID:  id,
 		EngineID:  "weir-pull",
 		ChunkSize: c.cfg.ChunkSize,

@@ -23,10 +23,10 @@ import (
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/console"
+	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
-	"github.com/weir-media/weir/internal/push"
 	"github.com/weir-media/weir/internal/vod"
 	"github.com/weir-media/weir/protocol"
 )

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	srt "github.com/datarhei/gosrt"
+
+	"github.com/weir-media/weir/internal/ingest"
 )
 
 // SRT stream id modes.
@@ -149,7 +151,7 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
 	defer release()
 
-	sess, err := OpenSession(s.ctx, s.cfg.Producer, SessionOptions{
+	sess, err := ingest.OpenSession(s.ctx, s.cfg.Producer, ingest.SessionOptions{
 		StreamID:  st.ID,
 		EngineID:  "weir-srt",
 		ChunkSize: s.cfg.ChunkSize,

@@ -1,30 +1,11 @@
 package push
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/protocol"
 )
-
-// gatedProducer holds every record handed over while its gate is closed,
-// as a slow bus whose buffer is full would.
-type gatedProducer struct {
-	*recorder
-	gate chan struct{}
-}
-
-func (g *gatedProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
-	<-g.gate
-	return g.recorder.Produce(ctx, recs...)
-}
-
-func (g *gatedProducer) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
-	<-g.gate
-	g.recorder.ProduceAsync(rec, done)
-}
 
 // rawStamps returns the receive time and the first payload byte of every
 // raw_stream record.
@@ -44,51 +25,6 @@ func rawStamps(t *testing.T, recs []recorded) (stamps []time.Time, first []byte)
 		first = append(first, raw.Data[0])
 	}
 	return stamps, first
-}
-
-// TestSessionBacklogKeepsReceiveTimes queues writes received 100 ms apart
-// while the bus is stuck: once it moves, each write's bytes must go out
-// stamped with their own receive time, not merged under the first one's.
-func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
-	p := &gatedProducer{recorder: newRecorder(), gate: make(chan struct{})}
-	close(p.gate)
-	s, err := OpenSession(context.Background(), p, SessionOptions{StreamID: "live-b", EngineID: "test", ChunkSize: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.gate = make(chan struct{}) // Produce reads the gate only after Init returned
-	t0 := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	const writes = 10
-	for i := range writes {
-		data := make([]byte, 300)
-		for j := range data {
-			data[j] = byte(i)
-		}
-		if err := s.Write(data, t0.Add(time.Duration(i)*100*time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(p.gate)
-	if err := s.Close(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
-	recs := p.stream(protocol.StreamTopic("live-b"))
-	if got := rawBytes(recs); len(got) != writes*300 {
-		t.Fatalf("%d bytes reached the bus, want %d", len(got), writes*300)
-	}
-	stamps, first := rawStamps(t, recs)
-	seen := map[byte]bool{}
-	for i, at := range stamps {
-		want := t0.Add(time.Duration(first[i]) * 100 * time.Millisecond)
-		if !at.Equal(want) {
-			t.Errorf("record %d starts with write %d's bytes but is stamped %v after the first write, want %v",
-				i, first[i], at.Sub(t0), want.Sub(t0))
-		}
-		seen[first[i]] = true
-	}
-	if len(seen) != writes {
-		t.Errorf("records start with the bytes of %d writes, want all %d: writes received apart were merged", len(seen), writes)
-	}
 }
 
 // TestRTMPReceiveTimesFollowTheMedia publishes in real time over RTMP. The

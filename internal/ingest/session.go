@@ -1,8 +1,7 @@
-package push
+package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,53 +9,9 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
-	"github.com/weir-media/weir/internal/ingest"
-	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/protocol"
 )
-
-// MimeTypeTS and FFmpegFormatTS describe the bytes of every live stream: the
-// ingest servers and pullers all publish MPEG-TS.
-const (
-	MimeTypeTS     = "video/mp2t"
-	FFmpegFormatTS = "mpegts"
-)
-
-// StreamLookup finds live streams for the ingest servers.
-// metastore.Store satisfies it.
-type StreamLookup interface {
-	GetStreamByPublishKey(ctx context.Context, key string) (metastore.Stream, error)
-	GetStream(ctx context.Context, id string) (metastore.Stream, error)
-}
-
-// Reasons a publisher is refused.
-var (
-	// ErrUnknownKey: no live stream has the publish key.
-	ErrUnknownKey = errors.New("unknown publish key")
-	// ErrStreamEnded: the stream the key belongs to has ended (vod) or
-	// failed; a key is good for one stream's life only.
-	ErrStreamEnded = errors.New("stream has ended")
-)
-
-// Authorize returns the live stream publish key opens, or an error wrapping
-// ErrUnknownKey or ErrStreamEnded. Errors never contain the key.
-func Authorize(ctx context.Context, streams StreamLookup, key string) (metastore.Stream, error) {
-	if key == "" {
-		return metastore.Stream{}, fmt.Errorf("empty key: %w", ErrUnknownKey)
-	}
-	st, err := streams.GetStreamByPublishKey(ctx, key)
-	switch {
-	case errors.Is(err, metastore.ErrNotFound):
-		return metastore.Stream{}, ErrUnknownKey
-	case err != nil:
-		return metastore.Stream{}, fmt.Errorf("look up publish key: %w", err)
-	case st.Kind != metastore.KindLive:
-		return metastore.Stream{}, fmt.Errorf("stream %s is not a live stream: %w", st.ID, ErrUnknownKey)
-	case st.Status.Terminal():
-		return metastore.Stream{}, fmt.Errorf("stream %s is %s: %w", st.ID, st.Status, ErrStreamEnded)
-	}
-	return st, nil
-}
 
 // SessionOptions configure OpenSession.
 type SessionOptions struct {
@@ -79,7 +34,7 @@ type SessionOptions struct {
 
 // Session is one publisher connection's stream on the bus: a stream_init
 // when it opens, MPEG-TS bytes as raw_stream records while it lasts, and a
-// stream_eof when it ends, with heartbeats (through ingest.StreamWriter).
+// stream_eof when it ends, with heartbeats (through StreamWriter).
 //
 // Write queues bytes and returns; a goroutine writes them to the bus,
 // merging what queued up while the previous write was in flight (as long
@@ -90,7 +45,7 @@ type SessionOptions struct {
 //
 // A Session is used by one goroutine (the connection's).
 type Session struct {
-	w      *ingest.StreamWriter
+	w      *StreamWriter
 	stamp  *stampingBus
 	log    *slog.Logger
 	ch     chan queued
@@ -119,12 +74,12 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 		opts.Logger = slog.Default()
 	}
 	stamp := &stampingBus{Bus: b}
-	w, err := ingest.NewStreamWriter(stamp, protocol.StreamTopic(opts.StreamID), ingest.StreamOptions{
+	w, err := NewStreamWriter(stamp, protocol.StreamTopic(opts.StreamID), StreamOptions{
 		TaskID:       opts.StreamID,
 		TdoID:        opts.StreamID,
 		ChunkSize:    opts.ChunkSize,
-		MimeType:     MimeTypeTS,
-		FFmpegFormat: FFmpegFormatTS,
+		MimeType:     mpegts.MimeType,
+		FFmpegFormat: mpegts.FFmpegFormat,
 		EngineID:     opts.EngineID,
 	})
 	if err != nil {
@@ -158,7 +113,7 @@ func (s *Session) Write(data []byte, recvAt time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ingest.ErrClosed
+		return ErrClosed
 	}
 	select {
 	case s.ch <- queued{data: append([]byte(nil), data...), at: recvAt}:
@@ -167,7 +122,7 @@ func (s *Session) Write(data []byte, recvAt time.Time) error {
 		if err := s.Err(); err != nil {
 			return err
 		}
-		return ingest.ErrClosed
+		return ErrClosed
 	}
 }
 
@@ -190,7 +145,7 @@ func (s *Session) Close(ctx context.Context, forced bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ingest.ErrClosed
+		return ErrClosed
 	}
 	s.closed = true
 	close(s.ch)

@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -19,7 +18,7 @@ import (
 	srt "github.com/datarhei/gosrt"
 
 	"github.com/weir-media/weir/internal/hls"
-	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
@@ -34,7 +33,7 @@ func checkStream(t *testing.T, recs []recorded, forced bool) []byte {
 		t.Fatalf("%d records on the stream topic, want a whole stream", len(recs))
 	}
 	init, ok := recs[0].msg.(*protocol.StreamInit)
-	if !ok || init.MimeType != MimeTypeTS || init.FFmpegFormat != FFmpegFormatTS {
+	if !ok || init.MimeType != mpegts.MimeType || init.FFmpegFormat != mpegts.FFmpegFormat {
 		t.Fatalf("first record: %#v, want stream_init of MPEG-TS", recs[0].msg)
 	}
 	var eof *protocol.StreamEOF
@@ -301,44 +300,6 @@ func TestNewPublisherReplacesTheCurrentOne(t *testing.T) {
 		release()
 	case <-time.After(2 * time.Second):
 		t.Fatal("the new publisher never took over")
-	}
-}
-
-func TestSessionStampsAndChunksRecords(t *testing.T) {
-	rec := newRecorder()
-	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-s", EngineID: "test", ChunkSize: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now().Add(-time.Second)
-	data := make([]byte, 2500)
-	rand.Read(data)
-	if err := s.Write(data, at); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
-	recs := rec.stream(protocol.StreamTopic("live-s"))
-	var sizes []int
-	for _, r := range recs {
-		if raw, ok := r.msg.(*protocol.RawStream); ok {
-			sizes = append(sizes, len(raw.Data))
-			v, _ := r.rec.Header(protocol.HeaderReceivedAt)
-			if got, _ := protocol.ParseReceivedAt(v); !got.Equal(at.Truncate(time.Microsecond)) {
-				t.Errorf("raw_stream stamped %v, want %v", got, at)
-			}
-		}
-	}
-	if fmt.Sprint(sizes) != "[1000 1000 500]" {
-		t.Errorf("raw_stream sizes %v, want [1000 1000 500]", sizes)
-	}
-	if got := rawBytes(recs); string(got) != string(data) {
-		t.Error("raw_stream bytes differ from what was written")
-	}
-	checkStream(t, recs, true)
-	if err := s.Write([]byte{1}, at); !errors.Is(err, ingest.ErrClosed) {
-		t.Errorf("Write after Close: %v", err)
 	}
 }
 

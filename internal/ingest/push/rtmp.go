@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
@@ -238,7 +239,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		log.Warn("rtmp publish refused", "reason", err.Error())
 		return errRefused
 	}
-	sess, err := OpenSession(s.ctx, s.cfg.Producer, SessionOptions{
+	sess, err := ingest.OpenSession(s.ctx, s.cfg.Producer, ingest.SessionOptions{
 		StreamID:  st.ID,
 		EngineID:  "weir-rtmp",
 		ChunkSize: s.cfg.ChunkSize,

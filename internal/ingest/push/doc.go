@@ -1,6 +1,6 @@
-// Package push is weir's live ingest: the RTMP and SRT servers publishers
-// push to, and the Session every live source (these servers, and the live
-// package's pullers) writes through.
+// Package push holds the RTMP and SRT servers publishers push live streams
+// to. Each publisher writes through an ingest.Session, as every live source
+// does.
 //
 // A publisher is authorised by the publish key of a live stream in the
 // metadata store, when it asks to publish: RTMP as

@@ -1,0 +1,206 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
+	"github.com/weir-media/weir/internal/media/mpegts"
+	"github.com/weir-media/weir/protocol"
+)
+
+// recorder is an in-memory bus that keeps every record.
+type recorder struct{ *bustest.Bus }
+
+func newRecorder() *recorder { return &recorder{bustest.New()} }
+
+type recorded struct {
+	rec *bus.Record
+	msg protocol.Message
+	err error
+}
+
+// stream returns the records of one topic, decoded.
+func (r *recorder) stream(topic string) []recorded {
+	var out []recorded
+	for _, rec := range r.Records(topic) {
+		msg, err := protocol.Decode(rec.Key, rec.Value)
+		out = append(out, recorded{rec: rec, msg: msg, err: err})
+	}
+	return out
+}
+
+// rawBytes concatenates the raw_stream payloads of records.
+func rawBytes(recs []recorded) []byte {
+	var b []byte
+	for _, r := range recs {
+		if raw, ok := r.msg.(*protocol.RawStream); ok {
+			b = append(b, raw.Data...)
+		}
+	}
+	return b
+}
+
+// checkStream checks a finished session on the bus: stream_init (MPEG-TS)
+// first, raw_stream records stamped with their receive time, stream_eof
+// with the right length, a DONE heartbeat last.
+func checkStream(t *testing.T, recs []recorded, forced bool) {
+	t.Helper()
+	if len(recs) < 4 {
+		t.Fatalf("%d records on the stream topic, want a whole stream", len(recs))
+	}
+	init, ok := recs[0].msg.(*protocol.StreamInit)
+	if !ok || init.MimeType != mpegts.MimeType || init.FFmpegFormat != mpegts.FFmpegFormat {
+		t.Fatalf("first record: %#v, want stream_init of MPEG-TS", recs[0].msg)
+	}
+	var eof *protocol.StreamEOF
+	var raws int64
+	for _, r := range recs {
+		if r.err != nil {
+			t.Fatalf("record %s does not decode: %v", r.rec.Key, r.err)
+		}
+		switch m := r.msg.(type) {
+		case *protocol.RawStream:
+			raws += int64(len(m.Data))
+			v, ok := r.rec.Header(protocol.HeaderReceivedAt)
+			at, err := protocol.ParseReceivedAt(v)
+			if !ok || err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+				t.Fatalf("raw_stream record without a sane %s header: %q", protocol.HeaderReceivedAt, v)
+			}
+		case *protocol.StreamEOF:
+			eof = m
+		}
+	}
+	if eof == nil || eof.ContentLength != raws || eof.ForcedEOF != forced {
+		t.Fatalf("stream_eof %+v: want contentLength %d, forcedEOF %v", eof, raws, forced)
+	}
+	last, ok := recs[len(recs)-1].msg.(*protocol.EngineHeartbeat)
+	if !ok || last.Status != protocol.HeartbeatDone {
+		t.Fatalf("last record %#v, want a DONE heartbeat", recs[len(recs)-1].msg)
+	}
+}
+
+func TestSessionStampsAndChunksRecords(t *testing.T) {
+	rec := newRecorder()
+	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-s", EngineID: "test", ChunkSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Second)
+	data := make([]byte, 2500)
+	rand.Read(data)
+	if err := s.Write(data, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	recs := rec.stream(protocol.StreamTopic("live-s"))
+	var sizes []int
+	for _, r := range recs {
+		if raw, ok := r.msg.(*protocol.RawStream); ok {
+			sizes = append(sizes, len(raw.Data))
+			v, _ := r.rec.Header(protocol.HeaderReceivedAt)
+			if got, _ := protocol.ParseReceivedAt(v); !got.Equal(at.Truncate(time.Microsecond)) {
+				t.Errorf("raw_stream stamped %v, want %v", got, at)
+			}
+		}
+	}
+	if fmt.Sprint(sizes) != "[1000 1000 500]" {
+		t.Errorf("raw_stream sizes %v, want [1000 1000 500]", sizes)
+	}
+	if got := rawBytes(recs); string(got) != string(data) {
+		t.Error("raw_stream bytes differ from what was written")
+	}
+	checkStream(t, recs, true)
+	if err := s.Write([]byte{1}, at); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close: %v", err)
+	}
+}
+
+// gatedProducer holds every record handed over while its gate is closed,
+// as a slow bus whose buffer is full would.
+type gatedProducer struct {
+	*recorder
+	gate chan struct{}
+}
+
+func (g *gatedProducer) Produce(ctx context.Context, recs ...*bus.Record) error {
+	<-g.gate
+	return g.recorder.Produce(ctx, recs...)
+}
+
+func (g *gatedProducer) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	<-g.gate
+	g.recorder.ProduceAsync(rec, done)
+}
+
+// rawStamps returns the receive time and the first payload byte of every
+// raw_stream record.
+func rawStamps(t *testing.T, recs []recorded) (stamps []time.Time, first []byte) {
+	t.Helper()
+	for _, r := range recs {
+		raw, ok := r.msg.(*protocol.RawStream)
+		if !ok {
+			continue
+		}
+		v, _ := r.rec.Header(protocol.HeaderReceivedAt)
+		at, err := protocol.ParseReceivedAt(v)
+		if err != nil {
+			t.Fatalf("raw_stream record without %s: %v", protocol.HeaderReceivedAt, err)
+		}
+		stamps = append(stamps, at)
+		first = append(first, raw.Data[0])
+	}
+	return stamps, first
+}
+
+// TestSessionBacklogKeepsReceiveTimes queues writes received 100 ms apart
+// while the bus is stuck: once it moves, each write's bytes must go out
+// stamped with their own receive time, not merged under the first one's.
+func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
+	p := &gatedProducer{recorder: newRecorder(), gate: make(chan struct{})}
+	close(p.gate)
+	s, err := OpenSession(context.Background(), p, SessionOptions{StreamID: "live-b", EngineID: "test", ChunkSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.gate = make(chan struct{}) // Produce reads the gate only after Init returned
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	const writes = 10
+	for i := range writes {
+		data := make([]byte, 300)
+		for j := range data {
+			data[j] = byte(i)
+		}
+		if err := s.Write(data, t0.Add(time.Duration(i)*100*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(p.gate)
+	if err := s.Close(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	recs := p.stream(protocol.StreamTopic("live-b"))
+	if got := rawBytes(recs); len(got) != writes*300 {
+		t.Fatalf("%d bytes reached the bus, want %d", len(got), writes*300)
+	}
+	stamps, first := rawStamps(t, recs)
+	seen := map[byte]bool{}
+	for i, at := range stamps {
+		want := t0.Add(time.Duration(first[i]) * 100 * time.Millisecond)
+		if !at.Equal(want) {
+			t.Errorf("record %d starts with write %d's bytes but is stamped %v after the first write, want %v",
+				i, first[i], at.Sub(t0), want.Sub(t0))
+		}
+		seen[first[i]] = true
+	}
+	if len(seen) != writes {
+		t.Errorf("records start with the bytes of %d writes, want all %d: writes received apart were merged", len(seen), writes)
+	}
+}
