@@ -41,22 +41,6 @@ const (
 	readBufSize   = 1 << 20
 )
 
-// ErrStalled is wrapped by Pull's error when an HTTP source sent nothing
-// for PullOptions.ReadTimeout.
-var ErrStalled = errors.New("source stalled")
-
-// HTTPStatusError is Pull's error for an HTTP source that answered with a
-// status other than 2xx.
-type HTTPStatusError struct {
-	URL        string
-	StatusCode int
-	Status     string // "404 Not Found"
-}
-
-func (e *HTTPStatusError) Error() string {
-	return fmt.Sprintf("GET %s: HTTP %s", e.URL, e.Status)
-}
-
 // PullOptions configure Pull. Explicit fields win over the Payload's.
 type PullOptions struct {
 	// Source is a local path, a file:// URL or an http(s):// URL; default
@@ -189,7 +173,6 @@ type puller struct {
 	// with a cause by the idle and record timers).
 	srcCtx      context.Context
 	cancel      context.CancelCauseFunc
-	idle        *time.Timer
 	recordTimer *time.Timer
 	url         string // set for HTTP sources
 }
@@ -354,8 +337,8 @@ func (pl *puller) classify(ctx context.Context, readErr error) (EndReason, error
 		return EndRecorded, nil
 	case ctx.Err() != nil:
 		return EndStopped, fmt.Errorf("ingest %s: %w", pl.source, context.Cause(ctx))
-	case errors.Is(cause, ErrStalled):
-		return EndFailed, cause
+	case errors.Is(readErr, ErrStalled):
+		return EndFailed, readErr
 	}
 	return EndFailed, fmt.Errorf("read %s: %w", pl.source, readErr)
 }
@@ -402,7 +385,7 @@ func (pl *puller) open(ctx context.Context) (*sourceReader, error) {
 	case "http", "https":
 		return pl.openHTTP(ctx, u)
 	}
-	return nil, fmt.Errorf("source %s: unsupported scheme %q (want a file path, file://, http:// or https://)", pl.source, u.Scheme)
+	return nil, fmt.Errorf("source %s: unsupported scheme %q (want a file path, file://, http:// or https://): %w", pl.source, u.Scheme, ErrUnsupportedScheme)
 }
 
 // openFile opens a local file. A regular file is probed by path; anything
@@ -433,20 +416,11 @@ func (pl *puller) openFile(ctx context.Context, path string) (*sourceReader, err
 	return sr, nil
 }
 
+// openHTTP sends the request (see httpGet.open); the reader it returns
+// enforces the read timeout.
 func (pl *puller) openHTTP(ctx context.Context, u *url.URL) (*sourceReader, error) {
 	pl.url = u.String()
 	pl.srcCtx, pl.cancel = context.WithCancelCause(ctx)
-	if pl.readTimeout > 0 {
-		stalled := fmt.Errorf("GET %s: no data for %s: %w", pl.url, pl.readTimeout, ErrStalled)
-		cancel := pl.cancel
-		pl.idle = time.AfterFunc(pl.readTimeout, func() { cancel(stalled) })
-	}
-	req, err := http.NewRequestWithContext(pl.srcCtx, http.MethodGet, pl.url, nil)
-	if err != nil {
-		pl.stopTimers()
-		return nil, fmt.Errorf("source %s: %w", pl.url, err)
-	}
-	req.Header.Set("User-Agent", "weir-ingest")
 	client := pl.opts.HTTPClient
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -454,43 +428,13 @@ func (pl *puller) openHTTP(ctx context.Context, u *url.URL) (*sourceReader, erro
 		client = &http.Client{Transport: tr}
 		defer tr.CloseIdleConnections()
 	}
-	resp, err := client.Do(req)
-	if pl.idle != nil {
-		pl.idle.Stop()
-	}
+	body, err := httpGet{client: client, url: u, userAgent: "weir-ingest", readTimeout: pl.readTimeout}.open(pl.srcCtx)
 	if err != nil {
-		cause := context.Cause(pl.srcCtx)
 		pl.stopTimers()
-		if errors.Is(cause, ErrStalled) {
-			return nil, cause
-		}
-		return nil, fmt.Errorf("source: %w", err)
+		return nil, err
 	}
-	if resp.StatusCode/100 != 2 {
-		resp.Body.Close()
-		pl.stopTimers()
-		return nil, &HTTPStatusError{URL: pl.url, StatusCode: resp.StatusCode, Status: resp.Status}
-	}
-	return &sourceReader{ReadCloser: &idleReader{body: resp.Body, pl: pl}}, nil
+	return &sourceReader{ReadCloser: body}, nil
 }
-
-// idleReader runs the idle timer only while a Read waits, so time spent
-// producing or probing between reads does not count as the source
-// stalling.
-type idleReader struct {
-	body io.ReadCloser
-	pl   *puller
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	if t := r.pl.idle; t != nil {
-		t.Reset(r.pl.readTimeout)
-		defer t.Stop()
-	}
-	return r.body.Read(p)
-}
-
-func (r *idleReader) Close() error { return r.body.Close() }
 
 // startRecording starts the clock of a live source with a RecordDuration
 // and returns its deadline (zero when there is none). Blocking reads (HTTP,
@@ -508,9 +452,6 @@ func (pl *puller) startRecording() time.Time {
 }
 
 func (pl *puller) stopTimers() {
-	if pl.idle != nil {
-		pl.idle.Stop()
-	}
 	if pl.recordTimer != nil {
 		pl.recordTimer.Stop()
 	}

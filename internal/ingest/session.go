@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/media/mpegts"
+	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -28,6 +30,16 @@ type SessionOptions struct {
 	// Write blocks while it is full, slowing the publisher down instead of
 	// dropping media.
 	QueueLength int
+	// Lease, when set, is the metadata-store lease the writer holds on the
+	// stream (a publisher's "publish/{id}", a pull's "pull/{id}"): every
+	// record the session writes carries its token in
+	// protocol.HeaderPublishToken, and once the lease is lost (its
+	// context ends with metastore.ErrLeaseLost) the session writes
+	// nothing more: Write fails with an error wrapping
+	// metastore.ErrLeaseLost and Close writes no stream_eof, since the
+	// stream now belongs to the lease's new holder. A lease released or
+	// cancelled on purpose does not stop the session.
+	Lease *metastore.HeldLease
 	// Logger receives produce failures; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -41,7 +53,8 @@ type SessionOptions struct {
 // as it was received within mergeSpan of the first), and sends the partial
 // chunk at once whenever the queue runs dry, so a live source's bytes never
 // wait for a chunk to fill. Every raw_stream record carries
-// protocol.HeaderReceivedAt: the receive time of its earliest bytes.
+// protocol.HeaderReceivedAt: the receive time of its earliest bytes; with
+// SessionOptions.Lease, every record carries the lease's fencing token.
 //
 // A Session is used by one goroutine (the connection's).
 type Session struct {
@@ -73,7 +86,10 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	stamp := &stampingBus{Bus: b}
+	stamp := &stampingBus{Bus: b, lease: opts.Lease}
+	if opts.Lease != nil {
+		stamp.token = protocol.FormatPublishToken(opts.Lease.Token())
+	}
 	w, err := NewStreamWriter(stamp, protocol.StreamTopic(opts.StreamID), StreamOptions{
 		TaskID:       opts.StreamID,
 		TdoID:        opts.StreamID,
@@ -218,7 +234,11 @@ func (s *Session) run() {
 }
 
 func (s *Session) fail(err error) {
-	s.log.Error("live stream: writing to the bus failed; the publisher will be dropped", "err", err)
+	if errors.Is(err, metastore.ErrLeaseLost) {
+		s.log.Warn("live stream: the source lost its lease; it writes nothing more", "err", err)
+	} else {
+		s.log.Error("live stream: writing to the bus failed; the publisher will be dropped", "err", err)
+	}
 	s.err.Store(&err)
 	// Let a blocked Write return: drain what is left.
 	go func() {
@@ -228,11 +248,14 @@ func (s *Session) fail(err error) {
 }
 
 // stampingBus adds protocol.HeaderReceivedAt to the raw_stream records it
-// is given while a receive time is set; the stream writer hands records
-// over within the Write or Flush that follows set.
+// is given while a receive time is set (the stream writer hands records
+// over within the Write or Flush that follows set), and the lease's token
+// to every record. Once the lease is lost it refuses every record.
 type stampingBus struct {
 	bus.Bus
-	at atomic.Int64 // microseconds since the epoch; 0: unknown
+	at    atomic.Int64 // microseconds since the epoch; 0: unknown
+	lease *metastore.HeldLease
+	token []byte // FormatPublishToken of the lease's token
 }
 
 func (s *stampingBus) set(at time.Time) {
@@ -243,7 +266,21 @@ func (s *stampingBus) set(at time.Time) {
 	s.at.Store(at.UnixMicro())
 }
 
+// fenced returns the loss of the lease, once it is lost.
+func (s *stampingBus) fenced() error {
+	if s.lease == nil {
+		return nil
+	}
+	if cause := context.Cause(s.lease.Context()); errors.Is(cause, metastore.ErrLeaseLost) {
+		return fmt.Errorf("lease %s (token %d): %w", s.lease.Lease().Name, s.lease.Token(), cause)
+	}
+	return nil
+}
+
 func (s *stampingBus) stamp(r *bus.Record) {
+	if s.token != nil {
+		r.Headers = append(r.Headers, bus.Header{Key: protocol.HeaderPublishToken, Value: s.token})
+	}
 	at := s.at.Load()
 	if at == 0 {
 		return
@@ -253,16 +290,25 @@ func (s *stampingBus) stamp(r *bus.Record) {
 	}
 }
 
-// Produce implements bus.Bus, stamping raw_stream records.
+// Produce implements bus.Bus, stamping the records, or refusing them once
+// the lease is lost.
 func (s *stampingBus) Produce(ctx context.Context, recs ...*bus.Record) error {
+	if err := s.fenced(); err != nil {
+		return err
+	}
 	for _, r := range recs {
 		s.stamp(r)
 	}
 	return s.Bus.Produce(ctx, recs...)
 }
 
-// ProduceAsync implements bus.Bus, stamping raw_stream records.
+// ProduceAsync implements bus.Bus, stamping the record, or refusing it once
+// the lease is lost.
 func (s *stampingBus) ProduceAsync(rec *bus.Record, done func(*bus.Record, error)) {
+	if err := s.fenced(); err != nil {
+		done(rec, err)
+		return
+	}
 	s.stamp(rec)
 	s.Bus.ProduceAsync(rec, done)
 }

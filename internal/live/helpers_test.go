@@ -24,6 +24,7 @@ import (
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/ingest"
+	"github.com/weir-media/weir/internal/ingest/control"
 	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
@@ -68,7 +69,7 @@ type liveEnv struct {
 	rtmp     *push.RTMPServer
 	srt      *push.SRTServer
 	packager *Packager
-	ctrl     *Controller
+	ctrl     *control.Controller
 	reg      *prometheus.Registry
 	hls      *httptest.Server
 }
@@ -140,7 +141,7 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: client, Logger: log})
+	ctrl, err := control.New(control.Config{Meta: meta, Bus: client, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -338,27 +338,3 @@ func (t *streamTask) finishLocked(reason string) {
 		t.log.Warn("live stream: closing its graph input", "err", err)
 	}
 }
-
-// endMarker builds the record that ends stream id when it reaches the
-// stream's packager: a DONE engine_heartbeat from the live controller,
-// carrying protocol.HeaderLiveEnd. A heartbeat may appear anywhere on a stream
-// topic, so other readers of the topic are not disturbed.
-func endMarker(id string) (*bus.Record, error) {
-	hb := &protocol.EngineHeartbeat{
-		Header:           protocol.Header{TaskID: id, TDOID: id},
-		EngineID:         "weir-live-control",
-		EngineInstanceID: "weir-live-control_" + id,
-		Count:            1,
-		Status:           protocol.HeartbeatDone,
-	}
-	key, value, err := protocol.Encode(hb)
-	if err != nil {
-		return nil, fmt.Errorf("end marker of stream %s: %w", id, err)
-	}
-	return &bus.Record{
-		Topic:   protocol.StreamTopic(id),
-		Key:     key,
-		Value:   value,
-		Headers: []bus.Header{{Key: protocol.HeaderLiveEnd, Value: protocol.FormatLiveEnd("ended on request")}},
-	}, nil
-}

@@ -23,6 +23,7 @@ import (
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/console"
+	"github.com/weir-media/weir/internal/ingest/control"
 	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
@@ -92,7 +93,7 @@ type Server struct {
 	rtmp     *push.RTMPServer
 	srt      *push.SRTServer
 	packager *live.Packager
-	control  *live.Controller
+	control  *control.Controller
 	vod      *vod.Worker
 }
 
@@ -274,12 +275,12 @@ func (s *Server) startIngest(sources *http.Client) error {
 	if err := s.srt.Start(); err != nil {
 		return fmt.Errorf("srt listener on %s: %w", s.cfg.SRT, err)
 	}
-	ccfg := live.ControllerConfig{
+	ccfg := control.Config{
 		Meta: s.meta, Bus: s.bus,
 		Logger:     s.log,
 		HTTPClient: sources,
 	}
-	if s.control, err = live.NewController(ccfg); err != nil {
+	if s.control, err = control.New(ccfg); err != nil {
 		return fmt.Errorf("live controller: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/weir-media/weir/internal/ingest"
 )
 
 // sourceHTTPClient is the client the pipelines fetch user-given URLs with
@@ -39,7 +41,9 @@ func guardedHTTPClient(control func(network, address string, c syscall.RawConn) 
 	return &http.Client{Transport: tr}
 }
 
-// refusePrivate is a net.Dialer Control function.
+// refusePrivate is a net.Dialer Control function. Its refusal wraps
+// ingest.ErrPrivateAddress, so a live pull fails the stream at once instead
+// of retrying (the http client's errors wrap the dialer's).
 func refusePrivate(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
@@ -50,7 +54,7 @@ func refusePrivate(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("source address %q: %w", address, err)
 	}
 	if !checkPublic(ip) {
-		return fmt.Errorf("refusing to fetch a source from %s, a loopback, private or reserved address (start weir serve with --allow-private-sources to allow it)", ip)
+		return fmt.Errorf("refusing to fetch a source from %s, a loopback, private or reserved address (start weir serve with --allow-private-sources to allow it): %w", ip, ingest.ErrPrivateAddress)
 	}
 	return nil
 }

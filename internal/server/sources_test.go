@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/weir-media/weir/internal/ingest"
 )
 
 func TestSourceClientRefusesPrivateAddressesUnlessAllowed(t *testing.T) {
@@ -17,6 +20,9 @@ func TestSourceClientRefusesPrivateAddressesUnlessAllowed(t *testing.T) {
 	_, err := sourceHTTPClient(false).Get(srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "--allow-private-sources") || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Fatalf("guarded client fetching %s: err = %v, want a refusal naming the address and the flag", srv.URL, err)
+	}
+	if !errors.Is(err, ingest.ErrPrivateAddress) || !ingest.IsPermanent(err) {
+		t.Errorf("refusal %v does not wrap ingest.ErrPrivateAddress, so a live pull would retry it", err)
 	}
 	resp, err := sourceHTTPClient(true).Get(srv.URL)
 	if err != nil {

@@ -1,4 +1,4 @@
-package live
+package ingest
 
 import (
 	"math/rand/v2"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/weir-media/weir/internal/media/mpegts"
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
@@ -47,7 +48,7 @@ func TestAudioSourcesBecomeMPEGTS(t *testing.T) {
 			if err := os.WriteFile(f, ts, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			needTool(t, "ffprobe")
+			testenv.RequireTool(t, "ffprobe")
 			out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", f).CombinedOutput()
 			if err != nil {
 				t.Fatalf("ffprobe: %v\n%s", err, out)
@@ -84,4 +85,22 @@ func TestSniffFormat(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// makeMedia runs ffmpeg with args (inputs and codecs, no output) and
+// returns what it wrote in format.
+func makeMedia(t testing.TB, format string, args ...string) []byte {
+	t.Helper()
+	testenv.RequireTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "out."+format)
+	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
+	full = append(full, "-f", format, out)
+	if msg, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", full, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,4 +1,4 @@
-package live
+package control
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
 
-// ControllerConfig configures a Controller.
-type ControllerConfig struct {
+// Config configures a Controller.
+type Config struct {
 	// Meta is the metadata store; required.
 	Meta metastore.Store
 	// Bus carries the control topic, the end markers and pulled streams;
@@ -37,7 +38,7 @@ type ControllerConfig struct {
 	// that failed (default 10 s; the first retry comes after 500 ms).
 	PullRetryMax time.Duration
 	// Permanent tells the failures of a pulled source that no retry can
-	// mend (default PermanentSourceError). It is asked only until the
+	// mend (default ingest.IsPermanent). It is asked only until the
 	// source has delivered media to the stream; a failure it calls
 	// permanent fails the stream, with the error as the stream's error
 	// text, instead of retrying.
@@ -50,7 +51,7 @@ type ControllerConfig struct {
 //     Icecast-style AAC or MP3 station) into the stream's topic as MPEG-TS,
 //     reconnecting when it drops, until the stream ends; a source that
 //     fails for good before delivering any media (see
-//     ControllerConfig.Permanent) fails the stream instead;
+//     Config.Permanent) fails the stream instead;
 //   - end: stop a pull of the stream running here and put an end marker on
 //     the stream topic, which makes the stream's packager finish it
 //     wherever it runs, after every record before the marker.
@@ -63,7 +64,7 @@ type ControllerConfig struct {
 // has a source URL and has not ended; with several controllers each would
 // resume them all, so run one controller where streams are pulled.
 type Controller struct {
-	cfg ControllerConfig
+	cfg Config
 	log *slog.Logger
 
 	mu    sync.Mutex
@@ -71,13 +72,13 @@ type Controller struct {
 	wg    sync.WaitGroup
 }
 
-// NewController checks cfg and fills in defaults.
-func NewController(cfg ControllerConfig) (*Controller, error) {
+// New checks cfg and fills in defaults.
+func New(cfg Config) (*Controller, error) {
 	switch {
 	case cfg.Meta == nil:
-		return nil, errors.New("live controller: ControllerConfig.Meta is required")
+		return nil, errors.New("live controller: Config.Meta is required")
 	case cfg.Bus == nil:
-		return nil, errors.New("live controller: ControllerConfig.Bus is required")
+		return nil, errors.New("live controller: Config.Bus is required")
 	}
 	if cfg.Group == "" {
 		cfg.Group = protocol.GroupLiveControl
@@ -92,7 +93,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 		cfg.PullRetryMax = 10 * time.Second
 	}
 	if cfg.Permanent == nil {
-		cfg.Permanent = PermanentSourceError
+		cfg.Permanent = ingest.IsPermanent
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}, nil
 }
@@ -271,5 +272,110 @@ func (c *Controller) stopAll() {
 	c.wg.Wait()
 }
 
-// producer is the bus pulled streams are written to.
-func (c *Controller) producer() bus.Bus { return c.cfg.Bus }
+// runPull pulls url into stream id until ctx ends or the stream ends,
+// reconnecting with a growing delay when the source fails. Each connection
+// is a publisher session of its own, so a reconnect shows up in the
+// playlist as a discontinuity.
+//
+// Until the source has delivered media to the stream (the stream is still
+// created and no attempt got media), a failure that Config.Permanent calls
+// permanent fails the stream instead, with the error as its error text. A
+// source that has worked is retried whatever the error: live sources come
+// and go (an Icecast mount answers 404 while its encoder is away).
+func (c *Controller) runPull(ctx context.Context, id, src string) {
+	log := c.log.With("stream", id)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Stop pulling once the stream has ended or failed, however that
+	// happened.
+	go func() {
+		t := time.NewTicker(statusCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if st, err := c.cfg.Meta.GetStream(ctx, id); err == nil && st.Status.Terminal() {
+				log.Info("live pull: the stream has ended; hanging up")
+				cancel()
+				return
+			}
+		}
+	}()
+	wait := 500 * time.Millisecond
+	worked := false // the source has delivered media to the stream
+	for ctx.Err() == nil {
+		st, err := c.cfg.Meta.GetStream(ctx, id)
+		if err == nil && st.Status.Terminal() {
+			return
+		}
+		if err == nil && st.Status != metastore.StatusCreated {
+			worked = true
+		}
+		started := time.Now()
+		connected, err := ingest.PullLive(ctx, c.cfg.Bus, ingest.LiveOptions{
+			StreamID:   id,
+			Source:     src,
+			HTTPClient: c.cfg.HTTPClient,
+			ChunkSize:  c.cfg.ChunkSize,
+			Logger:     c.log,
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		worked = worked || connected
+		if !worked && c.cfg.Permanent(err) {
+			c.failPull(ctx, id, err)
+			return
+		}
+		if time.Since(started) > 30*time.Second {
+			wait = 500 * time.Millisecond // it worked for a while
+		}
+		log.Warn("live pull: source stopped; reconnecting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, c.cfg.PullRetryMax)
+	}
+}
+
+// statusCheckInterval is how often a pull looks at its stream's status.
+const statusCheckInterval = 2 * time.Second
+
+// failPull fails stream id for a source that cannot be pulled.
+func (c *Controller) failPull(ctx context.Context, id string, cause error) {
+	c.log.Error("live pull: the source cannot be pulled; the stream failed", "stream", id, "err", cause)
+	if _, err := c.cfg.Meta.TransitionStatus(ctx, id, metastore.StatusFailed, func(s *metastore.Stream) {
+		s.Error = fmt.Sprintf("pulling the source failed: %v", cause)
+	}); err != nil {
+		c.log.Warn("live control: recording the failure", "stream", id, "err", err)
+	}
+}
+
+// endMarker builds the record that ends stream id when it reaches the
+// stream's packager: a DONE engine_heartbeat from the live controller,
+// carrying protocol.HeaderLiveEnd. A heartbeat may appear anywhere on a
+// stream topic, so other readers of the topic are not disturbed.
+func endMarker(id string) (*bus.Record, error) {
+	hb := &protocol.EngineHeartbeat{
+		Header:           protocol.Header{TaskID: id, TDOID: id},
+		EngineID:         "weir-live-control",
+		EngineInstanceID: "weir-live-control_" + id,
+		Count:            1,
+		Status:           protocol.HeartbeatDone,
+	}
+	key, value, err := protocol.Encode(hb)
+	if err != nil {
+		return nil, fmt.Errorf("end marker of stream %s: %w", id, err)
+	}
+	return &bus.Record{
+		Topic:   protocol.StreamTopic(id),
+		Key:     key,
+		Value:   value,
+		Headers: []bus.Header{{Key: protocol.HeaderLiveEnd, Value: protocol.FormatLiveEnd("ended on request")}},
+	}, nil
+}

@@ -1,8 +1,7 @@
-package live
+package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,43 +13,14 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/bus/bustest"
+	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
 // errPrivateSource is what weir serve's HTTP client says when it will not
 // dial a source.
-var errPrivateSource = errors.New("refusing to fetch a source from 127.0.0.1, a loopback or private address (start weir serve with --allow-private-sources to allow it)")
-
-func TestPermanentSourceError(t *testing.T) {
-	_, schemeErr := (&http.Client{}).Get("ftp://example.com/live.ts")
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"refused private address, as the dial error of weir serve", &net.OpError{Op: "dial", Net: "tcp", Err: errPrivateSource}, true},
-		{"unsupported scheme", schemeErr, true},
-		{"404", &SourceStatusError{Code: 404, Status: "404 Not Found"}, true},
-		{"403 wrapped", fmt.Errorf("attempt 2: %w", &SourceStatusError{Code: 403, Status: "403 Forbidden"}), true},
-		{"408 request timeout", &SourceStatusError{Code: 408, Status: "408 Request Timeout"}, false},
-		{"429 too many requests", &SourceStatusError{Code: 429, Status: "429 Too Many Requests"}, false},
-		{"503", &SourceStatusError{Code: 503, Status: "503 Service Unavailable"}, false},
-		{"an html page", fmt.Errorf("source sends %q: %w", "text/html", ErrNotMedia), true},
-		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, false},
-		{"source hung up", errSourceEnded, false},
-		{"timeout", context.DeadlineExceeded, false},
-		{"no error", nil, false},
-	}
-	if schemeErr == nil {
-		t.Fatal("GET ftp:// did not fail")
-	}
-	for _, tc := range tests {
-		if got := PermanentSourceError(tc.err); got != tc.want {
-			t.Errorf("%s (%v): permanent %v, want %v", tc.name, tc.err, got, tc.want)
-		}
-	}
-}
+var errPrivateSource = fmt.Errorf("refusing to fetch a source from 127.0.0.1, a loopback or private address (start weir serve with --allow-private-sources to allow it): %w", ingest.ErrPrivateAddress)
 
 // TestPullFailsForGoodOnPermanentErrors starts pulls of sources that fail:
 // a failure no retry can mend fails the stream at the first attempt, with
@@ -121,7 +91,7 @@ func TestPullFailsForGoodOnPermanentErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { meta.Close() })
-			ctrl, err := NewController(ControllerConfig{Meta: meta, Bus: bustest.New(), Logger: testLogger(t),
+			ctrl, err := New(Config{Meta: meta, Bus: bustest.New(), Logger: testLogger(t),
 				HTTPClient: client, PullRetryMax: 200 * time.Millisecond, Permanent: tc.permanent})
 			if err != nil {
 				t.Fatal(err)
