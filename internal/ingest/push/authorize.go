@@ -8,11 +8,13 @@ import (
 	"github.com/weir-media/weir/internal/metastore"
 )
 
-// StreamLookup finds live streams for the ingest servers.
-// metastore.Store satisfies it.
+// StreamLookup is what the ingest servers need of the metadata store: live
+// streams by publish key and id, and the publish leases that keep a stream
+// to one publisher. metastore.Store satisfies it.
 type StreamLookup interface {
 	GetStreamByPublishKey(ctx context.Context, key string) (metastore.Stream, error)
 	GetStream(ctx context.Context, id string) (metastore.Stream, error)
+	metastore.Leaser
 }
 
 // Reasons a publisher is refused.

@@ -12,7 +12,14 @@
 // H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with internal/media/mpegts;
 // SRT already carries MPEG-TS and is passed through.
 //
-// The servers hold no stream state beyond their connections: keys and
-// status come from the metadata store, media goes to the bus. docs/live.md
+// A stream has one publisher across every process sharing the metadata
+// store: a session holds the stream's publish lease
+// (metastore.PublishLeaseName) for its whole life, a second publisher is
+// refused while it is held, and every record the session writes carries
+// the lease's fencing token (protocol.HeaderPublishToken). A session whose
+// lease is lost stops writing and drops its publisher.
+//
+// The servers hold no stream state beyond their connections: keys, status
+// and leases come from the metadata store, media goes to the bus. docs/live.md
 // describes publishing for users.
 package push

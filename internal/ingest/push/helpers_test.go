@@ -92,12 +92,37 @@ func newPushEnvWith(t testing.TB, adjust func(*Config)) *pushEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &pushEnv{t: t, meta: meta, rec: newRecorder(), reg: prometheus.NewRegistry()}
-	cfg := Config{Addr: "127.0.0.1:0", Streams: meta, Producer: e.rec, Logger: testLogger(t), Registry: e.reg,
+	t.Cleanup(func() { meta.Close() })
+	e := &pushEnv{t: t, meta: meta, rec: newRecorder()}
+	e.start(meta, adjust)
+	return e
+}
+
+// otherProcess starts a second pair of servers, as another ingest process
+// would run them: the same metadata store and bus, its own holder name and
+// metrics.
+func (e *pushEnv) otherProcess(adjust func(*Config)) *pushEnv {
+	e.t.Helper()
+	o := &pushEnv{t: e.t, meta: e.meta, rec: e.rec}
+	o.start(e.meta, func(c *Config) {
+		c.Holder = "other-process"
+		if adjust != nil {
+			adjust(c)
+		}
+	})
+	return o
+}
+
+// start runs the servers on streams.
+func (e *pushEnv) start(streams StreamLookup, adjust func(*Config)) {
+	t := e.t
+	e.reg = prometheus.NewRegistry()
+	cfg := Config{Addr: "127.0.0.1:0", Streams: streams, Producer: e.rec, Logger: testLogger(t), Registry: e.reg,
 		StatusInterval: 100 * time.Millisecond, ReadTimeout: 3 * time.Second}
 	if adjust != nil {
 		adjust(&cfg)
 	}
+	var err error
 	if e.rtmp, err = NewRTMPServer(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +138,7 @@ func newPushEnvWith(t testing.TB, adjust func(*Config)) *pushEnv {
 	t.Cleanup(func() {
 		e.rtmp.Close()
 		e.srt.Close()
-		meta.Close()
 	})
-	return e
 }
 
 // newStream creates a live stream and returns it with its publish key.

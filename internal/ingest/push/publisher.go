@@ -2,63 +2,65 @@ package push
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/weir-media/weir/internal/metastore"
 )
 
-// One stream has at most one publisher in a process. A publisher that
-// connects while another publishes the same stream replaces it: encoders
-// reconnect after network trouble before the server has noticed the old
-// connection is dead, and refusing them would keep the stream down until
-// the old connection times out. The old publisher's stream_eof is written
-// before the new one's stream_init.
-var publishers = struct {
-	sync.Mutex
-	m map[string]*publisherSlot
-}{m: map[string]*publisherSlot{}}
+// ErrPublisherConnected: the stream has a publisher already, in this
+// process or another.
+var ErrPublisherConnected = errors.New("the stream already has a publisher")
 
-type publisherSlot struct {
-	kick func()
-	done chan struct{}
+// claims numbers this process's publish claims, so that two connections
+// in one process are two lease holders.
+var claims atomic.Int64
+
+// claimStream makes the caller the stream's one publisher, across every
+// ingest process sharing the metadata store: it takes the stream's publish
+// lease (metastore.PublishLeaseName), which is renewed in the background
+// until released. A stream whose lease another connection holds is refused
+// with an error wrapping ErrPublisherConnected and naming the holder: the
+// first publisher keeps the stream until it disconnects (a reconnecting
+// encoder gets in once the server has dropped the old connection, after at
+// most ReadTimeout) or its process dies (its lease lapses after LeaseTTL).
+//
+// The lease is not bound to the server's context, so a shutting-down
+// server's sessions still end their streams under it; release it once the
+// session is closed.
+func (s *listener[C]) claimStream(streamID string) (*metastore.HeldLease, error) {
+	holder := fmt.Sprintf("%s#%d", s.cfg.Holder, claims.Add(1))
+	held, err := metastore.Hold(context.WithoutCancel(s.ctx), s.cfg.Streams, metastore.PublishLeaseName(streamID), holder, s.cfg.LeaseTTL, s.log)
+	if errors.Is(err, metastore.ErrConflict) {
+		return nil, fmt.Errorf("stream %s: %w (%v)", streamID, ErrPublisherConnected, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: taking the publish lease: %w", streamID, err)
+	}
+	return held, nil
 }
 
-// replaceWait bounds how long a new publisher waits for the one it replaces
-// to wind down.
-const replaceWait = 5 * time.Second
+// releaseStream gives a publish lease up so the next publisher gets the
+// stream at once.
+func (s *listener[C]) releaseStream(held *metastore.HeldLease, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if err := held.Release(ctx); err != nil {
+		log.Warn("releasing the publish lease", "err", err)
+	}
+}
 
-// claimStream makes the caller the stream's publisher, kicking (and waiting
-// for) any current one. kick must make the caller's connection end. The
-// returned release must be called once the caller's session is closed.
-func claimStream(streamID string, kick func(), log *slog.Logger) (release func()) {
-	for {
-		publishers.Lock()
-		old := publishers.m[streamID]
-		if old == nil {
-			slot := &publisherSlot{kick: kick, done: make(chan struct{})}
-			publishers.m[streamID] = slot
-			publishers.Unlock()
-			return func() {
-				publishers.Lock()
-				if publishers.m[streamID] == slot {
-					delete(publishers.m, streamID)
-				}
-				publishers.Unlock()
-				close(slot.done)
-			}
-		}
-		publishers.Unlock()
-		log.Info("live stream: a new publisher replaces the current one", "stream", streamID)
-		old.kick()
-		select {
-		case <-old.done:
-		case <-time.After(replaceWait):
-			// The old connection is stuck; take over anyway.
-			publishers.Lock()
-			if publishers.m[streamID] == old {
-				delete(publishers.m, streamID)
-			}
-			publishers.Unlock()
+// watchLease calls lost once held is lost (taken over, or not renewed in
+// time), unless ctx ends first.
+func watchLease(ctx context.Context, held *metastore.HeldLease, lost func()) {
+	select {
+	case <-ctx.Done():
+	case <-held.Context().Done():
+		if errors.Is(context.Cause(held.Context()), metastore.ErrLeaseLost) {
+			lost()
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,27 +279,6 @@ func TestEndedStreamDisconnectsItsPublisher(t *testing.T) {
 		return ok && hb.Status == protocol.HeartbeatDone
 	})
 	checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), true)
-}
-
-func TestNewPublisherReplacesTheCurrentOne(t *testing.T) {
-	log := testLogger(t)
-	var kicked atomic.Int32
-	releaseFirst := claimStream("live-replace", func() { kicked.Add(1) }, log)
-	got := make(chan func(), 1)
-	go func() { got <- claimStream("live-replace", func() {}, log) }()
-	waitFor(t, 2*time.Second, "the first publisher to be kicked", func() bool { return kicked.Load() == 1 })
-	select {
-	case <-got:
-		t.Fatal("the new publisher took over before the old one wound down")
-	case <-time.After(100 * time.Millisecond):
-	}
-	releaseFirst()
-	select {
-	case release := <-got:
-		release()
-	case <-time.After(2 * time.Second):
-		t.Fatal("the new publisher never took over")
-	}
 }
 
 func TestParsePublishKeys(t *testing.T) {

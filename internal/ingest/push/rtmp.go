@@ -28,6 +28,7 @@ const (
 	DefaultSRTAddr        = "127.0.0.1:8890"
 	DefaultReadTimeout    = 10 * time.Second
 	DefaultStatusInterval = 2 * time.Second
+	DefaultLeaseTTL       = 10 * time.Second
 	// closeTimeout bounds the last bus records of a session whose
 	// publisher left.
 	closeTimeout = 10 * time.Second
@@ -46,7 +47,8 @@ type Config struct {
 	// Addr is the listen address; default DefaultRTMPAddr or
 	// DefaultSRTAddr. Port 0 picks a free port (see Addr on the server).
 	Addr string
-	// Streams looks up publish keys and watches stream status; required.
+	// Streams looks up publish keys, watches stream status and grants
+	// publish leases; required.
 	Streams StreamLookup
 	// Producer writes the stream topics; required: the *bus.Client, or a
 	// bustest.Bus in tests.
@@ -65,6 +67,13 @@ type Config struct {
 	// ChunkSize is the most bytes per raw_stream record (default
 	// protocol.DefaultChunkSize).
 	ChunkSize int
+	// Holder names this process in publish leases (default
+	// metastore.DefaultHolder()); it must differ between processes.
+	Holder string
+	// LeaseTTL is how long a publish lease lasts without renewal (default
+	// DefaultLeaseTTL): after a crash, a stream's publisher can reconnect
+	// to another process about this long later.
+	LeaseTTL time.Duration
 }
 
 func (c *Config) check(kind, defaultAddr string) error {
@@ -86,6 +95,12 @@ func (c *Config) check(kind, defaultAddr string) error {
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = DefaultStatusInterval
 	}
+	if c.Holder == "" {
+		c.Holder = metastore.DefaultHolder()
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 	return nil
 }
 
@@ -97,11 +112,16 @@ func (c *Config) check(kind, defaultAddr string) error {
 // key, or the key of a stream that has ended, is refused with
 // NetStream.Publish.Unauthorized and logged (without the key). H.264 or
 // H.265 video and AAC or MP3 audio are remuxed into MPEG-TS with their
-// original timestamps. A publisher of a stream that already has one replaces
-// it. A publisher is dropped when it sends nothing for ReadTimeout, when the
-// stream ends (checked every StatusInterval), or when the server closes;
-// its stream gets a stream_eof either way. Playback over RTMP is refused:
-// viewers watch HLS.
+// original timestamps. A stream has one publisher across every ingest
+// process: the session holds the stream's publish lease for its whole life
+// and every record it writes carries the lease's token
+// (protocol.HeaderPublishToken); a second publisher of the same stream is
+// refused while the first is connected. A publisher is dropped when it
+// sends nothing for ReadTimeout, when the stream ends (checked every
+// StatusInterval), or when the server closes; its stream gets a stream_eof
+// either way. A publisher whose lease is lost is dropped without one: the
+// stream is no longer its to end. Playback over RTMP is refused: viewers
+// watch HLS.
 type RTMPServer struct {
 	listener[net.Conn]
 }
@@ -208,10 +228,15 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		return errRefused
 	}
 	log = log.With("stream", st.ID)
-
-	var ended, kicked atomic.Bool
-	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
-	defer release()
+	held, err := s.claimStream(st.ID)
+	if err != nil {
+		s.metrics.connections.WithLabelValues("refused").Inc()
+		sc.RejectAction()
+		log.Warn("rtmp publish refused", "reason", err.Error())
+		return errRefused
+	}
+	defer s.releaseStream(held, log)
+	var ended, lost atomic.Bool
 
 	// The reader learns the tracks from the first two seconds of media,
 	// which arrive in real time: give it that on top of the timeout.
@@ -243,6 +268,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		StreamID:  st.ID,
 		EngineID:  "weir-rtmp",
 		ChunkSize: s.cfg.ChunkSize,
+		Lease:     held,
 		Logger:    log,
 	})
 	if err != nil {
@@ -295,6 +321,10 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		ended.Store(true)
 		conn.Close()
 	})
+	go watchLease(wctx, held, func() {
+		lost.Store(true)
+		conn.Close()
+	})
 
 	var readErr error
 	for muxErr == nil {
@@ -316,8 +346,8 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	switch {
 	case ended.Load():
 		log.Info("rtmp publisher disconnected: the stream ended")
-	case kicked.Load():
-		log.Info("rtmp publisher replaced by a new connection")
+	case lost.Load():
+		log.Warn("rtmp publisher dropped: its publish lease was lost")
 	default:
 		log.Info("rtmp publisher disconnected", "reason", firstErr(muxErr, readErr))
 	}

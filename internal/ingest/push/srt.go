@@ -30,9 +30,11 @@ const (
 // never gets a connection: it is rejected with reason 1401 (unauthorized) or
 // 1403 (ended), and a malformed id or a reading mode with 1400 or 1405.
 // A publisher that sends nothing for ReadTimeout is dropped (SRT's peer idle
-// timeout), as is the publisher of a stream that ends; a new publisher of
-// the same stream replaces the current one. Datagrams that are not SRT are
-// ignored by the SRT library.
+// timeout), as is the publisher of a stream that ends. A stream has one
+// publisher across every ingest process (see RTMPServer): a second one is
+// rejected during the handshake with reason 1407 (conflict) while the
+// first is connected. Datagrams that are not SRT are ignored by the SRT
+// library.
 type SRTServer struct {
 	listener[srt.Conn]
 }
@@ -132,6 +134,13 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 	if req.IsEncrypted() {
 		return s.refuse(req, log, srt.REJ_UNSECURE, errors.New("encrypted SRT is not supported; publish without a passphrase"))
 	}
+	held, err := s.claimStream(st.ID)
+	if errors.Is(err, ErrPublisherConnected) {
+		return s.refuse(req, log, srt.REJX_CONFLICT, err)
+	} else if err != nil {
+		return s.refuse(req, log, srt.REJX_ISE, err)
+	}
+	defer s.releaseStream(held, log)
 	conn, err := req.Accept()
 	if err != nil {
 		s.metrics.connections.WithLabelValues("failed").Inc()
@@ -147,14 +156,12 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 		s.mu.Unlock()
 	}()
 
-	var ended, kicked atomic.Bool
-	release := claimStream(st.ID, func() { kicked.Store(true); conn.Close() }, log)
-	defer release()
-
+	var ended, lost atomic.Bool
 	sess, err := ingest.OpenSession(s.ctx, s.cfg.Producer, ingest.SessionOptions{
 		StreamID:  st.ID,
 		EngineID:  "weir-srt",
 		ChunkSize: s.cfg.ChunkSize,
+		Lease:     held,
 		Logger:    log,
 	})
 	if err != nil {
@@ -170,6 +177,10 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 	defer stopWatch()
 	go watchStatus(wctx, s.cfg.Streams, st.ID, s.cfg.StatusInterval, func() {
 		ended.Store(true)
+		conn.Close()
+	})
+	go watchLease(wctx, held, func() {
+		lost.Store(true)
 		conn.Close()
 	})
 
@@ -195,8 +206,8 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 	switch {
 	case ended.Load():
 		log.Info("srt publisher disconnected: the stream ended")
-	case kicked.Load():
-		log.Info("srt publisher replaced by a new connection")
+	case lost.Load():
+		log.Warn("srt publisher dropped: its publish lease was lost")
 	default:
 		log.Info("srt publisher disconnected", "reason", firstErr(readErr))
 	}
