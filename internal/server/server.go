@@ -261,7 +261,7 @@ func (s *Server) startBroker() error {
 // controller, which pulls live sources.
 func (s *Server) startIngest(sources *http.Client) error {
 	var err error
-	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg}
+	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg, Holder: s.holder}
 	if s.rtmp, err = push.NewRTMPServer(pcfg); err != nil {
 		return fmt.Errorf("rtmp server: %w", err)
 	}
@@ -279,6 +279,7 @@ func (s *Server) startIngest(sources *http.Client) error {
 		Meta: s.meta, Bus: s.bus,
 		Logger:     s.log,
 		HTTPClient: sources,
+		Holder:     s.holder,
 	}
 	if s.control, err = control.New(ccfg); err != nil {
 		return fmt.Errorf("live controller: %w", err)

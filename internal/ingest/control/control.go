@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -43,7 +42,25 @@ type Config struct {
 	// permanent fails the stream, with the error as the stream's error
 	// text, instead of retrying.
 	Permanent func(error) bool
+	// Holder names this process in pull leases (default
+	// metastore.DefaultHolder()); it must differ between processes.
+	Holder string
+	// LeaseTTL is how long a pull lease lasts without renewal (default
+	// DefaultLeaseTTL). It is also how often the controller looks for
+	// pulled streams that nobody pulls: a pull whose process died is
+	// taken over by another controller between one and two TTLs later.
+	LeaseTTL time.Duration
+	// StatusInterval is how often a pull checks its stream's status, to
+	// stop once the stream has ended or failed (default
+	// DefaultStatusInterval).
+	StatusInterval time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultLeaseTTL       = 10 * time.Second
+	DefaultStatusInterval = 2 * time.Second
+)
 
 // Controller carries out the live control messages of the REST API:
 //
@@ -60,12 +77,23 @@ type Config struct {
 // them; messages about one stream are keyed by its id and arrive in order.
 // Old messages (a new group starts from the beginning of the topic) are
 // checked against the stream's status: nothing is pulled for a stream that
-// has ended. On start, a controller resumes the pulls of every stream that
-// has a source URL and has not ended; with several controllers each would
-// resume them all, so run one controller where streams are pulled.
+// has ended.
+//
+// Any number of controllers may run, in as many processes: a stream is
+// pulled by the one holding its pull lease (metastore.PullLeaseName),
+// renewed while it pulls and released when it stops, and every record of
+// the pull carries the lease's fencing token (protocol.HeaderPublishToken).
+// Each controller looks for pulled streams that have not ended when it
+// starts and every LeaseTTL after, and pulls those whose lease is free, so
+// a pull whose process died is taken over. A pull stops when its stream
+// ends or fails, whichever controller handled the end request, and when its
+// lease is lost (then it writes nothing more).
 type Controller struct {
 	cfg Config
 	log *slog.Logger
+	// ctx bounds every pull and its lease; cancel ends them (Run's end).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu    sync.Mutex
 	pulls map[string]*pull
@@ -95,17 +123,35 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Permanent == nil {
 		cfg.Permanent = ingest.IsPermanent
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}, nil
+	if cfg.Holder == "" {
+		cfg.Holder = metastore.DefaultHolder()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "live-control"), pulls: map[string]*pull{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
 }
 
-// Run resumes interrupted pulls, then handles protocol.TopicLiveControl
-// (and the name it had before, protocol.LegacyTopicLiveControl) until ctx
-// ends;
-// it stops the pulls it runs (their streams get a stream_eof but are not
-// ended) and returns nil.
+// Run handles protocol.TopicLiveControl (and the name it had before,
+// protocol.LegacyTopicLiveControl) until ctx ends, and meanwhile takes up
+// the pulls of unended streams nobody pulls, at once and every LeaseTTL.
+// When ctx ends it stops the pulls it runs (their streams get a stream_eof
+// but are not ended), releases their leases, and returns nil. A Controller
+// runs once.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.stopAll()
-	c.resume(ctx)
+	rctx, stopResume := context.WithCancel(ctx)
+	defer stopResume()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.resumeEvery(rctx, c.cfg.LeaseTTL)
+	}()
 	for ctx.Err() == nil {
 		err := c.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
 			Topics:        []string{protocol.TopicLiveControl, protocol.LegacyTopicLiveControl},
@@ -159,14 +205,18 @@ func (c *Controller) start(ctx context.Context, m *protocol.LiveControl) {
 		return
 	}
 	if st.SourceURL != "" {
-		c.startPull(ctx, st)
+		c.startPull(st)
 	}
 }
 
 // End stops this process's pull of stream id, if any, and puts the end
-// marker on the stream's topic.
+// marker on the stream's topic after the pull's last record. The stopped
+// pull keeps its lease until the stream has ended, so that no controller
+// takes the pull up again meanwhile. A pull running in another process
+// stops once the stream's status is terminal (the packager moves it to vod
+// when it reaches the marker).
 func (c *Controller) End(ctx context.Context, id string) error {
-	c.stopPull(id)
+	c.endPull(id)
 	rec, err := endMarker(id)
 	if err != nil {
 		return err
@@ -176,184 +226,6 @@ func (c *Controller) End(ctx context.Context, id string) error {
 	}
 	c.log.Info("live stream end requested", "stream", id)
 	return nil
-}
-
-// resume restarts the pulls of streams that have a source and have not
-// ended.
-func (c *Controller) resume(ctx context.Context) {
-	for _, status := range []metastore.Status{metastore.StatusCreated, metastore.StatusLive} {
-		after := ""
-		for {
-			streams, next, err := c.cfg.Meta.ListStreams(ctx, metastore.StreamFilter{
-				Kind: metastore.KindLive, Status: status, Limit: 500, After: after,
-			})
-			if err != nil {
-				if ctx.Err() == nil {
-					c.log.Warn("live control: listing streams to resume", "err", err)
-				}
-				return
-			}
-			for _, st := range streams {
-				if st.SourceURL != "" {
-					c.startPull(ctx, st)
-				}
-			}
-			if next == "" {
-				break
-			}
-			after = next
-		}
-	}
-}
-
-// pull is one running pull.
-type pull struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (c *Controller) startPull(ctx context.Context, st metastore.Stream) {
-	u, err := url.Parse(st.SourceURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		c.log.Error("live control: cannot pull this source", "stream", st.ID, "scheme", schemeOf(u))
-		if _, terr := c.cfg.Meta.TransitionStatus(ctx, st.ID, metastore.StatusFailed, func(s *metastore.Stream) {
-			s.Error = fmt.Sprintf("pulling %s:// sources is not supported; weir pulls http(s) MPEG-TS and Icecast AAC/MP3 streams", schemeOf(u))
-		}); terr != nil {
-			c.log.Warn("live control: recording the failure", "stream", st.ID, "err", terr)
-		}
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pulls[st.ID] != nil {
-		return
-	}
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &pull{cancel: cancel, done: make(chan struct{})}
-	c.pulls[st.ID] = p
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer close(p.done)
-		c.runPull(pctx, st.ID, st.SourceURL)
-		c.mu.Lock()
-		if c.pulls[st.ID] == p {
-			delete(c.pulls, st.ID)
-		}
-		c.mu.Unlock()
-	}()
-}
-
-func schemeOf(u *url.URL) string {
-	if u == nil {
-		return "?"
-	}
-	return u.Scheme
-}
-
-func (c *Controller) stopPull(id string) {
-	c.mu.Lock()
-	p := c.pulls[id]
-	delete(c.pulls, id)
-	c.mu.Unlock()
-	if p != nil {
-		p.cancel()
-		<-p.done
-	}
-}
-
-func (c *Controller) stopAll() {
-	c.mu.Lock()
-	for id, p := range c.pulls {
-		p.cancel()
-		delete(c.pulls, id)
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
-// runPull pulls url into stream id until ctx ends or the stream ends,
-// reconnecting with a growing delay when the source fails. Each connection
-// is a publisher session of its own, so a reconnect shows up in the
-// playlist as a discontinuity.
-//
-// Until the source has delivered media to the stream (the stream is still
-// created and no attempt got media), a failure that Config.Permanent calls
-// permanent fails the stream instead, with the error as its error text. A
-// source that has worked is retried whatever the error: live sources come
-// and go (an Icecast mount answers 404 while its encoder is away).
-func (c *Controller) runPull(ctx context.Context, id, src string) {
-	log := c.log.With("stream", id)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Stop pulling once the stream has ended or failed, however that
-	// happened.
-	go func() {
-		t := time.NewTicker(statusCheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if st, err := c.cfg.Meta.GetStream(ctx, id); err == nil && st.Status.Terminal() {
-				log.Info("live pull: the stream has ended; hanging up")
-				cancel()
-				return
-			}
-		}
-	}()
-	wait := 500 * time.Millisecond
-	worked := false // the source has delivered media to the stream
-	for ctx.Err() == nil {
-		st, err := c.cfg.Meta.GetStream(ctx, id)
-		if err == nil && st.Status.Terminal() {
-			return
-		}
-		if err == nil && st.Status != metastore.StatusCreated {
-			worked = true
-		}
-		started := time.Now()
-		connected, err := ingest.PullLive(ctx, c.cfg.Bus, ingest.LiveOptions{
-			StreamID:   id,
-			Source:     src,
-			HTTPClient: c.cfg.HTTPClient,
-			ChunkSize:  c.cfg.ChunkSize,
-			Logger:     c.log,
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		worked = worked || connected
-		if !worked && c.cfg.Permanent(err) {
-			c.failPull(ctx, id, err)
-			return
-		}
-		if time.Since(started) > 30*time.Second {
-			wait = 500 * time.Millisecond // it worked for a while
-		}
-		log.Warn("live pull: source stopped; reconnecting", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, c.cfg.PullRetryMax)
-	}
-}
-
-// statusCheckInterval is how often a pull looks at its stream's status.
-const statusCheckInterval = 2 * time.Second
-
-// failPull fails stream id for a source that cannot be pulled.
-func (c *Controller) failPull(ctx context.Context, id string, cause error) {
-	c.log.Error("live pull: the source cannot be pulled; the stream failed", "stream", id, "err", cause)
-	if _, err := c.cfg.Meta.TransitionStatus(ctx, id, metastore.StatusFailed, func(s *metastore.Stream) {
-		s.Error = fmt.Sprintf("pulling the source failed: %v", cause)
-	}); err != nil {
-		c.log.Warn("live control: recording the failure", "stream", id, "err", err)
-	}
 }
 
 // endMarker builds the record that ends stream id when it reaches the
