@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/bus/bustest"
 	"github.com/weir-media/weir/internal/media/mpegts"
+	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -202,5 +205,84 @@ func TestSessionBacklogKeepsReceiveTimes(t *testing.T) {
 	}
 	if len(seen) != writes {
 		t.Errorf("records start with the bytes of %d writes, want all %d: writes received apart were merged", len(seen), writes)
+	}
+}
+
+// takenOver is a metadata store on which another holder takes every lease
+// over once taken is set, so the next renewal finds it gone.
+type takenOver struct {
+	*metastore.SQLite
+	taken atomic.Bool
+}
+
+func (s *takenOver) RenewLease(ctx context.Context, l metastore.Lease, ttl time.Duration) (metastore.Lease, error) {
+	if s.taken.Load() {
+		return metastore.Lease{}, fmt.Errorf("renew lease %s: lost to another holder: %w", l.Name, metastore.ErrConflict)
+	}
+	return s.SQLite.RenewLease(ctx, l, ttl)
+}
+
+// TestSessionUnderALeaseIsFenced: every record of a session under a lease
+// carries the lease's token; once the lease is lost the session writes
+// nothing more, not even its stream_eof, and Write says why.
+func TestSessionUnderALeaseIsFenced(t *testing.T) {
+	meta, err := metastore.OpenSQLite(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	store := &takenOver{SQLite: meta}
+	held, err := metastore.Hold(context.Background(), store, metastore.PublishLeaseName("live-f"), "test#1", 300*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-f", EngineID: "test", Lease: held})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(make([]byte, 3000), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the bytes on the bus", func() bool { return len(rawBytes(rec.stream(protocol.StreamTopic("live-f")))) == 3000 })
+	store.taken.Store(true)
+	<-held.Context().Done()
+	n := len(rec.Records(protocol.StreamTopic("live-f")))
+	var werr error
+	for werr == nil {
+		werr = s.Write(make([]byte, 100), time.Now())
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(werr, metastore.ErrLeaseLost) {
+		t.Errorf("Write after the lease was lost: %v, want an error wrapping metastore.ErrLeaseLost", werr)
+	}
+	if err := s.Close(context.Background(), false); err == nil {
+		t.Error("Close after the lease was lost ended the stream without an error")
+	}
+	recs := rec.stream(protocol.StreamTopic("live-f"))
+	if len(recs) != n {
+		t.Errorf("%d records after the lease was lost, want none", len(recs)-n)
+	}
+	want := held.Token()
+	for i, r := range recs {
+		v, _ := r.rec.Header(protocol.HeaderPublishToken)
+		if tok, err := protocol.ParsePublishToken(v); err != nil || tok != want {
+			t.Errorf("record %d (%s): token %q, want %d", i, r.rec.Key, v, want)
+		}
+		if _, ok := r.msg.(*protocol.StreamEOF); ok {
+			t.Error("a stream_eof was written after the lease was lost")
+		}
+	}
+}
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
