@@ -29,8 +29,9 @@ const (
 
 	// HeaderPublishToken is on every record a live ingest writes to a
 	// stream topic (RTMP, SRT and pulled sources): the fencing token of
-	// the lease the writer held ("publish/{id}" for an RTMP or SRT
-	// publisher, "pull/{id}" for a pull), as a decimal integer. Tokens
+	// the stream's publish lease the writer held ("publish/{id}", which an
+	// RTMP or SRT publisher holds, and a pull too while it writes), as a
+	// decimal integer. Tokens
 	// grow every time the stream passes to another publisher, so the live
 	// packager drops records carrying a token below one it has seen: a
 	// publisher that lost the stream cannot write into it. Write it with

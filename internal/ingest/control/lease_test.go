@@ -160,6 +160,16 @@ func (cs *controllers) holder(t *testing.T, id string) (string, metastore.Lease)
 	return "", l
 }
 
+// publishLease reads the stream's publish lease.
+func (cs *controllers) publishLease(t *testing.T, id string) metastore.Lease {
+	t.Helper()
+	l, err := cs.store.GetLease(context.Background(), metastore.PublishLeaseName(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // tokens returns the publish tokens of the stream's records, in order.
 func (cs *controllers) tokens(t *testing.T, id string) []int64 {
 	t.Helper()
@@ -232,15 +242,24 @@ func TestOnePullerPerStreamAcrossControllers(t *testing.T) {
 	if next.Token <= lease.Token {
 		t.Errorf("token after the takeover %d, want more than %d", next.Token, lease.Token)
 	}
+	// Records carry the token of the stream's publish lease, which the
+	// puller holds as the stream's publisher: it grew at the takeover too.
+	pub := cs.publishLease(t, st.ID)
+	if !strings.HasPrefix(pub.Holder, other(first)+"#") {
+		t.Fatalf("publish lease held by %q after the takeover, want %s", pub.Holder, other(first))
+	}
 	waitFor(t, 10*time.Second, "records of the new puller", func() bool {
 		toks := cs.tokens(t, st.ID)
-		return len(toks) > before && toks[len(toks)-1] == next.Token
+		return len(toks) > before && toks[len(toks)-1] == pub.Token
 	})
 	toks := cs.tokens(t, st.ID)
 	for i, tok := range toks {
-		if tok != lease.Token && tok != next.Token || i > 0 && tok < toks[i-1] {
-			t.Fatalf("record tokens %v: want %d, then %d", toks, lease.Token, next.Token)
+		if tok > pub.Token || i > 0 && tok < toks[i-1] {
+			t.Fatalf("record tokens %v: want non-decreasing, ending at %d", toks, pub.Token)
 		}
+	}
+	if toks[0] == pub.Token {
+		t.Fatalf("record tokens %v: the first puller's records must carry an older token than %d", toks, pub.Token)
 	}
 }
 

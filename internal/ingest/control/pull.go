@@ -135,13 +135,28 @@ func (c *Controller) claim(ctx context.Context, p *pull, st metastore.Stream) {
 		c.refuseSource(held.Context(), cur.ID, u)
 		return
 	}
-	// Pull while both the claim and the lease last.
-	runCtx, cancel := context.WithCancel(held.Context())
+	// A pull writes the stream as its publisher: it holds the publish
+	// lease too, so a push with the stream's key is refused meanwhile and
+	// the packager fences pulled and pushed records on one token.
+	pub, err := metastore.Hold(held.Context(), c.cfg.Meta, metastore.PublishLeaseName(cur.ID), holder, c.cfg.LeaseTTL, log)
+	if err != nil {
+		log.Info("live control: the stream has another publisher; the pull waits", "err", err)
+		return
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pub.Release(rctx); err != nil {
+			log.Warn("live control: releasing the publish lease", "err", err)
+		}
+	}()
+	// Pull while the claim and both leases last.
+	runCtx, cancel := context.WithCancel(pub.Context())
 	defer cancel()
 	stopAfter := context.AfterFunc(ctx, cancel)
 	defer stopAfter()
 	pulling = true
-	c.runPull(runCtx, held, cur.ID, cur.SourceURL)
+	c.runPull(runCtx, pub, cur.ID, cur.SourceURL)
 	close(p.pulled)
 	if p.ended.Load() {
 		c.waitTerminal(held.Context(), cur.ID)
@@ -202,8 +217,8 @@ func (c *Controller) stopAll() {
 // runPull pulls url into stream id until ctx ends or the stream ends,
 // reconnecting with a growing delay when the source fails. Each connection
 // is a publisher session of its own, so a reconnect shows up in the
-// playlist as a discontinuity. Every record carries held's token, and
-// nothing is written once held is lost.
+// playlist as a discontinuity. Every record carries the token of held, the
+// stream's publish lease, and nothing is written once held is lost.
 //
 // Until the source has delivered media to the stream (the stream is still
 // created and no attempt got media), a failure that Config.Permanent calls
