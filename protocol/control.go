@@ -108,6 +108,9 @@ const (
 	MaxStreamIDLength = 128
 	// MaxTitleLength is the longest title, in characters.
 	MaxTitleLength = 200
+	// MaxControlMessageBytes bounds a control message record (key, value
+	// and headers); weir's consumers dead-letter larger ones unread.
+	MaxControlMessageBytes = 64 << 10
 )
 
 // ValidateStreamID checks a stream id: 1 to MaxStreamIDLength bytes from

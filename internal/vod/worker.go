@@ -97,10 +97,11 @@ func NewWorker(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context, b bus.Bus) error {
 	defer w.jobs.Wait()
 	opts := bus.ConsumeOptions{
-		Topics:        []string{protocol.TopicVODJobs, protocol.LegacyTopicVODJobs},
-		Group:         protocol.GroupVOD,
-		FromBeginning: true,
-		Handler:       w.HandleRecord,
+		Topics:         []string{protocol.TopicVODJobs, protocol.LegacyTopicVODJobs},
+		Group:          protocol.GroupVOD,
+		FromBeginning:  true,
+		MaxRecordBytes: protocol.MaxControlMessageBytes,
+		Handler:        w.HandleRecord,
 	}
 	pause := time.Second
 	for {

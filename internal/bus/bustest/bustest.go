@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -38,8 +39,9 @@ import (
 //     deferred (bus.Record.Defer) holds its partition's commit back until
 //     it is acknowledged, and at most MaxDeferred are outstanding; an
 //     acknowledgement after the member left does nothing. A handler error
-//     or panic stops Consume with a *bus.RecordError and leaves the record
-//     uncommitted. Without a group every partition is read and nothing is
+//     stops Consume with a *bus.RecordError and leaves the record
+//     uncommitted; with a group, a record over MaxRecordBytes, a
+//     bus.Permanent error and a panic dead-letter the record instead. Without a group every partition is read and nothing is
 //     committed. FromBeginning, UntilEOF and IdleTimeout behave as for
 //     bus.Client; MaxPollRecords is ignored. Partitions are not moved
 //     between live members (there is no rebalancing). TopicPattern,
@@ -234,6 +236,18 @@ func (b *Bus) DeleteTopic(ctx context.Context, name string) error {
 
 // ForgetTopic does nothing: the fake keeps no metrics.
 func (b *Bus) ForgetTopic(string) {}
+
+// Topics lists the topics that exist, sorted.
+func (b *Bus) Topics() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := make([]string, 0, len(b.topics))
+	for name := range b.topics {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
 
 // Partitions returns how many partitions topic has, 0 when it does not
 // exist.
@@ -509,7 +523,7 @@ func (c *consumer) run(ctx context.Context) error {
 				return func() { c.ack(k, offset) }
 			})
 		}
-		if err := c.call(ctx, r); err != nil {
+		if err := c.callChecked(ctx, r); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return nil // stopped while handling: redeliver, no failure
 			}
@@ -549,11 +563,41 @@ func (c *consumer) wait(ctx context.Context, changed <-chan struct{}, idle time.
 	}
 }
 
-// call runs the handler, turning a panic into an error as bus.Client does.
+// callChecked runs the handler as bus.Client does: with a group, a record
+// over MaxRecordBytes, a bus.Permanent error and a panic dead-letter the
+// record (to protocol.DeadLetterTopic, with the reason header) instead of
+// failing.
+func (c *consumer) callChecked(ctx context.Context, r *bus.Record) error {
+	limit := c.opts.MaxRecordBytes
+	if limit <= 0 {
+		limit = bus.DefaultMaxRecordBytes
+	}
+	size := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	var err error
+	if size > limit {
+		err = bus.Permanent(fmt.Errorf("record of %d bytes is over the %d-byte limit", size, limit))
+	} else {
+		err = c.call(ctx, r)
+	}
+	if err == nil || c.g == nil || !bus.IsPermanent(err) {
+		return err
+	}
+	dead := &bus.Record{Topic: protocol.DeadLetterTopic(r.Topic), Key: r.Key, Value: r.Value,
+		Headers: append(append([]bus.Header{}, r.Headers...),
+			bus.Header{Key: protocol.HeaderDeadLetterTopic, Value: []byte(r.Topic)},
+			bus.Header{Key: protocol.HeaderDeadLetterReason, Value: []byte(err.Error())})}
+	return c.b.Produce(ctx, dead)
+}
+
+// call runs the handler, turning a panic into a bus.Permanent error as
+// bus.Client does.
 func (c *consumer) call(ctx context.Context, r *bus.Record) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+			err = bus.Permanent(fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack()))
 		}
 	}()
 	return c.opts.Handler(ctx, r)

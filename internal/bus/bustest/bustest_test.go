@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/bus/bustest"
+	"github.com/weir-media/weir/protocol"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -181,12 +183,26 @@ func TestAFailedRecordIsRedeliveredToTheGroup(t *testing.T) {
 	if string(got[0].Value) != "2" || string(got[1].Value) != "3" {
 		t.Errorf("redelivered %q, %q; want 2, 3", got[0].Value, got[1].Value)
 	}
-	// A panic is a failure too.
-	b.Produce(ctx(t), rec("t", "a", "4"))
-	err = b.Consume(ctx(t), bus.ConsumeOptions{Topics: []string{"t"}, Group: "g",
-		Handler: func(context.Context, *bus.Record) error { panic("bad record") }})
-	if !errors.As(err, &re) || re.Offset != 3 {
-		t.Errorf("Consume over a panicking handler = %v", err)
+	// A panic, a bus.Permanent error and an oversized record are poison,
+	// as on Kafka: dead-lettered, and the partition moves on.
+	b.Produce(ctx(t), rec("t", "a", "4"), rec("t", "a", "5"), rec("t", "a", strings.Repeat("6", 100)), rec("t", "a", "7"))
+	var handled []string
+	err = b.Consume(ctx(t), bus.ConsumeOptions{Topics: []string{"t"}, Group: "g", UntilEOF: true, MaxRecordBytes: 50,
+		Handler: func(_ context.Context, r *bus.Record) error {
+			switch string(r.Value) {
+			case "4":
+				panic("bad record")
+			case "5":
+				return bus.Permanent(errors.New("malformed"))
+			}
+			handled = append(handled, string(r.Value))
+			return nil
+		}})
+	if err != nil || len(handled) != 1 || handled[0] != "7" {
+		t.Fatalf("Consume over poison records = %v, handled %q; want nil and only 7", err, handled)
+	}
+	if dead := b.Records(protocol.DeadLetterTopic("t")); len(dead) != 3 {
+		t.Errorf("%d dead letters, want 3", len(dead))
 	}
 }
 

@@ -157,7 +157,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			Topics:        []string{protocol.TopicLiveControl, protocol.LegacyTopicLiveControl},
 			Group:         c.cfg.Group,
 			FromBeginning: true,
-			Handler:       c.Handle,
+			// Control messages are small; anything larger is an attack or
+			// a bug and is dead-lettered unread.
+			MaxRecordBytes: protocol.MaxControlMessageBytes,
+			Handler:        c.Handle,
 		})
 		if ctx.Err() != nil || err == nil {
 			break
@@ -176,13 +179,26 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) Handle(ctx context.Context, rec *bus.Record) error {
 	m, err := protocol.DecodeLiveControl(rec.Key, rec.Value)
 	if err != nil {
-		c.log.Warn("live control: skipping a malformed message", "offset", rec.Offset, "err", err)
-		return nil
+		// No retry can mend it: the consumer dead-letters it.
+		return bus.Permanent(err)
 	}
 	switch m.Action {
 	case protocol.LiveStart:
 		c.start(ctx, m)
 	case protocol.LiveEnd:
+		st, err := c.cfg.Meta.GetStream(ctx, m.StreamID)
+		switch {
+		case errors.Is(err, metastore.ErrNotFound):
+			// A forged or stale request must not create the topic of a
+			// stream that does not exist.
+			c.log.Warn("live control: end of an unknown stream ignored", "stream", m.StreamID)
+			return nil
+		case err != nil:
+			return err // the store is out of reach: deliver it again
+		case st.Kind != metastore.KindLive:
+			c.log.Warn("live control: end of a stream that is not live ignored", "stream", m.StreamID, "kind", st.Kind)
+			return nil
+		}
 		if err := c.End(ctx, m.StreamID); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
