@@ -623,17 +623,17 @@ wait:
 	// returned: nothing drains and no unbatched call runs, so the packets
 	// not through Process must fit the bound.
 	fill(maxQueue)
-	g.mu.Lock()
 	for _, n := range g.nodes {
 		if n.name == "fast" {
 			// Throttled means full: what is queued plus what the batch
 			// holds uncommitted is the bound, not less and not more.
+			n.mu.Lock()
 			if q := n.inputs[0]; q.q.len()+q.held != maxQueue || q.held == 0 {
 				t.Errorf("throttled queue holds %d queued + %d batched packets, want %d with some batched", q.q.len(), q.held, maxQueue)
 			}
+			n.mu.Unlock()
 		}
 	}
-	g.mu.Unlock()
 	unblock()
 	if err := g.CloseAllInputStreams(); err != nil {
 		t.Fatal(err)

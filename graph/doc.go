@@ -111,14 +111,18 @@
 // runs one call at a time unless its calculator is declared Stateless and
 // the node sets max_in_flight: then Process runs on several input
 // timestamps at once and outputs are still delivered in timestamp order.
+// Each node has its own lock: workers running different nodes do not wait
+// for each other, and a node's packets reach each consumer under that
+// consumer's lock alone.
 //
 // When packets pile up in front of a fast node (one call at a time, the
 // default handler, no bounds processing), one worker runs up to 16 of its
 // ready calls in a row and hands their outputs downstream together, so the
-// scheduler's lock is taken once for the lot. Each call still sees exactly
-// the inputs and output bounds it would see alone. A batch is sized to take
-// about 20µs, judged by the node's timed calls, so a node whose calls take
-// 20µs or more never batches and delivers each output as soon as it is made.
+// node's and each consumer's lock are taken once for the lot. Each call
+// still sees exactly the inputs and output bounds it would see alone. A
+// batch is sized to take about 20µs, judged by the node's latest timed
+// calls, so a node whose calls take 20µs or more never batches and
+// delivers each output as soon as it is made.
 //
 // Every input queue is bounded by max_queue_size (default 100, -1 for no
 // bound). While a queue is full, the sources upstream of it (source nodes

@@ -175,8 +175,8 @@ nodes:
 // waiters reports how many goroutines wait for the graph to change (a
 // throttled feeder, WaitUntilIdle).
 func waiters(g *Graph) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.waitMu.Lock()
+	defer g.waitMu.Unlock()
 	return len(g.waitList)
 }
 

@@ -113,8 +113,10 @@ type sideBinding struct {
 }
 
 // node is a calculator instance and its scheduling state. Everything but
-// calc, name and the immutable wiring is guarded by Graph.mu.
+// calc, name and the immutable wiring is guarded by mu (see the locking
+// notes in scheduler.go).
 type node struct {
+	mu       sync.Mutex
 	g        *Graph
 	id       int
 	name     string
@@ -158,9 +160,26 @@ type node struct {
 	pending     []*CalculatorContext
 	stop        bool
 	closeQueued bool
-	dirty       bool
+	// committing marks a goroutine committing the calls of a node with
+	// parallel calls, in order; others leave theirs in finished.
+	committing bool
+	// fanout groups the node's consumers by node, so a commit takes each
+	// consumer's lock once.
+	fanout []fanout
 
 	stats nodeStats
+}
+
+// fanout is what one consumer node reads from a producer: which of the
+// producer's outputs feed which of its input queues.
+type fanout struct {
+	to    *node
+	links []link
+}
+
+type link struct {
+	out int // the producer's output index
+	q   *inputQueue
 }
 
 // Graph runs a calculator graph once: build it with New or NewFromYAML,
@@ -183,27 +202,36 @@ type Graph struct {
 	maxQueue       int
 	reportDeadlock bool
 
-	mu          sync.Mutex
-	work        *sync.Cond
+	// mu serialises the application's calls and idle handling; ext
+	// collects what they change for nodes (see scheduler.go).
+	mu  sync.Mutex
+	ext settler
+	// busy counts calls queued or running and application calls under way.
+	busy atomic.Int64
+	// runMu guards the heap of ready calls; idle workers wait on runCond.
+	runMu       sync.Mutex
+	runCond     *sync.Cond
 	heap        taskHeap
 	taskOrder   uint64
-	running     int
-	dirty       []*node
+	sleeping    int
+	stopWorkers bool
+
 	started     bool
 	finished    bool
 	failed      bool
-	stopping    atomic.Bool // failed, readable without the lock
+	stopping    atomic.Bool // failing: commit and schedule nothing more
 	finalizing  bool
-	stopWorkers bool
 	err         error
-	closedNodes int
+	closedNodes atomic.Int32
 	addMode     AddMode
+	sideMu      sync.Mutex
 	// Goroutines blocked in waitChange (a throttled feeder, WaitUntilIdle)
-	// each wait on their own channel from wakeFree; wakeDue marks a change
-	// they may be waiting for.
+	// each wait on their own channel from wakeFree, under waitMu; nwait
+	// counts them so that notifying nobody costs one atomic load.
+	waitMu    sync.Mutex
 	waitList  []chan struct{}
 	wakeFree  []chan struct{}
-	wakeDue   bool
+	nwait     atomic.Int32
 	done      chan struct{}
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -269,7 +297,8 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 	if st.reportDeadlock != nil {
 		g.reportDeadlock = *st.reportDeadlock
 	}
-	g.work = sync.NewCond(&g.mu)
+	g.runCond = sync.NewCond(&g.runMu)
+	g.ext.g = g
 
 	side := func(name string) *sidePacket {
 		sp, ok := g.sides[name]
@@ -428,7 +457,29 @@ func (g *Graph) prepare() {
 		for _, q := range n.inputs {
 			q.ancestors = of(q.s)
 		}
+		n.fanout = fanoutOf(n.outputs)
 	}
+	for _, gi := range g.inList {
+		gi.fanout = fanoutOf([]*stream{gi.s})
+	}
+}
+
+// fanoutOf groups the consumers of streams by node.
+func fanoutOf(streams []*stream) []fanout {
+	var fo []fanout
+	for i, s := range streams {
+		for _, q := range s.consumers {
+			j := 0
+			for j < len(fo) && fo[j].to != q.n {
+				j++
+			}
+			if j == len(fo) {
+				fo = append(fo, fanout{to: q.n})
+			}
+			fo[j].links = append(fo[j].links, link{out: i, q: q})
+		}
+	}
+	return fo
 }
 
 // StartRun starts the run. sidePackets gives a value for every declared
@@ -478,10 +529,13 @@ func (g *Graph) StartRun(ctx context.Context, sidePackets map[string]any) error 
 		go g.worker()
 	}
 	g.log.Debug("graph: run started", "nodes", len(g.nodes), "threads", g.numThreads, "max_queue_size", g.maxQueue)
+	g.begin()
 	for _, n := range g.nodes {
-		g.markDirty(n)
+		n.mu.Lock()
+		g.schedule(n, &g.ext)
+		n.mu.Unlock()
 	}
-	g.settle()
+	g.end()
 	return nil
 }
 
@@ -527,10 +581,10 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 		if g.addMode == AddIfNotFull {
 			return fmt.Errorf("graph input stream %q is throttled, a downstream queue is full: %w", name, ErrUnavailable)
 		}
-		g.settle() // a throttled idle graph is a deadlock to resolve
-		if gi.src.throttled() && g.runErr() == nil {
-			_ = g.waitChange(ctx) // ctx.Err() is checked at the top
+		if g.busy.Load() == 0 {
+			g.idle() // a throttled idle graph is a deadlock to resolve
 		}
+		_ = g.waitChange(ctx, func() bool { return gi.src.throttled() && g.runErr() == nil }) // ctx.Err() is checked at the top
 	}
 	if p.IsEmpty() {
 		return g.setInputBound(gi, p.ts.NextAllowedInStream())
@@ -539,8 +593,23 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 		g.fail(err)
 		return err
 	}
-	g.emit(gi.s, p, monoNow())
-	g.settle()
+	g.begin()
+	gi.s.record(p)
+	at := monoNow()
+	for fi := range gi.fanout {
+		fo := &gi.fanout[fi]
+		n := fo.to
+		n.mu.Lock()
+		for _, l := range fo.links {
+			if n.state != nodeClosed {
+				l.q.push(&g.ext, p, at)
+			}
+			g.updateFull(&g.ext, l.q)
+		}
+		g.schedule(n, &g.ext)
+		n.mu.Unlock()
+	}
+	g.end()
 	return nil
 }
 
@@ -548,8 +617,7 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 func (g *Graph) SetGraphInputStreamAddMode(m AddMode) {
 	g.mu.Lock()
 	g.addMode = m
-	g.wakeDue = true // a blocked feeder re-checks the mode
-	g.notify()
+	g.notifyAll() // a blocked feeder re-checks the mode
 	g.mu.Unlock()
 }
 
@@ -578,12 +646,13 @@ func (g *Graph) setInputBound(gi *graphInput, bound Timestamp) error {
 		g.fail(err)
 		return err
 	}
+	g.begin()
 	if bound == Done {
 		gi.closed = true
-		g.wakeDue = true
+		g.notifyAll()
 	}
-	g.setBound(gi.s, bound)
-	g.settle()
+	setBound(&g.ext, gi.s, bound)
+	g.end()
 	return nil
 }
 
@@ -599,8 +668,9 @@ func (g *Graph) CloseInputStream(name string) error {
 	if !g.started {
 		return fmt.Errorf("graph input stream %q: %w", name, ErrNotRunning)
 	}
-	g.closeInput(gi)
-	g.settle()
+	g.begin()
+	g.closeInput(&g.ext, gi)
+	g.end()
 	return nil
 }
 
@@ -611,10 +681,11 @@ func (g *Graph) CloseAllInputStreams() error {
 	if !g.started {
 		return ErrNotRunning
 	}
+	g.begin()
 	for _, gi := range g.inList {
-		g.closeInput(gi)
+		g.closeInput(&g.ext, gi)
 	}
-	g.settle()
+	g.end()
 	return nil
 }
 
@@ -628,28 +699,36 @@ func (g *Graph) CloseAllPacketSources() error {
 	if !g.started {
 		return ErrNotRunning
 	}
-	g.closeAllPacketSources()
-	g.settle()
+	g.begin()
+	g.closeAllPacketSources(&g.ext)
+	g.end()
 	return nil
 }
 
-func (g *Graph) closeInput(gi *graphInput) {
+// closeInput closes a graph input stream; the caller holds Graph.mu.
+func (g *Graph) closeInput(st *settler, gi *graphInput) {
 	if gi.closed {
 		return
 	}
 	gi.closed = true
-	g.wakeDue = true
-	g.setBound(gi.s, Done)
+	g.notifyAll()
+	setBound(st, gi.s, Done)
 }
 
-func (g *Graph) closeAllPacketSources() {
+// closeAllPacketSources closes the graph input streams and stops the
+// source nodes; the caller holds Graph.mu and no node lock.
+func (g *Graph) closeAllPacketSources(st *settler) {
 	for _, gi := range g.inList {
-		g.closeInput(gi)
+		g.closeInput(st, gi)
 	}
 	for _, s := range g.sources {
-		if s.node != nil && !s.node.stop {
-			s.node.stop = true
-			g.markDirty(s.node)
+		if n := s.node; n != nil {
+			n.mu.Lock()
+			if !n.stop {
+				n.stop = true
+				st.touch = append(st.touch, n)
+			}
+			n.mu.Unlock()
 		}
 	}
 }
@@ -700,10 +779,14 @@ func (g *Graph) WaitUntilIdle(ctx context.Context) error {
 		if g.failed || g.finished {
 			return g.err
 		}
-		if g.running == 0 && len(g.heap) == 0 {
-			return nil
+		if g.busy.Load() == 0 {
+			g.idle() // what an idle graph does (closing loops, say) is not idle yet
+			if g.busy.Load() == 0 && !g.failed && !g.finished {
+				return nil
+			}
+			continue
 		}
-		if err := g.waitChange(ctx); err != nil {
+		if err := g.waitChange(ctx, func() bool { return g.busy.Load() != 0 }); err != nil {
 			return err
 		}
 	}
@@ -712,8 +795,8 @@ func (g *Graph) WaitUntilIdle(ctx context.Context) error {
 // OutputSidePacket returns the value of side packet name, set by a node
 // during the run.
 func (g *Graph) OutputSidePacket(name string) (any, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.sideMu.Lock()
+	defer g.sideMu.Unlock()
 	sp, ok := g.sides[name]
 	if !ok || !sp.set {
 		return nil, false
@@ -733,10 +816,13 @@ func (g *Graph) runErr() error {
 	return nil
 }
 
-// waitChange releases the lock until a change a waiter may be waiting for
+// waitChange releases Graph.mu until a change a waiter may be waiting for
 // (a source no longer throttled, a graph input closed, an idle graph, the
-// end of the run) or until ctx ends. Callers re-check their condition.
-func (g *Graph) waitChange(ctx context.Context) error {
+// end of the run) or until ctx ends; blocked, called once the waiter is
+// registered, tells whether to wait at all, so a change that came just
+// before is not missed. Callers re-check their condition.
+func (g *Graph) waitChange(ctx context.Context, blocked func() bool) error {
+	g.waitMu.Lock()
 	var ch chan struct{}
 	if k := len(g.wakeFree); k > 0 {
 		ch = g.wakeFree[k-1]
@@ -745,39 +831,45 @@ func (g *Graph) waitChange(ctx context.Context) error {
 		ch = make(chan struct{}, 1)
 	}
 	g.waitList = append(g.waitList, ch)
-	g.mu.Unlock()
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	g.nwait.Add(1)
+	g.waitMu.Unlock()
+	if blocked() {
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		g.mu.Lock()
 	}
-	g.mu.Lock()
+	g.waitMu.Lock()
 	if i := slices.Index(g.waitList, ch); i >= 0 { // not notified
 		g.waitList = slices.Delete(g.waitList, i, i+1)
+		g.nwait.Add(-1)
 	}
 	select { // a notification that raced with ctx
 	case <-ch:
 	default:
 	}
 	g.wakeFree = append(g.wakeFree, ch)
+	g.waitMu.Unlock()
 	return ctx.Err()
 }
 
-// notify wakes the waiters if something they may wait for happened since
-// the last notification; notifyAll wakes them regardless.
-func (g *Graph) notify() {
-	if g.wakeDue {
-		g.notifyAll()
-	}
-}
-
+// notifyAll wakes every waiter. It takes only waitMu, so it may be called
+// under any lock.
 func (g *Graph) notifyAll() {
-	g.wakeDue = false
+	if g.nwait.Load() == 0 {
+		return
+	}
+	g.waitMu.Lock()
 	for _, ch := range g.waitList {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
+	g.nwait.Add(-int32(len(g.waitList)))
 	clear(g.waitList)
 	g.waitList = g.waitList[:0]
+	g.waitMu.Unlock()
 }

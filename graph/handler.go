@@ -251,13 +251,13 @@ func (n *node) setReadiness(i int) (readiness, Timestamp) {
 // nextInput decides whether the node can run: Process at a timestamp, Close,
 // or not yet (then the timestamp is the lowest input timestamp or bound,
 // used to propagate offset bounds).
-func (n *node) nextInput() (readiness, Timestamp) {
+func (n *node) nextInput(st *settler) (readiness, Timestamp) {
 	if n.handler.kind == handlerEarlyClose {
 		return n.earlyCloseInput()
 	}
 	fixed := n.handler.kind == handlerFixedSize
 	if fixed {
-		n.eraseSurplus(false)
+		n.eraseSurplus(st, false)
 	}
 	inputTS, minTS := Done, Done
 	allClose, becameDone := true, false
@@ -284,7 +284,7 @@ func (n *node) nextInput() (readiness, Timestamp) {
 	case inputTS < Done:
 		if fixed {
 			// Process the newest packets that survive trimming.
-			n.eraseSurplus(true)
+			n.eraseSurplus(st, true)
 			inputTS = n.minTimestampToProcess()
 		}
 		return readyProcess, inputTS
@@ -330,7 +330,7 @@ func (n *node) earlyCloseInput() (readiness, Timestamp) {
 // packets at ts (an empty packet at the settled bound where a stream has
 // none), the others show only their bounds. For a held call (batched) the
 // packets taken stay counted in their queue until the call is committed.
-func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
+func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp) {
 	single := len(n.handler.sets) == 1
 	for i, set := range n.handler.sets {
 		take := single || (n.setReady[i] && n.setTS[i] == ts)
@@ -355,7 +355,7 @@ func (n *node) fill(cc *CalculatorContext, ts Timestamp) {
 						q.dropped++
 					}
 				}
-				n.g.updateFull(q)
+				n.g.updateFull(st, q)
 			}
 			if !found {
 				b, _ := q.minTimestampOrBound()
@@ -389,7 +389,7 @@ func (q *inputQueue) minAmongLatest(k int) Timestamp {
 // remain, and the same timestamps are dropped from every input so the
 // inputs stay aligned. With keepOne, at least one processable timestamp is
 // kept.
-func (n *node) eraseSurplus(keepOne bool) {
+func (n *node) eraseSurplus(st *settler, keepOne bool) {
 	h := &n.handler
 	if h.fixedMin {
 		floor := Max
@@ -400,7 +400,7 @@ func (n *node) eraseSurplus(keepOne bool) {
 			floor = min(floor, q.minAmongLatest(h.target))
 		}
 		for _, q := range n.inputs {
-			n.eraseBefore(q, floor)
+			n.eraseBefore(st, q, floor)
 		}
 		return
 	}
@@ -417,11 +417,11 @@ func (n *node) eraseSurplus(keepOne bool) {
 		n.keptTS = min(n.keptTS, prevRange(n.minStreamBound()))
 	}
 	for _, q := range n.inputs {
-		n.eraseBefore(q, n.keptTS)
+		n.eraseBefore(st, q, n.keptTS)
 	}
 }
 
-func (n *node) eraseBefore(q *inputQueue, ts Timestamp) {
+func (n *node) eraseBefore(st *settler, q *inputQueue, ts Timestamp) {
 	dropped := false
 	for q.q.len() > 0 && q.q.at(0).p.ts < ts {
 		q.q.pop()
@@ -429,7 +429,7 @@ func (n *node) eraseBefore(q *inputQueue, ts Timestamp) {
 		dropped = true
 	}
 	if dropped {
-		n.g.updateFull(q)
+		n.g.updateFull(st, q)
 	}
 }
 

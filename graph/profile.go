@@ -58,10 +58,18 @@ type QueueProfile struct {
 
 // Profile returns the graph's statistics so far.
 func (g *Graph) Profile() Profile {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	p := Profile{Graph: g.name}
 	for _, n := range g.nodes {
+		p.Nodes = append(p.Nodes, n.profile())
+	}
+	return p
+}
+
+// profile takes the node's lock, so a snapshot is consistent per node.
+func (n *node) profile() NodeProfile {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	{
 		s := &n.stats
 		np := NodeProfile{Name: n.name, Calculator: n.calcName, ProcessCalls: s.calls, ProcessTotal: s.processTotal(),
 			ProcessP50: s.durs.quantile(0.5), ProcessP99: s.durs.quantile(0.99),
@@ -76,9 +84,8 @@ func (g *Graph) Profile() Profile {
 			np.Inputs = append(np.Inputs, QueueProfile{Stream: q.s.name, Port: q.port.Key(), Depth: q.q.len(),
 				MaxDepth: q.maxDepth, MaxQueueSize: q.maxSize, Received: q.added, Dropped: q.dropped})
 		}
-		p.Nodes = append(p.Nodes, np)
+		return np
 	}
-	return p
 }
 
 func (r *ring) quantile(q float64) time.Duration {
@@ -151,14 +158,14 @@ const (
 	timingStride = 16
 )
 
-// nodeStats collects a node's profile; guarded by Graph.mu.
+// nodeStats collects a node's profile; guarded by the node's lock.
 type nodeStats struct {
 	issued    int64 // Process calls scheduled, for the sampling decision
 	gap       int   // untimed calls before the next timed one
 	calls     int64
 	timed     int64 // calls whose duration was measured
 	timedSum  time.Duration
-	lastDur   time.Duration // the latest timed call
+	recent    [3]time.Duration // the latest timed calls, for batchLimit
 	durs      ring
 	latCount  int64 // calls that consumed at least one packet
 	latTimed  int64 // of those, the ones whose latency was measured
@@ -219,7 +226,7 @@ func (s *nodeStats) record(cc *CalculatorContext) {
 	}
 	s.timed++
 	s.timedSum += cc.dur
-	s.lastDur = cc.dur
+	s.recent[s.timed%3] = cc.dur
 	s.durs.add(cc.dur)
 	if cc.arrival != 0 {
 		lat := max(cc.start-cc.arrival, 0)
@@ -231,14 +238,22 @@ func (s *nodeStats) record(cc *CalculatorContext) {
 
 // batchLimit is how many calls the node may run back to back (see
 // Graph.batch) without holding back its outputs for more than about
-// batchBudget, judged by its timed calls: the larger of their mean and the
-// latest. An untimed node does not batch.
+// batchBudget, judged by its latest timed calls: the middle one of the
+// last three, so that one call slowed down by something else (a
+// preempted worker, a collection) neither stops batching nor lets a
+// calculator that became slow go on batching; the slowest while fewer
+// than three were timed. An untimed node does not batch.
 func (s *nodeStats) batchLimit() int {
-	if s.timed == 0 {
+	var est time.Duration
+	switch r := s.recent; s.timed {
+	case 0:
 		return 1
+	case 1, 2:
+		est = max(r[0], r[1])
+	default:
+		est = max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
 	}
-	est := max(s.timedSum/time.Duration(s.timed), s.lastDur, 1)
-	return int(min(batchBudget/est, batchSize))
+	return int(min(batchBudget/max(est, 1), batchSize))
 }
 
 // processTotal is the total Process time: exact while every call was

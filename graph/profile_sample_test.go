@@ -70,12 +70,12 @@ func TestProfileCountsStayExactWhileTimingIsSampled(t *testing.T) {
 				t.Fatalf("no call batched over %d calls in bursts of %d", total, tt.perCall)
 			}
 			p := g.Profile()
-			g.mu.Lock()
 			timed := map[string]int64{}
 			for _, n := range g.nodes {
+				n.mu.Lock()
 				timed[n.name] = n.stats.timed
+				n.mu.Unlock()
 			}
-			g.mu.Unlock()
 			for _, n := range p.Nodes {
 				if n.Name == "source" {
 					continue

@@ -5,9 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
+
+// Locking. No graph-wide lock sits on the path of a packet:
+//
+//   - node.mu guards a node's input queues, its input stream handler's
+//     state, its call bookkeeping (state, calls in flight, sequence
+//     numbers, a batch being collected, recycled contexts), its profile and
+//     the streams it produces.
+//   - Graph.runMu guards the heap of ready calls; idle workers sleep on
+//     Graph.runCond.
+//   - Graph.mu serialises the application's calls (feeding, bounds,
+//     closing, cancelling) and idle handling.
+//   - Graph.waitMu guards the goroutines waiting for a change, Graph.sideMu
+//     the side packets.
+//
+// The order is Graph.mu, then one node.mu, then runMu, waitMu or sideMu.
+// No goroutine ever holds two node locks: what a change on one node means
+// for another (a bound for its consumers, a source released from
+// throttling) is collected in a settler while the first lock is held and
+// applied once it is released. A commit delivers a node's packets to each
+// consumer under that consumer's lock alone, before the node may run
+// again, so packets still arrive in order.
+//
+// Idleness. Graph.busy counts work under way: calls queued or running (a
+// batch counts once) and application calls in progress. Work only starts
+// from work, so busy leaves 0 only under Graph.mu (an application call, or
+// idle handling that schedules something). Whoever holds Graph.mu and
+// reads 0 therefore sees the whole graph at rest, the consistent view that
+// deadlock resolution, closing loops, WaitUntilIdle and the end of the run
+// need.
 
 // taskHeap orders ready calls: nodes nearer the graph's outputs first (they
 // free memory and deliver results), sources last, and first come first
@@ -32,38 +62,115 @@ func (h *taskHeap) Pop() any {
 	return x
 }
 
-func (g *Graph) worker() {
-	defer g.workers.Done()
-	g.mu.Lock()
-	for {
-		for len(g.heap) == 0 && !g.stopWorkers {
-			g.work.Wait()
-		}
-		if g.stopWorkers {
-			g.mu.Unlock()
-			return
-		}
-		cc := heap.Pop(&g.heap).(*CalculatorContext)
-		g.running++
-		g.mu.Unlock()
-		ran := g.runBatch(cc)
-		g.mu.Lock()
-		batch := cc.more
-		g.complete(cc)
-		for i, f := range batch {
-			if i+1 < ran {
-				g.complete(f)
-			} else {
-				g.drop(f, false)
+// settler carries the effects of a change on one node that reach other
+// nodes: bounds to pass to a stream's consumers and nodes to re-evaluate.
+// Each worker has its own; application calls use Graph.ext under Graph.mu.
+// It also holds a worker's scratch space for commits.
+type settler struct {
+	g      *Graph
+	bounds []boundChange
+	touch  []*node
+	calls  []*CalculatorContext // a batch's committed calls
+	before []Timestamp          // output bounds before the commit
+	after  []Timestamp          // and after
+}
+
+type boundChange struct {
+	s *stream
+	b Timestamp
+}
+
+// drain applies what was collected, taking one node lock at a time, until
+// nothing is left. The bounds collected together reach their consumers
+// before any of them is re-evaluated, so that a node sees the effects of
+// one change (closing every graph input, an offset bound on all of a
+// node's outputs) at once. Re-evaluating a node may collect more.
+func (st *settler) drain() {
+	for b, t := 0, 0; b < len(st.bounds) || t < len(st.touch); {
+		for ; b < len(st.bounds); b++ {
+			bc := st.bounds[b]
+			for _, q := range bc.s.consumers {
+				n := q.n
+				n.mu.Lock()
+				raised := bc.b > q.bound
+				if raised {
+					q.bound = bc.b
+				}
+				n.mu.Unlock()
+				if raised {
+					st.touch = append(st.touch, n)
+				}
 			}
 		}
-		clear(batch)
-		g.running--
-		g.settle()
+		for round := t; t < len(st.touch); t++ {
+			n := st.touch[t]
+			if slices.Contains(st.touch[round:t], n) {
+				continue
+			}
+			n.mu.Lock()
+			st.g.schedule(n, st)
+			n.mu.Unlock()
+		}
+	}
+	clear(st.bounds)
+	clear(st.touch)
+	st.bounds, st.touch = st.bounds[:0], st.touch[:0]
+}
+
+func (g *Graph) worker() {
+	defer g.workers.Done()
+	st := &settler{g: g}
+	for {
+		cc := g.next()
+		if cc == nil {
+			return
+		}
+		ran := g.runBatch(cc)
+		g.complete(st, cc, ran)
+		st.drain()
+		g.release()
 	}
 }
 
-// runBatch runs cc and the calls batched behind it, without the lock, and
+// next takes the most urgent ready call, waiting for one; nil when the run
+// is over.
+func (g *Graph) next() *CalculatorContext {
+	g.runMu.Lock()
+	defer g.runMu.Unlock()
+	for len(g.heap) == 0 && !g.stopWorkers {
+		g.sleeping++
+		g.runCond.Wait()
+		g.sleeping--
+	}
+	if g.stopWorkers {
+		return nil
+	}
+	return heap.Pop(&g.heap).(*CalculatorContext)
+}
+
+// release ends a unit of work; the last one out looks at the idle graph.
+func (g *Graph) release() {
+	if g.busy.Add(-1) == 0 {
+		g.mu.Lock()
+		if g.busy.Load() == 0 {
+			g.idle()
+		}
+		g.mu.Unlock()
+	}
+}
+
+// begin and end bracket an application call that changes the graph; both
+// run under Graph.mu.
+func (g *Graph) begin() { g.busy.Add(1) }
+
+func (g *Graph) end() {
+	g.ext.drain()
+	if g.busy.Add(-1) == 0 {
+		g.idle()
+	}
+}
+
+// runBatch runs cc and the calls batched behind it, without a lock, and
 // returns how many ran. A call that fails ends the batch; the rest are
 // dropped. The packets of every call are stamped with one clock read taken
 // when the batch ends, just before they are queued downstream.
@@ -115,7 +222,7 @@ func (cc *CalculatorContext) follow(prev *CalculatorContext) {
 	}
 }
 
-// invoke runs one calculator call without the lock.
+// invoke runs one calculator call without a lock.
 func (g *Graph) invoke(cc *CalculatorContext) {
 	if cc.timed {
 		cc.start = monoNow()
@@ -141,36 +248,177 @@ func (g *Graph) invoke(cc *CalculatorContext) {
 	}
 }
 
-// complete takes a finished call back under the lock and commits it, in
-// input timestamp order for nodes with parallel calls.
-func (g *Graph) complete(cc *CalculatorContext) {
+// complete commits a finished batch, in input timestamp order for nodes
+// with parallel calls: a call that finishes before an earlier one waits
+// for it, and one goroutine at a time commits a node's calls.
+func (g *Graph) complete(st *settler, cc *CalculatorContext, ran int) {
 	n := cc.n
-	n.stats.record(cc)
-	if g.failed {
-		g.drop(cc, true)
-		return
-	}
 	if cc.phase != phaseProcess || n.maxInFlight == 1 {
-		g.commit(cc)
+		g.commit(st, cc, ran)
 		return
 	}
+	n.mu.Lock()
 	n.finished[cc.seq] = cc
-	for !g.failed {
+	if n.committing {
+		n.mu.Unlock()
+		return
+	}
+	n.committing = true
+	for {
 		next, ok := n.finished[n.commitSeq]
 		if !ok {
 			break
 		}
 		delete(n.finished, n.commitSeq)
 		n.commitSeq++
-		g.commit(next)
+		n.mu.Unlock()
+		g.commit(st, next, 1)
+		n.mu.Lock()
+	}
+	n.committing = false
+	n.mu.Unlock()
+}
+
+// commit applies a batch's effects in three steps. Under the node's lock:
+// errors, the streams' packets and bounds, side packets and the node's
+// state. Then, holding one consumer's lock at a time, the packets and
+// bounds go to the consumers, which are re-evaluated. Last, under the
+// node's lock again, the calls leave the node, which may run again: until
+// then no other call of the node can commit, so its packets arrive in
+// order.
+func (g *Graph) commit(st *settler, head *CalculatorContext, ran int) {
+	n := head.n
+	more := head.more // release (drop) empties head.more
+	calls := st.calls[:0]
+	var failure error
+	stopAll := false
+	n.mu.Lock()
+	st.before = st.before[:0]
+	for _, s := range n.outputs {
+		st.before = append(st.before, s.bound)
+	}
+	for i := 0; i < ran; i++ {
+		cc := head
+		if i > 0 {
+			cc = more[i-1]
+		}
+		n.stats.record(cc)
+		if failure != nil || g.stopping.Load() {
+			g.drop(st, cc, true)
+			continue
+		}
+		stop, err := g.apply(st, cc)
+		if err != nil {
+			failure = g.nodeErr(n, cc.phase, err)
+			g.stopping.Store(true) // commit nothing more anywhere
+			g.drop(st, cc, true)
+			continue
+		}
+		stopAll = stopAll || stop
+		calls = append(calls, cc)
+	}
+	for _, f := range more[ran-1:] {
+		g.drop(st, f, false)
+	}
+	st.after = st.after[:0]
+	for _, s := range n.outputs {
+		st.after = append(st.after, s.bound)
+	}
+	n.mu.Unlock()
+
+	if failure == nil && len(calls) > 0 {
+		g.deliver(st, n, calls)
+	}
+
+	n.mu.Lock()
+	n.inflight -= len(calls)
+	for _, cc := range calls {
+		if cc != head {
+			cc.recycle()
+		}
+	}
+	clear(more)
+	if len(calls) > 0 && calls[0] == head {
+		head.recycle()
+	}
+	g.schedule(n, st)
+	n.mu.Unlock()
+	clear(calls)
+	st.calls = calls[:0]
+
+	if failure != nil || stopAll {
+		g.mu.Lock()
+		if failure != nil {
+			g.fail(failure)
+		} else {
+			g.closeAllPacketSources(st)
+		}
+		st.drain()
+		g.mu.Unlock()
+	}
+}
+
+// deliver hands the packets and new bounds of a node's committed calls to
+// its consumers, one consumer node (and lock) at a time, all of a node's
+// inputs from this commit at once.
+func (g *Graph) deliver(st *settler, n *node, calls []*CalculatorContext) {
+	for fi := range n.fanout {
+		fo := &n.fanout[fi]
+		moved := false
+		for _, l := range fo.links {
+			if st.after[l.out] != st.before[l.out] || hasPackets(calls, l.out) {
+				moved = true
+				break
+			}
+		}
+		if !moved {
+			continue
+		}
+		c := fo.to
+		c.mu.Lock()
+		for _, l := range fo.links {
+			q := l.q
+			if c.state != nodeClosed {
+				for _, cc := range calls {
+					for _, p := range cc.outputs[l.out].packets {
+						q.push(st, p, cc.end)
+					}
+				}
+			}
+			q.bound = max(q.bound, st.after[l.out])
+			g.updateFull(st, q)
+		}
+		g.schedule(c, st)
+		c.mu.Unlock()
+	}
+}
+
+func hasPackets(calls []*CalculatorContext, out int) bool {
+	for _, cc := range calls {
+		if len(cc.outputs[out].packets) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// push queues p, produced at at (monoNow), on q; the caller holds q's
+// node's lock.
+func (q *inputQueue) push(st *settler, p Packet, at time.Duration) {
+	q.q.push(entry{p: p, at: at})
+	q.added++
+	q.bound = max(q.bound, p.ts.NextAllowedInStream())
+	q.maxDepth = max(q.maxDepth, q.q.len())
+	if q.n.handler.kind == handlerFixedSize {
+		q.n.eraseSurplus(st, false)
 	}
 }
 
 // drop discards a call after the run failed; ran tells whether the
-// calculator saw it.
-func (g *Graph) drop(cc *CalculatorContext, ran bool) {
+// calculator saw it. The caller holds the node's lock.
+func (g *Graph) drop(st *settler, cc *CalculatorContext, ran bool) {
 	cc.n.inflight--
-	g.unhold(cc)
+	g.unhold(st, cc)
 	if ran && cc.phase == phaseClose {
 		cc.n.state = nodeClosed
 	}
@@ -178,7 +426,7 @@ func (g *Graph) drop(cc *CalculatorContext, ran bool) {
 }
 
 // unhold stops counting a batched call's input packets in their queues.
-func (g *Graph) unhold(cc *CalculatorContext) {
+func (g *Graph) unhold(st *settler, cc *CalculatorContext) {
 	if !cc.held {
 		return
 	}
@@ -187,7 +435,7 @@ func (g *Graph) unhold(cc *CalculatorContext) {
 		if !p.IsEmpty() {
 			q := cc.n.inputs[i]
 			q.held--
-			g.updateFull(q)
+			g.updateFull(st, q)
 		}
 	}
 }
@@ -199,44 +447,35 @@ func (g *Graph) nodeErr(n *node, ph phase, err error) error {
 	return fmt.Errorf("node %q (%s): %s: %w", n.name, n.calcName, ph, err)
 }
 
-// commit applies a call's effects: its error, its packets and bounds, its
-// side packets, and the node's state change.
-func (g *Graph) commit(cc *CalculatorContext) {
+// apply commits one call's effects on its node and the node's streams,
+// under the node's lock: its error, its packets and bounds (delivered to
+// consumers afterwards, see deliver), its side packets, and the node's
+// state change. stopAll reports an ErrStop that closes every packet
+// source.
+func (g *Graph) apply(st *settler, cc *CalculatorContext) (stopAll bool, err error) {
 	n := cc.n
-	n.inflight--
-	g.unhold(cc)
-	defer cc.recycle()
-	err := cc.result
+	g.unhold(st, cc)
+	err = cc.result
 	if errors.Is(err, ErrStop) && !errors.Is(cc.err, ErrStop) {
 		switch {
 		case len(n.inputs) == 0:
 			n.stop = true
 		case cc.phase != phaseClose:
-			g.closeAllPacketSources()
+			stopAll = true
 		}
 		err = nil
 	}
 	if err != nil {
-		g.fail(g.nodeErr(n, cc.phase, err))
-		return
+		return false, err
 	}
 	for _, o := range cc.outputs {
-		if err := g.commitOutput(n, o, cc); err != nil {
-			g.fail(g.nodeErr(n, cc.phase, err))
-			return
+		if err := g.applyOutput(n, o, cc); err != nil {
+			return false, err
 		}
 	}
 	if len(cc.sideOut) > 0 { // ranging over a nil map still costs a map iteration
-		for i, v := range cc.sideOut {
-			b := n.sideOut[i]
-			if b.sp.set {
-				g.fail(g.nodeErr(n, cc.phase, fmt.Errorf("output side packet %q is set twice", b.sp.name)))
-				return
-			}
-			b.sp.value, b.sp.set = v, true
-			for _, c := range b.sp.consumers {
-				g.markDirty(c)
-			}
+		if err := g.setSidePackets(st, n, cc.sideOut); err != nil {
+			return false, err
 		}
 	}
 	switch cc.phase {
@@ -244,24 +483,38 @@ func (g *Graph) commit(cc *CalculatorContext) {
 		n.state = nodeOpen
 	case phaseClose:
 		n.state = nodeClosed
-		g.closedNodes++
+		g.closedNodes.Add(1)
 		for _, s := range n.outputs {
-			g.setBound(s, Done)
+			s.bound = Done
 		}
 		for _, q := range n.inputs {
 			q.dropped += int64(q.q.len()) // early_close leaves packets behind
 			q.q.release()
-			g.updateFull(q)
+			g.updateFull(st, q)
 		}
-		return
 	}
-	g.markDirty(n)
+	return stopAll, nil
 }
 
-// commitOutput delivers an output's packets and computes its new bound the
-// way MediaPipe does: the largest of the bound implied by the timestamp
-// offset, the explicit SetNextTimestampBound and the last packet.
-func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) error {
+func (g *Graph) setSidePackets(st *settler, n *node, values map[int]any) error {
+	g.sideMu.Lock()
+	defer g.sideMu.Unlock()
+	for i, v := range values {
+		b := n.sideOut[i]
+		if b.sp.set {
+			return fmt.Errorf("output side packet %q is set twice", b.sp.name)
+		}
+		b.sp.value, b.sp.set = v, true
+		st.touch = append(st.touch, b.sp.consumers...)
+	}
+	return nil
+}
+
+// applyOutput applies an output's packets to its stream and computes the
+// stream's new bound the way MediaPipe does: the largest of the bound
+// implied by the timestamp offset, the explicit SetNextTimestampBound and
+// the last packet.
+func (g *Graph) applyOutput(n *node, o *OutputStream, cc *CalculatorContext) error {
 	s := o.s
 	before := s.bound
 	// AddPacket checked every packet against the shard, which started from
@@ -274,10 +527,10 @@ func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) er
 				return err
 			}
 		}
-		g.emit(s, p, cc.end)
+		s.record(p)
 	}
 	if o.closed || cc.phase == phaseClose {
-		g.setBound(s, Done)
+		s.bound = Done
 		return nil
 	}
 	nb := Unset
@@ -294,9 +547,7 @@ func (g *Graph) commitOutput(n *node, o *OutputStream, cc *CalculatorContext) er
 		}
 		nb = max(nb, o.updated)
 	}
-	if nb != Unset {
-		g.setBound(s, nb)
-	}
+	s.bound = max(s.bound, nb)
 	return nil
 }
 
@@ -331,57 +582,31 @@ func offsetBound(b Timestamp, offset int64) Timestamp {
 	return Unset
 }
 
-func (g *Graph) propagateOffset(n *node, b Timestamp) {
+// propagateOffset raises n's output bounds to what its offset implies; the
+// caller holds n's lock.
+func (g *Graph) propagateOffset(st *settler, n *node, b Timestamp) {
 	ob := offsetBound(b, n.offset)
 	if ob == Unset {
 		return
 	}
 	for _, s := range n.outputs {
-		if ob > s.bound {
-			g.setBound(s, ob)
-		}
+		setBound(st, s, ob)
 	}
 }
 
-// emit appends p (already checked) to every consumer of s; at is when p
-// was produced (monoNow), for the consumers' input latency.
-func (g *Graph) emit(s *stream, p Packet, at time.Duration) {
-	s.packets++
-	s.lastPre = s.packets == 1 && p.ts == PreStream
-	s.bound = p.ts.NextAllowedInStream()
-	for _, q := range s.consumers {
-		if q.n.state == nodeClosed {
-			continue
-		}
-		q.q.push(entry{p: p, at: at})
-		q.added++
-		q.bound = s.bound
-		q.maxDepth = max(q.maxDepth, q.q.len())
-		if q.n.handler.kind == handlerFixedSize {
-			q.n.eraseSurplus(false)
-		}
-		g.updateFull(q)
-		g.markDirty(q.n)
-	}
-}
-
-// setBound raises the bound of s (never lowers it) and tells consumers.
-func (g *Graph) setBound(s *stream, b Timestamp) {
+// setBound raises the bound of s (never lowers it), under the lock of s's
+// producer, and collects the change for s's consumers.
+func setBound(st *settler, s *stream, b Timestamp) {
 	if b <= s.bound {
 		return
 	}
 	s.bound = b
-	for _, q := range s.consumers {
-		if b > q.bound {
-			q.bound = b
-			g.markDirty(q.n)
-		}
-	}
+	st.bounds = append(st.bounds, boundChange{s, b})
 }
 
 // updateFull tracks a queue crossing its max_queue_size and throttles or
-// releases the sources upstream of it.
-func (g *Graph) updateFull(q *inputQueue) {
+// releases the sources upstream of it; the caller holds q's node's lock.
+func (g *Graph) updateFull(st *settler, q *inputQueue) {
 	full := q.maxSize >= 0 && q.q.len()+q.held >= q.maxSize
 	if full == q.full {
 		return
@@ -389,59 +614,32 @@ func (g *Graph) updateFull(q *inputQueue) {
 	q.full = full
 	for _, s := range q.ancestors {
 		if full {
-			s.nfull++
+			s.nfull.Add(1)
 			continue
 		}
-		s.nfull--
-		if s.nfull == 0 {
-			g.wakeDue = true // a feeder may wait for this
+		if s.nfull.Add(-1) == 0 {
 			if s.node != nil {
-				g.markDirty(s.node)
+				st.touch = append(st.touch, s.node)
+			} else {
+				g.notifyAll() // a feeder may wait for this
 			}
 		}
 	}
 }
 
-func (g *Graph) markDirty(n *node) {
-	if !n.dirty {
-		n.dirty = true
-		g.dirty = append(g.dirty, n)
-	}
-}
-
-// settle re-evaluates every node whose inputs changed, then looks for an
-// idle graph (deadlock, loops to close, the end of the run) and wakes
-// waiters.
-func (g *Graph) settle() {
-	for i := 0; i < len(g.dirty); i++ { // schedule may add more
-		n := g.dirty[i]
-		n.dirty = false
-		g.schedule(n)
-	}
-	g.dirty = g.dirty[:0]
-	if g.failed {
-		g.maybeFinalize()
-	} else if g.started && !g.finished && g.running == 0 && len(g.heap) == 0 {
-		g.wakeDue = true // for WaitUntilIdle
-		g.idle()
-	}
-	g.notify()
-}
-
-// schedule queues every call node n is ready for.
-func (g *Graph) schedule(n *node) {
-	if g.failed || !g.started || g.finished {
+// schedule queues every call node n is ready for; the caller holds n's
+// lock.
+func (g *Graph) schedule(n *node, st *settler) {
+	if g.stopping.Load() || !g.started {
 		return
 	}
 	switch n.state {
 	case nodeWaiting:
-		for _, b := range n.sideIn {
-			if !b.sp.set {
-				return
-			}
+		if !g.sidePacketsSet(n) {
+			return
 		}
 		n.state = nodeOpening
-		g.queue(g.newContext(n, phaseOpen, Unstarted))
+		g.queue(st, g.newContext(n, phaseOpen, Unstarted))
 		return
 	case nodeOpen:
 	default:
@@ -453,18 +651,18 @@ func (g *Graph) schedule(n *node) {
 		case n.stop || len(n.outputs) == 0:
 			// A node without streams at all only deals in side packets:
 			// it closes right after Open.
-			g.queueClose(n)
+			g.queueClose(st, n)
 		case !n.src.throttled():
-			g.queue(g.newContext(n, phaseProcess, Unset))
+			g.queue(st, g.newContext(n, phaseProcess, Unset))
 		}
 		return
 	}
 	if n.stop && n.inflight == 0 {
-		g.queueClose(n)
+		g.queueClose(st, n)
 		return
 	}
 	for n.inflight < n.maxInFlight {
-		r, ts := n.nextInput()
+		r, ts := n.nextInput(st)
 		switch r {
 		case notReady:
 			if n.inflight == 0 && n.offsetSet {
@@ -473,36 +671,51 @@ func (g *Graph) schedule(n *node) {
 					// offset bound at its first timestamp.
 					ts = n.pending[0].ts
 				}
-				g.propagateOffset(n, ts)
+				g.propagateOffset(st, n, ts)
 			}
 			return
 		case readyClose:
 			if n.inflight == 0 && len(n.pending) > 0 {
-				g.flushPending(n) // a partial batch runs before Close
+				g.flushPending(st, n) // a partial batch runs before Close
 				return
 			}
 			if n.inflight == 0 {
 				if n.offsetSet {
 					// With an offset the outputs end with the inputs: Close
 					// can set side packets but emit no packets.
-					g.propagateOffset(n, Done)
+					g.propagateOffset(st, n, Done)
 				}
-				g.queueClose(n)
+				g.queueClose(st, n)
 			}
 			return
 		}
 		cc := g.newContext(n, phaseProcess, ts)
-		n.fill(cc, ts)
+		n.fill(st, cc, ts)
 		if n.handler.batchSize > 1 {
 			n.pending = append(n.pending, cc)
 			if len(n.pending) == n.handler.batchSize {
-				g.flushPending(n)
+				g.flushPending(st, n)
 			}
 			continue
 		}
-		g.queue(cc)
-		g.batch(n, cc)
+		n.admit(cc)
+		g.batch(st, n, cc)
+		g.push(st, cc)
 	}
+}
+
+func (g *Graph) sidePacketsSet(n *node) bool {
+	if len(n.sideIn) == 0 {
+		return true
+	}
+	g.sideMu.Lock()
+	defer g.sideMu.Unlock()
+	for _, b := range n.sideIn {
+		if !b.sp.set {
+			return false
+		}
+	}
+	return true
 }
 
 // flushPending queues the calls a batch_size node has collected, to run
@@ -511,22 +724,21 @@ func (g *Graph) schedule(n *node) {
 // count against max_queue_size. The first call's outputs start from the
 // streams' bounds now: an offset bound may have moved them since it was
 // filled.
-func (g *Graph) flushPending(n *node) {
+func (g *Graph) flushPending(st *settler, n *node) {
 	head := n.pending[0]
 	head.startOutputs()
-	g.queue(head)
+	n.admit(head)
 	for _, cc := range n.pending[1:] {
-		n.inflight++
-		cc.seq = n.nextSeq
-		n.nextSeq++
+		n.admit(cc)
 		head.more = append(head.more, cc)
 	}
 	clear(n.pending)
 	n.pending = n.pending[:0]
+	g.push(st, head)
 }
 
 // dropPending releases the calls a batch_size node was collecting, after a
-// failure.
+// failure; the caller holds n's lock.
 func (n *node) dropPending() {
 	for _, cc := range n.pending {
 		cc.release()
@@ -544,61 +756,85 @@ const (
 )
 
 // batch appends to head the node's next ready calls, up to batchSize in
-// all, so one worker runs them in a row and the graph takes its lock once
-// for all of them instead of once per call. Only nodes whose later input
-// sets are already decided batch: one call at a time, the default handler
-// (what is ready now stays the next thing to process whatever arrives
-// later), no bounds processing (a call per bound change). Batched calls
-// keep their input packets counted in their queues until they are
-// committed, so max_queue_size throttles sources exactly as without
-// batching. A queue holding a single ready packet, the usual case for a
-// graph that keeps up, makes no batch and adds no latency; a slow
-// calculator (a call of batchBudget or more) never batches.
-func (g *Graph) batch(n *node, head *CalculatorContext) {
+// all, so one worker runs them in a row and commits them together, taking
+// the node's and each consumer's lock once for all of them instead of once
+// per call. Only nodes whose later input sets are already decided batch:
+// one call at a time, the default handler (what is ready now stays the
+// next thing to process whatever arrives later), no bounds processing (a
+// call per bound change). Batched calls keep their input packets counted
+// in their queues until they are committed, so max_queue_size throttles
+// sources exactly as without batching. A queue holding a single ready
+// packet, the usual case for a graph that keeps up, makes no batch and
+// adds no latency; a slow calculator (a call of batchBudget or more) never
+// batches.
+func (g *Graph) batch(st *settler, n *node, head *CalculatorContext) {
 	if n.maxInFlight != 1 || n.handler.kind != handlerDefault || n.processBounds {
 		return
 	}
 	limit := n.stats.batchLimit()
 	for len(head.more) < limit-1 {
-		r, ts := n.nextInput()
+		r, ts := n.nextInput(st)
 		if r != readyProcess {
 			return
 		}
 		cc := g.takeContext(n, phaseProcess, ts)
 		cc.held = true
-		n.fill(cc, ts)
-		n.inflight++
-		cc.seq = n.nextSeq
-		n.nextSeq++
+		n.fill(st, cc, ts)
+		n.admit(cc)
 		head.more = append(head.more, cc)
 	}
 }
 
-func (g *Graph) queueClose(n *node) {
+func (g *Graph) queueClose(st *settler, n *node) {
 	if n.closeQueued {
 		return
 	}
 	n.closeQueued = true
 	n.state = nodeClosing
-	g.queue(g.newContext(n, phaseClose, Done))
+	g.queue(st, g.newContext(n, phaseClose, Done))
 }
 
-func (g *Graph) queue(cc *CalculatorContext) {
-	n := cc.n
+func (g *Graph) queue(st *settler, cc *CalculatorContext) {
+	cc.n.admit(cc)
+	g.push(st, cc)
+}
+
+// admit counts a call as in flight on its node and numbers Process calls
+// for committing in order; the caller holds the node's lock.
+func (n *node) admit(cc *CalculatorContext) {
 	n.inflight++
 	if cc.phase == phaseProcess {
 		cc.seq = n.nextSeq
 		n.nextSeq++
 	}
+}
+
+// push hands a call (and its batch) to the workers, or drops it once the
+// run is failing; the caller holds the node's lock.
+func (g *Graph) push(st *settler, cc *CalculatorContext) {
+	g.runMu.Lock()
+	if g.stopping.Load() {
+		g.runMu.Unlock()
+		for _, f := range cc.more {
+			g.drop(st, f, false)
+		}
+		clear(cc.more)
+		g.drop(st, cc, false)
+		return
+	}
 	cc.order = g.taskOrder
 	g.taskOrder++
 	heap.Push(&g.heap, cc)
-	g.work.Signal()
+	g.busy.Add(1)
+	if g.sleeping > 0 {
+		g.runCond.Signal()
+	}
+	g.runMu.Unlock()
 }
 
 // newContext prepares a call: fresh output shards that start at the
 // streams' current bounds. Contexts are recycled per node, since a context
-// is only valid during its call.
+// is only valid during its call. The caller holds the node's lock.
 func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
 	cc := g.takeContext(n, ph, ts)
 	cc.startOutputs()
@@ -631,7 +867,7 @@ func (g *Graph) takeContext(n *node, ph phase, ts Timestamp) *CalculatorContext 
 }
 
 // startOutputs starts the call's output shards at the streams' current
-// bounds.
+// bounds; the caller holds the node's lock.
 func (cc *CalculatorContext) startOutputs() {
 	for i, s := range cc.n.outputs {
 		o := cc.outputs[i] // cc, s and typ are set once; release emptied packets
@@ -670,17 +906,29 @@ func (cc *CalculatorContext) release() {
 	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order, cc.timed = 0, 0, 0, 0, 0, 0, false
 }
 
-// recycle releases cc and keeps it for the node's next call.
+// recycle releases cc and keeps it for the node's next call; the caller
+// holds the node's lock.
 func (cc *CalculatorContext) recycle() {
 	cc.release()
 	cc.n.free = append(cc.n.free, cc)
 }
 
-// idle runs when nothing is running or queued. A throttled source that is
-// still active means a deadlock: no node can run to drain the full queue.
-// With every source finished, the nodes left open sit on loops and are
-// closed in order, as MediaPipe does.
+// idle runs under Graph.mu when nothing is running or queued (busy is 0).
+// After a failure it finishes the run. A throttled source that is still
+// active means a deadlock: no node can run to drain the full queue. With
+// every source finished, the nodes left open sit on loops and are closed
+// in order, as MediaPipe does. Waiters (WaitUntilIdle, a throttled feeder)
+// are woken to look again.
 func (g *Graph) idle() {
+	defer g.notifyAll()
+	if g.failed {
+		g.maybeFinalize()
+		return
+	}
+	if !g.started || g.finished {
+		return
+	}
+	st := &g.ext
 	throttled := false
 	for _, s := range g.sources {
 		if s.throttled() && g.active(s) {
@@ -688,9 +936,10 @@ func (g *Graph) idle() {
 		}
 	}
 	if throttled {
-		g.resolveDeadlock()
-		if !g.failed {
-			g.settle()
+		g.resolveDeadlock(st)
+		st.drain()
+		if !g.failed && g.busy.Load() == 0 {
+			g.idle()
 		}
 		return
 	}
@@ -700,71 +949,90 @@ func (g *Graph) idle() {
 		}
 	}
 	for _, n := range g.order {
-		switch n.state {
-		case nodeWaiting:
-			var missing []string
-			for _, b := range n.sideIn {
-				if !b.sp.set {
-					missing = append(missing, fmt.Sprintf("%q", b.sp.name))
-				}
-			}
-			g.fail(fmt.Errorf("node %q (%s): never opened: input side packet %s was not produced", n.name, n.calcName, strings.Join(missing, ", ")))
+		if g.idleNode(st, n) {
+			st.drain()
 			return
-		case nodeOpen:
-			if n.inflight == 0 && len(n.pending) > 0 {
-				g.flushPending(n)
-				return
-			}
-			if n.inflight == 0 {
-				g.queueClose(n)
-				return
-			}
 		}
 	}
-	if g.closedNodes == len(g.nodes) {
+	if int(g.closedNodes.Load()) == len(g.nodes) {
 		g.finish(nil)
 	}
 }
 
-// active reports whether a source may still produce packets.
+// idleNode handles one node of an idle graph whose sources are done: it
+// reports a node that could never open, runs a partial batch_size batch,
+// or closes a node left open on a loop. It reports whether it did
+// anything.
+func (g *Graph) idleNode(st *settler, n *node) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.state {
+	case nodeWaiting:
+		var missing []string
+		g.sideMu.Lock()
+		for _, b := range n.sideIn {
+			if !b.sp.set {
+				missing = append(missing, fmt.Sprintf("%q", b.sp.name))
+			}
+		}
+		g.sideMu.Unlock()
+		g.fail(fmt.Errorf("node %q (%s): never opened: input side packet %s was not produced", n.name, n.calcName, strings.Join(missing, ", ")))
+		return true
+	case nodeOpen:
+		if n.inflight == 0 && len(n.pending) > 0 {
+			g.flushPending(st, n)
+			return true
+		}
+		if n.inflight == 0 {
+			g.queueClose(st, n)
+			return true
+		}
+	}
+	return false
+}
+
+// active reports whether a source may still produce packets; the caller
+// holds Graph.mu.
 func (g *Graph) active(s *source) bool {
 	if s.input != nil {
 		return !s.input.closed
 	}
+	s.node.mu.Lock()
+	defer s.node.mu.Unlock()
 	return s.node.state < nodeClosing
 }
 
 // resolveDeadlock grows every full queue by one packet so the throttled
 // sources can go on (logging each growth), or, with report_deadlock, fails
 // the run naming the full queues.
-func (g *Graph) resolveDeadlock() {
-	var full []*inputQueue
+func (g *Graph) resolveDeadlock(st *settler) {
+	var parts []string
 	for _, n := range g.nodes {
+		n.mu.Lock()
 		for _, q := range n.inputs {
-			if q.full {
-				full = append(full, q)
+			if !q.full {
+				continue
 			}
+			if g.reportDeadlock {
+				parts = append(parts, fmt.Sprintf("input stream %q of node %q (%s) is full (%d packets, max_queue_size %d)",
+					q.s.name, q.n.name, q.n.calcName, q.q.len(), q.maxSize))
+				continue
+			}
+			q.maxSize = q.q.len() + 1
+			g.log.Warn("graph: resolved a deadlock by growing a full queue; consider a larger max_queue_size",
+				"stream", q.s.name, "node", q.n.name, "max_queue_size", q.maxSize)
+			g.updateFull(st, q)
 		}
+		n.mu.Unlock()
 	}
 	if g.reportDeadlock {
-		var parts []string
-		for _, q := range full {
-			parts = append(parts, fmt.Sprintf("input stream %q of node %q (%s) is full (%d packets, max_queue_size %d)",
-				q.s.name, q.n.name, q.n.calcName, q.q.len(), q.maxSize))
-		}
 		g.fail(fmt.Errorf("%w: every node is idle while packet sources are throttled: %s; raise max_queue_size or feed the node's other inputs",
 			ErrDeadlock, strings.Join(parts, "; ")))
-		return
-	}
-	for _, q := range full {
-		q.maxSize = q.q.len() + 1
-		g.log.Warn("graph: resolved a deadlock by growing a full queue; consider a larger max_queue_size",
-			"stream", q.s.name, "node", q.n.name, "max_queue_size", q.maxSize)
-		g.updateFull(q)
 	}
 }
 
-// fail records the run's first error and starts shutting down.
+// fail records the run's first error and starts shutting down; the caller
+// holds Graph.mu and no node lock.
 func (g *Graph) fail(err error) {
 	if g.failed || g.finished {
 		return
@@ -773,25 +1041,35 @@ func (g *Graph) fail(err error) {
 	if !errors.Is(err, ErrCancelled) {
 		g.log.Error("graph: run failed", "err", err)
 	}
-	g.stopping.Store(true)
+	g.stopping.Store(true) // push drops from now on
 	g.cancel()
-	for _, cc := range g.heap {
+	g.runMu.Lock()
+	queued := g.heap
+	g.heap = nil
+	g.runMu.Unlock()
+	st := &settler{g: g}
+	for _, cc := range queued {
+		n := cc.n
+		n.mu.Lock()
 		for _, f := range cc.more {
-			g.drop(f, false)
+			g.drop(st, f, false)
 		}
 		clear(cc.more)
-		g.drop(cc, false)
+		g.drop(st, cc, false)
+		n.mu.Unlock()
 	}
-	g.heap = nil
+	g.busy.Add(-int64(len(queued)))
 	for _, n := range g.nodes {
+		n.mu.Lock()
 		n.dropPending()
+		n.mu.Unlock()
 	}
 	g.maybeFinalize()
 	g.notifyAll()
 }
 
 func (g *Graph) maybeFinalize() {
-	if g.failed && g.running == 0 && !g.finalizing && !g.finished {
+	if g.failed && g.busy.Load() == 0 && !g.finalizing && !g.finished {
 		g.finalizing = true
 		go g.finalize()
 	}
@@ -803,11 +1081,13 @@ func (g *Graph) finalize() {
 	g.mu.Lock()
 	var calls []*CalculatorContext
 	for _, n := range g.order {
+		n.mu.Lock()
 		if n.state == nodeOpen || n.state == nodeClosing {
 			cc := g.newContext(n, phaseClose, Done)
 			cc.graphErr = g.err
 			calls = append(calls, cc)
 		}
+		n.mu.Unlock()
 	}
 	g.mu.Unlock()
 	for _, cc := range calls {
@@ -818,25 +1098,32 @@ func (g *Graph) finalize() {
 	}
 	g.mu.Lock()
 	for _, cc := range calls {
+		cc.n.mu.Lock()
 		cc.n.state = nodeClosed
 		cc.release()
+		cc.n.mu.Unlock()
 	}
 	g.finish(g.err)
 	g.mu.Unlock()
 }
 
-// finish ends the run and releases every queued packet.
+// finish ends the run and releases every queued packet; the caller holds
+// Graph.mu.
 func (g *Graph) finish(err error) {
 	if g.finished {
 		return
 	}
 	g.finished, g.err = true, err
+	g.runMu.Lock()
 	g.stopWorkers = true
-	g.work.Broadcast()
+	g.runCond.Broadcast()
+	g.runMu.Unlock()
 	for _, n := range g.nodes {
+		n.mu.Lock()
 		for _, q := range n.inputs {
 			q.q.release()
 		}
+		n.mu.Unlock()
 	}
 	g.stopAfter()
 	g.cancel()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 )
 
@@ -95,7 +96,8 @@ func (d *deque) pop() entry {
 func (d *deque) release() { *d = deque{} }
 
 // stream is an output stream: one producer (a node or the application),
-// any number of consumer queues.
+// any number of consumer queues. Its state is guarded by its producer's
+// lock (Graph.mu for a graph input stream).
 type stream struct {
 	name      string
 	producer  *node // nil for graph input streams
@@ -107,6 +109,13 @@ type stream struct {
 }
 
 func newStream(name string) *stream { return &stream{name: name, bound: PreStream} }
+
+// record advances s past p, already checked.
+func (s *stream) record(p Packet) {
+	s.packets++
+	s.lastPre = s.packets == 1 && p.ts == PreStream
+	s.bound = p.ts.NextAllowedInStream()
+}
 
 // check reports whether p may be the next packet of s.
 func (s *stream) check(p Packet) error {
@@ -130,7 +139,8 @@ func (s *stream) check(p Packet) error {
 }
 
 // inputQueue is one consumer's end of a stream: the packets a node has not
-// consumed yet and the stream's bound as that node sees it.
+// consumed yet and the stream's bound as that node sees it. It is guarded
+// by its node's lock.
 type inputQueue struct {
 	n        *node
 	idx      int // position in the node's inputs
@@ -164,19 +174,21 @@ func (q *inputQueue) done() bool { return q.q.len() == 0 && q.bound == Done }
 
 // source is something that produces packets without consuming any: a
 // source node or a graph input stream. It is throttled while any queue it
-// feeds is full.
+// feeds is full; nfull counts those queues, updated under each queue's
+// node lock, so it is atomic.
 type source struct {
 	node  *node       // or
 	input *graphInput // one of the two
-	nfull int
+	nfull atomic.Int32
 }
 
-func (s *source) throttled() bool { return s.nfull > 0 }
+func (s *source) throttled() bool { return s.nfull.Load() > 0 }
 
-// graphInput is a stream fed by the application.
+// graphInput is a stream fed by the application, guarded by Graph.mu.
 type graphInput struct {
 	name   string
 	s      *stream
 	src    *source
 	closed bool
+	fanout []fanout
 }
