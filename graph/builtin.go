@@ -291,11 +291,19 @@ type previousLoopback struct {
 	prevNonEmpty Timestamp
 	loops        []Packet
 	prevLoop     Timestamp
+	// closed: every MAIN timestamp is answered and MAIN is done. Later
+	// calls (the handler's end-of-MAIN call at Max, LOOP packets still
+	// coming back) have nothing to answer; MediaPipe's outputs ignore a
+	// bound set after Close, weir's fail the call, so they are not made.
+	closed bool
 }
 
 type loopSpec struct{ ts, loopTS Timestamp }
 
 func (c *previousLoopback) Process(cc *CalculatorContext) error {
+	if c.closed {
+		return nil
+	}
 	main := cc.Input("MAIN")
 	if c.prevMain < main.Timestamp() {
 		loopTS := Unset
@@ -338,6 +346,7 @@ func (c *previousLoopback) Process(cc *CalculatorContext) error {
 	}
 	if len(c.mainSpecs) == 0 && cc.InputDone("MAIN", 0) {
 		out.Close()
+		c.closed = true
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -201,6 +202,78 @@ nodes:
 	}
 	if want := []Timestamp{10, 20, 30, 40}; !slices.Equal(timestamps(rec.packets()), want) {
 		t.Fatalf("timestamps %v, want %v", timestamps(rec.packets()), want)
+	}
+}
+
+// TestPreviousLoopbackIgnoresLoopPacketsAfterItClosed pins an order that
+// used to fail the run one time in a few hundred: MAIN ends together with
+// its last packet, which the loop's previous answer pairs with at once, so
+// PreviousLoopback closes PREV_LOOP; then comes its end-of-MAIN call at Max
+// (immediate handler with bounds processing), and only then the loop's
+// answer to the last timestamp. That answer has nothing left to pair with
+// and must not touch the closed stream.
+func TestPreviousLoopbackIgnoresLoopPacketsAfterItClosed(t *testing.T) {
+	sawMax := make(chan struct{})
+	var once sync.Once
+	loopback := func() Calculator {
+		lb := &previousLoopback{prevMain: Unstarted, prevNonEmpty: Unstarted, prevLoop: Unset}
+		return &funcCalc{process: func(cc *CalculatorContext) error {
+			err := lb.Process(cc)
+			if cc.InputTimestamp() == Max {
+				once.Do(func() { close(sawMax) })
+			}
+			return err
+		}}
+	}
+	// last ends MAIN in the call that sends its last packet.
+	last := &funcCalc{process: func(cc *CalculatorContext) error {
+		out := cc.Output("")
+		err := out.AddPacket(cc.Input(""))
+		if cc.Input("").Value() == 4 {
+			out.Close()
+		}
+		return err
+	}}
+	sum := &funcCalc{process: func(cc *CalculatorContext) error {
+		if cc.InputTimestamp() == 40 {
+			<-sawMax // the last answer comes back after the loopback closed
+		}
+		v, _ := As[int](cc.Input("IN"))
+		prev, _ := As[int](cc.Input("PREV"))
+		return cc.Output("").Add(v+prev, cc.InputTimestamp())
+	}}
+	g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: Last
+    input_streams: [in]
+    output_streams: [main]
+  - calculator: Loopback
+    input_streams: ["MAIN:main", "LOOP:sum"]
+    output_streams: ["PREV_LOOP:prev"]
+    back_edges: [LOOP]
+  - calculator: Sum
+    input_streams: ["IN:main", "PREV:prev"]
+    output_streams: [sum]
+`, WithCalculators(Spec{Name: "Loopback", New: loopback, Contract: Contract{
+		Inputs: in("MAIN", "LOOP"), Outputs: in("PREV_LOOP"), InputStreamHandler: HandlerImmediate, ProcessTimestampBounds: true}}),
+		spec("Last", Contract{Inputs: in(""), Outputs: in("")}, last),
+		spec("Sum", Contract{Inputs: in("IN", "PREV"), Outputs: in("")}, sum))
+	rec := observe(t, g, "sum")
+	start(t, g, nil)
+	for i := 1; i <= 4; i++ {
+		add(t, g, "in", i, Timestamp(i*10))
+		if i < 4 {
+			idle(t, g) // the loop's answer to i is back before i+1 comes
+		}
+	}
+	finish(t, g)
+	var got []int
+	for _, p := range rec.packets() {
+		got = append(got, p.Value().(int))
+	}
+	if want := []int{1, 3, 6, 10}; !slices.Equal(got, want) {
+		t.Fatalf("running sums %v, want %v", got, want)
 	}
 }
 
