@@ -12,7 +12,7 @@ import (
 
 // Batching is invisible to calculators by design, so these tests look at
 // the one trace it leaves on a call: a call batched behind another one
-// (cc.held) or heading a batch (cc.more). Every scenario that must batch
+// (cc.held) or heading a batch (batchedBehind). Every scenario that must batch
 // asserts that it did, so a runtime that silently stopped batching fails
 // here instead of passing vacuously.
 
@@ -23,6 +23,19 @@ type callRecord struct {
 	next  Timestamp // the output's NextTimestampBound when the call began
 	held  bool      // the call ran batched behind another one
 	more  []Timestamp
+}
+
+// batchedBehind lists, in the first call of a batch, the timestamps of the
+// calls that will run behind it on the same worker.
+func batchedBehind(cc *CalculatorContext) []Timestamp {
+	if cc.cur > 0 {
+		return nil
+	}
+	var ts []Timestamp
+	for _, c := range cc.calls[1:] {
+		ts = append(ts, c.ts)
+	}
+	return ts
 }
 
 // callLog is a concurrency-safe list of callRecords.
@@ -36,9 +49,7 @@ func (l *callLog) record(cc *CalculatorContext) callRecord {
 	if v, ok := cc.Input("").Value().(int); ok {
 		r.value = v
 	}
-	for _, f := range cc.more {
-		r.more = append(r.more, f.ts)
-	}
+	r.more = batchedBehind(cc)
 	l.mu.Lock()
 	l.calls = append(l.calls, r)
 	l.mu.Unlock()

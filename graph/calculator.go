@@ -70,27 +70,42 @@ type CalculatorContext struct {
 	ts        Timestamp
 	inputs    []Packet // nil outside Process
 	inputDone []bool
-	inputBuf  []Packet
-	doneBuf   []bool
 	outputs   []*OutputStream
 	sideOut   map[int]any
 	err       error // first misuse of an output, reported after the call
 	graphErr  error
 
-	// Scheduling and profiling, owned by the graph.
-	seq     uint64        // order among the node's Process calls
-	order   uint64        // order among all queued calls
+	// A context carries one call or a batch of a node's Process calls
+	// that run back to back on one worker (see Graph.batch and
+	// batch_size): calls[i] is call i, its inputs are
+	// callIn[i*k:(i+1)*k] and callDone likewise (k inputs), cur is the
+	// call running. The outputs are shared: each call's packets are
+	// appended, and the batch is committed and delivered as one.
+	calls    []call
+	callIn   []Packet
+	callDone []bool
+	cur      int
+	// held marks a running call batched behind another: its input
+	// packets still count against their queues' max_queue_size.
+	held bool
+
+	// Scheduling, owned by the graph.
+	seq    uint64        // order among the node's Process runs
+	order  uint64        // order among all queued runs
+	end    time.Duration // monoNow when the batch returned, if it emitted
+	ran    int           // calls that ran
+	result error         // the error that ended the batch
+	stop   bool          // a call returned ErrStop
+}
+
+// call is one call of a context's batch.
+type call struct {
+	ts      Timestamp
 	arrival time.Duration // monoNow when the oldest consumed packet was produced; 0: none
 	start   time.Duration // monoNow when the call started
-	end     time.Duration // monoNow when the call returned
 	dur     time.Duration
 	timed   bool // a Process call sampled for the profile
-	result  error
-	// more are the calls batched behind this one (see Graph.batch); held
-	// marks a batched call whose input packets still count against their
-	// queues' max_queue_size until it is committed.
-	more []*CalculatorContext
-	held bool
+	held    bool
 }
 
 // NodeName returns the node's name in the graph.
@@ -185,6 +200,9 @@ func (cc *CalculatorContext) SetOutputSidePacketAt(tag string, index int, v any)
 			if cc.sideOut == nil {
 				cc.sideOut = map[int]any{}
 			}
+			if _, twice := cc.sideOut[i]; twice { // by two calls of a batch_size batch
+				return cc.fail(fmt.Errorf("output side packet %q is set twice", b.sp.name))
+			}
 			cc.sideOut[i] = v
 			return nil
 		}
@@ -274,11 +292,15 @@ type OutputStream struct {
 	updated Timestamp // explicit bound, Unset if none
 	closed  bool
 	typ     reflect.Type
-	// prior counts the stream's packets before this call, onlyPre tells
-	// whether the only one was at PreStream; both include packets of
-	// earlier calls of the same batch that are not committed yet.
+	// prior counts the stream's packets before this context's calls,
+	// onlyPre tells whether the only one was at PreStream; packets holds
+	// those of every call of a batch so far.
 	prior   int
 	onlyPre bool
+	// base is the stream's bound when the running call started, mark how
+	// many packets earlier calls of the batch added.
+	base Timestamp
+	mark int
 }
 
 // Name returns the stream's name.

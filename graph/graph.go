@@ -156,8 +156,9 @@ type node struct {
 	commitSeq uint64
 	finished  map[uint64]*CalculatorContext
 	free      []*CalculatorContext
-	// pending are filled calls waiting for a full batch (batch_size).
-	pending     []*CalculatorContext
+	// pending holds the calls filled while a batch_size batch is
+	// collected.
+	pending     *CalculatorContext
 	stop        bool
 	closeQueued bool
 	// committing marks a goroutine committing the calls of a node with

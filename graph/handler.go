@@ -326,11 +326,16 @@ func (n *node) earlyCloseInput() (readiness, Timestamp) {
 	return notReady, minTS
 }
 
-// fill moves the input set at ts into cc: sets ready at ts give up their
-// packets at ts (an empty packet at the settled bound where a stream has
-// none), the others show only their bounds. For a held call (batched) the
-// packets taken stay counted in their queue until the call is committed.
-func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp) {
+// fill adds to cc a call at ts and moves its input set there: sets ready
+// at ts give up their packets at ts (an empty packet at the settled bound
+// where a stream has none), the others show only their bounds. A held call
+// (batched behind another) keeps the packets it took counted in their
+// queues until it is committed.
+func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp, held bool) {
+	c := cc.addCall(ts, held)
+	k := len(n.inputs)
+	in := cc.callIn[len(cc.callIn)-k:]
+	done := cc.callDone[len(cc.callDone)-k:]
 	single := len(n.handler.sets) == 1
 	for i, set := range n.handler.sets {
 		take := single || (n.setReady[i] && n.setTS[i] == ts)
@@ -344,12 +349,12 @@ func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp) {
 				for q.q.len() > 0 && q.q.at(0).p.ts <= ts {
 					e := q.q.pop()
 					if e.p.ts == ts {
-						cc.inputs[qi], found = e.p, true
-						if cc.held {
+						in[qi], found = e.p, true
+						if held {
 							q.held++
 						}
-						if cc.arrival == 0 || e.at < cc.arrival {
-							cc.arrival = e.at
+						if c.arrival == 0 || e.at < c.arrival {
+							c.arrival = e.at
 						}
 					} else {
 						q.dropped++
@@ -359,9 +364,9 @@ func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp) {
 			}
 			if !found {
 				b, _ := q.minTimestampOrBound()
-				cc.inputs[qi] = EmptyPacket(b.PreviousAllowedInStream())
+				in[qi] = EmptyPacket(b.PreviousAllowedInStream())
 			}
-			cc.inputDone[qi] = q.done()
+			done[qi] = q.done()
 		}
 	}
 }

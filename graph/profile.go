@@ -213,23 +213,21 @@ func (s *nodeStats) sample() bool {
 	return true
 }
 
-func (s *nodeStats) record(cc *CalculatorContext) {
-	if cc.phase != phaseProcess {
-		return
-	}
+// record counts a Process call that ran.
+func (s *nodeStats) record(c *call) {
 	s.calls++
-	if cc.arrival != 0 {
+	if c.arrival != 0 {
 		s.latCount++
 	}
-	if !cc.timed {
+	if !c.timed {
 		return
 	}
 	s.timed++
-	s.timedSum += cc.dur
-	s.recent[s.timed%3] = cc.dur
-	s.durs.add(cc.dur)
-	if cc.arrival != 0 {
-		lat := max(cc.start-cc.arrival, 0)
+	s.timedSum += c.dur
+	s.recent[s.timed%3] = c.dur
+	s.durs.add(c.dur)
+	if c.arrival != 0 {
+		lat := max(c.start-c.arrival, 0)
 		s.latTimed++
 		s.latSum += lat
 		s.latencies.add(lat)

@@ -70,9 +70,8 @@ type settler struct {
 	g      *Graph
 	bounds []boundChange
 	touch  []*node
-	calls  []*CalculatorContext // a batch's committed calls
-	before []Timestamp          // output bounds before the commit
-	after  []Timestamp          // and after
+	before []Timestamp // output bounds before a commit
+	after  []Timestamp // and after
 }
 
 type boundChange struct {
@@ -125,8 +124,8 @@ func (g *Graph) worker() {
 		if cc == nil {
 			return
 		}
-		ran := g.runBatch(cc)
-		g.complete(st, cc, ran)
+		g.run(cc)
+		g.complete(st, cc)
 		st.drain()
 		g.release()
 	}
@@ -170,91 +169,123 @@ func (g *Graph) end() {
 	}
 }
 
-// runBatch runs cc and the calls batched behind it, without a lock, and
-// returns how many ran. A call that fails ends the batch; the rest are
-// dropped. The packets of every call are stamped with one clock read taken
-// when the batch ends, just before they are queued downstream.
-func (g *Graph) runBatch(cc *CalculatorContext) int {
-	g.invoke(cc)
-	ran := 1
-	prev := cc
-	for _, f := range cc.more {
-		if (prev.result != nil && (prev.err != nil || !errors.Is(prev.result, ErrStop))) || g.stopping.Load() {
+// run makes a context's calls, one after another, without a lock. A call
+// that fails ends the batch: the rest do not run. The packets of every call
+// are stamped with one clock read taken when the batch ends, just before
+// they are queued downstream.
+func (g *Graph) run(cc *CalculatorContext) {
+	g.runCalls(cc)
+	for _, o := range cc.outputs {
+		if len(o.packets) > 0 {
+			cc.end = monoNow()
 			break
 		}
-		f.follow(prev)
-		g.invoke(f)
-		ran++
-		prev = f
 	}
-	emitted := cc.emitted()
-	for _, f := range cc.more[:ran-1] {
-		emitted = emitted || f.emitted()
-	}
-	if emitted {
-		at := monoNow()
-		cc.end = at
-		for _, f := range cc.more[:ran-1] {
-			f.end = at
-		}
-	}
-	return ran
 }
 
-// follow starts the outputs of a batched call where the previous call of
-// the batch leaves them once committed: its packets, explicit bound, offset
-// bound and closing all count, so the call sees exactly the streams it
-// would have seen unbatched.
-func (cc *CalculatorContext) follow(prev *CalculatorContext) {
-	n := cc.n
-	for i, o := range cc.outputs {
-		po := prev.outputs[i]
-		next := po.next
-		if n.offsetSet {
-			next = max(next, offsetAfter(prev.ts, n.offset))
+// runCalls runs the calls under one deferred recover: a panic fails the
+// call that panicked and ends the batch.
+func (g *Graph) runCalls(cc *CalculatorContext) {
+	defer func() {
+		if r := recover(); r != nil {
+			c := &cc.calls[cc.cur]
+			if c.timed {
+				c.dur = monoNow() - c.start
+			}
+			cc.ran = cc.cur + 1
+			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
+			if cc.err != nil { // misuse of an output beats the panic it led to
+				cc.result = cc.err
+			}
 		}
-		o.next, o.closed, o.updated = next, po.closed || next == Done, Unset
+	}()
+	serial := cc.n.maxInFlight == 1
+	for i := range cc.calls {
+		if i > 0 && g.stopping.Load() {
+			return
+		}
+		cc.begin(i)
+		c := &cc.calls[i]
+		if c.timed {
+			c.start = monoNow()
+		}
+		var err error
+		switch cc.phase {
+		case phaseOpen:
+			err = cc.n.calc.Open(cc)
+		case phaseProcess:
+			err = cc.n.calc.Process(cc)
+		case phaseClose:
+			err = cc.n.calc.Close(cc)
+		}
+		if c.timed {
+			c.dur = monoNow() - c.start
+		}
+		cc.ran = i + 1
+		if cc.err != nil { // misuse of an output beats the returned error
+			err = cc.err
+		}
+		if err != nil {
+			if !errors.Is(err, ErrStop) || errors.Is(cc.err, ErrStop) {
+				cc.result = err
+				return
+			}
+			cc.stop = true
+		}
+		if serial && cc.phase != phaseClose {
+			if err := cc.endCall(); err != nil {
+				cc.result = err
+				return
+			}
+		}
+	}
+}
+
+// begin makes call i of the batch the current one.
+func (cc *CalculatorContext) begin(i int) {
+	c := &cc.calls[i]
+	cc.cur, cc.ts, cc.held = i, c.ts, c.held
+	if k := len(cc.n.inputs); cc.phase == phaseProcess && k > 0 {
+		cc.inputs, cc.inputDone = cc.callIn[i*k:(i+1)*k:(i+1)*k], cc.callDone[i*k:(i+1)*k:(i+1)*k]
+	}
+	for _, o := range cc.outputs {
+		o.base, o.mark, o.updated = o.next, len(o.packets), Unset
+	}
+}
+
+// endCall does, once a call of a node that runs one call at a time has
+// returned, what committing it would do to its outputs' bounds, so the next
+// call of a batch starts where this one leaves them: the largest of the
+// bound implied by the timestamp offset, the explicit
+// SetNextTimestampBound and the last packet, as in MediaPipe. An explicit
+// bound below what the stream had promised before the call, with no packet
+// after it, is an error.
+func (cc *CalculatorContext) endCall() error {
+	n := cc.n
+	for _, o := range cc.outputs {
+		if o.updated != Unset && o.updated < o.base && len(o.packets) == o.mark && !o.closed {
+			return &TimestampError{Stream: o.s.name, Bound: true, Expected: o.base, Received: o.updated}
+		}
+		if n.offsetSet && cc.phase == phaseProcess {
+			o.next = max(o.next, offsetAfter(cc.ts, n.offset))
+		}
+		if o.next == Done {
+			o.closed = true
+		}
 		if o.closed {
 			o.next = Done
 		}
-		o.prior = po.prior + len(po.packets)
-		o.onlyPre = o.prior == 1 && (po.onlyPre || (po.prior == 0 && po.packets[0].ts == PreStream))
 	}
-}
-
-// invoke runs one calculator call without a lock.
-func (g *Graph) invoke(cc *CalculatorContext) {
-	if cc.timed {
-		cc.start = monoNow()
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
-		}
-		if cc.timed {
-			cc.dur = monoNow() - cc.start
-		}
-		if cc.err != nil { // misuse of an output beats the returned error
-			cc.result = cc.err
-		}
-	}()
-	switch cc.phase {
-	case phaseOpen:
-		cc.result = cc.n.calc.Open(cc)
-	case phaseProcess:
-		cc.result = cc.n.calc.Process(cc)
-	case phaseClose:
-		cc.result = cc.n.calc.Close(cc)
-	}
+	return nil
 }
 
 // complete commits a finished batch, in input timestamp order for nodes
 // with parallel calls: a call that finishes before an earlier one waits
 // for it, and one goroutine at a time commits a node's calls.
-func (g *Graph) complete(st *settler, cc *CalculatorContext, ran int) {
+func (g *Graph) complete(st *settler, cc *CalculatorContext) {
 	n := cc.n
 	if cc.phase != phaseProcess || n.maxInFlight == 1 {
-		g.commit(st, cc, ran)
+		g.commit(st, cc)
 		return
 	}
 	n.mu.Lock()
@@ -272,7 +303,7 @@ func (g *Graph) complete(st *settler, cc *CalculatorContext, ran int) {
 		delete(n.finished, n.commitSeq)
 		n.commitSeq++
 		n.mu.Unlock()
-		g.commit(st, next, 1)
+		g.commit(st, next)
 		n.mu.Lock()
 	}
 	n.committing = false
@@ -283,42 +314,40 @@ func (g *Graph) complete(st *settler, cc *CalculatorContext, ran int) {
 // errors, the streams' packets and bounds, side packets and the node's
 // state. Then, holding one consumer's lock at a time, the packets and
 // bounds go to the consumers, which are re-evaluated. Last, under the
-// node's lock again, the calls leave the node, which may run again: until
+// node's lock again, the batch leaves the node, which may run again: until
 // then no other call of the node can commit, so its packets arrive in
 // order.
-func (g *Graph) commit(st *settler, head *CalculatorContext, ran int) {
-	n := head.n
-	more := head.more // release (drop) empties head.more
-	calls := st.calls[:0]
+func (g *Graph) commit(st *settler, cc *CalculatorContext) {
+	n := cc.n
 	var failure error
-	stopAll := false
+	stopAll, ok := false, false
 	n.mu.Lock()
+	if cc.phase == phaseProcess {
+		for i := range cc.ran {
+			n.stats.record(&cc.calls[i])
+		}
+	}
+	g.unhold(st, cc)
 	st.before = st.before[:0]
 	for _, s := range n.outputs {
 		st.before = append(st.before, s.bound)
 	}
-	for i := 0; i < ran; i++ {
-		cc := head
-		if i > 0 {
-			cc = more[i-1]
-		}
-		n.stats.record(cc)
-		if failure != nil || g.stopping.Load() {
-			g.drop(st, cc, true)
-			continue
-		}
-		stop, err := g.apply(st, cc)
-		if err != nil {
+	switch {
+	case g.stopping.Load():
+	case cc.result != nil:
+		failure = g.nodeErr(n, cc.phase, cc.result)
+		g.stopping.Store(true) // commit nothing more anywhere
+	default:
+		var err error
+		if stopAll, err = g.apply(st, cc); err != nil {
 			failure = g.nodeErr(n, cc.phase, err)
-			g.stopping.Store(true) // commit nothing more anywhere
-			g.drop(st, cc, true)
-			continue
+			g.stopping.Store(true)
+		} else {
+			ok = true
 		}
-		stopAll = stopAll || stop
-		calls = append(calls, cc)
 	}
-	for _, f := range more[ran-1:] {
-		g.drop(st, f, false)
+	if !ok && cc.ran > 0 && cc.phase == phaseClose {
+		n.state = nodeClosed
 	}
 	st.after = st.after[:0]
 	for _, s := range n.outputs {
@@ -326,25 +355,15 @@ func (g *Graph) commit(st *settler, head *CalculatorContext, ran int) {
 	}
 	n.mu.Unlock()
 
-	if failure == nil && len(calls) > 0 {
-		g.deliver(st, n, calls)
+	if ok {
+		g.deliver(st, n, cc)
 	}
 
 	n.mu.Lock()
-	n.inflight -= len(calls)
-	for _, cc := range calls {
-		if cc != head {
-			cc.recycle()
-		}
-	}
-	clear(more)
-	if len(calls) > 0 && calls[0] == head {
-		head.recycle()
-	}
+	n.inflight--
+	cc.recycle()
 	g.schedule(n, st)
 	n.mu.Unlock()
-	clear(calls)
-	st.calls = calls[:0]
 
 	if failure != nil || stopAll {
 		g.mu.Lock()
@@ -358,15 +377,15 @@ func (g *Graph) commit(st *settler, head *CalculatorContext, ran int) {
 	}
 }
 
-// deliver hands the packets and new bounds of a node's committed calls to
-// its consumers, one consumer node (and lock) at a time, all of a node's
-// inputs from this commit at once.
-func (g *Graph) deliver(st *settler, n *node, calls []*CalculatorContext) {
+// deliver hands the packets and new bounds of a committed batch to the
+// node's consumers, one consumer node (and lock) at a time, all of a
+// consumer's inputs at once.
+func (g *Graph) deliver(st *settler, n *node, cc *CalculatorContext) {
 	for fi := range n.fanout {
 		fo := &n.fanout[fi]
 		moved := false
 		for _, l := range fo.links {
-			if st.after[l.out] != st.before[l.out] || hasPackets(calls, l.out) {
+			if st.after[l.out] != st.before[l.out] || len(cc.outputs[l.out].packets) > 0 {
 				moved = true
 				break
 			}
@@ -379,10 +398,8 @@ func (g *Graph) deliver(st *settler, n *node, calls []*CalculatorContext) {
 		for _, l := range fo.links {
 			q := l.q
 			if c.state != nodeClosed {
-				for _, cc := range calls {
-					for _, p := range cc.outputs[l.out].packets {
-						q.push(st, p, cc.end)
-					}
+				for _, p := range cc.outputs[l.out].packets {
+					q.push(st, p, cc.end)
 				}
 			}
 			q.bound = max(q.bound, st.after[l.out])
@@ -391,15 +408,6 @@ func (g *Graph) deliver(st *settler, n *node, calls []*CalculatorContext) {
 		g.schedule(c, st)
 		c.mu.Unlock()
 	}
-}
-
-func hasPackets(calls []*CalculatorContext, out int) bool {
-	for _, cc := range calls {
-		if len(cc.outputs[out].packets) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // push queues p, produced at at (monoNow), on q; the caller holds q's
@@ -414,28 +422,29 @@ func (q *inputQueue) push(st *settler, p Packet, at time.Duration) {
 	}
 }
 
-// drop discards a call after the run failed; ran tells whether the
-// calculator saw it. The caller holds the node's lock.
-func (g *Graph) drop(st *settler, cc *CalculatorContext, ran bool) {
+// drop discards a context that never ran, once the run is failing; the
+// caller holds the node's lock.
+func (g *Graph) drop(st *settler, cc *CalculatorContext) {
 	cc.n.inflight--
 	g.unhold(st, cc)
-	if ran && cc.phase == phaseClose {
-		cc.n.state = nodeClosed
-	}
 	cc.release()
 }
 
-// unhold stops counting a batched call's input packets in their queues.
+// unhold stops counting the input packets of a batch's held calls in their
+// queues; the caller holds the node's lock.
 func (g *Graph) unhold(st *settler, cc *CalculatorContext) {
-	if !cc.held {
-		return
-	}
-	cc.held = false
-	for i, p := range cc.inputs {
-		if !p.IsEmpty() {
-			q := cc.n.inputs[i]
-			q.held--
-			g.updateFull(st, q)
+	k := len(cc.n.inputs)
+	for i := range cc.calls {
+		if !cc.calls[i].held {
+			continue
+		}
+		cc.calls[i].held = false
+		for qi, p := range cc.callIn[i*k : (i+1)*k] {
+			if !p.IsEmpty() {
+				q := cc.n.inputs[qi]
+				q.held--
+				g.updateFull(st, q)
+			}
 		}
 	}
 }
@@ -447,29 +456,27 @@ func (g *Graph) nodeErr(n *node, ph phase, err error) error {
 	return fmt.Errorf("node %q (%s): %s: %w", n.name, n.calcName, ph, err)
 }
 
-// apply commits one call's effects on its node and the node's streams,
-// under the node's lock: its error, its packets and bounds (delivered to
-// consumers afterwards, see deliver), its side packets, and the node's
-// state change. stopAll reports an ErrStop that closes every packet
-// source.
+// apply commits a batch's effects on its node and the node's streams,
+// under the node's lock: its packets and bounds (delivered to consumers
+// afterwards, see deliver), its side packets, and the node's state change.
+// stopAll reports an ErrStop that closes every packet source.
 func (g *Graph) apply(st *settler, cc *CalculatorContext) (stopAll bool, err error) {
 	n := cc.n
-	g.unhold(st, cc)
-	err = cc.result
-	if errors.Is(err, ErrStop) && !errors.Is(cc.err, ErrStop) {
+	if cc.stop {
 		switch {
 		case len(n.inputs) == 0:
 			n.stop = true
 		case cc.phase != phaseClose:
 			stopAll = true
 		}
-		err = nil
-	}
-	if err != nil {
-		return false, err
 	}
 	for _, o := range cc.outputs {
-		if err := g.applyOutput(n, o, cc); err != nil {
+		if n.maxInFlight > 1 {
+			err = g.applyParallel(n, o, cc)
+		} else {
+			applySerial(o, cc)
+		}
+		if err != nil {
 			return false, err
 		}
 	}
@@ -496,6 +503,23 @@ func (g *Graph) apply(st *settler, cc *CalculatorContext) (stopAll bool, err err
 	return stopAll, nil
 }
 
+// applySerial applies an output of a node that runs one call at a time:
+// its shard started from the stream's state, was its only writer since,
+// and endCall already checked and computed each call's bound.
+func applySerial(o *OutputStream, cc *CalculatorContext) {
+	s := o.s
+	if len(o.packets) > 0 {
+		s.packets += len(o.packets)
+		s.lastPre = s.packets == 1 && o.packets[0].ts == PreStream
+		s.bound = max(s.bound, o.packets[len(o.packets)-1].ts.NextAllowedInStream())
+	}
+	if o.closed || cc.phase == phaseClose {
+		s.bound = Done
+		return
+	}
+	s.bound = max(s.bound, o.next)
+}
+
 func (g *Graph) setSidePackets(st *settler, n *node, values map[int]any) error {
 	g.sideMu.Lock()
 	defer g.sideMu.Unlock()
@@ -510,22 +534,18 @@ func (g *Graph) setSidePackets(st *settler, n *node, values map[int]any) error {
 	return nil
 }
 
-// applyOutput applies an output's packets to its stream and computes the
-// stream's new bound the way MediaPipe does: the largest of the bound
-// implied by the timestamp offset, the explicit SetNextTimestampBound and
-// the last packet.
-func (g *Graph) applyOutput(n *node, o *OutputStream, cc *CalculatorContext) error {
+// applyParallel applies an output of a call that ran beside others of its
+// node (max_in_flight), whose shard started from a state its siblings have
+// changed since: its packets are checked against the stream again, and the
+// stream's new bound is computed the way MediaPipe does: the largest of the
+// bound implied by the timestamp offset, the explicit SetNextTimestampBound
+// and the last packet.
+func (g *Graph) applyParallel(n *node, o *OutputStream, cc *CalculatorContext) error {
 	s := o.s
 	before := s.bound
-	// AddPacket checked every packet against the shard, which started from
-	// the stream's state and was the only writer since: only calls that ran
-	// in parallel (max_in_flight) can disagree with the stream by now.
-	recheck := n.maxInFlight > 1
 	for _, p := range o.packets {
-		if recheck {
-			if err := s.check(p); err != nil {
-				return err
-			}
+		if err := s.check(p); err != nil {
+			return err
 		}
 		s.record(p)
 	}
@@ -535,7 +555,7 @@ func (g *Graph) applyOutput(n *node, o *OutputStream, cc *CalculatorContext) err
 	}
 	nb := Unset
 	if n.offsetSet && cc.phase == phaseProcess {
-		if ib := offsetAfter(cc.ts, n.offset); ib > s.bound {
+		if ib := offsetAfter(cc.calls[0].ts, n.offset); ib > s.bound {
 			nb = ib
 		}
 	}
@@ -666,16 +686,16 @@ func (g *Graph) schedule(n *node, st *settler) {
 		switch r {
 		case notReady:
 			if n.inflight == 0 && n.offsetSet {
-				if len(n.pending) > 0 {
+				if n.pending != nil {
 					// As in MediaPipe, a batch being collected holds the
 					// offset bound at its first timestamp.
-					ts = n.pending[0].ts
+					ts = n.pending.calls[0].ts
 				}
 				g.propagateOffset(st, n, ts)
 			}
 			return
 		case readyClose:
-			if n.inflight == 0 && len(n.pending) > 0 {
+			if n.inflight == 0 && n.pending != nil {
 				g.flushPending(st, n) // a partial batch runs before Close
 				return
 			}
@@ -689,18 +709,21 @@ func (g *Graph) schedule(n *node, st *settler) {
 			}
 			return
 		}
-		cc := g.newContext(n, phaseProcess, ts)
-		n.fill(st, cc, ts)
 		if n.handler.batchSize > 1 {
-			n.pending = append(n.pending, cc)
-			if len(n.pending) == n.handler.batchSize {
+			if n.pending == nil {
+				n.pending = g.takeContext(n, phaseProcess)
+			}
+			n.fill(st, n.pending, ts, false)
+			if len(n.pending.calls) == n.handler.batchSize {
 				g.flushPending(st, n)
 			}
 			continue
 		}
-		n.admit(cc)
+		cc := g.takeContext(n, phaseProcess)
+		cc.startOutputs()
+		n.fill(st, cc, ts, false)
 		g.batch(st, n, cc)
-		g.push(st, cc)
+		g.queue(st, cc)
 	}
 }
 
@@ -721,30 +744,23 @@ func (g *Graph) sidePacketsSet(n *node) bool {
 // flushPending queues the calls a batch_size node has collected, to run
 // back to back on one worker like a batch (see batch). Their input packets
 // left the queues when they were filled, as in MediaPipe, so they do not
-// count against max_queue_size. The first call's outputs start from the
-// streams' bounds now: an offset bound may have moved them since it was
+// count against max_queue_size. Their outputs start from the streams'
+// bounds now: an offset bound may have moved them since the first was
 // filled.
 func (g *Graph) flushPending(st *settler, n *node) {
-	head := n.pending[0]
-	head.startOutputs()
-	n.admit(head)
-	for _, cc := range n.pending[1:] {
-		n.admit(cc)
-		head.more = append(head.more, cc)
-	}
-	clear(n.pending)
-	n.pending = n.pending[:0]
-	g.push(st, head)
+	cc := n.pending
+	n.pending = nil
+	cc.startOutputs()
+	g.queue(st, cc)
 }
 
 // dropPending releases the calls a batch_size node was collecting, after a
 // failure; the caller holds n's lock.
 func (n *node) dropPending() {
-	for _, cc := range n.pending {
-		cc.release()
+	if n.pending != nil {
+		n.pending.release()
+		n.pending = nil
 	}
-	clear(n.pending)
-	n.pending = n.pending[:0]
 }
 
 // batchSize caps the Process calls one worker runs back to back for a
@@ -755,33 +771,30 @@ const (
 	batchBudget = 20 * time.Microsecond
 )
 
-// batch appends to head the node's next ready calls, up to batchSize in
-// all, so one worker runs them in a row and commits them together, taking
-// the node's and each consumer's lock once for all of them instead of once
-// per call. Only nodes whose later input sets are already decided batch:
-// one call at a time, the default handler (what is ready now stays the
-// next thing to process whatever arrives later), no bounds processing (a
-// call per bound change). Batched calls keep their input packets counted
-// in their queues until they are committed, so max_queue_size throttles
-// sources exactly as without batching. A queue holding a single ready
-// packet, the usual case for a graph that keeps up, makes no batch and
-// adds no latency; a slow calculator (a call of batchBudget or more) never
-// batches.
-func (g *Graph) batch(st *settler, n *node, head *CalculatorContext) {
-	if n.maxInFlight != 1 || n.handler.kind != handlerDefault || n.processBounds {
+// batch adds to cc, the context of a call about to be queued, the node's
+// next ready calls, up to batchSize in all, so one worker runs them in a
+// row on that context and commits them together, taking the node's and
+// each consumer's lock once for all of them instead of once per call. Only
+// nodes whose later input sets are already decided batch: one call at a
+// time, the default handler (what is ready now stays the next thing to
+// process whatever arrives later), no bounds processing (a call per bound
+// change), no output side packets (set once per run). Batched calls keep
+// their input packets counted in their queues until they are committed,
+// so max_queue_size throttles sources exactly as without batching. A queue
+// holding a single ready packet, the usual case for a graph that keeps
+// up, makes no batch and adds no latency; a slow calculator (a call of
+// batchBudget or more) never batches.
+func (g *Graph) batch(st *settler, n *node, cc *CalculatorContext) {
+	if n.maxInFlight != 1 || n.handler.kind != handlerDefault || n.processBounds || len(n.sideOut) > 0 {
 		return
 	}
 	limit := n.stats.batchLimit()
-	for len(head.more) < limit-1 {
+	for len(cc.calls) < limit {
 		r, ts := n.nextInput(st)
 		if r != readyProcess {
 			return
 		}
-		cc := g.takeContext(n, phaseProcess, ts)
-		cc.held = true
-		n.fill(st, cc, ts)
-		n.admit(cc)
-		head.more = append(head.more, cc)
+		n.fill(st, cc, ts, true)
 	}
 }
 
@@ -809,17 +822,13 @@ func (n *node) admit(cc *CalculatorContext) {
 	}
 }
 
-// push hands a call (and its batch) to the workers, or drops it once the
-// run is failing; the caller holds the node's lock.
+// push hands a context to the workers, or drops it once the run is
+// failing; the caller holds the node's lock.
 func (g *Graph) push(st *settler, cc *CalculatorContext) {
 	g.runMu.Lock()
 	if g.stopping.Load() {
 		g.runMu.Unlock()
-		for _, f := range cc.more {
-			g.drop(st, f, false)
-		}
-		clear(cc.more)
-		g.drop(st, cc, false)
+		g.drop(st, cc)
 		return
 	}
 	cc.order = g.taskOrder
@@ -832,25 +841,27 @@ func (g *Graph) push(st *settler, cc *CalculatorContext) {
 	g.runMu.Unlock()
 }
 
-// newContext prepares a call: fresh output shards that start at the
-// streams' current bounds. Contexts are recycled per node, since a context
-// is only valid during its call. The caller holds the node's lock.
+// newContext prepares a call without inputs (Open, Close, a source's
+// Process): output shards that start at the streams' current bounds. The
+// caller holds the node's lock.
 func (g *Graph) newContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
-	cc := g.takeContext(n, ph, ts)
+	cc := g.takeContext(n, ph)
 	cc.startOutputs()
+	cc.addCall(ts, false)
 	return cc
 }
 
-// takeContext is newContext without starting the outputs, for a call
-// batched behind another: follow starts them when the batch runs.
-func (g *Graph) takeContext(n *node, ph phase, ts Timestamp) *CalculatorContext {
+// takeContext takes a context for the node's next calls. Contexts are
+// recycled per node, since a context is only valid during its calls: a
+// node that runs one call at a time needs one.
+func (g *Graph) takeContext(n *node, ph phase) *CalculatorContext {
 	var cc *CalculatorContext
 	if k := len(n.free); k > 0 {
 		cc = n.free[k-1]
 		n.free[k-1] = nil
 		n.free = n.free[:k-1]
 	} else {
-		cc = &CalculatorContext{n: n, inputBuf: make([]Packet, len(n.inputs)), doneBuf: make([]bool, len(n.inputs))}
+		cc = &CalculatorContext{n: n}
 		cc.outputs = make([]*OutputStream, len(n.outputs))
 		shards := make([]OutputStream, len(n.outputs))
 		for i, s := range n.outputs {
@@ -858,15 +869,25 @@ func (g *Graph) takeContext(n *node, ph phase, ts Timestamp) *CalculatorContext 
 			cc.outputs[i] = &shards[i]
 		}
 	}
-	cc.phase, cc.ts = ph, ts
-	cc.timed = ph == phaseProcess && n.stats.sample()
-	if ph == phaseProcess && len(n.inputs) > 0 {
-		cc.inputs, cc.inputDone = cc.inputBuf, cc.doneBuf
-	}
+	cc.phase = ph
 	return cc
 }
 
-// startOutputs starts the call's output shards at the streams' current
+// addCall adds a call at ts to the context, with room for its inputs; the
+// caller holds the node's lock.
+func (cc *CalculatorContext) addCall(ts Timestamp, held bool) *call {
+	n := cc.n
+	cc.calls = append(cc.calls, call{ts: ts, held: held, timed: cc.phase == phaseProcess && n.stats.sample()})
+	if cc.phase == phaseProcess {
+		for range n.inputs {
+			cc.callIn = append(cc.callIn, Packet{})
+			cc.callDone = append(cc.callDone, false)
+		}
+	}
+	return &cc.calls[len(cc.calls)-1]
+}
+
+// startOutputs starts the context's output shards at the streams' current
 // bounds; the caller holds the node's lock.
 func (cc *CalculatorContext) startOutputs() {
 	for i, s := range cc.n.outputs {
@@ -876,37 +897,22 @@ func (cc *CalculatorContext) startOutputs() {
 	}
 }
 
-// emitted reports whether the call added packets to any output.
-func (cc *CalculatorContext) emitted() bool {
-	for _, o := range cc.outputs {
-		if len(o.packets) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// release drops the call's references to packets so nothing outlives its
-// use.
+// release drops the context's references to packets so nothing outlives
+// its use.
 func (cc *CalculatorContext) release() {
-	for i := range cc.inputBuf {
-		if cc.inputBuf[i].value != nil {
-			cc.inputBuf[i].value = nil
-		}
-	}
+	clear(cc.callIn)
+	cc.callIn, cc.callDone, cc.calls = cc.callIn[:0], cc.callDone[:0], cc.calls[:0]
 	cc.inputs, cc.inputDone, cc.sideOut = nil, nil, nil
 	for _, o := range cc.outputs {
-		for i := range o.packets {
-			o.packets[i].value = nil
-		}
+		clear(o.packets)
 		o.packets = o.packets[:0]
 	}
 	cc.err, cc.graphErr, cc.result = nil, nil, nil
-	cc.more, cc.held = cc.more[:0], false
-	cc.arrival, cc.start, cc.end, cc.dur, cc.seq, cc.order, cc.timed = 0, 0, 0, 0, 0, 0, false
+	cc.cur, cc.held, cc.stop, cc.ran = 0, false, false, 0
+	cc.end, cc.seq, cc.order = 0, 0, 0
 }
 
-// recycle releases cc and keeps it for the node's next call; the caller
+// recycle releases cc and keeps it for the node's next calls; the caller
 // holds the node's lock.
 func (cc *CalculatorContext) recycle() {
 	cc.release()
@@ -979,7 +985,7 @@ func (g *Graph) idleNode(st *settler, n *node) bool {
 		g.fail(fmt.Errorf("node %q (%s): never opened: input side packet %s was not produced", n.name, n.calcName, strings.Join(missing, ", ")))
 		return true
 	case nodeOpen:
-		if n.inflight == 0 && len(n.pending) > 0 {
+		if n.inflight == 0 && n.pending != nil {
 			g.flushPending(st, n)
 			return true
 		}
@@ -1051,11 +1057,7 @@ func (g *Graph) fail(err error) {
 	for _, cc := range queued {
 		n := cc.n
 		n.mu.Lock()
-		for _, f := range cc.more {
-			g.drop(st, f, false)
-		}
-		clear(cc.more)
-		g.drop(st, cc, false)
+		g.drop(st, cc)
 		n.mu.Unlock()
 	}
 	g.busy.Add(-int64(len(queued)))
@@ -1091,8 +1093,8 @@ func (g *Graph) finalize() {
 	}
 	g.mu.Unlock()
 	for _, cc := range calls {
-		g.invoke(cc)
-		if cc.result != nil && !errors.Is(cc.result, ErrStop) {
+		g.run(cc)
+		if cc.result != nil {
 			cc.n.log.Debug("graph: Close after failure returned an error", "err", cc.result)
 		}
 	}
