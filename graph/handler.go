@@ -252,6 +252,14 @@ func (n *node) setReadiness(i int) (readiness, Timestamp) {
 // or not yet (then the timestamp is the lowest input timestamp or bound,
 // used to propagate offset bounds).
 func (n *node) nextInput(st *settler) (readiness, Timestamp) {
+	if len(n.inputs) == 1 && n.inputs[0].q.len() > 0 && n.handler.kind == handlerDefault && !n.processBounds {
+		// The common case, one input with a packet waiting, which is
+		// ready as soon as it is queued: the packet settles every
+		// timestamp below its own.
+		ts := n.inputs[0].q.at(0).p.ts
+		n.setReady[0], n.setTS[0] = true, ts
+		return readyProcess, ts
+	}
 	if n.handler.kind == handlerEarlyClose {
 		return n.earlyCloseInput()
 	}
@@ -360,7 +368,9 @@ func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp, held bool)
 						q.dropped++
 					}
 				}
-				n.g.updateFull(st, q)
+				if !held || q.full { // a held packet still counts
+					n.g.updateFull(st, q)
+				}
 			}
 			if !found {
 				b, _ := q.minTimestampOrBound()

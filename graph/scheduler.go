@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -72,6 +73,12 @@ type settler struct {
 	touch  []*node
 	before []Timestamp // output bounds before a commit
 	after  []Timestamp // and after
+	// next is the first call of a deeper node that a worker's commit made
+	// ready, which the worker runs next itself (see push); deeper is the
+	// depth it must exceed, that of the node committed.
+	next   *CalculatorContext
+	worker bool
+	deeper int
 }
 
 type boundChange struct {
@@ -118,11 +125,20 @@ func (st *settler) drain() {
 
 func (g *Graph) worker() {
 	defer g.workers.Done()
-	st := &settler{g: g}
+	st := &settler{g: g, worker: true, deeper: math.MaxInt}
 	for {
-		cc := g.next()
+		cc := st.next
+		st.next = nil
 		if cc == nil {
-			return
+			if cc = g.next(); cc == nil {
+				return
+			}
+		} else if g.stopping.Load() { // failed since: queued calls are dropped
+			cc.n.mu.Lock()
+			g.drop(st, cc)
+			cc.n.mu.Unlock()
+			g.release()
+			continue
 		}
 		g.run(cc)
 		g.complete(st, cc)
@@ -356,7 +372,9 @@ func (g *Graph) commit(st *settler, cc *CalculatorContext) {
 	n.mu.Unlock()
 
 	if ok {
+		st.deeper = n.priority
 		g.deliver(st, n, cc)
+		st.deeper = math.MaxInt
 	}
 
 	n.mu.Lock()
@@ -434,18 +452,20 @@ func (g *Graph) drop(st *settler, cc *CalculatorContext) {
 // queues; the caller holds the node's lock.
 func (g *Graph) unhold(st *settler, cc *CalculatorContext) {
 	k := len(cc.n.inputs)
-	for i := range cc.calls {
-		if !cc.calls[i].held {
-			continue
-		}
-		cc.calls[i].held = false
-		for qi, p := range cc.callIn[i*k : (i+1)*k] {
-			if !p.IsEmpty() {
-				q := cc.n.inputs[qi]
-				q.held--
-				g.updateFull(st, q)
+	for qi, q := range cc.n.inputs {
+		held := 0
+		for i := range cc.calls {
+			if cc.calls[i].held && !cc.callIn[i*k+qi].IsEmpty() {
+				held++
 			}
 		}
+		if held > 0 {
+			q.held -= held
+			g.updateFull(st, q)
+		}
+	}
+	for i := range cc.calls {
+		cc.calls[i].held = false
 	}
 }
 
@@ -823,8 +843,21 @@ func (n *node) admit(cc *CalculatorContext) {
 }
 
 // push hands a context to the workers, or drops it once the run is
-// failing; the caller holds the node's lock.
+// failing; the caller holds the node's lock. The first call of a deeper
+// node that a worker's commit makes ready (a consumer of what the worker
+// just made), the worker keeps and runs next: on data still in its cache,
+// without a trip through the heap, while the other workers take what else
+// became ready (the committed node's own next batch, say) from the heap.
+// A chain of nodes is then worked down by each worker in turn, in a
+// pipeline. Only deeper nodes, so a worker always returns to the heap
+// after at most the graph's depth in calls: a source that makes itself
+// ready again cannot keep a worker to itself.
 func (g *Graph) push(st *settler, cc *CalculatorContext) {
+	if st.worker && st.next == nil && cc.n.priority > st.deeper && !g.stopping.Load() {
+		g.busy.Add(1)
+		st.next = cc
+		return
+	}
 	g.runMu.Lock()
 	if g.stopping.Load() {
 		g.runMu.Unlock()
@@ -873,18 +906,25 @@ func (g *Graph) takeContext(n *node, ph phase) *CalculatorContext {
 	return cc
 }
 
-// addCall adds a call at ts to the context, with room for its inputs; the
-// caller holds the node's lock.
+// addCall adds a call at ts to the context, with room for its inputs
+// (which fill sets, every one); the caller holds the node's lock.
 func (cc *CalculatorContext) addCall(ts Timestamp, held bool) *call {
 	n := cc.n
 	cc.calls = append(cc.calls, call{ts: ts, held: held, timed: cc.phase == phaseProcess && n.stats.sample()})
-	if cc.phase == phaseProcess {
-		for range n.inputs {
-			cc.callIn = append(cc.callIn, Packet{})
-			cc.callDone = append(cc.callDone, false)
-		}
+	if k := len(n.inputs); cc.phase == phaseProcess && k > 0 {
+		cc.callIn = extend(cc.callIn, k)
+		cc.callDone = extend(cc.callDone, k)
 	}
 	return &cc.calls[len(cc.calls)-1]
+}
+
+// extend lengthens s by k elements that the caller overwrites; within the
+// capacity it writes nothing (release cleared what was used).
+func extend[T any](s []T, k int) []T {
+	if len(s)+k <= cap(s) {
+		return s[:len(s)+k]
+	}
+	return append(s, make([]T, k)...)
 }
 
 // startOutputs starts the context's output shards at the streams' current
