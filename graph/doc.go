@@ -116,7 +116,7 @@
 // consumer's lock alone.
 //
 // When packets pile up in front of a fast node (one call at a time, the
-// default handler, no bounds processing), one worker runs up to 16 of its
+// default handler, no bounds processing), one worker runs up to 64 of its
 // ready calls in a row and hands their outputs downstream together, so the
 // node's and each consumer's lock are taken once for the lot. Each call
 // still sees exactly the inputs and output bounds it would see alone. A

@@ -787,7 +787,7 @@ func (n *node) dropPending() {
 // node; batchBudget caps the time they are expected to take, since the
 // outputs of a batch reach downstream only when the whole batch is done.
 const (
-	batchSize   = 16
+	batchSize   = 64
 	batchBudget = 20 * time.Microsecond
 )
 
