@@ -56,7 +56,9 @@ type QueueProfile struct {
 	Dropped  int64
 }
 
-// Profile returns the graph's statistics so far.
+// Profile returns the graph's statistics so far. Each node's figures are
+// read together under its lock; while the graph runs, different nodes are
+// read one after another, a moment apart.
 func (g *Graph) Profile() Profile {
 	p := Profile{Graph: g.name}
 	for _, n := range g.nodes {
