@@ -514,6 +514,32 @@ nodes:
 	})
 }
 
+func TestANodeWhoseInputSidePacketIsNeverProducedFailsTheRunNamingIt(t *testing.T) {
+	// The producer closes without setting its output side packet, so the
+	// consumer can never open; once the graph is idle the run fails.
+	g := build(t, `
+input_streams: [in]
+nodes:
+  - calculator: Producer
+    input_streams: [in]
+    output_side_packets: ["FACTOR:factor"]
+  - name: consumer
+    calculator: Consumer
+    input_streams: [in]
+    input_side_packets: ["FACTOR:factor"]
+`, spec("Producer", Contract{Inputs: in(""), OutputSidePackets: []PortSpec{{Tag: "FACTOR"}}}, &funcCalc{}),
+		spec("Consumer", Contract{Inputs: in(""), InputSidePackets: []PortSpec{{Tag: "FACTOR"}}}, &funcCalc{}))
+	start(t, g, nil)
+	add(t, g, "in", 1, 1)
+	if err := g.CloseAllInputStreams(); err != nil {
+		t.Fatal(err)
+	}
+	err := g.WaitUntilDone(testCtx(t))
+	if want := `node "consumer" (Consumer): never opened: input side packet "factor" was not produced`; err == nil || err.Error() != want {
+		t.Fatalf("run error %v, want %q", err, want)
+	}
+}
+
 func TestPacketsEmittedInOpenReachDownstream(t *testing.T) {
 	header := &funcCalc{
 		open: func(cc *CalculatorContext) error {

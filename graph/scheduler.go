@@ -1011,9 +1011,9 @@ func (g *Graph) idle() {
 // anything.
 func (g *Graph) idleNode(st *settler, n *node) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	switch n.state {
 	case nodeWaiting:
+		n.mu.Unlock()
 		var missing []string
 		g.sideMu.Lock()
 		for _, b := range n.sideIn {
@@ -1022,18 +1022,20 @@ func (g *Graph) idleNode(st *settler, n *node) bool {
 			}
 		}
 		g.sideMu.Unlock()
+		// fail takes every node's lock.
 		g.fail(fmt.Errorf("node %q (%s): never opened: input side packet %s was not produced", n.name, n.calcName, strings.Join(missing, ", ")))
 		return true
 	case nodeOpen:
-		if n.inflight == 0 && n.pending != nil {
+		did := n.inflight == 0
+		if did && n.pending != nil {
 			g.flushPending(st, n)
-			return true
-		}
-		if n.inflight == 0 {
+		} else if did {
 			g.queueClose(st, n)
-			return true
 		}
+		n.mu.Unlock()
+		return did
 	}
+	n.mu.Unlock()
 	return false
 }
 
