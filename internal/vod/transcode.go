@@ -223,6 +223,12 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 			t.done <- fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 			return
 		}
+		// ffmpeg exits 0 without writing a frame when it cannot decode
+		// one at the chosen time; that is a failure, not a thumbnail.
+		if fi, err := os.Stat(t.path); err != nil || fi.Size() == 0 {
+			t.done <- fmt.Errorf("ffmpeg wrote no frame at %s: %s", formatSeconds(thumbnailTime(r.info)), strings.TrimSpace(stderr.String()))
+			return
+		}
 		t.done <- nil
 	}()
 	return t
@@ -230,14 +236,21 @@ func (r *run) startThumbnail(ctx context.Context) *thumbnail {
 
 var errNoThumbnail = errors.New("no thumbnail")
 
-// thumbnailArgs grabs one frame a tenth of the way in (at most 10 s),
-// reading src like the transcode does: the probed demuxer pinned, local
-// files only.
+// thumbnailTime is where the thumbnail is taken: a tenth of the way in, at
+// most 10 s.
+func thumbnailTime(info *media.Info) time.Duration { return min(info.Duration/10, 10*time.Second) }
+
+// thumbnailArgs grabs one frame at thumbnailTime, reading src like the
+// transcode does: the probed demuxer pinned, local files only. The seek is
+// on the output side: ffmpeg decodes from the start and keeps the first
+// frame at or after the time. Seeking the input instead lands between key
+// frames in containers without an index (MPEG-TS), where a clip whose only
+// key frame is at 0 s yields no decodable frame and ffmpeg exits 0 with no
+// output; decoding at most 10 s costs little beside the transcode.
 func thumbnailArgs(src string, info *media.Info, out string) []string {
-	at := min(info.Duration/10, 10*time.Second)
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", formatSeconds(at)}
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
 	args = append(args, media.InputArgs(media.ProtocolsFile, info.Demuxer())...)
-	return append(args, "-i", src, "-frames:v", "1",
+	return append(args, "-i", src, "-ss", formatSeconds(thumbnailTime(info)), "-frames:v", "1",
 		"-vf", "scale=w='if(gte(iw,ih),-2,min(360,iw))':h='if(gte(iw,ih),min(360,ih),-2)'", "-q:v", "4", out)
 }
 
