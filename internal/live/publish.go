@@ -279,7 +279,13 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, vodPlaylistKey(env.id), vod); err != nil {
 		return err
 	}
-	live, err := finalPlaylist(segs, hls.Live, target).Encode()
+	// The live playlist keeps its window and gains EXT-X-ENDLIST: a
+	// client reloading it must never see EXT-X-MEDIA-SEQUENCE or
+	// EXT-X-DISCONTINUITY-SEQUENCE go back (RFC 8216 6.2.1). The whole
+	// stream is in vod.m3u8.
+	final := c.win.playlist()
+	final.Ended = true
+	live, err := final.Encode()
 	if err != nil {
 		return err
 	}
