@@ -20,10 +20,12 @@ $(HLSJS):
 # defaults (data in ./weir-data, every listener on 127.0.0.1: HTTP 8080, Kafka
 # 9092, RTMP 1935, SRT 8890). weir prints the addresses it actually bound
 # (weir.yaml and WEIR_* variables included) once it is up.
+# ARGS go to `weir serve`: make run ARGS="--allow-private-sources --log-level debug".
+ARGS ?=
 run: 
 	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory build
-	exec ./$(BIN) serve
+	exec ./$(BIN) serve $(ARGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

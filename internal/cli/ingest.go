@@ -30,7 +30,7 @@ const DefaultServerURL = "http://127.0.0.1:8080"
 type busFlags struct{ Server, Kafka string }
 
 func addBusFlags(f *pflag.FlagSet) {
-	f.String("server", DefaultServerURL, "URL of a running `weir serve`, asked for its Kafka brokers (GET /bus)")
+	f.String("server", DefaultServerURL, "`URL` of a running weir serve, asked for its Kafka brokers (GET /bus)")
 	f.String("kafka", "", "Kafka brokers host:port,... to use directly instead of asking --server")
 }
 

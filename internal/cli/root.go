@@ -29,7 +29,10 @@ func NewRoot() *cobra.Command {
 		Short:         "weir is a real-time media stream processing platform",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Setting Version gives the root command a --version flag.
+		Version: Version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	for _, c := range commands {
 		root.AddCommand(c())
 	}

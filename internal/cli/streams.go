@@ -22,13 +22,14 @@ func init() { register(newStreamsCmd) }
 
 // streamsConfig holds the flags of the streams subcommands.
 type streamsConfig struct {
-	Server    string `koanf:"server"`
-	APIToken  string `koanf:"api-token"`
-	Title     string `koanf:"title"`
-	SourceURL string `koanf:"source-url"`
-	JSON      bool   `koanf:"json"`
-	Status    string `koanf:"status"`
-	Limit     int    `koanf:"limit"`
+	Server      string `koanf:"server"`
+	APIToken    string `koanf:"api-token"`
+	Title       string `koanf:"title"`
+	SourceURL   string `koanf:"source-url"`
+	SourceCheck string `koanf:"source-check"`
+	JSON        bool   `koanf:"json"`
+	Status      string `koanf:"status"`
+	Limit       int    `koanf:"limit"`
 }
 
 func newStreamsCmd() *cobra.Command {
@@ -48,7 +49,7 @@ docs/live.md describes the live pipeline.`,
 func addStreamsClientFlags(cmd *cobra.Command, configPath *string) {
 	f := cmd.Flags()
 	f.StringVar(configPath, "config", "", "YAML config file (default ./weir.yaml when present)")
-	f.String("server", DefaultServerURL, "URL of a running `weir serve`")
+	f.String("server", DefaultServerURL, "`URL` of a running weir serve")
 	f.String("api-token", "", "bearer token, when the server requires one for changes (WEIR_API_TOKEN)")
 	f.Bool("json", false, "print the server's JSON answer instead of text")
 }
@@ -88,7 +89,10 @@ func newStreamsStartCmd() *cobra.Command {
 URLs (RTMP and SRT, carrying the stream's secret publish key) and its
 playback URL (the live HLS playlist). With --source-url weir pulls the
 stream itself (an HTTP MPEG-TS feed or an Icecast AAC/MP3 station) instead
-of waiting for a publisher.`,
+of waiting for a publisher. A pulled source is watched for --source-check
+(5 s by default): one that fails in that time (refused, not found, not
+media) makes start exit non-zero with the server's error instead of
+reporting the stream created.`,
 		Example: `  weir streams start --title "Match day"
   ffmpeg -re -i input.mp4 -c:v libx264 -g 50 -c:a aac -f flv rtmp://127.0.0.1:1935/live/KEY
   weir streams start --title Radio --source-url http://radio.example.com/live.aac`,
@@ -97,6 +101,10 @@ of waiting for a publisher.`,
 			cfg, api, err := loadStreamsConfig(cmd, configPath)
 			if err != nil {
 				return err
+			}
+			check, err := time.ParseDuration(cfg.SourceCheck)
+			if err != nil || check < 0 {
+				return fmt.Errorf("--source-check %q: want a duration such as 5s (0 skips the check)", cfg.SourceCheck)
 			}
 			body, _ := json.Marshal(map[string]string{"title": cfg.Title, "source_url": cfg.SourceURL})
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, api.base+"/streams/start", bytes.NewReader(body))
@@ -109,28 +117,64 @@ of waiting for a publisher.`,
 			if err != nil {
 				return err
 			}
+			status := st.Status
+			if cfg.SourceURL != "" && check > 0 {
+				if status, err = watchPulledSource(cmd.Context(), api, st.StreamID, check); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			if cfg.JSON {
 				return printRawJSON(out, raw)
 			}
-			return printStarted(out, st)
+			return printStarted(out, st, status)
 		},
 	}
 	addStreamsClientFlags(cmd, &configPath)
 	f := cmd.Flags()
 	f.String("title", "", "title of the stream")
 	f.String("source-url", "", "pull the stream from this URL instead of waiting for a publisher")
+	f.String("source-check", "5s", "with --source-url: how long to watch for the source failing before reporting the stream created (0 skips)")
 	return cmd
 }
 
-func printStarted(w io.Writer, st streamStarted) error {
+// watchPulledSource polls a pulled stream for up to d and returns its
+// status: as soon as media arrived (live), or what it is when d is over. A
+// stream that failed meanwhile (the server could not pull the source) is an
+// error carrying the server's reason.
+func watchPulledSource(ctx context.Context, api *vodClient, id string, d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	for {
+		var md streamMetadata
+		if _, err := api.get(ctx, "/streams/"+url.PathEscape(id)+"/metadata", &md); err != nil {
+			return "", err
+		}
+		switch {
+		case md.Status == "failed":
+			return "", &exitError{code: 1, err: fmt.Errorf("live stream %s failed: %s", id, md.Error)}
+		case md.Status != "created" || !time.Now().Before(deadline):
+			return md.Status, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func printStarted(w io.Writer, st streamStarted, status string) error {
 	title := ""
 	if st.Title != "" {
 		title = fmt.Sprintf(" %q", st.Title)
 	}
-	fmt.Fprintf(w, "Live stream %s%s created (status %s).\n\n", st.StreamID, title, st.Status)
+	fmt.Fprintf(w, "Live stream %s%s created (status %s).\n\n", st.StreamID, title, status)
 	if st.SourceURL != "" {
-		fmt.Fprintf(w, "Pulling from  %s\n\n", st.SourceURL)
+		fmt.Fprintf(w, "Pulling from  %s\n", st.SourceURL)
+		if status == "created" {
+			fmt.Fprintln(w, "  no media from the source yet; weir keeps trying (weir streams show "+st.StreamID+" tells how it goes)")
+		}
+		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "Publish with RTMP  %s\n", st.Publish.RTMP)
 		if server, key, ok := splitRTMP(st.Publish.RTMP); ok {
@@ -221,17 +265,16 @@ func newStreamsListCmd() *cobra.Command {
 			if cfg.Limit < 1 {
 				return fmt.Errorf("--limit %d: must be at least 1", cfg.Limit)
 			}
-			items, err := listStreams(cmd.Context(), api, cfg.Status, cfg.Limit)
+			page, err := listPages(cmd.Context(), api, "/streams", cfg.Status, cfg.Limit)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if cfg.JSON {
-				b, err := json.MarshalIndent(items, "", "  ")
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(out, "%s\n", b)
+				return vodWriteJSON(out, page)
+			}
+			items, err := decodeItems[streamSummary](page)
+			if err != nil {
 				return err
 			}
 			if len(items) == 0 {
@@ -251,35 +294,6 @@ func newStreamsListCmd() *cobra.Command {
 	f.String("status", "", "only streams in this status (created, live, vod, failed)")
 	f.Int("limit", 50, "most streams to list")
 	return cmd
-}
-
-// listStreams pages through GET /streams until limit items.
-func listStreams(ctx context.Context, api *vodClient, status string, limit int) ([]streamSummary, error) {
-	var items []streamSummary
-	cursor := ""
-	for len(items) < limit {
-		q := url.Values{}
-		q.Set("limit", fmt.Sprint(min(limit-len(items), 1000)))
-		if status != "" {
-			q.Set("status", status)
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page struct {
-			Items      []streamSummary `json:"items"`
-			NextCursor string          `json:"next_cursor"`
-		}
-		if _, err := api.get(ctx, "/streams?"+q.Encode(), &page); err != nil {
-			return nil, err
-		}
-		items = append(items, page.Items...)
-		if page.NextCursor == "" || len(page.Items) == 0 {
-			break
-		}
-		cursor = page.NextCursor
-	}
-	return items, nil
 }
 
 // streamMetadata is GET /streams/{id}/metadata.

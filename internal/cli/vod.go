@@ -53,7 +53,7 @@ one. docs/vod.md describes the pipeline.`,
 func addVodClientFlags(cmd *cobra.Command, configPath *string) {
 	f := cmd.Flags()
 	f.StringVar(configPath, "config", "", "YAML config file (default ./weir.yaml when present)")
-	f.String("server", DefaultServerURL, "URL of a running `weir serve`")
+	f.String("server", DefaultServerURL, "`URL` of a running weir serve")
 	f.String("api-token", "", "bearer token, when the server requires one for uploads (WEIR_API_TOKEN)")
 }
 
@@ -72,17 +72,21 @@ func loadVodConfig(cmd *cobra.Command, configPath string) (*vodConfig, *vodClien
 func newVodUploadCmd() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
-		Use:   "upload FILE",
-		Short: "Upload a media file for transcoding; --wait follows it to the playback URL",
+		Use:   "upload FILE|URL",
+		Short: "Upload a media file (or import an http(s) URL) for transcoding; --wait follows it to the playback URL",
 		Long: `upload streams FILE to the server (POST /vod/upload, multipart) without
-reading it into memory, showing a progress bar on stderr (plain lines when
-stderr is not a terminal), and prints the new title's id.
+reading it into memory, showing a progress bar with speed and time left on
+stderr (plain lines when stderr is not a terminal), and prints the new
+title's id. An http:// or https:// URL instead of a file is imported by the
+server, which downloads it itself (POST /vod/upload with {"url"}).
 
 With --wait it then polls GET /vod/{id}/metadata, printing each status
 (uploaded, processing, transcoding, ready or failed) with the time the
-server recorded for it, and finally the playback URL of the master
-playlist. It exits non-zero when the title fails.`,
+server recorded for it, a line when the title becomes playable (while the
+rest of the ladder is still encoding), and finally the playback URL of the
+master playlist. It exits non-zero when the title fails.`,
 		Example: `  weir vod upload episode.mp4 --wait
+  weir vod upload https://example.com/media/talk.mp4 --wait
   weir vod upload talk.m4a --title "Keynote" --server http://media.example.com:8080`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -94,12 +98,19 @@ playlist. It exits non-zero when the title fails.`,
 			if err != nil || interval <= 0 {
 				return fmt.Errorf("--interval %q: want a positive duration such as 1s", cfg.Interval)
 			}
-			up, err := vodUploadFile(cmd.Context(), api, args[0], cfg.Title, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Uploaded %s as %s (status %s)\n", filepath.Base(args[0]), up.StreamID, up.Status)
+			var up *vodUploadResult
+			if isSourceURL(args[0]) {
+				if up, err = vodImportURL(cmd.Context(), api, args[0], cfg.Title); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "Importing %s as %s (status %s)\n", args[0], up.StreamID, up.Status)
+			} else {
+				if up, err = vodUploadFile(cmd.Context(), api, args[0], cfg.Title, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "Uploaded %s as %s (status %s)\n", filepath.Base(args[0]), up.StreamID, up.Status)
+			}
 			if !cfg.Wait {
 				fmt.Fprintf(out, "Follow it with: weir vod show %s\n", up.StreamID)
 				return nil
@@ -129,13 +140,17 @@ func newVodListCmd() *cobra.Command {
 			if cfg.Limit < 1 {
 				return fmt.Errorf("--limit %d: must be at least 1", cfg.Limit)
 			}
-			items, err := listVODs(cmd.Context(), api, cfg.Status, cfg.Limit)
+			page, err := listPages(cmd.Context(), api, "/vod", cfg.Status, cfg.Limit)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if cfg.JSON {
-				return vodWriteJSON(out, items)
+				return vodWriteJSON(out, page)
+			}
+			items, err := decodeItems[vodSummary](page)
+			if err != nil {
+				return err
 			}
 			if len(items) == 0 {
 				fmt.Fprintln(out, "No VOD titles.")
@@ -152,7 +167,7 @@ func newVodListCmd() *cobra.Command {
 	}
 	addVodClientFlags(cmd, &configPath)
 	f := cmd.Flags()
-	f.Bool("json", false, "print JSON instead of a table")
+	f.Bool("json", false, "print the server's JSON (items and next_cursor) instead of a table")
 	f.String("status", "", "only titles in this status (uploaded, processing, transcoding, ready, failed)")
 	f.Int("limit", 50, "most titles to list")
 	return cmd
@@ -175,11 +190,7 @@ func newVodShowCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if cfg.JSON {
-				var v any
-				if err := json.Unmarshal(raw, &v); err != nil {
-					return err
-				}
-				return vodWriteJSON(out, v)
+				return printRawJSON(out, raw)
 			}
 			return printVOD(out, md)
 		},
@@ -365,6 +376,31 @@ func vodUploadFile(ctx context.Context, c *vodClient, file, title string, progre
 	return &res, nil
 }
 
+// isSourceURL reports whether arg names an http(s) URL rather than a file.
+func isSourceURL(arg string) bool {
+	lower := strings.ToLower(arg)
+	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+}
+
+// vodImportURL asks the server to import the title from src (it downloads
+// the source itself).
+func vodImportURL(ctx context.Context, c *vodClient, src, title string) (*vodUploadResult, error) {
+	body, err := json.Marshal(map[string]string{"url": src, "title": title})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/vod/upload", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var res vodUploadResult
+	if _, err := c.do(req, &res); err != nil {
+		return nil, fmt.Errorf("importing %s: %w", src, err)
+	}
+	return &res, nil
+}
+
 var vodQuoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"")
 
 type vodCountingReader struct {
@@ -380,20 +416,24 @@ func (c *vodCountingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// vodProgressBar draws upload progress: a redrawn bar on a terminal, a plain
-// line every 10 % otherwise (logs, CI).
+// vodProgressBar draws upload progress with the speed so far and the time
+// left at that speed: a redrawn bar on a terminal, a plain line every 10 %
+// otherwise (logs, CI), and a summary line once the upload is done.
 type vodProgressBar struct {
 	w         io.Writer
 	name      string
 	total     int64
 	done      int64
 	tty       bool
+	now       func() time.Time
+	started   time.Time
 	lastDraw  time.Time
 	lastDecil int64
 }
 
 func newVodProgressBar(w io.Writer, name string, total int64) *vodProgressBar {
-	b := &vodProgressBar{w: w, name: name, total: total, tty: vodIsTerminal(w)}
+	b := &vodProgressBar{w: w, name: name, total: total, tty: vodIsTerminal(w), now: time.Now}
+	b.started = b.now()
 	if !b.tty {
 		fmt.Fprintf(w, "Uploading %s (%s)\n", name, vodHumanSize(total))
 	}
@@ -403,14 +443,18 @@ func newVodProgressBar(w io.Writer, name string, total int64) *vodProgressBar {
 func (b *vodProgressBar) add(n int64) {
 	b.done += n
 	if b.tty {
-		if time.Since(b.lastDraw) >= 100*time.Millisecond || b.done == b.total {
+		if b.now().Sub(b.lastDraw) >= 100*time.Millisecond || b.done == b.total {
 			b.draw()
 		}
 		return
 	}
 	if decil := b.pct() / 10; decil > b.lastDecil && b.total > 0 {
 		b.lastDecil = decil
-		fmt.Fprintf(b.w, "  %3d %%  %s / %s\n", b.pct(), vodHumanSize(b.done), vodHumanSize(b.total))
+		line := fmt.Sprintf("  %3d %%  %s / %s", b.pct(), vodHumanSize(b.done), vodHumanSize(b.total))
+		if b.done < b.total {
+			line += "  " + b.rate()
+		}
+		fmt.Fprintln(b.w, line)
 	}
 }
 
@@ -421,12 +465,42 @@ func (b *vodProgressBar) pct() int64 {
 	return b.done * 100 / b.total
 }
 
+// speed is the average upload speed so far in bytes per second, or 0 when
+// too little time has passed to tell.
+func (b *vodProgressBar) speed() float64 {
+	elapsed := b.now().Sub(b.started).Seconds()
+	if elapsed < 0.05 || b.done == 0 {
+		return 0
+	}
+	return float64(b.done) / elapsed
+}
+
+// rate says how fast the upload goes and how long the rest takes at that
+// speed: "12.5 MiB/s, 0:42 left".
+func (b *vodProgressBar) rate() string {
+	sp := b.speed()
+	if sp == 0 {
+		return "measuring speed"
+	}
+	left := time.Duration(float64(b.total-b.done) / sp * float64(time.Second))
+	return fmt.Sprintf("%s/s, %s left", vodHumanSize(int64(sp)), vodClock(left))
+}
+
+// vodClock formats d as m:ss, or h:mm:ss from an hour on.
+func vodClock(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
 func (b *vodProgressBar) draw() {
-	b.lastDraw = time.Now()
+	b.lastDraw = b.now()
 	const width = 30
 	filled := int(b.pct() * width / 100)
-	fmt.Fprintf(b.w, "\rUploading %s [%s%s] %3d %%  %s / %s ", b.name,
-		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), b.pct(), vodHumanSize(b.done), vodHumanSize(b.total))
+	fmt.Fprintf(b.w, "\r\033[KUploading %s [%s%s] %3d %%  %s / %s  %s", b.name,
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), b.pct(), vodHumanSize(b.done), vodHumanSize(b.total), b.rate())
 }
 
 func (b *vodProgressBar) finish(ok bool) {
@@ -434,9 +508,18 @@ func (b *vodProgressBar) finish(ok bool) {
 		b.draw()
 		fmt.Fprintln(b.w)
 	}
-	if !ok && !b.tty {
-		fmt.Fprintf(b.w, "  upload stopped at %d %%\n", b.pct())
+	if !ok {
+		if !b.tty {
+			fmt.Fprintf(b.w, "  upload stopped at %d %%\n", b.pct())
+		}
+		return
 	}
+	elapsed := b.now().Sub(b.started)
+	avg := ""
+	if sp := b.speed(); sp > 0 {
+		avg = ", " + vodHumanSize(int64(sp)) + "/s"
+	}
+	fmt.Fprintf(b.w, "  sent %s in %.1f s%s\n", vodHumanSize(b.done), elapsed.Seconds(), avg)
 }
 
 // vodIsTerminal reports whether w is a character device (a terminal).
@@ -470,6 +553,7 @@ func waitForVOD(ctx context.Context, c *vodClient, id string, interval time.Dura
 	printed := map[string]bool{}
 	tty := vodIsTerminal(errw)
 	lastProgress := ""
+	playable := false
 	for {
 		_, md, err := getVODMetadata(ctx, c, id)
 		if err != nil {
@@ -492,6 +576,19 @@ func waitForVOD(ctx context.Context, c *vodClient, id string, interval time.Dura
 				lastProgress = ""
 			}
 			fmt.Fprintf(out, "  [%s] ● %-12s %s\n", at.Local().Format("15:04:05"), stage, vodStageNote(stage, md))
+		}
+		if md.Status == "transcoding" && !playable {
+			// The ladder is published progressively: the master playlist
+			// appears once every rendition has its first segment, and
+			// players can start while the rest encodes.
+			if playable = vodMasterExists(ctx, c, id); playable {
+				if tty && lastProgress != "" {
+					fmt.Fprint(errw, "\r\033[K")
+					lastProgress = ""
+				}
+				fmt.Fprintf(out, "  [%s] ● %-12s — %s (the rest of the ladder is still encoding)\n",
+					time.Now().Local().Format("15:04:05"), "playable", vodMasterURL(c, id))
+			}
 		}
 		if tty && md.Status == "transcoding" {
 			if p := vodPercent(md.Progress); p != lastProgress {
@@ -520,6 +617,27 @@ func waitForVOD(ctx context.Context, c *vodClient, id string, interval time.Dura
 	}
 }
 
+// vodMasterURL is where the server serves the title's master playlist.
+func vodMasterURL(c *vodClient, id string) string {
+	return c.base + "/hls/" + url.PathEscape(id) + "/master.m3u8"
+}
+
+// vodMasterExists reports whether the title's master playlist is served
+// yet, which is when a player can start.
+func vodMasterExists(ctx context.Context, c *vodClient, id string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, vodMasterURL(c, id), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode == http.StatusOK
+}
+
 // vodStageNote is what a status line says besides the status.
 func vodStageNote(stage string, md *vodMetadata) string {
 	switch stage {
@@ -528,7 +646,7 @@ func vodStageNote(stage string, md *vodMetadata) string {
 	case "processing":
 		return "— fetching and probing the source"
 	case "transcoding":
-		return "— encoding the ladder (playable once every rendition has a segment)"
+		return "— encoding the ladder (playable once every rendition has its first segment)"
 	case "ready":
 		note := "— " + strings.Join(md.VariantsGenerated, ", ")
 		if md.ProcessingLatencyMS > 0 {
@@ -550,34 +668,49 @@ func getVODMetadata(ctx context.Context, c *vodClient, id string) ([]byte, *vodM
 	return raw, &md, nil
 }
 
-// listVODs pages through GET /vod until limit titles are collected.
-func listVODs(ctx context.Context, c *vodClient, status string, limit int) ([]vodSummary, error) {
-	var items []vodSummary
-	cursor := ""
-	for len(items) < limit {
+// listedPage is what a list command fetched: the items exactly as the
+// server sent them, and the cursor of the page after them (empty when the
+// last page was reached).
+type listedPage struct {
+	Items      []json.RawMessage `json:"items"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+// listPages pages through the list endpoint path (GET /vod, GET /streams)
+// until limit items are collected or the pages end.
+func listPages(ctx context.Context, c *vodClient, path, status string, limit int) (*listedPage, error) {
+	all := &listedPage{Items: []json.RawMessage{}}
+	for len(all.Items) < limit {
 		q := url.Values{}
-		q.Set("limit", strconv.Itoa(min(limit-len(items), 1000)))
+		q.Set("limit", strconv.Itoa(min(limit-len(all.Items), 1000)))
 		if status != "" {
 			q.Set("status", status)
 		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+		if all.NextCursor != "" {
+			q.Set("cursor", all.NextCursor)
 		}
-		var page struct {
-			Items      []vodSummary `json:"items"`
-			NextCursor string       `json:"next_cursor"`
-		}
-		if _, err := c.get(ctx, "/vod?"+q.Encode(), &page); err != nil {
+		var page listedPage
+		if _, err := c.get(ctx, path+"?"+q.Encode(), &page); err != nil {
 			return nil, err
 		}
-		items = append(items, page.Items...)
+		all.Items = append(all.Items, page.Items...)
+		all.NextCursor = page.NextCursor
 		if page.NextCursor == "" || len(page.Items) == 0 {
 			break
 		}
-		cursor = page.NextCursor
 	}
-	if items == nil {
-		items = []vodSummary{}
+	return all, nil
+}
+
+// decodeItems decodes a page's items into the fields a table shows.
+func decodeItems[T any](page *listedPage) ([]T, error) {
+	items := make([]T, 0, len(page.Items))
+	for _, raw := range page.Items {
+		var it T
+		if err := json.Unmarshal(raw, &it); err != nil {
+			return nil, fmt.Errorf("unexpected list item %s: %w", raw, err)
+		}
+		items = append(items, it)
 	}
 	return items, nil
 }

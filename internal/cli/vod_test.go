@@ -118,8 +118,9 @@ func TestVodUploadWaitFollowsTheTitleToItsPlaybackURL(t *testing.T) {
 		t.Errorf("vod list: %v\n%s", res.err, res.stdout)
 	}
 	res = runWeir(ctx, "vod", "list", "--json", "--status", "ready", "--server", srv.URL)
-	var items []map[string]any
-	if err := json.Unmarshal([]byte(res.stdout), &items); err != nil || len(items) != 1 || items[0]["stream_id"] != id {
+	var listed struct{ Items []map[string]any }
+	err = json.Unmarshal([]byte(res.stdout), &listed)
+	if items := listed.Items; err != nil || len(items) != 1 || items[0]["stream_id"] != id {
 		t.Errorf("vod list --json: %v %v\n%s", res.err, err, res.stdout)
 	}
 	res = runWeir(ctx, "vod", "list", "--status", "failed", "--server", srv.URL)
