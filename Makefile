@@ -7,14 +7,15 @@ PKGS     ?= ./...
 
 .PHONY: run build test lint deps bench fuzz clean
 
-# The console's player (hls.js) is fetched from npm once, not committed.
-HLSJS := internal/console/static/vendor/hls.min.js
+# The console's player (hls.js) and the API docs' renderer (Stoplight
+# Elements) are fetched from npm once, not committed.
+VENDOR := internal/console/static/vendor/hls.min.js internal/api/docsui/vendor/web-components.min.js
 
-build: $(HLSJS)
+build: $(VENDOR)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/weir
 
-$(HLSJS):
-	scripts/fetch-hlsjs.sh
+$(VENDOR):
+	scripts/fetch-vendor.sh
 
 # Installs what is missing, builds, and starts `weir serve` with the embedded
 # defaults (data in ./weir-data, every listener on 127.0.0.1: HTTP 8080, Kafka

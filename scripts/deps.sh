@@ -2,7 +2,7 @@
 # Installs the system tools weir and its tests use, only where missing.
 # Usage: scripts/deps.sh [run|test]
 #   run  — what `weir serve` needs (ffmpeg/ffprobe), and npm to fetch the
-#          console's player at build time
+#          console's player and the API docs' renderer at build time
 #   test — that plus the interop peers and servers the tests start, and
 #          Chromium for the console's browser test
 set -euo pipefail
@@ -32,9 +32,10 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The console's browser test plays through the bundled hls.js.
+# The console's browser test plays through the bundled hls.js, and the API
+# docs test renders /docs with the bundled Stoplight Elements.
 if [ "$mode" = test ]; then
-	scripts/fetch-hlsjs.sh
+	scripts/fetch-vendor.sh
 fi
 
 if [ "$mode" = test ] && [ -x scripts/s3-server.sh ]; then

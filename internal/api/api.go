@@ -208,6 +208,9 @@ func (s *Server) humaConfig() huma.Config {
 	// body, which clients of this API have no use for.
 	cfg.CreateHooks = nil
 	cfg.Transformers = []huma.Transformer{describeProblem}
+	// /docs is served by registerDocs from the binary, not by huma's page,
+	// which loads its renderer from a CDN.
+	cfg.DocsPath = ""
 	cfg.Info.Description = "Control plane of weir, a real-time media stream processing platform: " +
 		"VOD uploads, live stream lifecycle, metadata, playback URLs and HLS delivery. " +
 		"Errors are RFC 9457 problem documents."
@@ -237,6 +240,7 @@ func (s *Server) routes() {
 	s.registerVOD()
 	s.registerLive()
 	s.registerHLS()
+	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }
 

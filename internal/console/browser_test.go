@@ -171,7 +171,7 @@ func checkScreenshot(t *testing.T, name string, data []byte) {
 // first second, and then starts and ends a live stream from its forms.
 func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 	if !console.HLSJSBundled() {
-		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-hlsjs.sh, which `make test` runs for you")
+		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -429,7 +429,7 @@ func startStream(t *testing.T, base, title string) (id, rtmp string) {
 // into VOD when it ends.
 func TestConsolePlaysALiveStreamInChromium(t *testing.T) {
 	if !console.HLSJSBundled() {
-		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-hlsjs.sh, which `make test` runs for you")
+		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
 	}
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is not installed: `make test` installs it (scripts/deps.sh test)")

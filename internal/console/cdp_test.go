@@ -49,6 +49,7 @@ type browser struct {
 	nextID  int64
 	pending map[int64]chan cdpMessage
 	logs    []string // page console output, exceptions, browser log entries
+	urls    []string // every URL a tab with the network domain enabled requested
 	stderr  []string // the last lines Chromium printed
 	closed  chan struct{}
 }
@@ -67,18 +68,20 @@ type cdpMessage struct {
 
 var devtoolsURL = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
 
-// startBrowser starts Chromium with a throwaway profile and connects to it.
-// Everything is torn down when the test ends.
-func startBrowser(t *testing.T, ctx context.Context) *browser {
+// startBrowser starts Chromium with a throwaway profile and connects to it,
+// adding flags to its command line. Everything is torn down when the test
+// ends.
+func startBrowser(t *testing.T, ctx context.Context, flags ...string) *browser {
 	t.Helper()
-	cmd := exec.Command(chromiumPath(t),
+	args := append([]string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-default-apps", "--disable-extensions", "--mute-audio",
 		"--autoplay-policy=no-user-gesture-required",
-		"--user-data-dir="+t.TempDir(),
+		"--user-data-dir=" + t.TempDir(),
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--window-size=1280,900", "about:blank")
+		"--window-size=1280,900"}, flags...)
+	cmd := exec.Command(chromiumPath(t), append(args, "about:blank")...)
 	// Its own process group, so the renderer and GPU helpers go with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
@@ -241,6 +244,16 @@ func (b *browser) event(msg cdpMessage) {
 		}
 		json.Unmarshal(msg.Params, &p)
 		b.logf("log %s %s: %s %s", p.Entry.Level, p.Entry.Source, p.Entry.Text, p.Entry.URL)
+	case "Network.requestWillBeSent":
+		var p struct {
+			Request struct {
+				URL string `json:"url"`
+			} `json:"request"`
+		}
+		json.Unmarshal(msg.Params, &p)
+		b.mu.Lock()
+		b.urls = append(b.urls, p.Request.URL)
+		b.mu.Unlock()
 	case "Page.javascriptDialogOpening":
 		// The console confirms before ending a stream; say yes.
 		var p struct {
@@ -395,6 +408,22 @@ func (tb *tab) waitFor(ctx context.Context, what string, timeout time.Duration, 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// recordRequests makes the browser note every URL this tab requests (see
+// browser.requested).
+func (tb *tab) recordRequests(ctx context.Context) {
+	tb.b.t.Helper()
+	if err := tb.b.call(ctx, tb.session, "Network.enable", nil, nil); err != nil {
+		tb.b.t.Fatal(err)
+	}
+}
+
+// requested is every URL requested so far by tabs that record requests.
+func (b *browser) requested() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.urls...)
 }
 
 // setFiles puts files into the file input selector names, as the user's

@@ -6,7 +6,7 @@
 // uses hls.js where the browser has Media Source Extensions.
 //
 // Everything is embedded in the binary. hls.js itself is not part of the
-// repository: scripts/fetch-hlsjs.sh downloads a pinned, integrity-checked
+// repository: scripts/fetch-vendor.sh downloads a pinned, integrity-checked
 // copy into static/vendor/ before `make build`. A binary built without it
 // still serves the console; the player then falls back to the browser's
 // native HLS support, and says how to bundle hls.js where there is none.
@@ -39,7 +39,7 @@ const AssetPrefix = "/console/"
 
 // HLSJSAsset is the asset path of the vendored hls.js, relative to
 // AssetPrefix. It exists only in binaries built after
-// scripts/fetch-hlsjs.sh ran.
+// scripts/fetch-vendor.sh ran.
 const HLSJSAsset = "vendor/hls.min.js"
 
 //go:embed index.html
