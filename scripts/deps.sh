@@ -22,6 +22,8 @@ if [ "$mode" = test ]; then
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
 	want dot graphviz
+	want prometheus prometheus # the dashboard and alert rules test (deploy/)
+	want promtool prometheus
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

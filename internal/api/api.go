@@ -32,6 +32,7 @@ import (
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/internal/prom"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -186,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: metrics: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: metrics}
+	if _, err := prom.Register[prometheus.Collector](cfg.Registry, readinessCollector{s}); err != nil {
+		return nil, fmt.Errorf("api: readiness metric: %w", err)
+	}
 	s.api = humago.New(s.mux, s.humaConfig())
 	s.routes()
 	if s.handler, err = s.refuseCrossOrigin(s.authorize(s.guardHLS(s.mux))); err != nil {

@@ -115,6 +115,28 @@ func (m *Metrics) forgetTopic(topic string) {
 	}
 }
 
+// producedFor returns the produced counters of topic. The topic's error
+// series is created with them, at zero, so that dashboards show it and
+// increase() sees a first error.
+func (m *Metrics) producedFor(topic string) *topicCounters {
+	if tc, ok := m.produced.Load(topic); ok {
+		return tc.(*topicCounters)
+	}
+	m.produceErrors.WithLabelValues(topic)
+	return m.countersFor(&m.produced, m.producedMsgs, m.producedBytes, topic)
+}
+
+// consumedFor returns the consumed counters of topic. The topic's
+// dead-letter series is created with them, at zero, for the same reason
+// as producedFor's error series.
+func (m *Metrics) consumedFor(topic string) *topicCounters {
+	if tc, ok := m.consumed.Load(topic); ok {
+		return tc.(*topicCounters)
+	}
+	m.deadLetters.WithLabelValues(topic)
+	return m.countersFor(&m.consumed, m.consumedMsgs, m.consumedBytes, topic)
+}
+
 // setLag records the lag of one partition of a group member in this
 // process and updates the group/topic sum.
 func (m *Metrics) setLag(group string, tp topicPartition, lag int64) {
@@ -175,7 +197,7 @@ func (h metricsHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		h.m.produceErrors.WithLabelValues(r.Topic).Inc()
 		return
 	}
-	tc := h.m.countersFor(&h.m.produced, h.m.producedMsgs, h.m.producedBytes, r.Topic)
+	tc := h.m.producedFor(r.Topic)
 	tc.msgs.Inc()
 	tc.bytes.Add(float64(recordBytes(r)))
 }
@@ -184,7 +206,7 @@ func (h metricsHook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 	if !polled {
 		return // dropped inside the client (assignment changed); it is fetched again
 	}
-	tc := h.m.countersFor(&h.m.consumed, h.m.consumedMsgs, h.m.consumedBytes, r.Topic)
+	tc := h.m.consumedFor(r.Topic)
 	tc.msgs.Inc()
 	tc.bytes.Add(float64(recordBytes(r)))
 }

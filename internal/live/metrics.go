@@ -23,6 +23,11 @@ import (
 //	weir_live_segment_publish_latency_seconds    from the ingest receiving the key frame that
 //	                                             closes a segment to the playlist listing it
 //	                                             being readable
+//	weir_live_stream_last_segment_timestamp_seconds{stream}
+//	                                             per stream this process packages that has
+//	                                             received media: Unix time of its last listed
+//	                                             segment, or of its first media while it has
+//	                                             none (alerts compare it with time())
 type metrics struct {
 	segments         prometheus.Counter
 	bytes            prometheus.Counter
@@ -34,6 +39,7 @@ type metrics struct {
 	formatChanges    prometheus.Counter
 	longCuts         prometheus.Counter
 	latency          prometheus.Histogram
+	lastSegment      *prometheus.GaugeVec
 }
 
 // latencyBuckets resolve the tens of milliseconds the packager aims at.
@@ -82,6 +88,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the ingest receiving the key frame that closes a segment to the live playlist listing it being readable.",
 			Buckets: latencyBuckets,
 		}),
+		lastSegment: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_live_stream_last_segment_timestamp_seconds",
+			Help: "Unix time of the last segment listed for each live stream this process packages, or of its first media while it has no segment yet.",
+		}, []string{"stream"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -115,6 +125,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.latency, err = prom.Register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.lastSegment, err = prom.Register(reg, m.lastSegment); err != nil {
 		return nil, err
 	}
 	return m, nil

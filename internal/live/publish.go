@@ -149,6 +149,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 		"bytes", s.size, "discontinuity", s.Discontinuity, "latency", lat)
 	m.segments.Inc()
 	m.bytes.Add(float64(s.size))
+	m.lastSegment.WithLabelValues(env.id).Set(float64(listed.UnixNano()) / 1e9)
 	if s.Discontinuity {
 		c.gaps++
 		m.gaps.Inc()

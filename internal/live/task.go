@@ -104,7 +104,7 @@ func startStreamTask(ctx context.Context, p *Packager, id string) (*streamTask, 
 	if env.stream.Status == metastore.StatusLive {
 		// It was live before this task: if its publisher is gone, the
 		// timeout must still end it.
-		t.mediaSeen = true
+		t.markMediaLocked()
 	}
 	t.lastActivity = time.Now()
 	go t.run(gctx)
@@ -119,6 +119,7 @@ func (t *streamTask) run(ctx context.Context) {
 	defer close(t.done)
 	t.p.metrics.streams.Inc()
 	defer t.p.metrics.streams.Dec()
+	defer t.p.metrics.lastSegment.DeleteLabelValues(t.id)
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	idleDone := make(chan struct{})
 	go func() {
@@ -220,7 +221,7 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 				"mimeType", m.MimeType, "ffmpegFormat", m.FFmpegFormat)
 		}
 		ev.kind = evInit
-		t.mediaSeen = true
+		t.markMediaLocked()
 	case *protocol.RawStream:
 		ev.kind, ev.data = evData, m.Data
 		if v, ok := rec.Header(protocol.HeaderReceivedAt); ok {
@@ -228,7 +229,7 @@ func (t *streamTask) handle(ctx context.Context, rec *bus.Record) error {
 				ev.recvAt = at
 			}
 		}
-		t.mediaSeen = true
+		t.markMediaLocked()
 	case *protocol.StreamEOF:
 		ev.kind = evEOF
 	case *protocol.EngineHeartbeat:
@@ -283,6 +284,16 @@ func (t *streamTask) stale(rec *bus.Record) bool {
 	}
 	t.token = tok
 	return false
+}
+
+// markMediaLocked notes that the stream has received media. The first time,
+// its last-segment gauge starts at now, so a stream that gets media but
+// never a segment shows up in alerts. t.mu is held, or t is not shared yet.
+func (t *streamTask) markMediaLocked() {
+	if !t.mediaSeen {
+		t.p.metrics.lastSegment.WithLabelValues(t.id).SetToCurrentTime()
+	}
+	t.mediaSeen = true
 }
 
 // watchIdle ends the stream once its publisher has been gone for

@@ -122,6 +122,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := privateDir(cfg.Data, log); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Data, err)
 	}
+	if err := s.reg.Register(dataDiskCollector{dir: cfg.Data}); err != nil {
+		return nil, fmt.Errorf("data dir metrics: %w", err)
+	}
 
 	if err := s.startBroker(); err != nil {
 		return nil, err

@@ -170,7 +170,7 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 		segments += int64(len(p.segs))
 		outputs[p.Name] = p.summary()
 	}
-	_, err = r.transition(ctx, metastore.StatusReady, func(s *metastore.Stream) {
+	ready, err := r.transition(ctx, metastore.StatusReady, func(s *metastore.Stream) {
 		s.Progress = 100
 		s.Error = ""
 		s.VariantsGenerated = r.names()
@@ -191,6 +191,9 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 		}
 		s.Details = metastore.MergeDetails(s.Details, d)
 	})
+	if err == nil {
+		w.m.observeStages(ready.StageTimes)
+	}
 	return err
 }
 
