@@ -56,6 +56,8 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.String("metadata", "", "metadata store: sqlite:PATH or postgres://... (default sqlite in the data dir)")
 	f.String("objects", "", "object store: a directory or s3://bucket?endpoint=... (default DATA/objects)")
 	f.String("api-token", "", "bearer token required on mutating API calls (prefer WEIR_API_TOKEN or --api-token-file: a flag shows in ps)")
+	f.String("tls-cert", "", "PEM certificate chain: serve HTTPS (API, console, HLS, metrics) instead of HTTP; needs --tls-key")
+	f.String("tls-key", "", "PEM private key of --tls-cert")
 	f.String("api-token-file", "", "read the API token from this file (one line) instead of --api-token")
 	f.Bool("presign", false, "redirect HLS segment requests to presigned object-store URLs (S3)")
 	f.Int64("max-upload-bytes", 8<<30, "largest accepted VOD upload in bytes")

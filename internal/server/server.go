@@ -51,6 +51,12 @@ type Config struct {
 	// not appear in the process list; it excludes APIToken.
 	APITokenFile string `koanf:"api-token-file"`
 
+	// TLSCert and TLSKey are PEM files of a certificate chain and its key;
+	// with them the HTTP listener (API, console, HLS, metrics) speaks
+	// HTTPS. Renewed files are picked up without a restart.
+	TLSCert string `koanf:"tls-cert"`
+	TLSKey  string `koanf:"tls-key"`
+
 	LiveSegmentDuration  time.Duration `koanf:"live-segment-duration"`
 	LiveWindow           int           `koanf:"live-window"`
 	LiveWindowDuration   time.Duration `koanf:"live-window-duration"`
@@ -88,6 +94,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	http    *http.Server
 	httpLn  net.Listener
+	tls     *certificate // nil: plain HTTP
 	brokers []string
 
 	rtmp     *push.RTMPServer
@@ -117,6 +124,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		}
 	}()
 	if s.cfg.APIToken, err = cfg.apiToken(log); err != nil {
+		return nil, err
+	}
+	// A bad certificate stops weir before anything starts.
+	if s.tls, err = loadCertificate(cfg.TLSCert, cfg.TLSKey, log); err != nil {
 		return nil, err
 	}
 	if err := privateDir(cfg.Data, log); err != nil {
@@ -192,6 +203,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.config()
 	}
 	return s, nil
 }
@@ -397,6 +411,14 @@ func publicURL(scheme, listen string, httpAddr net.Addr) string {
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
+// HTTPURL is the base URL of the HTTP listener: https:// with --tls-cert.
+func (s *Server) HTTPURL() string {
+	if s.tls != nil {
+		return "https://" + s.HTTPAddr()
+	}
+	return "http://" + s.HTTPAddr()
+}
+
 // Brokers are the Kafka bootstrap addresses in use.
 func (s *Server) Brokers() []string { return s.brokers }
 
@@ -406,7 +428,7 @@ func (s *Server) Brokers() []string { return s.brokers }
 // process runs.
 func (s *Server) Banner() string {
 	var b strings.Builder
-	httpURL := "http://" + s.HTTPAddr()
+	httpURL := s.HTTPURL()
 	if s.roles.Has(RoleAPI) {
 		fmt.Fprintf(&b, "weir: console and API  %s/   (OpenAPI docs at /docs, metrics at /metrics)\n", httpURL)
 	} else {
@@ -428,7 +450,12 @@ func (s *Server) Banner() string {
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.tls != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()
@@ -443,7 +470,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	attrs := []any{"http", "http://" + s.HTTPAddr(), "kafka", strings.Join(s.brokers, ","), "data", s.cfg.Data}
+	attrs := []any{"http", s.HTTPURL(), "kafka", strings.Join(s.brokers, ","), "data", s.cfg.Data}
 	if s.rtmp != nil {
 		attrs = append(attrs, "rtmp", s.rtmp.Addr(), "srt", s.srt.Addr())
 	}
