@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/weir-media/weir/internal/cli.Version=$(VERSION)
 PKGS     ?= ./...
 
-.PHONY: run build test lint deps bench fuzz clean
+.PHONY: run build dist test lint deps bench fuzz clean
 
 # The console's player (hls.js) and the API docs' renderer (Stoplight
 # Elements) are fetched from npm once, not committed.
@@ -16,6 +16,13 @@ build: $(VENDOR)
 
 $(VENDOR):
 	scripts/fetch-vendor.sh
+
+# Release archives in $(DIST): static binaries (hls.js and the docs
+# renderer embedded, version from git) for DIST_PLATFORMS, and SHA256SUMS.
+DIST           ?= dist
+DIST_PLATFORMS ?= linux/amd64 linux/arm64
+dist: $(VENDOR)
+	scripts/dist.sh "$(DIST)" "$(VERSION)" $(DIST_PLATFORMS)
 
 # Installs what is missing, builds, and starts `weir serve` with the embedded
 # defaults (data in ./weir-data, every listener on 127.0.0.1: HTTP 8080, Kafka
@@ -51,4 +58,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
