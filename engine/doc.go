@@ -45,6 +45,11 @@
 // ([Spec.Available]) with the command that installs it, instead of failing
 // jobs.
 //
+// Engines written in other languages register with a [Manifest]: the same
+// spec as JSON or YAML plus how to reach the engine, over Kafka (it
+// consumes its work topic in its own consumer group) or HTTP (Veritone
+// engine toolkit's /ready and /process webhooks).
+//
 // docs/engines.md describes engines for users, with the table of built-in
 // engines made from the Default registry.
 package engine

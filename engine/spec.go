@@ -152,8 +152,8 @@ func (s Spec) normalized() (Spec, error) {
 		}
 	}
 	out := s
-	out.Inputs = slices.Clone(s.Inputs)
-	out.Outputs = slices.Clone(s.Outputs)
+	out.Inputs = cloneOrNil(s.Inputs)
+	out.Outputs = cloneOrNil(s.Outputs)
 	out.Options = make([]Option, len(s.Options))
 	seen := map[string]int{}
 	for i, o := range s.Options {
@@ -172,8 +172,11 @@ func (s Spec) normalized() (Spec, error) {
 	if len(s.Options) == 0 {
 		out.Options = nil
 	}
-	out.Examples = slices.Clone(s.Examples)
+	out.Examples = cloneOrNil(s.Examples)
 	for i, ex := range s.Examples {
+		if len(ex.Options) == 0 {
+			out.Examples[i].Options = nil
+		}
 		field := fmt.Sprintf("examples[%d]", i)
 		if strings.TrimSpace(ex.Title) == "" {
 			return fail(field+".title", "is required")
@@ -182,7 +185,7 @@ func (s Spec) normalized() (Spec, error) {
 			return fail(field+".options", "%v", err)
 		}
 	}
-	out.Requires = slices.Clone(s.Requires)
+	out.Requires = cloneOrNil(s.Requires)
 	for i, r := range s.Requires {
 		field := fmt.Sprintf("requires[%d]", i)
 		if !commandRe.MatchString(r.Command) {
@@ -308,7 +311,7 @@ func (o Option) normalized() (Option, error) {
 		return fail(".doc", "is required: say what the option does and in what unit")
 	}
 	out := o
-	out.Enum = slices.Clone(o.Enum)
+	out.Enum = cloneOrNil(o.Enum)
 	if len(o.Enum) > 0 {
 		if o.Type != TypeString && o.Type != TypeList {
 			return fail(".enum", "only string and list options take an enum, not %s", o.Type)
@@ -350,4 +353,13 @@ func (o Option) normalized() (Option, error) {
 		out.Default = v
 	}
 	return out, nil
+}
+
+// cloneOrNil copies s, giving nil for an empty slice, so a spec read from
+// "enum: []" equals one that leaves it out.
+func cloneOrNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
 }
