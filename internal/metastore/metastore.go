@@ -1,5 +1,6 @@
 // Package metastore keeps weir's metadata: streams (VOD titles and live
-// streams), their segments, and jobs with their tasks. Two implementations
+// streams), their segments, jobs with their tasks, and the external engines
+// registered with a manifest. Two implementations
 // share one contract: SQLite in the data directory (the embedded default) and
 // PostgreSQL for distributed deployments. Both run versioned schema
 // migrations when opened.
@@ -177,6 +178,22 @@ type Task struct {
 	UpdatedAt time.Time       `json:"updated_at"`
 }
 
+// Engine is an external engine: one running outside weir, registered with
+// a manifest. The store keeps the manifest as JSON and does not read it;
+// the engine package parses and checks it. Built-in engines register in
+// code and are not stored.
+type Engine struct {
+	// Name is the engine's name, the key.
+	Name string `json:"name"`
+	// Manifest is the engine's manifest, a JSON object.
+	Manifest json.RawMessage `json:"manifest"`
+	// Source says where the registration came from: "api" (POST /engines)
+	// or "file:<path>" (--engines-dir).
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 // StreamFilter selects streams for ListStreams. Zero fields match all.
 type StreamFilter struct {
 	Kind   Kind
@@ -237,6 +254,19 @@ type Store interface {
 	UpdateJob(ctx context.Context, j Job) (Job, error)
 	UpsertTask(ctx context.Context, t Task) error
 	ListTasks(ctx context.Context, jobID string) ([]Task, error)
+
+	// PutEngine registers an external engine, or replaces the manifest and
+	// source of the one with the same name (keeping its CreatedAt), and
+	// reports whether it was new. An empty name or a manifest that is not a
+	// JSON object fails with ErrInvalid.
+	PutEngine(ctx context.Context, e Engine) (stored Engine, created bool, err error)
+	// GetEngine returns the external engine called name, or ErrNotFound.
+	GetEngine(ctx context.Context, name string) (Engine, error)
+	// ListEngines returns every external engine, sorted by name.
+	ListEngines(ctx context.Context) ([]Engine, error)
+	// DeleteEngine removes the external engine called name; ErrNotFound
+	// when there is none.
+	DeleteEngine(ctx context.Context, name string) error
 
 	// Leaser grants the leases that keep cross-process work single.
 	Leaser
