@@ -237,25 +237,29 @@ func (s Spec) Option(name string) (Option, bool) {
 }
 
 // Option declares one engine option.
+//
+// Its JSON form (MarshalJSON) writes durations as Go duration strings; the
+// tags describe that form to schema generators.
 type Option struct {
 	// Name is how task payloads and examples name it: lower-case
 	// letters, digits and '_', starting with a letter.
-	Name string
-	Type OptionType
+	Name string     `json:"name"`
+	Type OptionType `json:"type"`
 	// Default is used when a task does not set the option; nil means no
 	// default (the getter returns the zero value). Written in the type's
 	// Go form (string, int64, float64, bool, time.Duration, []string) or
 	// as JSON/YAML would give it (3 for an int, "250ms" for a duration).
-	Default any
+	Default any `json:"default,omitempty"`
 	// Required options must be set by every task; they have no Default.
-	Required bool
+	Required bool `json:"required,omitempty"`
 	// Doc says what the option does and in what unit.
-	Doc string
+	Doc string `json:"doc"`
 	// Enum, for string and list options, is the set of allowed values.
-	Enum []string
+	Enum []string `json:"enum,omitempty"`
 	// Min and Max, for int, float and duration options, bound the value
 	// (inclusive); nil is unbounded. Written like Default.
-	Min, Max any
+	Min any `json:"min,omitempty"`
+	Max any `json:"max,omitempty"`
 }
 
 // optionJSON is an Option as JSON and YAML write it: durations as strings.

@@ -1,7 +1,8 @@
 // Package api is weir's HTTP control plane: the REST API of seed 003 (VOD
-// uploads, live stream lifecycle, metadata and playback URLs), HLS delivery
-// from the object store, health and readiness probes, Prometheus metrics and
-// the OpenAPI 3.1 document with interactive docs.
+// uploads, live stream lifecycle, metadata and playback URLs), the engine
+// registry (/engines), HLS delivery from the object store, health and
+// readiness probes, Prometheus metrics and the OpenAPI 3.1 document with
+// interactive docs.
 //
 // Every route hangs off one net/http ServeMux driven by huma; the handful of
 // routes that must stream bytes (HLS objects, /metrics) are plain handlers on
@@ -29,7 +30,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/prom"
@@ -109,6 +112,10 @@ type Config struct {
 	// Nil answers them with a 404 problem.
 	Fallback http.Handler
 
+	// Engines is the engine catalog behind /engines. Nil makes one of the
+	// engine package's Default registry (the built-in engines) and Meta.
+	Engines *engines.Catalog
+
 	// OperationsOnly serves only /health, /ready, /metrics and /bus: the
 	// listener of a process that runs other roles than the API.
 	OperationsOnly bool
@@ -160,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	if cfg.Engines == nil {
+		cfg.Engines = engines.NewCatalog(engine.Default(), cfg.Meta, engines.WithLogger(cfg.Logger))
 	}
 	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase} {
 		clean, err := cleanBaseURL(*base)
@@ -216,7 +226,7 @@ func (s *Server) humaConfig() huma.Config {
 	// which loads its renderer from a CDN.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "Control plane of weir, a real-time media stream processing platform: " +
-		"VOD uploads, live stream lifecycle, metadata, playback URLs and HLS delivery. " +
+		"VOD uploads, live stream lifecycle, metadata, playback URLs, HLS delivery and the engine registry. " +
 		"Errors are RFC 9457 problem documents."
 	if s.cfg.BaseURL != "" {
 		cfg.Servers = []*huma.Server{{URL: s.cfg.BaseURL}}
@@ -244,6 +254,7 @@ func (s *Server) routes() {
 	s.registerVOD()
 	s.registerLive()
 	s.registerHLS()
+	s.registerEngines()
 	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }

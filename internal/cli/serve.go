@@ -75,6 +75,7 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.String("vod-preset", "veryfast", "vod: x264 preset")
 	f.Int("vod-parallel", runtime.NumCPU(), "vod: ffmpeg processes one title may run at once")
 	f.Bool("allow-private-sources", false, "let VOD URL imports and live pulls fetch from loopback and private addresses")
+	f.String("engines-dir", "", "register the external engines whose manifests (*.yaml, *.yml, *.json) are in this directory")
 	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of broker, ingest, packager, vod, api")
 	return cmd
 }

@@ -20,9 +20,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/console"
+	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/ingest/control"
 	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/live"
@@ -73,6 +75,10 @@ type Config struct {
 
 	AllowPrivateSources bool `koanf:"allow-private-sources"`
 
+	// EnginesDir holds external engines' manifests (*.yaml, *.yml,
+	// *.json) to register at start; one bad file fails the start.
+	EnginesDir string `koanf:"engines-dir"`
+
 	// Roles is the --roles value: which parts of weir this process runs
 	// (see ParseRoles; empty means all).
 	Roles string `koanf:"roles"`
@@ -91,6 +97,7 @@ type Server struct {
 	bus     *bus.Client
 	meta    metastore.Store
 	objects objstore.Store
+	engines *engines.Catalog
 	reg     *prometheus.Registry
 	http    *http.Server
 	httpLn  net.Listener
@@ -164,6 +171,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 
+	s.engines = engines.NewCatalog(engine.Default(), s.meta, engines.WithLogger(log.With("component", "engines")))
+	if cfg.EnginesDir != "" {
+		names, err := s.engines.LoadDir(ctx, cfg.EnginesDir)
+		if err != nil {
+			return nil, fmt.Errorf("--engines-dir: %w", err)
+		}
+		log.Info("external engines registered", "dir", cfg.EnginesDir, "engines", names)
+	}
+
 	if err := s.startPipelines(ctx); err != nil {
 		return nil, err
 	}
@@ -190,6 +206,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		RTMPBase:       publicURL("rtmp", rtmpAddr, s.httpLn.Addr()),
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
+		Engines:        s.engines,
 		Ready: map[string]func(context.Context) error{
 			"bus": s.bus.Ping,
 		},

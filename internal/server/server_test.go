@@ -218,6 +218,8 @@ func TestStartFailsCleanlyOnBadSettings(t *testing.T) {
 		{"API token twice", func(c *Config) { c.APIToken, c.APITokenFile = "a", "/dev/null" }, "--api-token and --api-token-file are both set"},
 		{"API token file missing", func(c *Config) { c.APITokenFile = filepath.Join(dir, "nope") }, "--api-token-file"},
 		{"API token file empty", func(c *Config) { c.APITokenFile = "/dev/null" }, "want one line holding the token"},
+		{"engines dir missing", func(c *Config) { c.EnginesDir = filepath.Join(dir, "no-engines") }, "--engines-dir: engines dir: open"},
+		{"bad engine manifest", func(c *Config) { c.EnginesDir = enginesDir(t, "name: x\nengineMode: legacy\n") }, `bad.yaml: engine "x": engineMode: "legacy" is for engines that are not real-time`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,5 +321,46 @@ func TestBannerShowsTheBoundAddresses(t *testing.T) {
 	banner = broker.Banner()
 	if !strings.Contains(banner, "operations       http://"+broker.HTTPAddr()) || strings.Contains(banner, "RTMP") || strings.Contains(banner, "console") {
 		t.Errorf("broker-only banner:\n%s", banner)
+	}
+}
+
+// enginesDir writes one manifest, bad.yaml, into a fresh directory.
+func enginesDir(t *testing.T, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// --engines-dir registers its manifests at start, in the metadata store,
+// so GET /engines lists them next to the built-in engines.
+func TestEnginesDirRegistersExternalEnginesAtStart(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.EnginesDir = t.TempDir()
+	manifest := "name: silence\nengineMode: stream\nsummary: Finds silence\ninputs: [audio/*]\noutputs: [tag]\nkafka: {}\n"
+	if err := os.WriteFile(filepath.Join(cfg.EnginesDir, "silence.yaml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, cfg)
+	defer r.stop(t)
+	resp, err := http.Get("http://" + r.HTTPAddr() + "/engines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Items []struct{ Name, Kind, Source string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, e := range list.Items {
+		kinds[e.Name] = e.Kind
+	}
+	if kinds["silence"] != "external" || kinds["probe"] != "builtin" {
+		t.Fatalf("GET /engines = %+v", list.Items)
 	}
 }
