@@ -16,8 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/weir-media/weir/protocol"
 )
 
 // DefaultListenAddr is where the embedded broker listens unless told
@@ -44,6 +42,10 @@ type Broker struct {
 	listenAddr string // bound
 	dataDir    string
 	unlock     func() error
+	superuser  Credentials // zero without authentication
+	// credentialsCreated says the credentials file was written by this
+	// start, for the hints of a failed start.
+	credentialsCreated bool
 
 	stopRetention chan struct{}
 	retentionDone chan struct{}
@@ -56,6 +58,10 @@ type Broker struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// ErrDataDirLocked is returned (wrapped) by StartBroker when another
+// broker, in this process or another, runs on the data dir.
+var ErrDataDirLocked = errors.New("in use by another broker (locked)")
 
 // BrokerOption configures StartBroker.
 type BrokerOption interface{ applyBroker(*brokerConfig) }
@@ -74,6 +80,7 @@ type brokerConfig struct {
 	syncWrites        bool
 	retentionEvery    time.Duration
 	logger            *slog.Logger
+	auth              bool
 }
 
 type brokerOpt func(*brokerConfig)
@@ -132,6 +139,22 @@ func WithSyncWrites() BrokerOption {
 // Broker asks on this schedule.
 func WithRetentionCheck(every time.Duration) BrokerOption {
 	return brokerOpt(func(c *brokerConfig) { c.retentionEvery = every })
+}
+
+// WithAuthentication makes the broker refuse every client that does not
+// authenticate with SASL (SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN), and check
+// Kafka ACLs on every request. Its superuser, named weir, bypasses the ACLs;
+// any other user may do only what ACLs allow it (see Client.AddUser).
+//
+// With a data dir the superuser's credentials are kept in the dir's
+// credentials file (LoadOrCreateCredentials: created on the first start,
+// reused after), a kcat.conf with the broker's address and those
+// credentials is rewritten at every start, and users and ACLs added at run
+// time persist with the rest of the broker's state. Without one the
+// superuser gets a random password for the life of the broker. Either way
+// Superuser returns the credentials.
+func WithAuthentication() BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.auth = true })
 }
 
 type loggerOpt struct{ l *slog.Logger }
@@ -194,7 +217,7 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.defaultPartitions),
 		kfake.WithLogger(b.klog),
-		kfake.ListenFn(onceListener(&advertisedListener{Listener: ln, addr: adv})),
+		kfake.ListenFn(onceListener(&advertisedListener{Listener: ln, addr: adv, saslCompat: cfg.auth})),
 	}
 	if cfg.dataDir != "" {
 		if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
@@ -212,6 +235,15 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 			kopts = append(kopts, kfake.SyncWrites())
 		}
 	}
+	if cfg.auth {
+		authOpts, err := b.prepareAuth()
+		if err != nil {
+			ln.Close()
+			b.unlock()
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+		kopts = append(kopts, authOpts...)
+	}
 
 	cluster, err := kfake.NewCluster(kopts...)
 	if err != nil {
@@ -222,6 +254,13 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 	b.cluster = cluster
 	if cfg.dataDir != "" {
 		b.persistAutoCreatedTopics()
+	}
+	if cfg.auth {
+		if err := b.checkSuperuser(); err != nil {
+			b.cluster.Close()
+			b.unlock()
+			return nil, fmt.Errorf("embedded broker on %s: %w", adv, err)
+		}
 	}
 
 	go b.enforceRetention(cfg.retentionEvery)
@@ -239,6 +278,10 @@ func (b *Broker) Addr() string { return b.addr }
 // differs from Addr only when the broker listens on every interface or was
 // given WithAdvertisedAddr.
 func (b *Broker) ListenAddr() string { return b.listenAddr }
+
+// Superuser returns the credentials of the broker's superuser, or the
+// zero Credentials when it was started without WithAuthentication.
+func (b *Broker) Superuser() Credentials { return b.superuser }
 
 // Cluster returns the underlying kfake cluster, for tests that need its
 // control hooks (fault injection, forced compaction). Most callers never
@@ -303,37 +346,54 @@ func (b *Broker) enforceRetention(every time.Duration) {
 // kfake writes its topic list (topics.json) when a topic is created by a
 // CreateTopics request, but not when a Metadata request auto-creates one;
 // the list is then only written at Close. After a crash such a topic, and
-// every record acknowledged in it, would be gone on restart. So, before kfake
-// handles a Metadata request that may auto-create topics, the broker creates
-// the unknown ones itself through kfake's CreateTopic, which persists the
-// list before the client learns the topic exists.
+// every record acknowledged in it, would be gone on restart. So, before
+// kfake handles a Produce request, the broker makes sure every topic in it
+// is in the persisted list: the first time this process sees a produce to a
+// topic, it has kfake rewrite the list (by creating and deleting a
+// placeholder topic, the only public calls that write it) before the
+// records can be acknowledged.
 //
-// kfake runs control functions on their own goroutine while its loop keeps
-// serving admin calls, which is what lets CreateTopic run from here.
+// Control functions run before kfake checks authentication and ACLs and
+// cannot tell who sent a request, so this hook never creates a topic: a
+// client without credentials, or without the right to a topic, gets no
+// more from it than a rewrite of the topic list. Topics are auto-created
+// by kfake itself, after its checks. kfake runs control functions on their
+// own goroutine while its loop keeps serving admin calls, which is what
+// lets CreateTopic run from here.
 func (b *Broker) persistAutoCreatedTopics() {
-	b.cluster.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		req, ok := kr.(*kmsg.MetadataRequest)
-		if !ok || !req.AllowAutoTopicCreation {
+	// A placeholder left by a crash mid-rewrite goes now.
+	_ = b.cluster.DeleteTopic(topicListPlaceholder)
+	b.cluster.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req, ok := kr.(*kmsg.ProduceRequest)
+		if !ok || b.closing.Load() {
+			// Once closing, kfake's loop may be gone and would never
+			// run our calls.
 			return nil, nil, false
 		}
+		var fresh []string
 		for _, rt := range req.Topics {
-			if rt.Topic == nil || rt.TopicID != [16]byte{} {
-				continue
+			topic := rt.Topic
+			if rt.TopicID != [16]byte{} { // produce v13 names topics by id
+				ti := b.cluster.TopicIDInfo(rt.TopicID)
+				if ti == nil {
+					continue
+				}
+				topic = ti.Topic
 			}
-			topic := *rt.Topic
-			if _, known := b.ensured.Load(topic); known || protocol.ValidateTopic(topic) != nil {
-				continue // kfake answers an invalid name with the proper error
+			if _, known := b.ensured.Load(topic); known || b.cluster.TopicInfo(topic) == nil {
+				continue // kfake answers an unknown topic with the proper error
 			}
-			if b.closing.Load() {
-				// kfake's loop may be gone; it would never run our call.
-				return nil, nil, false
-			}
-			err := b.cluster.CreateTopic(topic, -1, nil)
-			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-				b.log.Warn("embedded broker: creating topic before auto-creation", "topic", topic, "err", err)
-				continue
-			}
-			b.ensured.Store(topic, struct{}{})
+			fresh = append(fresh, topic)
+		}
+		if len(fresh) == 0 {
+			return nil, nil, false
+		}
+		if err := b.rewriteTopicList(); err != nil {
+			b.log.Warn("embedded broker: persisting auto-created topics", "topics", fresh, "err", err)
+			return nil, nil, false
+		}
+		for _, t := range fresh {
+			b.ensured.Store(t, struct{}{})
 		}
 		return nil, nil, false // observed only: kfake answers the request
 	})
@@ -343,6 +403,20 @@ func (b *Broker) persistAutoCreatedTopics() {
 		b.ensured.Clear()
 		return nil, nil, false
 	})
+}
+
+// topicListPlaceholder is the topic rewriteTopicList creates and deletes.
+// Its name starts with "__", like Kafka's internal topics, and matches none
+// of weir's topic patterns.
+const topicListPlaceholder = "__weir_topic_list"
+
+// rewriteTopicList makes kfake write its topic list, with every topic that
+// exists now, to the data dir.
+func (b *Broker) rewriteTopicList() error {
+	if err := b.cluster.CreateTopic(topicListPlaceholder, 1, nil); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return err
+	}
+	return b.cluster.DeleteTopic(topicListPlaceholder)
 }
 
 // advertisedAddr picks the address metadata responses announce: the
@@ -377,9 +451,20 @@ func advertisedAddr(explicit, listen string, port int) (string, error) {
 // advertisedListener reports the advertised address as its own: kfake puts
 // the listener's address into metadata responses, and an external client
 // must be sent somewhere it can reach, never 0.0.0.0.
+//
+// With authentication it also wraps every connection in a saslCompatConn.
 type advertisedListener struct {
 	net.Listener
-	addr string
+	addr       string
+	saslCompat bool
+}
+
+func (l *advertisedListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil || !l.saslCompat {
+		return conn, err
+	}
+	return newSASLCompatConn(conn), nil
 }
 
 func (l *advertisedListener) Addr() net.Addr { return tcpAddrString(l.addr) }

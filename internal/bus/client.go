@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-media/weir/protocol"
 )
@@ -59,6 +61,8 @@ type clientConfig struct {
 	logger   *slog.Logger
 	metrics  *Metrics
 	clientID string
+	sasl     Credentials
+	tls      *tls.Config
 	kgoOpts  []kgo.Opt
 }
 
@@ -107,6 +111,12 @@ func NewClient(brokers []string, opts ...ClientOption) (*Client, error) {
 		kgo.ClientID(cfg.clientID),
 		kgo.WithLogger(kgoLogger{cfg.logger}),
 	}
+	if !cfg.sasl.IsZero() {
+		if err := cfg.sasl.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	base = append(base, cfg.authOpts()...)
 	if cfg.metrics != nil {
 		base = append(base, kgo.WithHooks(cfg.metrics.hooks()))
 	}
@@ -163,10 +173,14 @@ func (c *Client) Kgo() *kgo.Client { return c.kcl }
 // missing. Do not close it; Close does.
 func (c *Client) Admin() *kadm.Client { return c.adm }
 
-// Ping returns nil once any seed broker answers, or the error of the last
-// attempt when ctx ends first.
+// Ping returns nil once the cluster answers a metadata request, which
+// needs a connection and, on a cluster that requires it, a successful
+// login; it returns the error of the last attempt when ctx ends first. A
+// refused login fails at once.
 func (c *Client) Ping(ctx context.Context) error {
-	if err := c.admKgo.Ping(ctx); err != nil {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{} // none: reachability and login only
+	if _, err := req.RequestWith(ctx, c.admKgo); err != nil {
 		return fmt.Errorf("ping kafka %v: %w", c.brokers, err)
 	}
 	return nil

@@ -26,7 +26,7 @@ func lockDir(dir string) (unlock func() error, err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errors.New("in use by another broker (locked)")
+			return nil, ErrDataDirLocked
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
