@@ -175,15 +175,8 @@ func RandomPassword() string {
 // file (the broker's credentials or kcat.conf file, or one written by
 // `weir bus users add`): sasl.username, sasl.password and
 // sasl.mechanisms (or sasl.mechanism; default SCRAM-SHA-256). Other keys
-// are ignored. A file that others may read is refused: it holds a secret.
+// are ignored.
 func ReadCredentialsFile(path string) (Credentials, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("kafka credentials file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return Credentials{}, fmt.Errorf("kafka credentials file %s: mode %v lets others read it; chmod 600 it", path, fi.Mode().Perm())
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("kafka credentials file: %w", err)

@@ -390,16 +390,6 @@ func TestStartFailsWhenTheCredentialsFileNoLongerMatchesTheUsers(t *testing.T) {
 	}
 }
 
-func TestReadCredentialsFileRefusesAFileOthersCanRead(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "creds")
-	if err := os.WriteFile(path, []byte("sasl.username=u\nsasl.password=p\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadCredentialsFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Errorf("ReadCredentialsFile of a 0644 file: %v", err)
-	}
-}
-
 func TestParseCredentials(t *testing.T) {
 	for name, tc := range map[string]struct {
 		in   string

@@ -18,8 +18,7 @@ import (
 func init() { register(newConsumeCmd) }
 
 type consumeConfig struct {
-	Server        string `koanf:"server"`
-	Kafka         string `koanf:"kafka"`
+	busFlags      `koanf:",squash"`
 	Topic         string `koanf:"topic"`
 	Group         string `koanf:"group"`
 	FromBeginning bool   `koanf:"from-beginning"`
@@ -79,7 +78,7 @@ record instead.`,
 func runConsume(cmd *cobra.Command, cfg consumeConfig) error {
 	parent := cmd.Context()
 	log := cliLogger(cmd.ErrOrStderr())
-	client, err := dialBus(parent, busFlags{Server: cfg.Server, Kafka: cfg.Kafka}, log)
+	client, err := dialBus(parent, cfg.busFlags, log)
 	if err != nil {
 		return err
 	}

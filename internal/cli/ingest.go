@@ -27,16 +27,64 @@ func init() { register(newIngestCmd) }
 const DefaultServerURL = "http://127.0.0.1:8080"
 
 // busFlags are the flags by which client commands reach the bus.
-type busFlags struct{ Server, Kafka string }
+type busFlags struct {
+	Server     string `koanf:"server"`
+	Kafka      string `koanf:"kafka"`
+	kafkaLogin `koanf:",squash"`
+}
+
+// kafkaLogin holds the --kafka-* flags that say how to log in to Kafka.
+type kafkaLogin struct {
+	KafkaUser          string `koanf:"kafka-user"`
+	KafkaPassword      string `koanf:"kafka-password"`
+	KafkaPasswordFile  string `koanf:"kafka-password-file"`
+	KafkaCredentials   string `koanf:"kafka-credentials"`
+	KafkaSASLMechanism string `koanf:"kafka-sasl-mechanism"`
+	KafkaTLS           bool   `koanf:"kafka-tls"`
+	KafkaTLSCA         string `koanf:"kafka-tls-ca"`
+}
+
+// DefaultCredentialsFile is the embedded broker's credentials file of
+// `weir serve` run with its default data dir: client commands log in with it
+// when nothing else is said and it exists.
+const DefaultCredentialsFile = "weir-data/kafka/credentials"
 
 func addBusFlags(f *pflag.FlagSet) {
 	f.String("server", DefaultServerURL, "`URL` of a running weir serve, asked for its Kafka brokers (GET /bus)")
 	f.String("kafka", "", "Kafka brokers host:port,... to use directly instead of asking --server")
+	addKafkaLoginFlags(f, "./"+DefaultCredentialsFile)
+}
+
+// addKafkaLoginFlags adds the flags that say how to log in to Kafka;
+// defaultCreds names the credentials file used when none is given.
+func addKafkaLoginFlags(f *pflag.FlagSet, defaultCreds string) {
+	f.String("kafka-user", "", "Kafka SASL user")
+	f.String("kafka-password", "", "Kafka SASL password (prefer --kafka-password-file or WEIR_KAFKA_PASSWORD: a flag shows in ps)")
+	f.String("kafka-password-file", "", "read the Kafka SASL password from this file (first line)")
+	f.String("kafka-credentials", "", "Kafka login from a librdkafka properties file (sasl.username, sasl.password, sasl.mechanisms), e.g. a broker's credentials file (default "+defaultCreds+" when it exists)")
+	f.String("kafka-sasl-mechanism", "", "Kafka SASL mechanism for --kafka-user: SCRAM-SHA-256 (default), SCRAM-SHA-512 or PLAIN")
+	f.Bool("kafka-tls", false, "connect to Kafka with TLS")
+	f.String("kafka-tls-ca", "", "PEM file of the CA that signed the Kafka brokers' certificates (implies --kafka-tls; default: the system's roots)")
+}
+
+// connection is how the flags say to log in; without a user or a
+// credentials file, defaultCreds when that file exists.
+func (l kafkaLogin) connection(defaultCreds string) bus.Connection {
+	conn := bus.Connection{
+		User: l.KafkaUser, Password: l.KafkaPassword, PasswordFile: l.KafkaPasswordFile,
+		Mechanism: l.KafkaSASLMechanism, CredentialsFile: l.KafkaCredentials,
+		TLS: l.KafkaTLS, TLSCA: l.KafkaTLSCA,
+	}
+	if conn.User == "" && conn.CredentialsFile == "" && defaultCreds != "" {
+		if _, err := os.Stat(defaultCreds); err == nil {
+			conn.CredentialsFile = defaultCreds
+		}
+	}
+	return conn
 }
 
 type ingestConfig struct {
-	Server         string `koanf:"server"`
-	Kafka          string `koanf:"kafka"`
+	busFlags       `koanf:",squash"`
 	Live           bool   `koanf:"live"`
 	RecordDuration string `koanf:"record-duration"`
 	Payload        string `koanf:"payload"`
@@ -78,7 +126,7 @@ or any Kafka client. docs/ingest.md has the details.`,
 			if err != nil {
 				return err
 			}
-			return runIngest(cmd, busFlags{Server: cfg.Server, Kafka: cfg.Kafka}, opts)
+			return runIngest(cmd, cfg.busFlags, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -226,7 +274,12 @@ func dialBus(ctx context.Context, bf busFlags, log *slog.Logger) (*bus.Client, e
 	} else if brokers, err = serverBrokers(ctx, bf.Server); err != nil {
 		return nil, err
 	}
-	client, err := bus.NewClient(brokers, bus.WithLogger(log), bus.WithClientID("weir-cli"))
+	conn := bf.connection(DefaultCredentialsFile)
+	opts, err := conn.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	client, err := bus.NewClient(brokers, append([]bus.ClientOption{bus.WithLogger(log), bus.WithClientID("weir-cli")}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +287,14 @@ func dialBus(ctx context.Context, bf busFlags, log *slog.Logger) (*bus.Client, e
 	defer cancel()
 	if err := client.Ping(pctx); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("kafka not reachable: %w", err)
+		login := "without a login (pass --kafka-credentials FILE, e.g. the broker's DATA/kafka/credentials, or --kafka-user)"
+		if creds, _ := conn.Credentials(); creds.User != "" {
+			login = "as " + creds.User
+			if conn.User == "" {
+				login += " from " + conn.CredentialsFile
+			}
+		}
+		return nil, fmt.Errorf("kafka %v not reachable %s: %w", brokers, login, err)
 	}
 	return client, nil
 }

@@ -22,8 +22,12 @@ func newServeCmd() *cobra.Command {
 		Short: "Run weir: embedded Kafka broker, REST API, console, HLS, ingest and pipelines",
 		Long: `serve runs a whole weir process. With no --kafka it starts an embedded
 Kafka-protocol broker (any Kafka client can connect to --kafka-listen); with
---kafka it uses that cluster instead. Config comes from flags, then WEIR_*
-environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
+--kafka it uses that cluster instead. The embedded broker requires a SASL
+login: on its first start it writes its superuser's credentials to
+DATA/kafka/credentials (and a kcat config, DATA/kafka/kcat.conf); processes
+started with --kafka log in with --kafka-credentials or --kafka-user (see
+docs/bus.md). Config comes from flags, then WEIR_* environment variables
+(WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg server.Config
@@ -51,6 +55,7 @@ environment variables (WEIR_KAFKA_LISTEN for --kafka-listen), then weir.yaml.`,
 	f.String("http", "127.0.0.1:8080", "HTTP listen address (API, console, HLS, metrics)")
 	f.String("kafka", "", "external Kafka brokers host:port,...; no embedded broker when set")
 	f.String("kafka-listen", "127.0.0.1:9092", "embedded Kafka broker listen address")
+	addKafkaLoginFlags(f, "DATA/kafka/credentials")
 	f.String("rtmp", "127.0.0.1:1935", "RTMP listen address (0.0.0.0:1935 to take publishers from other machines)")
 	f.String("srt", "127.0.0.1:8890", "SRT listen address (0.0.0.0:8890 to take publishers from other machines)")
 	f.String("metadata", "", "metadata store: sqlite:PATH or postgres://... (default sqlite in the data dir)")

@@ -122,7 +122,9 @@ func (c *cluster) startEnv(name string, env []string, args ...string) *weirProc 
 		"--live-segment-duration", "1s", "--live-window", "5", "--vod-preset", "ultrafast",
 		"--vod-segment-duration", "2s", "--log-level", "info"}
 	if !contains(args, "broker") {
-		full = append(full, "--kafka", c.kafka)
+		// Every process logs in as weir, with the broker process's
+		// credentials file.
+		full = append(full, "--kafka", c.kafka, "--kafka-credentials", filepath.Join(c.dir, "broker", "kafka", "credentials"))
 	}
 	full = append(full, args...)
 	logFile, err := os.Create(p.logPath)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,7 @@ func TestRolesSplitAProcess(t *testing.T) {
 	acfg := testConfig(dir + "/api")
 	acfg.Roles = "api"
 	acfg.Kafka = strings.Join(broker.Brokers(), ",")
+	acfg.KafkaCredentials = filepath.Join(dir, "broker", "kafka", "credentials")
 	acfg.Metadata = "sqlite:" + dir + "/shared.db"
 	api := start(t, acfg)
 	defer api.stop(t)

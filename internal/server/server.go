@@ -40,14 +40,26 @@ type Config struct {
 	HTTP        string `koanf:"http"`
 	Kafka       string `koanf:"kafka"`
 	KafkaListen string `koanf:"kafka-listen"`
-	RTMP        string `koanf:"rtmp"`
-	SRT         string `koanf:"srt"`
-	Metadata    string `koanf:"metadata"`
-	Objects     string `koanf:"objects"`
-	APIToken    string `koanf:"api-token"`
-	Presign     bool   `koanf:"presign"`
-	MaxUpload   int64  `koanf:"max-upload-bytes"`
-	LogLevel    string `koanf:"log-level"`
+
+	// How to log in to --kafka: a user with a password (or a password
+	// file), or a credentials file; by default DATA/kafka/credentials
+	// when it exists. TLS settings likewise. The embedded broker ignores
+	// them: its processes use its own credentials file.
+	KafkaUser          string `koanf:"kafka-user"`
+	KafkaPassword      string `koanf:"kafka-password"`
+	KafkaPasswordFile  string `koanf:"kafka-password-file"`
+	KafkaCredentials   string `koanf:"kafka-credentials"`
+	KafkaSASLMechanism string `koanf:"kafka-sasl-mechanism"`
+	KafkaTLS           bool   `koanf:"kafka-tls"`
+	KafkaTLSCA         string `koanf:"kafka-tls-ca"`
+	RTMP               string `koanf:"rtmp"`
+	SRT                string `koanf:"srt"`
+	Metadata           string `koanf:"metadata"`
+	Objects            string `koanf:"objects"`
+	APIToken           string `koanf:"api-token"`
+	Presign            bool   `koanf:"presign"`
+	MaxUpload          int64  `koanf:"max-upload-bytes"`
+	LogLevel           string `koanf:"log-level"`
 
 	// APITokenFile names a file holding the API token, so the token need
 	// not appear in the process list; it excludes APIToken.
@@ -103,6 +115,7 @@ type Server struct {
 	httpLn  net.Listener
 	tls     *certificate // nil: plain HTTP
 	brokers []string
+	busOpts []bus.ClientOption // how to log in to brokers
 
 	rtmp     *push.RTMPServer
 	srt      *push.SRTServer
@@ -151,7 +164,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("bus metrics: %w", err)
 	}
-	s.bus, err = bus.NewClient(s.brokers, bus.WithMetrics(metrics), bus.WithLogger(log.With("component", "bus")))
+	s.bus, err = bus.NewClient(s.brokers, append([]bus.ClientOption{bus.WithMetrics(metrics), bus.WithLogger(log.With("component", "bus"))}, s.busOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %v: %w", s.brokers, err)
 	}
@@ -236,7 +249,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	// stream id.
 	for _, topic := range []string{protocol.TopicVODJobs, protocol.TopicLiveControl} {
 		if err := s.bus.CreateTopic(ctx, topic, pipelinePartitions); err != nil {
-			return fmt.Errorf("creating topic %s: %w", topic, err)
+			return fmt.Errorf("creating topic %s: %w%s", topic, err, s.loginHint())
 		}
 	}
 	sources := sourceHTTPClient(s.cfg.AllowPrivateSources)
@@ -276,19 +289,57 @@ func (s *Server) startBroker() error {
 				s.brokers = append(s.brokers, b)
 			}
 		}
+		var err error
+		if s.busOpts, err = cfg.busConnection().ClientOptions(); err != nil {
+			return fmt.Errorf("--kafka %s: %w", cfg.Kafka, err)
+		}
 		return nil
+	}
+	if cfg.KafkaUser != "" || cfg.KafkaPassword != "" || cfg.KafkaPasswordFile != "" || cfg.KafkaCredentials != "" || cfg.KafkaTLS || cfg.KafkaTLSCA != "" {
+		s.log.Warn("the --kafka-user, --kafka-password, --kafka-credentials and --kafka-tls settings apply to --kafka; the embedded broker's processes log in with its own credentials file",
+			"file", filepath.Join(cfg.Data, "kafka", bus.CredentialsFileName))
 	}
 	var err error
 	s.broker, err = bus.StartBroker(
 		bus.WithListenAddr(cfg.KafkaListen),
 		bus.WithDataDir(filepath.Join(cfg.Data, "kafka")),
+		bus.WithAuthentication(),
 		bus.WithLogger(s.log.With("component", "broker")),
 	)
 	if err != nil {
 		return fmt.Errorf("embedded kafka broker on %s: %w", cfg.KafkaListen, err)
 	}
 	s.brokers = []string{s.broker.Addr()}
+	s.busOpts = []bus.ClientOption{bus.WithSASL(s.broker.Superuser())}
 	return nil
+}
+
+// loginHint is added to the first bus error of a process that reached
+// --kafka without a login: a cluster that requires one just closes the
+// connection, which says nothing.
+func (s *Server) loginHint() string {
+	if s.broker != nil || s.cfg.busConnection().User != "" || s.cfg.busConnection().CredentialsFile != "" {
+		return ""
+	}
+	return " (no Kafka login given: a broker started by weir, and most clusters, need --kafka-credentials FILE, or --kafka-user with --kafka-password or --kafka-password-file)"
+}
+
+// busConnection is how this process logs in to --kafka. Without a user or
+// a credentials file it uses the data dir's credentials file when there is
+// one, so every process of a data dir is weir's principal.
+func (cfg Config) busConnection() bus.Connection {
+	conn := bus.Connection{
+		User: cfg.KafkaUser, Password: cfg.KafkaPassword, PasswordFile: cfg.KafkaPasswordFile,
+		Mechanism: cfg.KafkaSASLMechanism, CredentialsFile: cfg.KafkaCredentials,
+		TLS: cfg.KafkaTLS, TLSCA: cfg.KafkaTLSCA,
+	}
+	if conn.User == "" && conn.CredentialsFile == "" {
+		own := filepath.Join(cfg.Data, "kafka", bus.CredentialsFileName)
+		if _, err := os.Stat(own); err == nil {
+			conn.CredentialsFile = own
+		}
+	}
+	return conn
 }
 
 // startIngest binds the RTMP and SRT listeners and creates the live
@@ -452,7 +503,15 @@ func (s *Server) Banner() string {
 		fmt.Fprintf(&b, "weir: operations       %s/   (/health, /ready, /metrics, /bus)\n", httpURL)
 	}
 	brokers := strings.Join(s.brokers, ",")
-	fmt.Fprintf(&b, "weir: Kafka            %s   (try: kcat -b %s -L)\n", brokers, brokers)
+	if s.broker != nil {
+		kafkaDir := filepath.Join(s.cfg.Data, "kafka")
+		fmt.Fprintf(&b, "weir: Kafka            %s   (SASL %s as %s, password in %s; try: kcat -F %s -L)\n",
+			brokers, s.broker.Superuser().Mechanism, s.broker.Superuser().User,
+			filepath.Join(kafkaDir, bus.CredentialsFileName), filepath.Join(kafkaDir, bus.KcatConfigFileName))
+		fmt.Fprintf(&b, "weir: Kafka users      weir bus users add NAME --engine ID   (an engine's login: read chunk_ID, write results_*)\n")
+	} else {
+		fmt.Fprintf(&b, "weir: Kafka            %s\n", brokers)
+	}
 	if s.rtmp != nil {
 		fmt.Fprintf(&b, "weir: RTMP publish     %s/live/{publish key}\n", publicURL("rtmp", s.rtmp.Addr().String(), s.httpLn.Addr()))
 		fmt.Fprintf(&b, "weir: SRT publish      %s?streamid=publish:{publish key}\n", publicURL("srt", s.srt.Addr().String(), s.httpLn.Addr()))

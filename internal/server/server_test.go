@@ -66,6 +66,17 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
+// busLogin is the login of weir's processes of the data dir: its embedded
+// broker's superuser.
+func busLogin(t *testing.T, data string) bus.ClientOption {
+	t.Helper()
+	creds, err := bus.ReadCredentialsFile(filepath.Join(data, "kafka", bus.CredentialsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.WithSASL(creds)
+}
+
 func makeClip(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "clip.ts")
@@ -94,7 +105,7 @@ func TestRestartKeepsMessagesOffsetsAndMetadata(t *testing.T) {
 	}
 
 	first := start(t, testConfig(dir))
-	client, err := bus.NewClient(first.Brokers())
+	client, err := bus.NewClient(first.Brokers(), busLogin(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +155,7 @@ func TestRestartKeepsMessagesOffsetsAndMetadata(t *testing.T) {
 
 	second := start(t, testConfig(dir))
 	defer second.stop(t)
-	client2, err := bus.NewClient(second.Brokers())
+	client2, err := bus.NewClient(second.Brokers(), busLogin(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +315,8 @@ func TestBannerShowsTheBoundAddresses(t *testing.T) {
 		r.Brokers()[0],
 		"rtmp://" + r.rtmp.Addr().String() + "/live/{publish key}",
 		"srt://" + r.srt.Addr().String() + "?streamid=publish:{publish key}",
+		"kcat -F " + filepath.Join(r.cfg.Data, "kafka", "kcat.conf") + " -L",
+		"weir bus users add NAME --engine ID",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
