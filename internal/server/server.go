@@ -311,6 +311,11 @@ func (s *Server) startBroker() error {
 	}
 	s.brokers = []string{s.broker.Addr()}
 	s.busOpts = []bus.ClientOption{bus.WithSASL(s.broker.Superuser())}
+	kafkaDir := filepath.Join(cfg.Data, "kafka")
+	s.log.Info("the embedded broker requires a login",
+		"user", s.broker.Superuser().User, "credentials", filepath.Join(kafkaDir, bus.CredentialsFileName),
+		"kcat", "kcat -F "+filepath.Join(kafkaDir, bus.KcatConfigFileName)+" -L",
+		"add_users", "weir bus users add NAME --engine ID --data "+cfg.Data)
 	return nil
 }
 
