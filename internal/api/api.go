@@ -44,7 +44,9 @@ const (
 	DefaultMaxUploadBytes = 8 << 30 // 8 GiB
 	DefaultMaxJSONBytes   = 1 << 20 // 1 MiB
 	DefaultPresignTTL     = time.Hour
-	DefaultUploadTimeout  = time.Hour
+	DefaultMinBodyRate    = 4 << 10 // 4 KiB/s
+	DefaultBodyTimeout    = 30 * time.Second
+	DefaultBusTimeout     = 10 * time.Second
 	DefaultReadyTimeout   = 2 * time.Second
 	// MaxTitleLength is the longest title, in characters, a stream may have.
 	MaxTitleLength = protocol.MaxTitleLength
@@ -83,9 +85,22 @@ type Config struct {
 	MaxUploadBytes int64
 	// MaxJSONBytes caps JSON request bodies (default 1 MiB).
 	MaxJSONBytes int64
-	// UploadTimeout bounds how long one upload may take to arrive; it
-	// replaces any server-wide read deadline for that request (default 1h).
-	UploadTimeout time.Duration
+	// MinBodyRate is the slowest a request body (an upload, a JSON body)
+	// may arrive, in bytes per second, averaged over BodyTimeout (default
+	// 4 KiB/s): a client that falls further behind gets 408 and its
+	// connection is closed. There is no total deadline, so an upload of
+	// any size works at any real speed. Negative turns the rate off,
+	// leaving BodyTimeout as the longest wait for each read.
+	MinBodyRate int64
+	// BodyTimeout is how far a request body may fall behind MinBodyRate,
+	// and so the longest stall a body may have once it is ahead of it
+	// (default 30 s). It also bounds the unread rest of a body the server
+	// discards after answering.
+	BodyTimeout time.Duration
+	// BusTimeout bounds how long a request waits for the bus to
+	// acknowledge its control message (default 10 s); past it the request
+	// answers 503 instead of hanging while the bus is unreachable.
+	BusTimeout time.Duration
 
 	// BaseURL is the externally visible base URL of this listener, such as
 	// "https://media.example.com"; playback and metadata URLs in responses
@@ -162,8 +177,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxJSONBytes <= 0 {
 		cfg.MaxJSONBytes = DefaultMaxJSONBytes
 	}
-	if cfg.UploadTimeout <= 0 {
-		cfg.UploadTimeout = DefaultUploadTimeout
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.BusTimeout <= 0 {
+		cfg.BusTimeout = DefaultBusTimeout
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
@@ -205,7 +226,7 @@ func New(cfg Config) (*Server, error) {
 	if s.handler, err = s.refuseCrossOrigin(s.authorize(s.guardHLS(s.mux))); err != nil {
 		return nil, err
 	}
-	s.handler = s.instrument(s.handler)
+	s.handler = s.instrument(s.paceBodies(s.handler))
 	return s, nil
 }
 

@@ -198,7 +198,12 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	// The stream's topic exists from the start (one partition keeps the
 	// stream in order), so the packager that will own it takes it at once
 	// and its publisher timeout runs even if no publisher ever comes.
-	err = s.cfg.Bus.CreateTopic(ctx, protocol.StreamTopic(st.ID), 1)
+	bctx, cancel := s.busContext(ctx)
+	err = s.cfg.Bus.CreateTopic(bctx, protocol.StreamTopic(st.ID), 1)
+	if err != nil && context.Cause(bctx) != nil {
+		err = context.Cause(bctx)
+	}
+	cancel()
 	if err == nil {
 		err = s.publish(ctx, &protocol.LiveControl{
 			Action:      protocol.LiveStart,

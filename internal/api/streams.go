@@ -184,7 +184,12 @@ func (s *Server) publish(ctx context.Context, msg protocol.ControlMessage) error
 	if err != nil {
 		return fmt.Errorf("encode %s message for stream %s: %w", topic, msg.Key(), err)
 	}
+	ctx, cancel := s.busContext(ctx)
+	defer cancel()
 	err = s.cfg.Bus.Produce(ctx, &bus.Record{Topic: topic, Key: key, Value: value})
+	if err != nil && context.Cause(ctx) != nil {
+		err = context.Cause(ctx)
+	}
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -192,6 +197,14 @@ func (s *Server) publish(ctx context.Context, msg protocol.ControlMessage) error
 	}
 	s.metrics.published.WithLabelValues(topic, result).Inc()
 	return err
+}
+
+// busContext bounds a request's wait for the bus by Config.BusTimeout: the
+// bus client retries for as long as it is let while the cluster is
+// unreachable, and a request must answer 503 rather than hang.
+func (s *Server) busContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.cfg.BusTimeout,
+		fmt.Errorf("the bus did not acknowledge within %s: %w", s.cfg.BusTimeout, context.DeadlineExceeded))
 }
 
 // failStream records why a stream cannot proceed. It runs detached from the

@@ -210,8 +210,6 @@ func (s *Server) uploadMultipart(ctx context.Context, in *uploadInput) (*uploadO
 		return nil, tooLarge(limit)
 	}
 	in.req.Body = http.MaxBytesReader(in.w, in.req.Body, limit+multipartSlack)
-	// A big upload legitimately outlasts a server-wide read timeout.
-	_ = http.NewResponseController(in.w).SetReadDeadline(time.Now().Add(s.cfg.UploadTimeout))
 	mr, err := in.req.MultipartReader()
 	if err != nil {
 		return nil, huma.Error400BadRequest("malformed multipart body: " + err.Error())
@@ -280,6 +278,9 @@ func (s *Server) uploadMultipart(ctx context.Context, in *uploadInput) (*uploadO
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
 					return nil, tooLarge(limit)
+				}
+				if slow := bodyTooSlow(lr.readErr); slow != nil {
+					return nil, slow
 				}
 				if ctx.Err() != nil {
 					return nil, huma.Error400BadRequest("upload interrupted: the request ended before the file arrived")
@@ -523,6 +524,9 @@ func tooLarge(limit int64) error {
 
 // bodyReadError maps a failure reading the request body to a problem.
 func bodyReadError(err error, limit int64) error {
+	if slow := bodyTooSlow(err); slow != nil {
+		return slow
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(limit)
@@ -597,6 +601,9 @@ func jsonError(err error, limit int64) error {
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
 	)
+	if slow := bodyTooSlow(err); slow != nil {
+		return slow
+	}
 	switch {
 	case errors.As(err, &mbe):
 		return huma.NewError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit))

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-media/weir/internal/netguard"
 )
 
 // DefaultListenAddr is where the embedded broker listens unless told
@@ -40,6 +42,7 @@ type Broker struct {
 
 	addr       string // advertised to clients
 	listenAddr string // bound
+	ln         *netguard.Listener
 	dataDir    string
 	unlock     func() error
 	superuser  Credentials // zero without authentication
@@ -81,6 +84,8 @@ type brokerConfig struct {
 	retentionEvery    time.Duration
 	logger            *slog.Logger
 	auth              bool
+	maxConns          int
+	listenerMetrics   *netguard.Metrics
 }
 
 type brokerOpt func(*brokerConfig)
@@ -157,6 +162,20 @@ func WithAuthentication() BrokerOption {
 	return brokerOpt(func(c *brokerConfig) { c.auth = true })
 }
 
+// WithMaxConns caps the client connections the broker holds open at once;
+// one over the cap is closed as soon as it is accepted. 0 (the default)
+// means no cap. Whatever the cap, the broker keeps accepting through file
+// descriptor exhaustion (see ListenerCheck).
+func WithMaxConns(n int) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.maxConns = n })
+}
+
+// WithListenerMetrics records the broker listener's connections, refusals
+// and accept errors under the listener name "kafka".
+func WithListenerMetrics(m *netguard.Metrics) BrokerOption {
+	return brokerOpt(func(c *brokerConfig) { c.listenerMetrics = m })
+}
+
 type loggerOpt struct{ l *slog.Logger }
 
 func (o loggerOpt) applyBroker(c *brokerConfig) { c.logger = o.l }
@@ -189,7 +208,12 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 		return nil, fmt.Errorf("embedded broker: default partitions %d: must be at least 1", cfg.defaultPartitions)
 	}
 
-	ln, err := net.Listen("tcp", cfg.listenAddr)
+	// kfake's accept loop ends for good on the first accept error (out of
+	// file descriptors, say); the guard retries instead, so the loop only
+	// ever sees the error of a closed listener.
+	ln, err := netguard.Listen("tcp", cfg.listenAddr, netguard.Config{
+		Name: "kafka", MaxConns: cfg.maxConns, Logger: cfg.logger, Metrics: cfg.listenerMetrics,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.listenAddr, err)
 	}
@@ -205,6 +229,7 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 		log:           cfg.logger,
 		addr:          adv,
 		listenAddr:    ln.Addr().String(),
+		ln:            ln,
 		dataDir:       cfg.dataDir,
 		unlock:        func() error { return nil },
 		stopRetention: make(chan struct{}),
@@ -282,6 +307,10 @@ func (b *Broker) ListenAddr() string { return b.listenAddr }
 // Superuser returns the credentials of the broker's superuser, or the
 // zero Credentials when it was started without WithAuthentication.
 func (b *Broker) Superuser() Credentials { return b.superuser }
+// ListenerCheck reports whether the broker takes new connections: an
+// error while its accepts fail (the process is out of file descriptors)
+// or after Close. Readiness probes ask it.
+func (b *Broker) ListenerCheck() error { return b.ln.Check() }
 
 // Cluster returns the underlying kfake cluster, for tests that need its
 // control hooks (fault injection, forced compaction). Most callers never
