@@ -81,6 +81,18 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.Int("vod-parallel", runtime.NumCPU(), "vod: ffmpeg processes one title may run at once")
 	f.Bool("allow-private-sources", false, "let VOD URL imports and live pulls fetch from loopback and private addresses")
 	f.String("engines-dir", "", "register the external engines whose manifests (*.yaml, *.yml, *.json) are in this directory")
+	f.Int("http-max-conns", 0, "most HTTP connections open at once (0: a quarter of the open-file limit; -1: no cap)")
+	f.Int("kafka-max-conns", 0, "most connections the embedded broker holds at once (0: a quarter of the open-file limit; -1: no cap)")
+	f.Int("rtmp-max-conns", 0, "most RTMP connections at once (0: an eighth of the open-file limit; -1: no cap)")
+	f.Int("srt-max-conns", 0, "most SRT connections at once (0: an eighth of the open-file limit; -1: no cap)")
+	f.Duration("http-header-timeout", 10*time.Second, "HTTP: longest wait for a request's headers")
+	f.Duration("http-idle-timeout", 120*time.Second, "HTTP: close keep-alive connections idle this long")
+	f.Int64("http-min-body-rate", 4096, "HTTP: slowest a request body (an upload) may arrive, in bytes per second averaged over --http-body-timeout; slower gets 408 (-1: no minimum)")
+	f.Duration("http-body-timeout", 30*time.Second, "HTTP: how far a request body may fall behind --http-min-body-rate (its longest stall)")
+	f.Duration("bus-timeout", 10*time.Second, "API requests that need the bus answer 503 when it has not acknowledged within this")
+	f.Duration("source-connect-timeout", 10*time.Second, "VOD imports and live pulls: longest TCP and TLS handshake")
+	f.Duration("source-header-timeout", 30*time.Second, "VOD imports and live pulls: longest wait for the response headers")
+	f.Duration("source-read-timeout", 30*time.Second, "VOD imports and live pulls: longest wait for the next bytes of a response")
 	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of broker, ingest, packager, vod, api")
 	return cmd
 }

@@ -12,12 +12,14 @@ import (
 //
 //	weir_listener_connections{listener}           connections open now
 //	weir_listener_refused_total{listener}         connections closed at once, over the cap
+//	weir_listener_evicted_total{listener}         silent connections closed to make room at the cap
 //	weir_listener_accept_errors_total{listener}   failed accepts (each retried)
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
 	open    *prometheus.GaugeVec
 	refused *prometheus.CounterVec
+	evicted *prometheus.CounterVec
 	errors  *prometheus.CounterVec
 }
 
@@ -33,6 +35,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "weir_listener_refused_total",
 			Help: "Connections a listener closed at once because it held its maximum.",
 		}, []string{"listener"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_listener_evicted_total",
+			Help: "Connections that had sent nothing, closed to make room for a new one at a listener's maximum.",
+		}, []string{"listener"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_listener_accept_errors_total",
 			Help: "Failed accepts (out of file descriptors, say); each is retried after a pause.",
@@ -43,6 +49,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, fmt.Errorf("listener metrics: %w", err)
 	}
 	if m.refused, err = prom.Register(reg, m.refused); err != nil {
+		return nil, fmt.Errorf("listener metrics: %w", err)
+	}
+	if m.evicted, err = prom.Register(reg, m.evicted); err != nil {
 		return nil, fmt.Errorf("listener metrics: %w", err)
 	}
 	if m.errors, err = prom.Register(reg, m.errors); err != nil {
@@ -59,6 +68,7 @@ func (m *Metrics) init(name string) {
 	}
 	m.open.WithLabelValues(name)
 	m.refused.WithLabelValues(name)
+	m.evicted.WithLabelValues(name)
 	m.errors.WithLabelValues(name)
 }
 
@@ -83,5 +93,11 @@ func (m *Metrics) refusedOne(name string) {
 func (m *Metrics) acceptError(name string) {
 	if m != nil {
 		m.errors.WithLabelValues(name).Inc()
+	}
+}
+
+func (m *Metrics) evictedOne(name string) {
+	if m != nil {
+		m.evicted.WithLabelValues(name).Inc()
 	}
 }

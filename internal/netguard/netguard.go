@@ -10,9 +10,13 @@
 // Check reports it, which is what readiness probes ask.
 //
 // With Config.MaxConns set, a connection accepted while MaxConns are open
-// is closed at once (after Config.Refuse, if set, had a chance to say why):
-// one client holding many idle connections cannot take every descriptor the
-// process has.
+// takes the place of the oldest open connection that has not sent a byte
+// yet, which is closed; when every open connection has spoken, the new one
+// is closed at once instead (after Config.Refuse, if set, had a chance to
+// say why). Every protocol weir serves has the client speak first, so a
+// silent connection is one no client is using: a flood of idle connections
+// can neither take every descriptor the process has nor lock real clients
+// out (weir's own bus clients among them).
 package netguard
 
 import (
@@ -22,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,13 +69,15 @@ type Listener struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu           sync.Mutex
-	failErr      error     // last accept error; nil while accepting works
-	failSince    time.Time // first failure of the current run of failures
-	failures     int       // failures in the current run
-	lastFailLog  time.Time
-	refused      int // refusals since lastRefuseLog
-	lastRefusLog time.Time
+	mu          sync.Mutex
+	silent      []*conn   // open connections that have sent nothing, oldest first
+	failErr     error     // last accept error; nil while accepting works
+	failSince   time.Time // first failure of the current run of failures
+	failures    int       // failures in the current run
+	lastFailLog time.Time
+	refused     int // refusals and evictions since lastCapLog
+	evicted     int
+	lastCapLog  time.Time
 }
 
 // Wrap supervises ln. Closing the Listener closes ln.
@@ -118,16 +125,67 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		pause = 0
 		l.acceptWorked()
-		if l.slots == nil {
-			l.cfg.Metrics.opened(l.cfg.Name)
-			return &conn{Conn: c, l: l}, nil
+		if gc := l.admit(c); gc != nil {
+			return gc, nil
 		}
+		l.refuse(c)
+	}
+}
+
+// admit gives c a slot, evicting the oldest silent connection when none
+// is free; nil means c must be refused.
+func (l *Listener) admit(c net.Conn) net.Conn {
+	if l.slots == nil {
+		return l.opened(c)
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return l.opened(c)
+	default:
+	}
+	if victim := l.oldestSilent(); victim != nil {
+		victim.Close() // gives its slot back
+		l.cfg.Metrics.evictedOne(l.cfg.Name)
+		l.atCap(true)
 		select {
 		case l.slots <- struct{}{}:
-			l.cfg.Metrics.opened(l.cfg.Name)
-			return &conn{Conn: c, l: l}, nil
-		default:
-			l.refuse(c)
+			return l.opened(c)
+		default: // a concurrent Accept took it first
+		}
+	}
+	return nil
+}
+
+func (l *Listener) opened(c net.Conn) *conn {
+	gc := &conn{Conn: c, l: l}
+	l.mu.Lock()
+	l.silent = append(l.silent, gc)
+	l.mu.Unlock()
+	l.cfg.Metrics.opened(l.cfg.Name)
+	return gc
+}
+
+// oldestSilent takes the oldest connection that has sent nothing off the
+// silent list.
+func (l *Listener) oldestSilent() *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.silent) == 0 {
+		return nil
+	}
+	c := l.silent[0]
+	l.silent = l.silent[1:]
+	return c
+}
+
+// spoke takes c off the silent list.
+func (l *Listener) spoke(c *conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, s := range l.silent {
+		if s == c {
+			l.silent = append(l.silent[:i], l.silent[i+1:]...)
+			return
 		}
 	}
 }
@@ -207,25 +265,49 @@ func (l *Listener) refuse(c net.Conn) {
 		l.cfg.Refuse(c)
 	}
 	c.Close()
+	l.atCap(false)
+}
+
+// atCap counts a connection evicted or refused at the cap and says so in
+// the log, at most every logEvery.
+func (l *Listener) atCap(evicted bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refused++
-	if now := time.Now(); now.Sub(l.lastRefusLog) >= logEvery {
-		l.log.Warn("connection cap reached; refusing new connections", "max_conns", l.cfg.MaxConns, "refused", l.refused)
-		l.lastRefusLog, l.refused = now, 0
+	if evicted {
+		l.evicted++
+	} else {
+		l.refused++
+	}
+	if now := time.Now(); now.Sub(l.lastCapLog) >= logEvery {
+		l.log.Warn("connection cap reached: closing connections that sent nothing, refusing new ones when none is left",
+			"max_conns", l.cfg.MaxConns, "evicted", l.evicted, "refused", l.refused)
+		l.lastCapLog, l.refused, l.evicted = now, 0, 0
 	}
 }
 
-// conn gives its slot back on the first Close.
+// conn gives its slot back on the first Close and leaves the silent list
+// at its first byte.
 type conn struct {
 	net.Conn
-	l    *Listener
-	once sync.Once
+	l     *Listener
+	once  sync.Once
+	spoke atomic.Bool
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.spoke.Load() && c.spoke.CompareAndSwap(false, true) {
+		c.l.spoke(c)
+	}
+	return n, err
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if c.spoke.CompareAndSwap(false, true) {
+			c.l.spoke(c)
+		}
 		if c.l.slots != nil {
 			<-c.l.slots
 		}

@@ -145,10 +145,16 @@ func TestConnectionsOverTheCapAreRefusedUntilOneCloses(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	// Both connections speak, as every client of weir's protocols does
+	// first thing, so neither can be evicted.
 	var held []net.Conn
 	for range 2 {
-		dial()
-		held = append(held, <-accepted)
+		io.WriteString(dial(), "x")
+		c := <-accepted
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
 	}
 	if l.Open() != 2 {
 		t.Fatalf("Open = %d, want 2", l.Open())
@@ -182,6 +188,72 @@ func TestConnectionsOverTheCapAreRefusedUntilOneCloses(t *testing.T) {
 	if n := value(m.open.WithLabelValues("capped")); n != 1 {
 		t.Fatalf("weir_listener_connections = %v, want 1", n)
 	}
+}
+
+func TestASilentConnectionMakesRoomForANewOneAtTheCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Wrap(listenTCP(t), Config{Name: "capped", MaxConns: 2, Metrics: m})
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+			// The server side reads as a protocol server does.
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		<-accepted
+		return c
+	}
+	silent := dial()
+	talker := dial()
+	io.WriteString(talker, "hello")
+	waitSpoken := time.Now().Add(30 * time.Second)
+	for l.silentCount() != 1 {
+		if time.Now().After(waitSpoken) {
+			t.Fatal("the talking connection is still counted as silent")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	newcomer := dial() // at the cap: the silent one must make room
+	silent.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the silent connection read %v, want EOF: it should have been evicted", err)
+	}
+	for _, c := range []net.Conn{talker, newcomer} {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a connection that should stay open read %v", err)
+		}
+	}
+	if n := value(m.evicted.WithLabelValues("capped")); n != 1 {
+		t.Fatalf("weir_listener_evicted_total = %v, want 1", n)
+	}
+}
+
+// silentCount is how many open connections have sent nothing.
+func (l *Listener) silentCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.silent)
 }
 
 func TestShareOfFileLimit(t *testing.T) {

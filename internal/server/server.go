@@ -29,6 +29,7 @@ import (
 	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/netguard"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/vod"
 	"github.com/weir-media/weir/protocol"
@@ -91,6 +92,8 @@ type Config struct {
 	// *.json) to register at start; one bad file fails the start.
 	EnginesDir string `koanf:"engines-dir"`
 
+	Limits `koanf:",squash"`
+
 	// Roles is the --roles value: which parts of weir this process runs
 	// (see ParseRoles; empty means all).
 	Roles string `koanf:"roles"`
@@ -112,7 +115,8 @@ type Server struct {
 	engines *engines.Catalog
 	reg     *prometheus.Registry
 	http    *http.Server
-	httpLn  net.Listener
+	httpLn  *netguard.Listener
+	lnMet   *netguard.Metrics
 	tls     *certificate // nil: plain HTTP
 	brokers []string
 	busOpts []bus.ClientOption // how to log in to brokers
@@ -157,6 +161,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, fmt.Errorf("data dir metrics: %w", err)
 	}
 
+	if s.lnMet, err = netguard.NewMetrics(s.reg); err != nil {
+		return nil, err
+	}
 	if err := s.startBroker(); err != nil {
 		return nil, err
 	}
@@ -197,7 +204,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, err
 	}
 
-	s.httpLn, err = net.Listen("tcp", cfg.HTTP)
+	refuse := refuseHTTP
+	if s.tls != nil {
+		refuse = nil // a TLS client could not read a plain-text 503
+	}
+	s.httpLn, err = netguard.Listen("tcp", cfg.HTTP, netguard.Config{
+		Name: "http", MaxConns: maxConns(cfg.HTTPMaxConns, httpShare), Refuse: refuse,
+		Logger: log, Metrics: s.lnMet,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
@@ -220,18 +234,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
-		Ready: map[string]func(context.Context) error{
-			"bus": s.bus.Ping,
-		},
-		Fallback: console.Handler(),
+		Ready:          s.readyChecks(),
+		Fallback:       console.Handler(),
+		MinBodyRate:    cfg.HTTPMinBodyRate,
+		BodyTimeout:    cfg.HTTPBodyTimeout,
+		BusTimeout:     cfg.BusTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
 	}
 	s.http = &http.Server{
 		Handler:           apiServer.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: orDefault(cfg.HTTPHeaderTimeout, defaultHTTPHeaderTimeout),
+		IdleTimeout:       orDefault(cfg.HTTPIdleTimeout, defaultHTTPIdleTimeout),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if s.tls != nil {
@@ -252,7 +267,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 			return fmt.Errorf("creating topic %s: %w%s", topic, err, s.loginHint())
 		}
 	}
-	sources := sourceHTTPClient(s.cfg.AllowPrivateSources)
+	sources := sourceHTTPClient(s.cfg.AllowPrivateSources, s.cfg.sourceTimeouts())
 	if s.roles.Has(RolePackager) {
 		if err := s.startPackager(); err != nil {
 			return err
@@ -305,6 +320,8 @@ func (s *Server) startBroker() error {
 		bus.WithDataDir(filepath.Join(cfg.Data, "kafka")),
 		bus.WithAuthentication(),
 		bus.WithLogger(s.log.With("component", "broker")),
+		bus.WithMaxConns(maxConns(cfg.KafkaMaxConns, kafkaShare)),
+		bus.WithListenerMetrics(s.lnMet),
 	)
 	if err != nil {
 		return fmt.Errorf("embedded kafka broker on %s: %w", cfg.KafkaListen, err)
@@ -351,14 +368,15 @@ func (cfg Config) busConnection() bus.Connection {
 // controller, which pulls live sources.
 func (s *Server) startIngest(sources *http.Client) error {
 	var err error
-	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg, Holder: s.holder}
+	pcfg := push.Config{Addr: s.cfg.RTMP, Streams: s.meta, Producer: s.bus, Logger: s.log, Registry: s.reg, Holder: s.holder,
+		MaxConns: maxConns(s.cfg.RTMPMaxConns, pushShare), ListenerMetrics: s.lnMet}
 	if s.rtmp, err = push.NewRTMPServer(pcfg); err != nil {
 		return fmt.Errorf("rtmp server: %w", err)
 	}
 	if err := s.rtmp.Start(); err != nil {
 		return fmt.Errorf("rtmp listener on %s: %w", s.cfg.RTMP, err)
 	}
-	pcfg.Addr = s.cfg.SRT
+	pcfg.Addr, pcfg.MaxConns = s.cfg.SRT, maxConns(s.cfg.SRTMaxConns, pushShare)
 	if s.srt, err = push.NewSRTServer(pcfg); err != nil {
 		return fmt.Errorf("srt server: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weir-media/weir/internal/ingest"
 )
@@ -17,14 +18,14 @@ func TestSourceClientRefusesPrivateAddressesUnlessAllowed(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "media") }))
 	defer srv.Close()
 
-	_, err := sourceHTTPClient(false).Get(srv.URL)
+	_, err := sourceHTTPClient(false, Limits{}.sourceTimeouts()).Get(srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "--allow-private-sources") || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Fatalf("guarded client fetching %s: err = %v, want a refusal naming the address and the flag", srv.URL, err)
 	}
 	if !errors.Is(err, ingest.ErrPrivateAddress) || !ingest.IsPermanent(err) {
 		t.Errorf("refusal %v does not wrap ingest.ErrPrivateAddress, so a live pull would retry it", err)
 	}
-	resp, err := sourceHTTPClient(true).Get(srv.URL)
+	resp, err := sourceHTTPClient(true, Limits{}.sourceTimeouts()).Get(srv.URL)
 	if err != nil {
 		t.Fatalf("unguarded client: %v", err)
 	}
@@ -99,7 +100,7 @@ func TestSourceClientRefusesARedirectToAPrivateAddress(t *testing.T) {
 			return nil
 		}
 		return refusePrivate(network, address, c)
-	})
+	}, Limits{}.sourceTimeouts())
 	resp, err := client.Get(public.URL)
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
@@ -117,8 +118,66 @@ func TestSourceClientRefusesANameResolvingToLoopback(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "media") }))
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
-	_, err := sourceHTTPClient(false).Get("http://localhost:" + port + "/")
+	_, err := sourceHTTPClient(false, Limits{}.sourceTimeouts()).Get("http://localhost:" + port + "/")
 	if err == nil || !strings.Contains(err.Error(), "refusing to fetch a source from") {
 		t.Fatalf("err = %v, want localhost refused by its resolved address", err)
+	}
+}
+
+func TestSourceFetchesGiveUpOnAHostThatStopsAnswering(t *testing.T) {
+	timeouts := sourceTimeouts{connect: 5 * time.Second, header: 500 * time.Millisecond, read: 500 * time.Millisecond}
+	client := sourceHTTPClient(true, timeouts)
+
+	// A host that accepts and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	// A host that sends headers and part of the body, then stalls.
+	release := make(chan struct{})
+	stalling := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		<-release
+	}))
+	defer stalling.Close()
+	defer close(release)
+
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"no response headers", "http://" + silent.Addr().String() + "/a.mp4", "timeout awaiting response headers"},
+		{"body stalls", stalling.URL + "/a.mp4", "no data from the source for 500ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errc := make(chan error, 1)
+			go func() {
+				resp, err := client.Get(tc.url)
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
+			select {
+			case err := <-errc:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("fetch error %v, want one saying %q", err, tc.want)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the fetch still waits after 60 s")
+			}
+		})
 	}
 }

@@ -244,6 +244,7 @@ func (w *Worker) handle(ctx context.Context, key, raw []byte) error {
 
 	jobCtx, cancel := context.WithCancelCause(held.Context())
 	defer cancel(nil)
+	go w.watchForCancel(jobCtx, st.ID, cancel)
 	w.mu.Lock()
 	w.running[st.ID].cancel = cancel
 	w.mu.Unlock()
@@ -352,6 +353,28 @@ func (w *Worker) Cancel(ctx context.Context, streamID string) error {
 	w.mu.Unlock()
 	w.log.Info("vod cancelled", "stream", streamID)
 	return nil
+}
+
+// watchForCancel cancels the job with errCancelled as soon as its title
+// is failed in the metadata store (the API's cancel, in whatever process
+// it ran), polling every Config.ProgressInterval until ctx ends. Progress
+// updates notice a cancel too, but a job fetching its source or waiting
+// for ffmpeg's first output makes none.
+func (w *Worker) watchForCancel(ctx context.Context, id string, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(w.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := w.cfg.Meta.GetStream(ctx, id)
+		if err == nil && st.Status == metastore.StatusFailed {
+			cancel(errCancelled)
+			return
+		}
+	}
 }
 
 func truncate(s string, n int) string {

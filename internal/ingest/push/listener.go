@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ type listener[C interface {
 	// ln is the bound listener (nil before Start); closeLn closes it.
 	ln      interface{ Addr() net.Addr }
 	closeLn func()
+	check   func() error
 	conns   map[C]struct{}
 	wg      sync.WaitGroup
 }
@@ -45,11 +47,27 @@ func (s *listener[C]) init(cfg Config, proto, defaultAddr string) error {
 	return nil
 }
 
-// bind records the bound listener and how to close it.
-func (s *listener[C]) bind(ln interface{ Addr() net.Addr }, closeLn func()) {
+// bind records the bound listener, how to close it and how to tell
+// whether it still accepts.
+func (s *listener[C]) bind(ln interface{ Addr() net.Addr }, closeLn func(), check func() error) {
 	s.mu.Lock()
-	s.ln, s.closeLn = ln, closeLn
+	s.ln, s.closeLn, s.check = ln, closeLn, check
 	s.mu.Unlock()
+}
+
+// Check reports whether the server takes publishers: an error before
+// Start, after Close, and while its listener fails to accept.
+func (s *listener[C]) Check() error {
+	s.mu.Lock()
+	check := s.check
+	s.mu.Unlock()
+	if check == nil {
+		return errors.New("not listening")
+	}
+	if s.ctx.Err() != nil {
+		return errors.New("closed")
+	}
+	return check()
 }
 
 // Addr returns the bound address (nil before Start).

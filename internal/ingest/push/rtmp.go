@@ -20,6 +20,7 @@ import (
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/ingest"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/netguard"
 )
 
 // Defaults of Config.
@@ -74,6 +75,13 @@ type Config struct {
 	// DefaultLeaseTTL): after a crash, a stream's publisher can reconnect
 	// to another process about this long later.
 	LeaseTTL time.Duration
+	// MaxConns caps the connections a server holds at once, handshakes
+	// included (0: no cap). RTMP closes a connection over the cap as soon
+	// as it is accepted; SRT rejects it with REJX_OVERLOAD (1402).
+	MaxConns int
+	// ListenerMetrics receives the RTMP listener's weir_listener_* series;
+	// nil records none.
+	ListenerMetrics *netguard.Metrics
 }
 
 func (c *Config) check(kind, defaultAddr string) error {
@@ -139,11 +147,15 @@ func NewRTMPServer(cfg Config) (*RTMPServer, error) {
 // Start binds the listen address and starts accepting publishers in the
 // background. It fails if the address is taken.
 func (s *RTMPServer) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	// The guard keeps accepting through file descriptor exhaustion and
+	// holds the connection cap.
+	ln, err := netguard.Listen("tcp", s.cfg.Addr, netguard.Config{
+		Name: "rtmp", MaxConns: s.cfg.MaxConns, Logger: s.cfg.Logger, Metrics: s.cfg.ListenerMetrics,
+	})
 	if err != nil {
 		return fmt.Errorf("rtmp server: %w", err)
 	}
-	s.bind(ln, func() { ln.Close() })
+	s.bind(ln, func() { ln.Close() }, ln.Check)
 	s.log.Info("rtmp ingest listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.accept(ln)

@@ -37,6 +37,11 @@ const (
 // library.
 type SRTServer struct {
 	listener[srt.Conn]
+	// sessions counts connections being handled, handshakes included
+	// (Config.MaxConns); acceptErr is the latest accept's error, nil
+	// once one works.
+	sessions  atomic.Int64
+	acceptErr atomic.Pointer[error]
 }
 
 // NewSRTServer checks cfg and registers the server's metrics; Start
@@ -58,7 +63,7 @@ func (s *SRTServer) Start() error {
 	if err != nil {
 		return fmt.Errorf("srt server: %w", err)
 	}
-	s.bind(ln, ln.Close)
+	s.bind(ln, ln.Close, s.acceptCheck)
 	s.log.Info("srt ingest listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.accept(ln)
@@ -67,30 +72,53 @@ func (s *SRTServer) Start() error {
 
 func (s *SRTServer) accept(ln srt.Listener) {
 	defer s.wg.Done()
+	pause := time.Duration(0)
 	for {
 		req, err := ln.Accept2()
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, srt.ErrListenerClosed) {
 				return
 			}
-			s.log.Warn("srt accept", "err", err)
-			time.Sleep(50 * time.Millisecond)
+			s.acceptErr.Store(&err)
+			pause = min(max(2*pause, 50*time.Millisecond), time.Second)
+			s.log.Warn("srt accept", "err", err, "retry_in", pause)
+			time.Sleep(pause)
 			continue
 		}
+		pause = 0
+		s.acceptErr.Store(nil)
 		s.mu.Lock()
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
 			req.Reject(srt.REJ_CLOSE)
 			return
 		}
+		if s.cfg.MaxConns > 0 && int(s.sessions.Load()) >= s.cfg.MaxConns {
+			s.mu.Unlock()
+			s.metrics.connections.WithLabelValues("refused").Inc()
+			req.Reject(srt.REJX_OVERLOAD)
+			s.log.Warn("srt connection cap reached; refusing", "max_conns", s.cfg.MaxConns, "remote", req.RemoteAddr().String())
+			continue
+		}
+		s.sessions.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.handle(req)
 	}
 }
 
+// acceptCheck reports the error of the latest accept, while none has
+// worked since.
+func (s *SRTServer) acceptCheck() error {
+	if err := s.acceptErr.Load(); err != nil {
+		return fmt.Errorf("srt listener on %s cannot accept connections: %w", s.Addr(), *err)
+	}
+	return nil
+}
+
 func (s *SRTServer) handle(req srt.ConnRequest) {
 	defer s.wg.Done()
+	defer s.sessions.Add(-1)
 	log := s.log.With("remote", req.RemoteAddr().String())
 	defer func() {
 		if p := recover(); p != nil {
