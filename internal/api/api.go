@@ -400,9 +400,14 @@ func cleanBaseURL(raw string) (string, error) {
 	return raw, nil
 }
 
-// objectsCheck is the default readiness check of the object store: a Stat
-// of a key that need not exist, so "not found" counts as reachable.
+// objectsCheck is the default readiness check of the object store: the
+// store's own Ready when it has one (the file store: is there room to
+// write?), else a Stat of a key that need not exist, so "not found" counts
+// as reachable.
 func objectsCheck(store objstore.Store) func(context.Context) error {
+	if r, ok := store.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready
+	}
 	return func(ctx context.Context) error {
 		_, err := store.Stat(ctx, "_weir/ready-probe")
 		if err == nil || errors.Is(err, objstore.ErrNotFound) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -172,6 +174,9 @@ func (s *Server) storeError(ctx context.Context, what string, err error) error {
 	}
 	if errors.Is(err, metastore.ErrUnavailable) {
 		return huma.Error503ServiceUnavailable(what + ": the metadata store cannot be reached; retry later")
+	}
+	if objstore.NoSpace(err) || metastore.Full(err) {
+		return huma.NewError(http.StatusInsufficientStorage, what+": the metadata store's disk is full (no space left on device); retry once space is freed")
 	}
 	return huma.Error500InternalServerError(what + ": the metadata store failed (see server log)")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -121,7 +122,7 @@ func (s *Server) registerVOD() {
 		DefaultStatus: http.StatusAccepted,
 		Security:      bearerSecurity,
 		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestEntityTooLarge,
-			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusInsufficientStorage, http.StatusServiceUnavailable},
 	}, s.upload)
 	// The handler reads the body itself (see uploadInput), so describe the
 	// accepted bodies by hand.
@@ -289,7 +290,7 @@ func (s *Server) uploadMultipart(ctx context.Context, in *uploadInput) (*uploadO
 					return nil, bodyReadError(lr.readErr, limit)
 				}
 				s.log.Error("store upload", "key", key, "err", err)
-				return nil, huma.Error500InternalServerError(fmt.Sprintf("could not store upload %s in the object store (see server log)", key))
+				return nil, storeUploadError(err)
 			}
 			size = info.Size
 			if size <= 0 {
@@ -514,6 +515,16 @@ func (s *Server) vodManifest(ctx context.Context, in *vodIDInput) (*manifestOutp
 		out.Body.PresignedURL, out.Body.ExpiresAt = u, &exp
 	}
 	return out, nil
+}
+
+// storeUploadError is the problem for an upload the object store could
+// not take: 507 when its disk is full (the client may retry once space is
+// freed), else 503.
+func storeUploadError(err error) error {
+	if objstore.NoSpace(err) {
+		return huma.NewError(http.StatusInsufficientStorage, "could not store upload: no space left on device; retry once space is freed")
+	}
+	return huma.Error503ServiceUnavailable("could not store upload: the object store failed; retry later")
 }
 
 // tooLarge is the 413 problem for an upload over the limit.

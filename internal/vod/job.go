@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -63,6 +65,15 @@ func (w *Worker) process(ctx, parent context.Context, job protocol.VODJob, st me
 		w.m.jobs.WithLabelValues(outcomeStopped).Inc()
 		log.Info("vod job interrupted; it will be redelivered", "err", err)
 		return parent.Err()
+	}
+	if objstore.NoSpace(err) || metastore.Full(err) {
+		// Not the title's fault and not a crash: the attempt does not
+		// count, and the job is tried again (with a growing pause) until
+		// space returns.
+		w.m.jobs.WithLabelValues(outcomeNoSpace).Inc()
+		log.Warn("vod job ran out of disk space; it will be retried once space is freed", "err", err)
+		w.noteNoSpace(parent, st.ID, err)
+		return fmt.Errorf("vod %s: %w", st.ID, err)
 	}
 	var f *failure
 	if errors.As(err, &f) {
@@ -152,11 +163,11 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 	thumb := r.startThumbnail(ctx)
 	if err := r.transcode(ctx); err != nil {
 		thumb.wait()
-		return err
+		return r.blameFullDisk(err)
 	}
 	if err := r.checkComplete(); err != nil {
 		thumb.wait()
-		return err
+		return r.blameFullDisk(err)
 	}
 	if err := r.pub.finish(ctx); err != nil {
 		thumb.wait()
@@ -173,6 +184,7 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 	ready, err := r.transition(ctx, metastore.StatusReady, func(s *metastore.Stream) {
 		s.Progress = 100
 		s.Error = ""
+		s.Details = metastore.MergeDetails(s.Details, map[string]any{"waiting_for_space": nil})
 		s.VariantsGenerated = r.names()
 		s.ManifestPath = st.ID + "/master.m3u8"
 		s.SegmentCount = segments
@@ -193,6 +205,24 @@ func (r *run) execute(ctx context.Context, st metastore.Stream) error {
 	})
 	if err == nil {
 		w.m.observeStages(ready.StageTimes)
+	}
+	return err
+}
+
+// blameFullDisk turns a transcode failure into a disk-full error when the
+// work directory's disk is (nearly) full: ffmpeg's HLS output meets ENOSPC
+// silently, exiting 0 with segments or lists missing, which would
+// otherwise read as a broken title.
+func (r *run) blameFullDisk(err error) error {
+	if objstore.NoSpace(err) {
+		return err
+	}
+	var f *failure
+	if !errors.As(err, &f) {
+		return err
+	}
+	if free, ok := objstore.FreeBytes(r.dir); ok && free < objstore.MinFreeBytes {
+		return fmt.Errorf("%v (the work directory has %d bytes free): %w", f, free, syscall.ENOSPC)
 	}
 	return err
 }
@@ -301,6 +331,40 @@ func (w *Worker) cleanupDetached(parent context.Context, st metastore.Stream) {
 	defer cancel()
 	if err := w.cleanup(ctx, st); err != nil {
 		w.log.Error("deleting partial vod output", "stream", st.ID, "err", err)
+	}
+}
+
+// noteNoSpace records in the title's details that its job waits for disk
+// space (details.waiting_for_space: the error and how many attempts ran
+// out of it), and takes back the attempt, which MaxAttempts must not count:
+// it guards against jobs that crash their worker, and this one did not.
+// When the metadata store's own disk is full the note cannot be written
+// either; neither could the attempt's count.
+func (w *Worker) noteNoSpace(parent context.Context, id string, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+	defer cancel()
+	cur, err := w.cfg.Meta.GetStream(ctx, id)
+	if err != nil || cur.Status.Terminal() {
+		return
+	}
+	var waiting struct {
+		Attempts int `json:"attempts"`
+	}
+	if raw := metastore.DetailRaw(cur.Details, "waiting_for_space"); raw != nil {
+		_ = json.Unmarshal(raw, &waiting)
+	}
+	_, err = w.cfg.Meta.TransitionStatus(ctx, id, cur.Status, func(s *metastore.Stream) {
+		s.Details = metastore.MergeDetails(s.Details, map[string]any{
+			"attempts": max(detailInt(s.Details, "attempts")-1, 0),
+			"waiting_for_space": map[string]any{
+				"error":    cause.Error(),
+				"attempts": waiting.Attempts + 1,
+				"since":    time.Now().UTC(),
+			},
+		})
+	})
+	if err != nil && !errors.Is(err, metastore.ErrConflict) {
+		w.log.Warn("noting that a vod job waits for disk space", "stream", id, "err", err)
 	}
 }
 

@@ -36,9 +36,10 @@ const (
 	outcomeReady     = "ready"
 	outcomeFailed    = "failed"
 	outcomeCancelled = "cancelled"
-	outcomeRetry     = "retry"   // handler returned an error: the job is redelivered
-	outcomeSkipped   = "skipped" // already finished, unknown stream, or malformed
-	outcomeStopped   = "stopped" // the worker stopped mid-job; the job is redelivered
+	outcomeRetry     = "retry"    // handler returned an error: the job is redelivered
+	outcomeSkipped   = "skipped"  // already finished, unknown stream, or malformed
+	outcomeStopped   = "stopped"  // the worker stopped mid-job; the job is redelivered
+	outcomeNoSpace   = "no_space" // a disk was full: the job waits and is tried again
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_vod_jobs_total",
-			Help: "VOD jobs handled, by outcome (ready, failed, cancelled, retry, skipped, stopped).",
+			Help: "VOD jobs handled, by outcome (ready, failed, cancelled, retry, skipped, stopped, no_space).",
 		}, []string{"outcome"}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weir_vod_jobs_running",

@@ -73,6 +73,9 @@ func (w *Worker) fetchSource(ctx context.Context, job protocol.VODJob, dir strin
 			if ctx.Err() != nil {
 				return "", context.Cause(ctx)
 			}
+			if objstore.NoSpace(err) {
+				return "", fmt.Errorf("downloading the source URL: %w", err)
+			}
 			var tl *tooLargeError
 			if errors.As(err, &tl) {
 				return "", failf("the source is larger than the %d bytes this server accepts", w.cfg.MaxSourceBytes)

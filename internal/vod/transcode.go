@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/weir-media/weir/internal/media"
@@ -147,6 +148,11 @@ func (r *run) runFFmpeg(ctx context.Context, group []*rendition, onProgress func
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
+	// ffmpeg may exit 0 after a write failed for want of space (a segment
+	// list it could not finish), so its output decides, not its status.
+	if ranOutOfSpace(stderr) {
+		return fmt.Errorf("transcoding %s: ffmpeg ran out of disk space: %s: %w", strings.Join(groupNames(group), ", "), stderr.lastLines(3), syscall.ENOSPC)
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -155,6 +161,15 @@ func (r *run) runFFmpeg(ctx context.Context, group []*rendition, onProgress func
 		return failf("could not run ffmpeg (%s): %v", r.w.cfg.FFmpeg, err)
 	}
 	return nil
+}
+
+// ranOutOfSpace reports whether ffmpeg's error output says a write failed
+// for want of disk space: its exit status does not tell, and such a failure
+// is the disk's, not the title's.
+func ranOutOfSpace(stderr *tailBuffer) bool {
+	stderr.mu.Lock()
+	defer stderr.mu.Unlock()
+	return bytes.Contains(bytes.ToLower(stderr.buf), []byte(syscall.ENOSPC.Error()))
 }
 
 func groupNames(g []*rendition) []string {
