@@ -307,6 +307,7 @@ func (b *Broker) ListenAddr() string { return b.listenAddr }
 // Superuser returns the credentials of the broker's superuser, or the
 // zero Credentials when it was started without WithAuthentication.
 func (b *Broker) Superuser() Credentials { return b.superuser }
+
 // ListenerCheck reports whether the broker takes new connections: an
 // error while its accepts fail (the process is out of file descriptors)
 // or after Close. Readiness probes ask it.
