@@ -32,6 +32,13 @@ const (
 // startUnderFileLimit runs `weir serve` (embedded broker, SQLite, file
 // objects) under prlimit --nofile=fdLimit.
 func startUnderFileLimit(t *testing.T, args ...string) (*weirProc, string) {
+	p, kafka, _ := startUnderFileLimitCreds(t, args...)
+	return p, kafka
+}
+
+// startUnderFileLimitCreds is startUnderFileLimit that also returns the
+// path of the embedded broker's credentials file.
+func startUnderFileLimitCreds(t *testing.T, args ...string) (*weirProc, string, string) {
 	t.Helper()
 	testenv.RequireTool(t, "prlimit")
 	dir := t.TempDir()
@@ -63,7 +70,7 @@ func startUnderFileLimit(t *testing.T, args ...string) (*weirProc, string) {
 		}
 	})
 	(&cluster{t: t}).waitReady(p)
-	return p, kafka
+	return p, kafka, filepath.Join(dir, "data", "kafka", "credentials")
 }
 
 // floodConns opens n idle TCP connections to addr (stopping early if
@@ -125,8 +132,12 @@ func smallUpload(client *http.Client, p *weirProc) (int, string, error) {
 
 // kafkaAnswers reports whether a Kafka client can reach the broker at addr
 // within 10 s.
-func kafkaAnswers(addr string) error {
-	client, err := bus.NewClient([]string{addr})
+func kafkaAnswers(addr, credentials string) error {
+	creds, err := bus.ReadCredentialsFile(credentials)
+	if err != nil {
+		return err
+	}
+	client, err := bus.NewClient([]string{addr}, bus.WithSASL(creds))
 	if err != nil {
 		return err
 	}
@@ -141,7 +152,7 @@ func kafkaAnswers(addr string) error {
 // accepting once they are gone, /ready must say what is wrong meanwhile,
 // and uploads must work again afterwards.
 func TestTheBrokerAcceptsAgainAfterFileDescriptorsRunOut(t *testing.T) {
-	p, kafka := startUnderFileLimit(t, "--kafka-max-conns", "-1", "--http-max-conns", "-1")
+	p, kafka, creds := startUnderFileLimitCreds(t, "--kafka-max-conns", "-1", "--http-max-conns", "-1")
 	// One keep-alive connection, opened before the flood, to ask /ready
 	// while the process cannot accept new ones.
 	keep := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
@@ -161,7 +172,7 @@ func TestTheBrokerAcceptsAgainAfterFileDescriptorsRunOut(t *testing.T) {
 		r, err := getReady(&http.Client{Timeout: 10 * time.Second}, p)
 		return err == nil && r.status == http.StatusOK
 	})
-	if err := kafkaAnswers(kafka); err != nil {
+	if err := kafkaAnswers(kafka, creds); err != nil {
 		t.Fatalf("the broker does not answer a new Kafka client after the flood: %v", err)
 	}
 	code, body, err := smallUpload(&http.Client{Timeout: 30 * time.Second}, p)
