@@ -202,7 +202,9 @@ func (l *Listener) Close() error {
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Open is the number of connections handed out and not yet closed.
+// Open is the number of connections handed out and not yet closed, when
+// the listener has a cap (0 without one; the weir_listener_connections
+// gauge counts either way).
 func (l *Listener) Open() int { return len(l.slots) }
 
 // Check reports whether the listener takes connections: an error when it

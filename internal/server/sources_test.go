@@ -125,8 +125,6 @@ func TestSourceClientRefusesANameResolvingToLoopback(t *testing.T) {
 }
 
 func TestSourceFetchesGiveUpOnAHostThatStopsAnswering(t *testing.T) {
-	timeouts := sourceTimeouts{connect: 5 * time.Second, header: 500 * time.Millisecond, read: 500 * time.Millisecond}
-	client := sourceHTTPClient(true, timeouts)
 
 	// A host that accepts and never answers.
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
@@ -156,11 +154,15 @@ func TestSourceFetchesGiveUpOnAHostThatStopsAnswering(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, url, want string
+		timeouts        sourceTimeouts
 	}{
-		{"no response headers", "http://" + silent.Addr().String() + "/a.mp4", "timeout awaiting response headers"},
-		{"body stalls", stalling.URL + "/a.mp4", "no data from the source for 500ms"},
+		{"no response headers", "http://" + silent.Addr().String() + "/a.mp4", "timeout awaiting response headers",
+			sourceTimeouts{connect: 5 * time.Second, header: 500 * time.Millisecond, read: time.Minute}},
+		{"body stalls", stalling.URL + "/a.mp4", "no data from the source for 500ms",
+			sourceTimeouts{connect: 5 * time.Second, header: time.Minute, read: 500 * time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			client := sourceHTTPClient(true, tc.timeouts)
 			errc := make(chan error, 1)
 			go func() {
 				resp, err := client.Get(tc.url)
