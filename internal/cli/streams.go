@@ -59,11 +59,11 @@ func loadStreamsConfig(cmd *cobra.Command, configPath string) (*streamsConfig, *
 	if err := loadConfig(cmd, configPath, &cfg); err != nil {
 		return nil, nil, err
 	}
-	base, err := url.Parse(strings.TrimRight(cfg.Server, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, nil, fmt.Errorf("--server %q: want an http(s) URL such as %s", cfg.Server, DefaultServerURL)
+	client, err := newAPIClient(cfg.Server, cfg.APIToken, time.Minute)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &cfg, &vodClient{base: base.String(), token: cfg.APIToken, http: &http.Client{Timeout: time.Minute}}, nil
+	return &cfg, client, nil
 }
 
 // streamStarted is the answer of POST /streams/start.

@@ -62,11 +62,21 @@ func loadVodConfig(cmd *cobra.Command, configPath string) (*vodConfig, *vodClien
 	if err := loadConfig(cmd, configPath, &cfg); err != nil {
 		return nil, nil, err
 	}
-	base, err := url.Parse(strings.TrimRight(cfg.Server, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, nil, fmt.Errorf("--server %q: want an http(s) URL such as %s", cfg.Server, DefaultServerURL)
+	client, err := newAPIClient(cfg.Server, cfg.APIToken, 0)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &cfg, &vodClient{base: base.String(), token: cfg.APIToken, http: &http.Client{}}, nil
+	return &cfg, client, nil
+}
+
+// newAPIClient checks a --server value and returns a client of that weir
+// serve; timeout bounds each request (0: none, for uploads of any size).
+func newAPIClient(server, token string, timeout time.Duration) (*vodClient, error) {
+	base, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("--server %q: want an http(s) URL such as %s", server, DefaultServerURL)
+	}
+	return &vodClient{base: base.String(), token: token, http: &http.Client{Timeout: timeout}}, nil
 }
 
 func newVodUploadCmd() *cobra.Command {
