@@ -19,8 +19,7 @@ import (
 // keyed by the id of the entity it is about (the stream id), so messages
 // about one entity stay on one partition, in order.
 //
-// Every control message follows one pattern, which the job and task
-// messages still to come will follow too:
+// Every control message follows one pattern:
 //
 //   - a struct in this file, with an Extra map that keeps the members it
 //     does not know (written back on encode, so a newer sender's fields
@@ -223,6 +222,56 @@ func DecodeLiveControl(key, value []byte) (*LiveControl, error) {
 	return m, nil
 }
 
+// JobRun is published on TopicJobs, keyed by job id, when the API accepts
+// a job (POST /jobs). A job runner takes it, holds the job's lease in the
+// metadata store and runs the job (chunker, dispatch to engines, results)
+// to its end; the job's definition is read from the metadata store, so the
+// message only names it. A runner that dies mid-job leaves the record
+// unacknowledged and another runner takes it over.
+type JobRun struct {
+	JobID       string    `json:"job_id"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"` // when the API accepted it
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+const jobRunContext = "job run"
+
+// Topic implements ControlMessage.
+func (m *JobRun) Topic() string { return TopicJobs }
+
+// Key implements ControlMessage: the job id.
+func (m *JobRun) Key() string { return m.JobID }
+
+// Validate checks that job_id is set and is a legal id (the rules of
+// stream ids: it names topics and object keys).
+func (m *JobRun) Validate() error {
+	if m.JobID == "" {
+		return &FieldError{Context: jobRunContext, Field: "job_id", Problem: "is required (in the value or as the record key)"}
+	}
+	if err := ValidateStreamID(m.JobID); err != nil {
+		return &FieldError{Context: jobRunContext, Field: "job_id", Problem: strings.Replace(err.Error(), "stream ids", "job ids", 1)}
+	}
+	return nil
+}
+
+// DecodeJobRun decodes and validates a record of TopicJobs. A message
+// without job_id takes the record key as its job id. Unknown members are
+// kept in Extra.
+func DecodeJobRun(key, value []byte) (*JobRun, error) {
+	m := &JobRun{}
+	if err := decodeControl(jobRunContext, value, m); err != nil {
+		return nil, err
+	}
+	if m.JobID == "" {
+		m.JobID = keyID(key)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // keyID returns the record key as an entity id, or "" when it is not
 // UTF-8 text (JSON could not carry it back unchanged).
 func keyID(key []byte) string {
@@ -297,5 +346,15 @@ func (m LiveControl) MarshalJSON() ([]byte, error) {
 
 func (m *LiveControl) UnmarshalJSON(b []byte) error {
 	type plain LiveControl
+	return unmarshalObject(b, (*plain)(m), &m.Extra)
+}
+
+func (m JobRun) MarshalJSON() ([]byte, error) {
+	type plain JobRun
+	return marshalObject(plain(m), m.Extra)
+}
+
+func (m *JobRun) UnmarshalJSON(b []byte) error {
+	type plain JobRun
 	return unmarshalObject(b, (*plain)(m), &m.Extra)
 }

@@ -38,6 +38,14 @@ func decodeLiveControl(key, value []byte) (ControlMessage, error) {
 	return m, err
 }
 
+func decodeJobRun(key, value []byte) (ControlMessage, error) {
+	m, err := DecodeJobRun(key, value)
+	if m == nil {
+		return nil, err
+	}
+	return m, err
+}
+
 func controlCases() []controlCase {
 	return []controlCase{
 		{"control_vod_job_upload.json", "vod-3e87dd00aab5", TopicVODJobs, &VODJob{
@@ -56,6 +64,8 @@ func controlCases() []controlCase {
 		{"control_live_unknown_fields.json", "live-2", TopicLiveControl, &LiveControl{
 			Action: LiveEnd, StreamID: "live-2",
 			Extra: map[string]json.RawMessage{"reason": json.RawMessage(`"operator"`)}}, decodeLiveControl},
+		{"control_job_run.json", "job-5f0c2a9e71b4", TopicJobs, &JobRun{
+			JobID: "job-5f0c2a9e71b4", SubmittedAt: submitted}, decodeJobRun},
 	}
 }
 
@@ -139,6 +149,8 @@ func TestControlDecodersRejectWithFieldNamedErrors(t *testing.T) {
 		field  string // "" when the error is about the whole value
 		want   string
 	}{
+		{"job: no job id anywhere", decodeJobRun, "", `{}`, "job_id", "is required"},
+		{"job: bad job id", decodeJobRun, "", `{"job_id":"a/b"}`, "job_id", "job ids use"},
 		{"vod: empty value", decodeVODJob, "k", ``, "", "vod job: value is not a JSON object: got nothing"},
 		{"vod: array", decodeVODJob, "k", `[1]`, "", "vod job: value is not a JSON object: got an array"},
 		{"vod: truncated", decodeVODJob, "k", `{"stream_id":"a"`, "", "vod job: invalid JSON"},
@@ -222,6 +234,10 @@ func FuzzDecodeVODJob(f *testing.F) {
 
 func FuzzDecodeLiveControl(f *testing.F) {
 	fuzzControl(f, decodeLiveControl, &LiveControl{}, `{"action":"start"}`, `{"action":"end","requested_at":null}`, `{"action":"stop"}`)
+}
+
+func FuzzDecodeJobRun(f *testing.F) {
+	fuzzControl(f, decodeJobRun, &JobRun{}, `{"job_id":"job-1"}`, `{"job_id":7}`, `{"submitted_at":"x"}`)
 }
 
 func TestHeaderValues(t *testing.T) {

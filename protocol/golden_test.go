@@ -116,6 +116,11 @@ func goldenCases() []goldenCase {
 				TaskPayload: json.RawMessage(`{"lang":"eng","psm":6}`),
 				ChunkUUID:   "2c1ad3c4-0ee5-4c25-9dc5-7ef4c0b8a4f1"}
 		}},
+		{"media_chunk_inline_jpeg.json", ids.TaskID, func(testing.TB) Message {
+			return &MediaChunk{Header: ids, MimeType: "image/jpeg", ChunkIndex: 3, StartOffsetMs: 3000,
+				EndOffsetMs: 3040, Width: 2, Height: 2, Content: "/9j/4AAQSkZJRgABAQ==",
+				ContentEncoding: ContentBase64, ChunkUUID: "5e0a4a53-1d2f-5b8e-9c1e-3f2d7a9b0c11"}
+		}},
 		{"media_chunk_text.json", ids.TaskID, func(testing.TB) Message {
 			return &MediaChunk{Header: ids, MimeType: "text/plain", ChunkIndex: 0, StartOffsetMs: 0,
 				EndOffsetMs: 10000, Content: "caption <b>one</b> & two", ChunkUUID: "a7e0"}

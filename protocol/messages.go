@@ -2,8 +2,10 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -95,8 +97,9 @@ type EngineHeartbeat struct {
 
 // MediaChunk is a piece of media (a frame, a segment of audio or video, some
 // text) for a chunk engine. Its key is TaskID. Large media lives in the
-// object store and CacheURI points at it; only small text travels in
-// Content. Exactly one of the two is set.
+// object store and CacheURI points at it; small media travels in Content,
+// as text, or base64 when ContentEncoding says so. Exactly one of the two
+// is set; Data returns the bytes of inline content.
 type MediaChunk struct {
 	Header
 	MimeType      string `json:"mimeType"`
@@ -107,6 +110,10 @@ type MediaChunk struct {
 	Height        int64  `json:"height"`
 	CacheURI      string `json:"cacheURI"`
 	Content       string `json:"content"`
+	// ContentEncoding is weir's extension: "base64" when Content holds
+	// binary media (a small JPEG frame) in standard base64, "" when it is
+	// text.
+	ContentEncoding string `json:"contentEncoding,omitempty"`
 	// TaskPayload is the engine's task payload, a JSON object passed on
 	// as is.
 	TaskPayload json.RawMessage `json:"taskPayload,omitempty"`
@@ -316,7 +323,33 @@ func (m *MediaChunk) Validate() error {
 	case m.CacheURI == "" && m.Content == "":
 		return fieldErr(t, "cacheURI", "is required when content is empty")
 	}
+	switch m.ContentEncoding {
+	case "":
+	case ContentBase64:
+		if _, err := base64.StdEncoding.DecodeString(m.Content); err != nil {
+			return fieldErr(t, "content", "is not valid base64: %v", err)
+		}
+	default:
+		return fieldErr(t, "contentEncoding", "must be %q or absent, got %q", ContentBase64, m.ContentEncoding)
+	}
 	return nil
+}
+
+// ContentBase64 is the contentEncoding of binary media carried inline.
+const ContentBase64 = "base64"
+
+// Data returns the chunk's inline content as bytes, decoding base64 when
+// ContentEncoding says so. A chunk with a cacheURI has no inline content;
+// its bytes are fetched from the URI.
+func (m *MediaChunk) Data() ([]byte, error) {
+	if m.ContentEncoding == ContentBase64 {
+		b, err := base64.StdEncoding.DecodeString(m.Content)
+		if err != nil {
+			return nil, fmt.Errorf("media_chunk %s: content: %w", m.ChunkUUID, err)
+		}
+		return b, nil
+	}
+	return []byte(m.Content), nil
 }
 
 // Validate checks the type, that taskId (the key) is set, that the offsets

@@ -145,3 +145,26 @@ func TestHeartbeatDue(t *testing.T) {
 		}
 	}
 }
+
+func TestMediaChunkInlineContent(t *testing.T) {
+	c := &MediaChunk{Header: Header{Type: TypeMediaChunk, TaskID: "t"}, MimeType: "image/jpeg",
+		Content: "AAEC/w==", ContentEncoding: ContentBase64, ChunkUUID: "u"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Data(); err != nil || string(b) != "\x00\x01\x02\xff" {
+		t.Fatalf("Data = %q, %v", b, err)
+	}
+	c.Content = "not base64!"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `field "content": is not valid base64`) {
+		t.Errorf("Validate(bad base64) = %v", err)
+	}
+	c.Content, c.ContentEncoding = "AA==", "gzip"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `field "contentEncoding"`) {
+		t.Errorf("Validate(gzip) = %v", err)
+	}
+	text := &MediaChunk{Content: "caption"}
+	if b, _ := text.Data(); string(b) != "caption" {
+		t.Errorf("text Data = %q", b)
+	}
+}

@@ -46,6 +46,9 @@ const (
 	// TopicLiveControl carries LiveControl messages (start, end), read by
 	// the live controllers.
 	TopicLiveControl = "control_live"
+	// TopicJobs carries a JobRun for every job the API accepts, read by
+	// the job runners (the chunker role).
+	TopicJobs = "control_jobs"
 )
 
 // The names earlier versions of weir gave the control topics. weir's
@@ -69,7 +72,15 @@ const (
 	// GroupPackager is RoleGroup("packager"): the live packagers reading
 	// stream topics.
 	GroupPackager = "weir_packager"
+	// GroupChunker is RoleGroup("chunker"): the job runners sharing
+	// TopicJobs.
+	GroupChunker = "weir_chunker"
 )
+
+// JobGroup is the consumer group in which a job's runner reads the job's
+// results topic, "weir_job_<jobID>": its committed offsets let a runner
+// that takes the job over go on where the last one stopped.
+func JobGroup(jobID string) string { return sanitized(groupPrefix+"job_", jobID) }
 
 const (
 	groupPrefix = "weir_"
@@ -107,9 +118,11 @@ func StreamIDOf(topic string) (string, bool) {
 // per unit of parallelism.
 func ChunkTopic(engineID string) string { return TopicName(KindChunk, engineID) }
 
-// ResultsTopic names the topic where a job's engines write engine_output
-// and chunk_processed_status messages keyed by taskId, read by the job's
-// aggregator.
+// ResultsTopic names the topic where a job's engines write what they make
+// of its chunks: engine_output and chunk_processed_status keyed by taskId,
+// and engine_heartbeat keyed by engineInstanceId. An engine finds the job
+// in the jobId of the media_chunk it answers, so it writes to
+// ResultsTopic(chunk.JobID). The job's runner reads it.
 func ResultsTopic(jobID string) string { return TopicName(KindResults, jobID) }
 
 // ControlTopic names the topic of weir's control messages for a component
