@@ -120,6 +120,10 @@ func (p *plan) args(dir string) []string {
 		}
 		args = append(args,
 			"-output_ts_offset", formatSeconds(-p.info.StartTime),
+			// B-frames put the first decoding times before the first
+			// timestamp; shifting them (the default) would move every
+			// time in the segment list.
+			"-avoid_negative_ts", "disabled",
 			"-max_muxing_queue_size", "4096",
 			"-f", "segment", "-segment_format", o.format, "-segment_time", segTime,
 			"-segment_list", "pipe:"+strconv.Itoa(listFD), "-segment_list_type", "csv",
