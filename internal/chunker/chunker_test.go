@@ -333,7 +333,9 @@ func TestCancelWhileWaitingForInput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, pr, Options{Kinds: []Kind{KindVideo}}, func(context.Context, Chunk) error { return nil }) }()
+	go func() {
+		done <- Run(ctx, pr, Options{Kinds: []Kind{KindVideo}}, func(context.Context, Chunk) error { return nil })
+	}()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.DeadlineExceeded) {
