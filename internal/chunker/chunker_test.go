@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -445,6 +446,39 @@ func TestInputWithoutAudio(t *testing.T) {
 	_, err = collect(t, fixtures.videoOnly, Options{Kinds: []Kind{KindAudio}, Log: log})
 	if !errors.Is(err, ErrNoStreams) {
 		t.Errorf("audio chunks of a silent input: %v, want ErrNoStreams", err)
+	}
+}
+
+func TestAudioOnlyInput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tone.aac")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100:duration=3",
+		"-c:a", "aac", "-f", "adts", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	chunks, err := collect(t, path, Options{Kinds: []Kind{KindVideo, KindAudio, KindFrame}, Duration: time.Second,
+		AudioFormat: AudioSource, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, audio := ofKind(chunks, KindVideo), ofKind(chunks, KindAudio)
+	// 3 s of AAC is 3.0 s plus the encoder's padding: a few ms in a 4th chunk.
+	if len(video) < 3 || len(video) != len(audio) || len(ofKind(chunks, KindFrame)) != 0 {
+		t.Fatalf("got %d video, %d audio, %d frame chunks from 3 s of AAC", len(video), len(audio), len(ofKind(chunks, KindFrame)))
+	}
+	if end := audio[len(audio)-1].EndMs; end < 3000 || end > 3100 {
+		t.Errorf("audio ends at %d ms, want about 3000", end)
+	}
+	for i := range video {
+		// MPEG-TS of the audio alone, cut where the audio chunks are.
+		po := ffprobe(t, video[i].Path, "-show_entries", "stream=codec_type,codec_name")
+		if len(po.Streams) != 1 || po.Streams[0].CodecName != "aac" || video[i].Width != 0 {
+			t.Errorf("video chunk %d of an audio input: %+v %+v", i, video[i], po.Streams)
+		}
+		if video[i].StartMs != audio[i].StartMs || video[i].EndMs != audio[i].EndMs {
+			t.Errorf("chunk %d: video %d-%d ms, audio %d-%d ms", i, video[i].StartMs, video[i].EndMs, audio[i].StartMs, audio[i].EndMs)
+		}
+		decodesAlone(t, video[i].Path)
 	}
 }
 
