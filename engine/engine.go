@@ -1,11 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/weir-media/weir/protocol"
 )
@@ -38,16 +38,22 @@ type Chunk struct {
 	Meta protocol.MediaChunk
 	// Path names a local file holding the chunk's bytes, for engines that
 	// hand the chunk to a program (ffprobe, tesseract). The host fetches
-	// the cacheURI to it and removes it after Process returns. It is empty
-	// when the chunk carries its data inline in Meta.Content (text).
+	// the cacheURI (or writes inline content) to it and removes it after
+	// Process returns. It may be empty when the chunk carries its data
+	// inline in Meta.Content; Open reads either.
 	Path string
 }
 
-// Open returns the chunk's bytes: the file at Path, or Meta.Content when
-// there is no file. The caller closes it.
+// Open returns the chunk's bytes: the file at Path, or, when there is no
+// file, the inline content (Meta.Data: base64 decoded when
+// Meta.ContentEncoding says so, text as is). The caller closes it.
 func (c *Chunk) Open() (io.ReadCloser, error) {
 	if c.Path == "" {
-		return io.NopCloser(strings.NewReader(c.Meta.Content)), nil
+		b, err := c.Meta.Data()
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	return os.Open(c.Path)
 }
