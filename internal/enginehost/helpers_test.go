@@ -217,3 +217,5 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 	}
 	return b
 }
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
