@@ -224,7 +224,7 @@ func testFailuresContained(t *testing.T, b bus.Bus) {
 	defer close(release)
 	spec := testSpec("contained")
 	startHost(t, enginehost.Config{Spec: spec, Processor: containedEngine(release), Bus: b,
-		Concurrency: 1, ChunkTimeout: 500 * time.Millisecond})
+		Concurrency: 1, ChunkTimeout: time.Second})
 	var chunks []*protocol.MediaChunk
 	for i := range int64(7) {
 		c := chunkFor("job-c", i, "audio/wav", []byte("RIFF"))
@@ -239,7 +239,7 @@ func testFailuresContained(t *testing.T, b bus.Bus) {
 		msg    string
 	}{
 		{protocol.ChunkError, "engine panicked: index out of range [3] with length 3"},
-		{protocol.ChunkError, "engine timed out after 500ms"},
+		{protocol.ChunkError, "engine timed out after 1s"},
 		{protocol.ChunkError, `malformed output: vtn-standard: field "series[0].stopTimeMs"`},
 		{protocol.ChunkIgnored, "no faces in a test pattern: chunk ignored"},
 		{protocol.ChunkError, "model file is corrupt"},

@@ -209,7 +209,7 @@ func TestHTTPRetries(t *testing.T) {
 				return
 			}
 			writeDoc(w)
-		}, []enginehost.HTTPOption{enginehost.WithAttemptTimeout(300 * time.Millisecond)}, 2, ""},
+		}, []enginehost.HTTPOption{enginehost.WithAttemptTimeout(time.Second)}, 2, ""},
 		{"always too slow", func(_ int64, _ http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		}, []enginehost.HTTPOption{enginehost.WithAttemptTimeout(100 * time.Millisecond), enginehost.WithAttempts(2)}, 2,
