@@ -124,6 +124,7 @@ func wantErr(t *testing.T, err, target error, msg string) {
 func runContract(t *testing.T, h harness) {
 	runLeaseContract(t, h)
 	runEngineContract(t, h)
+	runResultsContract(t, h)
 	ctx := context.Background()
 	base := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
 
@@ -656,7 +657,7 @@ func runContract(t *testing.T, h harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Version != 1 || j.Status != JobQueued || j.CreatedAt.IsZero() || j.CreatedAt.Location() != time.UTC {
+		if j.Version != 1 || j.Status != JobPending || j.CreatedAt.IsZero() || j.CreatedAt.Location() != time.UTC {
 			t.Fatalf("created job: %+v", j)
 		}
 		got, err := s.GetJob(ctx, "job-1")
@@ -717,9 +718,9 @@ func runContract(t *testing.T, h harness) {
 		}
 
 		for i := range 5 {
-			status := JobQueued
+			status := JobPending
 			if i%2 == 0 {
-				status = JobSucceeded
+				status = JobComplete
 			}
 			if _, err := s.CreateJob(ctx, Job{ID: fmt.Sprintf("job-%d", i+10), Status: status,
 				CreatedAt: base.Add(time.Duration(i) * time.Minute)}); err != nil {
@@ -729,7 +730,7 @@ func runContract(t *testing.T, h harness) {
 		var ids []string
 		after := ""
 		for {
-			page, next, err := s.ListJobs(ctx, JobSucceeded, 2, after)
+			page, next, err := s.ListJobs(ctx, JobComplete, 2, after)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -742,7 +743,7 @@ func runContract(t *testing.T, h harness) {
 			after = next
 		}
 		if want := []string{"job-14", "job-12", "job-10"}; !reflect.DeepEqual(ids, want) {
-			t.Fatalf("succeeded jobs newest first: %v, want %v", ids, want)
+			t.Fatalf("complete jobs newest first: %v, want %v", ids, want)
 		}
 		all, next, err := s.ListJobs(ctx, "", 0, "")
 		if err != nil || next != "" || len(all) != 6 || all[0].ID != "job-1" {
@@ -778,7 +779,7 @@ func runContract(t *testing.T, h harness) {
 		var ids []string
 		for _, task := range got {
 			ids = append(ids, task.ID)
-			if task.Status != JobQueued || task.JobID != "job-1" {
+			if task.Status != JobPending || task.JobID != "job-1" {
 				t.Fatalf("task defaults: %+v", task)
 			}
 		}
@@ -789,7 +790,7 @@ func runContract(t *testing.T, h harness) {
 			t.Fatalf("payload %s", got[0].Payload)
 		}
 
-		done := Task{ID: "t-c", JobID: "job-1", Name: "loudness", Engine: "loudness", Status: JobSucceeded,
+		done := Task{ID: "t-c", JobID: "job-1", Name: "loudness", Engine: "loudness", Status: JobComplete,
 			Output: json.RawMessage(`{"integrated": -23}`)}
 		if err := s.UpsertTask(ctx, done); err != nil {
 			t.Fatal(err)
@@ -799,7 +800,7 @@ func runContract(t *testing.T, h harness) {
 			t.Fatalf("upsert of an existing task added a row: %d tasks", len(got))
 		}
 		last := got[2]
-		if last.ID != "t-c" || last.Status != JobSucceeded || !jsonEqual(t, last.Output, done.Output) ||
+		if last.ID != "t-c" || last.Status != JobComplete || !jsonEqual(t, last.Output, done.Output) ||
 			!last.CreatedAt.Equal(base.Add(2*time.Second).Truncate(time.Microsecond)) || last.UpdatedAt.Before(last.CreatedAt) {
 			t.Fatalf("replaced task: %+v", last)
 		}

@@ -58,3 +58,26 @@ func FuzzDecodeCursor(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeResultCursor(f *testing.F) {
+	f.Add(encodeResultCursor(Result{StartMs: 1500, EndMs: 2500, Engine: "people", ChunkUUID: "0b1c-uuid"}))
+	f.Add("e30")
+	f.Add("")
+	f.Add("W10")
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := decodeResultCursor(token)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("decodeResultCursor(%q) error %v is not ErrInvalid", token, err)
+			}
+			return
+		}
+		if c.Engine == "" || c.ChunkUUID == "" {
+			t.Fatalf("decodeResultCursor(%q) accepted %+v", token, c)
+		}
+		again, err := decodeResultCursor(encodeResultCursor(Result{StartMs: c.StartMs, EndMs: c.EndMs, Engine: c.Engine, ChunkUUID: c.ChunkUUID}))
+		if err != nil || again != c {
+			t.Fatalf("re-encoding %+v gave %+v, %v", c, again, err)
+		}
+	})
+}

@@ -1,8 +1,8 @@
 // Package metastore keeps weir's metadata: streams (VOD titles and live
-// streams), their segments, jobs with their tasks, and the external engines
-// registered with a manifest. Two implementations
-// share one contract: SQLite in the data directory (the embedded default) and
-// PostgreSQL for distributed deployments. Both run versioned schema
+// streams), their segments, jobs with their tasks, chunks and results, and
+// the external engines registered with a manifest. Two implementations
+// share one contract: SQLite in the data directory (the embedded default)
+// and PostgreSQL for distributed deployments. Both run versioned schema
 // migrations when opened.
 package metastore
 
@@ -139,16 +139,36 @@ type Segment struct {
 	CreatedAt       time.Time `json:"created_at"`
 }
 
-// JobStatus is a job's or task's state.
+// JobStatus is a job's or task's state: pending (accepted, not yet taken
+// by a runner), running, then one of the terminal states complete, failed
+// or cancelled.
 type JobStatus string
 
 const (
-	JobQueued    JobStatus = "queued"
+	JobPending   JobStatus = "pending"
 	JobRunning   JobStatus = "running"
-	JobSucceeded JobStatus = "succeeded"
+	JobComplete  JobStatus = "complete"
 	JobFailed    JobStatus = "failed"
 	JobCancelled JobStatus = "cancelled"
 )
+
+// JobStatuses lists every job status in lifecycle order.
+var JobStatuses = []JobStatus{JobPending, JobRunning, JobComplete, JobFailed, JobCancelled}
+
+// Valid reports whether s is one of JobStatuses.
+func (s JobStatus) Valid() bool {
+	switch s {
+	case JobPending, JobRunning, JobComplete, JobFailed, JobCancelled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether a job or task in status s is over: complete,
+// failed or cancelled.
+func (s JobStatus) Terminal() bool {
+	return s == JobComplete || s == JobFailed || s == JobCancelled
+}
 
 // Job is a DAG of tasks (Veritone's model).
 type Job struct {
@@ -252,8 +272,27 @@ type Store interface {
 	ListJobs(ctx context.Context, status JobStatus, limit int, after string) (jobs []Job, next string, err error)
 	// UpdateJob writes j if j.Version equals the stored version; else ErrConflict.
 	UpdateJob(ctx context.Context, j Job) (Job, error)
+	// UpsertTask inserts t or replaces every field of the task with its
+	// id but CreatedAt: a runner writes a task's Status and Output with it.
 	UpsertTask(ctx context.Context, t Task) error
 	ListTasks(ctx context.Context, jobID string) ([]Task, error)
+
+	// PutResult records an engine's result for a chunk of a job,
+	// idempotently: the same (JobID, Engine, ChunkUUID, StartMs) written
+	// again replaces the row, and a lower Rev never replaces a higher one.
+	PutResult(ctx context.Context, r Result) error
+	// ListResults pages a job's results in time order (StartMs, EndMs,
+	// Engine, ChunkUUID); next is "" on the last page.
+	ListResults(ctx context.Context, q ResultQuery) (results []Result, next string, err error)
+	// PutJobChunk records where a chunk of a job stands with an engine,
+	// keyed by (JobID, Engine, ChunkUUID); a terminal state (done,
+	// ignored, dropped, failed) is never replaced by a non-terminal one.
+	PutJobChunk(ctx context.Context, c JobChunk) error
+	// ListJobChunks returns a job's chunks of one engine ("" for all) by
+	// ChunkIndex.
+	ListJobChunks(ctx context.Context, jobID, engine string) ([]JobChunk, error)
+	// CountJobChunks counts a job's chunks by engine and state.
+	CountJobChunks(ctx context.Context, jobID string) (map[string]map[ChunkState]int64, error)
 
 	// PutEngine registers an external engine, or replaces the manifest and
 	// source of the one with the same name (keeping its CreatedAt), and

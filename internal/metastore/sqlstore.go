@@ -669,13 +669,7 @@ func (st *sqlStore) DeleteSegments(ctx context.Context, streamID, rendition stri
 
 // ---- jobs and tasks ----
 
-func validJobStatus(s JobStatus) bool {
-	switch s {
-	case JobQueued, JobRunning, JobSucceeded, JobFailed, JobCancelled:
-		return true
-	}
-	return false
-}
+func validJobStatus(s JobStatus) bool { return s.Valid() }
 
 const jobSelect = `SELECT id, kind, stream_id, status, spec, result, error, created_at, updated_at, version FROM jobs`
 
@@ -685,7 +679,7 @@ func jobDest(j *Job) []any {
 }
 
 // CreateJob inserts j with Version 1 and CreatedAt = UpdatedAt = now (or
-// the caller's CreatedAt when set). An empty Status becomes queued. A taken
+// the caller's CreatedAt when set). An empty Status becomes pending. A taken
 // id fails with ErrExists; an empty id, unknown status, or Spec/Result that
 // is not valid JSON fails with ErrInvalid. StreamID is not checked against
 // the streams: jobs may concern media the store does not track.
@@ -694,7 +688,7 @@ func (st *sqlStore) CreateJob(ctx context.Context, j Job) (Job, error) {
 		return Job{}, fmt.Errorf("job without id: %w", ErrInvalid)
 	}
 	if j.Status == "" {
-		j.Status = JobQueued
+		j.Status = JobPending
 	}
 	if !validJobStatus(j.Status) {
 		return Job{}, fmt.Errorf("job %s: unknown status %q: %w", j.ID, j.Status, ErrInvalid)
@@ -843,13 +837,13 @@ func (st *sqlStore) UpdateJob(ctx context.Context, j Job) (Job, error) {
 // CreatedAt; UpdatedAt becomes now. The job must exist (ErrNotFound
 // otherwise), and a task id cannot move to another job (ErrConflict). An
 // empty id or job id, an unknown status, or invalid Payload/Output JSON
-// fails with ErrInvalid; an empty Status becomes queued.
+// fails with ErrInvalid; an empty Status becomes pending.
 func (st *sqlStore) UpsertTask(ctx context.Context, t Task) error {
 	if t.ID == "" || t.JobID == "" {
 		return fmt.Errorf("task %q of job %q: id and job id are required: %w", t.ID, t.JobID, ErrInvalid)
 	}
 	if t.Status == "" {
-		t.Status = JobQueued
+		t.Status = JobPending
 	}
 	if !validJobStatus(t.Status) {
 		return fmt.Errorf("task %s: unknown status %q: %w", t.ID, t.Status, ErrInvalid)
