@@ -17,7 +17,7 @@ import (
 // sourceHTTPClient is the client the pipelines fetch user-given URLs with
 // (VOD imports, live pulls). Unless allowPrivate is set it refuses to
 // connect to any address that is not on the public internet (see
-// checkPublic): a URL handed to the API must not become a way to reach
+// ingest.PublicAddr): a URL handed to the API must not become a way to reach
 // services behind the server. Every fetch is bounded by t.
 func sourceHTTPClient(allowPrivate bool, t sourceTimeouts) *http.Client {
 	if allowPrivate {
@@ -99,46 +99,8 @@ func refusePrivate(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("source address %q: %w", address, err)
 	}
-	if !checkPublic(ip) {
+	if !ingest.PublicAddr(ip) {
 		return fmt.Errorf("refusing to fetch a source from %s, a loopback, private or reserved address (start weir serve with --allow-private-sources to allow it): %w", ip, ingest.ErrPrivateAddress)
 	}
 	return nil
-}
-
-// nonPublic are the ranges that are not the public internet beyond what
-// netip's Is* methods cover, or that embed an IPv4 address a gateway would
-// connect to on the server's behalf (NAT64, 6to4, Teredo, the deprecated
-// IPv4-compatible form), which could be an internal one.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT (RFC 6598)
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("198.51.100.0/24"), // documentation
-	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
-	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated)
-	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("100::/64"),        // discard
-	netip.MustParsePrefix("2001::/32"),       // Teredo
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("2002::/16"),       // 6to4
-	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (SIIT)
-}
-
-// checkPublic reports whether ip is a global unicast address outside every
-// private, shared, reserved or IPv4-embedding range.
-func checkPublic(ip netip.Addr) bool {
-	ip = ip.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
-		return false // loopback, link-local, multicast, unspecified, RFC 1918, fc00::/7
-	}
-	for _, p := range nonPublic {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
 }
