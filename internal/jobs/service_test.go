@@ -125,15 +125,15 @@ func TestCreateChecksTheSource(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"source": {"vod": "vod-nosuch"}, ` + probe + `}`:                  "source.vod: no vod stream is called vod-nosuch; GET /vod lists them",
-		`{"source": {"vod": "live-1"}, ` + probe + `}`:                      "source.vod: stream live-1 is a live stream, not a vod one; give it as source.live",
-		`{"source": {"live": "vod-upload"}, ` + probe + `}`:                 "source.live: stream vod-upload is a vod stream, not a live one; give it as source.vod",
-		`{"source": {"live": "live-nosuch"}, ` + probe + `}`:                "source.live: no live stream is called live-nosuch; GET /streams lists them",
-		`{"source": {"topic": "stream_nosuch"}, ` + probe + `}`:             "source.topic: topic stream_nosuch does not exist",
-		`{"source": {"url": "http://127.0.0.1:8080/a.mp4"}, ` + probe + `}`: "source.url: refusing a source at 127.0.0.1, a loopback, private or reserved address",
-		`{"source": {"url": "http://[::1]/a.mp4"}, ` + probe + `}`:          "source.url: refusing a source at ::1",
+		`{"source": {"vod": "vod-nosuch"}, ` + probe + `}`:                   "source.vod: no vod stream is called vod-nosuch; GET /vod lists them",
+		`{"source": {"vod": "live-1"}, ` + probe + `}`:                       "source.vod: stream live-1 is a live stream, not a vod one; give it as source.live",
+		`{"source": {"live": "vod-upload"}, ` + probe + `}`:                  "source.live: stream vod-upload is a vod stream, not a live one; give it as source.vod",
+		`{"source": {"live": "live-nosuch"}, ` + probe + `}`:                 "source.live: no live stream is called live-nosuch; GET /streams lists them",
+		`{"source": {"topic": "stream_nosuch"}, ` + probe + `}`:              "source.topic: topic stream_nosuch does not exist",
+		`{"source": {"url": "http://127.0.0.1:8080/a.mp4"}, ` + probe + `}`:  "source.url: refusing a source at 127.0.0.1, a loopback, private or reserved address",
+		`{"source": {"url": "http://[::1]/a.mp4"}, ` + probe + `}`:           "source.url: refusing a source at ::1",
 		`{"source": {"url": "http://intranet.example.com/"}, ` + probe + `}`: "source.url: refusing a source at 10.0.0.7",
-		`{"source": {"url": "http://nosuch.invalid/"}, ` + probe + `}`:      "source.url: host nosuch.invalid does not resolve: no such host nosuch.invalid",
+		`{"source": {"url": "http://nosuch.invalid/"}, ` + probe + `}`:       "source.url: host nosuch.invalid does not resolve: no such host nosuch.invalid",
 	} {
 		_, err := svc.Create(ctx, parse(t, body))
 		var re *RequestError
