@@ -1,11 +1,11 @@
 // Package api is weir's HTTP control plane: the REST API of seed 003 (VOD
 // uploads, live stream lifecycle, metadata and playback URLs), the engine
-// registry (/engines), HLS delivery from the object store, health and
-// readiness probes, Prometheus metrics and the OpenAPI 3.1 document with
-// interactive docs.
+// registry (/engines), jobs that run engines over a source (/jobs), HLS
+// delivery from the object store, health and readiness probes, Prometheus
+// metrics and the OpenAPI 3.1 document with interactive docs.
 //
 // Every route hangs off one net/http ServeMux driven by huma; the handful of
-// routes that must stream bytes (HLS objects, /metrics) are plain handlers on
+// routes that must stream bytes (HLS objects, job chunks, /metrics) are plain handlers on
 // the same mux and are still described in the OpenAPI document. Errors are
 // RFC 9457 problem documents (application/problem+json) everywhere.
 //
@@ -33,6 +33,7 @@ import (
 	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
+	"github.com/weir-media/weir/internal/jobs"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 	"github.com/weir-media/weir/internal/prom"
@@ -131,6 +132,10 @@ type Config struct {
 	// engine package's Default registry (the built-in engines) and Meta.
 	Engines *engines.Catalog
 
+	// Jobs is the job service behind /jobs. Nil makes one of Meta, Bus
+	// and Engines that refuses URL sources at private addresses.
+	Jobs *jobs.Service
+
 	// OperationsOnly serves only /health, /ready, /metrics and /bus: the
 	// listener of a process that runs other roles than the API.
 	OperationsOnly bool
@@ -192,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Engines == nil {
 		cfg.Engines = engines.NewCatalog(engine.Default(), cfg.Meta, engines.WithLogger(cfg.Logger))
 	}
+	if cfg.Jobs == nil {
+		cfg.Jobs = &jobs.Service{Meta: cfg.Meta, Bus: cfg.Bus, Catalog: cfg.Engines, BusTimeout: cfg.BusTimeout, Log: cfg.Logger}
+	}
 	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase} {
 		clean, err := cleanBaseURL(*base)
 		if err != nil {
@@ -247,7 +255,7 @@ func (s *Server) humaConfig() huma.Config {
 	// which loads its renderer from a CDN.
 	cfg.DocsPath = ""
 	cfg.Info.Description = "Control plane of weir, a real-time media stream processing platform: " +
-		"VOD uploads, live stream lifecycle, metadata, playback URLs, HLS delivery and the engine registry. " +
+		"VOD uploads, live stream lifecycle, metadata, playback URLs, HLS delivery, the engine registry and jobs that run engines. " +
 		"Errors are RFC 9457 problem documents."
 	if s.cfg.BaseURL != "" {
 		cfg.Servers = []*huma.Server{{URL: s.cfg.BaseURL}}
@@ -276,6 +284,7 @@ func (s *Server) routes() {
 	s.registerLive()
 	s.registerHLS()
 	s.registerEngines()
+	s.registerJobs()
 	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/ingest/control"
 	"github.com/weir-media/weir/internal/ingest/push"
+	"github.com/weir-media/weir/internal/jobs"
 	"github.com/weir-media/weir/internal/live"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/netguard"
@@ -219,6 +220,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.rtmp != nil {
 		rtmpAddr, srtAddr = s.rtmp.Addr().String(), s.srt.Addr().String()
 	}
+	// The job service behind /jobs; the job runner (role chunker) takes
+	// the jobs it announces.
+	jobService := &jobs.Service{Meta: s.meta, Bus: s.bus, Catalog: s.engines,
+		AllowPrivateSources: cfg.AllowPrivateSources, BusTimeout: cfg.BusTimeout, Log: log.With("component", "jobs")}
 	apiServer, err := api.New(api.Config{
 		OperationsOnly: !roles.Has(RoleAPI),
 		Meta:           s.meta,
@@ -234,6 +239,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
+		Jobs:           jobService,
 		Ready:          s.readyChecks(),
 		Fallback:       console.Handler(),
 		MinBodyRate:    cfg.HTTPMinBodyRate,
@@ -262,7 +268,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	// The job and control topics get several partitions so that, at the
 	// distributed scale, workers in one consumer group share them by
 	// stream id.
-	for _, topic := range []string{protocol.TopicVODJobs, protocol.TopicLiveControl} {
+	for _, topic := range []string{protocol.TopicVODJobs, protocol.TopicLiveControl, protocol.TopicJobs} {
 		if err := s.bus.CreateTopic(ctx, topic, pipelinePartitions); err != nil {
 			return fmt.Errorf("creating topic %s: %w%s", topic, err, s.loginHint())
 		}

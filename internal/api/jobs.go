@@ -1,0 +1,361 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"path"
+	"reflect"
+	"regexp"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/weir-media/weir/internal/jobs"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/protocol"
+)
+
+// JobList is a page of jobs, newest first.
+type JobList struct {
+	Items      []jobs.View `json:"items"`
+	NextCursor string      `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page"`
+}
+
+// JobResult is one engine output of a job.
+type JobResult struct {
+	Engine     string `json:"engine" example:"people"`
+	TaskID     string `json:"task_id" example:"job-3e87dd00aab5-people"`
+	ChunkUUID  string `json:"chunk_uuid"`
+	ChunkIndex int64  `json:"chunk_index"`
+	StartMs    int64  `json:"start_ms" doc:"Start on the source's timeline, in milliseconds"`
+	EndMs      int64  `json:"end_ms" doc:"End on the source's timeline, in milliseconds"`
+	OutputType string `json:"output_type" example:"object"`
+	Rev        int64  `json:"rev" doc:"Revision of this output; a later one replaces an earlier one"`
+	// Content is the engine's vtn-standard document, its series times on
+	// the source's timeline.
+	Content   any       `json:"content" doc:"The engine's vtn-standard document; series times are on the source's timeline"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// JobResults is a page of a job's results in time order.
+type JobResults struct {
+	JobID      string      `json:"job_id"`
+	Items      []JobResult `json:"items"`
+	NextCursor string      `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page"`
+}
+
+type jobCreateInput struct {
+	RawBody []byte `contentType:"application/json"`
+}
+
+type jobOutput struct {
+	Body jobs.View
+}
+
+type jobCreatedOutput struct {
+	Location string `header:"Location" doc:"Where to poll the job"`
+	Body     jobs.View
+}
+
+type jobListInput struct {
+	Status string `query:"status" enum:"pending,running,complete,failed,cancelled" doc:"Only jobs in this status"`
+	Limit  int    `query:"limit" default:"20" minimum:"1" maximum:"100" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+type jobListOutput struct{ Body JobList }
+
+type jobIDInput struct {
+	ID string `path:"id" maxLength:"128" example:"job-3e87dd00aab5" doc:"Job id"`
+}
+
+type jobResultsInput struct {
+	ID     string `path:"id" maxLength:"128" example:"job-3e87dd00aab5" doc:"Job id"`
+	Engine string `query:"engine" maxLength:"63" doc:"Only this engine's results"`
+	From   int64  `query:"from" minimum:"0" doc:"Only results ending after this time, in milliseconds on the source's timeline"`
+	To     int64  `query:"to" minimum:"0" doc:"Only results starting before this time, in milliseconds (0: no end)"`
+	Limit  int    `query:"limit" default:"100" minimum:"1" maximum:"1000" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+type jobResultsOutput struct{ Body JobResults }
+
+func (s *Server) registerJobs() {
+	huma.Register(s.api, huma.Operation{
+		OperationID:   "job-create",
+		Method:        http.MethodPost,
+		Path:          "/jobs",
+		Summary:       "Create a job",
+		Description:   "Runs engines over the chunks of one source: `{\"vod\": id}` (the uploaded original), `{\"live\": id}`, `{\"topic\": name}` (any stream topic) or `{\"url\": \"https://...\"}`. Each engine's options are checked against its spec and its defaults filled in; the answer is the job (status pending) as GET /jobs/{id} shows it. A malformed body is 400, a request naming a member it does not know, a bad value or an unknown engine 422 naming the member (`engines[1].options.threshold`); a VOD without an uploaded original or an unavailable engine 409. docs/api.md describes the request.",
+		Tags:          []string{"jobs"},
+		DefaultStatus: http.StatusCreated,
+		MaxBodyBytes:  jobs.MaxRequestBytes,
+		// The handler reads and checks the body itself (jobs.ParseRequest).
+		SkipValidateBody: true,
+		Security:         bearerSecurity,
+		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusConflict, http.StatusRequestEntityTooLarge,
+			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}, s.createJob)
+	// The handler parses the body itself, to name the member at fault, so
+	// describe it by hand.
+	requestSchema := s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[jobs.Request](), true, "")
+	s.api.OpenAPI().Paths["/jobs"].Post.RequestBody = &huma.RequestBody{
+		Required:    true,
+		Description: "The job: its source, its engines with their options and flow policy, and how to cut chunks.",
+		Content:     map[string]*huma.MediaType{"application/json": {Schema: requestSchema}},
+	}
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "jobs-list",
+		Method:      http.MethodGet,
+		Path:        "/jobs",
+		Summary:     "List jobs",
+		Description: "Jobs newest first, each with its engines' progress, optionally filtered by status; page with limit and cursor.",
+		Tags:        []string{"jobs"},
+		Errors:      []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}, s.listJobs)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "job-get",
+		Method:      http.MethodGet,
+		Path:        "/jobs/{id}",
+		Summary:     "Show a job",
+		Description: "The job's status (pending, running, complete, failed or cancelled) and each engine's progress: chunks total, queued, sent, done, ignored, dropped and failed, the last heartbeat and the instances working on it.",
+		Tags:        []string{"jobs"},
+		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
+	}, s.getJob)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "job-cancel",
+		Method:      http.MethodPost,
+		Path:        "/jobs/{id}/cancel",
+		Summary:     "Cancel a job",
+		Description: "Moves a pending or running job to cancelled; its runner stops sending chunks at its next look at the job, and the results so far stay. 409 when the job has already ended.",
+		Tags:        []string{"jobs"},
+		Security:    bearerSecurity,
+		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
+	}, s.cancelJob)
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "job-results",
+		Method:      http.MethodGet,
+		Path:        "/jobs/{id}/results",
+		Summary:     "A job's results",
+		Description: "The engines' outputs in time order (start, end, engine, chunk), each a vtn-standard document on the source's timeline; filter by engine and by time (from and to in milliseconds select the outputs that overlap [from, to)), page with limit and cursor.",
+		Tags:        []string{"jobs"},
+		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}, s.jobResults)
+
+	s.registerJobChunks()
+}
+
+func (s *Server) createJob(ctx context.Context, in *jobCreateInput) (*jobCreatedOutput, error) {
+	req, err := jobs.ParseRequest(bytes.NewReader(in.RawBody))
+	if err != nil {
+		return nil, s.jobError(ctx, "create job", err)
+	}
+	v, err := s.cfg.Jobs.Create(ctx, req)
+	if err != nil {
+		return nil, s.jobError(ctx, "create job", err)
+	}
+	return &jobCreatedOutput{Location: "/jobs/" + v.ID, Body: v}, nil
+}
+
+func (s *Server) listJobs(ctx context.Context, in *jobListInput) (*jobListOutput, error) {
+	views, next, err := s.cfg.Jobs.List(ctx, in.Status, in.Limit, in.Cursor)
+	if err != nil {
+		return nil, s.jobError(ctx, "list jobs", err)
+	}
+	return &jobListOutput{Body: JobList{Items: views, NextCursor: next}}, nil
+}
+
+func (s *Server) getJob(ctx context.Context, in *jobIDInput) (*jobOutput, error) {
+	v, err := s.cfg.Jobs.Get(ctx, in.ID)
+	if err != nil {
+		return nil, s.jobError(ctx, "read job "+in.ID, err)
+	}
+	return &jobOutput{Body: v}, nil
+}
+
+func (s *Server) cancelJob(ctx context.Context, in *jobIDInput) (*jobOutput, error) {
+	v, err := s.cfg.Jobs.Cancel(ctx, in.ID)
+	if err != nil {
+		return nil, s.jobError(ctx, "cancel job "+in.ID, err)
+	}
+	return &jobOutput{Body: v}, nil
+}
+
+func (s *Server) jobResults(ctx context.Context, in *jobResultsInput) (*jobResultsOutput, error) {
+	page, err := s.cfg.Jobs.Results(ctx, in.ID, metastore.ResultQuery{
+		Engine: in.Engine, FromMs: in.From, ToMs: in.To, Limit: in.Limit, After: in.Cursor,
+	})
+	if err != nil {
+		return nil, s.jobError(ctx, "read results of job "+in.ID, err)
+	}
+	out := JobResults{JobID: in.ID, Items: make([]JobResult, 0, len(page.Items)), NextCursor: page.Next}
+	for _, r := range page.Items {
+		out.Items = append(out.Items, JobResult{
+			Engine: r.Engine, TaskID: r.TaskID, ChunkUUID: r.ChunkUUID, ChunkIndex: r.ChunkIndex,
+			StartMs: r.StartMs, EndMs: r.EndMs, OutputType: r.OutputType, Rev: r.Rev,
+			Content: json.RawMessage(r.Content), CreatedAt: r.CreatedAt.UTC(),
+		})
+	}
+	return &jobResultsOutput{Body: out}, nil
+}
+
+// jobError maps the job service's errors to problems: a request's
+// problems are 400 (the body is not a JSON object of the right form) or
+// 422 (a member at fault, each in errors[]), ErrNotFound 404, ErrConflict
+// 409, ErrBus 503; anything else is a metadata store failure.
+func (s *Server) jobError(ctx context.Context, what string, err error) error {
+	var re *jobs.RequestError
+	switch {
+	case errors.As(err, &re):
+		return requestProblem(re)
+	case errors.Is(err, jobs.ErrNotFound):
+		return huma.Error404NotFound(err.Error())
+	case errors.Is(err, jobs.ErrConflict):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, jobs.ErrBus):
+		s.log.Error("queue job", "err", err)
+		return huma.Error503ServiceUnavailable(err.Error() + "; retry later")
+	}
+	return s.storeError(ctx, what, err)
+}
+
+// requestProblem is the problem of a refused job request. Problems of the
+// body as a whole (malformed JSON, not an object, too large) make it 400;
+// otherwise it is 422 with each member at fault in errors[], located as
+// "body.engines[1].options.threshold" (or "query.status" for a listing's
+// parameters).
+func requestProblem(re *jobs.RequestError) error {
+	details := make([]error, 0, len(re.Problems))
+	status := http.StatusUnprocessableEntity
+	for _, p := range re.Problems {
+		loc := "body"
+		switch {
+		case p.Field == "":
+			status = http.StatusBadRequest
+		case p.Field == "status" || p.Field == "cursor" || p.Field == "engine" || p.Field == "from" || p.Field == "to":
+			loc = "query." + p.Field
+		default:
+			loc += "." + p.Field
+		}
+		details = append(details, &huma.ErrorDetail{Location: loc, Message: p.Problem})
+	}
+	return huma.NewError(status, re.Error(), details...)
+}
+
+// jobChunkFile is a chunk's file name, as the runner writes it:
+// <index, six digits or more>.<extension>.
+var jobChunkFile = regexp.MustCompile(`^[0-9]{6,19}\.[a-z0-9]{1,8}$`)
+
+// jobChunkKinds are the chunk kinds the chunker makes.
+var jobChunkKinds = map[string]bool{"video": true, "audio": true, "frame": true}
+
+// JobChunkKey is the object key of a chunk of a job:
+// jobs/<jobID>/chunks/<kind>/<file>.
+func JobChunkKey(jobID, kind, file string) string {
+	return "jobs/" + jobID + "/chunks/" + kind + "/" + file
+}
+
+// registerJobChunks serves GET /jobs/{id}/chunks/{kind}/{file}: the bytes
+// of a chunk a job's runner stored, which an engine fetches through the
+// media_chunk's cacheURI. It streams from the object store (with ranges),
+// so it is a plain handler documented by hand.
+func (s *Server) registerJobChunks() {
+	const pattern = "/jobs/{id}/chunks/{kind}/{file}"
+	s.mux.HandleFunc("GET "+pattern, s.serveJobChunk)
+	problem := func(desc string) *huma.Response {
+		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{
+			problemContentType: {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}},
+		}}
+	}
+	s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), true, "")
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "job-chunk",
+		Method:      http.MethodGet,
+		Path:        pattern,
+		Summary:     "A chunk of a job",
+		Description: "The bytes of one chunk the job's runner cut (the object jobs/{id}/chunks/{kind}/{file}), with its content type and byte ranges: what an engine fetches through a media_chunk's cacheURI.",
+		Tags:        []string{"jobs"},
+		Parameters: []*huma.Param{
+			{Name: "id", In: "path", Required: true, Description: "Job id", Schema: &huma.Schema{Type: "string", Pattern: "^[A-Za-z0-9._-]{1,128}$"}},
+			{Name: "kind", In: "path", Required: true, Description: "Chunk kind", Schema: &huma.Schema{Type: "string", Enum: []any{"video", "audio", "frame"}}},
+			{Name: "file", In: "path", Required: true, Description: "Chunk file: its index (six digits or more) and extension, e.g. 000012.jpg", Schema: &huma.Schema{Type: "string", Pattern: jobChunkFile.String()}},
+		},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The chunk", Content: map[string]*huma.MediaType{
+				"video/mp2t": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+				"audio/wav":  {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+				"image/jpeg": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+			}},
+			"206": {Description: "The requested byte range"},
+			"404": problem("No such job, kind or chunk"),
+			"416": problem("Range not satisfiable"),
+		},
+	})
+}
+
+func (s *Server) serveJobChunk(w http.ResponseWriter, r *http.Request) {
+	id, kind, file := r.PathValue("id"), r.PathValue("kind"), r.PathValue("file")
+	if err := protocol.ValidateStreamID(id); err != nil {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job %.80q not found: not a job id", id))
+		return
+	}
+	if !jobChunkKinds[kind] {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job chunk kind %.20q not found: kinds are video, audio and frame", kind))
+		return
+	}
+	if !jobChunkFile.MatchString(file) {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job chunk %.40q not found: chunk files are named like 000012.jpg", file))
+		return
+	}
+	ctx := r.Context()
+	if _, err := s.cfg.Meta.GetJob(ctx, id); err != nil {
+		if errors.Is(err, metastore.ErrNotFound) {
+			writeProblem(w, http.StatusNotFound, fmt.Sprintf("job %s not found; GET /jobs lists them", id))
+			return
+		}
+		s.log.Error("metadata store", "op", "read job "+id, "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, "read job "+id+": the metadata store failed (see server log)")
+		return
+	}
+	key := JobChunkKey(id, kind, file)
+	info, err := s.cfg.Objects.Stat(ctx, key)
+	if err != nil {
+		if errors.Is(err, objstore.ErrNotFound) {
+			writeProblem(w, http.StatusNotFound, fmt.Sprintf("chunk %s/%s of job %s not found", kind, file, id))
+			return
+		}
+		s.objectError(w, key, err)
+		return
+	}
+	ct := info.ContentType
+	if ct == "" || ct == "application/octet-stream" {
+		if byExt := mime.TypeByExtension(path.Ext(file)); byExt != "" {
+			ct = byExt
+		}
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	// A job run again after a crash cuts its chunks again; keep caches
+	// from holding an old cut long.
+	h.Set("Cache-Control", cacheShort)
+	h.Set("ETag", etagOf(info))
+	lazy := &objectReader{ctx: ctx, store: s.cfg.Objects, key: key, size: info.Size}
+	defer lazy.Close()
+	pw := &problemWriter{ResponseWriter: w}
+	http.ServeContent(pw, r, "", info.ModTime, lazy)
+	pw.finish(fmt.Sprintf("chunk %s/%s of job %s is %d bytes", kind, file, id, info.Size))
+}
