@@ -11,6 +11,7 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -236,20 +237,24 @@ func (s *Server) jobError(ctx context.Context, what string, err error) error {
 // parameters).
 func requestProblem(re *jobs.RequestError) error {
 	details := make([]error, 0, len(re.Problems))
-	status := http.StatusUnprocessableEntity
+	parts := make([]string, 0, len(re.Problems))
+	status, what := http.StatusUnprocessableEntity, "invalid query: "
 	for _, p := range re.Problems {
-		loc := "body"
-		switch {
-		case p.Field == "":
-			status = http.StatusBadRequest
-		case p.Field == "status" || p.Field == "cursor" || p.Field == "engine" || p.Field == "from" || p.Field == "to":
+		var loc string
+		switch p.Field {
+		case "":
+			status, what = http.StatusBadRequest, "invalid job request: "
+			parts = append(parts, p.Problem)
+			continue
+		case "status", "cursor", "engine", "from", "to":
 			loc = "query." + p.Field
 		default:
-			loc += "." + p.Field
+			loc, what = "body."+p.Field, "invalid job request: "
 		}
+		parts = append(parts, describeLocation(loc)+": "+p.Problem)
 		details = append(details, &huma.ErrorDetail{Location: loc, Message: p.Problem})
 	}
-	return huma.NewError(status, re.Error(), details...)
+	return huma.NewError(status, what+strings.Join(parts, "; "), details...)
 }
 
 // jobChunkFile is a chunk's file name, as the runner writes it:

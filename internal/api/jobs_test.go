@@ -267,3 +267,17 @@ func TestJobRoutesAreInTheOpenAPIDocumentAndNeedTheToken(t *testing.T) {
 	wantProblem(t, e.do("POST", "/jobs/job-1/cancel", nil), http.StatusUnauthorized)
 	wantProblem(t, e.doJSON("POST", "/jobs", `{}`, "Authorization", "Bearer s3cret"), http.StatusUnprocessableEntity, "source: is required")
 }
+
+func TestJobProblemsNameEachMemberOnce(t *testing.T) {
+	e := jobsEnv(t)
+	p := wantProblem(t, e.doJSON("POST", "/jobs", `{"source": {"vod": "vod-upload"}, "engines": [{"name": "probe", "policy": {"retries": 11, "max_in_flight": 0}}]}`),
+		http.StatusUnprocessableEntity)
+	want := "invalid job request: field engines[0].policy.max_in_flight: must be between 1 and 64, got 0; field engines[0].policy.retries: must be between 0 and 10, got 11"
+	if p.Detail != want || len(p.Errors) != 2 {
+		t.Fatalf("detail %q (errors %+v), want %q", p.Detail, p.Errors, want)
+	}
+	p = wantProblem(t, e.do("GET", "/jobs?cursor=x", nil), http.StatusUnprocessableEntity)
+	if p.Detail != "invalid query: query parameter cursor: is not a cursor this server issued; list again without it" {
+		t.Fatalf("detail %q", p.Detail)
+	}
+}

@@ -86,7 +86,7 @@ func TestJobsCreateRefusals(t *testing.T) {
 		{[]string{"--vod", "vod-match"}, "give at least one --engine"},
 		{[]string{"--vod", "vod-match", "--engine", ",x=1"}, "starts with the engine's name"},
 		{[]string{"--vod", "vod-match", "--engine", "probe,include=colour"}, `engines[0].options.include: "colour" is not one of format, duration, video, audio`},
-		{[]string{"--vod", "vod-nosuch", "--engine", "probe"}, "422 Unprocessable Entity: invalid job request: source.vod: no vod stream is called vod-nosuch"},
+		{[]string{"--vod", "vod-nosuch", "--engine", "probe"}, "422 Unprocessable Entity: invalid job request: field source.vod: no vod stream is called vod-nosuch"},
 		{[]string{"--vod", "vod-match", "--engine", "nosuch"}, "engines[0].name: no engine is called nosuch"},
 		{[]string{"--vod", "vod-match", "--engine", "probe", "--chunk-duration", "1h"}, "chunking.duration: must be between 1s and 10m0s"},
 	} {
