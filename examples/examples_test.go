@@ -110,13 +110,16 @@ func fileExists(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// frameAt cuts one JPEG frame from a media file at offset with ffmpeg.
-func frameAt(t *testing.T, src string, offset time.Duration, extra ...string) []byte {
+// frameAt cuts one JPEG frame from a media file at offset with ffmpeg;
+// input are ffmpeg options for the input ("-loop", "1" for a still image).
+func frameAt(t *testing.T, src string, offset time.Duration, input ...string) []byte {
 	t.Helper()
 	requireTool(t, "ffmpeg")
-	args := []string{"-nostdin", "-v", "error", "-ss", secs(offset), "-i", src}
-	args = append(args, extra...)
-	args = append(args, "-frames:v", "1", "-q:v", "5", "-f", "image2pipe", "-c:v", "mjpeg", "-")
+	args := append([]string{"-nostdin", "-v", "error"}, input...)
+	if offset > 0 {
+		args = append(args, "-ss", secs(offset))
+	}
+	args = append(args, "-i", src, "-frames:v", "1", "-q:v", "5", "-f", "image2pipe", "-c:v", "mjpeg", "-")
 	out, err := exec.Command("ffmpeg", args...).Output()
 	if err != nil {
 		t.Fatalf("ffmpeg %v: %v", args, err)
@@ -302,4 +305,15 @@ func TestManifestsParseAndMatchTheEngines(t *testing.T) {
 			t.Errorf("%s applies options %v, its manifest documents %v", c.script, got, want)
 		}
 	}
+}
+
+// writeTemp writes data to a file named name in the test's temporary
+// directory and returns its path.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
