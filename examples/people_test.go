@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -399,4 +400,82 @@ func checkPeopleOutput(t *testing.T, what string, c *protocol.MediaChunk, out *p
 
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+func TestPeopleKafkaEngineRetriesAnswersItCouldNotWriteAndCommitsOnlyAfter(t *testing.T) {
+	python := requirePython(t, "cv2", "numpy", "confluent_kafka")
+	vtest := opencvSample(t, "vtest.avi")
+	ctx := testCtx(t, 90*time.Second)
+	pb := startPeopleBus(t, ctx)
+	// A user that may read its chunks but not yet write results.
+	creds := bus.Credentials{Mechanism: bus.MechanismSCRAMSHA256, User: "people-mute", Password: bus.RandomPassword()}
+	grants := bus.EngineGrants("people")
+	if err := pb.su.AddUser(ctx, creds, bus.Grants{Read: grants.Read, Groups: grants.Groups}); err != nil {
+		t.Fatal(err)
+	}
+	pb.conf = writeTemp(t, "people-mute.conf", []byte(bus.ClientProperties(creds, pb.broker.Addr())))
+	c := inline(frameChunk(0, 2*time.Second), frameAt(t, vtest, 2*time.Second))
+	pb.produce(t, ctx, record(t, c))
+	engine := startPeople(t, pb, python, peopleInstance)
+
+	committed := func() int64 {
+		offs, err := pb.su.Admin().FetchOffsets(ctx, protocol.EngineGroup("people"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := offs[protocol.ChunkTopic("people")][0]; ok {
+			return o.At
+		}
+		return -1
+	}
+	// Wait until the engine has tried (its log says so), then check that
+	// nothing was committed.
+	deadline := time.Now().Add(45 * time.Second)
+	for !strings.Contains(engine.output(), "not written") {
+		if time.Now().After(deadline) || !engine.alive() {
+			t.Fatalf("the engine did not report a failed write within 45 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if at := committed(); at > 0 {
+		t.Fatalf("committed offset %d although the answer was never written", at)
+	}
+	// Granted the write, it answers the same chunk.
+	if err := pb.su.AddUser(ctx, creds, bus.Grants{Write: grants.Write}); err != nil {
+		t.Fatal(err)
+	}
+	res := waitResults(t, ctx, pb.su, engine, "the chunk's status once writing is allowed", func(r *results) bool { return r.statuses[c.ChunkUUID] != nil })
+	if st := res.statuses[c.ChunkUUID]; st.Status != protocol.ChunkSuccess {
+		t.Errorf("status %+v, want SUCCESS", st)
+	}
+	checkPeopleOutput(t, "chunk", c, res.outputs[c.ChunkUUID])
+	for committed() != 1 {
+		if ctx.Err() != nil {
+			t.Fatalf("committed offset %d, want 1 once the answer is written", committed())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestPeopleKafkaEngineNamesResultsTopicsAsProtocolDoes checks the
+// engine's copy of protocol.ResultsTopic on job ids that need cleaning up.
+func TestPeopleKafkaEngineNamesResultsTopicsAsProtocolDoes(t *testing.T) {
+	python := requirePython(t, "cv2", "numpy", "confluent_kafka")
+	ids := []string{"job-test", "job-0123456789ab", "a/b c", "jöb:1", strings.Repeat("x", 300), strings.Repeat("é", 200)}
+	in, _ := json.Marshal(ids)
+	script := "import json, sys; sys.path.insert(0, 'people-kafka'); import people_engine as p; " +
+		"print(json.dumps([p.results_topic(i) for i in json.loads(sys.argv[1])]))"
+	out, err := exec.Command(python, "-c", script, string(in)).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var got []string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for i, id := range ids {
+		if want := protocol.ResultsTopic(id); i >= len(got) || got[i] != want {
+			t.Errorf("results topic of %.20q: engine %q, protocol %q", id, got[min(i, len(got)-1)], want)
+		}
+	}
 }
