@@ -465,7 +465,8 @@ func TestPeopleKafkaEngineNamesResultsTopicsAsProtocolDoes(t *testing.T) {
 	in, _ := json.Marshal(ids)
 	script := "import json, sys; sys.path.insert(0, 'people-kafka'); import people_engine as p; " +
 		"print(json.dumps([p.results_topic(i) for i in json.loads(sys.argv[1])]))"
-	out, err := exec.Command(python, "-c", script, string(in)).Output()
+	// -B: importing the engine leaves no __pycache__ in the tree.
+	out, err := exec.Command(python, "-B", "-c", script, string(in)).Output()
 	if err != nil {
 		t.Fatalf("python: %v", err)
 	}

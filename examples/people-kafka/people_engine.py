@@ -290,12 +290,16 @@ class Engine:
     """Consumes chunks, answers them and keeps the heartbeats going."""
 
     def __init__(self, props, topic, group, engine_id, instance_id, token):
-        base = dict(props)
-        base.setdefault("client.id", instance_id)
-        self.consumer = Consumer(dict(base, **{
-            "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "enable.auto.offset.store": False, "error_cb": self.on_error}))
-        self.producer = Producer(dict(base, **{"acks": "all", "linger.ms": 5, "error_cb": self.on_error}))
+        # Defaults the properties file may change, then what the engine
+        # relies on: its group, and commits only when it says so.
+        base = dict({"client.id": instance_id, "error_cb": self.on_error,
+                     "logger": logging.getLogger(ENGINE + ".librdkafka")}, **props)
+        self.consumer = Consumer(dict(
+            {"auto.offset.reset": "earliest",
+             # the work topic may be created after the engine starts
+             "topic.metadata.refresh.interval.ms": 5000},
+            **base, **{"group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}))
+        self.producer = Producer(dict({"acks": "all", "linger.ms": 5}, **base))
         self.topic, self.engine_id, self.instance_id, self.token = topic, engine_id, instance_id, token
         self.detector = Detector()
         self.stats = Stats()
