@@ -252,6 +252,10 @@ func TestFacesHTTPEngineIgnoresWhatItDoesNotReadAndRefusesMalformedRequests(t *t
 	}
 	backwards := func() (string, []byte) { return toolkitRequest(t, jpeg, frameFields(500, 100, "")) }
 	notJPEG := func() (string, []byte) { return toolkitRequest(t, []byte("no image here"), frameFields(0, 40, "")) }
+	// A 45-megapixel frame in a few hundred KiB: over the engine's limit.
+	huge := func() (string, []byte) {
+		return toolkitRequest(t, frameAt(t, "color=c=gray:s=9000x5000", 0, "-f", "lavfi"), frameFields(0, 40, ""))
+	}
 	raw := func(ct, body string) func() (string, []byte) {
 		return func() (string, []byte) { return ct, []byte(body) }
 	}
@@ -267,6 +271,7 @@ func TestFacesHTTPEngineIgnoresWhatItDoesNotReadAndRefusesMalformedRequests(t *t
 		{"offset not a number", badOffset, "startOffsetMS"},
 		{"offsets backwards", backwards, "endOffsetMS"},
 		{"chunk not a JPEG", notJPEG, "not a decodable"},
+		{"chunk of 45 megapixels", huge, "MAX_IMAGE_PIXELS"},
 		{"JSON body", raw("application/json", `{"chunk": "x"}`), "multipart/form-data"},
 		{"multipart without boundary", raw("multipart/form-data", "--x\r\n\r\n"), "multipart"},
 		{"multipart garbage", raw("multipart/form-data; boundary=zz", "garbage"), "multipart"},

@@ -28,8 +28,12 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import cv2
-import numpy as np
+# Refuse to decode frames over 40 megapixels (an 8K frame is 33): a small
+# hostile JPEG could otherwise claim gigabytes. OpenCV reads this once.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 ENGINE = "faces"
 READS = ("image/jpeg",)
@@ -204,7 +208,10 @@ def process(detector, fields):
         raise Ignored("chunkMimeType %r is not one this engine reads (%s)" % (mime, ", ".join(READS)))
     if not chunk:
         raise BadRequest("field chunk is empty")
-    image = cv2.imdecode(np.frombuffer(chunk, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(chunk, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # over OPENCV_IO_MAX_IMAGE_PIXELS, among others
+        raise BadRequest("field chunk: cannot decode it: %s" % str(e).strip().splitlines()[-1])
     if image is None:
         raise BadRequest("field chunk: %d bytes that are not a decodable %s image" % (len(chunk), mime))
     height, width = image.shape[:2]
@@ -235,6 +242,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "weir-faces/1"
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a client may stall mid-request before its connection is closed
     detector = None  # set by serve
 
     def do_GET(self):

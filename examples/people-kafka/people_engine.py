@@ -38,9 +38,13 @@ import urllib.error
 import urllib.request
 import uuid
 
-import cv2
-import numpy as np
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+# Refuse to decode frames over 40 megapixels (an 8K frame is 33): a small
+# hostile JPEG could otherwise claim gigabytes. OpenCV reads this once.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 
 ENGINE = "people"
 READS = ("image/jpeg",)
@@ -235,7 +239,10 @@ class Detector:
     def people(self, data, opts):
         """Returns (x0, y0, x1, y1, confidence) per person, corners as
         fractions of the frame, most confident first."""
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as e:  # over OPENCV_IO_MAX_IMAGE_PIXELS, among others
+            raise ChunkError("cannot decode the chunk: %s" % str(e).strip().splitlines()[-1])
         if image is None:
             raise ChunkError("chunk is %d bytes that are not a decodable JPEG" % len(data))
         height, width = image.shape[:2]
