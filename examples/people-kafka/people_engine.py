@@ -304,7 +304,10 @@ class Engine:
         self.consumer = Consumer(dict(
             {"auto.offset.reset": "earliest",
              # the work topic may be created after the engine starts
-             "topic.metadata.refresh.interval.ms": 5000},
+             "topic.metadata.refresh.interval.ms": 5000,
+             # an instance that dies loses its chunks to the others after
+             # three heartbeat intervals, as weir marks engines down
+             "session.timeout.ms": 15000},
             **base, **{"group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}))
         self.producer = Producer(dict({"acks": "all", "linger.ms": 5}, **base))
         self.topic, self.engine_id, self.instance_id, self.token = topic, engine_id, instance_id, token
