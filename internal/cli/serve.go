@@ -80,6 +80,8 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.String("vod-preset", "veryfast", "vod: x264 preset")
 	f.Int("vod-parallel", runtime.NumCPU(), "vod: ffmpeg processes one title may run at once")
 	f.Bool("allow-private-sources", false, "let VOD URL imports and live pulls fetch from loopback and private addresses")
+	f.Int("engine-concurrency", 2, "engines: chunks each hosted engine works on at once")
+	f.String("public-url", "", "base URL engines reach weir's HTTP API at, for chunk downloads (default: the HTTP listener's address)")
 	f.String("engines-dir", "", "register the external engines whose manifests (*.yaml, *.yml, *.json) are in this directory")
 	f.Int("http-max-conns", 0, "most HTTP connections open at once (0: a quarter of the open-file limit; -1: no cap)")
 	f.Int("kafka-max-conns", 0, "most connections the embedded broker holds at once (0: a quarter of the open-file limit; -1: no cap)")

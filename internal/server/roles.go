@@ -20,12 +20,18 @@ const (
 	RolePackager Role = "packager"
 	// RoleVOD transcodes uploaded titles.
 	RoleVOD Role = "vod"
+	// RoleChunker runs jobs: it cuts their sources into chunks, hands
+	// the chunks to the engines and records the results.
+	RoleChunker Role = "chunker"
+	// RoleEngines hosts the engines weir runs itself: the built-in ones
+	// and the external engines reached over HTTP.
+	RoleEngines Role = "engines"
 	// RoleBroker runs the embedded Kafka-protocol broker (not with --kafka).
 	RoleBroker Role = "broker"
 )
 
 // AllRoles lists every role, in the order a process starts them.
-var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleVOD, RoleAPI}
+var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleVOD, RoleChunker, RoleEngines, RoleAPI}
 
 // Roles is the set of roles a process runs.
 type Roles []Role

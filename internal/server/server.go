@@ -92,6 +92,12 @@ type Config struct {
 	// EnginesDir holds external engines' manifests (*.yaml, *.yml,
 	// *.json) to register at start; one bad file fails the start.
 	EnginesDir string `koanf:"engines-dir"`
+	// EngineConcurrency is how many chunks each engine this process
+	// hosts works on at once.
+	EngineConcurrency int `koanf:"engine-concurrency"`
+	// PublicURL is the base URL engines and clients reach this weir's
+	// HTTP API at; default the HTTP listener's address.
+	PublicURL string `koanf:"public-url"`
 
 	Limits `koanf:",squash"`
 
@@ -127,6 +133,8 @@ type Server struct {
 	packager *live.Packager
 	control  *control.Controller
 	vod      *vod.Worker
+	jobs     *jobs.Runner
+	hosts    *engineHosts
 }
 
 // Start opens the stores, starts the broker and binds every listener. It
@@ -288,6 +296,14 @@ func (s *Server) startPipelines(ctx context.Context) error {
 		if err := s.startVOD(sources); err != nil {
 			return err
 		}
+	}
+	if s.roles.Has(RoleChunker) {
+		if err := s.startJobs(ctx, sources); err != nil {
+			return err
+		}
+	}
+	if s.roles.Has(RoleEngines) {
+		s.hosts = &engineHosts{s: s, hosts: map[string]*runningHost{}}
 	}
 	return nil
 }
@@ -616,6 +632,12 @@ func (s *Server) pipelines() map[string]func(context.Context) error {
 	}
 	if s.vod != nil {
 		runs["vod worker"] = func(ctx context.Context) error { return s.vod.Run(ctx, s.bus) }
+	}
+	if s.jobs != nil {
+		runs["job runner"] = s.jobs.Run
+	}
+	if s.hosts != nil {
+		runs["engine hosts"] = s.hosts.Run
 	}
 	return runs
 }

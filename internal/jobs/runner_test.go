@@ -1,0 +1,422 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/bus/bustest"
+	"github.com/weir-media/weir/internal/enginehost"
+	"github.com/weir-media/weir/internal/engines"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
+	"github.com/weir-media/weir/internal/testenv"
+	"github.com/weir-media/weir/protocol"
+)
+
+// clockEngine is a chunk engine for the runner's tests: it answers every
+// chunk with one series covering it, tagged with the chunk's index, after
+// a delay; chunks whose index is in fail always fail. It counts its calls
+// per chunkUUID.
+type clockEngine struct {
+	delay time.Duration
+	fail  map[int64]bool
+
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (e *clockEngine) Process(ctx context.Context, c *engine.Chunk, _ engine.Options) (*protocol.Document, error) {
+	e.mu.Lock()
+	e.calls[c.Meta.ChunkUUID]++
+	e.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(e.delay):
+	}
+	if e.fail[c.Meta.ChunkIndex] {
+		return nil, fmt.Errorf("chunk %d is cursed", c.Meta.ChunkIndex)
+	}
+	return &protocol.Document{Series: []protocol.Series{{StartTimeMs: 0, StopTimeMs: c.DurationMs(),
+		Tags: []protocol.Tag{{Key: "index", Value: fmt.Sprint(c.Meta.ChunkIndex)}}}}}, nil
+}
+
+func (e *clockEngine) callsOf(uuid string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls[uuid]
+}
+
+var clockSpec = engine.Spec{Name: "clock", Mode: engine.ModeChunk, Summary: "Tags each chunk with its index",
+	Inputs: []string{"video/*"}, Outputs: []string{"tag"}}
+
+// rig is a job runner with everything it needs, in memory and on disk:
+// SQLite, a file object store, the in-memory bus, and the clock engine
+// hosted in-process.
+type rig struct {
+	t       *testing.T
+	meta    metastore.Store
+	objects objstore.Store
+	bus     *bustest.Bus
+	svc     *Service
+	engine  *clockEngine
+	catalog *engines.Catalog
+}
+
+const rigPublicURL = "http://weir.test"
+
+func newRig(t *testing.T, e *clockEngine) *rig {
+	t.Helper()
+	testenv.RequireTool(t, "ffmpeg", "ffprobe")
+	meta := openMeta(t)
+	objects, err := objstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.calls = map[string]int{}
+	reg := engine.NewRegistry()
+	if err := reg.Register(clockSpec, engine.ChunkFactory(func() (engine.ChunkEngine, error) { return e, nil })); err != nil {
+		t.Fatal(err)
+	}
+	b := bustest.New()
+	t.Cleanup(b.Close)
+	cat := engines.NewCatalog(reg, meta)
+	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat,
+		svc: &Service{Meta: meta, Bus: b, Catalog: cat, Log: slog.New(slog.DiscardHandler)}}
+	r.host(reg)
+	return r
+}
+
+// host runs the clock engine's host until the test ends.
+func (r *rig) host(reg *engine.Registry) {
+	registration, _ := reg.Lookup("clock")
+	proc, err := enginehost.NewInProcess(registration, slog.New(slog.DiscardHandler))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	h, err := enginehost.New(enginehost.Config{Spec: clockSpec, Processor: proc, Bus: r.bus, Concurrency: 2,
+		HeartbeatInterval: 200 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+		Fetch: func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			rc, _, err := r.objects.Get(ctx, strings.TrimPrefix(uri, rigPublicURL+"/"))
+			return rc, err
+		}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.goRun(h.Run)
+}
+
+// goRun runs f until the test ends, and waits for it.
+func (r *rig) goRun(f func(context.Context) error) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f(ctx) }()
+	r.t.Cleanup(func() { cancel(); <-done })
+	return func() { cancel(); <-done }
+}
+
+// runner starts a job runner; the returned function stops it.
+func (r *rig) runner(hb time.Duration) context.CancelFunc {
+	run, err := NewRunner(RunnerConfig{Bus: r.bus, Meta: r.meta, Objects: r.objects, Catalog: r.catalog,
+		PublicURL: func() string { return rigPublicURL }, TempDir: r.t.TempDir(), HeartbeatInterval: hb,
+		Tick: 50 * time.Millisecond, InlineMax: 1024, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return r.goRun(run.Run)
+}
+
+// vod stores a clip as a VOD title's original upload.
+func (r *rig) vod(id, clip string) {
+	f, err := os.Open(clip)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer f.Close()
+	key := id + "/source/clip.ts"
+	if _, err := r.objects.Put(context.Background(), key, f, -1, "video/mp2t"); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.meta.CreateStream(context.Background(), metastore.Stream{ID: id, Kind: metastore.KindVOD, SourceKey: key}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) create(body string) string {
+	r.t.Helper()
+	v, err := r.svc.Create(context.Background(), parse(r.t, body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return v.ID
+}
+
+// wait waits for the job to reach status.
+func (r *rig) wait(id string, status metastore.JobStatus) metastore.Job {
+	r.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		job, err := r.meta.GetJob(context.Background(), id)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if job.Status == status {
+			return job
+		}
+		if jobOver(job.Status) || time.Now().After(deadline) {
+			r.t.Fatalf("job %s is %s (%s), want %s", id, job.Status, job.Error, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) chunks(id string) []metastore.JobChunk {
+	cs, err := r.meta.ListJobChunks(context.Background(), id, "clock")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return cs
+}
+
+func (r *rig) results(id string) []metastore.Result {
+	res, _, err := r.meta.ListResults(context.Background(), metastore.ResultQuery{JobID: id, Limit: 1000})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return res
+}
+
+// makeClip encodes seconds of test video with a key frame every second.
+func makeClip(t *testing.T, seconds int) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "clip.ts")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i", "sine",
+		"-t", fmt.Sprint(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestRunnerRunsAVODJobToTheEnd: a 6 s title cut into 2 s chunks gives
+// three results, back to back on the recording's timeline, each chunk
+// processed once, and the job completes.
+func TestRunnerRunsAVODJobToTheEnd(t *testing.T) {
+	r := newRig(t, &clockEngine{})
+	r.vod("vod-1", makeClip(t, 6))
+	r.runner(0)
+	id := r.create(`{"source": {"vod": "vod-1"}, "engines": [{"name": "clock"}], "chunking": {"duration": "2s"}}`)
+	r.wait(id, metastore.JobComplete)
+	res := r.results(id)
+	if len(res) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(res), res)
+	}
+	var end int64
+	for i, x := range res {
+		if x.StartMs != end || x.EndMs-x.StartMs < 1900 || x.EndMs-x.StartMs > 2100 || x.Engine != "clock" || x.OutputType != "tag" {
+			t.Errorf("result %d: [%d, %d] %s %s, want 2 s from %d", i, x.StartMs, x.EndMs, x.Engine, x.OutputType, end)
+		}
+		if !strings.Contains(string(x.Content), fmt.Sprintf(`"startTimeMs":%d`, x.StartMs)) {
+			t.Errorf("result %d content not on the recording's timeline: %s", i, x.Content)
+		}
+		end = x.EndMs
+		if n := r.engine.callsOf(x.ChunkUUID); n != 1 {
+			t.Errorf("chunk %s processed %d times", x.ChunkUUID, n)
+		}
+	}
+	for _, c := range r.chunks(id) {
+		if c.State != metastore.ChunkDone || c.Attempts != 1 {
+			t.Errorf("chunk %d: %s after %d attempts", c.ChunkIndex, c.State, c.Attempts)
+		}
+	}
+	tasks, _ := r.meta.ListTasks(context.Background(), id)
+	if len(tasks) != 1 || tasks[0].Status != metastore.JobComplete || !strings.Contains(string(tasks[0].Output), "last_heartbeat") {
+		t.Errorf("task %+v", tasks)
+	}
+}
+
+// TestRunnerRetriesThenFailsAChunkAndGoesOn: a chunk the engine always
+// fails is tried 1 + retries times, then recorded failed with the
+// engine's reason; the other chunks' results are kept and the job
+// completes with partial results.
+func TestRunnerRetriesThenFailsAChunkAndGoesOn(t *testing.T) {
+	r := newRig(t, &clockEngine{fail: map[int64]bool{1: true}})
+	r.vod("vod-1", makeClip(t, 6))
+	r.runner(0)
+	id := r.create(`{"source": {"vod": "vod-1"}, "chunking": {"duration": "2s"},
+		"engines": [{"name": "clock", "policy": {"retries": 2}}]}`)
+	r.wait(id, metastore.JobComplete)
+	var failed metastore.JobChunk
+	for _, c := range r.chunks(id) {
+		if c.ChunkIndex == 1 {
+			failed = c
+		} else if c.State != metastore.ChunkDone {
+			t.Errorf("chunk %d: %s", c.ChunkIndex, c.State)
+		}
+	}
+	if failed.State != metastore.ChunkFailed || failed.Attempts != 3 || !strings.Contains(failed.Info, "chunk 1 is cursed") {
+		t.Fatalf("failed chunk %+v", failed)
+	}
+	if n := r.engine.callsOf(failed.ChunkUUID); n != 3 {
+		t.Errorf("the failing chunk was processed %d times, want 3", n)
+	}
+	if res := r.results(id); len(res) != 2 {
+		t.Errorf("%d results, want the 2 good chunks'", len(res))
+	}
+}
+
+// TestRunnerTakesOverAJobWithoutRedoingFinishedChunks: a runner stopped
+// mid-job (its process gone) leaves the job to the next one, which cuts
+// the source again into the same chunks and sends only those not yet
+// answered: every chunk is processed, those finished before the stop
+// once, and no result is doubled.
+func TestRunnerTakesOverAJobWithoutRedoingFinishedChunks(t *testing.T) {
+	r := newRig(t, &clockEngine{delay: 300 * time.Millisecond})
+	r.vod("vod-1", makeClip(t, 8))
+	stop := r.runner(0)
+	id := r.create(`{"source": {"vod": "vod-1"}, "chunking": {"duration": "1s"},
+		"engines": [{"name": "clock", "policy": {"max_in_flight": 1}}]}`)
+	var before []string
+	deadline := time.Now().Add(60 * time.Second)
+	for len(before) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no chunk finished in 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+		before = before[:0]
+		for _, c := range r.chunks(id) {
+			if c.State == metastore.ChunkDone {
+				before = append(before, c.ChunkUUID)
+			}
+		}
+	}
+	stop()
+	if job, _ := r.meta.GetJob(context.Background(), id); jobOver(job.Status) {
+		t.Fatalf("job already %s when its runner stopped; make the engine slower", job.Status)
+	}
+	r.runner(0)
+	r.wait(id, metastore.JobComplete)
+	for _, uuid := range before {
+		if n := r.engine.callsOf(uuid); n != 1 {
+			t.Errorf("chunk %s, done before the takeover, processed %d times", uuid, n)
+		}
+	}
+	res := r.results(id)
+	seen := map[string]bool{}
+	for _, x := range res {
+		if seen[x.ChunkUUID] {
+			t.Errorf("chunk %s has two results", x.ChunkUUID)
+		}
+		seen[x.ChunkUUID] = true
+	}
+	if len(res) != 8 {
+		t.Errorf("%d results, want 8", len(res))
+	}
+}
+
+// writeStream writes a clip to a stream topic as an adapter would:
+// stream_init (durationMS 0: a live source), raw_stream records, stream_eof.
+func writeStream(t *testing.T, b bus.Bus, topic, clip string, durationMS int64) {
+	t.Helper()
+	data, err := os.ReadFile(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(m protocol.Message) {
+		key, value, err := protocol.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Produce(ctx, &bus.Record{Topic: topic, Key: key, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(&protocol.StreamInit{Header: protocol.Header{Type: protocol.TypeStreamInit, TaskID: "adapter"},
+		RelativeStartOffsetMS: 60000, DurationMS: durationMS, ChunkSize: 65536, MimeType: "video/mp2t", FFmpegFormat: "mpegts"})
+	for len(data) > 0 {
+		n := min(len(data), 65536)
+		put(&protocol.RawStream{Data: data[:n]})
+		data = data[n:]
+	}
+	put(&protocol.StreamEOF{Header: protocol.Header{Type: protocol.TypeStreamEOF, TaskID: "adapter"}})
+}
+
+// TestRunnerDropsTheOldestChunksOfALiveSource: an engine slower than the
+// source on a live stream keeps at most max_backlog chunks; the rest are
+// dropped, recorded and announced IGNORED with how far behind live the
+// engine was, and the job ends with the stream. Offsets carry the stream's
+// relativeStartOffsetMS.
+func TestRunnerDropsTheOldestChunksOfALiveSource(t *testing.T) {
+	r := newRig(t, &clockEngine{delay: 400 * time.Millisecond})
+	r.runner(0)
+	writeStream(t, r.bus, "stream_cam1", makeClip(t, 12), 0)
+	id := r.create(`{"source": {"topic": "stream_cam1"}, "chunking": {"duration": "1s"},
+		"engines": [{"name": "clock", "policy": {"max_in_flight": 1, "max_backlog": 2}}]}`)
+	r.wait(id, metastore.JobComplete)
+	var dropped, done int
+	for _, c := range r.chunks(id) {
+		switch c.State {
+		case metastore.ChunkDropped:
+			dropped++
+			if !strings.HasPrefix(c.Info, "dropped: engine ") || !strings.HasSuffix(c.Info, " s behind live") {
+				t.Errorf("drop reason %q", c.Info)
+			}
+		case metastore.ChunkDone:
+			done++
+		}
+		if c.StartMs < 60000 {
+			t.Errorf("chunk %d starts at %d ms, before the stream's offset", c.ChunkIndex, c.StartMs)
+		}
+	}
+	if dropped == 0 || done == 0 || dropped+done != 12 {
+		t.Fatalf("%d dropped, %d done of 12 chunks", dropped, done)
+	}
+	var announced int
+	for _, rec := range r.bus.Records(protocol.ResultsTopic(id)) {
+		if m, err := protocol.Decode(rec.Key, rec.Value); err == nil {
+			if st, ok := m.(*protocol.ChunkProcessedStatus); ok && st.Status == protocol.ChunkIgnored && strings.HasPrefix(st.InfoMsg, "dropped: ") {
+				announced++
+			}
+		}
+	}
+	if announced != dropped {
+		t.Errorf("%d drops announced on the results topic, %d recorded", announced, dropped)
+	}
+}
+
+// TestRunnerStopsACancelledJob: cancelling a job through the service stops
+// its runner, which sends nothing more.
+func TestRunnerStopsACancelledJob(t *testing.T) {
+	r := newRig(t, &clockEngine{delay: 500 * time.Millisecond})
+	r.vod("vod-1", makeClip(t, 8))
+	r.runner(0)
+	id := r.create(`{"source": {"vod": "vod-1"}, "chunking": {"duration": "1s"},
+		"engines": [{"name": "clock", "policy": {"max_in_flight": 1}}]}`)
+	r.wait(id, metastore.JobRunning)
+	if _, err := r.svc.Cancel(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the runner notices within a second
+	sent := len(r.bus.Records(protocol.ChunkTopic("clock")))
+	time.Sleep(2 * time.Second)
+	if now := len(r.bus.Records(protocol.ChunkTopic("clock"))); now != sent || sent >= 8 {
+		t.Fatalf("chunks sent: %d, then %d after the job was cancelled", sent, now)
+	}
+	if job, _ := r.meta.GetJob(context.Background(), id); job.Status != metastore.JobCancelled {
+		t.Fatalf("job %s", job.Status)
+	}
+}
+
