@@ -419,4 +419,3 @@ func TestRunnerStopsACancelledJob(t *testing.T) {
 		t.Fatalf("job %s", job.Status)
 	}
 }
-
