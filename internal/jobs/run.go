@@ -250,14 +250,17 @@ func (ru *run) end(cause error) error {
 	ctx := context.WithoutCancel(ru.ctx)
 	switch {
 	case errors.Is(cause, errJobDone):
+		ru.r.m.jobs.WithLabelValues(string(metastore.JobComplete)).Inc()
 		ru.finishTasks(ctx, metastore.JobComplete)
 		ru.log.Info("job complete")
 		return ru.r.setStatus(ctx, ru.job.ID, metastore.JobComplete, "")
 	case errors.Is(cause, errJobCancelled):
+		ru.r.m.jobs.WithLabelValues(string(metastore.JobCancelled)).Inc()
 		ru.finishTasks(ctx, metastore.JobCancelled)
 		ru.log.Info("job cancelled")
 		return nil
 	case ru.ctx.Err() != nil && errors.Is(cause, errSource):
+		ru.r.m.jobs.WithLabelValues(string(metastore.JobFailed)).Inc()
 		ru.finishTasks(ctx, metastore.JobFailed)
 		return ru.r.fail(ctx, ru.job.ID, cause)
 	}
@@ -323,6 +326,7 @@ func (ru *run) persist(l *lane, w *work) {
 	c := metastore.JobChunk{JobID: ru.job.ID, Engine: l.engine, ChunkUUID: w.uuid(), ChunkIndex: w.msg.ChunkIndex,
 		StartMs: w.msg.StartOffsetMs, EndMs: w.msg.EndOffsetMs, Kind: w.kind, State: w.state,
 		Attempts: w.attempts, Info: w.info}
+	ru.r.m.chunks.WithLabelValues(l.engine, string(w.state)).Inc()
 	if err := ru.r.cfg.Meta.PutJobChunk(context.WithoutCancel(ru.ctx), c); err != nil {
 		ru.log.Warn("record chunk state", "engine", l.engine, "chunk", w.uuid(), "err", err)
 	}

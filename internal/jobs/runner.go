@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/metastore"
@@ -52,7 +54,10 @@ type RunnerConfig struct {
 	Tick time.Duration
 	// FFmpeg is the ffmpeg program the chunker runs; default "ffmpeg".
 	FFmpeg string
-	Log    *slog.Logger
+	// Registry receives the runner's Prometheus metrics; nil keeps them
+	// unexported.
+	Registry prometheus.Registerer
+	Log      *slog.Logger
 }
 
 func (c *RunnerConfig) setDefaults() error {
@@ -105,6 +110,7 @@ func (c *RunnerConfig) setDefaults() error {
 type Runner struct {
 	cfg   RunnerConfig
 	log   *slog.Logger
+	m     *metrics
 	slots chan struct{}
 	jobs  sync.WaitGroup
 	// claims numbers this runner's lease claims.
@@ -116,7 +122,11 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), slots: make(chan struct{}, cfg.MaxJobs)}, nil
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("job runner metrics: %w", err)
+	}
+	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), m: m, slots: make(chan struct{}, cfg.MaxJobs)}, nil
 }
 
 // Run consumes protocol.TopicJobs until ctx ends, then waits for the jobs
@@ -219,8 +229,11 @@ func (r *Runner) runJob(ctx context.Context, id string) error {
 	defer held.Release(context.WithoutCancel(ctx))
 	run, err := newRun(r, held.Context(), job)
 	if err != nil {
+		r.m.jobs.WithLabelValues(string(metastore.JobFailed)).Inc()
 		return r.fail(ctx, id, err)
 	}
+	r.m.running.Inc()
+	defer r.m.running.Dec()
 	return run.execute()
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/bus/bustest"
@@ -72,6 +74,7 @@ type rig struct {
 	svc     *Service
 	engine  *clockEngine
 	catalog *engines.Catalog
+	reg     *prometheus.Registry
 }
 
 const rigPublicURL = "http://weir.test"
@@ -92,7 +95,7 @@ func newRig(t *testing.T, e *clockEngine) *rig {
 	b := bustest.New()
 	t.Cleanup(b.Close)
 	cat := engines.NewCatalog(reg, meta)
-	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat,
+	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat, reg: prometheus.NewRegistry(),
 		svc: &Service{Meta: meta, Bus: b, Catalog: cat, Log: slog.New(slog.DiscardHandler)}}
 	r.host(reg)
 	return r
@@ -130,7 +133,7 @@ func (r *rig) goRun(f func(context.Context) error) context.CancelFunc {
 func (r *rig) runner(hb time.Duration) context.CancelFunc {
 	run, err := NewRunner(RunnerConfig{Bus: r.bus, Meta: r.meta, Objects: r.objects, Catalog: r.catalog,
 		PublicURL: func() string { return rigPublicURL }, TempDir: r.t.TempDir(), HeartbeatInterval: hb,
-		Tick: 50 * time.Millisecond, InlineMax: 1024, Log: slog.New(slog.DiscardHandler)})
+		Tick: 50 * time.Millisecond, InlineMax: 1024, Registry: r.reg, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -395,6 +398,9 @@ func TestRunnerDropsTheOldestChunksOfALiveSource(t *testing.T) {
 	if announced != dropped {
 		t.Errorf("%d drops announced on the results topic, %d recorded", announced, dropped)
 	}
+	if n := counterValue(t, r.reg, "weir_job_chunks_total", "dropped"); n != float64(dropped) {
+		t.Errorf("weir_job_chunks_total{state=dropped} = %v, want %d", n, dropped)
+	}
 }
 
 // TestRunnerStopsACancelledJob: cancelling a job through the service stops
@@ -418,4 +424,28 @@ func TestRunnerStopsACancelledJob(t *testing.T) {
 	if job, _ := r.meta.GetJob(context.Background(), id); job.Status != metastore.JobCancelled {
 		t.Fatalf("job %s", job.Status)
 	}
+}
+
+// counterValue reads the sample of a counter vector whose state label is
+// state.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, state string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" && l.GetValue() == state {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

@@ -30,6 +30,7 @@ func (s *Server) startJobs(ctx context.Context, sources *http.Client) error {
 		Holder:     s.holder,
 		HTTPClient: sources,
 		TempDir:    filepath.Join(s.cfg.Data, "work", "chunks"),
+		Registry:   s.reg,
 		Log:        s.log,
 	})
 	if err != nil {
