@@ -30,6 +30,7 @@ var testSpecs = []engine.Spec{
 	{Name: "probe", Mode: engine.ModeChunk, Summary: "Reports each chunk", Inputs: []string{"*/*"}, Outputs: []string{"text"}},
 	{Name: "ocr", Mode: engine.ModeChunk, Summary: "Reads text", Inputs: []string{"image/*"}, Outputs: []string{"text"},
 		Requires: []engine.Requirement{{Command: "weir-test-no-tesseract", DebianPackage: "tesseract-ocr", Why: "to read text"}}},
+	{Name: "subtitles", Mode: engine.ModeChunk, Summary: "Reads captions", Inputs: []string{"text/vtt"}, Outputs: []string{"text"}},
 }
 
 // newTestCatalog is a catalog of testSpecs over meta.

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/chunker"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/protocol"
 )
@@ -699,6 +700,14 @@ func (r *Request) ResolveEngines(ctx context.Context, lookup EngineLookup) ([]en
 			return nil, fmt.Errorf("%s.name: looking up engine %s: %w", field, e.Name, err)
 		}
 		entries[i] = entry
+		if entry.Spec.Mode != engine.ModeChunk {
+			problems.add(field+".name", "engine %s is a %s engine; jobs run chunk engines (engineMode chunk) for now", e.Name, entry.Spec.Mode)
+			continue
+		}
+		if _, ok := chunker.KindFor(entry.Spec.Inputs); !ok {
+			problems.add(field+".name", "engine %s reads %s, none of which weir's chunker makes (video/*, audio/*, image/*)", e.Name, strings.Join(entry.Spec.Inputs, ", "))
+			continue
+		}
 		if entry.Status == engines.StatusUnavailable {
 			unavailable = append(unavailable, fmt.Sprintf("%s.name: engine %s is unavailable: %s", field, e.Name, entry.Reason))
 		}

@@ -148,6 +148,9 @@ func TestResolveEnginesParsesOptionsWithTheSpec(t *testing.T) {
 		`{"source": {"vod": "v"}, "engines": [{"name": "people", "options": {"window": 5}}]}`: {
 			`engines[0].options.window: want a duration such as "250ms" or "1m30s", got`,
 		},
+		`{"source": {"vod": "v"}, "engines": [{"name": "subtitles"}]}`: {
+			`engines[0].name: engine subtitles reads text/vtt, none of which weir's chunker makes`,
+		},
 	} {
 		req, err := ParseRequest(strings.NewReader(body))
 		if err != nil {
