@@ -32,7 +32,7 @@ const (
 	AudioSource = "source"
 )
 
-// Defaults Run fills in for zero Options fields.
+// Defaults Run and RunFile fill in for zero Options fields.
 const (
 	DefaultDuration  = 10 * time.Second
 	DefaultFrameRate = 1.0
@@ -43,7 +43,7 @@ const (
 // video chunks).
 var ErrNoStreams = errors.New("input has no stream for the requested chunk kinds")
 
-// Options says which chunks Run makes and how.
+// Options says which chunks Run and RunFile make and how.
 type Options struct {
 	// Kinds to make; at least one.
 	Kinds []Kind
@@ -101,19 +101,40 @@ type Chunk struct {
 // lacks yields no chunks and a logged warning; when no requested kind can be
 // made Run returns ErrNoStreams. Run never waits for a Read on r that
 // blocks after it returns: close r to release it.
+//
+// A stream is read once, front to back: an MP4 whose index is at its end
+// cannot be, and Run refuses it with ErrIndexAtEnd. Use RunFile for media
+// that is already a local file.
 func Run(ctx context.Context, r io.Reader, opts Options, emit func(context.Context, Chunk) error) error {
+	return run(ctx, &pipeInput{r: r}, opts, emit)
+}
+
+// RunFile is Run on a local file, which ffprobe and ffmpeg open and may
+// seek in, so it reads every MP4 whatever the place of its index. path is
+// only ever a local file: ffmpeg is given "file:" and its absolute path,
+// never a protocol the path might name ("concat:a|b"), and a path that is
+// not a regular file is refused. The file is left in place.
+func RunFile(ctx context.Context, path string, opts Options, emit func(context.Context, Chunk) error) error {
+	in, err := newFileInput(path)
+	if err != nil {
+		return err
+	}
+	return run(ctx, in, opts, emit)
+}
+
+// run is Run and RunFile once the input is known.
+func run(ctx context.Context, in input, opts Options, emit func(context.Context, Chunk) error) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	src := startPump(ctx, r)
-	pr, err := probeStream(ctx, opts, src)
+	info, err := in.probe(ctx, opts)
 	if err != nil {
 		return err
 	}
-	plan, err := newPlan(opts, pr.info)
+	plan, err := newPlan(opts, info, in.source())
 	if err != nil {
 		return err
 	}
@@ -127,7 +148,7 @@ func Run(ctx context.Context, r io.Reader, opts Options, emit func(context.Conte
 			return fmt.Errorf("chunker: %w", err)
 		}
 	}
-	return runFFmpeg(ctx, cancel, opts, plan, dir, pr.prefix, src, emit)
+	return runFFmpeg(ctx, cancel, plan, dir, in, emit)
 }
 
 func (o Options) withDefaults() (Options, error) {

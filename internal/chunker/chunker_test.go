@@ -27,8 +27,19 @@ func TestVideoChunksCutOnKeyFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := startTime(t, fixtures.av)
-	src := packets(t, fixtures.av, "v")
+	// The source has a key frame every 1.2 s: cuts at the first key frame at
+	// or after 2, 4 and 6 s are 2.4, 4.8 and 6.0 s.
+	checkVideoChunks(t, fixtures.av, chunks, 4, 2000)
+}
+
+// checkVideoChunks checks that chunks are the n video chunks of the 8 s
+// 320x240 source cut every everyMs: consecutive, each starting on the
+// source's first key frame at or after a multiple of everyMs, playable
+// alone with the audio, the last ending where the source's video does.
+func checkVideoChunks(t *testing.T, source string, chunks []Chunk, n int, everyMs float64) {
+	t.Helper()
+	start := startTime(t, source)
+	src := packets(t, source, "v")
 	var keys []float64 // key frame times from the input's first timestamp, ms
 	for _, p := range src {
 		if p.Key {
@@ -37,10 +48,8 @@ func TestVideoChunksCutOnKeyFrames(t *testing.T) {
 	}
 	last := src[len(src)-1]
 	endMs := (last.PTS + last.Duration - start) * 1000
-	// The source has a key frame every 1.2 s: cuts at the first key frame at
-	// or after 2, 4 and 6 s are 2.4, 4.8 and 6.0 s.
-	if len(chunks) != 4 {
-		t.Fatalf("got %d video chunks, want 4: %+v", len(chunks), chunks)
+	if len(chunks) != n {
+		t.Fatalf("got %d video chunks, want %d: %+v", len(chunks), n, chunks)
 	}
 	for i, c := range chunks {
 		if c.Index != int64(i) || c.MimeType != "video/mp2t" || c.Width != 320 || c.Height != 240 {
@@ -54,7 +63,7 @@ func TestVideoChunksCutOnKeyFrames(t *testing.T) {
 			if c.StartMs != chunks[i-1].EndMs {
 				t.Errorf("chunk %d starts at %d ms, previous ended at %d", i, c.StartMs, chunks[i-1].EndMs)
 			}
-			want := firstAtOrAfter(keys, float64(i)*2000)
+			want := firstAtOrAfter(keys, float64(i)*everyMs)
 			if math.Abs(float64(c.StartMs)-want) > frameMs {
 				t.Errorf("chunk %d starts at %d ms, want the key frame at %.1f ms", i, c.StartMs, want)
 			}
@@ -507,7 +516,7 @@ func TestArgsUseTheAllowLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := &probeInfo{Format: "mpegts", StartTime: 1.4, Video: &probeStreamInfo{CodecName: "h264"}, Audio: &probeStreamInfo{CodecName: "aac"}}
-	p, err := newPlan(o, info)
+	p, err := newPlan(o, info, ffInput{media.ProtocolsPipe, "pipe:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,5 +529,10 @@ func TestArgsUseTheAllowLists(t *testing.T) {
 		if !strings.Contains(args, want) {
 			t.Errorf("ffmpeg args lack %q:\n%s", want, args)
 		}
+	}
+	p.in = ffInput{media.ProtocolsFile, "file:/media/in.mp4"}
+	args = strings.Join(p.args("/tmp/x"), " ")
+	if want := "-protocol_whitelist file -format_whitelist " + strings.Join(media.Demuxers, ",") + " -f mpegts -i file:/media/in.mp4 "; !strings.Contains(args, want) {
+		t.Errorf("ffmpeg args for a file lack %q:\n%s", want, args)
 	}
 }

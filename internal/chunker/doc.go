@@ -3,7 +3,19 @@
 //
 // Run pipes its input into one ffmpeg process that writes every requested
 // kind at once, so the input is demuxed a single time however many kinds a
-// job needs:
+// job needs. RunFile does the same with a local file that ffmpeg opens
+// itself, and differs from Run in nothing else.
+//
+// Use RunFile whenever the media is already a file (an upload, a
+// download): ffmpeg can then seek in it, which an MP4 whose index (moov)
+// follows its media needs, as ffmpeg writes it unless told otherwise
+// (-movflags +faststart). Use Run for live streams and inputs
+// that never touch the disk; it refuses an MP4 with its index at the end
+// with ErrIndexAtEnd, and never emits a video or audio chunk that is empty
+// or lasts no time: an input from which ffmpeg cut nothing else is an
+// error.
+//
+// The kinds:
 //
 //   - KindVideo ("video/mp2t"): the source's video (and first audio track)
 //     copied without re-encoding into MPEG-TS, cut on the first key frame at
@@ -47,7 +59,9 @@
 //
 // # Hostile input
 //
-// ffprobe and ffmpeg read the input only through the pipe protocol and only
-// with the demuxers in media.Demuxers; input that is not media is refused
-// with ffprobe's reason, and a cancelled context kills ffmpeg.
+// ffprobe and ffmpeg read the input only through the pipe protocol (Run)
+// or the file protocol on the one file given, named "file:" and its
+// absolute path (RunFile), and only with the demuxers in media.Demuxers;
+// input that is not media is refused with ffprobe's reason, and a
+// cancelled context kills ffmpeg.
 package chunker

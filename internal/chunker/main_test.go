@@ -19,6 +19,11 @@ var fixtures struct {
 	av        string // 8 s 320x240 25 fps H.264 (key frame every 1.2 s, B-frames) + 48 kHz AAC, MPEG-TS
 	videoOnly string // 2 s H.264, no audio, MPEG-TS
 	scene     string // red 1.52 s, blue 2 s, green 2 s; H.264 MPEG-TS
+	// mp4 is 8 s 320x240 25 fps H.264 (key frame every 1 s) + AAC as
+	// "ffmpeg -i x out.mp4" writes it: the index (moov) after the media.
+	mp4 string
+	// mp4Faststart is the same with -movflags +faststart: the index first.
+	mp4Faststart string
 }
 
 func TestMain(m *testing.M) {
@@ -36,6 +41,8 @@ func runMain(m *testing.M) int {
 	fixtures.av = filepath.Join(dir, "av.ts")
 	fixtures.videoOnly = filepath.Join(dir, "video-only.ts")
 	fixtures.scene = filepath.Join(dir, "scene.ts")
+	fixtures.mp4 = filepath.Join(dir, "index-at-end.mp4")
+	fixtures.mp4Faststart = filepath.Join(dir, "faststart.mp4")
 	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"}
 	jobs := [][]string{
 		append(append([]string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8",
@@ -49,6 +56,8 @@ func runMain(m *testing.M) int {
 			"-f", "lavfi", "-i", "color=c=green:s=160x120:r=25:d=2",
 			"-filter_complex", "[0][1][2]concat=n=3:v=1:a=0"}, x264...),
 			"-g", "25", "-f", "mpegts", fixtures.scene),
+		mp4Args(fixtures.mp4),
+		mp4Args(fixtures.mp4Faststart, "-movflags", "+faststart"),
 	}
 	for _, args := range jobs {
 		cmd := exec.Command("ffmpeg", append([]string{"-v", "error", "-y"}, args...)...)
@@ -58,6 +67,14 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// mp4Args make an 8 s MP4 the way the commonest uploads are made, with
+// extra output options.
+func mp4Args(out string, extra ...string) []string {
+	args := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine",
+		"-t", "8", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"}
+	return append(append(args, extra...), out)
 }
 
 // bench1080p is a 1080p clip made once for the benchmarks.
@@ -148,7 +165,8 @@ func atof(t testing.TB, s string) float64 {
 	return v
 }
 
-// collect runs the chunker and keeps a copy of every chunk's file.
+// collect runs the chunker on a stream of the file and keeps a copy of
+// every chunk's file.
 func collect(t *testing.T, path string, opts Options) ([]Chunk, error) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -156,15 +174,35 @@ func collect(t *testing.T, path string, opts Options) ([]Chunk, error) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	return gather(t, func(emit func(context.Context, Chunk) error) error {
+		return Run(context.Background(), f, opts, emit)
+	})
+}
+
+// collectFile is collect through RunFile.
+func collectFile(t *testing.T, path string, opts Options) ([]Chunk, error) {
+	t.Helper()
+	return gather(t, func(emit func(context.Context, Chunk) error) error {
+		return RunFile(context.Background(), path, opts, emit)
+	})
+}
+
+// gather calls run with an emit that checks each chunk's size, refuses
+// an empty one and keeps a copy of it.
+func gather(t *testing.T, run func(emit func(context.Context, Chunk) error) error) ([]Chunk, error) {
+	t.Helper()
 	keep := t.TempDir()
 	var chunks []Chunk
-	err = Run(context.Background(), f, opts, func(_ context.Context, c Chunk) error {
+	err := run(func(_ context.Context, c Chunk) error {
 		data, err := os.ReadFile(c.Path)
 		if err != nil {
 			return err
 		}
 		if int64(len(data)) != c.Size {
 			t.Errorf("%s chunk %d: Size %d, file has %d bytes", c.Kind, c.Index, c.Size, len(data))
+		}
+		if len(data) == 0 || c.EndMs < c.StartMs || c.Kind != KindFrame && c.EndMs == c.StartMs {
+			t.Errorf("%s chunk %d is empty: %d bytes, %d-%d ms", c.Kind, c.Index, len(data), c.StartMs, c.EndMs)
 		}
 		c.Path = filepath.Join(keep, fmt.Sprintf("%s-%06d%s", c.Kind, c.Index, filepath.Ext(c.Path)))
 		chunks = append(chunks, c)

@@ -23,13 +23,14 @@ type output struct {
 type plan struct {
 	opts    Options
 	info    *probeInfo
+	in      ffInput
 	outputs []output
 }
 
 // newPlan decides the outputs for the kinds asked and the streams the
 // input has, warning about kinds it cannot make.
-func newPlan(opts Options, info *probeInfo) (*plan, error) {
-	p := &plan{opts: opts, info: info}
+func newPlan(opts Options, info *probeInfo, in ffInput) (*plan, error) {
+	p := &plan{opts: opts, info: info, in: in}
 	for _, k := range opts.Kinds {
 		o, ok := p.outputFor(k)
 		if !ok {
@@ -44,6 +45,17 @@ func newPlan(opts Options, info *probeInfo) (*plan, error) {
 			ErrNoStreams, opts.Kinds, info.Video != nil, info.Audio != nil)
 	}
 	return p, nil
+}
+
+// mustCut reports whether any media at all yields a chunk: true unless
+// the only output is frames taken on scene changes alone.
+func (p *plan) mustCut() bool {
+	for _, o := range p.outputs {
+		if o.kind != KindFrame || p.opts.FrameRate > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *plan) outputFor(k Kind) (output, bool) {
@@ -102,8 +114,8 @@ var tsAudioCodecs = []string{"aac", "mp3", "mp2", "ac3", "eac3", "opus"}
 // one timeline whatever streams each output reads.
 func (p *plan) args(dir string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts"}
-	args = append(args, media.InputArgs(media.ProtocolsPipe, p.info.Format)...)
-	args = append(args, "-i", "pipe:0")
+	args = append(args, media.InputArgs(p.in.protocols, p.info.Format)...)
+	args = append(args, "-i", p.in.url)
 	fd := 3
 	for _, o := range p.outputs {
 		listFD := fd

@@ -74,18 +74,56 @@ type probeStreamInfo struct {
 	TimeBase      [2]int64 // num, den
 }
 
-// probeStream runs ffprobe on the input as it arrives, keeping every byte
-// it was shown, until ffprobe has recognised the streams.
-func probeStream(ctx context.Context, opts Options, src *pump) (*probeResult, error) {
+// probeEntries are the parts of ffprobe's report parseProbe reads.
+const probeEntries = "format=format_name,start_time:stream=index,codec_type,codec_name,width,height,time_base:stream_disposition=attached_pic"
+
+// probeCommand is ffprobe reading url with only the given protocols and
+// the demuxers in media.Demuxers.
+func probeCommand(ctx context.Context, opts Options, in ffInput) (*exec.Cmd, *bytes.Buffer, *tail) {
 	args := []string{"-v", "error", "-hide_banner"}
-	args = append(args, media.InputArgs(media.ProtocolsPipe, opts.InputFormat)...)
-	args = append(args, "-show_entries",
-		"format=format_name,start_time:stream=index,codec_type,codec_name,width,height,time_base:stream_disposition=attached_pic",
-		"-of", "json", "pipe:0")
+	args = append(args, media.InputArgs(in.protocols, opts.InputFormat)...)
+	args = append(args, "-show_entries", probeEntries, "-of", "json", in.url)
 	cmd := exec.CommandContext(ctx, opts.FFprobe, args...)
-	var stdout bytes.Buffer
-	stderr := newTail(4 << 10)
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	stdout, stderr := new(bytes.Buffer), newTail(4<<10)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd, stdout, stderr
+}
+
+// probeVerdict turns ffprobe's exit and report into the input's streams.
+func probeVerdict(waitErr error, stdout []byte, stderr *tail) (*probeInfo, error) {
+	if waitErr != nil {
+		msg := stderr.lastLines(2)
+		if msg == "" {
+			msg = waitErr.Error()
+		}
+		return nil, fmt.Errorf("chunker: probe input: %s: %w", msg, media.ErrNoMedia)
+	}
+	info, err := parseProbe(stdout)
+	if err != nil {
+		return nil, fmt.Errorf("chunker: probe input: %w", err)
+	}
+	return info, nil
+}
+
+// probeFile runs ffprobe on a local file it opens itself.
+func probeFile(ctx context.Context, opts Options, url string) (*probeInfo, error) {
+	cmd, stdout, stderr := probeCommand(ctx, opts, ffInput{media.ProtocolsFile, url})
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("chunker: probe input: start %s: %w", opts.FFprobe, err)
+	}
+	waitErr := cmd.Wait()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("chunker: probe input: %w", ctx.Err())
+	}
+	return probeVerdict(waitErr, stdout.Bytes(), stderr)
+}
+
+// probeStream runs ffprobe on the input as it arrives, keeping every byte
+// it was shown, until ffprobe has recognised the streams. An MP4 whose
+// index is at its end is refused with ErrIndexAtEnd as soon as its start
+// shows it.
+func probeStream(ctx context.Context, opts Options, src *pump) (*probeResult, error) {
+	cmd, stdout, stderr := probeCommand(ctx, opts, ffInput{media.ProtocolsPipe, "pipe:0"})
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("chunker: probe input: %w", err)
@@ -102,16 +140,9 @@ func probeStream(ctx context.Context, opts Options, src *pump) (*probeResult, er
 	if feedErr != nil {
 		return nil, fmt.Errorf("chunker: probe input: %w", feedErr)
 	}
-	if waitErr != nil {
-		msg := stderr.lastLines(2)
-		if msg == "" {
-			msg = waitErr.Error()
-		}
-		return nil, fmt.Errorf("chunker: probe input: %s: %w", msg, media.ErrNoMedia)
-	}
-	info, err := parseProbe(stdout.Bytes())
+	info, err := probeVerdict(waitErr, stdout.Bytes(), stderr)
 	if err != nil {
-		return nil, fmt.Errorf("chunker: probe input: %w", err)
+		return nil, err
 	}
 	return &probeResult{info: info, prefix: prefix}, nil
 }
@@ -136,6 +167,9 @@ func feedProbe(ctx context.Context, src *pump, stdin io.WriteCloser, done <-chan
 				continue
 			}
 			prefix = append(prefix, b...)
+			if mp4IndexAtEnd(prefix) {
+				return nil, nil, ErrIndexAtEnd
+			}
 			if len(prefix) > maxProbePrefix {
 				return nil, nil, fmt.Errorf("ffprobe read %d MiB without recognising the input", maxProbePrefix>>20)
 			}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,17 +25,18 @@ type event struct {
 // testStarted, when set by a test, learns ffmpeg's pid.
 var testStarted func(pid int)
 
-// runFFmpeg starts ffmpeg on the plan, feeds it the probed prefix and the
-// rest of the input, and emits chunks as its segment lists report them.
-func runFFmpeg(ctx context.Context, cancel context.CancelFunc, opts Options, p *plan, dir string,
-	prefix []byte, src *pump, emit func(context.Context, Chunk) error) error {
+// runFFmpeg starts ffmpeg on the plan, feeds it the input when it reads a
+// pipe, and emits chunks as its segment lists report them.
+func runFFmpeg(ctx context.Context, cancel context.CancelFunc, p *plan, dir string,
+	in input, emit func(context.Context, Chunk) error) error {
+	opts := p.opts
 	cmd := exec.CommandContext(ctx, opts.FFmpeg, p.args(dir)...)
 	cmd.WaitDelay = 5 * time.Second
 	stderr := newTail(8 << 10)
 	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
+	feedInput, err := in.connect(cmd)
 	if err != nil {
-		return fmt.Errorf("chunker: %w", err)
+		return err
 	}
 	readers, writers, err := p.pipes()
 	if err != nil {
@@ -53,10 +55,11 @@ func runFFmpeg(ctx context.Context, cancel context.CancelFunc, opts Options, p *
 		testStarted(cmd.Process.Pid)
 	}
 	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed(ctx, stdin, prefix, src) }()
+	go func() { feedErr <- feedInput(ctx) }()
 
 	events := make(chan event)
 	stop := make(chan struct{})
+	var dropped atomic.Int64
 	var wg sync.WaitGroup
 	i := 0
 	for _, o := range p.outputs {
@@ -74,13 +77,13 @@ func runFFmpeg(ctx context.Context, cancel context.CancelFunc, opts Options, p *
 			if meta != nil {
 				defer meta.Close()
 			}
-			r := outputReader{p: p, o: o, dir: filepath.Join(dir, string(o.kind)), events: events, stop: stop}
+			r := outputReader{p: p, o: o, dir: filepath.Join(dir, string(o.kind)), events: events, stop: stop, dropped: &dropped}
 			r.run(list, meta)
 		}()
 	}
 	go func() { wg.Wait(); close(events) }()
 
-	runErr := emitAll(ctx, events, emit)
+	emitted, runErr := emitAll(ctx, events, emit)
 	if runErr != nil {
 		cancel() // kills ffmpeg
 	}
@@ -88,7 +91,13 @@ func runFFmpeg(ctx context.Context, cancel context.CancelFunc, opts Options, p *
 	for range events { // readers exit on stop or at the pipes' end
 	}
 	waitErr := cmd.Wait()
-	return finish(ctx, runErr, waitErr, feedErr, stderr)
+	if err := finish(ctx, runErr, waitErr, feedErr, stderr); err != nil {
+		return err
+	}
+	if emitted == 0 && p.mustCut() {
+		return nothingCut(dropped.Load(), stderr)
+	}
+	return nil
 }
 
 func finish(ctx context.Context, runErr, waitErr error, feedErr <-chan error, stderr *tail) error {
@@ -116,23 +125,37 @@ func finish(ctx context.Context, runErr, waitErr error, feedErr <-chan error, st
 	return nil
 }
 
+// nothingCut is the error for an input ffmpeg read to its end without
+// finishing a single chunk that holds media.
+func nothingCut(dropped int64, stderr *tail) error {
+	msg := stderr.lastLines(2)
+	if msg == "" {
+		msg = "no error output"
+	}
+	if dropped > 0 {
+		return fmt.Errorf("chunker: ffmpeg produced only empty chunks (%d) from the input: %s", dropped, msg)
+	}
+	return fmt.Errorf("chunker: ffmpeg cut no chunk from the input: %s", msg)
+}
+
 // emitAll hands every chunk to emit, removing its file afterwards, until
 // the readers are done or something fails.
-func emitAll(ctx context.Context, events <-chan event, emit func(context.Context, Chunk) error) error {
+func emitAll(ctx context.Context, events <-chan event, emit func(context.Context, Chunk) error) (emitted int, err error) {
 	for ev := range events {
 		if ev.err != nil {
-			return ev.err
+			return emitted, ev.err
 		}
 		err := emit(ctx, ev.chunk)
 		os.Remove(ev.chunk.Path)
+		emitted++
 		if err != nil {
-			return fmt.Errorf("chunker: emit %s chunk %d: %w", ev.chunk.Kind, ev.chunk.Index, err)
+			return emitted, fmt.Errorf("chunker: emit %s chunk %d: %w", ev.chunk.Kind, ev.chunk.Index, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("chunker: %w", ctx.Err())
+			return emitted, fmt.Errorf("chunker: %w", ctx.Err())
 		}
 	}
-	return nil
+	return emitted, nil
 }
 
 // pipes makes one pipe per segment list and per metadata stream, in the
@@ -191,11 +214,12 @@ func feed(ctx context.Context, stdin io.WriteCloser, prefix []byte, src *pump) e
 // outputReader turns one output's segment list (and, for frames, its
 // metadata) into chunks.
 type outputReader struct {
-	p      *plan
-	o      output
-	dir    string
-	events chan<- event
-	stop   <-chan struct{}
+	p       *plan
+	o       output
+	dir     string
+	events  chan<- event
+	stop    <-chan struct{}
+	dropped *atomic.Int64 // empty chunks left out, over all outputs
 }
 
 func (r *outputReader) run(list, meta io.Reader) {
@@ -217,11 +241,28 @@ func (r *outputReader) run(list, meta io.Reader) {
 			r.send(event{err: err})
 			return
 		}
+		if r.empty(c) {
+			continue
+		}
 		if !r.send(event{chunk: c}) {
 			return
 		}
 		index++
 	}
+}
+
+// empty drops a video or audio chunk that holds no media, an empty file
+// or no time, with a warning: ffmpeg writes one when it could not read
+// the input's packets. Indexes stay consecutive over the chunks emitted.
+func (r *outputReader) empty(c Chunk) bool {
+	if c.Kind == KindFrame || c.Size > 0 && c.EndMs > c.StartMs {
+		return false
+	}
+	r.p.opts.Log.Warn("chunker: ffmpeg produced an empty chunk; left out",
+		"kind", string(c.Kind), "startMs", c.StartMs, "endMs", c.EndMs, "bytes", c.Size)
+	os.Remove(c.Path)
+	r.dropped.Add(1)
+	return true
 }
 
 func (r *outputReader) send(ev event) bool {
