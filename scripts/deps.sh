@@ -12,6 +12,10 @@ need=()
 want() { # want COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 || need+=("$2")
 }
+want_pkg() { # want_pkg PACKAGE: a Debian package with no command of its own
+	command -v dpkg-query >/dev/null 2>&1 || return 0
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need+=("$1")
+}
 want ffmpeg ffmpeg
 want ffprobe ffmpeg
 want node nodejs
@@ -24,6 +28,12 @@ if [ "$mode" = test ]; then
 	want dot graphviz
 	want prometheus prometheus # the dashboard and alert rules test (deploy/)
 	want promtool prometheus
+	# The example engines (examples/): Python with OpenCV, the Kafka
+	# client, the Haar cascades, and OpenCV's sample media (vtest.avi,
+	# messi5.jpg) they are tested on.
+	for pkg in python3-opencv python3-numpy python3-confluent-kafka opencv-data opencv-doc; do
+		want_pkg "$pkg"
+	done
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
