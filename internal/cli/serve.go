@@ -95,7 +95,7 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.Duration("source-connect-timeout", 10*time.Second, "VOD imports and live pulls: longest TCP and TLS handshake")
 	f.Duration("source-header-timeout", 30*time.Second, "VOD imports and live pulls: longest wait for the response headers")
 	f.Duration("source-read-timeout", 30*time.Second, "VOD imports and live pulls: longest wait for the next bytes of a response")
-	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of broker, ingest, packager, vod, api")
+	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of broker, ingest, packager, vod, chunker, engines, api")
 	return cmd
 }
 
