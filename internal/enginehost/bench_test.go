@@ -2,6 +2,8 @@ package enginehost_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -50,7 +52,15 @@ func benchProcessors(b *testing.B) map[string]enginehost.Processor {
 // the media_chunk produced to its chunk_processed_status read back
 // ("us/chunk"), through the in-memory bus and through the embedded Kafka
 // broker; "direct" is the processor called alone, without a bus.
+// "kafka-engine" is the third way to host an engine: an external engine
+// that is its own Kafka client (here a plain bus consumer, no host),
+// reading its chunk topic and answering on the results topic.
 func BenchmarkDispatch(b *testing.B) {
+	b.Run("kafka-engine/kafka", func(b *testing.B) {
+		bb := startBroker(b)
+		startKafkaEngine(b, bb, "trivial")
+		benchRoundTrips(b, bb)
+	})
 	for _, name := range []string{"inprocess", "http"} {
 		b.Run(name+"/direct", func(b *testing.B) {
 			p := benchProcessors(b)[name]
@@ -79,6 +89,13 @@ func BenchmarkDispatch(b *testing.B) {
 func benchHosted(b *testing.B, bb bus.Bus, p enginehost.Processor) {
 	spec := testSpec("trivial")
 	startHost(b, enginehost.Config{Spec: spec, Processor: p, Bus: bb, HeartbeatInterval: time.Hour})
+	benchRoundTrips(b, bb)
+}
+
+// benchRoundTrips times chunks of job-b sent one at a time to the
+// engine "trivial", from the media_chunk produced to its
+// chunk_processed_status read back, whoever answers.
+func benchRoundTrips(b *testing.B, bb bus.Bus) {
 	done := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	consumed := make(chan error, 1)
@@ -116,4 +133,47 @@ func benchHosted(b *testing.B, bb bus.Bus, p enginehost.Processor) {
 		roundTrip(i)
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/chunk")
+}
+
+// startKafkaEngine runs, until the benchmark ends, an engine written as an
+// external Kafka engine in any language would be: a consumer of its chunk
+// topic in its own group that answers every media_chunk with an
+// engine_output and a chunk_processed_status SUCCESS on the job's results
+// topic, keyed by taskId.
+func startKafkaEngine(b *testing.B, bb bus.Bus, name string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	answer := func(ctx context.Context, rec *bus.Record) error {
+		msg, err := protocol.Decode(rec.Key, rec.Value)
+		c, ok := msg.(*protocol.MediaChunk)
+		if err != nil || !ok {
+			return bus.Permanent(fmt.Errorf("not a media_chunk: %v", err))
+		}
+		hdr := protocol.Header{TaskID: c.TaskID, JobID: c.JobID, TDOID: c.TDOID, TimestampUTC: protocol.NowMillis()}
+		hdr.Type = protocol.TypeEngineOutput
+		out := &protocol.EngineOutput{Header: hdr, OutputType: "tag", MimeType: "application/json",
+			StartOffsetMs: c.StartOffsetMs, EndOffsetMs: c.EndOffsetMs, ChunkUUID: c.ChunkUUID, Content: json.RawMessage(trivialDoc)}
+		hdr.Type = protocol.TypeChunkProcessedStatus
+		st := &protocol.ChunkProcessedStatus{Header: hdr, ChunkUUID: c.ChunkUUID, Status: protocol.ChunkSuccess}
+		for _, m := range []protocol.Message{out, st} {
+			key, value, err := protocol.Encode(m)
+			if err != nil {
+				return bus.Permanent(err)
+			}
+			if err := bb.Produce(ctx, &bus.Record{Topic: protocol.ResultsTopic(c.JobID), Key: key, Value: value}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	go func() {
+		stopped <- bb.Consume(ctx, bus.ConsumeOptions{Topics: []string{protocol.ChunkTopic(name)},
+			Group: protocol.EngineGroup(name), FromBeginning: true, Handler: answer})
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			b.Errorf("kafka engine: %v", err)
+		}
+	})
 }
