@@ -700,11 +700,15 @@ func (r *Request) ResolveEngines(ctx context.Context, lookup EngineLookup) ([]en
 			return nil, fmt.Errorf("%s.name: looking up engine %s: %w", field, e.Name, err)
 		}
 		entries[i] = entry
-		if entry.Spec.Mode != engine.ModeChunk {
-			problems.add(field+".name", "engine %s is a %s engine; jobs run chunk engines (engineMode chunk) for now", e.Name, entry.Spec.Mode)
+		switch {
+		case entry.Spec.Mode == engine.ModeStream && entry.Kind != engines.KindBuiltin:
+			problems.add(field+".name", "engine %s is an external stream engine; weir runs stream engines in-process only (built-in ones) for now", e.Name)
+			continue
+		case entry.Spec.Mode == engine.ModeBatch:
+			problems.add(field+".name", "engine %s is a batch engine; jobs run chunk and stream engines for now", e.Name)
 			continue
 		}
-		if _, ok := chunker.KindFor(entry.Spec.Inputs); !ok {
+		if _, ok := chunker.KindFor(entry.Spec.Inputs); !ok && entry.Spec.Mode == engine.ModeChunk {
 			problems.add(field+".name", "engine %s reads %s, none of which weir's chunker makes (video/*, audio/*, image/*)", e.Name, strings.Join(entry.Spec.Inputs, ", "))
 			continue
 		}

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -82,14 +83,27 @@ func (ru *run) onOutput(ctx context.Context, m *protocol.EngineOutput) error {
 			content = b
 		}
 	}
-	res := metastore.Result{JobID: ru.job.ID, Engine: l.engine, TaskID: m.TaskID, ChunkUUID: m.ChunkUUID,
+	uuid := m.ChunkUUID
+	if uuid == "" {
+		// Veritone lets an output answer no chunk (a stream engine's);
+		// its start time tells it from the engine's others.
+		uuid = noChunk
+	}
+	res := metastore.Result{JobID: ru.job.ID, Engine: l.engine, TaskID: m.TaskID, ChunkUUID: uuid,
 		ChunkIndex: ru.chunkIndex(l, m.ChunkUUID), StartMs: m.StartOffsetMs, EndMs: m.EndOffsetMs,
 		OutputType: m.OutputType, Rev: m.Rev, Content: content}
 	if err := ru.r.cfg.Meta.PutResult(ctx, res); err != nil {
-		return fmt.Errorf("store result of %s for chunk %s: %w", l.engine, m.ChunkUUID, err)
+		err = fmt.Errorf("store result of %s for chunk %s: %w", l.engine, m.ChunkUUID, err)
+		if errors.Is(err, metastore.ErrInvalid) {
+			return bus.Permanent(err) // never storable: dead-lettered, not retried
+		}
+		return err
 	}
 	return nil
 }
+
+// noChunk stands for the chunk of an output that answers none.
+const noChunk = "-"
 
 // chunkIndex finds a chunk's index among the lane's unanswered chunks; 0
 // when it is not there (the output of a stream engine, or of a chunk from

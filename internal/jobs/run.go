@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/chunker"
 	"github.com/weir-media/weir/internal/metastore"
@@ -36,6 +37,7 @@ type run struct {
 
 	mu      sync.Mutex
 	lanes   []*lane
+	streams []*streamTask // the stream engines
 	byTask  map[string]*lane
 	tasks   map[string]*metastore.Task // by engine
 	opts    map[string]json.RawMessage // engine → its taskPayload
@@ -77,6 +79,12 @@ func (ru *run) setUpLanes() error {
 		if err != nil {
 			return fmt.Errorf("engine %s: %w", t.Engine, err)
 		}
+		if entry.Spec.Mode == engine.ModeStream {
+			if err := ru.addStream(t); err != nil {
+				return err
+			}
+			continue
+		}
 		kind, ok := chunker.KindFor(entry.Spec.Inputs)
 		if !ok {
 			return fmt.Errorf("engine %s reads %v, none of which weir's chunker makes", t.Engine, entry.Spec.Inputs)
@@ -98,6 +106,35 @@ func (ru *run) setUpLanes() error {
 	}
 	if len(ru.lanes) == 0 {
 		return errors.New("the job has no engine tasks")
+	}
+	return nil
+}
+
+// addStream sets up a stream engine's task: a lane with no chunks, for
+// its results and progress, and the stream task that runs it.
+func (ru *run) addStream(t *metastore.Task) error {
+	reg, ok := ru.r.cfg.Engines.Lookup(t.Engine)
+	if !ok {
+		return fmt.Errorf("stream engine %s is not built into this weir", t.Engine)
+	}
+	done, err := ru.finishedChunks(t.Engine)
+	if err != nil {
+		return err
+	}
+	pol := ru.policy(t.Engine)
+	pol.retries = 0 // a stream engine that failed has read the source: it cannot run again
+	pol.chunkTimeout = 1<<63 - 1
+	l := newLane(t.Engine, "", pol, false, done)
+	ru.lanes = append(ru.lanes, l)
+	ru.byTask[t.ID] = l
+	ru.tasks[t.Engine] = t
+	ru.opts[t.Engine] = payloadOf(t.Payload)
+	st, err := ru.newStreamTask(l, reg, ru.opts[t.Engine])
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		ru.streams = append(ru.streams, st)
 	}
 	return nil
 }
@@ -167,6 +204,9 @@ func (ru *run) start() error {
 		return fmt.Errorf("create results topic: %w", err)
 	}
 	for _, l := range ru.lanes {
+		if l.topic == "" {
+			continue // a stream engine's: it gets no chunks
+		}
 		if err := b.CreateTopic(ru.ctx, l.topic, 1); err != nil {
 			return fmt.Errorf("create topic %s: %w", l.topic, err)
 		}
@@ -192,7 +232,7 @@ func (ru *run) loop() {
 				ru.checkCancelled()
 			}
 			ru.recordProgress(false)
-			if ru.chunked.Load() && ru.allIdle() {
+			if ru.chunked.Load() && ru.allIdle() && ru.streamsDone() {
 				ru.cancel(errJobDone)
 			}
 		}

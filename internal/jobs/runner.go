@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/metastore"
@@ -26,6 +27,9 @@ type RunnerConfig struct {
 	Meta    metastore.Store
 	Objects objstore.Store
 	Catalog *engines.Catalog
+	// Engines holds the built-in engines the runner runs itself (stream
+	// engines); default engine.Default().
+	Engines *engine.Registry
 	// PublicURL returns the base URL of weir's API
 	// ("http://127.0.0.1:8080"): a chunk too large to travel inline, in an
 	// object store that cannot presign, gets a cacheURI under it (GET
@@ -70,6 +74,9 @@ func (c *RunnerConfig) setDefaults() error {
 		return errors.New("job runner: no object store")
 	case c.Catalog == nil:
 		return errors.New("job runner: no engine catalog")
+	}
+	if c.Engines == nil {
+		c.Engines = engine.Default()
 	}
 	if c.MaxJobs <= 0 {
 		c.MaxJobs = 4

@@ -74,12 +74,13 @@ type rig struct {
 	svc     *Service
 	engine  *clockEngine
 	catalog *engines.Catalog
+	engines *engine.Registry
 	reg     *prometheus.Registry
 }
 
 const rigPublicURL = "http://weir.test"
 
-func newRig(t *testing.T, e *clockEngine) *rig {
+func newRig(t *testing.T, e *clockEngine, extra ...engine.Spec) *rig {
 	t.Helper()
 	testenv.RequireTool(t, "ffmpeg", "ffprobe")
 	meta := openMeta(t)
@@ -92,10 +93,15 @@ func newRig(t *testing.T, e *clockEngine) *rig {
 	if err := reg.Register(clockSpec, engine.ChunkFactory(func() (engine.ChunkEngine, error) { return e, nil })); err != nil {
 		t.Fatal(err)
 	}
+	for _, s := range extra {
+		if err := reg.Register(s, engine.StreamFactory(func() (engine.StreamEngine, error) { return byteCounter{}, nil })); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b := bustest.New()
 	t.Cleanup(b.Close)
 	cat := engines.NewCatalog(reg, meta)
-	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat, reg: prometheus.NewRegistry(),
+	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat, engines: reg, reg: prometheus.NewRegistry(),
 		svc: &Service{Meta: meta, Bus: b, Catalog: cat, Log: slog.New(slog.DiscardHandler)}}
 	r.host(reg)
 	return r
@@ -131,9 +137,9 @@ func (r *rig) goRun(f func(context.Context) error) context.CancelFunc {
 
 // runner starts a job runner; the returned function stops it.
 func (r *rig) runner(hb time.Duration) context.CancelFunc {
-	run, err := NewRunner(RunnerConfig{Bus: r.bus, Meta: r.meta, Objects: r.objects, Catalog: r.catalog,
+	run, err := NewRunner(RunnerConfig{Bus: r.bus, Meta: r.meta, Objects: r.objects, Catalog: r.catalog, Engines: r.engines,
 		PublicURL: func() string { return rigPublicURL }, TempDir: r.t.TempDir(), HeartbeatInterval: hb,
-		Tick: 50 * time.Millisecond, InlineMax: 1024, Registry: r.reg, Log: slog.New(slog.DiscardHandler)})
+		Tick: 50 * time.Millisecond, InlineMax: 1024, Registry: r.reg, Log: testLog()})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -448,4 +454,71 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, state string) fl
 		}
 	}
 	return sum
+}
+
+// byteCounter is a stream engine for the tests: it reads the whole stream
+// and emits one piece, [0, 1000] ms, tagged with the bytes it read,
+// moving its bound as it goes.
+type byteCounter struct{}
+
+func (byteCounter) Process(ctx context.Context, s *engine.Stream, _ engine.Options, emit *engine.Emitter) error {
+	n, err := io.Copy(io.Discard, s.Body)
+	if err != nil {
+		return err
+	}
+	return emit.Emit(0, 1000, &protocol.Document{Series: []protocol.Series{{StartTimeMs: 0, StopTimeMs: 1000,
+		Tags: []protocol.Tag{{Key: "bytes", Value: fmt.Sprint(n)}}}}})
+}
+
+var counterSpec = engine.Spec{Name: "counter", Mode: engine.ModeStream, Summary: "Counts the stream's bytes",
+	Inputs: []string{"*/*"}, Outputs: []string{"tag"}}
+
+// TestRunnerRunsStreamEnginesOnTheSourceBytes: a stream engine in a job
+// reads every byte of the source, beside a chunk engine cutting the same
+// bytes, and its output lands in the results on the recording's timeline
+// (the topic's relativeStartOffsetMS added).
+func TestRunnerRunsStreamEnginesOnTheSourceBytes(t *testing.T) {
+	for _, source := range []string{"topic", "vod"} {
+		t.Run(source, func(t *testing.T) {
+			r := newRig(t, &clockEngine{}, counterSpec)
+			clip := makeClip(t, 3)
+			info, _ := os.Stat(clip)
+			offset := int64(0)
+			body := `{"source": {"vod": "vod-1"}, "engines": [{"name": "clock"}, {"name": "counter"}], "chunking": {"duration": "1s"}}`
+			if source == "topic" {
+				writeStream(t, r.bus, "stream_cam1", clip, 3000)
+				offset = 60000
+				body = strings.Replace(body, `"vod": "vod-1"`, `"topic": "stream_cam1"`, 1)
+			} else {
+				r.vod("vod-1", clip)
+			}
+			r.runner(0)
+			id := r.create(body)
+			r.wait(id, metastore.JobComplete)
+			res, _, err := r.meta.ListResults(context.Background(), metastore.ResultQuery{JobID: id, Engine: "counter", Limit: 10})
+			if err != nil || len(res) != 1 {
+				t.Fatalf("counter results %+v, %v", res, err)
+			}
+			if res[0].StartMs != offset || res[0].EndMs != offset+1000 ||
+				!strings.Contains(string(res[0].Content), fmt.Sprintf(`"value":"%d"`, info.Size())) {
+				t.Fatalf("counter result [%d, %d] %s, want %d bytes from %d ms", res[0].StartMs, res[0].EndMs, res[0].Content, info.Size(), offset)
+			}
+			clock, _, _ := r.meta.ListResults(context.Background(), metastore.ResultQuery{JobID: id, Engine: "clock", Limit: 10})
+			if len(clock) != 3 {
+				t.Fatalf("%d clock results beside the stream engine, want 3", len(clock))
+			}
+			cs, _ := r.meta.ListJobChunks(context.Background(), id, "counter")
+			if len(cs) != 1 || cs[0].State != metastore.ChunkDone {
+				t.Fatalf("counter progress %+v", cs)
+			}
+		})
+	}
+}
+
+// testLog discards logs unless WEIR_TEST_LOG is set.
+func testLog() *slog.Logger {
+	if os.Getenv("WEIR_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -36,18 +36,21 @@ func describeSource(s Source) string {
 type input struct {
 	body     io.ReadCloser
 	path     string
-	format   string // the ffmpeg demuxer, "" to probe
-	offsetMs int64  // where the source starts on the TDO timeline
+	init     protocol.StreamInit // the topic's stream_init; a stand-in for a file
+	format   string              // the ffmpeg demuxer, "" to probe
+	offsetMs int64               // where the source starts on the TDO timeline
 	live     bool
 }
 
 // chunkSource opens the job's source and cuts it into chunks until it
 // ends. Its error is the job's failure.
-func (ru *run) chunkSource() error {
+func (ru *run) chunkSource() (err error) {
 	in, err := ru.openSource()
 	if err != nil {
+		ru.endSources(err)
 		return err
 	}
+	defer func() { ru.endSources(err) }()
 	if in.path != "" {
 		defer os.Remove(in.path)
 	} else {
@@ -61,15 +64,20 @@ func (ru *run) chunkSource() error {
 		}
 	}
 	ru.mu.Unlock()
+	ru.startStreams(in, in.init)
+	opts := ru.chunkOptions(in.format)
 	if in.path != "" {
-		f, err := os.Open(in.path)
-		if err != nil {
-			return err
+		if len(opts.Kinds) == 0 {
+			return nil // stream engines only: they read the file themselves
 		}
-		defer f.Close()
-		in.body = f // TODO(chunkfile): chunker.RunFile, so MP4s with the index at the end work
+		return chunker.RunFile(ru.ctx, in.path, opts, ru.onChunk)
 	}
-	return chunker.Run(ru.ctx, in.body, ru.chunkOptions(in.format), ru.onChunk)
+	body := ru.tee(in.body)
+	if len(opts.Kinds) == 0 {
+		_, err := io.Copy(io.Discard, body) // stream engines only
+		return err
+	}
+	return chunker.Run(ru.ctx, body, opts, ru.onChunk)
 }
 
 // chunkOptions turns the request's chunking into the chunker's options,
@@ -83,7 +91,7 @@ func (ru *run) chunkOptions(format string) chunker.Options {
 	}
 	seen := map[chunker.Kind]bool{}
 	for _, k := range ru.kinds {
-		if !seen[k] {
+		if k != "" && !seen[k] {
 			seen[k] = true
 			o.Kinds = append(o.Kinds, k)
 		}
@@ -177,7 +185,7 @@ func (ru *run) openTopic(topic string) (*input, error) {
 	}()
 	select {
 	case init := <-inits:
-		return &input{body: &stopReader{pr, stop}, format: init.FFmpegFormat,
+		return &input{body: &stopReader{pr, stop}, format: init.FFmpegFormat, init: *init,
 			offsetMs: init.RelativeStartOffsetMS, live: init.DurationMS == 0}, nil
 	case <-ctx.Done():
 		pr.Close()

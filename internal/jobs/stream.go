@@ -1,0 +1,245 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
+)
+
+// This file runs a job's stream engines. A stream engine reads the job's
+// source as one stream of bytes, in order, and emits time-coded pieces as
+// it goes (engine.StreamEngine). The runner runs built-in stream engines
+// itself, on the bytes the chunker reads (a tee), and writes what they
+// emit to the job's results topic as engine_output, like any engine: the
+// results path, and an aggregator reading the topic, cannot tell them
+// apart. The Emitter's bound goes out on engine_heartbeat as
+// timestampBoundMs. For progress, a stream engine's whole run is one
+// chunk, "stream", in the metadata store.
+
+// streamKind is the kind of a stream engine's one pseudo-chunk.
+const streamKind = "stream"
+
+// streamTask is one stream engine of a job.
+type streamTask struct {
+	lane *lane // the engine's lane: its name, task and results
+	reg  engine.Registration
+	opts engine.Options
+	w    *work // the pseudo-chunk that records its progress
+
+	pr   *io.PipeReader
+	pw   *io.PipeWriter
+	done chan struct{}
+}
+
+// newStreamTask makes the stream task of a lane; nil when the engine
+// finished in an earlier run.
+func (ru *run) newStreamTask(l *lane, reg engine.Registration, payload json.RawMessage) (*streamTask, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return nil, fmt.Errorf("engine %s: options: %w", l.engine, err)
+	}
+	opts, err := reg.Spec.ParseOptions(raw)
+	if err != nil {
+		return nil, fmt.Errorf("engine %s: options: %w", l.engine, err)
+	}
+	uuid := streamUUID(ru.job.ID, l.engine)
+	if terminal(l.finished[uuid]) {
+		return nil, nil
+	}
+	w := &work{kind: streamKind, msg: &protocol.MediaChunk{Header: protocol.Header{TaskID: ru.tasks[l.engine].ID},
+		ChunkUUID: uuid}}
+	pr, pw := io.Pipe()
+	return &streamTask{lane: l, reg: reg, opts: opts, w: w, pr: pr, pw: pw, done: make(chan struct{})}, nil
+}
+
+// streamUUID names a stream engine's pseudo-chunk.
+func streamUUID(jobID, engineName string) string { return jobID + "/" + engineName + "/stream" }
+
+// tee returns body with every byte read from it also written to the
+// stream engines' pipes. A stream engine that stopped reading no longer
+// gets bytes; the chunker reads on.
+func (ru *run) tee(body io.Reader) io.Reader {
+	if len(ru.streams) == 0 {
+		return body
+	}
+	ws := make([]io.Writer, len(ru.streams))
+	for i, st := range ru.streams {
+		ws[i] = &lenientWriter{w: st.pw}
+	}
+	return io.TeeReader(body, io.MultiWriter(ws...))
+}
+
+// lenientWriter writes to w until a write fails, then discards.
+type lenientWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (l *lenientWriter) Write(p []byte) (int, error) {
+	if !l.failed {
+		if _, err := l.w.Write(p); err != nil {
+			l.failed = true
+		}
+	}
+	return len(p), nil
+}
+
+// startStreams runs every stream engine on the source: on the file when
+// the source is one, else on the tee'd bytes.
+func (ru *run) startStreams(in *input, init protocol.StreamInit) {
+	for _, st := range ru.streams {
+		go func() {
+			defer close(st.done)
+			body := io.Reader(st.pr)
+			if in.path != "" {
+				st.pr.Close()
+				f, err := os.Open(in.path)
+				if err != nil {
+					ru.endStream(st, err)
+					return
+				}
+				defer f.Close()
+				body = f
+			}
+			ru.endStream(st, ru.runStream(st, body, init))
+		}()
+	}
+}
+
+// endSources tells the stream engines reading the tee that the source
+// ended, with err (nil: at its end).
+func (ru *run) endSources(err error) {
+	for _, st := range ru.streams {
+		st.pw.CloseWithError(err)
+	}
+}
+
+// streamsDone reports whether every stream engine has finished.
+func (ru *run) streamsDone() bool {
+	for _, st := range ru.streams {
+		select {
+		case <-st.done:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// runStream runs one stream engine to the end of its input.
+func (ru *run) runStream(st *streamTask, body io.Reader, init protocol.StreamInit) error {
+	ru.mu.Lock()
+	st.w.state, st.w.attempts, st.w.sentAt = metastore.ChunkSent, st.w.attempts+1, time.Now()
+	st.lane.inflight[st.w.uuid()] = st.w
+	ru.mu.Unlock()
+	ru.persist(st.lane, st.w)
+	factory, ok := st.reg.Factory.(engine.StreamFactory)
+	if !ok {
+		return fmt.Errorf("engine %s is not a stream engine", st.lane.engine)
+	}
+	eng, err := factory()
+	if err != nil {
+		return err
+	}
+	hb := &streamHeartbeats{ru: ru, st: st}
+	emit := engine.NewEmitter(func(p engine.Piece) error { return ru.produceOutput(st, p) },
+		engine.WithOffset(init.RelativeStartOffsetMS), engine.OnBound(hb.bound))
+	err = eng.Process(ru.ctx, &engine.Stream{Init: init, Body: body}, st.opts, emit)
+	st.pr.CloseWithError(fmt.Errorf("engine %s stopped reading", st.lane.engine))
+	hb.send(protocol.HeartbeatDone, nil)
+	return err
+}
+
+// endStream answers a stream engine's pseudo-chunk on the results topic,
+// after everything it emitted: the job is complete only once the results
+// consumer has read its outputs and then this answer.
+func (ru *run) endStream(st *streamTask, err error) {
+	if ru.ctx.Err() != nil {
+		return // the job stopped: the next run starts the engine again
+	}
+	status := &protocol.ChunkProcessedStatus{Header: protocol.Header{Type: protocol.TypeChunkProcessedStatus,
+		TimestampUTC: protocol.NowMillis(), TaskID: st.w.msg.TaskID, JobID: ru.job.ID, TDOID: ru.tdo()},
+		ChunkUUID: st.w.uuid(), Status: protocol.ChunkSuccess}
+	if err != nil {
+		ru.log.Warn("stream engine failed", "engine", st.lane.engine, "err", err)
+		status.Status, status.ErrorMsg = protocol.ChunkError, err.Error()
+	}
+	if perr := ru.produce(protocol.ResultsTopic(ru.job.ID), status); perr != nil {
+		ru.log.Warn("stream engine end", "engine", st.lane.engine, "err", perr)
+	}
+}
+
+// produceOutput writes one emitted piece as engine_output on the results
+// topic.
+func (ru *run) produceOutput(st *streamTask, p engine.Piece) error {
+	out := &protocol.EngineOutput{Header: protocol.Header{Type: protocol.TypeEngineOutput, TimestampUTC: protocol.NowMillis(),
+		TaskID: st.w.msg.TaskID, JobID: ru.job.ID, TDOID: ru.tdo()},
+		OutputType: outputType(st.reg.Spec), MimeType: "application/json",
+		StartOffsetMs: p.StartMs, EndOffsetMs: p.EndMs, ChunkUUID: st.w.uuid()}
+	if err := out.SetDocument(p.Doc); err != nil {
+		return err
+	}
+	return ru.produce(protocol.ResultsTopic(ru.job.ID), out)
+}
+
+func outputType(s engine.Spec) string {
+	if len(s.Outputs) > 0 {
+		return s.Outputs[0]
+	}
+	return "tag"
+}
+
+// produce encodes and produces a protocol message.
+func (ru *run) produce(topic string, m protocol.Message) error {
+	key, value, err := protocol.Encode(m)
+	if err != nil {
+		return err
+	}
+	return ru.r.cfg.Bus.Produce(ru.ctx, &bus.Record{Topic: topic, Key: key, Value: value})
+}
+
+// streamHeartbeats sends a stream engine's heartbeats: one when its bound
+// moves (at most one a second), carrying the bound, and DONE at its end.
+type streamHeartbeats struct {
+	ru    *run
+	st    *streamTask
+	mu    sync.Mutex
+	count int64
+	last  time.Time
+	start time.Time
+}
+
+func (h *streamHeartbeats) bound(ms int64) error {
+	h.mu.Lock()
+	due := time.Since(h.last) >= time.Second
+	h.mu.Unlock()
+	if due {
+		h.send(protocol.HeartbeatRunning, &ms)
+	}
+	return nil
+}
+
+func (h *streamHeartbeats) send(status protocol.HeartbeatStatus, boundMs *int64) {
+	h.mu.Lock()
+	if h.start.IsZero() {
+		h.start = time.Now()
+	}
+	h.count++
+	h.last = time.Now()
+	m := &protocol.EngineHeartbeat{Header: protocol.Header{Type: protocol.TypeEngineHeartbeat, TimestampUTC: protocol.NowMillis(),
+		TaskID: h.st.w.msg.TaskID, JobID: h.ru.job.ID, TDOID: h.ru.tdo()},
+		EngineID: h.st.lane.engine, EngineInstanceID: h.st.lane.engine + "@" + h.ru.r.cfg.Holder,
+		Count: h.count, Status: status, UpTime: time.Since(h.start).Milliseconds(), TimestampBoundMs: boundMs}
+	h.mu.Unlock()
+	if err := h.ru.produce(protocol.ResultsTopic(h.ru.job.ID), m); err != nil && h.ru.ctx.Err() == nil {
+		h.ru.log.Warn("stream engine heartbeat", "engine", h.st.lane.engine, "err", err)
+	}
+}
