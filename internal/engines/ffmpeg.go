@@ -1,0 +1,103 @@
+package engines
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+
+	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/media"
+)
+
+// This file runs ffmpeg for the stream engines that are ffmpeg filters
+// (loudness, silence, black, scenes...): ffmpeg reads the stream's bytes on
+// stdin, decodes them, runs the engine's filters and logs what they find,
+// line by line, on stderr.
+
+// errStop, returned by a line handler, ends the run without an error.
+var errStop = errors.New("stop")
+
+// ffmpegStream runs ffmpeg on a stream engine's input: s.Body on stdin,
+// read only through the pipe protocol and weir's demuxer allow-list (with
+// s.Init.FFmpegFormat when known), then args (the filters and outputs,
+// typically ending in "-f", "null", "-"). Every line ffmpeg writes on
+// stderr goes to onLine as it comes; an error from onLine stops ffmpeg and
+// is returned (errStop stops it quietly). Timestamps in filter logs start
+// near 0 at the stream's first sample: ffmpeg moves the input's first
+// timestamp to 0 (no -copyts).
+//
+// A failing ffmpeg's error carries the last lines of its log.
+func ffmpegStream(ctx context.Context, s *engine.Stream, args []string, onLine func(line string) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
+	full = append(full, media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)...)
+	full = append(full, "-i", "pipe:0")
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
+	cmd.Stdin = s.Body
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start ffmpeg: %w", err)
+	}
+	var tail lastLines
+	var handlerErr error
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Split(scanLines)
+	for sc.Scan() {
+		line := sc.Text()
+		tail.add(line)
+		if handlerErr == nil {
+			if handlerErr = onLine(line); handlerErr != nil {
+				cancel()
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, stderr)
+	waitErr := cmd.Wait()
+	switch {
+	case errors.Is(handlerErr, errStop):
+		return nil
+	case handlerErr != nil:
+		return handlerErr
+	case waitErr != nil && ctx.Err() == nil:
+		return fmt.Errorf("ffmpeg: %w: %s", waitErr, tail.String())
+	}
+	return ctx.Err()
+}
+
+// scanLines splits on \n and on \r, which ffmpeg uses for lines it
+// rewrites in place.
+func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// lastLines keeps the last few lines of a log, for error messages.
+type lastLines struct{ lines []string }
+
+func (l *lastLines) add(s string) {
+	if strings.TrimSpace(s) == "" {
+		return
+	}
+	if len(l.lines) == 8 {
+		l.lines = l.lines[1:]
+	}
+	l.lines = append(l.lines, s)
+}
+
+func (l *lastLines) String() string { return strings.Join(l.lines, " | ") }
