@@ -63,6 +63,11 @@ type Options struct {
 	// MaxFrameWidth scales frames wider than this down, keeping the aspect
 	// ratio; 0 keeps the source size.
 	MaxFrameWidth int
+	// ProbeWindow bounds how much media ffprobe and ffmpeg read to learn
+	// the input's streams before cutting (their -analyzeduration); 0 keeps
+	// ffmpeg's default, 5 s for most inputs. A live input wants it short,
+	// about one key-frame interval: the first chunks wait for it.
+	ProbeWindow time.Duration
 	// InputFormat pins the ffmpeg demuxer (-f); "" lets ffprobe detect it.
 	// Either way it must be one of media.Demuxers.
 	InputFormat string

@@ -535,4 +535,15 @@ func TestArgsUseTheAllowLists(t *testing.T) {
 	if want := "-protocol_whitelist file -format_whitelist " + strings.Join(media.Demuxers, ",") + " -f mpegts -i file:/media/in.mp4 "; !strings.Contains(args, want) {
 		t.Errorf("ffmpeg args for a file lack %q:\n%s", want, args)
 	}
+	if strings.Contains(args, "-analyzeduration") {
+		t.Errorf("args bound the probe window without ProbeWindow:\n%s", args)
+	}
+	p.opts.ProbeWindow = 1500 * time.Millisecond
+	if args = strings.Join(p.args("/tmp/x"), " "); !strings.Contains(args, " -f mpegts -analyzeduration 1500000 -i ") {
+		t.Errorf("ffmpeg args lack the probe window before -i:\n%s", args)
+	}
+	cmd, _, _ := probeCommand(context.Background(), p.opts, ffInput{media.ProtocolsPipe, "pipe:0"})
+	if probe := strings.Join(cmd.Args, " "); !strings.Contains(probe, "-analyzeduration 1500000") {
+		t.Errorf("ffprobe args lack the probe window:\n%s", probe)
+	}
 }

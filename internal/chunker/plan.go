@@ -115,6 +115,7 @@ var tsAudioCodecs = []string{"aac", "mp3", "mp2", "ac3", "eac3", "opus"}
 func (p *plan) args(dir string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-copyts"}
 	args = append(args, media.InputArgs(p.in.protocols, p.info.Format)...)
+	args = append(args, probeWindowArgs(p.opts.ProbeWindow)...)
 	args = append(args, "-i", p.in.url)
 	fd := 3
 	for _, o := range p.outputs {

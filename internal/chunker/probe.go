@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/weir-media/weir/internal/media"
 )
@@ -82,6 +83,7 @@ const probeEntries = "format=format_name,start_time:stream=index,codec_type,code
 func probeCommand(ctx context.Context, opts Options, in ffInput) (*exec.Cmd, *bytes.Buffer, *tail) {
 	args := []string{"-v", "error", "-hide_banner"}
 	args = append(args, media.InputArgs(in.protocols, opts.InputFormat)...)
+	args = append(args, probeWindowArgs(opts.ProbeWindow)...)
 	args = append(args, "-show_entries", probeEntries, "-of", "json", in.url)
 	cmd := exec.CommandContext(ctx, opts.FFprobe, args...)
 	stdout, stderr := new(bytes.Buffer), newTail(4<<10)
@@ -266,4 +268,13 @@ func (t *tail) lastLines(n int) string {
 	}
 	slices.Reverse(out)
 	return strings.Join(out, "; ")
+}
+
+// probeWindowArgs are the input options that bound stream analysis to
+// window (none for 0: ffmpeg's default).
+func probeWindowArgs(window time.Duration) []string {
+	if window <= 0 {
+		return nil
+	}
+	return []string{"-analyzeduration", strconv.FormatInt(window.Microseconds(), 10)}
 }

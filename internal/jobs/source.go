@@ -66,6 +66,10 @@ func (ru *run) chunkSource() (err error) {
 	ru.mu.Unlock()
 	ru.startStreams(in, in.init)
 	opts := ru.chunkOptions(in.format)
+	if in.live {
+		// The first chunks wait for the probe: keep it near one chunk.
+		opts.ProbeWindow = min(max(opts.Duration, time.Second), 2*time.Second)
+	}
 	if in.path != "" {
 		if len(opts.Kinds) == 0 {
 			return nil // stream engines only: they read the file themselves
