@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -521,4 +523,36 @@ func testLog() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// TestRunnerPullsAURLSource: a URL source is pulled into a stream topic of
+// the job's own, as Veritone's pull adapter does, and chunked from there;
+// a URL that answers 404 fails the job with the status in its error.
+func TestRunnerPullsAURLSource(t *testing.T) {
+	r := newRig(t, &clockEngine{})
+	r.svc.AllowPrivateSources = true
+	clip := makeClip(t, 3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/clip.ts" {
+			http.NotFound(w, req)
+			return
+		}
+		http.ServeFile(w, req, clip)
+	}))
+	defer srv.Close()
+	r.runner(0)
+	id := r.create(`{"source": {"url": "` + srv.URL + `/clip.ts"}, "engines": [{"name": "clock"}], "chunking": {"duration": "1s"}}`)
+	r.wait(id, metastore.JobComplete)
+	if res := r.results(id); len(res) != 3 {
+		t.Fatalf("%d results, want 3", len(res))
+	}
+	if n := len(r.bus.Records(protocol.StreamTopic(id))); n < 3 {
+		t.Fatalf("the job's stream topic holds %d records", n)
+	}
+
+	missing := r.create(`{"source": {"url": "` + srv.URL + `/gone.ts"}, "engines": [{"name": "clock"}]}`)
+	job := r.wait(missing, metastore.JobFailed)
+	if !strings.Contains(job.Error, "404") {
+		t.Fatalf("failed job's error %q does not name the 404", job.Error)
+	}
 }
