@@ -686,30 +686,15 @@ type listedPage struct {
 	NextCursor string            `json:"next_cursor,omitempty"`
 }
 
-// listPages pages through the list endpoint path (GET /vod, GET /streams)
-// until limit items are collected or the pages end.
+// listPages pages through the list endpoint path (GET /vod, GET /streams,
+// GET /jobs), filtered by status when given, until limit items are
+// collected or the pages end.
 func listPages(ctx context.Context, c *vodClient, path, status string, limit int) (*listedPage, error) {
-	all := &listedPage{Items: []json.RawMessage{}}
-	for len(all.Items) < limit {
-		q := url.Values{}
-		q.Set("limit", strconv.Itoa(min(limit-len(all.Items), 1000)))
-		if status != "" {
-			q.Set("status", status)
-		}
-		if all.NextCursor != "" {
-			q.Set("cursor", all.NextCursor)
-		}
-		var page listedPage
-		if _, err := c.get(ctx, path+"?"+q.Encode(), &page); err != nil {
-			return nil, err
-		}
-		all.Items = append(all.Items, page.Items...)
-		all.NextCursor = page.NextCursor
-		if page.NextCursor == "" || len(page.Items) == 0 {
-			break
-		}
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
 	}
-	return all, nil
+	return listPagesQuery(ctx, c, path, q, limit)
 }
 
 // decodeItems decodes a page's items into the fields a table shows.

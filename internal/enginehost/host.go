@@ -117,7 +117,7 @@ func New(cfg Config) (*Host, error) {
 		cfg.InstanceID = cfg.Spec.Name + "-" + randomHex(6)
 	}
 	if cfg.Fetch == nil {
-		cfg.Fetch = httpFetch
+		cfg.Fetch = HTTPFetch
 	}
 	if cfg.ChunkTimeout == 0 {
 		cfg.ChunkTimeout = DefaultChunkTimeout

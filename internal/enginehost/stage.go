@@ -51,8 +51,9 @@ func (h *Host) stage(ctx context.Context, c *protocol.MediaChunk) (string, int64
 	return f.Name(), n, nil
 }
 
-// httpFetch is Config.Fetch's default: a GET that must answer 200.
-func httpFetch(ctx context.Context, uri string) (io.ReadCloser, error) {
+// HTTPFetch is Config.Fetch's default: a GET that must answer 200, its
+// error quoting the start of any other answer.
+func HTTPFetch(ctx context.Context, uri string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
 		return nil, err

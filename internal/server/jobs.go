@@ -197,17 +197,5 @@ func (h *engineHosts) fetch(ctx context.Context, uri string) (io.ReadCloser, err
 		rc, _, err := h.s.objects.Get(ctx, strings.TrimPrefix(uri, base))
 		return rc, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", uri, resp.Status)
-	}
-	return resp.Body, nil
+	return enginehost.HTTPFetch(ctx, uri)
 }
