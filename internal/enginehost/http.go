@@ -129,17 +129,22 @@ func (p *HTTPProcessor) Process(ctx context.Context, c *engine.Chunk, opts engin
 	for attempt := 1; attempt <= p.attempts; attempt++ {
 		if attempt > 1 {
 			if err := sleep(ctx, p.wait(attempt)); err != nil {
-				return nil, fmt.Errorf("%w (after %d attempts; the last: %v)", err, attempt-1, last)
+				return nil, fmt.Errorf("%w (after %d attempts; the last answer: %v)", err, attempt-1, last)
 			}
 		}
 		doc, err, retry := p.attempt(ctx, body)
 		if !retry {
 			return doc, err
 		}
-		last = err
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), attempt, last)
+			// The chunk's time ran out during this attempt: the answer
+			// worth reporting is the last one the engine gave.
+			if last == nil {
+				last = err
+			}
+			return nil, fmt.Errorf("%w (after %d attempts; the last answer: %v)", ctx.Err(), attempt, last)
 		}
+		last = err
 	}
 	return nil, fmt.Errorf("engine failed %d attempts: %w", p.attempts, last)
 }
