@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -267,7 +266,7 @@ func startPrometheus(t *testing.T, weir string) *prometheus {
 	}
 	os.WriteFile(filepath.Join(dir, "alerts.yml"), rules, 0o644)
 
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	log := &lockedBuffer{}
 	cmd := exec.Command("prometheus",
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
@@ -623,17 +622,6 @@ func makeClip(t *testing.T, name string, seconds int) string {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
 	return out
-}
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // lockedBuffer collects a child process's output.

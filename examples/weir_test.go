@@ -5,10 +5,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,52 +26,10 @@ import (
 // built once per test run, started as `weir serve` on free ports with a
 // data dir of its own, and driven with its CLI and REST API.
 
-var weirBinary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if weirBinary.dir != "" {
-		os.RemoveAll(weirBinary.dir)
-	}
+	testenv.RemoveWeirBinary()
 	os.Exit(code)
-}
-
-// buildWeir builds cmd/weir once and returns the binary's path.
-func buildWeir(t *testing.T) string {
-	t.Helper()
-	weirBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "weir-examples-bin-")
-		if err != nil {
-			weirBinary.err = err
-			return
-		}
-		weirBinary.dir = dir
-		weirBinary.path = filepath.Join(dir, "weir")
-		out, err := exec.Command("go", "build", "-o", weirBinary.path, "github.com/weir-media/weir/cmd/weir").CombinedOutput()
-		if err != nil {
-			weirBinary.err = fmt.Errorf("go build ./cmd/weir: %v\n%s", err, out)
-		}
-	})
-	if weirBinary.err != nil {
-		t.Fatal(weirBinary.err)
-	}
-	return weirBinary.path
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // weirServer is a running `weir serve` with every role.
@@ -92,15 +48,15 @@ type weirServer struct {
 func startWeir(t *testing.T) *weirServer {
 	t.Helper()
 	dir := t.TempDir()
-	httpAddr := freeAddr(t)
-	s := &weirServer{bin: buildWeir(t), data: filepath.Join(dir, "data"), url: "http://" + httpAddr,
+	httpAddr := testenv.FreeAddr(t)
+	s := &weirServer{bin: testenv.WeirBinary(t), data: filepath.Join(dir, "data"), url: "http://" + httpAddr,
 		logPath: filepath.Join(dir, "weir.log"), exited: make(chan struct{})}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.cmd = exec.Command(s.bin, "serve", "--data", s.data, "--http", httpAddr,
-		"--kafka-listen", freeAddr(t), "--rtmp", freeAddr(t), "--srt", freeAddr(t),
+		"--kafka-listen", testenv.FreeAddr(t), "--rtmp", testenv.FreeAddr(t), "--srt", testenv.FreeAddr(t),
 		"--vod-preset", "ultrafast", "--log-level", "info")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

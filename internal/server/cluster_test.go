@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,45 +22,6 @@ import (
 // them with SIGKILL mid-work: the cross-process rules (one publisher per
 // stream, one packager per stream, one worker per title) must hold with
 // nothing shared in memory.
-
-var weirBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildWeir builds the weir binary once per test process.
-func buildWeir(t *testing.T) string {
-	t.Helper()
-	weirBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "weir-cluster-bin-")
-		if err != nil {
-			weirBinary.err = err
-			return
-		}
-		weirBinary.path = filepath.Join(dir, "weir")
-		cmd := exec.Command("go", "build", "-o", weirBinary.path, "github.com/weir-media/weir/cmd/weir")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			weirBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if weirBinary.err != nil {
-		t.Fatal(weirBinary.err)
-	}
-	return weirBinary.path
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // weirProc is one `weir serve` process of a cluster test.
 type weirProc struct {
@@ -90,10 +48,10 @@ type cluster struct {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	testenv.RequireTool(t, "ffmpeg", "ffprobe")
-	c := &cluster{t: t, bin: buildWeir(t), dir: t.TempDir()}
+	c := &cluster{t: t, bin: testenv.WeirBinary(t), dir: t.TempDir()}
 	c.metadata = testenv.Postgres(t)
 	c.objects = testenv.S3(t).URL(testenv.UniqueBucket(t))
-	c.kafka = freeAddr(t)
+	c.kafka = testenv.FreeAddr(t)
 	broker := c.start("broker", "--roles", "broker", "--kafka-listen", c.kafka)
 	c.waitReady(broker)
 	t.Cleanup(func() {
@@ -115,7 +73,7 @@ func (c *cluster) start(name string, args ...string) *weirProc {
 // startEnv is start with extra environment variables (NAME=value).
 func (c *cluster) startEnv(name string, env []string, args ...string) *weirProc {
 	c.t.Helper()
-	p := &weirProc{name: name, http: freeAddr(c.t), rtmp: freeAddr(c.t), srt: freeAddr(c.t),
+	p := &weirProc{name: name, http: testenv.FreeAddr(c.t), rtmp: testenv.FreeAddr(c.t), srt: testenv.FreeAddr(c.t),
 		logPath: filepath.Join(c.dir, name+".log"), exited: make(chan struct{})}
 	full := []string{"serve", "--data", filepath.Join(c.dir, name), "--http", p.http,
 		"--rtmp", p.rtmp, "--srt", p.srt, "--metadata", c.metadata, "--objects", c.objects,

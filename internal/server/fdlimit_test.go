@@ -42,10 +42,10 @@ func startUnderFileLimitCreds(t *testing.T, args ...string) (*weirProc, string, 
 	t.Helper()
 	testenv.RequireTool(t, "prlimit")
 	dir := t.TempDir()
-	p := &weirProc{name: "weir", http: freeAddr(t), rtmp: freeAddr(t), srt: freeAddr(t),
+	p := &weirProc{name: "weir", http: testenv.FreeAddr(t), rtmp: testenv.FreeAddr(t), srt: testenv.FreeAddr(t),
 		logPath: filepath.Join(dir, "weir.log"), exited: make(chan struct{})}
-	kafka := freeAddr(t)
-	full := append([]string{fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit), buildWeir(t), "serve",
+	kafka := testenv.FreeAddr(t)
+	full := append([]string{fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit), testenv.WeirBinary(t), "serve",
 		"--data", filepath.Join(dir, "data"), "--http", p.http, "--kafka-listen", kafka,
 		"--rtmp", p.rtmp, "--srt", p.srt, "--log-level", "info"}, args...)
 	logFile, err := os.Create(p.logPath)
