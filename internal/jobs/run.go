@@ -361,26 +361,30 @@ func (ru *run) instancesOf(engineName string) []string {
 	return nil
 }
 
-// persist records a chunk's state in the metadata store.
+// persist records a chunk's state in the metadata store, as it is now:
+// the lanes change their chunks under ru.mu, so the state is read under
+// it too.
 func (ru *run) persist(l *lane, w *work) {
+	ru.mu.Lock()
 	c := metastore.JobChunk{JobID: ru.job.ID, Engine: l.engine, ChunkUUID: w.uuid(), ChunkIndex: w.msg.ChunkIndex,
 		StartMs: w.msg.StartOffsetMs, EndMs: w.msg.EndOffsetMs, Kind: w.kind, State: w.state,
 		Attempts: w.attempts, Info: w.info}
-	ru.r.m.chunks.WithLabelValues(l.engine, string(w.state)).Inc()
-	if err := ru.r.cfg.Meta.PutJobChunk(context.WithoutCancel(ru.ctx), c); err != nil {
-		ru.log.Warn("record chunk state", "engine", l.engine, "chunk", w.uuid(), "err", err)
-	}
-	ru.mu.Lock()
 	ru.dirty = true
 	ru.mu.Unlock()
+	ru.r.m.chunks.WithLabelValues(l.engine, string(c.State)).Inc()
+	if err := ru.r.cfg.Meta.PutJobChunk(context.WithoutCancel(ru.ctx), c); err != nil {
+		ru.log.Warn("record chunk state", "engine", l.engine, "chunk", c.ChunkUUID, "err", err)
+	}
 }
 
 // send produces chunks on the lane's topic. A chunk that cannot be
 // produced stays in flight and is retried when its answer is overdue.
 func (ru *run) send(l *lane, ws []*work) {
 	for _, w := range ws {
+		ru.mu.Lock()
 		w.msg.TimestampUTC = protocol.NowMillis()
 		key, value, err := protocol.Encode(w.msg)
+		ru.mu.Unlock()
 		if err == nil {
 			err = ru.r.cfg.Bus.Produce(ru.ctx, &bus.Record{Topic: l.topic, Key: key, Value: value})
 		}

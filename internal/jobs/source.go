@@ -50,10 +50,18 @@ func (ru *run) chunkSource() (err error) {
 		ru.endSources(err)
 		return err
 	}
-	defer func() { ru.endSources(err) }()
 	if in.path != "" {
-		defer os.Remove(in.path)
+		// A file is remuxed for the stream engines as it is read.
+		in.init = protocol.StreamInit{MimeType: "video/x-nut", FFmpegFormat: "nut"}
+	}
+	waitRemux := ru.startStreams(in, in.init)
+	if in.path != "" {
+		defer func() {
+			waitRemux()
+			os.Remove(in.path)
+		}()
 	} else {
+		defer func() { ru.endSources(err) }()
 		defer in.body.Close()
 	}
 	ru.mu.Lock()
@@ -64,7 +72,6 @@ func (ru *run) chunkSource() (err error) {
 		}
 	}
 	ru.mu.Unlock()
-	ru.startStreams(in, in.init)
 	opts := ru.chunkOptions(in.format)
 	if in.live {
 		// The first chunks wait for the probe: keep it near one chunk.

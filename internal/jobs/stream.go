@@ -1,15 +1,19 @@
 package jobs
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
@@ -70,11 +74,17 @@ func (ru *run) tee(body io.Reader) io.Reader {
 	if len(ru.streams) == 0 {
 		return body
 	}
+	return io.TeeReader(body, ru.streamWriter())
+}
+
+// streamWriter writes to every stream engine's pipe; one that stopped
+// reading no longer gets bytes, and never fails the write.
+func (ru *run) streamWriter() io.Writer {
 	ws := make([]io.Writer, len(ru.streams))
 	for i, st := range ru.streams {
 		ws[i] = &lenientWriter{w: st.pw}
 	}
-	return io.TeeReader(body, io.MultiWriter(ws...))
+	return io.MultiWriter(ws...)
 }
 
 // lenientWriter writes to w until a write fails, then discards.
@@ -92,26 +102,54 @@ func (l *lenientWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startStreams runs every stream engine on the source: on the file when
-// the source is one, else on the tee'd bytes.
-func (ru *run) startStreams(in *input, init protocol.StreamInit) {
+// startStreams runs every stream engine on the source: on the tee'd bytes
+// of a stream, or, for a file, on the file remuxed into NUT as it is
+// read (a file may be an MP4 with its index at the end, which no engine
+// could read as a stream). The remux copies, it does not decode; NUT carries any codec and needs no seeking. It
+// returns a function that waits for the remux to have read the file.
+func (ru *run) startStreams(in *input, init protocol.StreamInit) (wait func()) {
+	if len(ru.streams) == 0 {
+		return func() {}
+	}
 	for _, st := range ru.streams {
 		go func() {
 			defer close(st.done)
-			body := io.Reader(st.pr)
-			if in.path != "" {
-				st.pr.Close()
-				f, err := os.Open(in.path)
-				if err != nil {
-					ru.endStream(st, err)
-					return
-				}
-				defer f.Close()
-				body = f
-			}
-			ru.endStream(st, ru.runStream(st, body, init))
+			ru.endStream(st, ru.runStream(st, st.pr, init))
 		}()
 	}
+	if in.path == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ru.endSources(ru.remux(in.path))
+	}()
+	return func() { <-done }
+}
+
+// remux writes the file at path, remuxed into NUT, to the stream
+// engines' pipes.
+func (ru *run) remux(path string) error {
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+	args = append(args, media.InputArgs(media.ProtocolsFile, "")...)
+	args = append(args, "-i", "file:"+path, "-map", "0", "-c", "copy", "-f", "nut", "pipe:1")
+	cmd := exec.CommandContext(ru.ctx, ru.ffmpeg(), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = ru.streamWriter()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("remux %s for the stream engines: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// ffmpeg is the ffmpeg program the runner runs.
+func (ru *run) ffmpeg() string {
+	if ru.r.cfg.FFmpeg != "" {
+		return ru.r.cfg.FFmpeg
+	}
+	return "ffmpeg"
 }
 
 // endSources tells the stream engines reading the tee that the source
