@@ -48,6 +48,8 @@ type Emitter struct {
 	onBound func(ms int64) error
 	offset  int64
 	bound   int64
+
+	artifacts Artifacts
 }
 
 // EmitterOption configures an Emitter.

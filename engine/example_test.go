@@ -232,3 +232,36 @@ func ExampleSpec_Available() {
 	// apt-get install -y weir-example-ocr
 	// engine "ocr" is unavailable: weir-example-missing-ocr is not on PATH (to read text); install with: apt-get install -y weir-example-ocr
 }
+
+// memStore is an artifact store in memory, as a host might give one.
+type memStore map[string][]byte
+
+func (m memStore) Put(_ context.Context, name, contentType string, data []byte) (string, error) {
+	if err := engine.ValidArtifactName(name); err != nil {
+		return "", err
+	}
+	m[name] = data
+	return "https://weir.example/jobs/job-1/artifacts/snapshot/" + name, nil
+}
+
+// An engine stores files it makes (a thumbnail) with the host and puts
+// their URLs in its results. A host that keeps no files gives a store that
+// refuses with ErrNoArtifacts.
+func ExampleEmitter_Artifacts() {
+	emit := engine.NewEmitter(func(p engine.Piece) error {
+		fmt.Printf("%d-%d ms: %s\n", p.StartMs, p.EndMs, p.Doc.Series[0].Tags[0].Value)
+		return nil
+	}, engine.WithArtifacts(memStore{}))
+	url, err := emit.Artifacts().Put(context.Background(), "frame-000000.jpg", "image/jpeg", []byte{0xff, 0xd8, 0xff})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	emit.Emit(0, 0, &protocol.Document{Series: []protocol.Series{{Tags: []protocol.Tag{{Key: "thumbnail", Value: url}}}}})
+
+	_, err = engine.NewEmitter(nil).Artifacts().Put(context.Background(), "frame-000000.jpg", "image/jpeg", nil)
+	fmt.Println(err)
+	// Output:
+	// 0-0 ms: https://weir.example/jobs/job-1/artifacts/snapshot/frame-000000.jpg
+	// store artifact "frame-000000.jpg": the host stores no artifacts
+}
