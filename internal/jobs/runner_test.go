@@ -459,8 +459,8 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, state string) fl
 }
 
 // byteCounter is a stream engine for the tests: it reads the whole stream
-// and emits one piece, [0, 1000] ms, tagged with the bytes it read,
-// moving its bound as it goes.
+// and emits one piece, [0, 1000] ms, tagged with the bytes it read and
+// the URL of an artifact, count.txt, holding the count.
 type byteCounter struct{}
 
 func (byteCounter) Process(ctx context.Context, s *engine.Stream, _ engine.Options, emit *engine.Emitter) error {
@@ -468,8 +468,12 @@ func (byteCounter) Process(ctx context.Context, s *engine.Stream, _ engine.Optio
 	if err != nil {
 		return err
 	}
+	url, err := emit.Artifacts().Put(ctx, "count.txt", "text/plain", []byte(fmt.Sprint(n)))
+	if err != nil {
+		return err
+	}
 	return emit.Emit(0, 1000, &protocol.Document{Series: []protocol.Series{{StartTimeMs: 0, StopTimeMs: 1000,
-		Tags: []protocol.Tag{{Key: "bytes", Value: fmt.Sprint(n)}}}}})
+		Tags: []protocol.Tag{{Key: "bytes", Value: fmt.Sprint(n)}, {Key: "artifact", Value: url}}}}})
 }
 
 var counterSpec = engine.Spec{Name: "counter", Mode: engine.ModeStream, Summary: "Counts the stream's bytes",
@@ -519,7 +523,50 @@ func TestRunnerRunsStreamEnginesOnTheSourceBytes(t *testing.T) {
 			if len(cs) != 1 || cs[0].State != metastore.ChunkDone {
 				t.Fatalf("counter progress %+v", cs)
 			}
+			checkArtifact(t, r, id, string(res[0].Content), fmt.Sprint(info.Size()))
 		})
+	}
+}
+
+// checkArtifact checks that the counter's artifact is in the object store
+// under the job's key, its URL in the result.
+func checkArtifact(t *testing.T, r *rig, jobID, content, want string) {
+	t.Helper()
+	key := ArtifactKey(jobID, "counter", "count.txt")
+	if key != "jobs/"+jobID+"/artifacts/counter/count.txt" {
+		t.Fatalf("artifact key %s", key)
+	}
+	if url := rigPublicURL + "/" + key; !strings.Contains(content, `"value":"`+url+`"`) {
+		t.Fatalf("result %s lacks the artifact's URL %s", content, url)
+	}
+	rc, info, err := r.objects.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("artifact: %v", err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	if string(b) != want || info.ContentType != "text/plain" {
+		t.Fatalf("artifact %q (%s), want %q (text/plain)", b, info.ContentType, want)
+	}
+}
+
+// TestJobArtifactsRefuseNamesThatAreNotFileNames: an engine's artifact
+// name never reaches the object store as a path.
+func TestJobArtifactsRefuseNamesThatAreNotFileNames(t *testing.T) {
+	objects, err := objstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &jobArtifacts{engine: "scenes", ru: &run{job: metastore.Job{ID: "job-0123456789ab"},
+		r: &Runner{cfg: RunnerConfig{Objects: objects, PublicURL: func() string { return rigPublicURL }}}}}
+	for _, name := range []string{"", "..", "../../x.jpg", "a/b.jpg", "thumb jpg"} {
+		if url, err := a.Put(context.Background(), name, "image/jpeg", []byte{1}); err == nil || !strings.Contains(err.Error(), "engine scenes: artifact name") {
+			t.Errorf("Put(%q) = %q, %v; want a refusal", name, url, err)
+		}
+	}
+	url, err := a.Put(context.Background(), "scene-000000.jpg", "", []byte{1})
+	if err != nil || url != rigPublicURL+"/jobs/job-0123456789ab/artifacts/scenes/scene-000000.jpg" {
+		t.Fatalf("Put = %q, %v", url, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -189,7 +190,8 @@ func (ru *run) runStream(st *streamTask, body io.Reader, init protocol.StreamIni
 	}
 	hb := &streamHeartbeats{ru: ru, st: st}
 	emit := engine.NewEmitter(func(p engine.Piece) error { return ru.produceOutput(st, p) },
-		engine.WithOffset(init.RelativeStartOffsetMS), engine.OnBound(hb.bound))
+		engine.WithOffset(init.RelativeStartOffsetMS), engine.OnBound(hb.bound),
+		engine.WithArtifacts(&jobArtifacts{ru: ru, engine: st.lane.engine}))
 	err = eng.Process(ru.ctx, &engine.Stream{Init: init, Body: body}, st.opts, emit)
 	st.pr.CloseWithError(fmt.Errorf("engine %s stopped reading", st.lane.engine))
 	hb.send(protocol.HeartbeatDone, nil)
@@ -226,6 +228,35 @@ func (ru *run) produceOutput(st *streamTask, p engine.Piece) error {
 		return err
 	}
 	return ru.produce(protocol.ResultsTopic(ru.job.ID), out)
+}
+
+// jobArtifacts stores a stream engine's artifacts in the object store,
+// under ArtifactKey, and answers URLs as chunks' cacheURIs are made.
+type jobArtifacts struct {
+	ru     *run
+	engine string
+}
+
+// Put implements engine.Artifacts.
+func (a *jobArtifacts) Put(ctx context.Context, name, contentType string, data []byte) (string, error) {
+	if err := engine.ValidArtifactName(name); err != nil {
+		return "", fmt.Errorf("engine %s: %w", a.engine, err)
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	key := ArtifactKey(a.ru.job.ID, a.engine, name)
+	if _, err := a.ru.r.cfg.Objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType); err != nil {
+		return "", fmt.Errorf("store artifact %s: %w", key, err)
+	}
+	return a.ru.cacheURI(ctx, key)
+}
+
+// ArtifactKey is the object-store key of a file an engine of a job
+// stored: jobs/<job>/artifacts/<engine>/<name>. GET /jobs/{id}/artifacts/
+// {engine}/{file} serves it.
+func ArtifactKey(jobID, engineName, name string) string {
+	return "jobs/" + jobID + "/artifacts/" + engineName + "/" + name
 }
 
 func outputType(s engine.Spec) string {
