@@ -154,6 +154,7 @@ func (s *Server) registerJobs() {
 	}, s.jobResults)
 
 	s.registerJobChunks()
+	s.registerJobArtifacts()
 }
 
 func (s *Server) createJob(ctx context.Context, in *jobCreateInput) (*jobCreatedOutput, error) {
@@ -322,21 +323,39 @@ func (s *Server) serveJobChunk(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job chunk %.40q not found: chunk files are named like 000012.jpg", file))
 		return
 	}
-	ctx := r.Context()
-	if _, err := s.cfg.Meta.GetJob(ctx, id); err != nil {
-		if errors.Is(err, metastore.ErrNotFound) {
-			writeProblem(w, http.StatusNotFound, fmt.Sprintf("job %s not found; GET /jobs lists them", id))
-			return
-		}
-		s.log.Error("metadata store", "op", "read job "+id, "err", err)
-		writeProblem(w, http.StatusServiceUnavailable, "read job "+id+": the metadata store failed (see server log)")
+	if !s.jobExists(w, r, id) {
 		return
 	}
-	key := JobChunkKey(id, kind, file)
+	// A job run again after a crash cuts its chunks again; keep caches
+	// from holding an old cut long.
+	s.serveJobObject(w, r, JobChunkKey(id, kind, file), fmt.Sprintf("chunk %s/%s of job %s", kind, file, id))
+}
+
+// jobExists reports whether job id exists, answering the request when it
+// does not (404) or when the metadata store fails (503).
+func (s *Server) jobExists(w http.ResponseWriter, r *http.Request, id string) bool {
+	_, err := s.cfg.Meta.GetJob(r.Context(), id)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, metastore.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job %s not found; GET /jobs lists them", id))
+	default:
+		s.log.Error("metadata store", "op", "read job "+id, "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, "read job "+id+": the metadata store failed (see server log)")
+	}
+	return false
+}
+
+// serveJobObject streams the object key of a job (what names it in
+// problems), with its content type (or one from the key's extension),
+// byte ranges and a short cache life.
+func (s *Server) serveJobObject(w http.ResponseWriter, r *http.Request, key, what string) {
+	ctx := r.Context()
 	info, err := s.cfg.Objects.Stat(ctx, key)
 	if err != nil {
 		if errors.Is(err, objstore.ErrNotFound) {
-			writeProblem(w, http.StatusNotFound, fmt.Sprintf("chunk %s/%s of job %s not found", kind, file, id))
+			writeProblem(w, http.StatusNotFound, what+" not found")
 			return
 		}
 		s.objectError(w, key, err)
@@ -344,7 +363,7 @@ func (s *Server) serveJobChunk(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := info.ContentType
 	if ct == "" || ct == "application/octet-stream" {
-		if byExt := mime.TypeByExtension(path.Ext(file)); byExt != "" {
+		if byExt := mime.TypeByExtension(path.Ext(key)); byExt != "" {
 			ct = byExt
 		}
 	}
@@ -354,13 +373,76 @@ func (s *Server) serveJobChunk(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", ct)
 	h.Set("X-Content-Type-Options", "nosniff")
-	// A job run again after a crash cuts its chunks again; keep caches
-	// from holding an old cut long.
 	h.Set("Cache-Control", cacheShort)
 	h.Set("ETag", etagOf(info))
 	lazy := &objectReader{ctx: ctx, store: s.cfg.Objects, key: key, size: info.Size}
 	defer lazy.Close()
 	pw := &problemWriter{ResponseWriter: w}
 	http.ServeContent(pw, r, "", info.ModTime, lazy)
-	pw.finish(fmt.Sprintf("chunk %s/%s of job %s is %d bytes", kind, file, id, info.Size))
+	pw.finish(fmt.Sprintf("%s is %d bytes", what, info.Size))
+}
+
+// jobArtifactFile is an artifact's file name: what engine.ValidArtifactName
+// accepts.
+var jobArtifactFile = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// jobEngineName is an engine's name, as engine specs allow.
+var jobEngineName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// JobArtifactKey is the object key of a file an engine of a job stored
+// (a scene's thumbnail): jobs/<jobID>/artifacts/<engine>/<file>.
+func JobArtifactKey(jobID, engineName, file string) string {
+	return "jobs/" + jobID + "/artifacts/" + engineName + "/" + file
+}
+
+// registerJobArtifacts serves GET /jobs/{id}/artifacts/{engine}/{file}:
+// a file an engine of the job stored beside its results, whose URL the
+// results carry. A plain handler, like the chunks'.
+func (s *Server) registerJobArtifacts() {
+	const pattern = "/jobs/{id}/artifacts/{engine}/{file}"
+	s.mux.HandleFunc("GET "+pattern, s.serveJobArtifact)
+	problem := &huma.Response{Description: "No such job, engine or file", Content: map[string]*huma.MediaType{
+		problemContentType: {Schema: &huma.Schema{Ref: "#/components/schemas/ErrorModel"}},
+	}}
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "job-artifact",
+		Method:      http.MethodGet,
+		Path:        pattern,
+		Summary:     "A file an engine of a job stored",
+		Description: "The bytes of a file an engine stored beside its results (the object jobs/{id}/artifacts/{engine}/{file}; a scene's thumbnail, say), with its content type and byte ranges: what the URLs in its results point at when the object store cannot presign.",
+		Tags:        []string{"jobs"},
+		Parameters: []*huma.Param{
+			{Name: "id", In: "path", Required: true, Description: "Job id", Schema: &huma.Schema{Type: "string", Pattern: "^[A-Za-z0-9._-]{1,128}$"}},
+			{Name: "engine", In: "path", Required: true, Description: "The engine that stored the file", Schema: &huma.Schema{Type: "string", Pattern: jobEngineName.String()}},
+			{Name: "file", In: "path", Required: true, Description: "The file's name, e.g. scene-000001.jpg", Schema: &huma.Schema{Type: "string", Pattern: jobArtifactFile.String()}},
+		},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The file, with the content type the engine gave", Content: map[string]*huma.MediaType{
+				"image/jpeg": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+				"*/*":        {Schema: &huma.Schema{Type: "string", Format: "binary"}},
+			}},
+			"206": {Description: "The requested byte range"},
+			"404": problem,
+		},
+	})
+}
+
+func (s *Server) serveJobArtifact(w http.ResponseWriter, r *http.Request) {
+	id, eng, file := r.PathValue("id"), r.PathValue("engine"), r.PathValue("file")
+	if err := protocol.ValidateStreamID(id); err != nil {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job %.80q not found: not a job id", id))
+		return
+	}
+	if !jobEngineName.MatchString(eng) {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("engine %.40q not found: not an engine name", eng))
+		return
+	}
+	if !jobArtifactFile.MatchString(file) || file == "." || file == ".." {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("artifact %.40q not found: artifact names are letters, digits, '.', '_' and '-'", file))
+		return
+	}
+	if !s.jobExists(w, r, id) {
+		return
+	}
+	s.serveJobObject(w, r, JobArtifactKey(id, eng, file), fmt.Sprintf("artifact %s/%s of job %s", eng, file, id))
 }

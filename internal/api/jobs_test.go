@@ -242,6 +242,40 @@ func TestJobChunksAreServedFromTheObjectStore(t *testing.T) {
 	}
 }
 
+func TestJobArtifactsAreServedFromTheObjectStore(t *testing.T) {
+	e := jobsEnv(t)
+	v := e.createJob(t, `{"source": {"vod": "vod-upload"}, "engines": [{"name": "probe"}]}`)
+	ctx := context.Background()
+	thumb := bytes.Repeat([]byte{0xff, 0xd8, 0xff, 0xe0}, 500)
+	if _, err := e.objects.Put(ctx, JobArtifactKey(v.ID, "scenes", "scene-000001.jpg"), bytes.NewReader(thumb), int64(len(thumb)), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	notes := []byte(`{"a":1}`)
+	if _, err := e.objects.Put(ctx, JobArtifactKey(v.ID, "scenes", "notes.json"), bytes.NewReader(notes), int64(len(notes)), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.do("GET", "/jobs/"+v.ID+"/artifacts/scenes/scene-000001.jpg", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "image/jpeg" || !bytes.Equal(rec.Body.Bytes(), thumb) {
+		t.Fatalf("thumbnail: %d %s, %d bytes", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
+	}
+	rec = e.do("GET", "/jobs/"+v.ID+"/artifacts/scenes/notes.json", nil, "Range", "bytes=1-3")
+	if rec.Code != http.StatusPartialContent || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != `"a"` {
+		t.Fatalf("range: %d %s %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes())
+	}
+	for target, detail := range map[string]string{
+		"/jobs/" + v.ID + "/artifacts/scenes/scene-000002.jpg":       "artifact scenes/scene-000002.jpg of job " + v.ID + " not found",
+		"/jobs/" + v.ID + "/artifacts/black/scene-000001.jpg":        "artifact black/scene-000001.jpg of job " + v.ID + " not found",
+		"/jobs/" + v.ID + "/artifacts/Scenes/scene-000001.jpg":       "not an engine name",
+		"/jobs/" + v.ID + "/artifacts/scenes/%2e%2e%2fchunks.jpg":    "artifact names are letters",
+		"/jobs/" + v.ID + "/artifacts/scenes/%2e%2e":                 "artifact names are letters",
+		"/jobs/" + v.ID + "/artifacts/scenes/a%20b.jpg":              "artifact names are letters",
+		"/jobs/job-nosuch/artifacts/scenes/scene-000001.jpg":         "job job-nosuch not found",
+		"/jobs/vod-upload%2Fsource/artifacts/scenes/scene-00001.jpg": "not a job id",
+	} {
+		wantProblem(t, e.do("GET", target, nil), http.StatusNotFound, detail)
+	}
+}
+
 func TestJobRoutesAreInTheOpenAPIDocumentAndNeedTheToken(t *testing.T) {
 	e := newEnv(t, "", func(c *Config) { c.APIToken = "s3cret" })
 	var doc struct {
@@ -253,6 +287,7 @@ func TestJobRoutesAreInTheOpenAPIDocumentAndNeedTheToken(t *testing.T) {
 	for path, methods := range map[string][]string{
 		"/jobs": {"get", "post"}, "/jobs/{id}": {"get"}, "/jobs/{id}/cancel": {"post"},
 		"/jobs/{id}/results": {"get"}, "/jobs/{id}/chunks/{kind}/{file}": {"get"},
+		"/jobs/{id}/artifacts/{engine}/{file}": {"get"},
 	} {
 		for _, m := range methods {
 			if _, ok := doc.Paths[path][m]; !ok {
