@@ -91,12 +91,6 @@ func (m *memArtifacts) Put(_ context.Context, name, contentType string, data []b
 	return "http://weir.test/jobs/job-1/artifacts/scenes/" + name, nil
 }
 
-// timedPiece is a piece and when it arrived.
-type timedPiece struct {
-	engine.Piece
-	at time.Time
-}
-
 // runScenes runs the scenes engine on body with an artifact store.
 func runScenes(t testing.TB, body io.Reader, opts map[string]any, store engine.Artifacts) ([]timedPiece, int64) {
 	t.Helper()
