@@ -249,7 +249,20 @@ func (a *jobArtifacts) Put(ctx context.Context, name, contentType string, data [
 	if _, err := a.ru.r.cfg.Objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType); err != nil {
 		return "", fmt.Errorf("store artifact %s: %w", key, err)
 	}
-	return a.ru.cacheURI(ctx, key)
+	return a.ru.artifactURL(ctx, key)
+}
+
+// artifactURL is where results point at an artifact. Results are kept for
+// good, so weir's own URL (readable without a token, like playlists) is
+// preferred to a presigned one, which expires; presigning is the fallback
+// when weir has no public URL.
+func (ru *run) artifactURL(ctx context.Context, key string) (string, error) {
+	if ru.r.cfg.PublicURL != nil {
+		if base := ru.r.cfg.PublicURL(); base != "" {
+			return strings.TrimRight(base, "/") + "/" + key, nil
+		}
+	}
+	return ru.cacheURI(ctx, key)
 }
 
 // ArtifactKey is the object-store key of a file an engine of a job
