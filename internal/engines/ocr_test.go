@@ -34,7 +34,7 @@ var ocrClipSeed = 1
 const fontDir = "/usr/share/fonts/truetype/dejavu/"
 
 // ocrCaptions is the truth of the test clip (30 s, 1280x720): eight lines
-// in seven DejaVu faces, 24 to 56 px, overlapping in time, one of them (a
+// in eight DejaVu faces, 24 to 56 px, overlapping in time, one of them (a
 // channel name) on screen throughout.
 var ocrCaptions = []ocrCaption{
 	{"Channel seven", "DejaVuSansMono.ttf", 24, 40, 40, "fontcolor=white", 0, 30000},
