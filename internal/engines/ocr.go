@@ -222,7 +222,7 @@ func ffmpegFrames(ctx context.Context, s *engine.Stream, filter string, onFrame 
 	}
 	times := make(chan int64, 1024)
 	tail := make(chan string, 1)
-	go readShowinfo(stderr, times, tail)
+	go readShowinfo(ctx, stderr, times, tail)
 	frameErr := readFrames(stdout, times, onFrame)
 	if frameErr != nil {
 		cancel()
@@ -243,8 +243,9 @@ func ffmpegFrames(ctx context.Context, s *engine.Stream, filter string, onFrame 
 }
 
 // readShowinfo reads ffmpeg's log, sending the time of each frame showinfo
-// reports on times (closed at the end) and the log's last lines on tail.
-func readShowinfo(r io.Reader, times chan<- int64, tail chan<- string) {
+// reports on times (closed at the end; times are dropped once ctx ends)
+// and the log's last lines on tail.
+func readShowinfo(ctx context.Context, r io.Reader, times chan<- int64, tail chan<- string) {
 	var last lastLines
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -252,7 +253,10 @@ func readShowinfo(r io.Reader, times chan<- int64, tail chan<- string) {
 	for sc.Scan() {
 		line := sc.Text()
 		if m := showinfoTime.FindStringSubmatch(line); m != nil {
-			times <- secondsToMs(m[2])
+			select {
+			case times <- secondsToMs(m[2]):
+			case <-ctx.Done(): // the frames are no longer read
+			}
 			continue
 		}
 		last.add(line)
