@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -523,7 +524,11 @@ func TestRunnerRunsStreamEnginesOnTheSourceBytes(t *testing.T) {
 			if len(cs) != 1 || cs[0].State != metastore.ChunkDone {
 				t.Fatalf("counter progress %+v", cs)
 			}
-			checkArtifact(t, r, id, string(res[0].Content), fmt.Sprint(info.Size()))
+			var doc protocol.Document
+			if err := json.Unmarshal(res[0].Content, &doc); err != nil || len(doc.Series) == 0 || len(doc.Series[0].Tags) == 0 {
+				t.Fatalf("counter document %s: %v", res[0].Content, err)
+			}
+			checkArtifact(t, r, id, string(res[0].Content), fmt.Sprint(doc.Series[0].Tags[0].Value))
 		})
 	}
 }
