@@ -2,8 +2,8 @@
 # Installs the system tools weir and its tests use, only where missing.
 # Usage: scripts/deps.sh [run|test]
 #   run  — what `weir serve` needs (ffmpeg/ffprobe, the built-in engines'
-#          programs such as tesseract), and npm to fetch the
-#          console's player and the API docs' renderer at build time
+#          programs and models), and npm to fetch the console's player and
+#          the API docs' renderer at build time
 #   test — that plus the interop peers and servers the tests start, and
 #          Chromium for the console's browser test
 set -euo pipefail
@@ -25,12 +25,16 @@ want kcat kcat # the README's tour and the ingest benchmark use it
 # The ocr engine: Tesseract 5 and its English model.
 want tesseract tesseract-ocr
 want_pkg tesseract-ocr-eng
+# The stt engine: PocketSphinx and its US English model.
+want pocketsphinx_batch pocketsphinx
+want_pkg pocketsphinx-en-us
 if [ "$mode" = test ]; then
 	want chromium chromium
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
 	want dot graphviz
 	want_pkg fonts-dejavu-core # the ocr engine's tests draw captions in DejaVu faces
+	want espeak-ng espeak-ng # spoken test sentences for the stt engine
 	want prometheus prometheus # the dashboard and alert rules test (deploy/)
 	want promtool prometheus
 	# The example engines (examples/): Python with OpenCV, the Kafka
