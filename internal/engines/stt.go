@@ -47,9 +47,9 @@ var sttSpec = engine.Spec{
 		"US English acoustic model, language model and dictionary (Debian pocketsphinx-en-us). Each " +
 		"utterance is one output as soon as it is decoded: a series per word (its confidence 0..1) and a " +
 		"series covering the utterance whose single word is the whole sentence. With keywords, the " +
-		"engine spots those phrases instead of transcribing everything. Expect a word error rate of " +
-		"25-35 % on clear read speech and much worse on noisy, accented or conversational audio; for " +
-		"production transcription host a stronger engine over HTTP or Kafka.",
+		"engine spots those phrases instead of transcribing everything. Measured word error rate: 8-14 % " +
+		"on clear synthetic read speech; expect far worse on noisy, accented or conversational audio, and " +
+		"host a stronger engine over HTTP or Kafka for production transcription.",
 	Inputs:  []string{"audio/*", "video/*"},
 	Outputs: []string{"transcript"},
 	Options: []engine.Option{

@@ -147,7 +147,7 @@ func sttDocument(u sttUtt, words []sttWord, keywords bool) *protocol.Document {
 	sentence := protocol.Series{
 		StartTimeMs: doc.Series[0].StartTimeMs, StopTimeMs: doc.Series[len(doc.Series)-1].StopTimeMs,
 		Tags: []protocol.Tag{{Key: "utterance", Value: u.id}},
-		Words: []protocol.Word{{Word: strings.Join(texts, " "), Confidence: confSum / float64(len(words)),
+		Words: []protocol.Word{{Word: strings.Join(texts, " "), Confidence: math.Round(confSum/float64(len(words))*1000) / 1000,
 			BestPath: true, UtteranceLength: int64(len(words))}},
 	}
 	doc.Series = append([]protocol.Series{sentence}, doc.Series...)
