@@ -133,6 +133,7 @@ func (sttEngine) Process(ctx context.Context, s *engine.Stream, opts engine.Opti
 	st.mu.Unlock()
 	_ = dec.ctl.Close()
 	outErr := <-outDone
+	_ = dec.out.Close()
 	if feedErr != nil || outErr != nil {
 		cancel()
 	}
@@ -155,7 +156,7 @@ func (sttEngine) Process(ctx context.Context, s *engine.Stream, opts engine.Opti
 type sphinx struct {
 	cmd *exec.Cmd
 	ctl io.WriteCloser
-	out io.Reader
+	out *os.File // the read end of the pipe PocketSphinx writes
 }
 
 // startSphinx starts pocketsphinx_batch reading raw utterance files from
