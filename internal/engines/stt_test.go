@@ -194,12 +194,6 @@ func checkSTTPieces(t *testing.T, pieces []engine.Piece) {
 	}
 }
 
-func abs64(x int64) int64 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
 
 func TestSTTSpotsKeywords(t *testing.T) {
 	testenv.RequireTool(t, "pocketsphinx_batch")
