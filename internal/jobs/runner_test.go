@@ -614,3 +614,52 @@ func TestRunnerPullsAURLSource(t *testing.T) {
 		t.Fatalf("failed job's error %q does not name the 404", job.Error)
 	}
 }
+
+// slowReader is a stream engine slower than real time: it reads its
+// stream 4 KiB every 20 ms, then emits how much it read.
+type slowReader struct{}
+
+func (slowReader) Process(ctx context.Context, s *engine.Stream, _ engine.Options, emit *engine.Emitter) error {
+	buf := make([]byte, 4<<10)
+	var n int64
+	for {
+		k, err := s.Body.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return emit.Emit(0, 1, &protocol.Document{Series: []protocol.Series{{StartTimeMs: 0, StopTimeMs: 1,
+		Tags: []protocol.Tag{{Key: "bytes", Value: fmt.Sprint(n)}}}}})
+}
+
+// TestRunnerKeepsASlowStreamEngineFromHoldingUpALiveJob: on a live source
+// a stream engine slower than the stream reads through a bounded queue of
+// its own: the bytes it cannot keep up with are dropped for it alone (and
+// reported), while the chunk engine gets every chunk.
+func TestRunnerKeepsASlowStreamEngineFromHoldingUpALiveJob(t *testing.T) {
+	old := liveFeedBytes
+	liveFeedBytes = 64 << 10
+	defer func() { liveFeedBytes = old }()
+	slow := engine.Spec{Name: "slow", Mode: engine.ModeStream, Summary: "Reads slowly", Inputs: []string{"*/*"}, Outputs: []string{"tag"}}
+	r := newRig(t, &clockEngine{})
+	if err := r.engines.Register(slow, engine.StreamFactory(func() (engine.StreamEngine, error) { return slowReader{}, nil })); err != nil {
+		t.Fatal(err)
+	}
+	r.runner(0)
+	writeStream(t, r.bus, "stream_cam1", makeClip(t, 6), 0)
+	id := r.create(`{"source": {"topic": "stream_cam1"}, "chunking": {"duration": "1s"},
+		"engines": [{"name": "clock", "policy": {"max_backlog": 100, "max_in_flight": 8}}, {"name": "slow"}]}`)
+	r.wait(id, metastore.JobComplete)
+	cs, _ := r.meta.ListJobChunks(context.Background(), id, "slow")
+	if len(cs) != 1 || cs[0].State != metastore.ChunkDone || !strings.Contains(cs[0].Info, "MiB of the live stream: engine behind live") {
+		t.Fatalf("slow engine's progress %+v: want done with the dropped bytes reported", cs)
+	}
+	if res := r.results(id); len(res) < 7 {
+		t.Fatalf("%d results; want the clock engine's 6 and the slow engine's", len(res))
+	}
+}

@@ -41,6 +41,7 @@ type streamTask struct {
 
 	pr   *io.PipeReader
 	pw   *io.PipeWriter
+	feed *liveFeed // on a live source: the queue in front of pw
 	done chan struct{}
 }
 
@@ -80,12 +81,120 @@ func (ru *run) tee(body io.Reader) io.Reader {
 
 // streamWriter writes to every stream engine's pipe; one that stopped
 // reading no longer gets bytes, and never fails the write.
+//
+// On a live source each engine reads through a bounded queue of its own
+// (liveFeed), so a stream engine slower than real time never holds up the
+// chunker or the other engines; elsewhere a slow engine makes the others
+// wait, which loses nothing.
 func (ru *run) streamWriter() io.Writer {
 	ws := make([]io.Writer, len(ru.streams))
 	for i, st := range ru.streams {
-		ws[i] = &lenientWriter{w: st.pw}
+		if st.lane.live {
+			if st.feed == nil {
+				st.feed = newLiveFeed(st.pw, liveFeedBytes)
+			}
+			ws[i] = st.feed
+		} else {
+			ws[i] = &lenientWriter{w: st.pw}
+		}
 	}
 	return io.MultiWriter(ws...)
+}
+
+// liveFeedBytes bounds what a stream engine may fall behind a live
+// source, in bytes of the stream (about 40 s of a 3 Mbit/s stream).
+var liveFeedBytes = 16 << 20
+
+// liveFeed queues a live stream's bytes for one stream engine, up to max
+// bytes: Write never blocks, and bytes that do not fit are dropped and
+// counted (the engine's demuxer resyncs over the gap, as after a lost
+// packet). A goroutine hands the queue to the engine's pipe.
+type liveFeed struct {
+	mu      sync.Mutex
+	wake    chan struct{}
+	queue   [][]byte
+	queued  int
+	max     int
+	closed  bool
+	err     error
+	dropped int64
+	done    chan struct{}
+}
+
+func newLiveFeed(pw *io.PipeWriter, max int) *liveFeed {
+	f := &liveFeed{wake: make(chan struct{}, 1), max: max, done: make(chan struct{})}
+	go f.run(pw)
+	return f
+}
+
+// Write queues a copy of p, or drops it when the queue is full.
+func (f *liveFeed) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	if f.closed || f.queued+len(p) > f.max {
+		if !f.closed {
+			f.dropped += int64(len(p))
+		}
+		f.mu.Unlock()
+		return len(p), nil
+	}
+	f.queue = append(f.queue, bytes.Clone(p))
+	f.queued += len(p)
+	f.mu.Unlock()
+	f.signal()
+	return len(p), nil
+}
+
+func (f *liveFeed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the feed with err (nil: the source's end) once the queue is
+// handed over.
+func (f *liveFeed) close(err error) {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed, f.err = true, err
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// droppedBytes is how much the engine missed.
+func (f *liveFeed) droppedBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropped
+}
+
+func (f *liveFeed) run(pw *io.PipeWriter) {
+	defer close(f.done)
+	broken := false
+	for {
+		f.mu.Lock()
+		if len(f.queue) == 0 {
+			if f.closed {
+				err := f.err
+				f.mu.Unlock()
+				pw.CloseWithError(err)
+				return
+			}
+			f.mu.Unlock()
+			<-f.wake
+			continue
+		}
+		b := f.queue[0]
+		f.queue = f.queue[1:]
+		f.queued -= len(b)
+		f.mu.Unlock()
+		if !broken {
+			if _, err := pw.Write(b); err != nil {
+				broken = true // the engine stopped reading: discard the rest
+			}
+		}
+	}
 }
 
 // lenientWriter writes to w until a write fails, then discards.
@@ -157,7 +266,11 @@ func (ru *run) ffmpeg() string {
 // ended, with err (nil: at its end).
 func (ru *run) endSources(err error) {
 	for _, st := range ru.streams {
-		st.pw.CloseWithError(err)
+		if st.feed != nil {
+			st.feed.close(err)
+		} else {
+			st.pw.CloseWithError(err)
+		}
 	}
 }
 
@@ -211,6 +324,12 @@ func (ru *run) endStream(st *streamTask, err error) {
 	if err != nil {
 		ru.log.Warn("stream engine failed", "engine", st.lane.engine, "err", err)
 		status.Status, status.ErrorMsg = protocol.ChunkError, err.Error()
+	}
+	if st.feed != nil {
+		if n := st.feed.droppedBytes(); n > 0 {
+			status.InfoMsg = fmt.Sprintf("dropped %.1f MiB of the live stream: engine behind live", float64(n)/(1<<20))
+			ru.log.Warn("stream engine fell behind a live source", "engine", st.lane.engine, "dropped_bytes", n)
+		}
 	}
 	if perr := ru.produce(protocol.ResultsTopic(ru.job.ID), status); perr != nil {
 		ru.log.Warn("stream engine end", "engine", st.lane.engine, "err", perr)
