@@ -352,8 +352,8 @@ func enginesDir(t *testing.T, manifest string) string {
 func TestEnginesDirRegistersExternalEnginesAtStart(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.EnginesDir = t.TempDir()
-	manifest := "name: silence\nengineMode: stream\nsummary: Finds silence\ninputs: [audio/*]\noutputs: [tag]\nkafka: {}\n"
-	if err := os.WriteFile(filepath.Join(cfg.EnginesDir, "silence.yaml"), []byte(manifest), 0o600); err != nil {
+	manifest := "name: quiet\nengineMode: stream\nsummary: Finds silence\ninputs: [audio/*]\noutputs: [tag]\nkafka: {}\n"
+	if err := os.WriteFile(filepath.Join(cfg.EnginesDir, "quiet.yaml"), []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := start(t, cfg)
@@ -373,7 +373,7 @@ func TestEnginesDirRegistersExternalEnginesAtStart(t *testing.T) {
 	for _, e := range list.Items {
 		kinds[e.Name] = e.Kind
 	}
-	if kinds["silence"] != "external" || kinds["probe"] != "builtin" {
+	if kinds["quiet"] != "external" || kinds["probe"] != "builtin" || kinds["silence"] != "builtin" {
 		t.Fatalf("GET /engines = %+v", list.Items)
 	}
 }
