@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,6 +21,9 @@ func (e *UnavailableError) Error() string {
 	parts := make([]string, len(e.Missing))
 	for i, r := range e.Missing {
 		parts[i] = r.Command + " is not on PATH"
+		if r.File != "" {
+			parts[i] = r.File + " is missing"
+		}
 		if r.Why != "" {
 			parts[i] += " (" + r.Why + ")"
 		}
@@ -47,14 +51,21 @@ func (e *UnavailableError) Install() string {
 	return "apt-get install -y " + strings.Join(pkgs, " ")
 }
 
-// Available reports whether every program the spec requires is on PATH:
-// nil, or an *UnavailableError naming what is missing. It looks again on
+// Available reports whether every program the spec requires is on PATH
+// and every file it requires exists: nil, or an *UnavailableError naming
+// what is missing. It looks again on
 // every call, so an engine becomes available as soon as its tool is
 // installed, without a restart.
 func (s Spec) Available() error {
 	var missing []Requirement
 	for _, r := range s.Requires {
-		if _, err := exec.LookPath(r.Command); err != nil {
+		var err error
+		if r.File != "" {
+			_, err = os.Stat(r.File)
+		} else {
+			_, err = exec.LookPath(r.Command)
+		}
+		if err != nil {
 			missing = append(missing, r)
 		}
 	}

@@ -55,3 +55,31 @@ func TestUnavailableWithoutPackagesHasNoInstallLine(t *testing.T) {
 		t.Errorf("Install %q, Error %q", e.Install(), e.Error())
 	}
 }
+
+// A model file an engine reads is a requirement too: missing, it makes the
+// engine unavailable with the package that installs it.
+func TestAvailableChecksRequiredFiles(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "en-us.model")
+	s := specNamed("stt", ModeStream)
+	s.Requires = []Requirement{{File: model, DebianPackage: "weir-model-en", Why: "the model"}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Available()
+	want := `engine "stt" is unavailable: ` + model + ` is missing (the model); install with: apt-get install -y weir-model-en`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Available = %v\nwant %s", err, want)
+	}
+	if err := os.WriteFile(model, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Available(); err != nil {
+		t.Fatalf("Available with the file there = %v", err)
+	}
+	for _, bad := range []Requirement{{File: "relative/model"}, {File: "/a/../b"}, {File: "/a", Command: "b"}} {
+		s.Requires = []Requirement{bad}
+		if err := s.Validate(); err == nil {
+			t.Errorf("Validate accepted %+v", bad)
+		}
+	}
+}

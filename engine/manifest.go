@@ -282,7 +282,7 @@ var (
 			"title": str, "options": {kind: "map"},
 		}}},
 		"requires": {kind: "array", elem: &shape{kind: "object", fields: map[string]shape{
-			"command": str, "debianPackage": str, "why": str,
+			"command": str, "file": str, "debianPackage": str, "why": str,
 		}}},
 		"http":  {kind: "object", fields: map[string]shape{"url": str}},
 		"kafka": {kind: "object", fields: map[string]shape{"topic": str, "group": str}},

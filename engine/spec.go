@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -48,6 +49,14 @@ type Spec struct {
 	Requires []Requirement `json:"requires,omitempty"`
 }
 
+// Name is what the requirement names: the command, or the file.
+func (r Requirement) Name() string {
+	if r.File != "" {
+		return r.File
+	}
+	return r.Command
+}
+
 // Example is a documented set of options.
 type Example struct {
 	// Title says what the example does ("Detect speech in German").
@@ -56,10 +65,15 @@ type Example struct {
 	Options map[string]any `json:"options,omitempty"`
 }
 
-// Requirement is a program an engine runs, looked up on PATH.
+// Requirement is a program an engine runs, looked up on PATH, or a file it
+// reads (a model), checked to exist.
 type Requirement struct {
 	// Command is the program's name, as looked up on PATH ("ffprobe").
-	Command string `json:"command"`
+	// Empty for a requirement that is a File.
+	Command string `json:"command,omitempty"`
+	// File is an absolute path that must exist: a model or data file the
+	// engine reads ("/usr/share/tesseract-ocr/5/tessdata/eng.traineddata").
+	File string `json:"file,omitempty"`
 	// DebianPackage is the package that installs it ("ffmpeg"), for the
 	// install line an unavailable engine reports.
 	DebianPackage string `json:"debianPackage,omitempty"`
@@ -188,7 +202,14 @@ func (s Spec) normalized() (Spec, error) {
 	out.Requires = cloneOrNil(s.Requires)
 	for i, r := range s.Requires {
 		field := fmt.Sprintf("requires[%d]", i)
-		if !commandRe.MatchString(r.Command) {
+		switch {
+		case r.File != "" && r.Command != "":
+			return fail(field, "give a command or a file, not both")
+		case r.File != "":
+			if !filepath.IsAbs(r.File) || filepath.Clean(r.File) != r.File {
+				return fail(field+".file", "%q must be a clean absolute path", r.File)
+			}
+		case !commandRe.MatchString(r.Command):
 			return fail(field+".command", "%q must be a program name looked up on PATH, such as \"ffprobe\"", r.Command)
 		}
 		if r.DebianPackage != "" && !debianName.MatchString(r.DebianPackage) {

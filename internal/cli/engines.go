@@ -185,7 +185,7 @@ func printEngine(w io.Writer, e engineInfo) error {
 		if i == 0 {
 			label = "Requires"
 		}
-		line := r.Command
+		line := r.Name()
 		if r.DebianPackage != "" {
 			line += " (Debian package " + r.DebianPackage + ")"
 		}

@@ -86,7 +86,7 @@ func writeEngine(b *strings.Builder, s engine.Spec) {
 	if len(s.Requires) > 0 {
 		b.WriteString("\nRequires:\n\n")
 		for _, r := range s.Requires {
-			line := "`" + r.Command + "`"
+			line := "`" + r.Name() + "`"
 			if r.DebianPackage != "" {
 				line += " (`apt-get install -y " + r.DebianPackage + "`)"
 			}

@@ -67,7 +67,8 @@ var ocrSpec = engine.Spec{
 	},
 	Requires: []engine.Requirement{
 		{Command: "ffmpeg", DebianPackage: "ffmpeg", Why: "to decode the video and sample its frames"},
-		{Command: "tesseract", DebianPackage: "tesseract-ocr", Why: "to read the text in each frame (Tesseract 5, with its English model tesseract-ocr-eng)"},
+		{Command: "tesseract", DebianPackage: "tesseract-ocr", Why: "to read the text in each frame (Tesseract 5)"},
+		{File: "/usr/share/tesseract-ocr/5/tessdata/eng.traineddata", DebianPackage: "tesseract-ocr-eng", Why: "Tesseract's English model, the default language"},
 	},
 }
 

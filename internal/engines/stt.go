@@ -68,7 +68,8 @@ var sttSpec = engine.Spec{
 	},
 	Requires: []engine.Requirement{
 		{Command: "ffmpeg", DebianPackage: "ffmpeg", Why: "to decode the stream's audio"},
-		{Command: "pocketsphinx_batch", DebianPackage: "pocketsphinx", Why: "to recognise the speech, with the US English model of " + sttModelPkg + " (checked when a stream starts)"},
+		{Command: "pocketsphinx_batch", DebianPackage: "pocketsphinx", Why: "to recognise the speech"},
+		{File: sttModelDir + "/en-us/mdef", DebianPackage: sttModelPkg, Why: "the US English acoustic model"},
 	},
 }
 

@@ -194,7 +194,6 @@ func checkSTTPieces(t *testing.T, pieces []engine.Piece) {
 	}
 }
 
-
 func TestSTTSpotsKeywords(t *testing.T) {
 	testenv.RequireTool(t, "pocketsphinx_batch")
 	clip := makeSTTClip(t, sttSentences, 1000, 5000)
