@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -70,55 +71,12 @@ const liveBenchSeconds = 15
 // duration + 250 ms. Each iteration is one liveBenchSeconds stream.
 func BenchmarkLiveResultLatency(b *testing.B) {
 	testenv.RequireTool(b, "ffmpeg", "ffprobe")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	quiet := slog.New(slog.DiscardHandler)
-	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(b.TempDir()), bus.WithLogger(quiet))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { broker.Close() })
-	client, err := bus.NewClient([]string{broker.Addr()}, bus.WithLogger(quiet))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(client.Close)
-	meta := &stampingStore{Store: openMeta(b), at: map[string]time.Time{}}
-	objects, err := objstore.NewFS(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
 	reg := engine.NewRegistry()
 	if err := reg.Register(trivialSpec, engine.ChunkFactory(func() (engine.ChunkEngine, error) { return trivialChunk{}, nil })); err != nil {
 		b.Fatal(err)
 	}
-	cat := engines.NewCatalog(reg, meta)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	runInBackground := func(f func(context.Context) error) { wg.Go(func() { _ = f(ctx) }) }
-	registration, _ := reg.Lookup(trivialSpec.Name)
-	proc, err := enginehost.NewInProcess(registration, quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	host, err := enginehost.New(enginehost.Config{Spec: trivialSpec, Processor: proc, Bus: client, Log: quiet,
-		Fetch: func(ctx context.Context, uri string) (io.ReadCloser, error) {
-			rc, _, err := objects.Get(ctx, strings.TrimPrefix(uri, rigPublicURL+"/"))
-			return rc, err
-		}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runInBackground(host.Run)
-	runner, err := NewRunner(RunnerConfig{Bus: client, Meta: meta, Objects: objects, Catalog: cat,
-		PublicURL: func() string { return rigPublicURL }, TempDir: b.TempDir(), Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runInBackground(runner.Run)
-	svc := &Service{Meta: meta, Bus: client, Catalog: cat, Log: quiet}
-
+	rig := newLiveRig(b, reg)
+	ctx, svc, meta, client := rig.ctx, rig.svc, rig.meta, rig.bus
 	var all, steady, first []time.Duration
 	n := 0
 	for b.Loop() {
@@ -152,6 +110,100 @@ type latency struct {
 	d       time.Duration
 }
 
+// liveRig is the embedded broker, a metadata store that notes when
+// results are stored, a file object store, and a job runner whose built-in
+// engines are reg's (the trivial chunk engine, when reg has it, hosted
+// in-process on the bus): what the live benchmarks run jobs on. Everything
+// stops when the benchmark ends.
+type liveRig struct {
+	ctx     context.Context
+	bus     bus.Bus
+	meta    *stampingStore
+	objects objstore.Store
+	svc     *Service
+}
+
+func newLiveRig(b *testing.B, reg *engine.Registry) *liveRig {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	quiet := slog.New(slog.DiscardHandler)
+	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(b.TempDir()), bus.WithLogger(quiet))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { broker.Close() })
+	client, err := bus.NewClient([]string{broker.Addr()}, bus.WithLogger(quiet))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(client.Close)
+	meta := &stampingStore{Store: openMeta(b), at: map[string]time.Time{}}
+	objects, err := objstore.NewFS(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat := engines.NewCatalog(reg, meta)
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	runInBackground := func(f func(context.Context) error) { wg.Go(func() { _ = f(ctx) }) }
+	if registration, ok := reg.Lookup(trivialSpec.Name); ok {
+		proc, err := enginehost.NewInProcess(registration, quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		host, err := enginehost.New(enginehost.Config{Spec: trivialSpec, Processor: proc, Bus: client, Log: quiet,
+			Fetch: func(ctx context.Context, uri string) (io.ReadCloser, error) {
+				rc, _, err := objects.Get(ctx, strings.TrimPrefix(uri, rigPublicURL+"/"))
+				return rc, err
+			}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runInBackground(host.Run)
+	}
+	runner, err := NewRunner(RunnerConfig{Bus: client, Meta: meta, Objects: objects, Catalog: cat, Engines: reg,
+		PublicURL: func() string { return rigPublicURL }, TempDir: b.TempDir(), Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runInBackground(runner.Run)
+	return &liveRig{ctx: ctx, bus: client, meta: meta, objects: objects, svc: &Service{Meta: meta, Bus: client, Catalog: cat, Log: quiet}}
+}
+
+// openLiveStream starts a live stream on topic as weir's ingest does: a
+// stream_init with no duration.
+func openLiveStream(b *testing.B, ctx context.Context, bb bus.Bus, topic string) *ingest.StreamWriter {
+	b.Helper()
+	w, err := ingest.NewStreamWriter(bb, topic, ingest.StreamOptions{TaskID: "bench", JobID: "bench", TdoID: "bench",
+		MimeType: "video/mp2t", FFmpegFormat: "mpegts"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
+// waitJobComplete waits for a job to end and fails the benchmark unless it
+// completed.
+func waitJobComplete(b *testing.B, ctx context.Context, meta metastore.Store, id string) {
+	b.Helper()
+	for {
+		job, err := meta.GetJob(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if jobOver(job.Status) {
+			if job.Status != metastore.JobComplete {
+				b.Fatalf("job %s: %s: %s", id, job.Status, job.Error)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // percentileMs is the p-th percentile (nearest rank below) of ds in
 // milliseconds; 0 for none.
 func percentileMs(ds []time.Duration, p float64) float64 {
@@ -177,31 +229,12 @@ func liveLatencies(b *testing.B, ctx context.Context, svc *Service, meta *stampi
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := ingest.NewStreamWriter(bb, topic, ingest.StreamOptions{TaskID: "bench", JobID: "bench", TdoID: "bench",
-		MimeType: "video/mp2t", FFmpegFormat: "mpegts"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Init(ctx); err != nil {
-		b.Fatal(err)
-	}
-	t0 := publishRealTime(b, ctx, w)
+	w := openLiveStream(b, ctx, bb, topic)
+	t0, _ := publishRealTime(b, ctx, w, testPatternArgs(liveBenchSeconds)...)
 	if err := w.Close(ctx, false); err != nil {
 		b.Fatal(err)
 	}
-	for {
-		job, err := meta.GetJob(ctx, v.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if jobOver(job.Status) {
-			if job.Status != metastore.JobComplete {
-				b.Fatalf("job %s: %s: %s", v.ID, job.Status, job.Error)
-			}
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitJobComplete(b, ctx, meta, v.ID)
 	results, _, err := meta.ListResults(ctx, metastore.ResultQuery{JobID: v.ID, Limit: 1000})
 	if err != nil {
 		b.Fatal(err)
@@ -219,15 +252,22 @@ func liveLatencies(b *testing.B, ctx context.Context, svc *Service, meta *stampi
 	return out
 }
 
-// publishRealTime runs ffmpeg at real time into w, flushing every read as
-// a live ingest does, and returns when its first bytes came: the wall
-// clock of media time 0.
-func publishRealTime(b *testing.B, ctx context.Context, w *ingest.StreamWriter) time.Time {
-	b.Helper()
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", fmt.Sprint(liveBenchSeconds),
+// testPatternArgs are ffmpeg's arguments for seconds of a test pattern
+// encoded at real time into MPEG-TS on its standard output, a key frame a
+// second.
+func testPatternArgs(seconds int) []string {
+	return []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-keyint_min", "25",
-		"-sc_threshold", "0", "-flush_packets", "1", "-f", "mpegts", "pipe:1")
+		"-sc_threshold", "0", "-flush_packets", "1", "-f", "mpegts", "pipe:1"}
+}
+
+// publishRealTime runs ffmpeg with args (which write a stream at real
+// time to its standard output) into w, flushing every read as a live
+// ingest does, and returns when its first bytes came (the wall clock of
+// media time 0) and how ffmpeg ended (its resource use).
+func publishRealTime(b *testing.B, ctx context.Context, w *ingest.StreamWriter, args ...string) (time.Time, *os.ProcessState) {
+	b.Helper()
+	cmd := exec.CommandContext(ctx, "ffmpeg", append([]string{"-hide_banner", "-loglevel", "error"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -257,5 +297,5 @@ func publishRealTime(b *testing.B, ctx context.Context, w *ingest.StreamWriter) 
 	if err := cmd.Wait(); err != nil {
 		b.Fatalf("ffmpeg: %v", err)
 	}
-	return t0
+	return t0, cmd.ProcessState
 }
