@@ -36,8 +36,7 @@ func ffmpegStream(ctx context.Context, s *engine.Stream, args []string, onLine f
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
-	full = append(full, media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)...)
-	full = append(full, "-i", "pipe:0")
+	full = append(full, streamInput(s)...)
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
 	cmd.Stdin = s.Body
@@ -73,6 +72,16 @@ func ffmpegStream(ctx context.Context, s *engine.Stream, args []string, onLine f
 		return fmt.Errorf("ffmpeg: %w: %s", waitErr, tail.String())
 	}
 	return ctx.Err()
+}
+
+// streamInput is how every stream engine's ffmpeg reads its stream: stdin,
+// through the pipe protocol and weir's demuxer allow-list, with the
+// stream's ffmpegFormat when known, and a 1 s analysis window instead of
+// ffmpeg's 5 s, so results on a live stream do not start 5 s late (the
+// decoders find the rest of what they need in the first frames).
+func streamInput(s *engine.Stream) []string {
+	args := media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)
+	return append(args, "-analyzeduration", "1000000", "-i", "pipe:0")
 }
 
 // scanLines splits on \n and on \r, which ffmpeg uses for lines it

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/engine"
-	"github.com/weir-media/weir/internal/media"
 )
 
 // The ocr engine reads the text shown in a video: ffmpeg samples frames
@@ -204,8 +203,8 @@ func ffmpegFrames(ctx context.Context, s *engine.Stream, filter string, onFrame 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
-	args = append(args, media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)...)
-	args = append(args, "-i", "pipe:0", "-map", "0:v:0", "-an", "-sn", "-dn",
+	args = append(args, streamInput(s)...)
+	args = append(args, "-map", "0:v:0", "-an", "-sn", "-dn",
 		"-vf", filter, "-fps_mode", "passthrough", "-pix_fmt", "gray", "-c:v", "pgm", "-f", "image2pipe", "pipe:1")
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	cmd.Stdin = s.Body

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/engine"
-	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -284,9 +283,7 @@ func ffmpegStreamOut(ctx context.Context, s *engine.Stream, args []string, out f
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
-	full = append(full, media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)...)
-	// Probe a second of a live stream, not five, before the first frame.
-	full = append(full, "-analyzeduration", "1000000", "-i", "pipe:0")
+	full = append(full, streamInput(s)...)
 	cmd := exec.CommandContext(ctx, "ffmpeg", append(full, args...)...)
 	cmd.Stdin = s.Body
 	stderr, err := cmd.StderrPipe()

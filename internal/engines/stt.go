@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/engine"
-	"github.com/weir-media/weir/internal/media"
 )
 
 // The stt engine: speech to text with CMU PocketSphinx and its US English
@@ -321,8 +320,8 @@ func (st *sttState) finish() error {
 // them to PocketSphinx, moving the bound as the audio advances.
 func (st *sttState) feed(ctx context.Context, s *engine.Stream, cfg sttConfig, ctl io.Writer) error {
 	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
-	full = append(full, media.InputArgs(media.ProtocolsPipe, s.Init.FFmpegFormat)...)
-	full = append(full, "-i", "pipe:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", strconv.Itoa(sttRate), "-f", "s16le", "pipe:1")
+	full = append(full, streamInput(s)...)
+	full = append(full, "-vn", "-sn", "-dn", "-ac", "1", "-ar", strconv.Itoa(sttRate), "-f", "s16le", "pipe:1")
 	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
 	cmd.Stdin = s.Body
 	var logTail tailBuffer
