@@ -28,6 +28,8 @@ want_pkg tesseract-ocr-eng
 # The stt engine: PocketSphinx and its US English model.
 want pocketsphinx_batch pocketsphinx
 want_pkg pocketsphinx-en-us
+# The fingerprint engine and the fingerprint library: Chromaprint's fpcalc.
+want fpcalc libchromaprint-tools
 if [ "$mode" = test ]; then
 	want chromium chromium
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
