@@ -124,6 +124,7 @@ func wantErr(t *testing.T, err, target error, msg string) {
 func runContract(t *testing.T, h harness) {
 	runLeaseContract(t, h)
 	runEngineContract(t, h)
+	runFingerprintContract(t, h)
 	runResultsContract(t, h)
 	ctx := context.Background()
 	base := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))

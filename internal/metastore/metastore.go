@@ -307,6 +307,19 @@ type Store interface {
 	// when there is none.
 	DeleteEngine(ctx context.Context, name string) error
 
+	// CreateFingerprint adds a reference to the fingerprint library,
+	// setting CreatedAt; ErrExists if the id is taken, ErrInvalid without
+	// an id, a name, a duration or items (or with more than
+	// MaxFingerprintItems).
+	CreateFingerprint(ctx context.Context, f Fingerprint) (Fingerprint, error)
+	// GetFingerprint returns the reference with the id, or ErrNotFound.
+	GetFingerprint(ctx context.Context, id string) (Fingerprint, error)
+	// ListFingerprints returns the whole library, oldest first.
+	ListFingerprints(ctx context.Context) ([]Fingerprint, error)
+	// DeleteFingerprint removes the reference with the id; ErrNotFound
+	// when there is none.
+	DeleteFingerprint(ctx context.Context, id string) error
+
 	// Leaser grants the leases that keep cross-process work single.
 	Leaser
 
