@@ -285,6 +285,7 @@ func (s *Server) routes() {
 	s.registerHLS()
 	s.registerEngines()
 	s.registerJobs()
+	s.registerFingerprints()
 	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }
