@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
 
@@ -67,6 +68,23 @@ func SetFingerprintLibrary(lib FingerprintLibrary) {
 		return
 	}
 	fpLibrary.Store(&lib)
+}
+
+// FingerprintLibraryOf is the library kept in a metadata store (the
+// fingerprints table, managed over /fingerprints): what the server hands
+// SetFingerprintLibrary.
+func FingerprintLibraryOf(meta metastore.Store) FingerprintLibrary {
+	return func(ctx context.Context) ([]FingerprintReference, error) {
+		list, err := meta.ListFingerprints(ctx)
+		if err != nil {
+			return nil, err
+		}
+		refs := make([]FingerprintReference, len(list))
+		for i, f := range list {
+			refs[i] = FingerprintReference{ID: f.ID, Name: f.Name, DurationMs: f.DurationMs, Items: f.Items}
+		}
+		return refs, nil
+	}
 }
 
 // Limits on a reference clip.

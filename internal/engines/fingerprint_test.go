@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/testenv"
 	"github.com/weir-media/weir/protocol"
 )
@@ -264,4 +268,79 @@ func BenchmarkFingerprint(b *testing.B) {
 	starts := []float64{60, 250, 431.5, 555}
 	path := fpProgramme(b, "programme.ts", 600, starts, "-c:a", "aac", "-b:a", "96k", "-f", "mpegts")
 	benchStream(b, "fingerprint", path, "mpegts", 600, nil)
+}
+
+func TestFingerprintLibraryOfTheMetadataStore(t *testing.T) {
+	refs := fpLibraryOf(t, map[string]string{"jingle": fpClip(t, "jingle.wav", jingleExpr, 10)})
+	meta, err := metastore.OpenSQLite(filepath.Join(t.TempDir(), "weir.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	r := refs[0]
+	if _, err := meta.CreateFingerprint(context.Background(), metastore.Fingerprint{ID: r.ID, Name: r.Name, DurationMs: r.DurationMs, Items: r.Items}); err != nil {
+		t.Fatal(err)
+	}
+	SetFingerprintLibrary(FingerprintLibraryOf(meta))
+	path := fpProgramme(t, "programme.wav", 30, []float64{8.5}, "-c:a", "pcm_s16le")
+	pieces, _ := runStreamEngine(t, "fingerprint", path, "wav", nil)
+	assertOccurrences(t, fpMatches(pieces), []float64{8.5})
+}
+
+// TestFingerprintOverlappingMatchesShareAPiece checks the emission rules
+// on made-up fingerprints: two references heard at overlapping times come
+// out as one piece, once neither can match earlier any more.
+func TestFingerprintOverlappingMatchesShareAPiece(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	stream := make([]uint32, 800)
+	for i := range stream {
+		stream[i] = rnd.Uint32()
+	}
+	a := FingerprintReference{ID: "a", Name: "a", DurationMs: 10000, Items: slices.Clone(stream[100:160])}
+	b := FingerprintReference{ID: "b", Name: "b", DurationMs: 5000, Items: slices.Clone(stream[130:170])}
+	c := FingerprintReference{ID: "c", Name: "c", DurationMs: 5000, Items: slices.Clone(stream[500:540])}
+	var pieces []engine.Piece
+	emit := engine.NewEmitter(func(p engine.Piece) error { pieces = append(pieces, p); return nil })
+	st := &fpState{emit: emit, match: &fpMatcher{threshold: 0.3, maxRun: 16}, run: &fpRun{}}
+	st.match.setReferences([]FingerprintReference{a, b, c}, 0)
+	for i := 0; i < len(stream); i += 8 {
+		st.run.samples.Store(int64(i+8) * fpHop)
+		if err := st.line(fpcalcLine{Fingerprint: stream[i : i+8]}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 600 && len(pieces) != 2 {
+			t.Fatalf("at item 600 %d pieces were out, want 2 (a+b together, then c)", len(pieces))
+		}
+	}
+	if err := st.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if len(pieces) != 2 || len(pieces[0].Doc.Series) != 2 || len(pieces[1].Doc.Series) != 1 {
+		t.Fatalf("pieces %+v", pieces)
+	}
+	want := []struct {
+		name  string
+		start int64
+	}{{"a", fpItemMs(100)}, {"b", fpItemMs(130)}, {"c", fpItemMs(500)}}
+	got := fpMatches(pieces)
+	for i, w := range want {
+		if got[i].Object.Label != w.name || got[i].StartTimeMs != w.start || got[i].Object.Confidence != 1 {
+			t.Errorf("match %d = %s at %d score %v, want %s at %d score 1", i, got[i].Object.Label, got[i].StartTimeMs, got[i].Object.Confidence, w.name, w.start)
+		}
+	}
+}
+
+func FuzzParseFpcalcLine(f *testing.F) {
+	f.Add([]byte(`{"timestamp": 1.00, "duration": 3.60, "fingerprint": [4096574662,3576480134,1428]}`))
+	f.Add([]byte(`ERROR: Error decoding audio frame (End of file)`))
+	f.Add([]byte(`{"fingerprint": [-1, 1e40, "x"]}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		l, ok, err := parseFpcalcLine(line)
+		if err != nil && ok {
+			t.Fatalf("ok with an error: %v", err)
+		}
+		if !ok && len(l.Fingerprint) > 0 {
+			t.Fatalf("items from a line not taken: %+v", l)
+		}
+	})
 }

@@ -201,6 +201,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 
 	s.engines = engines.NewCatalog(engine.Default(), s.meta, engines.WithLogger(log.With("component", "engines")))
+	// The fingerprint engine's references: the library kept in the
+	// metadata store (/fingerprints).
+	engines.SetFingerprintLibrary(engines.FingerprintLibraryOf(s.meta))
 	if cfg.EnginesDir != "" {
 		names, err := s.engines.LoadDir(ctx, cfg.EnginesDir)
 		if err != nil {
