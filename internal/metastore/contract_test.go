@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,6 +196,46 @@ func runContract(t *testing.T, h harness) {
 		}
 		if err := s.Ping(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("SRTPassphraseIsKeptAsGiven", func(t *testing.T) {
+		t.Parallel()
+		s := h.store(t)
+		const pass = "correct-horse-battery"
+		mustCreate(t, s, Stream{ID: "live-enc", Kind: KindLive, PublishKey: "key-enc", SRTPassphrase: pass})
+		mustCreate(t, s, Stream{ID: "live-plain", Kind: KindLive, PublishKey: "key-plain"})
+		byKey, err := s.GetStreamByPublishKey(ctx, "key-enc")
+		if err != nil || byKey.SRTPassphrase != pass {
+			t.Fatalf("by publish key: passphrase %q, %v; want %q", byKey.SRTPassphrase, err, pass)
+		}
+		plain, err := s.GetStream(ctx, "live-plain")
+		if err != nil || plain.SRTPassphrase != "" {
+			t.Fatalf("stream without a passphrase reads %q, %v", plain.SRTPassphrase, err)
+		}
+		// An update that does not touch it keeps it; a transition too.
+		byKey.Title = "renamed"
+		if _, err := s.UpdateStream(ctx, byKey); err != nil {
+			t.Fatal(err)
+		}
+		moved, err := s.TransitionStatus(ctx, "live-enc", StatusLive, nil)
+		if err != nil || moved.SRTPassphrase != pass {
+			t.Fatalf("after update and transition: passphrase %q, %v", moved.SRTPassphrase, err)
+		}
+		// The stream list carries it too (the API never shows it).
+		list, _, err := s.ListStreams(ctx, StreamFilter{Kind: KindLive, Limit: 10})
+		if err != nil || len(list) != 2 {
+			t.Fatalf("list: %d streams, %v", len(list), err)
+		}
+		for _, bad := range []string{"short", strings.Repeat("x", MaxSRTPassphrase+1), "has a space in it", "tab\tinside-it"} {
+			_, err := s.CreateStream(ctx, Stream{ID: "live-bad", Kind: KindLive, SRTPassphrase: bad})
+			wantErr(t, err, ErrInvalid, "")
+			if !strings.Contains(err.Error(), "srt passphrase") {
+				t.Fatalf("error %q does not name the passphrase", err)
+			}
+		}
+		if _, err := s.GetStream(ctx, "live-bad"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a stream with a bad passphrase was stored: %v", err)
 		}
 	})
 

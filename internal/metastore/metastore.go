@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -98,6 +99,12 @@ type Stream struct {
 	// PublishKeyHash is HashPublishKey(PublishKey), what the store holds;
 	// "" for a stream nobody can publish to.
 	PublishKeyHash string `json:"-"`
+	// SRTPassphrase, when set, is the passphrase SRT publishers of this
+	// live stream must encrypt with (see CheckSRTPassphrase): SRT
+	// derives its keys from it, so the store keeps it as given, not
+	// hashed. It is not serialised; the API shows it only in the answer
+	// that creates the stream.
+	SRTPassphrase string `json:"-"`
 	// SourceURL is where pulled media comes from (VOD URL import or live pull).
 	SourceURL string `json:"source_url,omitempty"`
 	// SourceKey is the object key of the uploaded original.
@@ -235,6 +242,31 @@ func HashPublishKey(key string) string {
 	}
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
+}
+
+// Bounds of an SRT passphrase, as libsrt (and so ffmpeg and OBS) takes it.
+const (
+	MinSRTPassphrase = 10
+	MaxSRTPassphrase = 79
+)
+
+// CheckSRTPassphrase reports what is wrong with an SRT passphrase: it must
+// be MinSRTPassphrase to MaxSRTPassphrase bytes of printable ASCII other
+// than a space (it travels in URLs and command lines). "" (no encryption)
+// is fine.
+func CheckSRTPassphrase(p string) error {
+	if p == "" {
+		return nil
+	}
+	if len(p) < MinSRTPassphrase || len(p) > MaxSRTPassphrase {
+		return fmt.Errorf("srt passphrase has %d characters, want %d to %d", len(p), MinSRTPassphrase, MaxSRTPassphrase)
+	}
+	for _, c := range []byte(p) {
+		if c <= ' ' || c >= 0x7f {
+			return errors.New("srt passphrase: use printable ASCII characters without spaces")
+		}
+	}
+	return nil
 }
 
 // Store is the metadata store seam. Implementations are safe for concurrent use.

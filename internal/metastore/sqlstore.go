@@ -185,7 +185,7 @@ func placeholders(from, n int) string {
 const streamSelect = `SELECT s.id, s.kind, s.title, s.status, s.error, s.progress, s.publish_key,
 	s.source_url, s.source_key, s.manifest_path, s.variants_generated, s.processing_latency_ms,
 	s.gaps, s.checksum_failures, s.stage_times, s.details, s.created_at, s.updated_at, s.version,
-	(SELECT COUNT(*) FROM segments g WHERE g.stream_id = s.id)
+	s.srt_passphrase, (SELECT COUNT(*) FROM segments g WHERE g.stream_id = s.id)
 FROM streams s`
 
 // streamScan holds scan targets for one stream row.
@@ -200,7 +200,7 @@ func (r *streamScan) dest() []any {
 	return []any{&s.ID, &s.Kind, &s.Title, &s.Status, &s.Error, &s.Progress, &s.PublishKeyHash,
 		&s.SourceURL, &s.SourceKey, &s.ManifestPath, jsonCol{&r.variants}, &s.ProcessingLatencyMS,
 		&s.Gaps, &s.ChecksumFailures, jsonCol{&r.stages}, jsonCol{&s.Details},
-		timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt}, &s.Version, &s.SegmentCount}
+		timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt}, &s.Version, &s.SRTPassphrase, &s.SegmentCount}
 }
 
 func (r *streamScan) finish() (Stream, error) {
@@ -241,7 +241,8 @@ func (st *sqlStore) loadStream(ctx context.Context, q querier, id string, lock b
 
 // streamMutableColumns are the stream columns a write may change.
 const streamMutableColumns = `title, status, error, progress, publish_key, source_url, source_key,
-	manifest_path, variants_generated, processing_latency_ms, gaps, checksum_failures, stage_times, details`
+	manifest_path, variants_generated, processing_latency_ms, gaps, checksum_failures, stage_times, details,
+	srt_passphrase`
 
 // streamArgs returns the values of streamMutableColumns for s, in order,
 // and normalises s to what will be stored (non-nil variants, UTC stage times
@@ -267,13 +268,17 @@ func (st *sqlStore) streamArgs(s *Stream) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", s.ID, err)
 	}
+	if err := CheckSRTPassphrase(s.SRTPassphrase); err != nil {
+		return nil, fmt.Errorf("stream %s: %w: %w", s.ID, err, ErrInvalid)
+	}
 	s.VariantsGenerated = variants
 	s.StageTimes = stages
 	if s.PublishKey != "" { // a new key; otherwise keep the stored hash
 		s.PublishKeyHash = HashPublishKey(s.PublishKey)
 	}
 	return []any{s.Title, string(s.Status), s.Error, s.Progress, s.PublishKeyHash, s.SourceURL, s.SourceKey,
-		s.ManifestPath, string(vj), s.ProcessingLatencyMS, s.Gaps, s.ChecksumFailures, string(sj), details}, nil
+		s.ManifestPath, string(vj), s.ProcessingLatencyMS, s.Gaps, s.ChecksumFailures, string(sj), details,
+		s.SRTPassphrase}, nil
 }
 
 func validKind(k Kind) bool { return k == KindVOD || k == KindLive }
