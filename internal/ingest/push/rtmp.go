@@ -2,8 +2,10 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -26,6 +28,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultRTMPAddr       = "127.0.0.1:1935"
+	DefaultRTMPSAddr      = "127.0.0.1:1936"
 	DefaultSRTAddr        = "127.0.0.1:8890"
 	DefaultReadTimeout    = 10 * time.Second
 	DefaultStatusInterval = 2 * time.Second
@@ -82,6 +85,11 @@ type Config struct {
 	// ListenerMetrics receives the RTMP listener's weir_listener_* series;
 	// nil records none.
 	ListenerMetrics *netguard.Metrics
+	// TLS, when set, makes an RTMP server speak RTMPS (RTMP inside TLS)
+	// with this configuration; its metrics carry protocol="rtmps" and
+	// its address defaults to DefaultRTMPSAddr. The SRT server ignores
+	// it (SRT encrypts with a passphrase instead).
+	TLS *tls.Config
 }
 
 func (c *Config) check(kind, defaultAddr string) error {
@@ -130,15 +138,23 @@ func (c *Config) check(kind, defaultAddr string) error {
 // either way. A publisher whose lease is lost is dropped without one: the
 // stream is no longer its to end. Playback over RTMP is refused: viewers
 // watch HLS.
+//
+// With Config.TLS the server takes RTMPS: the TLS handshake comes first
+// (bounded by ReadTimeout), then RTMP as above inside it.
 type RTMPServer struct {
 	listener[net.Conn]
+	proto string
 }
 
 // NewRTMPServer checks cfg and registers the server's metrics; Start
 // listens.
 func NewRTMPServer(cfg Config) (*RTMPServer, error) {
-	s := &RTMPServer{}
-	if err := s.init(cfg, "rtmp", DefaultRTMPAddr); err != nil {
+	s := &RTMPServer{proto: "rtmp"}
+	addr := DefaultRTMPAddr
+	if cfg.TLS != nil {
+		s.proto, addr = "rtmps", DefaultRTMPSAddr
+	}
+	if err := s.init(cfg, s.proto, addr); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -150,13 +166,13 @@ func (s *RTMPServer) Start() error {
 	// The guard keeps accepting through file descriptor exhaustion and
 	// holds the connection cap.
 	ln, err := netguard.Listen("tcp", s.cfg.Addr, netguard.Config{
-		Name: "rtmp", MaxConns: s.cfg.MaxConns, Logger: s.cfg.Logger, Metrics: s.cfg.ListenerMetrics,
+		Name: s.proto, MaxConns: s.cfg.MaxConns, Logger: s.cfg.Logger, Metrics: s.cfg.ListenerMetrics,
 	})
 	if err != nil {
-		return fmt.Errorf("rtmp server: %w", err)
+		return fmt.Errorf("%s server: %w", s.proto, err)
 	}
 	s.bind(ln, func() { ln.Close() }, ln.Check)
-	s.log.Info("rtmp ingest listening", "addr", ln.Addr().String())
+	s.log.Info(s.proto+" ingest listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.accept(ln)
 	return nil
@@ -213,7 +229,18 @@ var errRefused = errors.New("publisher refused")
 
 func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
-	sc := &gortmplib.ServerConn{RW: conn}
+	// The deadlines set on conn bound the TLS connection's reads and
+	// writes too; closing conn ends both.
+	var rw io.ReadWriter = conn
+	if s.cfg.TLS != nil {
+		tc := tls.Server(conn, s.cfg.TLS)
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.metrics.connections.WithLabelValues("failed").Inc()
+			return fmt.Errorf("rtmps: tls handshake: %w", err)
+		}
+		rw = tc
+	}
+	sc := &gortmplib.ServerConn{RW: rw}
 	if err := sc.Initialize(); err != nil {
 		s.metrics.connections.WithLabelValues("failed").Inc()
 		return fmt.Errorf("rtmp handshake: %w", err)

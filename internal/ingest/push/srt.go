@@ -33,8 +33,12 @@ const (
 // timeout), as is the publisher of a stream that ends. A stream has one
 // publisher across every ingest process (see RTMPServer): a second one is
 // rejected during the handshake with reason 1407 (conflict) while the
-// first is connected. Datagrams that are not SRT are ignored by the SRT
-// library.
+// first is connected. A stream started with an SRT passphrase takes only
+// publishers encrypting with it (AES, keys derived from the passphrase):
+// one without encryption is rejected with 1011 (unsecure), one with another
+// passphrase with 1010 (bad secret). A stream without a passphrase rejects
+// encrypting publishers with 1011. Datagrams that are not SRT are ignored
+// by the SRT library.
 type SRTServer struct {
 	listener[srt.Conn]
 	// sessions counts connections being handled, handshakes included
@@ -159,8 +163,8 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 		return s.refuse(req, log, srt.REJX_ISE, err)
 	}
 	log = log.With("stream", st.ID)
-	if req.IsEncrypted() {
-		return s.refuse(req, log, srt.REJ_UNSECURE, errors.New("encrypted SRT is not supported; publish without a passphrase"))
+	if reason, err := checkEncryption(req, st.SRTPassphrase); err != nil {
+		return s.refuse(req, log, reason, err)
 	}
 	held, err := s.claimStream(st.ID)
 	if errors.Is(err, ErrPublisherConnected) {
@@ -240,6 +244,26 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 		log.Info("srt publisher disconnected", "reason", firstErr(readErr))
 	}
 	return cerr
+}
+
+// checkEncryption holds a publisher to its stream's passphrase: a stream
+// with one takes only publishers that encrypt with exactly it, a stream
+// without one only publishers that do not encrypt. On a match the request
+// is set up to decrypt.
+func checkEncryption(req srt.ConnRequest, passphrase string) (srt.RejectionReason, error) {
+	switch {
+	case passphrase == "" && req.IsEncrypted():
+		return srt.REJ_UNSECURE, errors.New("the publisher encrypts but the stream has no SRT passphrase; publish without one")
+	case passphrase == "":
+		return 0, nil
+	case !req.IsEncrypted():
+		return srt.REJ_UNSECURE, errors.New("the stream needs SRT encryption; publish with its passphrase")
+	}
+	// A wrong passphrase cannot unwrap the publisher's key.
+	if err := req.SetPassphrase(passphrase); err != nil {
+		return srt.REJ_BADSECRET, errors.New("wrong SRT passphrase")
+	}
+	return 0, nil
 }
 
 // ParseSRTStreamID reads an SRT stream id naming a mode and a publish key:
