@@ -113,6 +113,10 @@ type Config struct {
 	// Empty means the request's host name with ports 1935 and 8890.
 	RTMPBase string
 	SRTBase  string
+	// RTMPSBase is the RTMPS ingest base, such as
+	// "rtmps://media.example.com:1936"; empty means weir takes no RTMPS
+	// and start answers no rtmps URL.
+	RTMPSBase string
 	// KafkaBrokers is what GET /bus reports, so CLI tools can reach the bus.
 	KafkaBrokers []string
 
@@ -200,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Jobs == nil {
 		cfg.Jobs = &jobs.Service{Meta: cfg.Meta, Bus: cfg.Bus, Catalog: cfg.Engines, BusTimeout: cfg.BusTimeout, Log: cfg.Logger}
 	}
-	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase} {
+	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase, "RTMPSBase": &cfg.RTMPSBase} {
 		clean, err := cleanBaseURL(*base)
 		if err != nil {
 			return nil, fmt.Errorf("api: Config.%s: %w", name, err)

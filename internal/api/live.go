@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,25 +23,31 @@ var liveSourceSchemes = []string{"http", "https"}
 type StartStreamRequest struct {
 	Title     string `json:"title,omitempty" maxLength:"200" doc:"Title of the stream"`
 	SourceURL string `json:"source_url,omitempty" maxLength:"2048" example:"https://example.com/live/index.m3u8" doc:"Pull the stream from this http(s) URL (MPEG-TS, or an Icecast-style AAC/MP3 stream) instead of waiting for an RTMP/SRT push"`
+	// SRTPassphrase makes SRT publishers encrypt: weir keeps it as given
+	// (SRT derives its keys from it) and never shows it again.
+	SRTPassphrase string `json:"srt_passphrase,omitempty" maxLength:"79" example:"correct-horse-battery" doc:"SRT publishers must encrypt with this passphrase (10 to 79 printable characters, no spaces); without it they are refused. Shown only in this call's response"`
 }
 
 // PublishURLs tell an encoder (OBS, ffmpeg) where to push.
 type PublishURLs struct {
-	RTMP string `json:"rtmp" example:"rtmp://127.0.0.1:1935/live/0123456789abcdef0123456789abcdef"`
-	SRT  string `json:"srt" example:"srt://127.0.0.1:8890?streamid=publish:0123456789abcdef0123456789abcdef"`
+	RTMP  string `json:"rtmp" example:"rtmp://127.0.0.1:1935/live/0123456789abcdef0123456789abcdef"`
+	RTMPS string `json:"rtmps,omitempty" example:"rtmps://127.0.0.1:1936/live/0123456789abcdef0123456789abcdef" doc:"RTMP over TLS; only when weir serve runs with --rtmps"`
+	SRT   string `json:"srt" example:"srt://127.0.0.1:8890?streamid=publish:0123456789abcdef0123456789abcdef" doc:"With the stream's passphrase as passphrase= when it has one"`
 }
 
 // StartStreamResponse describes a new live stream. The publish key is shown
 // only here.
 type StartStreamResponse struct {
-	StreamID    string      `json:"stream_id" example:"live-54390fa40812"`
-	Status      string      `json:"status" example:"created"`
-	Title       string      `json:"title"`
-	SourceURL   string      `json:"source_url,omitempty"`
-	PublishKey  string      `json:"publish_key" doc:"Secret that authorises pushing media; shown only in this response"`
-	Publish     PublishURLs `json:"publish"`
-	Playback    string      `json:"playback" doc:"Live HLS playlist URL"`
-	MetadataURL string      `json:"metadata_url"`
+	StreamID   string `json:"stream_id" example:"live-54390fa40812"`
+	Status     string `json:"status" example:"created"`
+	Title      string `json:"title"`
+	SourceURL  string `json:"source_url,omitempty"`
+	PublishKey string `json:"publish_key" doc:"Secret that authorises pushing media; shown only in this response"`
+	// SRTPassphrase echoes the request's, once.
+	SRTPassphrase string      `json:"srt_passphrase,omitempty" doc:"The SRT passphrase the stream was started with; shown only in this response"`
+	Publish       PublishURLs `json:"publish"`
+	Playback      string      `json:"playback" doc:"Live HLS playlist URL"`
+	MetadataURL   string      `json:"metadata_url"`
 }
 
 // StreamStatus answers lifecycle calls.
@@ -66,6 +73,7 @@ type LiveMetadata struct {
 	Status           string               `json:"status" enum:"created,live,vod,failed" doc:"created → live → vod, or failed"`
 	Error            string               `json:"error,omitempty"`
 	SourceURL        string               `json:"source_url,omitempty"`
+	SRTEncrypted     bool                 `json:"srt_encrypted,omitempty" doc:"SRT publishers must encrypt with the passphrase given when the stream started"`
 	CreatedAt        time.Time            `json:"created_at"`
 	UpdatedAt        time.Time            `json:"updated_at"`
 	StartedAt        *time.Time           `json:"started_at,omitempty" doc:"When media started arriving"`
@@ -184,13 +192,17 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 			return nil, err
 		}
 	}
+	if err := checkSRTPassphrase(req); err != nil {
+		return nil, err
+	}
 	key := newPublishKey()
 	st, err := s.newStream(ctx, metastore.Stream{
-		Kind:       metastore.KindLive,
-		Title:      req.Title,
-		Status:     metastore.StatusCreated,
-		PublishKey: key,
-		SourceURL:  req.SourceURL,
+		Kind:          metastore.KindLive,
+		Title:         req.Title,
+		Status:        metastore.StatusCreated,
+		PublishKey:    key,
+		SRTPassphrase: req.SRTPassphrase,
+		SourceURL:     req.SourceURL,
 	})
 	if err != nil {
 		return nil, err
@@ -219,19 +231,44 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("live stream %s could not be announced on the bus; retry later", st.ID))
 	}
 	rtmp, srt := s.ingestBases(in.requestBase)
+	publish := PublishURLs{
+		RTMP: rtmp + "/live/" + key,
+		SRT:  srt + "?streamid=publish:" + key,
+	}
+	if req.SRTPassphrase != "" {
+		// Printable and without spaces, but '&', '#' or '%' need escaping.
+		publish.SRT += "&passphrase=" + url.QueryEscape(req.SRTPassphrase)
+	}
+	if s.cfg.RTMPSBase != "" {
+		publish.RTMPS = s.cfg.RTMPSBase + "/live/" + key
+	}
 	return &startOutput{Body: StartStreamResponse{
-		StreamID:   st.ID,
-		Status:     string(st.Status),
-		Title:      st.Title,
-		SourceURL:  redactURL(st.SourceURL),
-		PublishKey: key,
-		Publish: PublishURLs{
-			RTMP: rtmp + "/live/" + key,
-			SRT:  srt + "?streamid=publish:" + key,
-		},
-		Playback:    s.hlsURL(in.requestBase, liveKey(st.ID)),
-		MetadataURL: s.httpBase(in.requestBase) + "/streams/" + st.ID + "/metadata",
+		StreamID:      st.ID,
+		Status:        string(st.Status),
+		Title:         st.Title,
+		SourceURL:     redactURL(st.SourceURL),
+		PublishKey:    key,
+		SRTPassphrase: req.SRTPassphrase,
+		Publish:       publish,
+		Playback:      s.hlsURL(in.requestBase, liveKey(st.ID)),
+		MetadataURL:   s.httpBase(in.requestBase) + "/streams/" + st.ID + "/metadata",
 	}}, nil
+}
+
+// checkSRTPassphrase refuses a malformed passphrase, and one for a stream
+// pulled from a source (it has no SRT publisher to hold to it).
+func checkSRTPassphrase(req StartStreamRequest) error {
+	if req.SRTPassphrase == "" {
+		return nil
+	}
+	if req.SourceURL != "" {
+		return fieldError("body.srt_passphrase", "is for streams pushed over SRT; a stream pulled from source_url has no SRT publisher", nil)
+	}
+	if err := metastore.CheckSRTPassphrase(req.SRTPassphrase); err != nil {
+		// Never echo the secret.
+		return fieldError("body.srt_passphrase", strings.TrimPrefix(err.Error(), "srt passphrase: "), nil)
+	}
+	return nil
 }
 
 // ingestBases returns the RTMP and SRT bases, defaulting to the host name
@@ -321,6 +358,7 @@ func (s *Server) liveMetadata(ctx context.Context, in *liveIDInput) (*liveMetada
 		Status:           string(st.Status),
 		Error:            st.Error,
 		SourceURL:        redactURL(st.SourceURL),
+		SRTEncrypted:     st.SRTPassphrase != "",
 		CreatedAt:        st.CreatedAt.UTC(),
 		UpdatedAt:        st.UpdatedAt.UTC(),
 		StartedAt:        stageTime(st, metastore.StatusLive),

@@ -123,6 +123,39 @@ func TestStartStream(t *testing.T) {
 	}
 }
 
+func TestStartStreamWithSRTPassphraseAndRTMPS(t *testing.T) {
+	e := newEnv(t, "", func(c *Config) { c.RTMPSBase = "rtmps://ingest.example.org:1936/" })
+	const pass = "s3cret&more#than%10"
+	got := startStream(t, e, map[string]string{"srt_passphrase": pass})
+	if got.SRTPassphrase != pass {
+		t.Fatalf("srt_passphrase in the answer: %q", got.SRTPassphrase)
+	}
+	wantSRT := "srt://example.com:8890?streamid=publish:" + got.PublishKey + "&passphrase=s3cret%26more%23than%2510"
+	if got.Publish.SRT != wantSRT || got.Publish.RTMPS != "rtmps://ingest.example.org:1936/live/"+got.PublishKey {
+		t.Fatalf("publish URLs %+v", got.Publish)
+	}
+	st, err := e.meta.GetStream(context.Background(), got.StreamID)
+	if err != nil || st.SRTPassphrase != pass {
+		t.Fatalf("stored passphrase %q, %v", st.SRTPassphrase, err)
+	}
+	// Shown once: never in metadata, lists or on the bus.
+	md := e.do("GET", "/streams/"+got.StreamID+"/metadata", nil).Body.String()
+	list := e.do("GET", "/streams", nil).Body.String()
+	for where, body := range map[string]string{"metadata": md, "list": list, "bus": string(e.pub.messages(protocol.TopicLiveControl)[0].Value)} {
+		if strings.Contains(body, pass) || strings.Contains(body, "s3cret") {
+			t.Fatalf("the passphrase leaked into the %s: %s", where, body)
+		}
+	}
+	if !strings.Contains(md, `"srt_encrypted":true`) {
+		t.Fatalf("metadata does not say the stream is encrypted: %s", md)
+	}
+	// Without a passphrase or RTMPS, neither appears.
+	plain := startStream(t, newEnv(t, ""), nil)
+	if plain.SRTPassphrase != "" || plain.Publish.RTMPS != "" || strings.Contains(plain.Publish.SRT, "passphrase") {
+		t.Fatalf("plain stream: %+v", plain)
+	}
+}
+
 func TestStartStreamPublishKeysDiffer(t *testing.T) {
 	e := newEnv(t, "")
 	a, b := startStream(t, e, nil), startStream(t, e, nil)
@@ -146,6 +179,10 @@ func TestStartStreamRejectsBadInput(t *testing.T) {
 		{"bad source scheme", `{"source_url": "ftp://x.example.com/live"}`, 422, "field source_url: scheme must be"},
 		{"rtmp source", `{"source_url": "rtmp://x.example.com/live"}`, 422, `field source_url: scheme must be http or https (got "rtmp")`},
 		{"source without host", `{"source_url": "https:///live"}`, 422, "field source_url: must include a host"},
+		{"short srt passphrase", `{"srt_passphrase": "short"}`, 422, "field srt_passphrase: has 5 characters, want 10 to 79"},
+		{"long srt passphrase", `{"srt_passphrase": "` + strings.Repeat("p", 80) + `"}`, 422, "field srt_passphrase"},
+		{"srt passphrase with a space", `{"srt_passphrase": "two words here"}`, 422, "field srt_passphrase: use printable ASCII characters without spaces"},
+		{"srt passphrase for a pulled stream", `{"srt_passphrase": "long-enough-secret", "source_url": "https://origin.example.com/a.ts"}`, 422, "field srt_passphrase: is for streams pushed over SRT"},
 		{"oversized body", `{"title": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "limit=1048576 bytes"},
 	}
 	for _, tc := range cases {

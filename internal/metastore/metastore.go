@@ -259,7 +259,7 @@ func CheckSRTPassphrase(p string) error {
 		return nil
 	}
 	if len(p) < MinSRTPassphrase || len(p) > MaxSRTPassphrase {
-		return fmt.Errorf("srt passphrase has %d characters, want %d to %d", len(p), MinSRTPassphrase, MaxSRTPassphrase)
+		return fmt.Errorf("srt passphrase: has %d characters, want %d to %d", len(p), MinSRTPassphrase, MaxSRTPassphrase)
 	}
 	for _, c := range []byte(p) {
 		if c <= ' ' || c >= 0x7f {
