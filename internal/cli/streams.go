@@ -27,9 +27,11 @@ type streamsConfig struct {
 	Title       string `koanf:"title"`
 	SourceURL   string `koanf:"source-url"`
 	SourceCheck string `koanf:"source-check"`
-	JSON        bool   `koanf:"json"`
-	Status      string `koanf:"status"`
-	Limit       int    `koanf:"limit"`
+	// SRTPassphrase is start's --srt-passphrase (or WEIR_SRT_PASSPHRASE).
+	SRTPassphrase string `koanf:"srt-passphrase"`
+	JSON          bool   `koanf:"json"`
+	Status        string `koanf:"status"`
+	Limit         int    `koanf:"limit"`
 }
 
 func newStreamsCmd() *cobra.Command {
@@ -73,9 +75,12 @@ type streamStarted struct {
 	Title      string `json:"title"`
 	SourceURL  string `json:"source_url"`
 	PublishKey string `json:"publish_key"`
-	Publish    struct {
-		RTMP string `json:"rtmp"`
-		SRT  string `json:"srt"`
+	// SRTPassphrase is the passphrase the stream was started with.
+	SRTPassphrase string `json:"srt_passphrase"`
+	Publish       struct {
+		RTMP  string `json:"rtmp"`
+		RTMPS string `json:"rtmps"`
+		SRT   string `json:"srt"`
 	} `json:"publish"`
 	Playback string `json:"playback"`
 }
@@ -92,10 +97,14 @@ stream itself (an HTTP MPEG-TS feed or an Icecast AAC/MP3 station) instead
 of waiting for a publisher. A pulled source is watched for --source-check
 (5 s by default): one that fails in that time (refused, not found, not
 media) makes start exit non-zero with the server's error instead of
-reporting the stream created.`,
+reporting the stream created. With --srt-passphrase (10 to 79 characters)
+SRT publishers must encrypt with that passphrase; the SRT URL printed
+carries it, and it is not shown again. When weir serve runs with --rtmps,
+an RTMPS URL is printed too.`,
 		Example: `  weir streams start --title "Match day"
   ffmpeg -re -i input.mp4 -c:v libx264 -g 50 -c:a aac -f flv rtmp://127.0.0.1:1935/live/KEY
-  weir streams start --title Radio --source-url http://radio.example.com/live.aac`,
+  weir streams start --title Radio --source-url http://radio.example.com/live.aac
+  WEIR_SRT_PASSPHRASE=$(openssl rand -hex 16) weir streams start --title Secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, api, err := loadStreamsConfig(cmd, configPath)
@@ -106,7 +115,11 @@ reporting the stream created.`,
 			if err != nil || check < 0 {
 				return fmt.Errorf("--source-check %q: want a duration such as 5s (0 skips the check)", cfg.SourceCheck)
 			}
-			body, _ := json.Marshal(map[string]string{"title": cfg.Title, "source_url": cfg.SourceURL})
+			fields := map[string]string{"title": cfg.Title, "source_url": cfg.SourceURL}
+			if cfg.SRTPassphrase != "" {
+				fields["srt_passphrase"] = cfg.SRTPassphrase
+			}
+			body, _ := json.Marshal(fields)
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, api.base+"/streams/start", bytes.NewReader(body))
 			if err != nil {
 				return err
@@ -134,6 +147,7 @@ reporting the stream created.`,
 	f := cmd.Flags()
 	f.String("title", "", "title of the stream")
 	f.String("source-url", "", "pull the stream from this URL instead of waiting for a publisher")
+	f.String("srt-passphrase", "", "SRT publishers must encrypt with this passphrase, 10 to 79 characters (prefer WEIR_SRT_PASSPHRASE: a flag shows in ps)")
 	f.String("source-check", "5s", "with --source-url: how long to watch for the source failing before reporting the stream created (0 skips)")
 	return cmd
 }
@@ -180,7 +194,14 @@ func printStarted(w io.Writer, st streamStarted, status string) error {
 		if server, key, ok := splitRTMP(st.Publish.RTMP); ok {
 			fmt.Fprintf(w, "  (OBS: server %s, stream key %s)\n", server, key)
 		}
-		fmt.Fprintf(w, "Publish with SRT   %s\n\n", st.Publish.SRT)
+		if st.Publish.RTMPS != "" {
+			fmt.Fprintf(w, "Publish with RTMPS %s\n", st.Publish.RTMPS)
+		}
+		fmt.Fprintf(w, "Publish with SRT   %s\n", st.Publish.SRT)
+		if st.SRTPassphrase != "" {
+			fmt.Fprintf(w, "  (SRT encrypted with passphrase %s; publishers without it are refused)\n", st.SRTPassphrase)
+		}
+		fmt.Fprintln(w)
 		fmt.Fprintln(w, "The publish key is shown only now; anyone who has it can publish to this stream.")
 	}
 	fmt.Fprintf(w, "Watch              %s\n", st.Playback)

@@ -48,7 +48,8 @@ func startStreamsServer(t *testing.T) (*httptest.Server, metastore.Store, contro
 	}
 	rec := controlRecorder{bustest.New()}
 	srv, err := api.New(api.Config{Meta: meta, Objects: objects, Bus: rec, Logger: discardLogger(),
-		RTMPBase: "rtmp://media.example.com:1935", SRTBase: "srt://media.example.com:8890"})
+		RTMPBase: "rtmp://media.example.com:1935", SRTBase: "srt://media.example.com:8890",
+		RTMPSBase: "rtmps://media.example.com:1936"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +99,31 @@ func TestStreamsStartPrintsPublishAndPlaybackURLs(t *testing.T) {
 	}
 	if m := rec.last(); m.SourceURL != "http://radio.example.com/live.aac" {
 		t.Errorf("control message %+v lacks the source URL", m)
+	}
+}
+
+func TestStreamsStartWithSRTPassphrase(t *testing.T) {
+	hs, meta, _ := startStreamsServer(t)
+	const pass = "from-the-environment"
+	t.Setenv("WEIR_SRT_PASSPHRASE", pass)
+	res := runWeir(testContext(t), "streams", "start", "--server", hs.URL)
+	if res.err != nil {
+		t.Fatalf("streams start: %v\n%s", res.err, res.stderr)
+	}
+	id := streamIDPattern.FindString(res.stdout)
+	st, err := meta.GetStream(context.Background(), id)
+	if err != nil || st.SRTPassphrase != pass {
+		t.Fatalf("stream %q: passphrase %q, %v\n%s", id, st.SRTPassphrase, err, res.stdout)
+	}
+	for _, want := range []string{"&passphrase=" + pass, "SRT encrypted with passphrase " + pass, "Publish with RTMPS rtmps://media.example.com:1936/live/"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	// A bad passphrase is the server's 422, passed on.
+	res = runWeir(testContext(t), "streams", "start", "--server", hs.URL, "--srt-passphrase", "short")
+	if res.err == nil || !strings.Contains(res.stderr+res.err.Error(), "srt_passphrase: has 5 characters, want 10 to 79") {
+		t.Fatalf("short passphrase: %v\n%s%s", res.err, res.stdout, res.stderr)
 	}
 }
 

@@ -105,5 +105,8 @@ func (s *Server) readyChecks() map[string]func(context.Context) error {
 		add("rtmp-listener", s.rtmp.Check)
 		add("srt-listener", s.srt.Check)
 	}
+	if s.rtmps != nil {
+		add("rtmps-listener", s.rtmps.Check)
+	}
 	return checks
 }

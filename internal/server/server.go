@@ -72,6 +72,10 @@ type Config struct {
 	// HTTPS. Renewed files are picked up without a restart.
 	TLSCert string `koanf:"tls-cert"`
 	TLSKey  string `koanf:"tls-key"`
+	// RTMPS, when set, is the listen address of an RTMPS ingest listener
+	// (RTMP inside TLS) with the certificate of TLSCert, renewals
+	// included; it needs TLSCert and TLSKey.
+	RTMPS string `koanf:"rtmps"`
 
 	LiveSegmentDuration  time.Duration `koanf:"live-segment-duration"`
 	LiveWindow           int           `koanf:"live-window"`
@@ -129,6 +133,7 @@ type Server struct {
 	busOpts []bus.ClientOption // how to log in to brokers
 
 	rtmp     *push.RTMPServer
+	rtmps    *push.RTMPServer // nil without --rtmps
 	srt      *push.SRTServer
 	packager *live.Packager
 	control  *control.Controller
@@ -162,6 +167,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	// A bad certificate stops weir before anything starts.
 	if s.tls, err = loadCertificate(cfg.TLSCert, cfg.TLSKey, log); err != nil {
 		return nil, err
+	}
+	if cfg.RTMPS != "" && s.tls == nil {
+		return nil, errors.New("--rtmps needs --tls-cert and --tls-key: RTMPS serves the HTTPS certificate")
 	}
 	if err := privateDir(cfg.Data, log); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Data, err)
@@ -227,9 +235,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	rtmpAddr, srtAddr := cfg.RTMP, cfg.SRT
+	rtmpAddr, srtAddr, rtmpsAddr := cfg.RTMP, cfg.SRT, cfg.RTMPS
 	if s.rtmp != nil {
 		rtmpAddr, srtAddr = s.rtmp.Addr().String(), s.srt.Addr().String()
+	}
+	rtmpsBase := ""
+	if s.rtmps != nil {
+		rtmpsAddr = s.rtmps.Addr().String()
+	}
+	if rtmpsAddr != "" {
+		rtmpsBase = publicURL("rtmps", rtmpsAddr, s.httpLn.Addr())
 	}
 	// The job service behind /jobs; the job runner (role chunker) takes
 	// the jobs it announces.
@@ -248,6 +263,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Version:        Version,
 		RTMPBase:       publicURL("rtmp", rtmpAddr, s.httpLn.Addr()),
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
+		RTMPSBase:      rtmpsBase,
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
 		Jobs:           jobService,
@@ -400,6 +416,16 @@ func (s *Server) startIngest(sources *http.Client) error {
 	}
 	if err := s.rtmp.Start(); err != nil {
 		return fmt.Errorf("rtmp listener on %s: %w", s.cfg.RTMP, err)
+	}
+	if s.cfg.RTMPS != "" {
+		tcfg := pcfg
+		tcfg.Addr, tcfg.TLS = s.cfg.RTMPS, s.tls.config()
+		if s.rtmps, err = push.NewRTMPServer(tcfg); err != nil {
+			return fmt.Errorf("rtmps server: %w", err)
+		}
+		if err := s.rtmps.Start(); err != nil {
+			return fmt.Errorf("rtmps listener on %s: %w", s.cfg.RTMPS, err)
+		}
 	}
 	pcfg.Addr, pcfg.MaxConns = s.cfg.SRT, maxConns(s.cfg.SRTMaxConns, pushShare)
 	if s.srt, err = push.NewSRTServer(pcfg); err != nil {
@@ -562,6 +588,9 @@ func (s *Server) Banner() string {
 	}
 	if s.rtmp != nil {
 		fmt.Fprintf(&b, "weir: RTMP publish     %s/live/{publish key}\n", publicURL("rtmp", s.rtmp.Addr().String(), s.httpLn.Addr()))
+		if s.rtmps != nil {
+			fmt.Fprintf(&b, "weir: RTMPS publish    %s/live/{publish key}\n", publicURL("rtmps", s.rtmps.Addr().String(), s.httpLn.Addr()))
+		}
 		fmt.Fprintf(&b, "weir: SRT publish      %s?streamid=publish:{publish key}\n", publicURL("srt", s.srt.Addr().String(), s.httpLn.Addr()))
 	}
 	fmt.Fprintf(&b, "weir: data directory   %s   (Ctrl-C stops cleanly)\n", s.cfg.Data)
@@ -597,6 +626,9 @@ func (s *Server) Run(ctx context.Context) error {
 	attrs := []any{"http", s.HTTPURL(), "kafka", strings.Join(s.brokers, ","), "data", s.cfg.Data}
 	if s.rtmp != nil {
 		attrs = append(attrs, "rtmp", s.rtmp.Addr(), "srt", s.srt.Addr())
+	}
+	if s.rtmps != nil {
+		attrs = append(attrs, "rtmps", s.rtmps.Addr())
 	}
 	s.log.Info("weir serving", attrs...)
 	var runErr error
@@ -648,6 +680,9 @@ func (s *Server) pipelines() map[string]func(context.Context) error {
 func (s *Server) closeListeners() {
 	if s.rtmp != nil {
 		s.rtmp.Close()
+	}
+	if s.rtmps != nil {
+		s.rtmps.Close()
 	}
 	if s.srt != nil {
 		s.srt.Close()

@@ -187,10 +187,12 @@ func TestTLSNeedsCertAndKeyThatMatch(t *testing.T) {
 		{"key without cert", "", otherKey, "--tls-cert and --tls-key go together"},
 		{"key of another certificate", certFile, otherKey, "private key does not match public key"},
 		{"missing file", certFile, filepath.Join(t.TempDir(), "nope.pem"), "no such file"},
+		{"rtmps without a certificate", "", "", "--rtmps needs --tls-cert and --tls-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())
 			cfg.TLSCert, cfg.TLSKey = tc.cert, tc.key
+			cfg.RTMPS = "127.0.0.1:0"
 			s, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil {
 				s.close()
@@ -200,5 +202,85 @@ func TestTLSNeedsCertAndKeyThatMatch(t *testing.T) {
 				t.Errorf("error %q, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRTMPSAndSRTPassphrasePublishGoLive publishes with real ffmpeg over
+// RTMPS and over encrypted SRT to a server started with a certificate, and
+// sees segments of each stream appear; SRT without the passphrase is
+// refused and writes nothing.
+func TestRTMPSAndSRTPassphrasePublishGoLive(t *testing.T) {
+	testenv.RequireTool(t, "ffmpeg")
+	certFile, keyFile := writeCert(t, t.TempDir(), 1)
+	cfg := testConfig(t.TempDir())
+	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
+	cfg.RTMPS = "127.0.0.1:0"
+	cfg.LiveSegmentDuration = time.Second
+	srv := start(t, cfg)
+	defer srv.stop(t)
+	if !strings.Contains(srv.Banner(), "RTMPS publish    rtmps://127.0.0.1:") {
+		t.Errorf("banner without the RTMPS URL:\n%s", srv.Banner())
+	}
+	base := srv.HTTPURL()
+	type started struct {
+		StreamID string `json:"stream_id"`
+		Publish  struct{ RTMPS, SRT string }
+	}
+	startStream := func(body string) started {
+		t.Helper()
+		var st started
+		if err := json.Unmarshal([]byte(curl(t, "--cacert", certFile, "-H", "Content-Type: application/json",
+			"-d", body, base+"/streams/start")), &st); err != nil || st.StreamID == "" {
+			t.Fatalf("start %s: %v %+v", body, err, st)
+		}
+		return st
+	}
+	segments := func(id string) int {
+		var md struct {
+			SegmentCount int `json:"segment_count"`
+		}
+		json.Unmarshal([]byte(curl(t, "--cacert", certFile, base+"/streams/"+id+"/metadata")), &md)
+		return md.SegmentCount
+	}
+	publish := func(url, format string, seconds string) (string, error) {
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+			"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration="+seconds,
+			"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+			"-f", format, url).CombinedOutput()
+		return string(out), err
+	}
+
+	rtmps := startStream(`{"title":"over rtmps"}`)
+	if !strings.HasPrefix(rtmps.Publish.RTMPS, "rtmps://127.0.0.1:") {
+		t.Fatalf("publish URLs %+v", rtmps.Publish)
+	}
+	if out, err := publish(rtmps.Publish.RTMPS, "flv", "4"); err != nil {
+		t.Fatalf("ffmpeg to %s: %v\n%s", rtmps.Publish.RTMPS, err, out)
+	}
+
+	const pass = "weir-test-passphrase"
+	enc := startStream(`{"title":"encrypted srt","srt_passphrase":"` + pass + `"}`)
+	if !strings.HasSuffix(enc.Publish.SRT, "&passphrase="+pass) {
+		t.Fatalf("SRT URL %q does not carry the passphrase", enc.Publish.SRT)
+	}
+	plainURL := strings.TrimSuffix(enc.Publish.SRT, "&passphrase="+pass)
+	if out, err := publish(plainURL, "mpegts", "1"); err == nil {
+		t.Fatalf("SRT without the passphrase was taken:\n%s", out)
+	}
+	if n := segments(enc.StreamID); n != 0 {
+		t.Fatalf("a refused publisher made %d segments", n)
+	}
+	if out, err := publish(enc.Publish.SRT+"&pkt_size=1316", "mpegts", "4"); err != nil {
+		t.Fatalf("ffmpeg to %s: %v\n%s", enc.Publish.SRT, err, out)
+	}
+
+	for _, id := range []string{rtmps.StreamID, enc.StreamID} {
+		deadline := time.Now().Add(time.Minute)
+		for segments(id) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %s: %d segments a minute after its publish", id, segments(id))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 }
