@@ -74,13 +74,36 @@ func (s *Server) hlsURL(b requestBase, key string) string {
 
 // StreamSummary is one row of a listing.
 type StreamSummary struct {
-	StreamID  string    `json:"stream_id" example:"vod-3e87dd00aab5"`
-	Kind      string    `json:"kind" enum:"vod,live"`
-	Title     string    `json:"title"`
-	Status    string    `json:"status" example:"ready"`
-	Progress  float64   `json:"progress" doc:"Percent (0-100) of the current stage done"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	StreamID string  `json:"stream_id" example:"vod-3e87dd00aab5"`
+	Kind     string  `json:"kind" enum:"vod,live"`
+	Title    string  `json:"title"`
+	Status   string  `json:"status" example:"ready"`
+	Progress float64 `json:"progress" doc:"Percent (0-100) of the current stage done"`
+	// Error is why a failed stream failed.
+	Error string `json:"error,omitempty" doc:"Why the stream failed; only on failed streams"`
+	// DurationS is the source's duration as probed (VOD titles).
+	DurationS float64 `json:"duration_s,omitempty" doc:"The source's duration in seconds as probed; absent until the VOD is probed, and for live streams"`
+	// Variants are the renditions made so far (VOD ladder rungs).
+	Variants []string `json:"variants_generated,omitempty" doc:"The renditions generated (VOD ladder rungs, tallest first)"`
+	// SegmentCount is the media segments stored.
+	SegmentCount int64     `json:"segment_count,omitempty" doc:"Media segments stored (for a live stream that ended, its recording)"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// probedDuration is the details.probe.duration_s a VOD worker records, or 0.
+func probedDuration(details []byte) float64 {
+	raw := metastore.DetailRaw(details, "probe")
+	if raw == nil {
+		return 0
+	}
+	var p struct {
+		DurationS float64 `json:"duration_s"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.DurationS < 0 {
+		return 0
+	}
+	return p.DurationS
 }
 
 // StreamList is a page of streams, newest first.
@@ -127,13 +150,17 @@ func (s *Server) list(ctx context.Context, kind metastore.Kind, q listQuery, sta
 	out := &listOutput{Body: StreamList{Items: make([]StreamSummary, 0, len(rows)), NextCursor: next}}
 	for _, st := range rows {
 		out.Body.Items = append(out.Body.Items, StreamSummary{
-			StreamID:  st.ID,
-			Kind:      string(st.Kind),
-			Title:     st.Title,
-			Status:    string(st.Status),
-			Progress:  st.Progress,
-			CreatedAt: st.CreatedAt,
-			UpdatedAt: st.UpdatedAt,
+			StreamID:     st.ID,
+			Kind:         string(st.Kind),
+			Title:        st.Title,
+			Status:       string(st.Status),
+			Progress:     st.Progress,
+			Error:        st.Error,
+			DurationS:    probedDuration(st.Details),
+			Variants:     st.VariantsGenerated,
+			SegmentCount: st.SegmentCount,
+			CreatedAt:    st.CreatedAt,
+			UpdatedAt:    st.UpdatedAt,
 		})
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -724,5 +725,39 @@ func TestHLSDoesNotServeTheUploadedOriginal(t *testing.T) {
 	}
 	if rec := e.do("GET", "/hls/vod-0123456789ab/360p/init.mp4", nil); rec.Code != http.StatusOK {
 		t.Fatalf("a rendition object: status %d", rec.Code)
+	}
+}
+
+// TestListVODsShowsDurationRenditionsAndFailure checks each list item
+// carries what the console's list shows: the probed duration and the
+// renditions of a ready title, and the reason a failed one failed.
+func TestListVODsShowsDurationRenditionsAndFailure(t *testing.T) {
+	e := newEnv(t, "")
+	ready, failed, fresh := uploadOne(t, e, "ready one"), uploadOne(t, e, "failed one"), uploadOne(t, e, "fresh one")
+	advance(t, e, ready, metastore.StatusReady, func(s *metastore.Stream) {
+		s.VariantsGenerated = []string{"720p", "360p"}
+		s.Details = json.RawMessage(`{"probe":{"duration_s":12.48,"video":{"codec":"h264"}},"outputs":{}}`)
+	})
+	advance(t, e, failed, metastore.StatusFailed, func(s *metastore.Stream) {
+		s.Error = "probe: no audio or video stream in the file"
+		s.Details = json.RawMessage(`{"probe":"not an object"}`)
+	})
+	items := map[string]StreamSummary{}
+	for _, it := range decode[StreamList](t, e.do("GET", "/vod", nil)).Items {
+		items[it.StreamID] = it
+	}
+	if it := items[ready]; it.DurationS != 12.48 || !slices.Equal(it.Variants, []string{"720p", "360p"}) || it.Error != "" {
+		t.Errorf("ready item %+v, want duration 12.48, variants [720p 360p] and no error", it)
+	}
+	if it := items[failed]; it.Error != "probe: no audio or video stream in the file" || it.DurationS != 0 || it.Variants != nil {
+		t.Errorf("failed item %+v, want its error and no duration or variants", it)
+	}
+	if it := items[fresh]; it.DurationS != 0 || it.Error != "" || it.Variants != nil {
+		t.Errorf("fresh item %+v, want nothing beyond status", it)
+	}
+	// The raw JSON omits what is unknown rather than sending zeros.
+	raw := e.do("GET", "/vod?status=uploaded", nil).Body.String()
+	if strings.Contains(raw, "duration_s") || strings.Contains(raw, `"error"`) {
+		t.Errorf("an uploaded title's item has empty fields: %s", raw)
 	}
 }
