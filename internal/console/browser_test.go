@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,7 +82,8 @@ func startWeir(t *testing.T) (base string, log *lockedBuffer) {
 	return "http://" + srv.HTTPAddr(), log
 }
 
-// makeClip encodes a 4 s 320x240 test pattern with a tone.
+// makeClip encodes a 4 s 720p test pattern with a tone, so the ladder has
+// three rungs (720p, 480p, 360p) for the variants table.
 func makeClip(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
@@ -89,7 +91,7 @@ func makeClip(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "pattern.mp4")
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", out)
@@ -228,6 +230,31 @@ func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 	}
 	id := upload.ID
 	meta := waitReady(t, base, id, serverLog)
+	broken := uploadBroken(t, base)
+
+	// The list shows the title's duration and renditions, and why the
+	// broken upload failed.
+	var row struct {
+		Duration   string `json:"duration"`
+		Renditions string `json:"renditions"`
+		Failure    string `json:"failure"`
+	}
+	tb.waitFor(ctx, "the VOD list showing duration, renditions and the failure reason", 30*time.Second, fmt.Sprintf(`(() => {
+		const ok = document.querySelector('#vod-table tr[data-id=%q][data-status=ready]');
+		const bad = document.querySelector('#vod-table tr[data-id=%q][data-status=failed] .fail-reason');
+		return {duration: ok ? ok.querySelector('td.duration').textContent : '',
+			renditions: ok ? ok.querySelector('td.renditions').textContent : '',
+			failure: bad ? bad.textContent : ''};
+	})()`, id, broken.id), &row, func() bool { return row.Duration != "" && row.Failure != "" })
+	if row.Duration != "4.0 s" {
+		t.Errorf("the list shows the 4 s clip's duration as %q, want \"4.0 s\"", row.Duration)
+	}
+	if want := strings.Join(meta.Variants, " · "); row.Renditions != want {
+		t.Errorf("the list shows renditions %q, want %q", row.Renditions, want)
+	}
+	if row.Failure != broken.err || broken.err == "" {
+		t.Errorf("the failed title's row says %q, its metadata says %q", row.Failure, broken.err)
+	}
 
 	// Home: the list shows the title as ready and the header says the
 	// server is ready.
@@ -307,6 +334,24 @@ func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 	}
 	t.Logf("played %.2f s of %s with hls.js %s (variants %v)", play.Time, id, play.HLSVersion, meta.Variants)
 	checkScreenshot(t, "player", tb.screenshot(ctx, filepath.Join(shots, "console-player.png")))
+
+	// At 1400 px wide the variants table fits its card and the page does
+	// not scroll sideways.
+	tb.resize(ctx, 1400, 900)
+	var fit struct {
+		Table, Box, Page, View, Inner int
+	}
+	tb.waitFor(ctx, "the variants table laid out at 1400 px", 10*time.Second, `(() => {
+		const t = document.getElementById('variants');
+		return {Table: t ? t.scrollWidth : 0, Box: t ? t.parentElement.clientWidth : 0,
+			Page: document.documentElement.scrollWidth, View: document.documentElement.clientWidth,
+			Inner: window.innerWidth};
+	})()`, &fit, func() bool { return fit.Inner == 1400 && fit.Table > 0 })
+	if fit.Table > fit.Box || fit.Page > fit.View {
+		t.Errorf("at 1400 px the variants table is %d px wide in a %d px box, the page %d px in a %d px view; want no sideways scrolling", fit.Table, fit.Box, fit.Page, fit.View)
+	}
+	t.Logf("at 1400 px: variants table %d px in a %d px box; page %d px in a %d px view", fit.Table, fit.Box, fit.Page, fit.View)
+	tb.resize(ctx, 1280, 900)
 
 	// The fallback: with the player set to the browser's own HLS support
 	// (what iPhones get), the title plays natively where the browser can,
@@ -396,6 +441,46 @@ func TestConsolePlaysAnUploadedTitleInChromium(t *testing.T) {
 	getJSON(t, base, "/streams/"+started.ID+"/metadata", &live)
 	if live.Status != "vod" {
 		t.Errorf("after ending from the console the stream is %q, want vod", live.Status)
+	}
+}
+
+// brokenUpload is a title whose upload is not media.
+type brokenUpload struct{ id, err string }
+
+// uploadBroken uploads a file that is not media and waits for it to fail.
+func uploadBroken(t *testing.T, base string) brokenUpload {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "notes.mp4")
+	fw.Write(bytes.Repeat([]byte("this is not a video\n"), 200))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/vod/upload", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		StreamID string `json:"stream_id"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 || json.Unmarshal(b, &out) != nil || out.StreamID == "" {
+		t.Fatalf("uploading a file that is not media: %s %s", resp.Status, b)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var m vodMeta
+		getJSON(t, base, "/vod/"+out.StreamID+"/metadata", &m)
+		switch {
+		case m.Status == "failed":
+			return brokenUpload{id: out.StreamID, err: m.Error}
+		case m.Status == "ready" || time.Now().After(deadline):
+			t.Fatalf("the upload that is not media is %s, want failed within a minute", m.Status)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -538,4 +623,28 @@ func TestConsolePlaysALiveStreamInChromium(t *testing.T) {
 	tb.waitFor(ctx, "the live page showing the stream as VOD", 30*time.Second,
 		`({pill: (document.querySelector('.card-head .pill') || {}).textContent || ''})`, &status,
 		func() bool { return status.Pill == "vod" })
+
+	// The VOD page lists the recording and links to its page.
+	var meta struct {
+		Segments int64 `json:"segment_count"`
+	}
+	getJSON(t, base, "/streams/"+id+"/metadata", &meta)
+	tb.navigate(ctx, base+"/#/vod")
+	var rec struct {
+		Href     string `json:"href"`
+		Title    string `json:"title"`
+		Segments string `json:"segments"`
+	}
+	tb.waitFor(ctx, "the VOD page listing the recorded live stream", 20*time.Second, fmt.Sprintf(`(() => {
+		const row = document.querySelector('#recorded-table tr[data-id=%q]');
+		const a = row && row.querySelector('a');
+		return {href: a ? a.getAttribute('href') : '', title: a ? a.textContent : '',
+			segments: row ? row.children[1].textContent : ''};
+	})()`, id), &rec, func() bool { return rec.Href != "" })
+	if rec.Href != "#/live/"+id || rec.Title != "Browser live pattern" {
+		t.Errorf("the recorded stream's row links %q titled %q, want #/live/%s titled \"Browser live pattern\"", rec.Href, rec.Title, id)
+	}
+	if meta.Segments == 0 || rec.Segments != fmt.Sprint(meta.Segments) {
+		t.Errorf("the recorded stream's row shows %q segments, its metadata %d", rec.Segments, meta.Segments)
+	}
 }

@@ -348,6 +348,16 @@ func (b *browser) newTab(ctx context.Context) *tab {
 	return tb
 }
 
+// resize sets the tab's viewport to width×height CSS pixels.
+func (tb *tab) resize(ctx context.Context, width, height int) {
+	tb.b.t.Helper()
+	if err := tb.b.call(ctx, tb.session, "Emulation.setDeviceMetricsOverride", map[string]any{
+		"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false,
+	}, nil); err != nil {
+		tb.b.t.Fatal(err)
+	}
+}
+
 func (tb *tab) navigate(ctx context.Context, url string) {
 	tb.b.t.Helper()
 	var res struct {

@@ -134,6 +134,21 @@
     return m + ' min ' + Math.round(s - m * 60) + ' s';
   }
 
+  // fmtDuration is a media duration: "42.5 s", "3:07", "1:02:09".
+  function fmtDuration(secs) {
+    if (secs == null || !isFinite(secs) || secs <= 0) return '—';
+    if (secs < 60) return secs.toFixed(1) + ' s';
+    const t = Math.round(secs);
+    const hh = Math.floor(t / 3600), mm = Math.floor((t % 3600) / 60), ss = t % 60;
+    const two = (n) => String(n).padStart(2, '0');
+    return (hh ? hh + ':' + two(mm) : String(mm)) + ':' + two(ss);
+  }
+
+  // renditions names a title's ladder rungs: "1080p · 720p · 360p".
+  function renditions(names) {
+    return names && names.length ? names.join(' · ') : '—';
+  }
+
   function fmtBytes(n) {
     if (n == null || !isFinite(n)) return '—';
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -503,7 +518,7 @@
   // /streams). refresh reloads as many items as are shown, so pages added
   // with "Load more" keep updating too; rowFor makes one item's row; kick
   // asks the view's poller to refresh at once (used when the filter changes).
-  function pagedList(scope, path, statuses, emptyText, rowFor, kick) {
+  function pagedList(scope, path, statuses, emptyText, rowFor, kick, cols = 5) {
     const filter = h('select', { 'aria-label': 'Filter by status' },
       ['', ...statuses].map((s) => h('option', { value: s, text: s || 'all statuses' })));
     const tbody = h('tbody');
@@ -531,7 +546,7 @@
     function render() {
       tbody.replaceChildren();
       if (state.items.length === 0) {
-        tbody.append(h('tr', null, h('td', { colspan: '5', class: 'empty', text: emptyText(filter.value) })));
+        tbody.append(h('tr', null, h('td', { colspan: String(cols), class: 'empty', text: emptyText(filter.value) })));
       }
       for (const it of state.items) tbody.append(rowFor(it));
       more.hidden = !state.cursor;
@@ -692,15 +707,20 @@
           progress = h('div', { class: 'row' }, b.el, h('span', { class: 'muted num', text: Math.floor(it.progress || 0) + ' %' }));
         } else if (it.status === 'uploaded') {
           progress = h('span', { class: 'muted', text: 'queued' });
+        } else if (it.status === 'failed') {
+          progress = h('span', { class: 'fail-reason', text: it.error || 'no reason given' });
         }
         return h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A') location.hash = href; } },
           h('td', null, h('a', { href, text: it.title || it.stream_id })),
           h('td', null, statusPill(it.status)),
-          h('td', null, progress),
+          h('td', { class: 'num duration', text: it.duration_s ? fmtDuration(it.duration_s) : '—' }),
+          h('td', { class: 'renditions', text: renditions(it.variants_generated) }),
+          h('td', { class: 'progress-cell' }, progress),
           h('td', { title: fmtTime(it.created_at), text: fmtAgo(it.created_at) }),
           h('td', { class: 'mono muted', text: it.stream_id }));
-      }, kick);
+      }, kick, 7);
     const { filter, tbody, listNote, more, state, refresh } = list;
+    const recorded = recordedLiveCard(scope);
 
     app.append(h('div', { class: 'stack' },
       h('section', { class: 'card' },
@@ -712,13 +732,15 @@
         listNote,
         h('div', { class: 'table-wrap' },
           h('table', { id: 'vod-table' },
-            h('thead', null, h('tr', null, ['Title', 'Status', 'Progress', 'Created', 'ID'].map((t) => h('th', { text: t })))),
+            h('thead', null, h('tr', null, ['Title', 'Status', 'Duration', 'Renditions', 'Progress', 'Created', 'ID'].map((t) => h('th', { text: t })))),
             tbody)),
-        h('div', { class: 'row' }, more))));
+        h('div', { class: 'row' }, more)),
+      recorded.el));
 
     // Poll fast while anything is on its way to ready, slowly otherwise
     // (to notice titles uploaded elsewhere).
     poller = poll(scope, async () => {
+      recorded.refresh();
       try {
         await refresh();
       } catch (e) {
@@ -727,6 +749,50 @@
       }
       return state.items.some((it) => vodPending.has(it.status)) ? 1500 : 10000;
     });
+  }
+
+  // recordedLiveCard lists the live streams that ended and were kept as
+  // recordings (GET /streams?status=vod), newest first. They are live
+  // streams, not VOD titles: each links to its live page, which plays the
+  // recording (vod.m3u8).
+  function recordedLiveCard(scope) {
+    const tbody = h('tbody');
+    const note = h('div', { class: 'notice bad', role: 'alert' });
+    const moreLink = h('a', { href: '#/live', text: 'all live streams →', hidden: true });
+    const el = h('section', { class: 'card', id: 'recorded-card' },
+      h('div', { class: 'card-head' }, h('h2', { text: 'Recorded live streams' }), h('span', { class: 'spacer' }), moreLink),
+      h('p', { class: 'hint', text: 'Live streams that ended. Each stays playable from its live page, from the first kept segment to the end.' }),
+      note,
+      h('div', { class: 'table-wrap' },
+        h('table', { id: 'recorded-table' },
+          h('thead', null, h('tr', null, ['Title', 'Segments', 'Started', 'ID'].map((t) => h('th', { text: t })))),
+          tbody)));
+    async function refresh() {
+      let page;
+      try {
+        page = await api('GET', '/streams?status=vod&limit=25');
+      } catch (e) {
+        setNotice(note, 'bad', 'Could not list recorded live streams: ' + e.message);
+        return;
+      }
+      if (!scope.alive) return;
+      setNotice(note, 'bad');
+      const items = page.items || [];
+      moreLink.hidden = !page.next_cursor;
+      if (!items.length) {
+        tbody.replaceChildren(h('tr', null, h('td', { colspan: '4', class: 'empty', text: 'No recorded live streams yet: a live stream appears here when it ends.' })));
+        return;
+      }
+      tbody.replaceChildren(...items.map((it) => {
+        const href = '#/live/' + encodeURIComponent(it.stream_id);
+        return h('tr', { class: 'clickable', dataset: { id: it.stream_id, status: it.status }, onclick: (ev) => { if (ev.target.tagName !== 'A') location.hash = href; } },
+          h('td', null, h('a', { href, text: it.title || it.stream_id })),
+          h('td', { class: 'num', text: it.segment_count ? String(it.segment_count) : '—' }),
+          h('td', { title: fmtTime(it.created_at), text: fmtAgo(it.created_at) }),
+          h('td', { class: 'mono muted', text: it.stream_id }));
+      }));
+    }
+    return { el, refresh };
   }
 
   function vodDetailView(scope, id) {
@@ -791,7 +857,7 @@
           h('td', { class: 'num', text: o.width ? o.width + '×' + o.height : 'audio' }),
           h('td', { class: 'num', text: fmtBitrate(o.average_bandwidth) }),
           h('td', { class: 'num', text: fmtBitrate(o.bandwidth) }),
-          h('td', { class: 'mono muted', text: o.codecs || '' }),
+          h('td', { class: 'mono muted codecs' }, [].concat(o.codecs || []).join(',').split(',').filter(Boolean).map((c) => h('div', { text: c }))),
           h('td', { class: 'num', text: o.segments != null ? String(o.segments) : '' }));
       });
       variants.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { id: 'variants' },
