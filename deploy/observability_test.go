@@ -131,12 +131,22 @@ func TestDashboardAndAlertsWorkOnARealPrometheus(t *testing.T) {
 	failed := uploadVOD(t, weir, junk)
 	waitVOD(t, ctx, weir, ready, "ready")
 	waitVOD(t, ctx, weir, failed, "failed")
+	// A small job on the ready title: the probe engine on 2 s chunks,
+	// for the engines and jobs panels.
+	job := startJob(t, weir, `{"source":{"vod":"`+ready+`"},"engines":[{"name":"probe"}],"chunking":{"duration":"2s"}}`)
+	waitJob(t, ctx, weir, job, "complete")
+	// What weir exports while the stream is still live (its per-stream
+	// series go when it ends) and afterwards.
+	exported := exportedNames(t, weir)
 	live.finish(t, ctx)
 
 	// Prometheus has scraped what all that did.
 	prom.waitFor(t, ctx, `weir_vod_jobs_total{outcome="failed"} >= 1 and on() weir_vod_stage_seconds_count{stage="transcoding"} >= 1 and on() weir_live_segments_written_total >= 2`)
+	prom.waitFor(t, ctx, `weir_jobs_total{status="complete"} >= 1 and on() weir_job_chunks_total{engine="probe", state="done"} >= 1`)
 
-	exported := exportedNames(t, weir)
+	for name := range exportedNames(t, weir) {
+		exported[name] = true
+	}
 
 	t.Run("every dashboard query has data", func(t *testing.T) {
 		dash := loadDashboard(t)
@@ -554,6 +564,47 @@ func postJSON(t *testing.T, u, body string, out any) {
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("POST %s: %v in %s", u, err, b)
+		}
+	}
+}
+
+// startJob posts a job request and returns the job's id.
+func startJob(t *testing.T, weir, body string) string {
+	t.Helper()
+	var job struct {
+		ID string `json:"id"`
+	}
+	postJSON(t, weir+"/jobs", body, &job)
+	if job.ID == "" {
+		t.Fatalf("POST /jobs %s answered no job id", body)
+	}
+	return job.ID
+}
+
+// waitJob waits for a job to end with status want.
+func waitJob(t *testing.T, ctx context.Context, weir, id, want string) {
+	t.Helper()
+	for {
+		resp, err := http.Get(weir + "/jobs/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var job struct {
+			Status, Error string
+		}
+		json.NewDecoder(resp.Body).Decode(&job)
+		resp.Body.Close()
+		if job.Status == want {
+			return
+		}
+		switch job.Status {
+		case "complete", "failed", "cancelled":
+			t.Fatalf("job %s ended %s (%s), want %s", id, job.Status, job.Error, want)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("job %s still %s", id, job.Status)
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
