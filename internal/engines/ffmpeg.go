@@ -33,20 +33,73 @@ var errStop = errors.New("stop")
 //
 // A failing ffmpeg's error carries the last lines of its log.
 func ffmpegStream(ctx context.Context, s *engine.Stream, args []string, onLine func(line string) error) error {
+	err := ffmpegStreamOut(ctx, s, args, nil, onLine, func() {})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// ffmpegStreamOut is ffmpegStream with ffmpeg's stdout handed to out (nil:
+// discarded), on its own goroutine, and endLog called when the log ends
+// (before waiting for out). An error from out stops ffmpeg and is
+// returned.
+func ffmpegStreamOut(ctx context.Context, s *engine.Stream, args []string, out func(io.Reader) error,
+	onLine func(string) error, endLog func()) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
 	full = append(full, streamInput(s)...)
-	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
+	cmd := exec.CommandContext(ctx, "ffmpeg", append(full, args...)...)
 	cmd.Stdin = s.Body
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
 	}
+	var stdout io.ReadCloser
+	if out != nil {
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			return err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
+	outDone := make(chan error, 1)
+	go func() {
+		if stdout == nil {
+			outDone <- nil
+			return
+		}
+		err := out(stdout)
+		if err != nil {
+			cancel()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		outDone <- err
+	}()
+	tail, lineErr := scanLog(stderr, onLine, cancel)
+	endLog()
+	outErr := <-outDone
+	waitErr := cmd.Wait()
+	switch {
+	case lineErr != nil:
+		return lineErr
+	case parent.Err() != nil:
+		return parent.Err()
+	case outErr != nil:
+		return outErr
+	case waitErr != nil:
+		return fmt.Errorf("ffmpeg: %w: %s", waitErr, tail.String())
+	}
+	return nil
+}
+
+// scanLog hands ffmpeg's log lines to onLine until the log ends; the
+// first error from onLine cancels ffmpeg and is returned with the log's
+// last lines.
+func scanLog(stderr io.Reader, onLine func(string) error, cancel func()) (*lastLines, error) {
 	var tail lastLines
 	var handlerErr error
 	sc := bufio.NewScanner(stderr)
@@ -62,16 +115,7 @@ func ffmpegStream(ctx context.Context, s *engine.Stream, args []string, onLine f
 		}
 	}
 	_, _ = io.Copy(io.Discard, stderr)
-	waitErr := cmd.Wait()
-	switch {
-	case errors.Is(handlerErr, errStop):
-		return nil
-	case handlerErr != nil:
-		return handlerErr
-	case waitErr != nil && ctx.Err() == nil:
-		return fmt.Errorf("ffmpeg: %w: %s", waitErr, tail.String())
-	}
-	return ctx.Err()
+	return &tail, handlerErr
 }
 
 // streamInput is how every stream engine's ffmpeg reads its stream: stdin,

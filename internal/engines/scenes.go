@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os/exec"
 	"strconv"
 	"sync"
 	"time"
@@ -271,82 +270,4 @@ func (r *sceneRun) finish() error {
 		return r.emit.Bound(b)
 	}
 	return nil
-}
-
-// ffmpegStreamOut is ffmpegStream with ffmpeg's stdout handed to out (nil:
-// discarded), on its own goroutine, and endLog called when the log ends
-// (before waiting for out). An error from out stops ffmpeg and is
-// returned.
-func ffmpegStreamOut(ctx context.Context, s *engine.Stream, args []string, out func(io.Reader) error,
-	onLine func(string) error, endLog func()) error {
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	full := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
-	full = append(full, streamInput(s)...)
-	cmd := exec.CommandContext(ctx, "ffmpeg", append(full, args...)...)
-	cmd.Stdin = s.Body
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	var stdout io.ReadCloser
-	if out != nil {
-		if stdout, err = cmd.StdoutPipe(); err != nil {
-			return err
-		}
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-	outDone := make(chan error, 1)
-	go func() {
-		if stdout == nil {
-			outDone <- nil
-			return
-		}
-		err := out(stdout)
-		if err != nil {
-			cancel()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		outDone <- err
-	}()
-	tail, lineErr := scanLog(stderr, onLine, cancel)
-	endLog()
-	outErr := <-outDone
-	waitErr := cmd.Wait()
-	switch {
-	case lineErr != nil:
-		return lineErr
-	case parent.Err() != nil:
-		return parent.Err()
-	case outErr != nil:
-		return outErr
-	case waitErr != nil:
-		return fmt.Errorf("ffmpeg: %w: %s", waitErr, tail.String())
-	}
-	return nil
-}
-
-// scanLog hands ffmpeg's log lines to onLine until the log ends; the
-// first error from onLine cancels ffmpeg and is returned with the log's
-// last lines.
-func scanLog(stderr io.Reader, onLine func(string) error, cancel func()) (*lastLines, error) {
-	var tail lastLines
-	var handlerErr error
-	sc := bufio.NewScanner(stderr)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sc.Split(scanLines)
-	for sc.Scan() {
-		line := sc.Text()
-		tail.add(line)
-		if handlerErr == nil {
-			if handlerErr = onLine(line); handlerErr != nil {
-				cancel()
-			}
-		}
-	}
-	_, _ = io.Copy(io.Discard, stderr)
-	return &tail, handlerErr
 }
