@@ -27,8 +27,9 @@ var fingerprintSpec = engine.Spec{
 		"stream's fingerprint item by item (8 a second); where the bit error rate of the aligned " +
 		"items stays under threshold, the best-aligned offset is one occurrence, a series with an " +
 		"object of type fingerprint naming the reference, its times and a score (1 - bit error " +
-		"rate). An occurrence is emitted once it has been heard to its end and no other reference " +
-		"could still match overlapping it. The library is read when the run starts and again every " +
+		"rate). An occurrence is emitted once the stream has run a reference's length past its best " +
+		"alignment (a repetitive reference also scores well shifted by its period, and the best " +
+		"alignment wins) and no other reference could still match overlapping it. The library is read when the run starts and again every " +
 		"refresh. With no references the engine reports nothing. Input without audio is an error.",
 	Inputs:  []string{"audio/*", "video/*"},
 	Outputs: []string{"object"},

@@ -51,7 +51,9 @@ func (r *fpRefState) earliest() int64 {
 // use) and each reference's state.
 type fpMatcher struct {
 	threshold float64
-	// maxRun ends a run that has not improved for this many offsets.
+	// maxRun ends a run that has not improved for this many offsets, or
+	// a reference's length if that is longer: an occurrence is the best
+	// alignment within that span.
 	maxRun int64
 	// base is the stream item items[0] is.
 	base  int64
@@ -118,8 +120,11 @@ func (m *fpMatcher) scan(r *fpRefState, found []fpMatch, atEnd bool) []fpMatch {
 		switch {
 		case ber < m.threshold && (!r.inRun || ber < r.best):
 			r.inRun, r.bestAt, r.best = true, at, ber
-		case ber < m.threshold && at-r.bestAt < m.maxRun:
-		case r.inRun:
+		case r.inRun && at-r.bestAt >= max(m.maxRun, n):
+			// Nothing better within a reference's length of the best
+			// offset: a later, better alignment would have overlapped
+			// it (a repetitive reference scores well shifted by its
+			// period too), so only now is the occurrence known.
 			found = append(found, m.confirm(r))
 		}
 	}

@@ -344,3 +344,20 @@ func FuzzParseFpcalcLine(f *testing.F) {
 		}
 	})
 }
+
+// TestFingerprintFindsARepetitiveReferenceAtItsBestAlignment: a reference
+// whose melody repeats scores fairly well shifted by its period, with
+// noise before it; the occurrence reported is the best alignment, not the
+// first one under the threshold (which once hid the true one).
+func TestFingerprintFindsARepetitiveReferenceAtItsBestAlignment(t *testing.T) {
+	const periodic = "0.5*sin(2*PI*(440+220*floor(mod(t*4,4)))*t)+0.5*sin(2*PI*(660+110*floor(mod(t*3,5)))*t)"
+	ref := fpClip(t, "periodic.wav", periodic, 10)
+	fpLibraryOf(t, map[string]string{"jingle": ref})
+	path := levelsMedia(t, "noise-then-periodic.ts",
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.2:r=44100:d=7",
+		"-i", ref,
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.2:r=44100:d=5",
+		"-filter_complex", "[0][1][2]concat=n=3:v=0:a=1", "-c:a", "aac", "-f", "mpegts")
+	pieces, _ := runStreamEngine(t, "fingerprint", path, "mpegts", nil)
+	assertOccurrences(t, fpMatches(pieces), []float64{7})
+}
