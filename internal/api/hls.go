@@ -48,12 +48,15 @@ type hlsType struct {
 	// playlist objects are read whole to pick a cache policy and are never
 	// redirected, so their relative URIs resolve through this server.
 	playlist bool
+	// text objects are read whole and sent gzip-compressed to clients
+	// that accept it (see negotiateGzip).
+	text bool
 	// segment objects are immutable and may be redirected to presigned URLs.
 	segment bool
 }
 
 var hlsTypes = map[string]hlsType{
-	".m3u8": {contentType: "application/vnd.apple.mpegurl", playlist: true},
+	".m3u8": {contentType: "application/vnd.apple.mpegurl", playlist: true, text: true},
 	".ts":   {contentType: "video/mp2t", segment: true},
 	".m4s":  {contentType: "video/mp4", segment: true},
 	".mp4":  {contentType: "video/mp4", segment: true},
@@ -63,7 +66,7 @@ var hlsTypes = map[string]hlsType{
 	".jpg":  {contentType: "image/jpeg"},
 	".jpeg": {contentType: "image/jpeg"},
 	".png":  {contentType: "image/png"},
-	".json": {contentType: "application/json"},
+	".json": {contentType: "application/json", text: true},
 }
 
 // errHLSPath explains why a request path cannot name an HLS object.
@@ -264,7 +267,8 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 
 	var content io.ReadSeeker
 	var info objstore.Info
-	if typ.playlist {
+	etag := ""
+	if typ.text {
 		rc, inf, err := s.cfg.Objects.Get(ctx, key)
 		if err != nil {
 			s.objectError(w, key, err)
@@ -277,13 +281,19 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(data) > maxPlaylistBytes {
-			writeProblem(w, http.StatusInternalServerError, fmt.Sprintf("playlist %s is larger than %d bytes", key, maxPlaylistBytes))
+			writeProblem(w, http.StatusInternalServerError, fmt.Sprintf("text object %s is larger than %d bytes", key, maxPlaylistBytes))
 			return
 		}
 		info = inf
 		info.Size = int64(len(data))
+		etag = etagOf(info)
+		if typ.playlist {
+			h.Set("Cache-Control", playlistCacheControl(data))
+		} else {
+			h.Set("Cache-Control", cacheShort)
+		}
+		data, etag = negotiateGzip(w.Header(), r, data, etag)
 		content = bytes.NewReader(data)
-		h.Set("Cache-Control", playlistCacheControl(data))
 	} else {
 		inf, err := s.cfg.Objects.Stat(ctx, key)
 		if err != nil {
@@ -291,6 +301,7 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		info = inf
+		etag = etagOf(info)
 		lazy := &objectReader{ctx: ctx, store: s.cfg.Objects, key: key, size: info.Size}
 		defer lazy.Close()
 		content = lazy
@@ -301,7 +312,7 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.Set("Content-Type", typ.contentType)
-	h.Set("ETag", etagOf(info))
+	h.Set("ETag", etag)
 	pw := &problemWriter{ResponseWriter: w}
 	http.ServeContent(pw, r, "", info.ModTime, content)
 	pw.finish(fmt.Sprintf("HLS object %s is %d bytes", key, info.Size))
