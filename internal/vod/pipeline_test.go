@@ -325,7 +325,16 @@ func TestTitleIsPlayableWhileStillTranscoding(t *testing.T) {
 	close(stop)
 	<-watched
 
+	// RFC 8216 section 6.2.1: an EVENT playlist may only be appended to,
+	// so every version a player reloaded is a prefix of the next and of
+	// the final one, which keeps PLAYLIST-TYPE:EVENT and gains ENDLIST.
+	final := e.object(t, id+"/240p/index.m3u8")
+	if !bytes.Contains(final, []byte("#EXT-X-PLAYLIST-TYPE:EVENT\n")) || !bytes.HasSuffix(final, []byte("#EXT-X-ENDLIST\n")) {
+		t.Errorf("final playlist is not the EVENT playlist with ENDLIST:\n%s", final)
+	}
 	var sawEvent, sawProgress bool
+	var prev []byte
+	reloads := 0
 	for _, s := range snaps {
 		if s.progress > 0 && s.progress < 100 {
 			sawProgress = true
@@ -337,20 +346,24 @@ func TestTitleIsPlayableWhileStillTranscoding(t *testing.T) {
 			t.Errorf("playlists exist while the stream is %s", s.status)
 		}
 		decodeMaster(t, s.master)
-		open := bytes.Contains(s.media, []byte("#EXT-X-PLAYLIST-TYPE:EVENT\n")) && !bytes.Contains(s.media, []byte("ENDLIST"))
-		// Just before the ready transition the playlists are already final.
-		closed := bytes.Contains(s.media, []byte("#EXT-X-PLAYLIST-TYPE:VOD\n")) && bytes.HasSuffix(s.media, []byte("#EXT-X-ENDLIST\n"))
-		if !open && !closed {
-			t.Errorf("playlist during transcoding is neither an open EVENT playlist nor the final VOD one:\n%s", s.media)
+		if !bytes.Contains(s.media, []byte("#EXT-X-PLAYLIST-TYPE:EVENT\n")) {
+			t.Errorf("playlist during transcoding is not an EVENT playlist:\n%s", s.media)
 		}
+		open := !bytes.Contains(s.media, []byte("ENDLIST"))
+		if !bytes.HasPrefix(s.media, prev) {
+			t.Errorf("reload rewrote the EVENT playlist instead of appending:\nbefore:\n%s\nafter:\n%s", prev, s.media)
+		}
+		if !bytes.HasPrefix(final, s.media) {
+			t.Errorf("the final playlist does not extend one loaded while transcoding:\nloaded:\n%s\nfinal:\n%s", s.media, final)
+		}
+		if !bytes.Equal(prev, s.media) {
+			reloads++
+		}
+		prev = s.media
 		sawEvent = sawEvent || open
 	}
-	if !sawEvent || !sawProgress {
-		t.Fatalf("over %d snapshots: saw an EVENT playlist %v, saw progress %v", len(snaps), sawEvent, sawProgress)
-	}
-	final := e.object(t, id+"/240p/index.m3u8")
-	if !bytes.Contains(final, []byte("#EXT-X-PLAYLIST-TYPE:VOD\n")) || !bytes.HasSuffix(final, []byte("#EXT-X-ENDLIST\n")) {
-		t.Errorf("final playlist is not VOD:\n%s", final)
+	if !sawEvent || !sawProgress || reloads < 2 {
+		t.Fatalf("over %d snapshots: saw an open EVENT playlist %v, saw progress %v, %d distinct versions", len(snaps), sawEvent, sawProgress, reloads)
 	}
 	if ms := detailInt(e.stream(t, id).Details, "first_playable_ms"); ms <= 0 {
 		t.Errorf("first_playable_ms %d", ms)

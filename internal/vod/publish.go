@@ -28,7 +28,9 @@ const (
 // publisher uploads a title's segments as ffmpeg finishes them and keeps
 // its playlists up to date: nothing until every rendition has a first
 // segment, then EVENT playlists and the master playlist, growing with each
-// segment, and finally VOD playlists, I-frame playlists and a master with
+// segment, and finally EXT-X-ENDLIST appended to the EVENT playlists
+// (RFC 8216 section 6.2.1: an EVENT playlist may only be appended to, so it
+// never becomes PLAYLIST-TYPE:VOD), I-frame playlists and a master with
 // measured bit rates.
 type publisher struct {
 	w       *Worker
@@ -123,7 +125,7 @@ func (p *publisher) poll(ctx context.Context, final bool) error {
 				return nil
 			}
 		}
-		if err := p.writeMediaPlaylists(ctx, hls.Event, true); err != nil {
+		if err := p.writeMediaPlaylists(ctx, true, false); err != nil {
 			return err
 		}
 		if err := p.writeMaster(ctx, false); err != nil {
@@ -135,7 +137,7 @@ func (p *publisher) poll(ctx context.Context, final bool) error {
 		p.w.log.Info("vod playable", "stream", p.id, "after", p.firstPlayable.Round(time.Millisecond))
 		return nil
 	}
-	return p.writeMediaPlaylists(ctx, hls.Event, false)
+	return p.writeMediaPlaylists(ctx, false, false)
 }
 
 // publishSegment uploads segment i of r (and, before the first, fMP4's
@@ -231,9 +233,11 @@ func (p *publisher) publishInit(ctx context.Context, r *published) error {
 	return nil
 }
 
-// mediaPlaylist is r's playlist of the given type.
-func (p *publisher) mediaPlaylist(r *published, typ hls.PlaylistType) hls.MediaPlaylist {
-	pl := hls.MediaPlaylist{Type: typ, TargetDuration: p.target, IndependentSegments: true}
+// mediaPlaylist is r's EVENT playlist, with EXT-X-ENDLIST when ended.
+// Every version of it starts with the same header (the target duration is
+// predicted up front), so each is a prefix of the next.
+func (p *publisher) mediaPlaylist(r *published, ended bool) hls.MediaPlaylist {
+	pl := hls.MediaPlaylist{Type: hls.Event, TargetDuration: p.target, IndependentSegments: true, Ended: ended}
 	if p.format == FormatFMP4 {
 		pl.Map = &hls.Map{URI: "init.mp4"}
 	}
@@ -244,18 +248,15 @@ func (p *publisher) mediaPlaylist(r *published, typ hls.PlaylistType) hls.MediaP
 }
 
 // writeMediaPlaylists writes the index.m3u8 of every rendition that got
-// new segments (all of them with force). EVENT playlists keep the predicted
-// target duration so it does not change as they grow; the final VOD
-// playlists state exactly the ceiling of their longest segment.
-func (p *publisher) writeMediaPlaylists(ctx context.Context, typ hls.PlaylistType, force bool) error {
+// new segments (all of them with force), with EXT-X-ENDLIST when ended.
+// They keep the predicted target duration, so it does not change as they
+// grow or end.
+func (p *publisher) writeMediaPlaylists(ctx context.Context, force, ended bool) error {
 	for _, r := range p.rs {
 		if !r.changed && !force {
 			continue
 		}
-		pl := p.mediaPlaylist(r, typ)
-		if typ == hls.VOD {
-			pl.TargetDuration = 0
-		}
+		pl := p.mediaPlaylist(r, ended)
 		if err := p.putPlaylist(ctx, r.Name+"/index.m3u8", &pl); err != nil {
 			return err
 		}
@@ -290,8 +291,7 @@ func (p *publisher) writeMaster(ctx context.Context, final bool) error {
 		// target duration the rendition's playlist states.
 		target := time.Duration(p.target) * time.Second
 		if final {
-			pl := p.mediaPlaylist(r, hls.VOD)
-			pl.TargetDuration = 0
+			pl := p.mediaPlaylist(r, true)
 			target = time.Duration(pl.TargetDurationSeconds()) * time.Second
 		}
 		sizes := r.sizes()
@@ -329,15 +329,16 @@ func (p *publisher) writeMaster(ctx context.Context, final bool) error {
 			m.IFrameVariants = append(m.IFrameVariants, iv)
 		}
 	}
-	pl := p.mediaPlaylist(p.rs[0], hls.VOD)
+	pl := p.mediaPlaylist(p.rs[0], true)
 	m.Version = pl.MinVersion()
 	return p.putPlaylist(ctx, "master.m3u8", &m)
 }
 
-// finish turns the title into VOD: final media playlists with ENDLIST,
-// I-frame playlists for video renditions, then the final master.
+// finish ends the title: EXT-X-ENDLIST appended to the media playlists,
+// I-frame playlists (PLAYLIST-TYPE:VOD, written once) for video renditions,
+// then the final master.
 func (p *publisher) finish(ctx context.Context) error {
-	if err := p.writeMediaPlaylists(ctx, hls.VOD, true); err != nil {
+	if err := p.writeMediaPlaylists(ctx, true, true); err != nil {
 		return err
 	}
 	for _, r := range p.rs {

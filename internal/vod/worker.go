@@ -17,7 +17,7 @@
 //     row per segment in the metadata store. As soon as every rendition has
 //     its first segment, weir writes EVENT playlists and the master
 //     playlist: the title plays long before the transcode ends.
-//   - ready: the playlists become VOD playlists with ENDLIST, I-frame
+//   - ready: the EVENT playlists gain ENDLIST (nothing else changes), I-frame
 //     playlists are added, and the master playlist's BANDWIDTH and
 //     AVERAGE-BANDWIDTH are measured from the real segments.
 //
