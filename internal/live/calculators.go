@@ -194,7 +194,7 @@ func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
 	if !ok {
 		return nil
 	}
-	dropped, changes, cuts := c.s.droppedBytes, c.s.formatChanges, c.s.longCuts
+	dropped, changes, cuts, ahead := c.s.droppedBytes, c.s.formatChanges, c.s.longCuts, c.s.aheadOfClock
 	var segs []*cutSegment
 	if b.newSession {
 		segs = c.s.newSession(b.at, segs)
@@ -214,6 +214,9 @@ func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
 		c.env.p.metrics.longCuts.Add(float64(n))
 		c.env.log.Warn("live stream: no key frame within the longest segment allowed; cut there, dropping media until the next key frame",
 			"max_segment_duration", c.env.p.cfg.MaxSegmentDuration)
+	}
+	if c.s.aheadOfClock > ahead && ahead == 0 {
+		c.env.log.Info("live stream: the source is sent faster than real time; PROGRAM-DATE-TIME follows arrival so it never lies in the future")
 	}
 	if len(segs) == 0 && !b.end {
 		return nil

@@ -25,6 +25,10 @@ const (
 	// defaultFrameDuration is the duration of the last frame of a segment
 	// closed without a following key frame, until frame spacing is known.
 	defaultFrameDuration = 40 * time.Millisecond
+	// aheadTolerance is how far media time may run ahead of arrival before
+	// the source counts as sent faster than real time (the date is
+	// clamped to arrival either way).
+	aheadTolerance = 250 * time.Millisecond
 )
 
 // cutSegment is a segment the segmenter has closed: a run of transport
@@ -41,7 +45,9 @@ type cutSegment struct {
 	Discontinuity bool
 	// ProgramDateTime is the wall-clock time of the first frame: the
 	// receive time of the session's first key frame plus the media time
-	// since.
+	// since, but never later than the frame's own receive time (a source
+	// sent faster than real time runs ahead of the clock) and always after
+	// the previous segment's.
 	ProgramDateTime time.Time
 	// ClosedAt is when the ingest received the key frame that closed the
 	// segment; for a segment closed by the end of a session, when the
@@ -78,6 +84,8 @@ type segmenter struct {
 	anchorWall time.Time
 	anchorPTS  time.Duration
 	anchored   bool
+	// lastPDT is the PROGRAM-DATE-TIME of the last segment opened.
+	lastPDT time.Time
 
 	// nextDisc marks the next segment as following a discontinuity;
 	// emitted says a segment was cut (so a new timeline is a change).
@@ -97,11 +105,13 @@ type segmenter struct {
 	// droppedBytes counts packets dropped while waiting for a key frame;
 	// jumps counts timestamp discontinuities found; formatChanges counts
 	// picture size changes mid-session; longCuts counts segments closed
-	// at maxSpan.
+	// at maxSpan; aheadOfClock counts segments whose media time ran
+	// ahead of their receive time (a source faster than real time).
 	droppedBytes  int64
 	jumps         int
 	formatChanges int
 	longCuts      int
+	aheadOfClock  int
 }
 
 func newSegmenter(target, maxSpan time.Duration) *segmenter {
@@ -196,11 +206,11 @@ func (s *segmenter) due(elapsed time.Duration) bool {
 
 // start opens a segment on key frame p.
 func (s *segmenter) start(p *mpegts.Packet, tables []byte) {
+	wall := p.ReceivedAt
+	if wall.IsZero() {
+		wall = time.Now()
+	}
 	if !s.anchored {
-		wall := p.ReceivedAt
-		if wall.IsZero() {
-			wall = time.Now()
-		}
 		s.anchorWall, s.anchorPTS, s.anchored = wall, p.PTS, true
 	}
 	s.open = true
@@ -208,7 +218,30 @@ func (s *segmenter) start(p *mpegts.Packet, tables []byte) {
 	s.cur = append(make([]byte, 0, max(16<<10, s.lastSize+s.lastSize/4)), tables...)
 	s.curStart, s.curDTS = p.PTS, p.DTS
 	s.curDisc, s.nextDisc = s.nextDisc, false
-	s.curPDT = s.anchorWall.Add(p.PTS - s.anchorPTS).UTC()
+	s.curPDT = s.programDateTime(p.PTS, wall)
+}
+
+// programDateTime is the PROGRAM-DATE-TIME of a segment whose first frame
+// has presentation time pts and was received at wall: the anchor's wall
+// time plus the media time since. When that is later than wall, the
+// source is sending faster than real time and the date would lie in the
+// future (RFC 8216 section 4.3.2.6 maps it to when the media was made), so
+// the segment gets wall instead and becomes the new anchor. Dates are kept
+// increasing by at least the millisecond a playlist shows.
+func (s *segmenter) programDateTime(pts time.Duration, wall time.Time) time.Time {
+	pdt := s.anchorWall.Add(pts - s.anchorPTS)
+	if pdt.After(wall) {
+		if pdt.Sub(wall) > aheadTolerance {
+			s.aheadOfClock++ // more than arrival jitter
+		}
+		s.anchorWall, s.anchorPTS = wall, pts
+		pdt = wall
+	}
+	if !s.lastPDT.IsZero() && pdt.Sub(s.lastPDT) < time.Millisecond {
+		pdt = s.lastPDT.Add(time.Millisecond)
+	}
+	s.lastPDT = pdt
+	return pdt.UTC()
 }
 
 // flush closes the open segment, if any, at the end of its last frame.

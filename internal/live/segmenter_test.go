@@ -183,23 +183,73 @@ func TestSegmenterDropsWhatPrecedesTheFirstKeyFrame(t *testing.T) {
 func TestProgramDateTimeFollowsMediaTime(t *testing.T) {
 	t.Parallel()
 	ts := makeTS(t, 3, 25, "libx264", 0)
+	chunks := (len(ts) + 1315) / 1316
 	d := mpegts.NewDemuxer()
 	s := newSegmenter(time.Second, 10*time.Second)
 	base := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	var segs []*cutSegment
 	for i := 0; len(ts) > 0; i++ {
 		n := min(1316, len(ts))
-		// The receive clock runs unevenly; the program date time must
+		// The receive clock runs unevenly and behind the media (three
+		// times slower, with late bursts); the program date time must
 		// still follow the media clock from the first key frame.
-		segs = s.add(d.Feed(ts[:n], base.Add(time.Duration(i)*time.Millisecond), nil), d.Tables(), segs)
+		at := base.Add(time.Duration(i) * 9 * time.Second / time.Duration(chunks))
+		if i > 0 {
+			at = at.Add(time.Duration(i%7) * 40 * time.Millisecond)
+		}
+		segs = s.add(d.Feed(ts[:n], at, nil), d.Tables(), segs)
 		ts = ts[n:]
 	}
 	segs = s.flush(time.Now(), segs)
+	if len(segs) != 3 {
+		t.Fatalf("%d segments, want 3", len(segs))
+	}
 	for i, seg := range segs {
 		want := base.Add(time.Duration(i) * time.Second)
 		if !seg.ProgramDateTime.Equal(want) {
 			t.Errorf("segment %d: program date time %v, want %v", i, seg.ProgramDateTime, want)
 		}
+	}
+	if s.aheadOfClock != 0 {
+		t.Errorf("%d segments counted ahead of the clock", s.aheadOfClock)
+	}
+}
+
+// TestProgramDateTimeFollowsArrivalWhenFasterThanRealTime feeds 3 s of
+// media within about a tenth of a second of receive time: each segment is dated by the arrival
+// of its first key frame, never by the media clock running ahead, and the
+// dates still increase.
+func TestProgramDateTimeFollowsArrivalWhenFasterThanRealTime(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 3, 25, "libx264", 0)
+	d := mpegts.NewDemuxer()
+	s := newSegmenter(time.Second, 10*time.Second)
+	base := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	var segs []*cutSegment
+	var last time.Time
+	for i := 0; len(ts) > 0; i++ {
+		n := min(1316, len(ts))
+		last = base.Add(time.Duration(i) * time.Millisecond)
+		segs = s.add(d.Feed(ts[:n], last, nil), d.Tables(), segs)
+		ts = ts[n:]
+	}
+	segs = s.flush(time.Now(), segs)
+	if len(segs) != 3 {
+		t.Fatalf("%d segments, want 3", len(segs))
+	}
+	var prev time.Time
+	for i, seg := range segs {
+		pdt := seg.ProgramDateTime
+		if pdt.After(last) || pdt.Before(base) {
+			t.Errorf("segment %d: program date time %v outside the arrival times %v to %v", i, pdt, base, last)
+		}
+		if i > 0 && pdt.Sub(prev) < time.Millisecond {
+			t.Errorf("segment %d: program date time %v not a millisecond after %v", i, pdt, prev)
+		}
+		prev = pdt
+	}
+	if s.aheadOfClock != 2 {
+		t.Errorf("%d segments counted ahead of the clock, want 2", s.aheadOfClock)
 	}
 }
 
