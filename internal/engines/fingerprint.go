@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -201,7 +202,7 @@ func (st *fpState) line(l fpcalcLine) error {
 // addPending adds confirmed matches, keeping them in order of start.
 func (st *fpState) addPending(ms []fpMatch) {
 	st.pending = append(st.pending, ms...)
-	slices.SortStableFunc(st.pending, func(a, b fpMatch) int { return cmpInt64(a.startMs, b.startMs) })
+	slices.SortStableFunc(st.pending, func(a, b fpMatch) int { return cmp.Compare(a.startMs, b.startMs) })
 }
 
 // flush emits the pending matches no later match can overlap, each group

@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -96,7 +97,7 @@ func (m *fpMatcher) add(items []uint32) []fpMatch {
 		found = m.scan(r, found, false)
 	}
 	m.trim()
-	slices.SortFunc(found, func(a, b fpMatch) int { return cmpInt64(a.startMs, b.startMs) })
+	slices.SortFunc(found, func(a, b fpMatch) int { return cmp.Compare(a.startMs, b.startMs) })
 	return found
 }
 
@@ -106,7 +107,7 @@ func (m *fpMatcher) finish() []fpMatch {
 	for _, r := range m.refs {
 		found = m.scan(r, found, true)
 	}
-	slices.SortFunc(found, func(a, b fpMatch) int { return cmpInt64(a.startMs, b.startMs) })
+	slices.SortFunc(found, func(a, b fpMatch) int { return cmp.Compare(a.startMs, b.startMs) })
 	return found
 }
 
@@ -174,14 +175,4 @@ func (m *fpMatcher) trim() {
 		m.items = append(m.items[:0:0], m.items[drop:]...)
 		m.base = keep
 	}
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

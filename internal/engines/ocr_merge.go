@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"slices"
@@ -266,7 +267,7 @@ func (m *ocrMerger) match(t int64, lines []ocrLine) {
 			}
 		}
 	}
-	slices.SortStableFunc(pairs, func(a, b pair) int { return cmpFloat(b.sim, a.sim) })
+	slices.SortStableFunc(pairs, func(a, b pair) int { return cmp.Compare(b.sim, a.sim) })
 	usedLine := make([]bool, len(lines))
 	usedTrack := make([]bool, len(m.open))
 	for _, p := range pairs {
@@ -300,16 +301,6 @@ func (m *ocrMerger) match(t int64, lines []ocrLine) {
 		}
 	}
 	m.open = still
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // groupStart is where the pending group starts.
@@ -420,7 +411,7 @@ func (m *ocrMerger) flush(cut int64, emit *engine.Emitter) error {
 		if a.StartTimeMs != b.StartTimeMs {
 			return cmpInt(a.StartTimeMs, b.StartTimeMs)
 		}
-		return cmpFloat(a.Object.BoundingPoly[0].Y, b.Object.BoundingPoly[0].Y)
+		return cmp.Compare(a.Object.BoundingPoly[0].Y, b.Object.BoundingPoly[0].Y)
 	})
 	return emit.Emit(start, cut, &protocol.Document{Series: series})
 }
