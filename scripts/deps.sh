@@ -34,6 +34,7 @@ if [ "$mode" = test ]; then
 	want chromium chromium
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 	want psql postgresql-client
+	want curl curl # the gzip test compares with curl --compressed
 	want dot graphviz
 	want_pkg fonts-dejavu-core # the ocr engine's tests draw captions in DejaVu faces
 	want espeak-ng espeak-ng # spoken test sentences for the stt engine

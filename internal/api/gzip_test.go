@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -178,11 +179,8 @@ func TestHLSPlaylistsAreGzippedWhenAsked(t *testing.T) {
 		}
 	})
 	t.Run("curl --compressed", func(t *testing.T) {
-		curl, err := exec.LookPath("curl")
-		if err != nil {
-			t.Skip("curl is not installed")
-		}
-		out, err := exec.Command(curl, "-sS", "--compressed", "-D", "-", base+"live.m3u8").Output()
+		testenv.RequireTool(t, "curl")
+		out, err := exec.Command("curl", "-sS", "--compressed", "-D", "-", base+"live.m3u8").Output()
 		if err != nil {
 			t.Fatalf("curl: %v", err)
 		}

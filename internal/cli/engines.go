@@ -38,16 +38,10 @@ engines, specs and manifests.`,
 }
 
 func loadEnginesConfig(cmd *cobra.Command, configPath string) (*enginesConfig, *vodClient, error) {
-	var cfg enginesConfig
-	if err := loadConfig(cmd, configPath, &cfg); err != nil {
-		return nil, nil, err
-	}
-	client, err := newAPIClient(cfg.Server, cfg.APIToken, time.Minute)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &cfg, client, nil
+	return loadClientConfig[enginesConfig](cmd, configPath, time.Minute)
 }
+
+func (c *enginesConfig) login() (server, token string) { return c.Server, c.APIToken }
 
 // engineInfo is one engine as GET /engines and GET /engines/{name} give it.
 type engineInfo struct {

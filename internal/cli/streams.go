@@ -57,16 +57,10 @@ func addStreamsClientFlags(cmd *cobra.Command, configPath *string) {
 }
 
 func loadStreamsConfig(cmd *cobra.Command, configPath string) (*streamsConfig, *vodClient, error) {
-	var cfg streamsConfig
-	if err := loadConfig(cmd, configPath, &cfg); err != nil {
-		return nil, nil, err
-	}
-	client, err := newAPIClient(cfg.Server, cfg.APIToken, time.Minute)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &cfg, client, nil
+	return loadClientConfig[streamsConfig](cmd, configPath, time.Minute)
 }
+
+func (c *streamsConfig) login() (server, token string) { return c.Server, c.APIToken }
 
 // streamStarted is the answer of POST /streams/start.
 type streamStarted struct {

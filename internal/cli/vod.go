@@ -58,15 +58,31 @@ func addVodClientFlags(cmd *cobra.Command, configPath *string) {
 }
 
 func loadVodConfig(cmd *cobra.Command, configPath string) (*vodConfig, *vodClient, error) {
-	var cfg vodConfig
-	if err := loadConfig(cmd, configPath, &cfg); err != nil {
+	return loadClientConfig[vodConfig](cmd, configPath, 0)
+}
+
+func (c *vodConfig) login() (server, token string) { return c.Server, c.APIToken }
+
+// clientConfig is a client command's settings that say which server to
+// call and how to log in.
+type clientConfig interface{ login() (server, token string) }
+
+// loadClientConfig loads a client command's settings into a new T and
+// makes the API client they name; timeout bounds each request (0: none).
+func loadClientConfig[T any, P interface {
+	*T
+	clientConfig
+}](cmd *cobra.Command, configPath string, timeout time.Duration) (*T, *vodClient, error) {
+	cfg := new(T)
+	if err := loadConfig(cmd, configPath, cfg); err != nil {
 		return nil, nil, err
 	}
-	client, err := newAPIClient(cfg.Server, cfg.APIToken, 0)
+	server, token := P(cfg).login()
+	client, err := newAPIClient(server, token, timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &cfg, client, nil
+	return cfg, client, nil
 }
 
 // newAPIClient checks a --server value and returns a client of that weir
