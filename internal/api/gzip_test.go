@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // rawGet sends a request over a real connection with a client that does
