@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"github.com/weir-media/weir/internal/testenv"
 	"io"
 	"math"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/internal/jobs"
+	"github.com/weir-media/weir/internal/testenv"
 )
 
 // This file runs weir itself for the end-to-end tests: the weir binary,
