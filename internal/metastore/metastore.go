@@ -316,6 +316,11 @@ type Store interface {
 	// ListResults pages a job's results in time order (StartMs, EndMs,
 	// Engine, ChunkUUID); next is "" on the last page.
 	ListResults(ctx context.Context, q ResultQuery) (results []Result, next string, err error)
+	// SearchTexts finds the texts of the stored results (what was said,
+	// read on screen, spotted) that match a query, best first (relevance,
+	// then the newest job); next is "" on the last page. PutResult keeps
+	// the index; a result's texts go with it.
+	SearchTexts(ctx context.Context, q SearchQuery) (hits []SearchHit, next string, err error)
 	// PutJobChunk records where a chunk of a job stands with an engine,
 	// keyed by (JobID, Engine, ChunkUUID); a terminal state (done,
 	// ignored, dropped, failed) is never replaced by a non-terminal one.

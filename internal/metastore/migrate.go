@@ -21,6 +21,12 @@ import (
 //go:embed migrations
 var migrationFiles embed.FS
 
+// migrationHooks are Go steps of migrations that SQL alone cannot do,
+// run in the migration's transaction right after its file, by version.
+var migrationHooks = map[int]func(ctx context.Context, q querier) error{
+	8: indexAllResults,
+}
+
 // migration is one numbered schema change.
 type migration struct {
 	version int
@@ -116,6 +122,11 @@ func migrate(ctx context.Context, st *sqlStore, d migrationDialect) ([]int, erro
 			}
 			if _, err := q.exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+			if after := migrationHooks[m.version]; after != nil {
+				if err := after(ctx, q); err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
 			}
 			if _, err := q.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 				m.version, m.name, st.timeArg(now())); err != nil {

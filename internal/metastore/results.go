@@ -121,7 +121,8 @@ func resultDest(r *Result) []any {
 // PutResult implements Store.PutResult: it inserts r, or replaces the row
 // with the same (JobID, Engine, ChunkUUID, StartMs) unless that row has a
 // higher Rev; CreatedAt keeps the first write's time (a zero CreatedAt
-// becomes now). Missing keys, EndMs before StartMs, a negative Rev, or
+// becomes now). In the same transaction, the texts of a written result
+// (results.TextsOf) replace the ones its key had in the search index. Missing keys, EndMs before StartMs, a negative Rev, or
 // Content that is not a JSON document fail with ErrInvalid; an unknown job
 // with ErrNotFound.
 func (st *sqlStore) PutResult(ctx context.Context, r Result) error {
@@ -147,14 +148,22 @@ func (st *sqlStore) PutResult(ctx context.Context, r Result) error {
 	if created.IsZero() {
 		created = now()
 	}
-	_, err = st.b.writer().exec(ctx, `INSERT INTO results (`+resultColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (job_id, engine, chunk_uuid, start_ms) DO UPDATE SET
-			task_id = excluded.task_id, chunk_index = excluded.chunk_index, end_ms = excluded.end_ms,
-			output_type = excluded.output_type, rev = excluded.rev, content = excluded.content
-		WHERE results.rev <= excluded.rev`,
-		r.JobID, r.Engine, r.TaskID, r.ChunkUUID, r.ChunkIndex, r.StartMs, r.EndMs,
-		r.OutputType, r.Rev, content, st.timeArg(created))
+	texts := textsToIndex(r.Content)
+	err = st.b.inTx(ctx, func(q querier) error {
+		n, err := q.exec(ctx, `INSERT INTO results (`+resultColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (job_id, engine, chunk_uuid, start_ms) DO UPDATE SET
+				task_id = excluded.task_id, chunk_index = excluded.chunk_index, end_ms = excluded.end_ms,
+				output_type = excluded.output_type, rev = excluded.rev, content = excluded.content
+			WHERE results.rev <= excluded.rev`,
+			r.JobID, r.Engine, r.TaskID, r.ChunkUUID, r.ChunkIndex, r.StartMs, r.EndMs,
+			r.OutputType, r.Rev, content, st.timeArg(created))
+		if err != nil || n == 0 {
+			// n == 0: a higher Rev is stored, and its texts stay indexed.
+			return err
+		}
+		return replaceTexts(ctx, q, r, texts)
+	})
 	if err != nil {
 		if st.b.constraint(err) == constraintForeignKey {
 			return fmt.Errorf("%s: job %s: %w", what, r.JobID, ErrNotFound)
