@@ -289,6 +289,7 @@ func (s *Server) routes() {
 	s.registerHLS()
 	s.registerEngines()
 	s.registerJobs()
+	s.registerSearch()
 	s.registerFingerprints()
 	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))

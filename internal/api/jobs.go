@@ -78,6 +78,8 @@ type jobIDInput struct {
 
 type jobResultsInput struct {
 	ID     string `path:"id" maxLength:"128" example:"job-3e87dd00aab5" doc:"Job id"`
+	Format string `query:"format" enum:"json,vtt,srt" default:"json" doc:"json: the results, a page at a time; vtt or srt: the whole job's texts of one kind as captions (WebVTT or SubRip)"`
+	Kind   string `query:"kind" enum:"speech,screen,keyword" doc:"For vtt and srt: which texts become captions, speech (the transcript, the default), screen (lines read on screen) or keyword"`
 	Engine string `query:"engine" maxLength:"63" doc:"Only this engine's results"`
 	From   int64  `query:"from" minimum:"0" doc:"Only results ending after this time, in milliseconds on the source's timeline"`
 	To     int64  `query:"to" minimum:"0" doc:"Only results starting before this time, in milliseconds (0: no end)"`
@@ -85,7 +87,13 @@ type jobResultsInput struct {
 	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
 }
 
-type jobResultsOutput struct{ Body JobResults }
+// jobResultsOutput is a page of JobResults (format json) or a caption
+// file (vtt, srt: Body is its bytes, with its type and file name).
+type jobResultsOutput struct {
+	ContentType        string `header:"Content-Type"`
+	ContentDisposition string `header:"Content-Disposition"`
+	Body               any
+}
 
 func (s *Server) registerJobs() {
 	huma.Register(s.api, huma.Operation{
@@ -148,10 +156,11 @@ func (s *Server) registerJobs() {
 		Method:      http.MethodGet,
 		Path:        "/jobs/{id}/results",
 		Summary:     "A job's results",
-		Description: "The engines' outputs in time order (start, end, engine, chunk), each a vtn-standard document on the source's timeline; filter by engine and by time (from and to in milliseconds select the outputs that overlap [from, to)), page with limit and cursor.",
+		Description: "The engines' outputs in time order (start, end, engine, chunk), each a vtn-standard document on the source's timeline; filter by engine and by time (from and to in milliseconds select the outputs that overlap [from, to)), page with limit and cursor. With format=vtt or format=srt, the whole job's texts of one kind (kind=speech, the default: the transcript; kind=screen: lines read on screen) as a WebVTT or SubRip file; engine= picks the engine when several wrote that kind.",
 		Tags:        []string{"jobs"},
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, s.jobResults)
+	s.describeResultFormats()
 
 	s.registerJobChunks()
 	s.registerJobArtifacts()
@@ -194,6 +203,13 @@ func (s *Server) cancelJob(ctx context.Context, in *jobIDInput) (*jobOutput, err
 }
 
 func (s *Server) jobResults(ctx context.Context, in *jobResultsInput) (*jobResultsOutput, error) {
+	if in.Format == "vtt" || in.Format == "srt" {
+		return s.exportCaptions(ctx, in)
+	}
+	if in.Kind != "" {
+		return nil, huma.NewError(http.StatusUnprocessableEntity, "query parameter kind: selects the texts of a vtt or srt export; format json lists whole results",
+			&huma.ErrorDetail{Location: "query.kind", Message: "only with format vtt or srt", Value: in.Kind})
+	}
 	page, err := s.cfg.Jobs.Results(ctx, in.ID, metastore.ResultQuery{
 		Engine: in.Engine, FromMs: in.From, ToMs: in.To, Limit: in.Limit, After: in.Cursor,
 	})

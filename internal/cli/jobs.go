@@ -55,6 +55,8 @@ type jobsResultsConfig struct {
 	Engine     string `koanf:"engine"`
 	From       string `koanf:"from"`
 	To         string `koanf:"to"`
+	Format     string `koanf:"format"`
+	Kind       string `koanf:"kind"`
 }
 
 func newJobsCmd() *cobra.Command {
@@ -484,9 +486,16 @@ func newJobsResultsCmd() *cobra.Command {
 time span on the source's timeline, its output type and its vtn-standard
 document (shortened; --json prints the server's JSON whole). --engine keeps
 one engine's, --from and --to the ones overlapping that span (durations
-such as 1m30s, or seconds).`,
+such as 1m30s, or seconds).
+
+--format vtt or srt prints the whole job's texts of one kind as captions
+instead (WebVTT or SubRip): --kind speech (the transcript, the default),
+screen (lines read on screen) or keyword; --engine picks the engine when
+several wrote that kind.`,
 		Example: `  weir jobs results job-3e87dd00aab5 --engine people --from 1m --to 2m
-  weir jobs results job-3e87dd00aab5 --json > results.json`,
+  weir jobs results job-3e87dd00aab5 --json > results.json
+  weir jobs results job-3e87dd00aab5 --format vtt > transcript.vtt
+  weir jobs results job-3e87dd00aab5 --format srt --kind screen > onscreen.srt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cfg jobsResultsConfig
@@ -500,6 +509,10 @@ such as 1m30s, or seconds).`,
 			q, err := resultsQuery(cfg)
 			if err != nil {
 				return err
+			}
+			if cfg.Format != "json" {
+				q.Set("format", cfg.Format)
+				return getTo(cmd.Context(), api, "/jobs/"+url.PathEscape(args[0])+"/results?"+q.Encode(), cmd.OutOrStdout())
 			}
 			page, err := listPagesQuery(cmd.Context(), api, "/jobs/"+url.PathEscape(args[0])+"/results", q, cfg.Limit)
 			if err != nil {
@@ -522,6 +535,8 @@ such as 1m30s, or seconds).`,
 	f.String("from", "", "only results ending after this time, such as 90s or 1m30s")
 	f.String("to", "", "only results starting before this time")
 	f.Int("limit", 1000, "most results to print")
+	f.String("format", "json", "json (the results), or vtt or srt (the whole job's texts of one kind as captions)")
+	f.String("kind", "", "with --format vtt or srt: speech (default), screen or keyword")
 	return cmd
 }
 
@@ -530,7 +545,18 @@ func resultsQuery(cfg jobsResultsConfig) (url.Values, error) {
 	if cfg.Limit < 1 {
 		return nil, fmt.Errorf("--limit %d: must be at least 1", cfg.Limit)
 	}
+	switch {
+	case cfg.Format != "json" && cfg.Format != "vtt" && cfg.Format != "srt":
+		return nil, fmt.Errorf("--format %q: want json, vtt or srt", cfg.Format)
+	case cfg.Kind != "" && cfg.Format == "json":
+		return nil, errors.New("--kind selects the texts of --format vtt or srt")
+	case cfg.Format != "json" && cfg.JSON:
+		return nil, fmt.Errorf("--json and --format %s: choose one", cfg.Format)
+	}
 	q := url.Values{}
+	if cfg.Kind != "" {
+		q.Set("kind", cfg.Kind)
+	}
 	if cfg.Engine != "" {
 		q.Set("engine", cfg.Engine)
 	}
