@@ -26,6 +26,9 @@ type Variant struct {
 	// Audio names the GROUP-ID of the EXT-X-MEDIA audio renditions the
 	// variant plays with, if its audio is not muxed into its segments.
 	Audio string
+	// Subtitles names the GROUP-ID of the EXT-X-MEDIA subtitle renditions
+	// the variant plays with (RFC 8216 4.3.4.2).
+	Subtitles string
 	// Name is a human-readable label, written as a non-standard NAME
 	// attribute that several players show in their quality menu.
 	Name string
@@ -58,6 +61,15 @@ type Rendition struct {
 	Channels int
 }
 
+// SessionData is an EXT-X-SESSION-DATA entry (RFC 8216 4.3.4.4): data
+// about the whole presentation, here always a URI of a JSON document.
+type SessionData struct {
+	// DataID names the data in reverse DNS form ("io.weir.metadata").
+	DataID string
+	// URI of the JSON document.
+	URI string
+}
+
 // MasterPlaylist (multivariant playlist) lists the variants of a
 // presentation.
 type MasterPlaylist struct {
@@ -66,6 +78,7 @@ type MasterPlaylist struct {
 	// IndependentSegments writes EXT-X-INDEPENDENT-SEGMENTS, promising it
 	// for every media playlist of the presentation.
 	IndependentSegments bool
+	SessionData         []SessionData
 	Renditions          []Rendition
 	Variants            []Variant
 	IFrameVariants      []IFrameVariant
@@ -85,31 +98,19 @@ func (m *MasterPlaylist) Encode() ([]byte, error) {
 	if m.IndependentSegments {
 		b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
 	}
+	for i, d := range m.SessionData {
+		line, err := d.line()
+		if err != nil {
+			return nil, fmt.Errorf("session data %d: %w", i, err)
+		}
+		b.WriteString(line)
+	}
 	for i, r := range m.Renditions {
-		switch r.Type {
-		case "AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS":
-		default:
-			return nil, fmt.Errorf("rendition %d: TYPE %q: want AUDIO, VIDEO, SUBTITLES or CLOSED-CAPTIONS", i, r.Type)
+		line, err := r.line()
+		if err != nil {
+			return nil, fmt.Errorf("rendition %d: %w", i, err)
 		}
-		var a attrs
-		a.enum("TYPE", r.Type)
-		a.quoted("GROUP-ID", r.GroupID)
-		a.quoted("NAME", r.Name)
-		if r.Language != "" {
-			a.quoted("LANGUAGE", r.Language)
-		}
-		a.enum("DEFAULT", yesNo(r.Default))
-		a.enum("AUTOSELECT", yesNo(r.Autoselect || r.Default))
-		if r.Channels > 0 {
-			a.quoted("CHANNELS", strconv.Itoa(r.Channels))
-		}
-		if r.URI != "" {
-			a.quoted("URI", r.URI)
-		}
-		if a.err != nil {
-			return nil, fmt.Errorf("rendition %d: %w", i, a.err)
-		}
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:%s\n", a.String())
+		b.WriteString(line)
 	}
 	for i, v := range m.Variants {
 		if v.Bandwidth <= 0 {
@@ -134,6 +135,9 @@ func (m *MasterPlaylist) Encode() ([]byte, error) {
 		}
 		if v.Audio != "" {
 			a.quoted("AUDIO", v.Audio)
+		}
+		if v.Subtitles != "" {
+			a.quoted("SUBTITLES", v.Subtitles)
 		}
 		if v.Name != "" {
 			a.quoted("NAME", v.Name)
@@ -165,6 +169,45 @@ func (m *MasterPlaylist) Encode() ([]byte, error) {
 		fmt.Fprintf(&b, "#EXT-X-I-FRAME-STREAM-INF:%s\n", a.String())
 	}
 	return b.Bytes(), nil
+}
+
+// line is the EXT-X-MEDIA line of r, with its line break.
+func (r Rendition) line() (string, error) {
+	switch r.Type {
+	case "AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS":
+	default:
+		return "", fmt.Errorf("TYPE %q: want AUDIO, VIDEO, SUBTITLES or CLOSED-CAPTIONS", r.Type)
+	}
+	var a attrs
+	a.enum("TYPE", r.Type)
+	a.quoted("GROUP-ID", r.GroupID)
+	a.quoted("NAME", r.Name)
+	if r.Language != "" {
+		a.quoted("LANGUAGE", r.Language)
+	}
+	a.enum("DEFAULT", yesNo(r.Default))
+	a.enum("AUTOSELECT", yesNo(r.Autoselect || r.Default))
+	if r.Channels > 0 {
+		a.quoted("CHANNELS", strconv.Itoa(r.Channels))
+	}
+	if r.URI != "" {
+		a.quoted("URI", r.URI)
+	}
+	if a.err != nil {
+		return "", a.err
+	}
+	return "#EXT-X-MEDIA:" + a.String() + "\n", nil
+}
+
+// line is the EXT-X-SESSION-DATA line of d, with its line break.
+func (d SessionData) line() (string, error) {
+	var a attrs
+	a.quoted("DATA-ID", d.DataID)
+	a.quoted("URI", d.URI)
+	if a.err != nil {
+		return "", a.err
+	}
+	return "#EXT-X-SESSION-DATA:" + a.String() + "\n", nil
 }
 
 // attrs builds an attribute list, remembering the first invalid value.
