@@ -33,6 +33,7 @@ import (
 	"github.com/weir-media/weir/engine"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
+	"github.com/weir-media/weir/internal/hlsresults"
 	"github.com/weir-media/weir/internal/jobs"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
@@ -153,6 +154,9 @@ type Server struct {
 	api     huma.API
 	metrics *httpMetrics
 	handler http.Handler
+	// timed generates the subtitles and metadata renditions under /hls/
+	// (see hls.go and internal/hlsresults).
+	timed *hlsresults.Service
 }
 
 // New validates cfg, fills in defaults, registers metrics on the registry

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/weir-media/weir/internal/hlsresults"
 	"github.com/weir-media/weir/internal/objstore"
 )
 
@@ -162,13 +165,14 @@ func (s *Server) guardHLS(next http.Handler) http.Handler {
 }
 
 func (s *Server) registerHLS() {
+	s.timed = &hlsresults.Service{Meta: s.cfg.Meta, Objects: s.cfg.Objects, Log: s.log}
 	const pattern = hlsPrefix + "{stream_id}/{path...}"
 	s.mux.HandleFunc("GET "+pattern, s.serveHLS)
 	s.mux.HandleFunc("OPTIONS "+pattern, servePreflight)
 
 	params := []*huma.Param{
 		{Name: "stream_id", In: "path", Required: true, Description: "Stream id, e.g. vod-0123456789ab", Schema: &huma.Schema{Type: "string", Pattern: "^[A-Za-z0-9_-]{1,64}$"}},
-		{Name: "path", In: "path", Required: true, Description: "Object path below the stream, may contain slashes: master.m3u8, 720p/index.m3u8, 720p/seg_00001.ts", Schema: &huma.Schema{Type: "string"}},
+		{Name: "path", In: "path", Required: true, Description: "Object path below the stream, may contain slashes: master.m3u8, 720p/index.m3u8, 720p/seg_00001.ts, subs/720p/index.m3u8, subs/720p/1.vtt, meta/index.json", Schema: &huma.Schema{Type: "string"}},
 	}
 	binary := func(desc string) *huma.Response {
 		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{
@@ -199,7 +203,10 @@ func (s *Server) registerHLS() {
 			Path:        hlsPrefix + "{stream_id}/{path}",
 			Summary:     "HLS object (" + method + ")",
 			Description: "Serves the object {stream_id}/{path} from the object store with its HLS content type, " +
-				"byte ranges, ETag revalidation and CORS for browser players on other origins.",
+				"byte ranges, ETag revalidation and CORS for browser players on other origins. " +
+				"For a stream with jobs, master.m3u8 gains a WebVTT subtitles rendition (from stt) and an " +
+				"EXT-X-SESSION-DATA io.weir.metadata, and subs/... (playlists, .vtt segments) and meta/... " +
+				"(index.json, playlists, .json segments) are generated from the jobs' results (docs/results.md).",
 			Tags:       []string{"hls"},
 			Parameters: params,
 			Responses:  hlsResponses,
@@ -242,6 +249,17 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 		// not part of what a title publishes.
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("HLS object %s not found: the uploaded original of %s is not served", key, id))
 		return
+	}
+	if id, rest, _ := strings.Cut(key, "/"); s.timed != nil {
+		res, err := s.timed.Serve(ctx, id, rest)
+		if err != nil {
+			s.generatedError(w, key, err)
+			return
+		}
+		if res != nil {
+			s.serveGenerated(w, r, res)
+			return
+		}
 	}
 	typ, known := hlsTypes[strings.ToLower(path.Ext(key))]
 	if !known {
@@ -316,6 +334,34 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 	pw := &problemWriter{ResponseWriter: w}
 	http.ServeContent(pw, r, "", info.ModTime, content)
 	pw.finish(fmt.Sprintf("HLS object %s is %d bytes", key, info.Size))
+}
+
+// serveGenerated answers with a playlist or segment hlsresults built:
+// text, so gzip-compressed for clients that accept it, with an ETag of its
+// content for revalidation.
+func (s *Server) serveGenerated(w http.ResponseWriter, r *http.Request, res *hlsresults.Response) {
+	h := w.Header()
+	sum := sha256.Sum256(res.Body)
+	etag := `"g-` + hex.EncodeToString(sum[:12]) + `"`
+	data, etag := negotiateGzip(h, r, res.Body, etag)
+	h.Set("Content-Type", res.ContentType)
+	h.Set("Cache-Control", res.CacheControl)
+	h.Set("ETag", etag)
+	pw := &problemWriter{ResponseWriter: w}
+	http.ServeContent(pw, r, "", time.Time{}, bytes.NewReader(data))
+	pw.finish(fmt.Sprintf("generated HLS object %s is %d bytes", r.URL.Path, len(data)))
+}
+
+// generatedError answers a failed hlsresults request like objectError.
+func (s *Server) generatedError(w http.ResponseWriter, key string, err error) {
+	switch {
+	case errors.Is(err, hlsresults.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("HLS object %s not found: %v", key, err))
+	case errors.Is(err, context.Canceled):
+	default:
+		s.log.Error("generate HLS object", "key", key, "err", err)
+		writeProblem(w, http.StatusInternalServerError, fmt.Sprintf("could not generate HLS object %s", key))
+	}
 }
 
 // objectError answers a failed object store read: 404 for a missing key,
