@@ -467,7 +467,7 @@ func checkLiveCueTimes(t *testing.T, base, id string, clip speech) {
 			if local == 0 {
 				continue // the rest of a caption from the segment before
 			}
-			jobMs := (segPTS-first.Earliest()).Milliseconds() + local
+			jobMs := (segPTS - first.Earliest()).Milliseconds() + local
 			for w, word := range clip.words {
 				if !strings.Contains(c[5], word) {
 					continue
