@@ -33,6 +33,9 @@ func (s *Service) master(ctx context.Context, streamID string) (*Response, error
 	if err != nil {
 		return nil, err
 	}
+	if st.Kind == metastore.KindVOD && len(jobs) == 0 {
+		return nil, nil // nothing to add: the stored master as it is
+	}
 	ref, err := s.mirrored(ctx, st)
 	if err != nil {
 		if st.Kind == metastore.KindVOD && errors.Is(err, ErrNotFound) {
@@ -52,9 +55,6 @@ func (s *Service) master(ctx context.Context, streamID string) (*Response, error
 	if st.Kind == metastore.KindLive {
 		body, err = s.liveMaster(ctx, st, ref, ext)
 	} else {
-		if ext.Subtitles == nil && ext.SessionData == nil {
-			return nil, nil
-		}
 		body, err = s.extendedMaster(ctx, st, ext)
 	}
 	if err != nil {
