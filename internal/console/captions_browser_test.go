@@ -232,11 +232,12 @@ func (s trackState) cueStart(word string) (float64, bool) {
 
 // TestCaptionsPlayInHLSJS uploads a title with generated speech, runs a
 // real job with the stt and scenes engines on it, and checks what
-// clients read: ffprobe reads the master with its subtitles rendition,
-// the subtitles playlist and a segment; hls.js in Chromium lists the
+// clients read: hls.js in Chromium, started while the job runs, lists the
 // English (weir stt) track and shows the spoken words within a second of
-// where they were spoken; the master's session data leads to the
-// metadata, whose scene cut lands at 7 s of hls.js's own timeline.
+// where they were spoken; ffprobe reads the master with its subtitles
+// rendition, the subtitles playlist and a segment; the master's session
+// data leads to the metadata, whose scene cut lands at 7 s of hls.js's own
+// timeline.
 func TestCaptionsPlayInHLSJS(t *testing.T) {
 	if !console.HLSJSBundled() {
 		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
@@ -247,16 +248,10 @@ func TestCaptionsPlayInHLSJS(t *testing.T) {
 	base, serverLog := startWeir(t)
 	id := uploadFile(t, base, clip.path)
 	waitReady(t, base, id, serverLog)
+	// The player starts while the job runs: the subtitles playlist is an
+	// EVENT playlist that grows with the transcript.
 	job := createJob(t, base, map[string]string{"vod": id}, "stt", "scenes")
-	waitJob(t, base, job, serverLog)
-
 	master := base + "/hls/" + id + "/master.m3u8"
-	text := getText(t, master)
-	if !strings.Contains(text, `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English (weir stt)",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="subs/`) {
-		t.Fatalf("master has no subtitles rendition:\n%s", text)
-	}
-	checkFFprobeCaptions(t, base, id, text, clip)
-
 	b := startBrowser(t, ctx)
 	tb := b.newTab(ctx)
 	tb.navigate(ctx, base+"/")
@@ -291,6 +286,13 @@ func TestCaptionsPlayInHLSJS(t *testing.T) {
 			t.Logf("the caption with %q starts at %.3f s in the player, the sentence at %.3f s", word, at, want)
 		}
 	}
+
+	waitJob(t, base, job, serverLog)
+	text := getText(t, master)
+	if !strings.Contains(text, `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English (weir stt)",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="subs/`) {
+		t.Fatalf("master has no subtitles rendition:\n%s", text)
+	}
+	checkFFprobeCaptions(t, base, id, text, clip)
 
 	// The metadata: hls.js hands over the session data, which leads to
 	// the metadata segments; the scene cut at 7 s is in the segment
