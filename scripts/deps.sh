@@ -42,7 +42,8 @@ if [ "$mode" = test ]; then
 	want promtool prometheus
 	# The example engines (examples/): Python with OpenCV, the Kafka
 	# client, the Haar cascades, and OpenCV's sample media (vtest.avi,
-	# messi5.jpg) they are tested on.
+	# messi5.jpg) they are tested on. internal/bus runs the Kafka client
+	# (python3-confluent-kafka) as a consumer group member too.
 	for pkg in python3-opencv python3-numpy python3-confluent-kafka opencv-data opencv-doc; do
 		want_pkg "$pkg"
 	done

@@ -237,13 +237,14 @@ func (c *Client) Consume(ctx context.Context, opts ConsumeOptions) error {
 	defer stop()
 
 	cons := &consumer{
-		c:       c,
-		opts:    opts,
-		metrics: c.cfg.metrics,
-		log:     c.log.With("group", opts.Group, "topics", opts.topicsLabel()),
-		pending: make(map[topicPartition]*partState),
-		acked:   make(chan struct{}, 1),
-		owned:   make(map[topicPartition]struct{}),
+		c:        c,
+		opts:     opts,
+		metrics:  c.cfg.metrics,
+		log:      c.log.With("group", opts.Group, "topics", opts.topicsLabel()),
+		pending:  make(map[topicPartition]*partState),
+		acked:    make(chan struct{}, 1),
+		owned:    make(map[topicPartition]struct{}),
+		assigned: make(map[topicPartition]struct{}),
 	}
 	if opts.UntilEOF {
 		eof, err := c.eofTargets(ctx, opts)
@@ -322,6 +323,11 @@ type consumer struct {
 	deferred int
 	// acked wakes the poll loop when a deferred record is acknowledged.
 	acked chan struct{}
+	// assigned are the group's partitions this member owns now, and
+	// paused those it stopped fetching until the next group session
+	// (see pauseLocked).
+	assigned map[topicPartition]struct{}
+	paused   map[string][]int32
 	// owned are partitions with a lag gauge entry to remove at exit.
 	owned map[topicPartition]struct{}
 }
@@ -340,6 +346,7 @@ func (k *consumer) kgoOptions() []kgo.Opt {
 		kgo.FetchMaxWait(consumerFetchMaxWait),
 		kgo.SessionTimeout(groupSessionTimeout),
 		kgo.HeartbeatInterval(groupHeartbeat),
+		kgo.Balancers(groupBalancers()...),
 	)
 	opts = append(opts, k.c.cfg.kgoOpts...) // the user's tuning wins over ours
 	opts = append(opts,
@@ -369,6 +376,34 @@ func (k *consumer) kgoOptions() []kgo.Opt {
 		)
 	}
 	return opts
+}
+
+// groupBalancers are the partition assignment strategies weir's group
+// members offer, in order of preference.
+//
+// cooperative-sticky comes first: in a group of weir members only, it is
+// the protocol every member votes for, and rebalances are incremental (a
+// member keeps the partitions it is not asked to give up, so adding a
+// stream topic does not stop every live stream's packager). range and
+// roundrobin follow for other clients: librdkafka (kcat, confluent-kafka)
+// offers "range,roundrobin" by default and Kafka's broker picks a
+// protocol every member offers, so without them such a client is refused
+// with INCONSISTENT_GROUP_PROTOCOL. Members vote for their first choice
+// among the protocols all members offer, so a group with a librdkafka
+// member runs range.
+//
+// kgo picks its rebalance mode from the protocol the group chose: eager
+// for range (every member revokes all its partitions, committing what it
+// handled in onRevoked, before rejoining; nobody is assigned anything
+// until all have), cooperative for cooperative-sticky. When a group
+// changes from cooperative to eager (a librdkafka member joins), kgo
+// revokes everything (onRevoked commits) once the group has synced, when
+// the new owners may already be reading: pauseLocked keeps a member from
+// handling anything between two sessions, so no record is read twice.
+// When the last such member leaves, the next rebalance returns to
+// cooperative-sticky.
+func groupBalancers() []kgo.GroupBalancer {
+	return []kgo.GroupBalancer{kgo.CooperativeStickyBalancer(), kgo.RangeBalancer(), kgo.RoundRobinBalancer()}
 }
 
 func (k *consumer) run(ctx context.Context) error {
@@ -681,8 +716,22 @@ func (d *deferral) ack() {
 	}
 }
 
-// onAssigned tells the handler's owner which partitions it now has.
-func (k *consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+// onAssigned runs when a group session starts (with the partitions it
+// added, possibly none): fetching resumes and the handler's owner learns
+// which partitions it now has.
+func (k *consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	k.mu.Lock()
+	for t, ps := range assigned {
+		for _, p := range ps {
+			k.assigned[topicPartition{t, p}] = struct{}{}
+		}
+	}
+	paused := k.paused
+	k.paused = nil
+	k.mu.Unlock()
+	if len(paused) > 0 {
+		cl.ResumeFetchPartitions(paused)
+	}
 	if k.opts.OnAssigned == nil {
 		return
 	}
@@ -691,14 +740,48 @@ func (k *consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 	}
 }
 
-// onRevoked runs before partitions move to another member (and when the
-// group is left at Close): commit what was handled for them.
-func (k *consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+// onRevoked runs before partitions move to another member, at the end of
+// every group session (with nothing revoked when the rebalance is
+// cooperative), and when the group is left at Close: commit what was
+// handled for the revoked partitions, and stop fetching the others until
+// the next session starts.
+func (k *consumer) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	k.mu.Lock()
 	k.commitLocked(revoked)
 	k.forgetLocked(revoked)
+	k.pauseLocked(cl)
 	k.mu.Unlock()
 	k.notifyRevoked(revoked)
+}
+
+// pauseLocked stops fetching every partition this member still owns until
+// onAssigned, so nothing is handled between the end of a group session
+// and the start of the next. kgo keeps fetching and returning a
+// cooperative member's partitions while the group rejoins; if the rejoin
+// turns the group eager (a member that offers only range or roundrobin,
+// such as a librdkafka client with its defaults, joined), the new owner
+// of a partition starts from the last commit as soon as the group syncs,
+// while this member may still handle and commit records of it: both would
+// read them. kgo calls onRevoked and onAssigned while no poll is
+// outstanding (BlockRebalanceOnPoll), so no record of a paused partition
+// is handed out in between; buffered ones are fetched again after. The
+// cost is a pause of consumption for the rejoin (every member's current
+// poll, then join and sync). k.mu is held.
+func (k *consumer) pauseLocked(cl *kgo.Client) {
+	parts := map[string][]int32{}
+	for tp := range k.assigned {
+		parts[tp.topic] = append(parts[tp.topic], tp.partition)
+	}
+	if len(parts) == 0 {
+		return
+	}
+	cl.PauseFetchPartitions(parts)
+	if k.paused == nil {
+		k.paused = map[string][]int32{}
+	}
+	for t, ps := range parts {
+		k.paused[t] = append(k.paused[t], ps...)
+	}
 }
 
 func (k *consumer) notifyRevoked(parts map[string][]int32) {
@@ -713,12 +796,13 @@ func (k *consumer) notifyRevoked(parts map[string][]int32) {
 // onLost runs when the group dropped us (session timeout, fencing): the
 // partitions may already be someone else's, so committing for them could
 // rewind the new owner. Forget them; their records are redelivered.
-func (k *consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (k *consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	k.mu.Lock()
 	if n := len(k.pending); n > 0 {
 		k.log.Warn("group partitions lost before commit; handled records will be redelivered", "partitions", n)
 	}
 	k.forgetLocked(lost)
+	k.pauseLocked(cl)
 	k.mu.Unlock()
 	k.notifyRevoked(lost)
 }
@@ -731,6 +815,7 @@ func (k *consumer) forgetLocked(parts map[string][]int32) {
 				k.deferred -= len(st.deferred)
 			}
 			delete(k.pending, tp)
+			delete(k.assigned, tp)
 			if _, ok := k.owned[tp]; ok {
 				delete(k.owned, tp)
 				k.metrics.dropLag(k.opts.Group, tp)
