@@ -242,7 +242,7 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.defaultPartitions),
 		kfake.WithLogger(b.klog),
-		kfake.ListenFn(onceListener(&advertisedListener{Listener: ln, addr: adv, saslCompat: cfg.auth})),
+		kfake.ListenFn(onceListener(&advertisedListener{Listener: ln, addr: adv})),
 	}
 	if cfg.dataDir != "" {
 		if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
@@ -482,19 +482,18 @@ func advertisedAddr(explicit, listen string, port int) (string, error) {
 // the listener's address into metadata responses, and an external client
 // must be sent somewhere it can reach, never 0.0.0.0.
 //
-// With authentication it also wraps every connection in a saslCompatConn.
+// It also wraps every connection in a compatConn, for librdkafka clients.
 type advertisedListener struct {
 	net.Listener
-	addr       string
-	saslCompat bool
+	addr string
 }
 
 func (l *advertisedListener) Accept() (net.Conn, error) {
 	conn, err := l.Listener.Accept()
-	if err != nil || !l.saslCompat {
+	if err != nil {
 		return conn, err
 	}
-	return newSASLCompatConn(conn), nil
+	return newCompatConn(conn), nil
 }
 
 func (l *advertisedListener) Addr() net.Addr { return tcpAddrString(l.addr) }

@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-media/weir/internal/testenv"
 )
@@ -41,16 +44,39 @@ func TestKcatListsTheBrokerAtItsAdvertisedAddress(t *testing.T) {
 	}
 }
 
-func TestKcatCompressedProduceIsReadByTheClient(t *testing.T) {
+// batchCodecs records the compression codec and sizes of every record
+// batch a client fetches (kgo reads the codec from the batch's
+// attributes, as the broker stored it).
+type batchCodecs struct {
+	mu      sync.Mutex
+	batches []kgo.FetchBatchMetrics
+}
+
+func (h *batchCodecs) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	h.mu.Lock()
+	h.batches = append(h.batches, m)
+	h.mu.Unlock()
+}
+
+// TestKcatCompressesEveryCodecAgainstTheBroker: kcat's producer really
+// compresses with each codec (librdkafka sends uncompressed batches to a
+// broker it believes cannot take them), the broker stores the batches
+// compressed, and weir's consumer and kcat read the records back intact.
+func TestKcatCompressesEveryCodecAgainstTheBroker(t *testing.T) {
 	requireKcat(t)
 	b := startTestBroker(t)
-	c := newTestClient(t, b.Addr())
-	for _, codec := range []string{"lz4", "zstd", "gzip", "snappy"} {
-		t.Run(codec, func(t *testing.T) {
-			topic := "kcat-" + codec
-			lines := []string{"k1:" + strings.Repeat("a", 300), "k2:second", "k1:third"}
+	for _, tc := range []struct {
+		codec string
+		attr  uint8 // the compression bits of a record batch's attributes
+	}{{"gzip", 1}, {"snappy", 2}, {"lz4", 3}, {"zstd", 4}} {
+		t.Run(tc.codec, func(t *testing.T) {
+			topic := "kcat-" + tc.codec
+			lines := []string{"k1:" + strings.Repeat("a", 2000), "k2:second", "k1:" + strings.Repeat("third ", 200)}
 			// A new topic: kcat's producer asks the broker to create it.
-			kcat(t, strings.Join(lines, "\n")+"\n", "-b", b.Addr(), "-P", "-t", topic, "-K:", "-z", codec)
+			kcat(t, strings.Join(lines, "\n")+"\n", "-b", b.Addr(), "-P", "-t", topic, "-K:", "-z", tc.codec)
+
+			hook := &batchCodecs{}
+			c := newTestClient(t, b.Addr(), WithKgoOptions(kgo.WithHooks(hook)))
 			got, err := c.ReadAll(testCtx(t), topic, 0)
 			if err != nil {
 				t.Fatalf("ReadAll: %v", err)
@@ -60,7 +86,26 @@ func TestKcatCompressedProduceIsReadByTheClient(t *testing.T) {
 				kv = append(kv, string(r.Key)+":"+string(r.Value))
 			}
 			if !slices.Equal(kv, lines) {
-				t.Errorf("read %q, want %q", kv, lines)
+				t.Errorf("weir's consumer read %q, want %q", kv, lines)
+			}
+			hook.mu.Lock()
+			batches := slices.Clone(hook.batches)
+			hook.mu.Unlock()
+			if len(batches) == 0 {
+				t.Fatal("no record batch fetched")
+			}
+			for _, m := range batches {
+				if m.CompressionType != tc.attr {
+					t.Errorf("stored batch of %d records has codec %d, want %d (%s)", m.NumRecords, m.CompressionType, tc.attr, tc.codec)
+				}
+				if m.CompressedBytes >= m.UncompressedBytes {
+					t.Errorf("stored batch is %d bytes for %d uncompressed", m.CompressedBytes, m.UncompressedBytes)
+				}
+			}
+
+			out := kcat(t, "", "-b", b.Addr(), "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", `%k:%s\n`)
+			if out != strings.Join(lines, "\n")+"\n" {
+				t.Errorf("kcat -C read %q, want %q", out, lines)
 			}
 		})
 	}

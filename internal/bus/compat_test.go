@@ -19,10 +19,10 @@ func requestFrame(key, version int16, corr int32, n int) []byte {
 	return f
 }
 
-func TestSASLCompatPatchesOnlyTheSaslHandshakeEntryOfApiVersions(t *testing.T) {
+func TestCompatConnPatchesOnlyTheSaslHandshakeAndProduceEntriesOfApiVersions(t *testing.T) {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.Version = 3
-	for _, k := range [][3]int16{{0, 3, 13}, {17, 1, 1}, {36, 0, 2}} {
+	for _, k := range [][3]int16{{0, 3, 13}, {1, 4, 18}, {17, 1, 1}, {23, 3, 4}, {36, 0, 2}} {
 		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k[0], MinVersion: k[1], MaxVersion: k[2]})
 	}
 	frame := resp.AppendTo(make([]byte, 8))
@@ -40,7 +40,7 @@ func TestSASLCompatPatchesOnlyTheSaslHandshakeEntryOfApiVersions(t *testing.T) {
 	}
 	for i, k := range got.ApiKeys {
 		want := resp.ApiKeys[i]
-		if k.ApiKey == saslHandshakeKey {
+		if k.ApiKey == saslHandshakeKey || k.ApiKey == produceKey {
 			want.MinVersion = 0
 		}
 		if k.ApiKey != want.ApiKey || k.MinVersion != want.MinVersion || k.MaxVersion != want.MaxVersion {
@@ -48,7 +48,7 @@ func TestSASLCompatPatchesOnlyTheSaslHandshakeEntryOfApiVersions(t *testing.T) {
 		}
 	}
 	if patchAPIVersions(out, 3) != nil {
-		t.Error("a frame already starting SaslHandshake at 0 was patched again")
+		t.Error("a frame already starting SaslHandshake and Produce at 0 was patched again")
 	}
 }
 
@@ -70,17 +70,17 @@ func TestLoginFailedFrameDecodesAsSASLAuthenticationFailed(t *testing.T) {
 	}
 }
 
-// FuzzSASLCompatTrack: whatever bytes a client sends, in whatever pieces,
+// FuzzCompatConnTrack: whatever bytes a client sends, in whatever pieces,
 // following them never panics and finds the same requests.
-func FuzzSASLCompatTrack(f *testing.F) {
+func FuzzCompatConnTrack(f *testing.F) {
 	seed := append(requestFrame(apiVersionsKey, 3, 1, 5), requestFrame(saslAuthenticateKey, 2, 2, 30)...)
 	f.Add(seed, uint8(1))
 	f.Add(append(seed, requestFrame(0, 9, 3, 0)...), uint8(5))
 	f.Add([]byte{0, 0, 0, 1, 0xff}, uint8(3))
 	f.Fuzz(func(t *testing.T, data []byte, piece uint8) {
-		whole := newSASLCompatConn(nil)
+		whole := newCompatConn(nil)
 		whole.track(data)
-		split := newSASLCompatConn(nil)
+		split := newCompatConn(nil)
 		n := int(piece%16) + 1
 		for i := 0; i < len(data); i += n {
 			split.track(data[i:min(i+n, len(data))])

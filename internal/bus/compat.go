@@ -10,18 +10,35 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// saslCompatConn lets librdkafka clients (kcat, confluent-kafka-python,
-// most non-Java clients) authenticate with the embedded broker.
+// compatConn wraps every connection to the embedded broker so that
+// librdkafka clients (kcat, confluent-kafka-python, most non-Java clients)
+// see a broker they recognise. librdkafka does not read kfake's
+// ApiVersions answer the way it reads Kafka's, in two places:
 //
-// librdkafka decides whether a broker supports SASL by looking for
-// SaslHandshake version 0 in the broker's ApiVersions answer; it then
-// speaks version 1 when the broker also has SaslAuthenticate, as every
-// Kafka since 1.0 does. kfake implements only version 1 and says so, so
-// librdkafka gives up with "SASL Handshake not supported by broker". This
-// connection rewrites the SaslHandshake entry of ApiVersions answers to
-// start at version 0, as a real Kafka broker's does; the client then sends
-// version 1, which kfake handles. A client that really sent version 0 (no
-// Kafka client since 2017 does) gets kfake's unsupported-version error.
+//   - It decides whether a broker supports SASL by looking for
+//     SaslHandshake version 0; it then speaks version 1 when the broker
+//     also has SaslAuthenticate, as every Kafka since 1.0 does. kfake
+//     implements only version 1 and says so, so librdkafka gives up with
+//     "SASL Handshake not supported by broker".
+//   - Up to at least 2.0.2 it compresses a gzip, snappy or lz4 batch only
+//     if the broker's Produce versions reach down to 0 (it asks whether
+//     Produce 0..0 is supported; confluentinc/librdkafka#4956, which
+//     Kafka 4.0 brokers meet too since KIP-896 dropped Produce 0-2).
+//     kfake implements Produce from version 3, the first with record
+//     batches, so librdkafka logs "Broker does not support compression
+//     type gzip: not compressing batch" and sends it uncompressed.
+//
+// This connection rewrites those two entries of ApiVersions answers to
+// start at version 0, as a Kafka 3 broker's do, and changes nothing else.
+// librdkafka then sends SaslHandshake version 1 and Produce version 3 or
+// later (it uses record batches, which need Produce 3, whenever the
+// broker offers Produce 3 and Fetch 4; the older message formats stay
+// disabled because Fetch still starts at 4), which kfake handles. Every
+// other client picks the highest version both sides support, which kfake
+// implements too. A client that really sent SaslHandshake 0 or Produce
+// 0-2 (none has since Kafka 0.11, 2017) is refused by kfake, which closes
+// the connection, as Kafka does for a request version it does not
+// implement.
 //
 // kfake also drops the connection of a client whose login fails, without
 // answering; clients then see the connection close and retry, as for a
@@ -34,7 +51,7 @@ import (
 // ApiVersions and SaslAuthenticate requests, and patches the response
 // frames with those ids; kfake writes every response frame with a single
 // Write. Anything it does not recognise passes through unchanged.
-type saslCompatConn struct {
+type compatConn struct {
 	net.Conn
 
 	// Read side, used only by kfake's reading goroutine.
@@ -55,23 +72,24 @@ type pendingRequest struct {
 
 const (
 	requestHeaderLen    = 12 // size (4), key (2), version (2), correlation id (4)
+	produceKey          = 0
 	saslHandshakeKey    = 17
 	apiVersionsKey      = 18
 	saslAuthenticateKey = 36
 )
 
-func newSASLCompatConn(c net.Conn) *saslCompatConn {
-	return &saslCompatConn{Conn: c, apiVersions: make(map[int32]int16)}
+func newCompatConn(c net.Conn) *compatConn {
+	return &compatConn{Conn: c, apiVersions: make(map[int32]int16)}
 }
 
-func (c *saslCompatConn) Read(p []byte) (int, error) {
+func (c *compatConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.track(p[:n])
 	return n, err
 }
 
 // track follows request frames through the bytes read.
-func (c *saslCompatConn) track(b []byte) {
+func (c *compatConn) track(b []byte) {
 	for len(b) > 0 {
 		if c.skip > 0 {
 			k := min(int64(len(b)), c.skip)
@@ -109,7 +127,7 @@ func (c *saslCompatConn) track(b []byte) {
 	}
 }
 
-func (c *saslCompatConn) Write(b []byte) (int, error) {
+func (c *compatConn) Write(b []byte) (int, error) {
 	if len(b) < 8 || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
 		return c.Conn.Write(b)
 	}
@@ -134,9 +152,9 @@ func (c *saslCompatConn) Write(b []byte) (int, error) {
 }
 
 // patchAPIVersions returns the ApiVersions response frame with its
-// SaslHandshake entry starting at version 0, or nil to leave it alone. The
-// response header of ApiVersions is never flexible: the body follows the
-// correlation id directly.
+// SaslHandshake and Produce entries starting at version 0, or nil to leave
+// it alone. The response header of ApiVersions is never flexible: the body
+// follows the correlation id directly.
 func patchAPIVersions(frame []byte, version int16) []byte {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.Version = version
@@ -148,7 +166,7 @@ func patchAPIVersions(frame []byte, version int16) []byte {
 	}
 	changed := false
 	for i := range resp.ApiKeys {
-		if k := &resp.ApiKeys[i]; k.ApiKey == saslHandshakeKey && k.MinVersion > 0 {
+		if k := &resp.ApiKeys[i]; (k.ApiKey == saslHandshakeKey || k.ApiKey == produceKey) && k.MinVersion > 0 {
 			k.MinVersion = 0
 			changed = true
 		}
@@ -163,7 +181,7 @@ func patchAPIVersions(frame []byte, version int16) []byte {
 
 // Close answers an unanswered SaslAuthenticate with
 // SASL_AUTHENTICATION_FAILED, then closes the connection.
-func (c *saslCompatConn) Close() error {
+func (c *compatConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		login := c.login
