@@ -66,6 +66,7 @@ type jobCreatedOutput struct {
 
 type jobListInput struct {
 	Status string `query:"status" enum:"pending,running,complete,failed,cancelled" doc:"Only jobs in this status"`
+	Stream string `query:"stream" maxLength:"128" example:"vod-3e87dd00aab5" doc:"Only jobs whose source is this VOD title or live stream (source vod or live)"`
 	Limit  int    `query:"limit" default:"20" minimum:"1" maximum:"100" doc:"Page size"`
 	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
 }
@@ -125,7 +126,7 @@ func (s *Server) registerJobs() {
 		Method:      http.MethodGet,
 		Path:        "/jobs",
 		Summary:     "List jobs",
-		Description: "Jobs newest first, each with its engines' progress, optionally filtered by status; page with limit and cursor.",
+		Description: "Jobs newest first, each with its engines' progress, optionally filtered by status and by the VOD title or live stream they read (stream); page with limit and cursor.",
 		Tags:        []string{"jobs"},
 		Errors:      []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, s.listJobs)
@@ -179,7 +180,7 @@ func (s *Server) createJob(ctx context.Context, in *jobCreateInput) (*jobCreated
 }
 
 func (s *Server) listJobs(ctx context.Context, in *jobListInput) (*jobListOutput, error) {
-	views, next, err := s.cfg.Jobs.List(ctx, in.Status, in.Limit, in.Cursor)
+	views, next, err := s.cfg.Jobs.ListWhere(ctx, jobs.ListFilter{Status: in.Status, Stream: in.Stream}, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, s.jobError(ctx, "list jobs", err)
 	}

@@ -155,6 +155,40 @@ func TestJobsListGetAndCancel(t *testing.T) {
 	}
 }
 
+func TestJobsListFiltersByStream(t *testing.T) {
+	e := jobsEnv(t)
+	if _, err := e.meta.CreateStream(context.Background(), metastore.Stream{ID: "vod-other", Kind: metastore.KindVOD, SourceKey: "vod-other/source/a.mp4"}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.createJob(t, `{"source": {"vod": "vod-upload"}, "engines": [{"name": "probe"}]}`)
+	e.createJob(t, `{"source": {"vod": "vod-other"}, "engines": [{"name": "probe"}]}`)
+	c := e.createJob(t, `{"source": {"vod": "vod-upload"}, "engines": [{"name": "probe"}]}`)
+	var ids []string
+	cursor := ""
+	for range 5 {
+		page := decode[JobList](t, e.do("GET", "/jobs?stream=vod-upload&limit=1&cursor="+cursor, nil))
+		for _, v := range page.Items {
+			if v.Source.VOD != "vod-upload" {
+				t.Fatalf("?stream=vod-upload listed %s of %+v", v.ID, v.Source)
+			}
+			ids = append(ids, v.ID)
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(ids) != 2 || ids[0] != c.ID || ids[1] != a.ID {
+		t.Fatalf("the jobs of vod-upload, a page at a time: %v, want [%s %s]", ids, c.ID, a.ID)
+	}
+	if page := decode[JobList](t, e.do("GET", "/jobs?stream=vod-nosuch", nil)); len(page.Items) != 0 {
+		t.Fatalf("the jobs of a stream with none: %+v", page.Items)
+	}
+	if page := decode[JobList](t, e.do("GET", "/jobs?stream=vod-upload&status=cancelled", nil)); len(page.Items) != 0 {
+		t.Fatalf("cancelled jobs of vod-upload: %+v", page.Items)
+	}
+	wantProblem(t, e.do("GET", "/jobs?stream="+strings.Repeat("v", 129), nil), http.StatusUnprocessableEntity, "stream")
+}
+
 func TestJobResultsAreTimeOrderedVTNDocuments(t *testing.T) {
 	e := jobsEnv(t)
 	v := e.createJob(t, `{"source": {"vod": "vod-upload"}, "engines": [{"name": "probe"}]}`)

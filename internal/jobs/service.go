@@ -323,11 +323,25 @@ func (s *Service) view(ctx context.Context, job metastore.Job) (View, error) {
 // cursor List did not make is a *RequestError naming "status" or
 // "cursor".
 func (s *Service) List(ctx context.Context, status string, limit int, cursor string) ([]View, string, error) {
-	st := metastore.JobStatus(status)
-	if status != "" && !st.Valid() {
-		return nil, "", &RequestError{Problems: []*FieldError{{Field: "status", Problem: fmt.Sprintf("must be one of %s, got %q", statusNames(), status)}}}
+	return s.ListWhere(ctx, ListFilter{Status: status}, limit, cursor)
+}
+
+// ListFilter selects the jobs ListWhere pages; "" fields match every job.
+type ListFilter struct {
+	// Status keeps the jobs in this status.
+	Status string
+	// Stream keeps the jobs whose source is this VOD title or live
+	// stream ({"vod": id} or {"live": id}).
+	Stream string
+}
+
+// ListWhere pages the jobs f selects, newest first, like List.
+func (s *Service) ListWhere(ctx context.Context, f ListFilter, limit int, cursor string) ([]View, string, error) {
+	st := metastore.JobStatus(f.Status)
+	if f.Status != "" && !st.Valid() {
+		return nil, "", &RequestError{Problems: []*FieldError{{Field: "status", Problem: fmt.Sprintf("must be one of %s, got %q", statusNames(), f.Status)}}}
 	}
-	jobs, next, err := s.Meta.ListJobs(ctx, st, limit, cursor)
+	jobs, next, err := s.Meta.ListJobsWhere(ctx, metastore.JobFilter{Status: st, StreamID: f.Stream}, limit, cursor)
 	if errors.Is(err, metastore.ErrInvalid) && cursor != "" {
 		return nil, "", &RequestError{Problems: []*FieldError{{Field: "cursor", Problem: "is not a cursor this server issued; list again without it"}}}
 	}

@@ -295,3 +295,37 @@ func TestListCancelAndResults(t *testing.T) {
 		t.Errorf("results of an unknown job: %v", err)
 	}
 }
+
+func TestListWhereKeepsTheJobsOfOneStream(t *testing.T) {
+	ctx := context.Background()
+	svc, _, _ := newService(t)
+	mine := map[string]bool{}
+	for i, src := range []string{`{"vod": "vod-upload"}`, `{"live": "live-1"}`, `{"vod": "vod-upload"}`, `{"topic": "stream_00000012"}`} {
+		v, err := svc.Create(ctx, parse(t, `{"source": `+src+`, "engines": [{"name": "probe"}]}`))
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+		if strings.Contains(src, "vod-upload") {
+			mine[v.ID] = true
+		}
+	}
+	views, next, err := svc.ListWhere(ctx, ListFilter{Stream: "vod-upload"}, 10, "")
+	if err != nil || next != "" || len(views) != 2 {
+		t.Fatalf("the jobs of vod-upload: %d, next %q, %v; want 2", len(views), next, err)
+	}
+	for _, v := range views {
+		if !mine[v.ID] || v.Source.VOD != "vod-upload" {
+			t.Errorf("listed %s (source %+v) for vod-upload", v.ID, v.Source)
+		}
+	}
+	if live, _, err := svc.ListWhere(ctx, ListFilter{Stream: "live-1", Status: "pending"}, 10, ""); err != nil || len(live) != 1 || live[0].Source.Live != "live-1" {
+		t.Fatalf("the pending jobs of live-1: %+v, %v", live, err)
+	}
+	if none, _, err := svc.ListWhere(ctx, ListFilter{Stream: "vod-nosuch"}, 10, ""); err != nil || len(none) != 0 {
+		t.Fatalf("the jobs of a stream with none: %+v, %v", none, err)
+	}
+	var re *RequestError
+	if _, _, err := svc.ListWhere(ctx, ListFilter{Stream: "vod-upload", Status: "done"}, 10, ""); !errors.As(err, &re) || re.Problems[0].Field != "status" {
+		t.Fatalf("an unknown status: %v", err)
+	}
+}

@@ -128,6 +128,7 @@ func runContract(t *testing.T, h harness) {
 	runFingerprintContract(t, h)
 	runResultsContract(t, h)
 	runSearchContract(t, h)
+	runJobFilterContract(t, h)
 	ctx := context.Background()
 	base := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
 

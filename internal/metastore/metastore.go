@@ -191,6 +191,15 @@ type Job struct {
 	Version   int64           `json:"version"`
 }
 
+// JobFilter selects jobs for ListJobsWhere; a zero field matches every job.
+type JobFilter struct {
+	// Status keeps the jobs in this status.
+	Status JobStatus
+	// StreamID keeps the jobs whose source is this VOD title or live
+	// stream (Job.StreamID).
+	StreamID string
+}
+
 // Task is one node of a job.
 type Task struct {
 	ID        string          `json:"id"`
@@ -302,6 +311,8 @@ type Store interface {
 	GetJob(ctx context.Context, id string) (Job, error)
 	// ListJobs pages jobs newest first, optionally filtered by status.
 	ListJobs(ctx context.Context, status JobStatus, limit int, after string) (jobs []Job, next string, err error)
+	// ListJobsWhere pages the jobs f selects newest first, like ListJobs.
+	ListJobsWhere(ctx context.Context, f JobFilter, limit int, after string) (jobs []Job, next string, err error)
 	// UpdateJob writes j if j.Version equals the stored version; else ErrConflict.
 	UpdateJob(ctx context.Context, j Job) (Job, error)
 	// UpsertTask inserts t or replaces every field of the task with its

@@ -745,14 +745,23 @@ func (st *sqlStore) loadJob(ctx context.Context, q querier, id string) (Job, err
 // ListJobs pages jobs newest first like ListStreams: status "" matches all,
 // limit <= 0 means 50 (at most 1000), after is the previous page's cursor.
 func (st *sqlStore) ListJobs(ctx context.Context, status JobStatus, limit int, after string) ([]Job, string, error) {
+	return st.ListJobsWhere(ctx, JobFilter{Status: status}, limit, after)
+}
+
+// ListJobsWhere pages the jobs f selects newest first, like ListJobs.
+func (st *sqlStore) ListJobsWhere(ctx context.Context, f JobFilter, limit int, after string) ([]Job, string, error) {
 	var where []string
 	var args []any
-	if status != "" {
-		if !validJobStatus(status) {
-			return nil, "", fmt.Errorf("list jobs: unknown status %q: %w", status, ErrInvalid)
+	if f.Status != "" {
+		if !validJobStatus(f.Status) {
+			return nil, "", fmt.Errorf("list jobs: unknown status %q: %w", f.Status, ErrInvalid)
 		}
-		args = append(args, string(status))
-		where = append(where, "status = $1")
+		args = append(args, string(f.Status))
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if f.StreamID != "" {
+		args = append(args, f.StreamID)
+		where = append(where, fmt.Sprintf("stream_id = $%d", len(args)))
 	}
 	if after != "" {
 		c, err := decodeCursor(after)
