@@ -1,11 +1,19 @@
 // weir console: a single-page app over weir's REST API. Navigation lives in
-// the URL fragment (#/vod, #/vod/{id}, #/live, #/live/{id}), so every view
-// can be bookmarked and the server needs to know no page but "/".
+// the URL fragment (#/vod, #/vod/{id}, #/live, #/live/{id}, #/jobs,
+// #/jobs/{id}; a player page also takes ?t=SECONDS), so every view can be
+// bookmarked and the server needs to know no page but "/".
 //
 // Everything on screen that comes from the server is inserted as text
 // (textContent), never as HTML.
+//
+// This file holds the shared helpers, the VOD and live views and the
+// router. It exports the helpers on window.weir, where the other scripts
+// (dag.js, jobs.js, timeline.js, loaded after it) find them and add their
+// views; the router starts once every script has run (DOMContentLoaded).
 (function () {
   'use strict';
+
+  const weir = window.weir = window.weir || {};
 
   const TOKEN_KEY = 'weir.apiToken';
   const ENGINE_KEY = 'weir.playerEngine';
@@ -163,9 +171,9 @@
   }
 
   const statusKinds = {
-    ready: 'ok', vod: 'ok', live: 'ok live',
-    uploaded: 'info', processing: 'info', transcoding: 'info',
-    created: 'warn', failed: 'bad',
+    ready: 'ok', vod: 'ok', live: 'ok live', complete: 'ok',
+    uploaded: 'info', processing: 'info', transcoding: 'info', pending: 'info', running: 'info',
+    created: 'warn', cancelled: 'warn', failed: 'bad',
   };
   const statusLabels = { created: 'waiting for publisher' };
 
@@ -519,6 +527,8 @@
   // with "Load more" keep updating too; rowFor makes one item's row; kick
   // asks the view's poller to refresh at once (used when the filter changes).
   function pagedList(scope, path, statuses, emptyText, rowFor, kick, cols = 5) {
+    // path may carry a query of its own (/jobs?stream=...).
+    const [basePath, baseQuery] = path.split('?');
     const filter = h('select', { 'aria-label': 'Filter by status' },
       ['', ...statuses].map((s) => h('option', { value: s, text: s || 'all statuses' })));
     const tbody = h('tbody');
@@ -527,10 +537,11 @@
     const state = { items: [], cursor: '', shown: 25, gen: 0 };
 
     async function fetchPage(cursor, limit) {
-      const q = new URLSearchParams({ limit: String(limit) });
+      const q = new URLSearchParams(baseQuery || '');
+      q.set('limit', String(limit));
       if (filter.value) q.set('status', filter.value);
       if (cursor) q.set('cursor', cursor);
-      return api('GET', path + '?' + q.toString());
+      return api('GET', basePath + '?' + q.toString());
     }
 
     async function refresh() {
@@ -795,7 +806,13 @@
     return { el, refresh };
   }
 
-  function vodDetailView(scope, id) {
+  // mountTimeline puts the results timeline (timeline.js) under a player,
+  // or nothing when timeline.js is not loaded.
+  function mountTimeline(scope, opts) {
+    return weir.timeline ? weir.timeline.mount(scope, opts).el : null;
+  }
+
+  function vodDetailView(scope, id, query) {
     const title = h('h1', { text: id });
     const pill = h('span');
     const note = h('div', { class: 'notice', role: 'status' });
@@ -920,6 +937,13 @@
           h('section', { class: 'card' }, box,
             h('div', { class: 'player-bar' }, quality.el, h('span', { class: 'spacer' }), engineSelect(() => { if (meta && meta.status === 'ready') startPlayer(); })),
             playerNote, progressBox),
+          mountTimeline(scope, {
+            stream: id,
+            video: () => player && player.video,
+            live: () => false,
+            offset: () => 0,
+            startAt: query.t,
+          }),
           h('section', { class: 'card' }, h('h2', { text: 'Variants' }), variants)),
         h('div', { class: 'stack' },
           h('section', { class: 'card' }, h('h2', { text: 'Details' }), info),
@@ -1090,7 +1114,7 @@
     });
   }
 
-  function liveDetailView(scope, id) {
+  function liveDetailView(scope, id, query) {
     const title = h('h1', { text: id });
     const pill = h('span');
     const note = h('div', { class: 'notice', role: 'status' });
@@ -1187,6 +1211,23 @@
         h('tbody', null, times.map(([stage, at]) => h('tr', null, h('td', null, statusPill(stage, true)), h('td', { class: 'num', title: fmtTime(at), text: fmtClock(at) }))))));
     }
 
+    // mediaOffset is where the player's time 0 lies on the stream's
+    // timeline, the one results are on (seconds). The recording
+    // (vod.m3u8) starts at the stream's first segment, so 0 while that is
+    // kept; a live playlist starts inside its DVR window, placed through
+    // the first segment's EXT-X-PROGRAM-DATE-TIME and the time the stream
+    // went live (close, not exact: a second or so either way).
+    function mediaOffset() {
+      const d = (meta && meta.details) || {};
+      if (playing === 'vod' && !d.first_retained_sequence) return 0;
+      const hls = player && player.hls;
+      const level = hls && hls.levels && hls.levels[Math.max(hls.currentLevel, 0)];
+      const frag = level && level.details && level.details.fragments && level.details.fragments[0];
+      const t0 = meta && Date.parse(meta.started_at || '');
+      if (!frag || !frag.programDateTime || !isFinite(t0)) return 0;
+      return Math.max(0, (frag.programDateTime - t0) / 1000 - frag.start);
+    }
+
     const publish = loadPublish(id);
     app.append(
       h('div', { class: 'crumbs' }, h('a', { href: '#/live', text: '← Live streams' })),
@@ -1198,6 +1239,13 @@
             h('div', { class: 'player-bar' }, quality.el, edge, h('span', { class: 'spacer' }),
               engineSelect(() => { if (playing) startPlayer(playing); })),
             playerNote),
+          mountTimeline(scope, {
+            stream: id,
+            video: () => player && player.video,
+            live: () => !meta || livePending.has(meta.status),
+            offset: mediaOffset,
+            startAt: query.t,
+          }),
           publish ? publishCard(publish) : null),
         h('div', { class: 'stack' },
           h('section', { class: 'card' }, h('h2', { text: 'Stream' }), info),
@@ -1240,34 +1288,68 @@
 
   let current = null;
 
-  function route() {
-    if (current) current.dispose();
-    current = newScope();
+  // parseHash splits the fragment into its path parts and its query
+  // (#/vod/{id}?t=12.5 → ['vod', id], {t: 12.5}).
+  function parseHash(hash) {
+    const raw = hash.replace(/^#\/?/, '');
+    const cut = raw.indexOf('?');
+    const path = cut < 0 ? raw : raw.slice(0, cut);
+    const params = new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1));
     let parts;
     try {
-      parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+      parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     } catch (e) {
       parts = [];
     }
-    const section = parts[0] === 'live' ? 'live' : 'vod';
+    const t = Number(params.get('t'));
+    return { parts, query: { t: params.has('t') && isFinite(t) && t >= 0 ? t : null, params } };
+  }
+
+  // streamHref is the console page of a VOD title or live stream, at a
+  // time (seconds) when given.
+  function streamHref(streamID, seconds) {
+    const section = String(streamID).startsWith('live-') ? 'live' : 'vod';
+    const at = seconds != null && isFinite(seconds) ? '?t=' + Number(seconds).toFixed(2) : '';
+    return '#/' + section + '/' + encodeURIComponent(streamID) + at;
+  }
+
+  const sectionTitles = { vod: 'VOD', live: 'Live', jobs: 'Jobs' };
+
+  function route() {
+    if (current) current.dispose();
+    current = newScope();
+    const { parts, query } = parseHash(location.hash);
+    const section = sectionTitles[parts[0]] && (parts[0] !== 'jobs' || weir.jobsListView) ? parts[0] : 'vod';
     for (const a of document.querySelectorAll('[data-section]')) {
       if (a.dataset.section === section) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
     app.replaceChildren();
-    document.title = (section === 'live' ? 'Live' : 'VOD') + ' · weir console';
-    if (section === 'live') {
-      if (parts[1]) liveDetailView(current, parts[1]); else liveListView(current);
+    document.title = sectionTitles[section] + ' · weir console';
+    if (section === 'jobs') {
+      if (parts[1]) weir.jobDetailView(current, app, parts[1]); else weir.jobsListView(current, app, query);
+    } else if (section === 'live') {
+      if (parts[1]) liveDetailView(current, parts[1], query); else liveListView(current);
     } else if (parts[1]) {
-      vodDetailView(current, parts[1]);
+      vodDetailView(current, parts[1], query);
     } else {
       vodListView(current);
     }
     window.scrollTo(0, 0);
   }
 
-  setupToken();
-  checkReadiness();
-  window.addEventListener('hashchange', route);
-  route();
+  Object.assign(weir, {
+    h, fill, appendAll, setNotice, progressBar, copyable, facts,
+    fmtTime, fmtClock, fmtAgo, fmtMS, fmtDuration, fmtBytes,
+    statusPill, api, token, problemDetail, APIError, poll, pagedList, streamHref,
+  });
+
+  // The other scripts are deferred like this one and run before
+  // DOMContentLoaded, so their views are there when the router starts.
+  document.addEventListener('DOMContentLoaded', () => {
+    setupToken();
+    checkReadiness();
+    window.addEventListener('hashchange', route);
+    route();
+  });
 })();
