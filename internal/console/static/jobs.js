@@ -252,7 +252,6 @@
       graph.replaceChildren(weir.dag.draw(jobGraph(job)));
       renderEngines();
       const src = sourceOf(job.source);
-      const base = '/jobs/' + encodeURIComponent(job.id) + '/results';
       weir.fill(info, weir.facts([
         ['Job id', h('span', { class: 'mono', text: job.id })],
         ['Source', sourceLink(job.source)],
@@ -261,10 +260,10 @@
         ['Created', weir.fmtTime(job.created_at)],
         ['Updated', weir.fmtTime(job.updated_at)],
         ['Export', h('span', null,
-          h('a', { href: base + '?limit=1000', target: '_blank', rel: 'noopener', text: 'JSON' }), ' · ',
-          h('a', { href: base + '?format=vtt', text: 'transcript (WebVTT)' }), ' · ',
-          h('a', { href: base + '?format=srt', text: 'SRT' }), ' · ',
-          h('a', { href: base + '?format=vtt&kind=screen', text: 'text on screen (WebVTT)' }))],
+          h('a', { href: '/jobs/' + encodeURIComponent(job.id) + '/results?limit=1000', target: '_blank', rel: 'noopener', text: 'JSON' }), ' · ',
+          h('a', { href: '/jobs/' + encodeURIComponent(job.id) + '/results?format=vtt', text: 'transcript (WebVTT)' }), ' · ',
+          h('a', { href: '/jobs/' + encodeURIComponent(job.id) + '/results?format=srt', text: 'SRT' }), ' · ',
+          h('a', { href: '/jobs/' + encodeURIComponent(job.id) + '/results?format=vtt&kind=screen', text: 'text on screen (WebVTT)' }))],
       ]));
     }
 
