@@ -447,3 +447,92 @@ func anyContains(s []string, sub string) bool {
 	}
 	return false
 }
+
+// TestConsoleTimelineFollowsALiveStream publishes a live test pattern with
+// a tone over RTMP, runs the loudness engine on the live stream, and
+// checks the live page's timeline gets the job's results and keeps
+// getting more while the stream is live, with the playhead on the
+// stream's timeline.
+func TestConsoleTimelineFollowsALiveStream(t *testing.T) {
+	if !console.HLSJSBundled() {
+		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
+	}
+	requireTools(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	base, serverLog := startWeir(t)
+	id, rtmp := startStream(t, base, "Live timeline")
+	pushCtx, stopPush := context.WithCancel(ctx)
+	push := exec.CommandContext(pushCtx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=120",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=120",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-keyint_min", "25",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", rtmp)
+	var pushOut lockedBuffer
+	push.Stdout, push.Stderr = &pushOut, &pushOut
+	if err := push.Start(); err != nil {
+		t.Fatalf("starting ffmpeg: %v", err)
+	}
+	pushDone := make(chan struct{})
+	go func() {
+		push.Wait()
+		close(pushDone)
+	}()
+	t.Cleanup(func() {
+		stopPush()
+		<-pushDone
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var m vodMeta
+		getJSON(t, base, "/streams/"+id+"/metadata", &m)
+		if m.Status == "live" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s is %s after a minute\nffmpeg: %s\nserver log:\n%s", id, m.Status, pushOut.String(), serverLog)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	var job jobView
+	apiDo(t, http.MethodPost, base+"/jobs", "application/json", strings.NewReader(fmt.Sprintf(`{"source": {"live": %q}, "engines": [{"name": "loudness"}]}`, id)), &job)
+
+	b := startBrowser(t, ctx)
+	tb := b.newTab(ctx)
+	tb.navigate(ctx, base+"/#/live/"+id)
+	var st struct {
+		Points   int     `json:"points"`
+		Playhead float64 `json:"playhead"`
+		Time     float64 `json:"time"`
+		Job      string  `json:"job"`
+	}
+	const probe = `(() => {
+		const tl = document.getElementById('timeline');
+		const pl = tl && tl.querySelector('svg.loudness polyline.short-term');
+		const v = document.querySelector('#player video');
+		const a = tl && tl.querySelector('.tl-jobs a');
+		return {points: pl ? pl.getAttribute('points').trim().split(/\s+/).length : 0,
+			playhead: tl ? Number(tl.dataset.playhead || -1) : -1, time: v ? v.currentTime : -1,
+			job: a ? a.getAttribute('href') : ''};
+	})()`
+	tb.waitFor(ctx, "the live timeline's first loudness points", 60*time.Second, probe, &st, func() bool { return st.Points >= 3 && st.Time > 0 })
+	first := st.Points
+	tb.waitFor(ctx, "the live timeline growing", 60*time.Second, probe, &st, func() bool { return st.Points >= first+4 })
+	if st.Job != "#/jobs/"+job.ID {
+		t.Errorf("the timeline names %q as its job, want #/jobs/%s", st.Job, job.ID)
+	}
+	// The playhead is on the stream's timeline, where the results are: a
+	// live player is a few segments behind the newest result, never
+	// ahead of the stream or back at the start of its own buffer.
+	var results struct {
+		Items []struct {
+			End int64 `json:"end_ms"`
+		} `json:"items"`
+	}
+	getJSON(t, base, "/jobs/"+job.ID+"/results?limit=1000", &results)
+	last := results.Items[len(results.Items)-1].End
+	if st.Playhead < 1000 || st.Playhead > float64(last)+15000 {
+		t.Errorf("the playhead is at %v ms with the newest result ending at %d ms (player at %.2f s)", st.Playhead, last, st.Time)
+	}
+	t.Logf("live timeline: %d then %d loudness points; playhead %v ms, newest result ends %d ms, player at %.2f s", first, st.Points, st.Playhead, last, st.Time)
+}
