@@ -3,7 +3,10 @@
 // that drives the REST API from a browser. It lists VOD titles and live
 // streams, uploads files with a progress bar, starts and ends live streams
 // and shows their publish settings, and plays both kinds with a player that
-// uses hls.js where the browser has Media Source Extensions.
+// uses hls.js where the browser has Media Source Extensions. Its Jobs view
+// starts, follows and cancels jobs and draws each as a graph, and a
+// timeline under every player shows the engines' results on the player's
+// time axis (docs/console.md).
 //
 // Everything is embedded in the binary. hls.js itself is not part of the
 // repository: scripts/fetch-vendor.sh downloads a pinned, integrity-checked
