@@ -428,6 +428,55 @@ func TestConsoleShowsAJobAndTheResultsTimelineInChromium(t *testing.T) {
 	if !strings.HasPrefix(landed.Hash, "#/vod/"+vod+"?t=") {
 		t.Errorf("the hit opened %q, want the title's page #/vod/%s?t=...", landed.Hash, vod)
 	}
+
+	// The form starts a job: "Run engines on this" opens it with the
+	// title chosen; with the token saved, probe ticked and 5 s chunks,
+	// it creates the job and opens its page.
+	if err := tb.eval(ctx, fmt.Sprintf(`localStorage.setItem('weir.apiToken', %q)`, testToken), nil); err != nil {
+		t.Fatal(err)
+	}
+	var formLink string
+	if err := tb.eval(ctx, `document.querySelector('#timeline .card-head a').getAttribute('href')`, &formLink); err != nil {
+		t.Fatal(err)
+	}
+	tb.navigate(ctx, base+"/"+formLink)
+	var form struct {
+		Source string `json:"source"`
+		Probe  bool   `json:"probe"`
+	}
+	tb.waitFor(ctx, "the job form with the title chosen", 15*time.Second, `(() => {
+		const probe = document.querySelector('#job-engines input[value=probe]');
+		return {source: document.getElementById('job-source').value, probe: !!probe && !probe.disabled};
+	})()`, &form, func() bool { return form.Source != "" && form.Probe })
+	if form.Source != "vod:"+vod {
+		t.Errorf("%s chose %q, want vod:%s", formLink, form.Source, vod)
+	}
+	if err := tb.eval(ctx, `(() => {
+		document.querySelector('#job-engines input[value=probe]').checked = true;
+		document.getElementById('job-duration').value = '5s';
+		document.getElementById('job-title').value = 'From the form';
+		document.getElementById('job-form').requestSubmit();
+	})()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	var opened string
+	tb.waitFor(ctx, "the new job's page", 20*time.Second, `location.hash`, &opened, func() bool {
+		return strings.HasPrefix(opened, "#/jobs/job-")
+	})
+	var made struct {
+		Title    string            `json:"title"`
+		Source   map[string]string `json:"source"`
+		Chunking struct {
+			Duration string `json:"duration"`
+		} `json:"chunking"`
+		Engines []struct {
+			Name string `json:"name"`
+		} `json:"engines"`
+	}
+	getJSON(t, base, "/jobs/"+strings.TrimPrefix(opened, "#/jobs/"), &made)
+	if made.Title != "From the form" || made.Source["vod"] != vod || made.Chunking.Duration != "5s" || len(made.Engines) != 1 || made.Engines[0].Name != "probe" {
+		t.Errorf("the form made %+v; want probe on %s in 5s chunks titled \"From the form\"", made, vod)
+	}
 }
 
 func contains[T comparable](s []T, v T) bool {
@@ -535,4 +584,37 @@ func TestConsoleTimelineFollowsALiveStream(t *testing.T) {
 		t.Errorf("the playhead is at %v ms with the newest result ending at %d ms (player at %.2f s)", st.Playhead, last, st.Time)
 	}
 	t.Logf("live timeline: %d then %d loudness points; playhead %v ms, newest result ends %d ms, player at %.2f s", first, st.Points, st.Playhead, last, st.Time)
+
+	// The job runs as long as the stream: its page cancels it (the
+	// confirmation is accepted) once the API token is saved.
+	if err := tb.eval(ctx, fmt.Sprintf(`localStorage.setItem('weir.apiToken', %q)`, testToken), nil); err != nil {
+		t.Fatal(err)
+	}
+	tb.navigate(ctx, base+"/#/jobs/"+job.ID)
+	var running struct {
+		Status    string `json:"status"`
+		Beat      string `json:"beat"`
+		Instances string `json:"instances"`
+		Total     int    `json:"total"`
+	}
+	tb.waitFor(ctx, "the running job's page with the engine's heartbeat", 30*time.Second, `(() => {
+		const pill = document.querySelector('.card-head .pill');
+		const row = document.querySelector('#job-engines-table tr[data-engine=loudness]');
+		return {status: pill ? pill.textContent : '', beat: row ? row.children[10].textContent : '',
+			instances: row ? row.children[11].textContent : '', total: row ? Number(row.querySelector('.count-total').textContent) : 0};
+	})()`, &running, func() bool {
+		return running.Status == "running" && running.Beat != "" && running.Beat != "—" && running.Instances != ""
+	})
+	t.Logf("the running job's page: heartbeat %q, instances %q, %d chunks", running.Beat, running.Instances, running.Total)
+	var status string
+	tb.waitFor(ctx, "cancelling the running job from its page", 30*time.Second, `(() => {
+		const btn = document.getElementById('job-cancel');
+		const pill = document.querySelector('.card-head .pill');
+		if (btn && !btn.hidden && !btn.disabled && pill && pill.textContent === 'running') btn.click();
+		return pill ? pill.textContent : '';
+	})()`, &status, func() bool { return status == "cancelled" })
+	getJSON(t, base, "/jobs/"+job.ID, &job)
+	if job.Status != "cancelled" {
+		t.Errorf("after Cancel job the job is %s, want cancelled", job.Status)
+	}
 }
