@@ -31,6 +31,7 @@ type jobsConfig struct {
 	Wait     bool   `koanf:"wait"`
 	Interval string `koanf:"interval"`
 	Status   string `koanf:"status"`
+	Stream   string `koanf:"stream"`
 	Limit    int    `koanf:"limit"`
 }
 
@@ -314,7 +315,14 @@ func newJobsListCmd() *cobra.Command {
 			if cfg.Limit < 1 {
 				return fmt.Errorf("--limit %d: must be at least 1", cfg.Limit)
 			}
-			page, err := listPages(cmd.Context(), api, "/jobs", cfg.Status, cfg.Limit)
+			q := url.Values{}
+			if cfg.Status != "" {
+				q.Set("status", cfg.Status)
+			}
+			if cfg.Stream != "" {
+				q.Set("stream", cfg.Stream)
+			}
+			page, err := listPagesQuery(cmd.Context(), api, "/jobs", q, cfg.Limit)
 			if err != nil {
 				return err
 			}
@@ -332,6 +340,7 @@ func newJobsListCmd() *cobra.Command {
 	addJobsClientFlags(cmd, &configPath)
 	f := cmd.Flags()
 	f.String("status", "", "only jobs in this status (pending, running, complete, failed, cancelled)")
+	f.String("stream", "", "only jobs on this VOD title or live stream (its id)")
 	f.Int("limit", 50, "most jobs to list")
 	return cmd
 }

@@ -146,6 +146,18 @@ func TestJobsListShowCancel(t *testing.T) {
 	if res.err != nil || !strings.Contains(res.stdout, a) || strings.Contains(res.stdout, b) {
 		t.Fatalf("jobs list --status cancelled: %v\n%s", res.err, res.stdout)
 	}
+	if _, err := meta.CreateStream(ctx, metastore.Stream{ID: "vod-other", Kind: metastore.KindVOD, SourceKey: "vod-other/source/a.mp4"}); err != nil {
+		t.Fatal(err)
+	}
+	c := createJob(t, server, "--vod", "vod-other", "--engine", "probe")
+	res = runWeir(testContext(t), "jobs", "list", "--stream", "vod-other", "--server", server)
+	if res.err != nil || !strings.Contains(res.stdout, c) || strings.Contains(res.stdout, a) || strings.Contains(res.stdout, b) {
+		t.Fatalf("jobs list --stream vod-other: %v\n%s", res.err, res.stdout)
+	}
+	res = runWeir(testContext(t), "jobs", "list", "--stream", "vod-match", "--status", "pending", "--server", server)
+	if res.err != nil || !strings.Contains(res.stdout, b) || strings.Contains(res.stdout, a) || strings.Contains(res.stdout, c) {
+		t.Fatalf("jobs list --stream vod-match --status pending: %v\n%s", res.err, res.stdout)
+	}
 	res = runWeir(testContext(t), "jobs", "show", "job-nosuch", "--server", server)
 	if res.err == nil || !strings.Contains(res.err.Error(), "404 Not Found: job job-nosuch not found") {
 		t.Fatalf("show unknown: %v", res.err)
