@@ -448,6 +448,7 @@ func TestConsoleShowsAJobAndTheResultsTimelineInChromium(t *testing.T) {
 		const probe = document.querySelector('#job-engines input[value=probe]');
 		return {source: document.getElementById('job-source').value, probe: !!probe && !probe.disabled};
 	})()`, &form, func() bool { return form.Source != "" && form.Probe })
+	checkScreenshot(t, "job form", tb.screenshot(ctx, filepath.Join(shots, "console-job-form.png")))
 	if form.Source != "vod:"+vod {
 		t.Errorf("%s chose %q, want vod:%s", formLink, form.Source, vod)
 	}

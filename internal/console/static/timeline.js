@@ -281,7 +281,8 @@
       cursor = page.next_cursor || '';
       more.hidden = !cursor;
       if (!append) hits.replaceChildren();
-      weir.setNotice(note, '', append || items.length ? '' : 'Nothing found for ' + (page.query || query) + '.');
+      if (!append && !items.length) weir.setNotice(note, '', 'Nothing found for ' + (page.query || query) + '.');
+      else weir.setNotice(note, '');
       for (const it of items) hits.append(hitItem(it));
     }
 
@@ -675,8 +676,9 @@
     // ------------------------------------------------------ ticking
 
     // tick follows the player: it applies a seek asked for before the
-    // player could take it, re-seeks once if the player jumped back to
-    // its start position meanwhile, and moves the playheads and the
+    // player could take it, seeks again if the player went back to its
+    // start within 2 s (hls.js moves a fresh player to its start position
+    // once the first fragment is in), and moves the playheads and the
     // highlights.
     function tick(force) {
       const v = opts.video();
@@ -688,7 +690,7 @@
       if (v && verify && !v.seeking) {
         const age = performance.now() - verify.at;
         if (age > 2000) verify = null;
-        else if (Math.abs(v.currentTime - verify.target) > 1.0 && verify.tries < 3) {
+        else if (v.currentTime < 1 && verify.target > 1 && verify.tries < 3) {
           verify.tries++;
           v.currentTime = verify.target;
         }
