@@ -3,15 +3,12 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"mime/multipart"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -45,8 +42,8 @@ func requireTools(t *testing.T, names ...string) {
 	}
 }
 
-// makeSpeechClip writes the timeline test's clip.
-func makeSpeechClip(t *testing.T) string {
+// makeTimelineClip writes the timeline test's clip.
+func makeTimelineClip(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "speech.wav")
@@ -95,27 +92,6 @@ func apiDo(t *testing.T, method, url, contentType string, body io.Reader, out an
 			t.Fatalf("%s %s: %v in %s", method, url, err, raw)
 		}
 	}
-}
-
-func uploadFile(t *testing.T, base, file string) string {
-	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, err := mw.CreateFormFile("file", filepath.Base(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(data)
-	mw.Close()
-	var out struct {
-		ID string `json:"stream_id"`
-	}
-	apiDo(t, http.MethodPost, base+"/vod/upload", mw.FormDataContentType(), &body, &out)
-	return out.ID
 }
 
 // jobView is the part of GET /jobs/{id} the test reads.
@@ -188,7 +164,7 @@ func TestConsoleShowsAJobAndTheResultsTimelineInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	clip := makeSpeechClip(t)
+	clip := makeTimelineClip(t)
 	base, serverLog := startWeir(t)
 	vod := uploadFile(t, base, clip)
 	waitReady(t, base, vod, serverLog)
