@@ -34,8 +34,11 @@
 // against Veritone's documentation interoperate. Every JSON message and every
 // vtn-standard object keeps the members it does not know in an Extra map and
 // writes them back on encode, so weir can relay another engine's messages
-// without losing fields. weir adds one field of its own, documented on
-// [EngineHeartbeat.TimestampBoundMs].
+// without losing fields. weir adds a field of its own,
+// [EngineHeartbeat.TimestampBoundMs], and two messages for aggregation:
+// [TimestampBound], a task's promise on the results topic that nothing
+// earlier will come, and [ResultWindow], the aggregator's merged results
+// for one window of time on a job's windows topic ([WindowsTopic]).
 //
 // [TaskPayload] is the JSON document a task starts from (the adapter's
 // url, whether it is live, how long to record, how long chunks are).

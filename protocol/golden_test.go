@@ -149,6 +149,27 @@ func goldenCases() []goldenCase {
 			return &ChunkProcessedStatus{ChunkUUID: "2c1ad3c4", Status: ChunkError,
 				ErrorMsg: "decode jpeg: unexpected EOF", InfoMsg: "retry with cacheURI"}
 		}},
+		{"timestamp_bound.json", ids.TaskID, func(testing.TB) Message {
+			return &TimestampBound{Header: ids, EngineID: "ocr", TimestampBoundMs: 42000}
+		}},
+		{"timestamp_bound_done.json", ids.TaskID, func(testing.TB) Message {
+			return &TimestampBound{Header: withTime(ids, 1700000000999), EngineID: "loudness", TimestampBoundMs: 596000, Done: true}
+		}},
+		{"result_window.json", ids.JobID, func(t testing.TB) Message {
+			return &ResultWindow{Header: ids, WindowStartMs: 5000, WindowEndMs: 10000, Seq: 1, Status: WindowComplete,
+				Results: []WindowResult{
+					{EngineID: "asr", TaskID: ids.TaskID, OutputType: "transcript", StartOffsetMs: 1260, EndOffsetMs: 5700,
+						ChunkUUID: "c-17", Rev: 2, Content: mustDocument(t, transcript)},
+					{EngineID: "ocr", TaskID: "ocr-task", OutputType: "object", StartOffsetMs: 6000, EndOffsetMs: 6040,
+						ChunkUUID: "c-150", Content: mustDocument(t, detections)},
+				}}
+		}},
+		{"result_window_partial.json", ids.JobID, func(testing.TB) Message {
+			h := ids
+			h.TaskID = ""
+			return &ResultWindow{Header: h, WindowStartMs: 595000, WindowEndMs: 600000, Seq: 119, Status: WindowPartial,
+				Missing: []string{"ocr"}, Final: true, Results: []WindowResult{}}
+		}},
 		{"raw_stream.bin", "cam1_raw_stream", func(testing.TB) Message {
 			data := make([]byte, 188*3)
 			for i := range data {

@@ -27,7 +27,8 @@ func SplitStreamKey(key []byte) (prefix string, t Type, ok bool) {
 // KeyFor returns the Kafka key msg is produced under: the type, after the
 // KeyPrefix, for stream_init, raw_stream and stream_eof; engineInstanceId
 // for engine_heartbeat; taskId for media_chunk and engine_output; taskId,
-// or chunkUUID when taskId is empty, for chunk_processed_status. Keying
+// or chunkUUID when taskId is empty, for chunk_processed_status; taskId
+// for timestamp_bound and jobId for result_window. Keying
 // this way keeps a stream, an engine instance or a task on one partition,
 // in order.
 func KeyFor(msg Message) string {
@@ -49,6 +50,10 @@ func KeyFor(msg Message) string {
 			return m.ChunkUUID
 		}
 		return m.TaskID
+	case *TimestampBound:
+		return m.TaskID
+	case *ResultWindow:
+		return m.JobID
 	}
 	return ""
 }
@@ -117,6 +122,10 @@ func Decode(key, value []byte) (Message, error) {
 		msg = &EngineOutput{}
 	case TypeChunkProcessedStatus:
 		msg = &ChunkProcessedStatus{}
+	case TypeTimestampBound:
+		msg = &TimestampBound{}
+	case TypeResultWindow:
+		msg = &ResultWindow{}
 	case TypeRawStream:
 		return nil, fmt.Errorf("raw_stream: a raw_stream value is the raw bytes under key \"raw_stream\", not JSON (key %s)", quoteKey(key))
 	default:

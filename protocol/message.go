@@ -20,6 +20,9 @@ const (
 	TypeMediaChunk           Type = "media_chunk"
 	TypeEngineOutput         Type = "engine_output"
 	TypeChunkProcessedStatus Type = "chunk_processed_status"
+	// weir's extensions (window.go).
+	TypeTimestampBound Type = "timestamp_bound"
+	TypeResultWindow   Type = "result_window"
 )
 
 // DefaultChunkSize is the raw_stream payload size, in bytes, that adapters
@@ -42,8 +45,9 @@ func HeartbeatDue(last, now time.Time, messagesSince int) bool {
 }
 
 // Message is one decoded protocol message: *StreamInit, *RawStream,
-// *StreamEOF, *EngineHeartbeat, *MediaChunk, *EngineOutput or
-// *ChunkProcessedStatus. The set is closed; use a type switch.
+// *StreamEOF, *EngineHeartbeat, *MediaChunk, *EngineOutput,
+// *ChunkProcessedStatus, or one of weir's extensions *TimestampBound and
+// *ResultWindow. The set is closed; use a type switch.
 type Message interface {
 	// MessageType reports the message's type, whatever its Type field says.
 	MessageType() Type

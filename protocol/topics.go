@@ -29,6 +29,9 @@ const (
 	// KindResults: one job's engine_output and chunk_processed_status,
 	// named by job id.
 	KindResults TopicKind = "results"
+	// KindWindows: one job's result_window messages, the aggregator's
+	// output, named by job id.
+	KindWindows TopicKind = "windows"
 	// KindControl: weir's control messages for one component (the VOD
 	// workers, the live controllers), named by the component.
 	KindControl TopicKind = "control"
@@ -124,6 +127,12 @@ func ChunkTopic(engineID string) string { return TopicName(KindChunk, engineID) 
 // in the jobId of the media_chunk it answers, so it writes to
 // ResultsTopic(chunk.JobID). The job's runner reads it.
 func ResultsTopic(jobID string) string { return TopicName(KindResults, jobID) }
+
+// WindowsTopic names the topic where a job's aggregator writes a
+// result_window for every window of the job, in order, keyed by jobId:
+// "windows_<jobID>". Alert rules and other consumers of merged results
+// read it.
+func WindowsTopic(jobID string) string { return TopicName(KindWindows, jobID) }
 
 // ControlTopic names the topic of weir's control messages for a component
 // ("vod" gives TopicVODJobs, "live" TopicLiveControl).

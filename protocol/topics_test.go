@@ -17,6 +17,7 @@ func TestTopicNamesFollowTheScheme(t *testing.T) {
 		{"illegal characters become underscores", StreamTopic("live/cam 1:é"), "stream_live_cam_1___"},
 		{"chunk topic", ChunkTopic("ocr"), "chunk_ocr"},
 		{"results topic", ResultsTopic("job-7"), "results_job-7"},
+		{"windows topic", WindowsTopic("job-7"), "windows_job-7"},
 		{"engine group", EngineGroup("ocr"), "weir_engine_ocr"},
 		{"role group", RoleGroup("packager"), "weir_packager"},
 		{"control topic", ControlTopic("vod"), "control_vod"},

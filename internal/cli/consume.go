@@ -321,6 +321,20 @@ func salientFields(msg protocol.Message) []field {
 		str("errorMsg", m.ErrorMsg)
 		str("infoMsg", m.InfoMsg)
 		str("taskId", m.TaskID)
+	case *protocol.TimestampBound:
+		str("taskId", m.TaskID)
+		str("engineId", m.EngineID)
+		num("timestampBoundMs", m.TimestampBoundMs)
+		if m.Done {
+			str("done", "true")
+		}
+	case *protocol.ResultWindow:
+		num("windowStartMs", m.WindowStartMs)
+		num("windowEndMs", m.WindowEndMs)
+		num("seq", m.Seq)
+		str("status", string(m.Status))
+		str("missing", strings.Join(m.Missing, ","))
+		num("results", int64(len(m.Results)))
 	}
 	return fs
 }

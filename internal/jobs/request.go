@@ -518,7 +518,7 @@ func (r *Request) normalizeSource(problems *RequestError) {
 }
 
 // notStreamTopics are the topic kinds that never hold a stream.
-var notStreamTopics = []protocol.TopicKind{protocol.KindChunk, protocol.KindResults, protocol.KindControl, protocol.KindDeadLetter}
+var notStreamTopics = []protocol.TopicKind{protocol.KindChunk, protocol.KindResults, protocol.KindWindows, protocol.KindControl, protocol.KindDeadLetter}
 
 // checkSourceTopic says why name cannot be a job's source topic, or "".
 func checkSourceTopic(name string) string {
