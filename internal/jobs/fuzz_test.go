@@ -21,6 +21,7 @@ func FuzzParseRequest(f *testing.F) {
 		`{"source": {"topic": "stream_00000012"}, "engines": [{"name": "probe"}, {"name": "probe"}]}`,
 		`{"source": {"url": "https://example.com/a.mp4"}, "engines": [{"name": "people", "options": {"window": "1m", "max_people": 1e400}}], "title": "x"}`,
 		`{"source": {}, "engines": [], "chunking": {"frame_rate": -1}}`,
+		`{"source": {"vod": "v"}, "engines": [{"name": "probe"}], "aggregate": {"window": "2.5", "stall_timeout": "1m"}}`,
 		`[]`,
 		`{"source": null, "engines": null}`,
 		`{"engines": [{"name": "people", "options": {"a": [[[[{"b": 1}]]]]}}]}`,
@@ -37,7 +38,8 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.Source.Kind() == "" || len(req.Engines) == 0 || len(req.Engines) > MaxEngines || req.Chunking.ChunkDuration() == 0 {
+		if req.Source.Kind() == "" || len(req.Engines) == 0 || len(req.Engines) > MaxEngines || req.Chunking.ChunkDuration() == 0 ||
+			req.Aggregate.WindowDuration() < MinWindow || req.Aggregate.Stall() < MinStallTimeout {
 			t.Fatalf("accepted an unnormalized request %+v", req)
 		}
 		for _, e := range req.Engines {

@@ -62,6 +62,9 @@ type lane struct {
 	edgeMs int64
 	// instances maps engine instance ids to their last heartbeat.
 	instances map[string]time.Time
+	// seq is the order the chunks were cut in, for the task's timestamp
+	// bound (bounds.go).
+	seq chunkSeq
 }
 
 func newLane(engine, topic string, pol lanePolicy, live bool, finished map[string]metastore.ChunkState) *lane {
@@ -86,6 +89,7 @@ func terminal(s metastore.ChunkState) bool {
 // make room on a live source, each with its reason set.
 func (l *lane) offer(w *work) (queued bool, dropped []*work) {
 	l.edgeMs = max(l.edgeMs, w.msg.EndOffsetMs)
+	l.seq.add(w.uuid(), w.msg.EndOffsetMs)
 	if terminal(l.finished[w.uuid()]) {
 		return false, nil
 	}

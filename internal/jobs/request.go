@@ -29,7 +29,9 @@ type Request struct {
 	Source   Source          `json:"source"`
 	Engines  []EngineRequest `json:"engines"`
 	Chunking Chunking        `json:"chunking,omitzero"`
-	Title    string          `json:"title,omitempty"`
+	// Aggregate is how the job's results are merged into windows.
+	Aggregate Aggregate `json:"aggregate,omitzero"`
+	Title     string    `json:"title,omitempty"`
 }
 
 // Source names the media of a job; exactly one member is set.
@@ -126,6 +128,38 @@ type Chunking struct {
 	Audio string `json:"audio,omitempty"`
 }
 
+// Aggregate says how the job's aggregator merges the engines' results:
+// into windows of Window, emitting each once every engine has passed its
+// end, or once the engines still behind have stalled for StallTimeout.
+type Aggregate struct {
+	// Window is the width of the windows, a duration such as "5s" or
+	// plain seconds.
+	Window string `json:"window,omitempty"`
+	// StallTimeout is how long an engine's bound may stand still while
+	// another engine is past the window before the window is emitted
+	// without it (partial).
+	StallTimeout string `json:"stall_timeout,omitempty"`
+}
+
+// WindowDuration is Window parsed; DefaultWindow when it is empty or
+// malformed (a job stored before aggregation existed has none).
+func (a Aggregate) WindowDuration() time.Duration {
+	return durationOr(a.Window, DefaultWindow)
+}
+
+// Stall is StallTimeout parsed; DefaultStallTimeout when it is empty or
+// malformed.
+func (a Aggregate) Stall() time.Duration {
+	return durationOr(a.StallTimeout, DefaultStallTimeout)
+}
+
+func durationOr(s string, def time.Duration) time.Duration {
+	if d, err := protocol.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
 // ChunkDuration is Duration parsed; 0 when it is empty or malformed (a
 // normalized request has it set and valid).
 func (c Chunking) ChunkDuration() time.Duration {
@@ -145,6 +179,12 @@ const (
 	DefaultChunkDuration  = 10 * time.Second
 	DefaultFrameRate      = 1.0
 	DefaultAudioFormat    = "wav"
+	DefaultWindow         = 5 * time.Second
+	DefaultStallTimeout   = 30 * time.Second
+	MinWindow             = time.Second
+	MaxWindow             = time.Hour
+	MinStallTimeout       = time.Second
+	MaxStallTimeout       = time.Hour
 	AudioFormatSource     = "source"
 	MaxRequestBytes       = 256 << 10
 	MaxEngines            = 16
@@ -301,6 +341,9 @@ var (
 		}}},
 		"chunking": {kind: shapeObject, members: map[string]*shape{
 			"duration": stringShape, "frame_rate": numberShape, "scene_threshold": numberShape, "audio": stringShape,
+		}},
+		"aggregate": {kind: shapeObject, members: map[string]*shape{
+			"window": stringShape, "stall_timeout": stringShape,
 		}},
 		"title": stringShape,
 	}}
@@ -475,6 +518,7 @@ func (r *Request) normalize(given givenFunc, problems *RequestError) {
 	r.normalizeSource(problems)
 	r.normalizeEngines(given, problems)
 	r.normalizeChunking(given, problems)
+	r.Aggregate.normalize(problems)
 	r.Title = strings.TrimSpace(r.Title)
 	if err := checkText(r.Title, protocol.MaxTitleLength); err != "" {
 		problems.add("title", "%s", err)
@@ -652,6 +696,26 @@ func (r *Request) normalizeChunking(given givenFunc, problems *RequestError) {
 	default:
 		problems.add("chunking.audio", "must be %q (16 kHz mono) or %q (the source's codec), got %q", DefaultAudioFormat, AudioFormatSource, truncate(c.Audio, 40))
 	}
+}
+
+// normalize checks the window and stall timeout and fills in their
+// defaults.
+func (a *Aggregate) normalize(problems *RequestError) {
+	bounded := func(field string, v *string, def, lo, hi time.Duration) {
+		*v = strings.TrimSpace(*v)
+		if *v == "" {
+			*v = def.String()
+			return
+		}
+		d, err := parseBoundedDuration(*v, lo, hi)
+		if err != "" {
+			problems.add(field, "%s", err)
+			return
+		}
+		*v = d.String()
+	}
+	bounded("aggregate.window", &a.Window, DefaultWindow, MinWindow, MaxWindow)
+	bounded("aggregate.stall_timeout", &a.StallTimeout, DefaultStallTimeout, MinStallTimeout, MaxStallTimeout)
 }
 
 // parseBoundedDuration parses a duration (protocol.ParseDuration syntax)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseRequestFillsDefaults(t *testing.T) {
@@ -23,8 +24,9 @@ func TestParseRequestFillsDefaults(t *testing.T) {
 				Policy: FlowPolicy{MaxInFlight: 2, MaxBacklog: 3, Retries: 2, ChunkTimeout: "2m0s"}},
 			{Name: "probe", Policy: FlowPolicy{MaxInFlight: 2, MaxBacklog: 3, Retries: 0, ChunkTimeout: "1m30s"}},
 		},
-		Chunking: Chunking{Duration: "10s", FrameRate: 1, Audio: "wav"},
-		Title:    "Match",
+		Chunking:  Chunking{Duration: "10s", FrameRate: 1, Audio: "wav"},
+		Aggregate: Aggregate{Window: "5s", StallTimeout: "30s"},
+		Title:     "Match",
 	}
 	if !reflect.DeepEqual(req, want) {
 		t.Fatalf("parsed\n got %+v\nwant %+v", req, want)
@@ -57,7 +59,7 @@ func TestParseRequestNamesEveryProblem(t *testing.T) {
 		{"not an object", `[1]`, []string{"the request must be a JSON object, got an array"}},
 		{"syntax", `{"source": {"vod": "a"},}`, []string{"malformed JSON at byte"}},
 		{"trailing data", `{"source": {"vod": "a"}, ` + probe + `} {}`, []string{"malformed JSON: data after the first JSON value"}},
-		{"unknown member", `{"source": {"vod": "v"}, ` + probe + `, "priority": 1}`, []string{"priority: unknown member; request takes chunking, engines, source, title"}},
+		{"unknown member", `{"source": {"vod": "v"}, ` + probe + `, "priority": 1}`, []string{"priority: unknown member; request takes aggregate, chunking, engines, source, title"}},
 		{"unknown nested member", `{"source": {"vod": "v"}, "engines": [{"name": "probe", "polcy": {}}]}`, []string{"engines[0].polcy: unknown member; engines[0] takes name, options, policy"}},
 		{"unknown policy member", `{"source": {"vod": "v"}, "engines": [{"name": "probe", "policy": {"max_inflight": 1}}]}`, []string{"engines[0].policy.max_inflight: unknown member"}},
 		{"unknown source", `{"source": {"file": "/etc/passwd"}, ` + probe + `}`, []string{"source.file: unknown member; source takes live, topic, url, vod"}},
@@ -91,6 +93,10 @@ func TestParseRequestNamesEveryProblem(t *testing.T) {
 		{"audio", `{"source": {"vod": "v"}, ` + probe + `, "chunking": {"audio": "mp3"}}`, []string{`chunking.audio: must be "wav" (16 kHz mono) or "source" (the source's codec), got "mp3"`}},
 		{"title", `{"source": {"vod": "v"}, ` + probe + `, "title": "` + strings.Repeat("x", 201) + `"}`, []string{"title: is 201 characters long, more than 200"}},
 		{"title control", `{"source": {"vod": "v"}, ` + probe + `, "title": "a\u0007b"}`, []string{"title: has a control character at byte 1"}},
+		{"window short", `{"source": {"vod": "v"}, ` + probe + `, "aggregate": {"window": "500ms"}}`, []string{"aggregate.window: must be between 1s and 1h0m0s, got 500ms"}},
+		{"window malformed", `{"source": {"vod": "v"}, ` + probe + `, "aggregate": {"window": "soon"}}`, []string{`aggregate.window: duration "soon"`}},
+		{"stall timeout", `{"source": {"vod": "v"}, ` + probe + `, "aggregate": {"stall_timeout": "2h"}}`, []string{"aggregate.stall_timeout: must be between 1s and 1h0m0s, got 2h0m0s"}},
+		{"aggregate member", `{"source": {"vod": "v"}, ` + probe + `, "aggregate": {"width": "5s"}}`, []string{"aggregate.width: unknown member; aggregate takes stall_timeout, window"}},
 		{"several at once", `{"source": {}, "engines": [], "chunking": {"audio": "mp3"}}`, []string{"source: is required", "engines: is required", "chunking.audio: must be"}},
 		{"too large", `{"title": "` + strings.Repeat("x", MaxRequestBytes) + `"}`, []string{"the request is larger than 262144 bytes"}},
 	}
@@ -176,5 +182,26 @@ func TestResolveEnginesParsesOptionsWithTheSpec(t *testing.T) {
 	if !errors.Is(err, ErrEngineUnavailable) || !strings.Contains(err.Error(), "engines[1].name: engine ocr is unavailable: ") ||
 		!strings.Contains(err.Error(), "weir-test-no-tesseract") {
 		t.Fatalf("unavailable engine: %v", err)
+	}
+}
+
+// TestAggregateDefaults: a request's aggregate member is normalized, and a
+// job stored before aggregation existed gets the defaults when read.
+func TestAggregateDefaults(t *testing.T) {
+	req, err := ParseRequest(strings.NewReader(`{"source": {"vod": "v"}, "engines": [{"name": "probe"}],
+		"aggregate": {"window": "2", "stall_timeout": " 1m30s "}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Aggregate != (Aggregate{Window: "2s", StallTimeout: "1m30s"}) || req.Aggregate.WindowDuration() != 2*time.Second ||
+		req.Aggregate.Stall() != 90*time.Second {
+		t.Fatalf("aggregate %+v", req.Aggregate)
+	}
+	old, err := DecodeSpec(json.RawMessage(`{"source": {"vod": "v"}, "engines": [{"name": "probe"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Aggregate.WindowDuration() != DefaultWindow || old.Aggregate.Stall() != DefaultStallTimeout {
+		t.Fatalf("a stored job without aggregate: %v, %v", old.Aggregate.WindowDuration(), old.Aggregate.Stall())
 	}
 }

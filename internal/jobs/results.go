@@ -139,6 +139,7 @@ func (ru *run) onStatus(m *protocol.ChunkProcessedStatus) error {
 			ru.log.Info("chunk will be sent again", "engine", l.engine, "chunk", w.uuid(), "reason", w.info)
 		}
 		ru.persist(l, w)
+		ru.settled(l)
 	}
 	ru.send(l, send)
 	select {

@@ -43,6 +43,7 @@ type run struct {
 	opts    map[string]json.RawMessage // engine → its taskPayload
 	kinds   map[string]chunker.Kind    // engine → the chunks it reads
 	lastHB  map[string]time.Time       // engine → its last heartbeat
+	bounds  map[string]*taskBound      // engine → its timestamp bound
 	dirty   bool                       // progress to record
 	offset  int64                      // the source's relativeStartOffsetMS
 	chunked atomic.Bool                // the chunker has cut the whole source
@@ -57,7 +58,8 @@ func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ru := &run{r: r, log: r.log.With("job", job.ID), ctx: ctx, cancel: cancel, job: job, req: *req,
 		byTask: map[string]*lane{}, tasks: map[string]*metastore.Task{}, opts: map[string]json.RawMessage{},
-		kinds: map[string]chunker.Kind{}, lastHB: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+		kinds: map[string]chunker.Kind{}, lastHB: map[string]time.Time{}, bounds: map[string]*taskBound{},
+		wake: make(chan struct{}, 1)}
 	if err := ru.setUpLanes(); err != nil {
 		cancel(err)
 		return nil, err
@@ -232,7 +234,8 @@ func (ru *run) loop() {
 				ru.checkCancelled()
 			}
 			ru.recordProgress(false)
-			if ru.chunked.Load() && ru.allIdle() && ru.streamsDone() {
+			ru.tickBounds(now)
+			if ru.chunked.Load() && ru.allIdle() && ru.streamsDone() && ru.boundsDone() {
 				ru.cancel(errJobDone)
 			}
 		}
@@ -282,6 +285,7 @@ func (ru *run) expire(now time.Time) {
 			ru.persist(s.l, w)
 		}
 		ru.send(s.l, s.send)
+		ru.settled(s.l)
 	}
 }
 

@@ -72,6 +72,7 @@ func (ru *run) chunkSource() (err error) {
 		}
 	}
 	ru.mu.Unlock()
+	ru.startBounds(in.offsetMs)
 	opts := ru.chunkOptions(in.format)
 	if in.live {
 		// The first chunks wait for the probe: keep it near one chunk.
@@ -278,7 +279,10 @@ func (t *topicReader) fail(err error) {
 // chunker runs no further ahead of the engines than that.
 func (ru *run) onChunk(ctx context.Context, c chunker.Chunk) error {
 	uuid := chunker.UUID(ru.job.ID, c.Kind, c.Index)
-	lanes := ru.lanesFor(c.Kind, uuid)
+	lanes, finished := ru.lanesFor(c, uuid)
+	for _, l := range finished {
+		ru.settled(l)
+	}
 	if len(lanes) == 0 {
 		return nil
 	}
@@ -303,22 +307,28 @@ func (ru *run) onChunk(ctx context.Context, c chunker.Chunk) error {
 		}
 		ru.announceDropped(l, dropped)
 		ru.send(l, send)
+		ru.settled(l)
 	}
 	return nil
 }
 
-// lanesFor returns the lanes that read kind and have not finished the
-// chunk in an earlier run.
-func (ru *run) lanesFor(kind chunker.Kind, uuid string) []*lane {
+// lanesFor returns the lanes that read the chunk's kind and have not
+// finished it in an earlier run, and those that have (the chunk counts in
+// their bound's sequence all the same).
+func (ru *run) lanesFor(c chunker.Chunk, uuid string) (todo, finished []*lane) {
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
-	var out []*lane
 	for _, l := range ru.lanes {
-		if ru.kinds[l.engine] == kind && !terminal(l.finished[uuid]) {
-			out = append(out, l)
+		switch {
+		case ru.kinds[l.engine] != c.Kind:
+		case terminal(l.finished[uuid]):
+			l.seq.add(uuid, c.EndMs+ru.offset)
+			finished = append(finished, l)
+		default:
+			todo = append(todo, l)
 		}
 	}
-	return out
+	return todo, finished
 }
 
 // maxQueued is how many chunks a VOD lane queues before the chunker waits.

@@ -334,6 +334,7 @@ func (ru *run) endStream(st *streamTask, err error) {
 	if perr := ru.produce(protocol.ResultsTopic(ru.job.ID), status); perr != nil {
 		ru.log.Warn("stream engine end", "engine", st.lane.engine, "err", perr)
 	}
+	ru.finishBound(st.lane)
 }
 
 // produceOutput writes one emitted piece as engine_output on the results
@@ -419,6 +420,7 @@ type streamHeartbeats struct {
 }
 
 func (h *streamHeartbeats) bound(ms int64) error {
+	h.ru.streamBound(h.st.lane, ms)
 	h.mu.Lock()
 	due := time.Since(h.last) >= time.Second
 	h.mu.Unlock()

@@ -47,7 +47,10 @@ type View struct {
 	// Source is where the media comes from.
 	Source Source `json:"source"`
 	// Chunking is how the source is cut, defaults filled in.
-	Chunking  Chunking  `json:"chunking"`
+	Chunking Chunking `json:"chunking"`
+	// Aggregate is how the results are merged into windows (GET
+	// /jobs/{id}/windows), defaults filled in.
+	Aggregate Aggregate `json:"aggregate"`
 	Error     string    `json:"error,omitempty" doc:"Why the job failed or was cancelled"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -93,7 +96,8 @@ func NewView(job metastore.Job, tasks []metastore.Task, counts map[string]map[me
 	}
 	v := View{
 		ID: job.ID, Status: string(job.Status), Title: req.Title, Source: req.Source, Chunking: req.Chunking,
-		Error: job.Error, CreatedAt: job.CreatedAt.UTC(), UpdatedAt: job.UpdatedAt.UTC(),
+		Aggregate: Aggregate{Window: req.Aggregate.WindowDuration().String(), StallTimeout: req.Aggregate.Stall().String()},
+		Error:     job.Error, CreatedAt: job.CreatedAt.UTC(), UpdatedAt: job.UpdatedAt.UTC(),
 		Engines: make([]EngineProgress, 0, len(req.Engines)),
 	}
 	byEngine := make(map[string]metastore.Task, len(tasks))
