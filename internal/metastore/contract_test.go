@@ -129,6 +129,7 @@ func runContract(t *testing.T, h harness) {
 	runResultsContract(t, h)
 	runSearchContract(t, h)
 	runJobFilterContract(t, h)
+	runWindowsContract(t, h)
 	ctx := context.Background()
 	base := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
 

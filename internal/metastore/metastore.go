@@ -342,6 +342,20 @@ type Store interface {
 	// CountJobChunks counts a job's chunks by engine and state.
 	CountJobChunks(ctx context.Context, jobID string) (map[string]map[ChunkState]int64, error)
 
+	// PutWindow records a window a job's aggregator emitted, once: it
+	// reports false, changing nothing, when the job has a window with the
+	// same start.
+	PutWindow(ctx context.Context, w Window) (created bool, err error)
+	// ListWindows pages a job's windows by start, each with its late
+	// results; next is "" on the last page.
+	ListWindows(ctx context.Context, q WindowQuery) (windows []Window, next string, err error)
+	// WindowMarks returns every window of a job by start, without results.
+	WindowMarks(ctx context.Context, jobID string) ([]Window, error)
+	// PutLateResult records a result that came after its window was
+	// settled, once per (job, window, engine, chunk, start, rev); it
+	// reports whether it was new.
+	PutLateResult(ctx context.Context, l LateResult) (created bool, err error)
+
 	// PutEngine registers an external engine, or replaces the manifest and
 	// source of the one with the same name (keeping its CreatedAt), and
 	// reports whether it was new. An empty name or a manifest that is not a
