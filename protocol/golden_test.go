@@ -168,7 +168,7 @@ func goldenCases() []goldenCase {
 			h := ids
 			h.TaskID = ""
 			return &ResultWindow{Header: h, WindowStartMs: 595000, WindowEndMs: 600000, Seq: 119, Status: WindowPartial,
-				Missing: []string{"ocr"}, Final: true, Results: []WindowResult{}}
+				Missing: []string{"ocr"}, Results: []WindowResult{}}
 		}},
 		{"raw_stream.bin", "cam1_raw_stream", func(testing.TB) Message {
 			data := make([]byte, 188*3)

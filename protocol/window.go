@@ -62,8 +62,6 @@ type ResultWindow struct {
 	Status        WindowStatus `json:"status"`
 	// Missing names the engines timed out for a partial window, sorted.
 	Missing []string `json:"missing,omitempty"`
-	// Final marks the job's last window.
-	Final bool `json:"final,omitempty"`
 	// Results are the outputs overlapping the window in time order
 	// (start, end, engine, chunk); an output longer than a window is in
 	// every window it overlaps.

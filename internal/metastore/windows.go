@@ -36,8 +36,6 @@ type Window struct {
 	Status  WindowStatus `json:"status"`
 	// Missing names the engines a partial window left out, sorted.
 	Missing []string `json:"missing"`
-	// Final marks the job's last window.
-	Final bool `json:"final"`
 	// Results are the window's results in time order.
 	Results []Result `json:"results"`
 	// ThroughOffset is the offset of the last record of the job's results
@@ -69,7 +67,7 @@ type WindowQuery struct {
 	After string
 }
 
-const windowColumns = `job_id, start_ms, end_ms, seq, status, missing, final, results, through_offset, emitted_at`
+const windowColumns = `job_id, start_ms, end_ms, seq, status, missing, results, through_offset, emitted_at`
 
 // checkWindow says why w cannot be stored, wrapping ErrInvalid.
 func checkWindow(w Window) error {
@@ -114,9 +112,9 @@ func (st *sqlStore) PutWindow(ctx context.Context, w Window) (bool, error) {
 		emitted = now()
 	}
 	n, err := st.b.writer().exec(ctx, `INSERT INTO result_windows (`+windowColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (job_id, start_ms) DO NOTHING`,
-		w.JobID, w.StartMs, w.EndMs, w.Seq, string(w.Status), string(mj), w.Final, string(rj),
+		w.JobID, w.StartMs, w.EndMs, w.Seq, string(w.Status), string(mj), string(rj),
 		w.ThroughOffset, st.timeArg(emitted))
 	if err != nil {
 		if st.b.constraint(err) == constraintForeignKey {
@@ -131,7 +129,7 @@ func (st *sqlStore) PutWindow(ctx context.Context, w Window) (bool, error) {
 func scanWindow(rows rowIter) (Window, error) {
 	var w Window
 	var missing, results json.RawMessage
-	if err := rows.Scan(&w.JobID, &w.StartMs, &w.EndMs, &w.Seq, &w.Status, jsonCol{&missing}, &w.Final,
+	if err := rows.Scan(&w.JobID, &w.StartMs, &w.EndMs, &w.Seq, &w.Status, jsonCol{&missing},
 		jsonCol{&results}, &w.ThroughOffset, timeCol{&w.EmittedAt}); err != nil {
 		return w, err
 	}
@@ -217,7 +215,7 @@ func (st *sqlStore) queryWindows(ctx context.Context, query string, args ...any)
 // start, without results or late results: what an aggregator taking the
 // job over resumes from.
 func (st *sqlStore) WindowMarks(ctx context.Context, jobID string) ([]Window, error) {
-	out, err := st.queryWindows(ctx, `SELECT job_id, start_ms, end_ms, seq, status, missing, final, '[]',
+	out, err := st.queryWindows(ctx, `SELECT job_id, start_ms, end_ms, seq, status, missing, '[]',
 		through_offset, emitted_at FROM result_windows WHERE job_id = $1 ORDER BY start_ms`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("windows of job %s: %w", jobID, err)

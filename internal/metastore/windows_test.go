@@ -80,8 +80,7 @@ func runWindowsContract(t *testing.T, h harness) {
 	t.Run("MarksAndLateResults", func(t *testing.T) {
 		t.Parallel()
 		s := withJob(t)
-		for i, w := range []Window{window(0, WindowComplete), window(1, WindowPartial, "ocr", "stt")} {
-			w.Final = i == 1
+		for _, w := range []Window{window(0, WindowComplete), window(1, WindowPartial, "ocr", "stt")} {
 			if _, err := s.PutWindow(ctx, w); err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +89,7 @@ func runWindowsContract(t *testing.T, h harness) {
 		if err != nil || len(marks) != 2 {
 			t.Fatalf("marks %+v, %v", marks, err)
 		}
-		if m := marks[1]; m.Status != WindowPartial || !reflect.DeepEqual(m.Missing, []string{"ocr", "stt"}) || !m.Final ||
+		if m := marks[1]; m.Status != WindowPartial || !reflect.DeepEqual(m.Missing, []string{"ocr", "stt"}) ||
 			m.ThroughOffset != 10 || len(m.Results) != 0 {
 			t.Fatalf("mark of the partial window %+v", m)
 		}

@@ -14,7 +14,6 @@ CREATE TABLE result_windows (
 	seq            BIGINT      NOT NULL,
 	status         TEXT        NOT NULL,
 	missing        JSONB       NOT NULL DEFAULT '[]',
-	final          BOOLEAN     NOT NULL DEFAULT FALSE,
 	results        JSONB       NOT NULL DEFAULT '[]',
 	through_offset BIGINT      NOT NULL DEFAULT -1,
 	emitted_at     TIMESTAMPTZ NOT NULL,

@@ -14,7 +14,6 @@ CREATE TABLE result_windows (
 	seq            INTEGER NOT NULL,
 	status         TEXT    NOT NULL,
 	missing        TEXT    NOT NULL DEFAULT '[]',
-	final          INTEGER NOT NULL DEFAULT 0,
 	results        TEXT    NOT NULL DEFAULT '[]',
 	through_offset INTEGER NOT NULL DEFAULT -1,
 	emitted_at     INTEGER NOT NULL,
