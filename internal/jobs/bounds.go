@@ -3,6 +3,7 @@ package jobs
 import (
 	"time"
 
+	"github.com/weir-media/weir/internal/aggregator"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
@@ -219,4 +220,16 @@ func (ru *run) boundsDone() bool {
 		}
 	}
 	return true
+}
+
+// newAggregator makes the job's aggregator: one input per engine task,
+// windows and stall timeout from the request.
+func (ru *run) newAggregator() (*aggregator.Aggregator, error) {
+	tasks := make([]aggregator.Task, 0, len(ru.lanes))
+	for _, l := range ru.lanes {
+		tasks = append(tasks, aggregator.Task{ID: ru.tasks[l.engine].ID, Engine: l.engine})
+	}
+	return aggregator.New(aggregator.Config{JobID: ru.job.ID, TDOID: ru.tdo(), Tasks: tasks,
+		Window: ru.req.Aggregate.WindowDuration(), StallTimeout: ru.req.Aggregate.Stall(),
+		Bus: ru.r.cfg.Bus, Store: ru.r.cfg.Meta, Metrics: ru.r.aggM, Log: ru.log})
 }

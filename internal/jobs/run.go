@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/aggregator"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/chunker"
 	"github.com/weir-media/weir/internal/metastore"
@@ -26,7 +27,7 @@ var (
 )
 
 // run is one job being run: the chunker on its source, a lane per engine,
-// and the consumer of its results topic.
+// the consumer of its results topic and the aggregator of its results.
 type run struct {
 	r      *Runner
 	log    *slog.Logger
@@ -48,6 +49,7 @@ type run struct {
 	offset  int64                      // the source's relativeStartOffsetMS
 	chunked atomic.Bool                // the chunker has cut the whole source
 	wake    chan struct{}              // a lane made room
+	agg     *aggregator.Aggregator
 }
 
 func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {
@@ -61,6 +63,10 @@ func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {
 		kinds: map[string]chunker.Kind{}, lastHB: map[string]time.Time{}, bounds: map[string]*taskBound{},
 		wake: make(chan struct{}, 1)}
 	if err := ru.setUpLanes(); err != nil {
+		cancel(err)
+		return nil, err
+	}
+	if ru.agg, err = ru.newAggregator(); err != nil {
 		cancel(err)
 		return nil, err
 	}
@@ -187,6 +193,7 @@ func (ru *run) execute() error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(ru.consumeResults)
+	wg.Go(func() { _ = ru.agg.Run(ru.ctx) })
 	wg.Go(func() {
 		if err := ru.chunkSource(); err != nil {
 			ru.cancel(fmt.Errorf("%w: %w", errSource, err))
@@ -202,8 +209,10 @@ func (ru *run) execute() error {
 // start creates the job's topics and marks it running.
 func (ru *run) start() error {
 	b := ru.r.cfg.Bus
-	if err := b.CreateTopic(ru.ctx, protocol.ResultsTopic(ru.job.ID), 1); err != nil {
-		return fmt.Errorf("create results topic: %w", err)
+	for _, topic := range []string{protocol.ResultsTopic(ru.job.ID), protocol.WindowsTopic(ru.job.ID)} {
+		if err := b.CreateTopic(ru.ctx, topic, 1); err != nil {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
 	}
 	for _, l := range ru.lanes {
 		if l.topic == "" {
@@ -235,7 +244,7 @@ func (ru *run) loop() {
 			}
 			ru.recordProgress(false)
 			ru.tickBounds(now)
-			if ru.chunked.Load() && ru.allIdle() && ru.streamsDone() && ru.boundsDone() {
+			if ru.chunked.Load() && ru.allIdle() && ru.streamsDone() && ru.boundsDone() && ru.agg.Finished() {
 				ru.cancel(errJobDone)
 			}
 		}

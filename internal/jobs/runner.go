@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/aggregator"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/metastore"
@@ -118,6 +119,7 @@ type Runner struct {
 	cfg   RunnerConfig
 	log   *slog.Logger
 	m     *metrics
+	aggM  *aggregator.Metrics
 	slots chan struct{}
 	jobs  sync.WaitGroup
 	// claims numbers this runner's lease claims.
@@ -133,7 +135,11 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job runner metrics: %w", err)
 	}
-	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), m: m, slots: make(chan struct{}, cfg.MaxJobs)}, nil
+	aggM, err := aggregator.NewMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator metrics: %w", err)
+	}
+	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), m: m, aggM: aggM, slots: make(chan struct{}, cfg.MaxJobs)}, nil
 }
 
 // Run consumes protocol.TopicJobs until ctx ends, then waits for the jobs

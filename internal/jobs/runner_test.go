@@ -31,11 +31,12 @@ import (
 
 // clockEngine is a chunk engine for the runner's tests: it answers every
 // chunk with one series covering it, tagged with the chunk's index, after
-// a delay; chunks whose index is in fail always fail. It counts its calls
-// per chunkUUID.
+// a delay; chunks whose index is in fail always fail, those in empty are
+// answered with nothing found. It counts its calls per chunkUUID.
 type clockEngine struct {
 	delay time.Duration
 	fail  map[int64]bool
+	empty map[int64]bool
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -52,6 +53,9 @@ func (e *clockEngine) Process(ctx context.Context, c *engine.Chunk, _ engine.Opt
 	}
 	if e.fail[c.Meta.ChunkIndex] {
 		return nil, fmt.Errorf("chunk %d is cursed", c.Meta.ChunkIndex)
+	}
+	if e.empty[c.Meta.ChunkIndex] {
+		return nil, nil
 	}
 	return &protocol.Document{Series: []protocol.Series{{StartTimeMs: 0, StopTimeMs: c.DurationMs(),
 		Tags: []protocol.Tag{{Key: "index", Value: fmt.Sprint(c.Meta.ChunkIndex)}}}}}, nil
@@ -73,7 +77,8 @@ type rig struct {
 	t       *testing.T
 	meta    metastore.Store
 	objects objstore.Store
-	bus     *bustest.Bus
+	bus     *bustest.Bus // the in-memory bus, nil on a broker rig
+	b       bus.Bus      // the bus the runner and engines use
 	svc     *Service
 	engine  *clockEngine
 	catalog *engines.Catalog
@@ -104,20 +109,24 @@ func newRig(t *testing.T, e *clockEngine, extra ...engine.Spec) *rig {
 	b := bustest.New()
 	t.Cleanup(b.Close)
 	cat := engines.NewCatalog(reg, meta)
-	r := &rig{t: t, meta: meta, objects: objects, bus: b, engine: e, catalog: cat, engines: reg, reg: prometheus.NewRegistry(),
+	r := &rig{t: t, meta: meta, objects: objects, bus: b, b: b, engine: e, catalog: cat, engines: reg, reg: prometheus.NewRegistry(),
 		svc: &Service{Meta: meta, Bus: b, Catalog: cat, Log: slog.New(slog.DiscardHandler)}}
 	r.host(reg)
 	return r
 }
 
 // host runs the clock engine's host until the test ends.
-func (r *rig) host(reg *engine.Registry) {
-	registration, _ := reg.Lookup("clock")
+func (r *rig) host(reg *engine.Registry) { r.hostEngine(reg, "clock") }
+
+// hostEngine runs a host of a registered chunk engine until the test
+// ends.
+func (r *rig) hostEngine(reg *engine.Registry, name string) {
+	registration, _ := reg.Lookup(name)
 	proc, err := enginehost.NewInProcess(registration, slog.New(slog.DiscardHandler))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	h, err := enginehost.New(enginehost.Config{Spec: clockSpec, Processor: proc, Bus: r.bus, Concurrency: 2,
+	h, err := enginehost.New(enginehost.Config{Spec: registration.Spec, Processor: proc, Bus: r.b, Concurrency: 2,
 		HeartbeatInterval: 200 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
 		Fetch: func(ctx context.Context, uri string) (io.ReadCloser, error) {
 			rc, _, err := r.objects.Get(ctx, strings.TrimPrefix(uri, rigPublicURL+"/"))
@@ -140,7 +149,7 @@ func (r *rig) goRun(f func(context.Context) error) context.CancelFunc {
 
 // runner starts a job runner; the returned function stops it.
 func (r *rig) runner(hb time.Duration) context.CancelFunc {
-	run, err := NewRunner(RunnerConfig{Bus: r.bus, Meta: r.meta, Objects: r.objects, Catalog: r.catalog, Engines: r.engines,
+	run, err := NewRunner(RunnerConfig{Bus: r.b, Meta: r.meta, Objects: r.objects, Catalog: r.catalog, Engines: r.engines,
 		PublicURL: func() string { return rigPublicURL }, TempDir: r.t.TempDir(), HeartbeatInterval: hb,
 		Tick: 50 * time.Millisecond, InlineMax: 1024, Registry: r.reg, Log: testLog()})
 	if err != nil {
