@@ -163,6 +163,7 @@ func (s *Server) registerJobs() {
 	}, s.jobResults)
 	s.describeResultFormats()
 
+	s.registerJobWindows()
 	s.registerJobChunks()
 	s.registerJobArtifacts()
 }

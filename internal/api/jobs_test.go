@@ -320,7 +320,7 @@ func TestJobRoutesAreInTheOpenAPIDocumentAndNeedTheToken(t *testing.T) {
 	}
 	for path, methods := range map[string][]string{
 		"/jobs": {"get", "post"}, "/jobs/{id}": {"get"}, "/jobs/{id}/cancel": {"post"},
-		"/jobs/{id}/results": {"get"}, "/jobs/{id}/chunks/{kind}/{file}": {"get"},
+		"/jobs/{id}/results": {"get"}, "/jobs/{id}/windows": {"get"}, "/jobs/{id}/chunks/{kind}/{file}": {"get"},
 		"/jobs/{id}/artifacts/{engine}/{file}": {"get"},
 	} {
 		for _, m := range methods {
