@@ -31,8 +31,9 @@ type Piece struct {
 //   - The bound only moves forward. It is where the last piece ended, or
 //     where Bound moved it: a promise that no later piece starts earlier,
 //     which lets an aggregator finish that stretch of the timeline without
-//     waiting for the stream to end (weir carries it on heartbeats as
-//     timestampBoundMs).
+//     waiting for the stream to end (weir's job runner carries it on
+//     heartbeats as timestampBoundMs, and as the task's timestamp_bound on
+//     the job's results topic, which its aggregator reads).
 //
 // An engine that has found nothing in a stretch says so with Bound, so
 // silence advances time as output does. A piece that breaks a rule is

@@ -9,6 +9,16 @@ import (
 	"github.com/weir-media/weir/internal/metastore"
 )
 
+// Limits on what the bus may ask of an aggregator: times beyond maxTimeMs
+// (about 35,000 years) are refused as malformed, and a job has at most
+// maxWindows windows (12 days of 1 s windows, 58 of 5 s ones). A hostile
+// or broken record (a bound or an output at the end of time) costs at most
+// that many windows, never an endless loop or an overflow.
+const (
+	maxTimeMs  = 1 << 50
+	maxWindows = 1 << 20
+)
+
 // core is the aggregator's state machine: every task's bound and results
 // not yet fed, and what went into the graph. It is driven by the records
 // of the results topic, in order, and by a clock for stalls; it is not
@@ -126,7 +136,7 @@ func (c *core) frontier(t *taskState) int64 {
 	if !t.hasBound || !c.originSet || t.bound < c.origin {
 		return 0
 	}
-	return c.windowOf(t.bound)
+	return min(c.windowOf(t.bound), maxWindows)
 }
 
 // fresh reports whether r is new for t: a result already seen at the
@@ -155,7 +165,7 @@ func (c *core) hear(t *taskState, ms int64) {
 func (c *core) result(off int64, taskID string, r metastore.Result, now time.Time) error {
 	c.offset = off
 	t := c.byID[taskID]
-	if t == nil || c.closed || !t.fresh(r) {
+	if t == nil || c.closed || r.EndMs > maxTimeMs || !t.fresh(r) {
 		return nil
 	}
 	c.maxEnd = max(c.maxEnd, r.EndMs)
@@ -175,7 +185,7 @@ func (c *core) span(r metastore.Result) (k1, k2 int64, ok bool) {
 	if r.EndMs > r.StartMs {
 		k2 = c.windowOf(r.EndMs - 1)
 	}
-	return max(k1, 0), k2, k2 >= 0
+	return max(k1, 0), min(k2, maxWindows-1), k2 >= 0
 }
 
 // place files a result once the origin is known: late for every window
@@ -186,7 +196,7 @@ func (c *core) place(t *taskState, r metastore.Result, off int64) error {
 		c.log.Warn("result before the job's first window; recorded late", "engine", t.Engine, "start_ms", r.StartMs)
 		return c.late(c.origin, r)
 	}
-	for k := k1; k <= k2; k++ {
+	for k := k1; k <= min(k2, max(t.fed, c.next)-1); k++ {
 		if k < c.settled(t, k, off) {
 			if err := c.late(c.startOf(k), r); err != nil {
 				return err
@@ -220,7 +230,7 @@ func (c *core) settled(t *taskState, k, off int64) int64 {
 func (c *core) bound(off int64, taskID string, ms int64, done bool, now time.Time) error {
 	c.offset = off
 	t := c.byID[taskID]
-	if t == nil || c.closed {
+	if t == nil || c.closed || ms > maxTimeMs {
 		return nil
 	}
 	c.hear(t, ms)
@@ -289,14 +299,34 @@ func (c *core) advance(now time.Time) error {
 	if c.allDone() {
 		return c.finish()
 	}
+	return c.feedAll()
+}
+
+// feedAll feeds the running tasks as far as their bounds allow, but no
+// further than a window beyond the slowest, then the done tasks.
+func (c *core) feedAll() error {
+	lim := c.slowest()
 	for _, t := range c.tasks {
 		if !t.done {
-			if err := c.feedTo(t, c.frontier(t), false); err != nil {
+			if err := c.feedTo(t, min(c.frontier(t), lim+1), false); err != nil {
 				return err
 			}
 		}
 	}
 	return c.feedDone()
+}
+
+// slowest is how far the slowest running task can go: no task is fed
+// more than a window beyond it, since no window past it can be emitted
+// (one beyond tells the stall check another task is ahead).
+func (c *core) slowest() int64 {
+	lim := int64(maxWindows)
+	for _, t := range c.tasks {
+		if !t.done {
+			lim = min(lim, max(t.fed, c.frontier(t)))
+		}
+	}
+	return lim
 }
 
 func (c *core) allDone() bool {
@@ -308,8 +338,7 @@ func (c *core) allDone() bool {
 	return true
 }
 
-// feedDone feeds the done tasks as far as any other task has gone, or
-// their own last bound.
+// feedDone feeds the done tasks as far as any running task has gone.
 func (c *core) feedDone() error {
 	var reach int64
 	for _, t := range c.tasks {
@@ -319,7 +348,7 @@ func (c *core) feedDone() error {
 	}
 	for _, t := range c.tasks {
 		if t.done {
-			if err := c.feedTo(t, max(reach, c.frontier(t)), false); err != nil {
+			if err := c.feedTo(t, reach, false); err != nil {
 				return err
 			}
 		}
@@ -370,13 +399,14 @@ func overlaps(r metastore.Result, start, end int64) bool {
 }
 
 // setBounds moves each graph input's bound to its task's bound (in
-// microseconds), where it is past what was fed.
+// microseconds), where it is past what was fed, up to the timestamp of
+// the next share to feed.
 func (c *core) setBounds() error {
 	for _, t := range c.tasks {
 		if !t.hasBound || t.done || t.bound < c.origin {
 			continue
 		}
-		if b := graph.Timestamp(t.bound * 1000); b > t.gbound {
+		if b := min(graph.Timestamp(t.bound*1000), c.stamp(t.fed)); b > t.gbound {
 			if err := c.feed.bound(t.input, b); err != nil {
 				return err
 			}
@@ -389,7 +419,7 @@ func (c *core) setBounds() error {
 // finish feeds every task up to the window holding the latest time seen
 // and closes the graph's inputs.
 func (c *core) finish() error {
-	n := max(c.windowOf(max(c.maxEnd, c.origin)-1)+1, 0)
+	n := min(max(c.windowOf(max(c.maxEnd, c.origin)-1)+1, 0), maxWindows)
 	for _, t := range c.tasks {
 		if err := c.feedTo(t, n, false); err != nil {
 			return err
@@ -425,7 +455,7 @@ func (c *core) tick(now time.Time) error {
 			}
 			t.timedOut = true
 		}
-		if err := c.feedDone(); err != nil {
+		if err := c.feedAll(); err != nil {
 			return err
 		}
 	}

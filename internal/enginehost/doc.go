@@ -43,6 +43,12 @@
 // job's first chunk and every HeartbeatInterval (protocol.HeartbeatInterval
 // by default) after.
 //
+// The host sends no timestamp bound for a chunk task: it sees chunks of
+// many jobs, in any order, and not which ones flow control dropped. The
+// job runner, which cut the chunks and settles each of them, sends the
+// task's timestamp_bound (protocol.TimestampBound) instead, for every
+// chunk engine alike: in-process, HTTP or Kafka.
+//
 // A record that is not a valid media_chunk is dead-lettered
 // (bus.Permanent: it goes to the topic's dlq_ topic with the reason); if
 // it still names a jobId and chunkUUID, it is answered ERROR
