@@ -17,6 +17,8 @@ import (
 const (
 	maxTimeMs  = 1 << 50
 	maxWindows = 1 << 20
+	// maxLateWindows bounds the windows one late result is recorded for.
+	maxLateWindows = 64
 )
 
 // core is the aggregator's state machine: every task's bound and results
@@ -60,9 +62,18 @@ type taskState struct {
 	lastMove time.Time
 	timedOut bool
 	fed      int64 // windows fed to the graph
+	forcedTo int64 // windows settled by timing the task out, in this run
 	gbound   graph.Timestamp
-	pending  []metastore.Result // results of windows not fed yet
+	early    []metastore.Result // results read before the origin was set
+	pending  []pending          // results of windows not fed yet
 	revs     map[resultKey]int64
+}
+
+// pending is a result waiting for its windows, from window from on (the
+// ones before were settled when it arrived).
+type pending struct {
+	r    metastore.Result
+	from int64
 }
 
 type resultKey struct {
@@ -171,7 +182,7 @@ func (c *core) result(off int64, taskID string, r metastore.Result, now time.Tim
 	c.maxEnd = max(c.maxEnd, r.EndMs)
 	c.hear(t, r.StartMs)
 	if !c.originSet {
-		t.pending = append(t.pending, r)
+		t.early = append(t.early, r)
 		return c.advance(now)
 	}
 	return c.place(t, r, off)
@@ -188,36 +199,39 @@ func (c *core) span(r metastore.Result) (k1, k2 int64, ok bool) {
 	return max(k1, 0), min(k2, maxWindows-1), k2 >= 0
 }
 
-// place files a result once the origin is known: late for every window
-// t's share of which is settled, pending for the others.
+// place files a result once the origin is known: late for the windows
+// t's share of which is settled (at most maxLateWindows of them), pending
+// for the others. A window stored before this run that is not settled
+// already holds it.
 func (c *core) place(t *taskState, r metastore.Result, off int64) error {
 	k1, k2, ok := c.span(r)
 	if !ok {
 		c.log.Warn("result before the job's first window; recorded late", "engine", t.Engine, "start_ms", r.StartMs)
 		return c.late(c.origin, r)
 	}
-	for k := k1; k <= min(k2, max(t.fed, c.next)-1); k++ {
-		if k < c.settled(t, k, off) {
-			if err := c.late(c.startOf(k), r); err != nil {
-				return err
-			}
+	settled := c.settled(t, off)
+	for k := k1; k <= min(k2, k1+maxLateWindows-1) && k < settled; k++ {
+		if err := c.late(c.startOf(k), r); err != nil {
+			return err
 		}
 	}
-	if k2 >= t.fed {
-		t.pending = append(t.pending, r)
+	if k2 >= settled {
+		t.pending = append(t.pending, pending{r: r, from: max(k1, settled)})
 	}
 	return nil
 }
 
 // settled is how many of t's windows were settled when the record at off
-// was read, as seen for window k: the windows fed in this run, or, for a
-// window stored before it, those its bound had passed and those a stored
-// partial window timed it out for before off.
-func (c *core) settled(t *taskState, k, off int64) int64 {
-	if k >= c.next {
-		return t.fed
+// was read: all of them once it is done, otherwise those its bound had
+// passed and those it was timed out for, in this run or (a stored
+// partial window naming it, emitted before off) an earlier one. It
+// depends only on the records before off and the stored windows, so an
+// aggregator replaying the topic decides as the first one did.
+func (c *core) settled(t *taskState, off int64) int64 {
+	if t.done {
+		return maxWindows + 1
 	}
-	n := c.frontier(t)
+	n := max(c.frontier(t), t.forcedTo)
 	for _, f := range c.forced {
 		if f.through < off && slices.Contains(f.engines, t.Engine) {
 			n = max(n, f.k+1)
@@ -271,8 +285,8 @@ func (c *core) setOrigin(now time.Time) bool {
 // placeBuffered files the results that came before the origin was set.
 func (c *core) placeBuffered() error {
 	for _, t := range c.tasks {
-		buf := t.pending
-		t.pending = nil
+		buf := t.early
+		t.early = nil
 		for _, r := range buf {
 			if err := c.place(t, r, c.offset); err != nil {
 				return err
@@ -371,12 +385,13 @@ func (c *core) feedOne(t *taskState, forced bool) error {
 	k := t.fed
 	s := &share{seq: k, startMs: c.startOf(k), endMs: c.startOf(k + 1), engine: t.Engine, forced: forced, offset: c.offset}
 	keep := t.pending[:0]
-	for _, r := range t.pending {
-		if overlaps(r, s.startMs, s.endMs) {
+	for _, p := range t.pending {
+		r := p.r
+		if k >= p.from && overlaps(r, s.startMs, s.endMs) {
 			s.results = append(s.results, r)
 		}
 		if r.EndMs > s.endMs || (r.EndMs == r.StartMs && r.StartMs >= s.endMs) {
-			keep = append(keep, r)
+			keep = append(keep, p)
 		}
 	}
 	clear(t.pending[len(keep):])
@@ -453,7 +468,7 @@ func (c *core) tick(now time.Time) error {
 			if err := c.feedOne(t, true); err != nil {
 				return err
 			}
-			t.timedOut = true
+			t.timedOut, t.forcedTo = true, t.fed
 		}
 		if err := c.feedAll(); err != nil {
 			return err

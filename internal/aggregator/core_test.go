@@ -414,3 +414,39 @@ func TestAResumedAggregatorEmitsEachWindowOnce(t *testing.T) {
 		t.Fatalf("%d windows produced, want 4", n)
 	}
 }
+
+// TestAResultBreakingItsBoundIsLateEvenBeforeItsWindowIsOut: a result
+// starting before its task's bound is late for the windows the bound had
+// passed, whether or not they are out yet; replaying the topic decides the
+// same. A result after its task said done is late too.
+func TestAResultBreakingItsBoundIsLateEvenBeforeItsWindowIsOut(t *testing.T) {
+	store, b := openStore(t), bustest.New()
+	records := []func(h *harness){
+		func(h *harness) { h.bound("a", 0, false) },
+		func(h *harness) { h.bound("b", 0, false) },
+		func(h *harness) { h.bound("a", 12000, false) },
+		func(h *harness) { h.out("a", 1000, 6000) }, // breaks a's bound: late for [0, 5000) and [5000, 10000)
+		func(h *harness) { h.bound("a", 15000, true) },
+		func(h *harness) { h.out("a", 14000, 14500) }, // after done: late
+		func(h *harness) { h.bound("b", 10000, false) },
+	}
+	first := newHarness(t, store, b, twoTasks)
+	for _, r := range records {
+		r(first)
+	}
+	wantWindows(t, first.settle(), "[0,5000) complete", "[5000,10000) complete")
+	late := []string{"0:a:1000", "5000:a:1000"} // the window at 10000 is not stored yet
+	if got := first.lateResults(); !reflect.DeepEqual(got, late) {
+		t.Fatalf("late %q, want %q", got, late)
+	}
+	first.g.Cancel()
+	second := newHarness(t, store, b, twoTasks)
+	for _, r := range records {
+		r(second)
+	}
+	second.bound("b", 15000, true)
+	wantWindows(t, second.settle(), "[10000,15000) complete")
+	if got, want := second.lateResults(), append(late, "10000:a:14000"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("late after the replay %q, want %q", got, want)
+	}
+}

@@ -39,9 +39,12 @@
 // sent so far, the window is emitted partial and names it. It stays timed
 // out, and later windows are emitted without waiting for it, until its
 // bound moves again. A result that arrives for a window after its task's
-// share was settled (a timed-out task's, or one breaking its bound) is
-// late: it is stored as a late result of every window it overlaps and
-// counted (weir_aggregator_late_results_total), never added to a window.
+// share was settled (a timed-out task's, one breaking its bound, one after
+// the task said done) is late: it is stored as a late result of every
+// window it overlaps (64 at most) and counted
+// (weir_aggregator_late_results_total), never added to a window. Whether a
+// result is late depends only on the records before it and on the stored
+// partial windows, so a replay decides as the first run did.
 //
 // # Resuming
 //
