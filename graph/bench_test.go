@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -62,4 +63,34 @@ func BenchmarkGraphThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 		})
 	}
+}
+
+// BenchmarkGraphOnlyChain10 runs the graph side of BenchmarkShapeChain10
+// alone, for CPU profiles of the runtime:
+//
+//	go test -run '^$' -bench GraphOnly -benchtime 200000x -cpuprofile cpu.out ./graph/
+//	go tool pprof -top graph.test cpu.out
+func BenchmarkGraphOnlyChain10(b *testing.B) {
+	b.ReportAllocs()
+	runGraph(b, chainYAML(10), "s10", b.N)
+}
+
+// BenchmarkGraphOnlyFanOutFanIn is the graph side of
+// BenchmarkShapeFanOutFanIn alone.
+func BenchmarkGraphOnlyFanOutFanIn(b *testing.B) {
+	b.ReportAllocs()
+	runGraph(b, fanYAML(4), "out", b.N)
+}
+
+// benchThreads sizes the worker pool of the shape and graph-only
+// benchmarks (0: the default, runtime.NumCPU()):
+//
+//	go test -run '^$' -bench GraphOnly ./graph/ -args -graph.threads=1
+var benchThreads = flag.Int("graph.threads", 0, "worker threads for the shape benchmarks' graphs")
+
+func benchOpts() []Option {
+	if *benchThreads > 0 {
+		return []Option{WithNumThreads(*benchThreads)}
+	}
+	return nil
 }

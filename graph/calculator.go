@@ -96,6 +96,7 @@ type CalculatorContext struct {
 	ran    int           // calls that ran
 	result error         // the error that ended the batch
 	stop   bool          // a call returned ErrStop
+	long   bool          // expected to take stealAfter or more
 }
 
 // call is one call of a context's batch.

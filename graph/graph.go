@@ -148,6 +148,7 @@ type node struct {
 	offsetSet     bool
 	maxInFlight   int
 	priority      int
+	home          int // the worker whose queue takes its calls
 
 	src       *source // for source nodes
 	state     nodeState
@@ -209,13 +210,13 @@ type Graph struct {
 	ext settler
 	// busy counts calls queued or running and application calls under way.
 	busy atomic.Int64
-	// runMu guards the heap of ready calls; idle workers wait on runCond.
-	runMu       sync.Mutex
-	runCond     *sync.Cond
-	heap        taskHeap
-	taskOrder   uint64
-	sleeping    int
-	stopWorkers bool
+	// wq are the workers' queues of ready calls, shared the queue of
+	// calls any worker takes (see workers.go); nshared counts those.
+	wq          []*workerQueue
+	shared      workerQueue
+	nshared     atomic.Int32
+	taskOrder   atomic.Uint64
+	stopWorkers atomic.Bool
 
 	started     bool
 	finished    bool
@@ -298,7 +299,6 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 	if st.reportDeadlock != nil {
 		g.reportDeadlock = *st.reportDeadlock
 	}
-	g.runCond = sync.NewCond(&g.runMu)
 	g.ext.g = g
 
 	side := func(name string) *sidePacket {
@@ -525,10 +525,8 @@ func (g *Graph) StartRun(ctx context.Context, sidePackets map[string]any) error 
 	g.started = true
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.stopAfter = context.AfterFunc(ctx, g.Cancel)
-	for i := 0; i < g.numThreads; i++ {
-		g.workers.Add(1)
-		go g.worker()
-	}
+	g.assignHomes()
+	g.startWorkers()
 	g.log.Debug("graph: run started", "nodes", len(g.nodes), "threads", g.numThreads, "max_queue_size", g.maxQueue)
 	g.begin()
 	for _, n := range g.nodes {

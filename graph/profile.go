@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -254,6 +255,22 @@ func (s *nodeStats) batchLimit() int {
 		est = max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
 	}
 	return int(min(batchBudget/max(est, 1), batchSize))
+}
+
+// expected is how long calls Process calls of the node are expected to
+// take, judged like batchLimit; the maximum duration when no call was
+// timed yet.
+func (s *nodeStats) expected(calls int) time.Duration {
+	var est time.Duration
+	switch r := s.recent; s.timed {
+	case 0:
+		return math.MaxInt64
+	case 1, 2:
+		est = max(r[0], r[1])
+	default:
+		est = max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
+	}
+	return est * time.Duration(calls)
 }
 
 // processTotal is the total Process time: exact while every call was

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"math"
@@ -17,14 +16,15 @@ import (
 //     state, its call bookkeeping (state, calls in flight, sequence
 //     numbers, a batch being collected, recycled contexts), its profile and
 //     the streams it produces.
-//   - Graph.runMu guards the heap of ready calls; idle workers sleep on
-//     Graph.runCond.
+//   - each worker's queue of ready calls has its own lock (workerQueue.mu;
+//     the shared queue's is taken after one of them, never before).
 //   - Graph.mu serialises the application's calls (feeding, bounds,
 //     closing, cancelling) and idle handling.
 //   - Graph.waitMu guards the goroutines waiting for a change, Graph.sideMu
 //     the side packets.
 //
-// The order is Graph.mu, then one node.mu, then runMu, waitMu or sideMu.
+// The order is Graph.mu, then one node.mu, then a queue's lock, waitMu or
+// sideMu.
 // No goroutine ever holds two node locks: what a change on one node means
 // for another (a bound for its consumers, a source released from
 // throttling) is collected in a settler while the first lock is held and
@@ -46,12 +46,14 @@ import (
 // order.
 type taskHeap []*CalculatorContext
 
-func (h taskHeap) Len() int { return len(h) }
-func (h taskHeap) Less(i, j int) bool {
-	if h[i].n.priority != h[j].n.priority {
-		return h[i].n.priority > h[j].n.priority
+func (h taskHeap) Len() int           { return len(h) }
+func (h taskHeap) Less(i, j int) bool { return taskLess(h[i], h[j]) }
+
+func taskLess(a, b *CalculatorContext) bool {
+	if a.n.priority != b.n.priority {
+		return a.n.priority > b.n.priority
 	}
-	return h[i].order < h[j].order
+	return a.order < b.order
 }
 func (h taskHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *taskHeap) Push(x any)   { *h = append(*h, x.(*CalculatorContext)) }
@@ -78,6 +80,7 @@ type settler struct {
 	// depth it must exceed, that of the node committed.
 	next   *CalculatorContext
 	worker bool
+	id     int // the worker's index
 	deeper int
 }
 
@@ -123,14 +126,15 @@ func (st *settler) drain() {
 	st.bounds, st.touch = st.bounds[:0], st.touch[:0]
 }
 
-func (g *Graph) worker() {
+func (g *Graph) worker(id int) {
 	defer g.workers.Done()
-	st := &settler{g: g, worker: true, deeper: math.MaxInt}
+	st := &settler{g: g, worker: true, id: id, deeper: math.MaxInt}
+	w := g.wq[id]
 	for {
 		cc := st.next
 		st.next = nil
 		if cc == nil {
-			if cc = g.next(); cc == nil {
+			if cc = g.next(id); cc == nil {
 				return
 			}
 		} else if g.stopping.Load() { // failed since: queued calls are dropped
@@ -140,27 +144,19 @@ func (g *Graph) worker() {
 			g.release()
 			continue
 		}
+		w.runs.Add(1)
+		long := cc.long
+		if long {
+			g.startLong(id)
+		}
 		g.run(cc)
+		if long {
+			w.long.Store(false)
+		}
 		g.complete(st, cc)
 		st.drain()
 		g.release()
 	}
-}
-
-// next takes the most urgent ready call, waiting for one; nil when the run
-// is over.
-func (g *Graph) next() *CalculatorContext {
-	g.runMu.Lock()
-	defer g.runMu.Unlock()
-	for len(g.heap) == 0 && !g.stopWorkers {
-		g.sleeping++
-		g.runCond.Wait()
-		g.sleeping--
-	}
-	if g.stopWorkers {
-		return nil
-	}
-	return heap.Pop(&g.heap).(*CalculatorContext)
 }
 
 // release ends a unit of work; the last one out looks at the idle graph.
@@ -843,35 +839,29 @@ func (n *node) admit(cc *CalculatorContext) {
 }
 
 // push hands a context to the workers, or drops it once the run is
-// failing; the caller holds the node's lock. The first call of a deeper
-// node that a worker's commit makes ready (a consumer of what the worker
-// just made), the worker keeps and runs next: on data still in its cache,
-// without a trip through the heap, while the other workers take what else
-// became ready (the committed node's own next batch, say) from the heap.
-// A chain of nodes is then worked down by each worker in turn, in a
-// pipeline. Only deeper nodes, so a worker always returns to the heap
-// after at most the graph's depth in calls: a source that makes itself
-// ready again cannot keep a worker to itself.
+// failing; the caller holds the node's lock and counts in busy itself, so
+// undoing this call's count never lets busy reach 0. The first call of a
+// deeper node of its own that a worker's commit makes ready (a consumer
+// of what the worker just made), the worker keeps and runs next: on data
+// still in its cache, without a trip through a queue, while what else
+// became ready (the committed node's own next batch, say) waits in the
+// queue of its node's home worker (see workers.go). A stretch of a chain
+// is then worked down by its worker batch by batch, in a pipeline. Only
+// deeper nodes, so a worker always returns to its queue after at most the
+// graph's depth in calls: a source that makes itself ready again cannot
+// keep a worker to itself.
 func (g *Graph) push(st *settler, cc *CalculatorContext) {
-	if st.worker && st.next == nil && cc.n.priority > st.deeper && !g.stopping.Load() {
+	cc.long = cc.phase != phaseProcess || cc.n.stats.expected(len(cc.calls)) >= stealAfter
+	if st.worker && st.next == nil && cc.n.priority > st.deeper && cc.n.home == st.id && !g.stopping.Load() {
 		g.busy.Add(1)
 		st.next = cc
 		return
 	}
-	g.runMu.Lock()
-	if g.stopping.Load() {
-		g.runMu.Unlock()
-		g.drop(st, cc)
-		return
-	}
-	cc.order = g.taskOrder
-	g.taskOrder++
-	heap.Push(&g.heap, cc)
 	g.busy.Add(1)
-	if g.sleeping > 0 {
-		g.runCond.Signal()
+	if !g.enqueue(cc) {
+		g.busy.Add(-1)
+		g.drop(st, cc)
 	}
-	g.runMu.Unlock()
 }
 
 // newContext prepares a call without inputs (Open, Close, a source's
@@ -1091,10 +1081,7 @@ func (g *Graph) fail(err error) {
 	}
 	g.stopping.Store(true) // push drops from now on
 	g.cancel()
-	g.runMu.Lock()
-	queued := g.heap
-	g.heap = nil
-	g.runMu.Unlock()
+	queued := g.drainQueues()
 	st := &settler{g: g}
 	for _, cc := range queued {
 		n := cc.n
@@ -1158,10 +1145,7 @@ func (g *Graph) finish(err error) {
 		return
 	}
 	g.finished, g.err = true, err
-	g.runMu.Lock()
-	g.stopWorkers = true
-	g.runCond.Broadcast()
-	g.runMu.Unlock()
+	g.stopAllWorkers()
 	for _, n := range g.nodes {
 		n.mu.Lock()
 		for _, q := range n.inputs {

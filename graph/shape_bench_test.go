@@ -54,7 +54,7 @@ func fanYAML(width int) string {
 // until the observer of out saw all of them.
 func runGraph(b *testing.B, yaml, out string, n int) time.Duration {
 	b.Helper()
-	g, err := NewFromYAML([]byte(yaml))
+	g, err := NewFromYAML([]byte(yaml), benchOpts()...)
 	if err != nil {
 		b.Fatal(err)
 	}
