@@ -88,6 +88,9 @@ type CalculatorContext struct {
 	// held marks a running call batched behind another: its input
 	// packets still count against their queues' max_queue_size.
 	held bool
+	// nheld counts, per input, the packets the calls keep counted in
+	// their queues.
+	nheld []int
 
 	// Scheduling, owned by the graph.
 	seq    uint64        // order among the node's Process runs
@@ -101,12 +104,13 @@ type CalculatorContext struct {
 
 // call is one call of a context's batch.
 type call struct {
-	ts      Timestamp
-	arrival time.Duration // monoNow when the oldest consumed packet was produced; 0: none
-	start   time.Duration // monoNow when the call started
-	dur     time.Duration
-	timed   bool // a Process call sampled for the profile
-	held    bool
+	ts       Timestamp
+	arrival  time.Duration // monoNow when the oldest stamped packet consumed was produced; 0: none
+	start    time.Duration // monoNow when the call started
+	dur      time.Duration
+	timed    bool // a Process call sampled for the profile
+	held     bool
+	consumed bool // took at least one packet
 }
 
 // NodeName returns the node's name in the graph.

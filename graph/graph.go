@@ -138,7 +138,12 @@ type node struct {
 	sideIn   []sideBinding
 	sideOut  []sideBinding
 
-	handler       handlerSpec
+	handler handlerSpec
+	// simple marks an open node with one input, the default handler
+	// without batch_size, no bounds processing, one call at a time and
+	// no output side packets: its queued packets are input sets as they
+	// are (see fillRun).
+	simple        bool
 	setReady      []bool
 	setTS         []Timestamp
 	lastProcessed []Timestamp
@@ -594,7 +599,7 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 	}
 	g.begin()
 	gi.s.record(p)
-	at := monoNow()
+	at := gi.stamper.stamp()
 	for fi := range gi.fanout {
 		fo := &gi.fanout[fi]
 		n := fo.to

@@ -360,8 +360,10 @@ func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp, held bool)
 						in[qi], found = e.p, true
 						if held {
 							q.held++
+							cc.nheld[qi]++
 						}
-						if c.arrival == 0 || e.at < c.arrival {
+						c.consumed = true
+						if e.at != 0 && (c.arrival == 0 || e.at < c.arrival) {
 							c.arrival = e.at
 						}
 					} else {
@@ -379,6 +381,39 @@ func (n *node) fill(st *settler, cc *CalculatorContext, ts Timestamp, held bool)
 			done[qi] = q.done()
 		}
 	}
+}
+
+// fillRun fills cc, for a simple node (one input, the default handler
+// without batch_size, no bounds processing, one call at a time), with a
+// call for each of the first limit packets queued on its input: each
+// packet settles every timestamp below its own, so it is an input set by
+// itself. It does what nextInput and fill would do call by call: the
+// first call takes its packet out of the queue, those batched behind it
+// keep theirs counted until they are committed.
+func (n *node) fillRun(st *settler, cc *CalculatorContext, limit int) {
+	q := n.inputs[0]
+	m := min(q.q.len(), max(limit, 1))
+	cc.calls, cc.callIn, cc.callDone = resize(cc.calls, m), resize(cc.callIn, m), resize(cc.callDone, m)
+	for i := range m {
+		e := q.q.pop()
+		cc.calls[i] = call{ts: e.p.ts, arrival: e.at, held: i > 0, consumed: true, timed: n.stats.sample()}
+		cc.callIn[i], cc.callDone[i] = e.p, false
+	}
+	cc.callDone[m-1] = q.done()
+	n.setReady[0], n.setTS[0], n.lastProcessed[0] = true, cc.calls[m-1].ts, cc.calls[m-1].ts
+	if m > 1 {
+		q.held += m - 1
+		cc.nheld[0] += m - 1
+	}
+	n.g.updateFull(st, q)
+}
+
+// resize returns s with length m, its elements to be overwritten.
+func resize[T any](s []T, m int) []T {
+	if m <= cap(s) {
+		return s[:m]
+	}
+	return append(s[:cap(s)], make([]T, m-cap(s))...)
 }
 
 // prevRange is the fixed-size handler's notion of the timestamp before a

@@ -17,9 +17,10 @@ type Profile struct {
 
 // NodeProfile describes one node. Counts are exact. Times are sampled to
 // keep clock reads off the hot path: a node's first 64 Process calls are
-// all timed, later calls one in 16 at random. Means are over the timed
-// calls, percentiles over the latest 1024 timed calls. Observers and
-// pollers appear as nodes named observer_<stream> and poller_<stream>.
+// all timed, later calls all while they take 5µs or more and otherwise
+// one in 64 at random. Means are over the timed calls, percentiles over
+// the latest 1024 timed calls. Observers and pollers appear as nodes
+// named observer_<stream> and poller_<stream>.
 type NodeProfile struct {
 	Name       string
 	Calculator string
@@ -33,8 +34,12 @@ type NodeProfile struct {
 	ProcessP99   time.Duration
 	// InputLatency is how long the oldest packet of an input set waited
 	// before Process started, from the end of the call that produced it
-	// (or AddPacketToInputStream). InputLatencyCount counts the Process
-	// calls that consumed at least one packet.
+	// (or AddPacketToInputStream), measured on timed calls. Packets fed
+	// to graph input streams carry the time they were fed only the first
+	// 64 and then one in 16 at random (a clock read per packet would
+	// cost the feeder more than the rest of the call); calls that consumed
+	// none of those are left out of the latency figures. InputLatencyCount
+	// counts every Process call that consumed at least one packet.
 	InputLatencyMean  time.Duration
 	InputLatencyP99   time.Duration
 	InputLatencyCount int64
@@ -153,12 +158,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Timing sampling: a node's first timingWarmup Process calls are all
-// timed, later ones with probability 1/timingStride, so a busy node spends
-// few clock reads on its profile while short runs still get exact figures.
-// Counts are always exact.
+// timed; after them, calls are all timed while they take timeAllAbove or
+// more (two clock reads are then a small part of a call), and otherwise
+// with probability 1/timingStride, so a busy node of fast calls spends few
+// clock reads on its profile while short runs and slow nodes get exact
+// figures. Counts are always exact.
 const (
 	timingWarmup = 64
-	timingStride = 16
+	timingStride = 64
+	timeAllAbove = 5 * time.Microsecond
 )
 
 // nodeStats collects a node's profile; guarded by the node's lock.
@@ -169,6 +177,7 @@ type nodeStats struct {
 	timed     int64 // calls whose duration was measured
 	timedSum  time.Duration
 	recent    [3]time.Duration // the latest timed calls, for batchLimit
+	slow      bool             // they took timeAllAbove or more: time every call
 	durs      ring
 	latCount  int64 // calls that consumed at least one packet
 	latTimed  int64 // of those, the ones whose latency was measured
@@ -200,12 +209,14 @@ var clockBase = time.Now()
 // is one clock read where time.Now takes two (wall and monotonic).
 func monoNow() time.Duration { return time.Since(clockBase) + 1 }
 
-// sample decides whether the next Process call is timed: after the warm-up,
-// one call in timingStride on average, the gaps drawn at random so that a
-// periodic workload (a key frame every N frames) cannot alias with them.
+// sample decides whether the next Process call is timed: during the
+// warm-up and while calls take timeAllAbove or more (judged like
+// batchLimit), every one; otherwise one call in timingStride on average,
+// the gaps drawn at random so that a periodic workload (a key frame every
+// N frames) cannot alias with them.
 func (s *nodeStats) sample() bool {
 	s.issued++
-	if s.issued <= timingWarmup {
+	if s.issued <= timingWarmup || s.slow {
 		return true
 	}
 	if s.gap > 0 {
@@ -219,7 +230,7 @@ func (s *nodeStats) sample() bool {
 // record counts a Process call that ran.
 func (s *nodeStats) record(c *call) {
 	s.calls++
-	if c.arrival != 0 {
+	if c.consumed {
 		s.latCount++
 	}
 	if !c.timed {
@@ -228,6 +239,7 @@ func (s *nodeStats) record(c *call) {
 	s.timed++
 	s.timedSum += c.dur
 	s.recent[s.timed%3] = c.dur
+	s.slow = s.estimate() >= timeAllAbove
 	s.durs.add(c.dur)
 	if c.arrival != 0 {
 		lat := max(c.start-c.arrival, 0)
@@ -235,6 +247,31 @@ func (s *nodeStats) record(c *call) {
 		s.latSum += lat
 		s.latencies.add(lat)
 	}
+}
+
+// stamper decides which packets fed to a graph input stream carry the
+// time they were fed, for input latency: the first timingWarmup, then
+// one in stampStride at random, so that feeding a packet rarely reads the
+// clock. Packets that nodes emit are all stamped, with one clock read per
+// batch of calls.
+type stamper struct {
+	fed int64
+	gap int
+}
+
+const stampStride = 16
+
+// stamp returns the time to stamp the next packet with, 0 for none.
+func (s *stamper) stamp() time.Duration {
+	s.fed++
+	if s.fed > timingWarmup {
+		if s.gap > 0 {
+			s.gap--
+			return 0
+		}
+		s.gap = rand.IntN(2*stampStride - 1)
+	}
+	return monoNow()
 }
 
 // batchLimit is how many calls the node may run back to back (see
@@ -245,32 +282,34 @@ func (s *nodeStats) record(c *call) {
 // calculator that became slow go on batching; the slowest while fewer
 // than three were timed. An untimed node does not batch.
 func (s *nodeStats) batchLimit() int {
-	var est time.Duration
+	if s.timed == 0 {
+		return 1
+	}
+	return int(min(batchBudget/max(s.estimate(), 1), batchSize))
+}
+
+// estimate is how long the node's calls take, judged by its latest timed
+// calls: the middle one of the last three, so that one call slowed down
+// by something else (a preempted worker, a collection) does not count;
+// the slowest while fewer than three were timed; 0 before any.
+func (s *nodeStats) estimate() time.Duration {
 	switch r := s.recent; s.timed {
 	case 0:
-		return 1
+		return 0
 	case 1, 2:
-		est = max(r[0], r[1])
+		return max(r[0], r[1], r[2])
 	default:
-		est = max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
+		return max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
 	}
-	return int(min(batchBudget/max(est, 1), batchSize))
 }
 
 // expected is how long calls Process calls of the node are expected to
-// take, judged like batchLimit; the maximum duration when no call was
-// timed yet.
+// take (see estimate); the maximum duration while no call was timed.
 func (s *nodeStats) expected(calls int) time.Duration {
-	var est time.Duration
-	switch r := s.recent; s.timed {
-	case 0:
+	if s.timed == 0 {
 		return math.MaxInt64
-	case 1, 2:
-		est = max(r[0], r[1])
-	default:
-		est = max(min(r[0], r[1]), min(max(r[0], r[1]), r[2]))
 	}
-	return est * time.Duration(calls)
+	return s.estimate() * time.Duration(calls)
 }
 
 // processTotal is the total Process time: exact while every call was

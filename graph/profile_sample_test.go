@@ -107,3 +107,69 @@ func TestProfileCountsStayExactWhileTimingIsSampled(t *testing.T) {
 		})
 	}
 }
+
+func TestSlowCallsAreAllTimedAndFastOnesSampled(t *testing.T) {
+	var s nodeStats
+	run := func(calls int, d time.Duration) (timed int) {
+		for range calls {
+			c := call{timed: s.sample(), consumed: true}
+			if c.timed {
+				timed++
+				c.dur = d
+			}
+			s.record(&c)
+		}
+		return timed
+	}
+	run(timingWarmup, time.Microsecond) // the warm-up, all timed
+	if got := run(2000, time.Microsecond); got > 2000/4 {
+		t.Fatalf("fast calls: %d of 2000 timed, want about one in %d", got, timingStride)
+	}
+	// A node that becomes slow is timed in full from its next timed
+	// call on (within a few sampling gaps).
+	run(10*timingStride, timeAllAbove)
+	if got := run(500, timeAllAbove); got != 500 {
+		t.Fatalf("slow calls: %d of 500 timed, want all", got)
+	}
+	// And sampled again once it is fast.
+	run(10, time.Microsecond)
+	if got := run(2000, time.Microsecond); got > 2000/4 {
+		t.Fatalf("fast again: %d of 2000 timed", got)
+	}
+}
+
+func TestFedPacketsAreStampedEveryOneThenAboutOneInStride(t *testing.T) {
+	var s stamper
+	for i := 1; i <= timingWarmup; i++ {
+		if s.stamp() == 0 {
+			t.Fatalf("fed packet %d of the warm-up not stamped", i)
+		}
+	}
+	const fed = 32000
+	stamped := 0
+	for range fed {
+		if s.stamp() != 0 {
+			stamped++
+		}
+	}
+	if lo, hi := fed/(2*stampStride), fed*2/stampStride; stamped < lo || stamped > hi {
+		t.Errorf("%d of %d fed packets stamped after the warm-up, want about %d", stamped, fed, fed/stampStride)
+	}
+}
+
+func TestInputLatencyCountsEveryConsumingCallWhileStampsAreSampled(t *testing.T) {
+	const n = 3000 // well past the stamping warm-up
+	g := build(t, passYAML)
+	start(t, g, nil)
+	for i := range n {
+		add(t, g, "in", i, Timestamp(i))
+	}
+	finish(t, g)
+	p := g.Profile().Nodes[0]
+	if p.ProcessCalls != n || p.InputLatencyCount != n {
+		t.Fatalf("%d calls, %d consuming calls counted; want %d each", p.ProcessCalls, p.InputLatencyCount, n)
+	}
+	if p.InputLatencyMean <= 0 || p.InputLatencyP99 <= 0 {
+		t.Fatalf("input latency mean %v, p99 %v: want measured", p.InputLatencyMean, p.InputLatencyP99)
+	}
+}

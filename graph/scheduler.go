@@ -412,9 +412,7 @@ func (g *Graph) deliver(st *settler, n *node, cc *CalculatorContext) {
 		for _, l := range fo.links {
 			q := l.q
 			if c.state != nodeClosed {
-				for _, p := range cc.outputs[l.out].packets {
-					q.push(st, p, cc.end)
-				}
+				q.pushAll(st, cc.outputs[l.out].packets, cc.end)
 			}
 			q.bound = max(q.bound, st.after[l.out])
 			g.updateFull(st, q)
@@ -436,6 +434,26 @@ func (q *inputQueue) push(st *settler, p Packet, at time.Duration) {
 	}
 }
 
+// pushAll queues packets, produced at at (monoNow), on q; the caller holds
+// q's node's lock.
+func (q *inputQueue) pushAll(st *settler, packets []Packet, at time.Duration) {
+	if len(packets) == 0 {
+		return
+	}
+	if q.n.handler.kind == handlerFixedSize {
+		for _, p := range packets {
+			q.push(st, p, at)
+		}
+		return
+	}
+	for _, p := range packets {
+		q.q.push(entry{p: p, at: at})
+	}
+	q.added += int64(len(packets))
+	q.bound = max(q.bound, packets[len(packets)-1].ts.NextAllowedInStream())
+	q.maxDepth = max(q.maxDepth, q.q.len())
+}
+
 // drop discards a context that never ran, once the run is failing; the
 // caller holds the node's lock.
 func (g *Graph) drop(st *settler, cc *CalculatorContext) {
@@ -447,21 +465,13 @@ func (g *Graph) drop(st *settler, cc *CalculatorContext) {
 // unhold stops counting the input packets of a batch's held calls in their
 // queues; the caller holds the node's lock.
 func (g *Graph) unhold(st *settler, cc *CalculatorContext) {
-	k := len(cc.n.inputs)
-	for qi, q := range cc.n.inputs {
-		held := 0
-		for i := range cc.calls {
-			if cc.calls[i].held && !cc.callIn[i*k+qi].IsEmpty() {
-				held++
-			}
-		}
+	for qi, held := range cc.nheld {
 		if held > 0 {
+			q := cc.n.inputs[qi]
 			q.held -= held
+			cc.nheld[qi] = 0
 			g.updateFull(st, q)
 		}
-	}
-	for i := range cc.calls {
-		cc.calls[i].held = false
 	}
 }
 
@@ -504,6 +514,8 @@ func (g *Graph) apply(st *settler, cc *CalculatorContext) (stopAll bool, err err
 	switch cc.phase {
 	case phaseOpen:
 		n.state = nodeOpen
+		n.simple = len(n.inputs) == 1 && n.handler.kind == handlerDefault && n.handler.batchSize <= 1 &&
+			!n.processBounds && n.maxInFlight == 1 && len(n.sideOut) == 0
 	case phaseClose:
 		n.state = nodeClosed
 		g.closedNodes.Add(1)
@@ -698,6 +710,13 @@ func (g *Graph) schedule(n *node, st *settler) {
 		return
 	}
 	for n.inflight < n.maxInFlight {
+		if n.simple && n.inputs[0].q.len() > 0 {
+			cc := g.takeContext(n, phaseProcess)
+			cc.startOutputs()
+			n.fillRun(st, cc, n.stats.batchLimit())
+			g.queue(st, cc)
+			continue
+		}
 		r, ts := n.nextInput(st)
 		switch r {
 		case notReady:
@@ -884,7 +903,7 @@ func (g *Graph) takeContext(n *node, ph phase) *CalculatorContext {
 		n.free[k-1] = nil
 		n.free = n.free[:k-1]
 	} else {
-		cc = &CalculatorContext{n: n}
+		cc = &CalculatorContext{n: n, nheld: make([]int, len(n.inputs))}
 		cc.outputs = make([]*OutputStream, len(n.outputs))
 		shards := make([]OutputStream, len(n.outputs))
 		for i, s := range n.outputs {
@@ -931,6 +950,7 @@ func (cc *CalculatorContext) startOutputs() {
 // its use.
 func (cc *CalculatorContext) release() {
 	clear(cc.callIn)
+	clear(cc.nheld)
 	cc.callIn, cc.callDone, cc.calls = cc.callIn[:0], cc.callDone[:0], cc.calls[:0]
 	cc.inputs, cc.inputDone, cc.sideOut = nil, nil, nil
 	for _, o := range cc.outputs {

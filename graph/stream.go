@@ -186,9 +186,10 @@ func (s *source) throttled() bool { return s.nfull.Load() > 0 }
 
 // graphInput is a stream fed by the application, guarded by Graph.mu.
 type graphInput struct {
-	name   string
-	s      *stream
-	src    *source
-	closed bool
-	fanout []fanout
+	name    string
+	s       *stream
+	src     *source
+	closed  bool
+	fanout  []fanout
+	stamper stamper
 }
