@@ -245,13 +245,27 @@ func (c *gate) Process(cc *CalculatorContext) error {
 	return nil
 }
 
-type merge struct{}
+// merge finds its inputs' slots, by index, once in Open.
+type merge struct{ in []int }
 
-func (merge) Open(cc *CalculatorContext) error { cc.SetTimestampOffset(0); return nil }
-func (merge) Close(*CalculatorContext) error   { return nil }
-func (merge) Process(cc *CalculatorContext) error {
-	for i := 0; i < cc.InputCount(""); i++ {
-		if p := cc.InputAt("", i); !p.IsEmpty() {
+func (c *merge) Open(cc *CalculatorContext) error {
+	c.in = make([]int, cc.InputCount(""))
+	for i := range c.in {
+		j, ok := portSlot(cc.n.inRefs, cc.n.inIndex, "", i)
+		if !ok {
+			return fmt.Errorf("input :%d is not connected", i)
+		}
+		c.in[i] = j
+	}
+	cc.SetTimestampOffset(0)
+	return nil
+}
+
+func (*merge) Close(*CalculatorContext) error { return nil }
+
+func (c *merge) Process(cc *CalculatorContext) error {
+	for _, j := range c.in {
+		if p := cc.inputs[j]; !p.IsEmpty() {
 			return cc.Output("").AddPacket(p)
 		}
 	}

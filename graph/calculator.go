@@ -104,9 +104,13 @@ type CalculatorContext struct {
 
 // call is one call of a context's batch.
 type call struct {
-	ts       Timestamp
-	arrival  time.Duration // monoNow when the oldest stamped packet consumed was produced; 0: none
-	start    time.Duration // monoNow when the call started
+	ts Timestamp
+	// arrival is monoNow when the oldest stamped packet the call consumed
+	// was produced, 0 for none; once a timed call starts, how long that
+	// packet waited (at least 1ns).
+	arrival time.Duration
+	// dur is, for a timed call, monoNow when it started, then how long it
+	// took.
 	dur      time.Duration
 	timed    bool // a Process call sampled for the profile
 	held     bool

@@ -565,8 +565,8 @@ func (g *Graph) AddPacketToInputStream(name string, p Packet) error {
 func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, p Packet) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gi, ok := g.inputs[name]
-	if !ok {
+	gi := g.input(name)
+	if gi == nil {
 		return fmt.Errorf("graph: no graph input stream %q", name)
 	}
 	for {
@@ -615,6 +615,20 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 	}
 	g.end()
 	return nil
+}
+
+// input finds graph input stream name: by comparing names while there are
+// few (the usual case, cheaper than hashing the name for every packet).
+func (g *Graph) input(name string) *graphInput {
+	if len(g.inList) <= 8 {
+		for _, gi := range g.inList {
+			if gi.name == name {
+				return gi
+			}
+		}
+		return nil
+	}
+	return g.inputs[name]
 }
 
 // SetGraphInputStreamAddMode changes the add mode while running.

@@ -241,8 +241,7 @@ func (s *nodeStats) record(c *call) {
 	s.recent[s.timed%3] = c.dur
 	s.slow = s.estimate() >= timeAllAbove
 	s.durs.add(c.dur)
-	if c.arrival != 0 {
-		lat := max(c.start-c.arrival, 0)
+	if lat := c.arrival; lat != 0 {
 		s.latTimed++
 		s.latSum += lat
 		s.latencies.add(lat)
@@ -285,7 +284,7 @@ func (s *nodeStats) batchLimit() int {
 	if s.timed == 0 {
 		return 1
 	}
-	return int(min(batchBudget/max(s.estimate(), 1), batchSize))
+	return min(int(batchBudget/max(s.estimate(), 1)), batchSize)
 }
 
 // estimate is how long the node's calls take, judged by its latest timed

@@ -202,7 +202,7 @@ func (g *Graph) runCalls(cc *CalculatorContext) {
 		if r := recover(); r != nil {
 			c := &cc.calls[cc.cur]
 			if c.timed {
-				c.dur = monoNow() - c.start
+				c.dur = monoNow() - c.dur
 			}
 			cc.ran = cc.cur + 1
 			cc.result = fmt.Errorf("panic in %s: %v\n%s", cc.phase, r, debug.Stack())
@@ -219,7 +219,10 @@ func (g *Graph) runCalls(cc *CalculatorContext) {
 		cc.begin(i)
 		c := &cc.calls[i]
 		if c.timed {
-			c.start = monoNow()
+			c.dur = monoNow()
+			if c.arrival != 0 {
+				c.arrival = max(c.dur-c.arrival, 1)
+			}
 		}
 		var err error
 		switch cc.phase {
@@ -231,7 +234,7 @@ func (g *Graph) runCalls(cc *CalculatorContext) {
 			err = cc.n.calc.Close(cc)
 		}
 		if c.timed {
-			c.dur = monoNow() - c.start
+			c.dur = monoNow() - c.dur
 		}
 		cc.ran = i + 1
 		if cc.err != nil { // misuse of an output beats the returned error
