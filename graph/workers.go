@@ -2,7 +2,6 @@ package graph
 
 import (
 	"container/heap"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +25,7 @@ import (
 // to), and calls of nodes that run several calls at once (max_in_flight)
 // wait in a shared queue that every worker takes from. So slow
 // calculators still run side by side on every worker, while fast ones
-// stay where their data is. A worker that runs out of calls spins
-// briefly (yielding) before it sleeps, since parking and waking a
-// goroutine costs more than the gap between two batches of a busy
-// pipeline.
+// stay where their data is.
 
 // stealAfter is how long a call must be expected to take, or a worker be
 // stuck in one run, before the other workers may take the calls queued
@@ -40,7 +36,7 @@ const stealAfter = 50 * time.Microsecond
 type workerQueue struct {
 	mu       sync.Mutex
 	heap     taskHeap
-	n        atomic.Int32 // len(heap), for spinning workers
+	n        atomic.Int32 // len(heap), read without the lock
 	sleeping bool
 	// long is set while the worker runs a call expected to take
 	// stealAfter or more: the calls queued behind it may be taken.
@@ -149,9 +145,6 @@ func (g *Graph) next(i int) *CalculatorContext {
 		if cc := g.steal(i, nil); cc != nil {
 			return cc
 		}
-		if g.spin(w) {
-			continue
-		}
 		if cc := g.sleep(i); cc != nil {
 			return cc
 		}
@@ -236,21 +229,6 @@ func (w *workerQueue) wakeUp() bool {
 	}
 	return true
 }
-
-// spin waits a little for a call in w's queue before the worker sleeps:
-// parking and waking a goroutine costs more than the gap between two
-// batches of a busy pipeline.
-func (g *Graph) spin(w *workerQueue) bool {
-	for k := 0; k < spinRounds; k++ {
-		if w.n.Load() > 0 || g.nshared.Load() > 0 || g.stopWorkers.Load() {
-			return true
-		}
-		runtime.Gosched()
-	}
-	return false
-}
-
-const spinRounds = 50
 
 // takeShared pops the shared queue's top call when it is at least as
 // urgent as the top of w's own queue; the caller holds w.mu.
