@@ -396,7 +396,12 @@ func (n *node) fillRun(st *settler, cc *CalculatorContext, limit int) {
 	cc.calls, cc.callIn, cc.callDone = resize(cc.calls, m), resize(cc.callIn, m), resize(cc.callDone, m)
 	for i := range m {
 		e := q.q.pop()
-		cc.calls[i] = call{ts: e.p.ts, arrival: e.at, held: i > 0, consumed: true, timed: n.stats.sample()}
+		// Field by field: a composite literal is built on the stack and
+		// copied, and reading it back right after its byte-sized fields
+		// were written stalls the copy (no store-to-load forwarding).
+		c := &cc.calls[i]
+		c.ts, c.arrival, c.dur = e.p.ts, e.at, 0
+		c.timed, c.held, c.consumed = n.stats.sample(), i > 0, true
 		cc.callIn[i], cc.callDone[i] = e.p, false
 	}
 	cc.callDone[m-1] = q.done()

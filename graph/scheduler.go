@@ -922,7 +922,10 @@ func (g *Graph) takeContext(n *node, ph phase) *CalculatorContext {
 // (which fill sets, every one); the caller holds the node's lock.
 func (cc *CalculatorContext) addCall(ts Timestamp, held bool) *call {
 	n := cc.n
-	cc.calls = append(cc.calls, call{ts: ts, held: held, timed: cc.phase == phaseProcess && n.stats.sample()})
+	cc.calls = resize(cc.calls, len(cc.calls)+1)
+	c := &cc.calls[len(cc.calls)-1] // field by field, see fillRun
+	c.ts, c.arrival, c.dur = ts, 0, 0
+	c.timed, c.held, c.consumed = cc.phase == phaseProcess && n.stats.sample(), held, false
 	if k := len(n.inputs); cc.phase == phaseProcess && k > 0 {
 		cc.callIn = extend(cc.callIn, k)
 		cc.callDone = extend(cc.callDone, k)
