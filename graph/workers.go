@@ -29,8 +29,12 @@ import (
 
 // stealAfter is how long a call must be expected to take, or a worker be
 // stuck in one run, before the other workers may take the calls queued
-// behind it.
-const stealAfter = 50 * time.Microsecond
+// behind it. An idle worker watching busy ones looks every stealAfter at
+// first, then less often, up to every maxWatch, while they keep moving on.
+const (
+	stealAfter = 50 * time.Microsecond
+	maxWatch   = time.Millisecond
+)
 
 // workerQueue is one worker's queue of ready calls, guarded by its mu.
 type workerQueue struct {
@@ -46,9 +50,10 @@ type workerQueue struct {
 	runs atomic.Uint64
 	// wake takes one wake-up while sleeping is set; timer and watch are
 	// the sleeping worker's own.
-	wake  chan struct{}
-	timer *time.Timer
-	watch []uint64
+	wake    chan struct{}
+	timer   *time.Timer
+	watch   []uint64
+	backoff time.Duration // the next watch's length
 }
 
 func (w *workerQueue) push(cc *CalculatorContext) {
@@ -169,10 +174,11 @@ func (g *Graph) take(w *workerQueue) *CalculatorContext {
 // sleep waits until worker i is woken: a call for it was queued, another
 // worker started a long call with calls queued behind it, or the run
 // ends. While another worker has calls queued, it wakes after stealAfter
-// and takes one of them if that worker is still in the same run: a call
-// that takes long without being expected to (waiting on a device, a
-// remote service) does not hold up the calls behind it for longer than
-// that.
+// (then, while the others keep moving on, after twice as long each time,
+// up to maxWatch) and takes one of those calls if that worker is still in
+// the same run: a call that takes long without being expected to (waiting
+// on a device, a remote service) does not hold up the calls behind it for
+// long.
 func (g *Graph) sleep(i int) *CalculatorContext {
 	w := g.wq[i]
 	// Announce the sleep before the last look, so that a call queued
@@ -200,21 +206,31 @@ func (g *Graph) sleep(i int) *CalculatorContext {
 		<-w.wake
 		return nil
 	}
+	w.backoff = min(max(w.backoff, stealAfter), maxWatch)
 	if w.timer == nil {
-		w.timer = time.NewTimer(stealAfter)
+		w.timer = time.NewTimer(w.backoff)
 	} else {
-		w.timer.Reset(stealAfter)
+		w.timer.Reset(w.backoff)
 	}
 	select {
 	case <-w.wake:
 		w.timer.Stop()
+		w.backoff = 0
 		return nil
 	case <-w.timer.C:
 	}
 	w.mu.Lock()
 	w.sleeping = false
 	w.mu.Unlock()
-	return g.steal(i, w.watch)
+	cc := g.steal(i, w.watch)
+	if cc == nil {
+		// The workers watched moved on: they are busy, not stuck. Look
+		// again later, less often while that goes on.
+		w.backoff *= 2
+	} else {
+		w.backoff = 0
+	}
+	return cc
 }
 
 // wakeUp wakes worker w if it sleeps; the caller holds w.mu.
