@@ -597,7 +597,11 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 		g.fail(err)
 		return err
 	}
-	g.begin()
+	// Unlike the other application calls this one does not count itself
+	// in busy (begin/end): it holds Graph.mu throughout, so no worker can
+	// act on an idle graph before it returns, and it spares two atomic
+	// writes per packet on a counter every worker writes too. It looks at
+	// an idle graph itself when it is done.
 	gi.s.record(p)
 	at := gi.stamper.stamp()
 	for fi := range gi.fanout {
@@ -613,7 +617,10 @@ func (g *Graph) AddPacketToInputStreamContext(ctx context.Context, name string, 
 		g.schedule(n, &g.ext)
 		n.mu.Unlock()
 	}
-	g.end()
+	g.ext.drain()
+	if g.busy.Load() == 0 {
+		g.idle()
+	}
 	return nil
 }
 
