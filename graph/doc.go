@@ -105,9 +105,14 @@
 //
 // # Scheduling and flow control
 //
-// Calls run on a worker pool (num_threads, default runtime.NumCPU()). Ready
-// calls are ordered by depth: nodes nearer the graph's outputs first, sources
-// last, so packets in flight are finished before new ones are made. A node
+// Calls run on a worker pool (num_threads, default runtime.NumCPU()). Every
+// node has a home worker (the nodes, in topological order, cut into one
+// stretch per worker) whose queue takes its ready calls, so a packet moves
+// between cores only where a stretch ends; a worker with nothing of its own
+// takes calls queued behind another worker's long or stuck call. A worker's
+// calls are ordered by depth: nodes nearer the graph's outputs first,
+// sources last, so packets in flight are finished before new ones are
+// made. A node
 // runs one call at a time unless its calculator is declared Stateless and
 // the node sets max_in_flight: then Process runs on several input
 // timestamps at once and outputs are still delivered in timestamp order.
