@@ -216,10 +216,9 @@ type Graph struct {
 	// busy counts calls queued or running and application calls under way.
 	busy atomic.Int64
 	// wq are the workers' queues of ready calls, shared the queue of
-	// calls any worker takes (see workers.go); nshared counts those.
+	// calls any worker takes (see workers.go).
 	wq          []*workerQueue
 	shared      workerQueue
-	nshared     atomic.Int32
 	taskOrder   atomic.Uint64
 	stopWorkers atomic.Bool
 

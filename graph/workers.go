@@ -101,7 +101,6 @@ func (g *Graph) enqueue(cc *CalculatorContext) bool {
 		}
 		cc.order = g.taskOrder.Add(1)
 		w.push(cc)
-		g.nshared.Add(1)
 		w.mu.Unlock()
 		g.wakeAny()
 		return true
@@ -160,7 +159,7 @@ func (g *Graph) next(i int) *CalculatorContext {
 func (g *Graph) take(w *workerQueue) *CalculatorContext {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if g.nshared.Load() > 0 {
+	if g.shared.n.Load() > 0 {
 		if cc := g.takeShared(w); cc != nil {
 			return cc
 		}
@@ -187,7 +186,7 @@ func (g *Graph) sleep(i int) *CalculatorContext {
 	empty := len(w.heap) == 0
 	w.sleeping = empty
 	w.mu.Unlock()
-	if !empty || g.nshared.Load() > 0 || g.stopWorkers.Load() || g.stealable(i) {
+	if !empty || g.shared.n.Load() > 0 || g.stopWorkers.Load() || g.stealable(i) {
 		w.mu.Lock()
 		w.sleeping = false
 		w.mu.Unlock()
@@ -258,7 +257,6 @@ func (g *Graph) takeShared(w *workerQueue) *CalculatorContext {
 	if len(w.heap) > 0 && taskLess(w.heap[0], s.heap[0]) {
 		return nil
 	}
-	g.nshared.Add(-1)
 	return s.pop()
 }
 
@@ -327,7 +325,6 @@ func (g *Graph) drainQueues() []*CalculatorContext {
 		w.n.Store(0)
 		w.mu.Unlock()
 	}
-	g.nshared.Store(0)
 	return all
 }
 
