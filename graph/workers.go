@@ -2,6 +2,7 @@ package graph
 
 import (
 	"container/heap"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,8 @@ import (
 // to), and calls of nodes that run several calls at once (max_in_flight)
 // wait in a shared queue that every worker takes from. So slow
 // calculators still run side by side on every worker, while fast ones
-// stay where their data is.
+// stay where their data is. A worker that runs out of calls spins for up
+// to spinFor (yielding) before it sleeps.
 
 // stealAfter is how long a call must be expected to take, or a worker be
 // stuck in one run, before the other workers may take the calls queued
@@ -35,6 +37,10 @@ const (
 	stealAfter = 50 * time.Microsecond
 	maxWatch   = time.Millisecond
 )
+
+// spinFor is how long a worker that ran out of calls waits for more
+// before it sleeps.
+const spinFor = 20 * time.Microsecond
 
 // workerQueue is one worker's queue of ready calls, guarded by its mu.
 type workerQueue struct {
@@ -149,6 +155,9 @@ func (g *Graph) next(i int) *CalculatorContext {
 		if cc := g.steal(i, nil); cc != nil {
 			return cc
 		}
+		if g.spin(w) {
+			continue
+		}
 		if cc := g.sleep(i); cc != nil {
 			return cc
 		}
@@ -243,6 +252,29 @@ func (w *workerQueue) wakeUp() bool {
 	default: // a wake-up the worker has not taken yet: it will wake
 	}
 	return true
+}
+
+// spin waits up to spinFor for a call in w's queue or the shared one,
+// yielding to other goroutines meanwhile, before the worker sleeps: it
+// reports whether one came. Parking a worker and waking it again costs
+// its thread a trip through the operating system's scheduler, more than
+// the usual gap between two batches of a busy pipeline.
+func (g *Graph) spin(w *workerQueue) bool {
+	var start time.Duration
+	for k := 1; ; k++ {
+		if w.n.Load() > 0 || g.shared.n.Load() > 0 || g.stopWorkers.Load() {
+			return true
+		}
+		if k%16 == 0 { // a clock read costs more than a round
+			now := monoNow()
+			if start == 0 {
+				start = now
+			} else if now-start >= spinFor {
+				return false
+			}
+		}
+		runtime.Gosched()
+	}
 }
 
 // takeShared pops the shared queue's top call when it is at least as

@@ -114,3 +114,25 @@ func contextAt(cc *CalculatorContext, ts Timestamp) *CalculatorContext {
 	c.ts = ts
 	return &c
 }
+
+func TestIdleWorkersSleepInsteadOfSpinning(t *testing.T) {
+	if processCPU() == 0 {
+		t.Skip("no process CPU time on this platform")
+	}
+	g := build(t, chainYAML(5), WithNumThreads(2))
+	start(t, g, nil)
+	for i := range 100 {
+		add(t, g, "s0", i, Timestamp(i))
+	}
+	idle(t, g)
+	// Workers spin for spinFor after their last call, then sleep: an
+	// idle graph costs (next to) no CPU. One spinning worker would burn
+	// the whole window.
+	const window = 300 * time.Millisecond
+	c0 := processCPU()
+	time.Sleep(window)
+	if used := processCPU() - c0; used > window/4 {
+		t.Fatalf("an idle graph used %v of CPU in %v", used, window)
+	}
+	finish(t, g)
+}
