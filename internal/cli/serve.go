@@ -72,7 +72,7 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.Int("live-window", 10, "live: segments in the live playlist's DVR window")
 	f.Duration("live-window-duration", 0, "live: bound the DVR window by duration instead of segment count")
 	f.Duration("live-publisher-timeout", 30*time.Second, "live: end a stream whose publisher has been gone this long")
-	f.Duration("live-max-segment-duration", 0, "live: cut a segment this long when the publisher sends no key frame, dropping media until the next one (default the larger of 5 x --live-segment-duration and 10s)")
+	f.Duration("live-max-segment-duration", 0, "live: the longest segment, and rounded up the playlists' fixed EXT-X-TARGETDURATION; a longer GOP continues in the next segment (default 2 x --live-segment-duration)")
 	f.Duration("live-topic-retention", 24*time.Hour, "live: delete an ended stream's topic (its raw media on the bus) this long after it ended (0 keeps topics)")
 	f.Duration("live-retention", 0, "live: delete segments this long after they leave the window (0 keeps all)")
 	f.String("vod-ladder", "1080p=5000k,720p=3000k,480p=1400k,360p=800k", "vod: ladder rungs NAME=BITRATE, highest first (only rungs at or below the source are made)")

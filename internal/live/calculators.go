@@ -181,7 +181,7 @@ type segmenterCalculator struct {
 
 func (c *segmenterCalculator) Open(cc *graph.CalculatorContext) error {
 	c.env = cc.InputSidePacket("ENV").(*streamEnv)
-	c.s = newSegmenter(c.env.p.cfg.SegmentDuration, c.env.p.cfg.MaxSegmentDuration)
+	c.s = newSegmenter(c.env.p.cfg.SegmentDuration, c.env.maxSpan)
 	if len(c.env.segments) > 0 {
 		// Taking over a stream: whatever was being cut is lost.
 		c.s.markDiscontinuity()
@@ -212,8 +212,11 @@ func (c *segmenterCalculator) Process(cc *graph.CalculatorContext) error {
 	}
 	if n := c.s.longCuts - cuts; n > 0 {
 		c.env.p.metrics.longCuts.Add(float64(n))
-		c.env.log.Warn("live stream: no key frame within the longest segment allowed; cut there, dropping media until the next key frame",
-			"max_segment_duration", c.env.p.cfg.MaxSegmentDuration)
+		if cuts == 0 {
+			c.env.log.Info("live stream: the publisher's key frames are further apart than the longest segment; "+
+				"long groups of pictures are cut there and continue in the next segment (logged once per stream)",
+				"max_segment_duration", c.env.maxSpan, "target_duration_seconds", c.env.target)
+		}
 	}
 	if c.s.aheadOfClock > ahead && ahead == 0 {
 		c.env.log.Info("live stream: the source is sent faster than real time; PROGRAM-DATE-TIME follows arrival so it never lies in the future")

@@ -16,7 +16,7 @@ import (
 //	weir_live_dropped_bytes_total                bytes dropped while waiting for a key frame
 //	weir_live_streams                            streams this process packages now
 //	weir_live_format_changes_total               picture size changes mid-stream (each a discontinuity)
-//	weir_live_long_segment_cuts_total            segments cut at the longest duration allowed
+//	weir_live_long_segment_cuts_total            segments cut before a key frame at the longest duration allowed
 //	                                             because no key frame came
 //	weir_live_stale_records_total                records dropped because their publisher
 //	                                             had lost the stream to another
@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		longCuts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_live_long_segment_cuts_total",
-			Help: "Live segments cut at the longest duration allowed because no key frame came; media up to the next key frame is dropped.",
+			Help: "Live segments cut before a key frame to stay within the longest duration allowed; the group of pictures continues in the next segment.",
 		}),
 		staleRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_live_stale_records_total",

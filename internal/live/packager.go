@@ -21,6 +21,9 @@ const (
 	DefaultSegmentDuration  = 2 * time.Second
 	DefaultWindow           = 10
 	DefaultPublisherTimeout = 30 * time.Second
+	// DefaultMaxSegmentFactor times the segment duration is the default
+	// longest segment (Config.MaxSegmentDuration).
+	DefaultMaxSegmentFactor = 2
 )
 
 // Config configures a Packager.
@@ -54,10 +57,16 @@ type Config struct {
 	// that reconnects sooner continues the stream after a
 	// discontinuity.
 	PublisherTimeout time.Duration
-	// MaxSegmentDuration bounds a segment when the publisher's key frames
-	// are further apart (default the larger of 5 × SegmentDuration and
-	// 10 s): the segment is cut there and media up to the next key frame
-	// is dropped, counted in weir_live_long_segment_cuts_total.
+	// MaxSegmentDuration is the longest a segment may last (default 2 ×
+	// SegmentDuration). Rounded up to whole seconds, it is the
+	// EXT-X-TARGETDURATION the stream's playlists declare from the first
+	// one on, and never change. A group of pictures that runs past it
+	// (the publisher's key frames are further apart) is cut at the last
+	// frame within it and continues in the next segment, which then
+	// starts without a key frame; nothing is dropped. Such cuts are
+	// counted in weir_live_long_segment_cuts_total. A larger value keeps
+	// longer groups of pictures whole, at the price of latency: players
+	// such as hls.js stay three target durations behind the live edge.
 	MaxSegmentDuration time.Duration
 	// TopicRetention, when positive, deletes a live stream's topic (its
 	// raw media on the bus) this long after the stream ended; the VOD it
@@ -141,7 +150,7 @@ func NewPackager(cfg Config) (*Packager, error) {
 		cfg.PublisherTimeout = DefaultPublisherTimeout
 	}
 	if cfg.MaxSegmentDuration <= 0 {
-		cfg.MaxSegmentDuration = max(5*cfg.SegmentDuration, 10*time.Second)
+		cfg.MaxSegmentDuration = DefaultMaxSegmentFactor * cfg.SegmentDuration
 	}
 	if cfg.MaxSegmentDuration < cfg.SegmentDuration {
 		return nil, fmt.Errorf("live packager: max segment duration %v is below the segment duration %v", cfg.MaxSegmentDuration, cfg.SegmentDuration)

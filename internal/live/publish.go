@@ -72,7 +72,7 @@ type playlistCalculator struct {
 func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
 	c.env = cc.InputSidePacket("ENV").(*streamEnv)
 	cfg := c.env.p.cfg
-	c.win = newWindow(cfg.Window, cfg.WindowDuration, cfg.SegmentDuration)
+	c.win = newWindow(cfg.Window, cfg.WindowDuration, c.env.target)
 	c.gaps, c.checksumFailures = c.env.stream.Gaps, c.env.stream.ChecksumFailures
 	var d Details
 	if len(c.env.stream.Details) > 0 && json.Unmarshal(c.env.stream.Details, &d) == nil {

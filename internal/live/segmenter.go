@@ -19,8 +19,9 @@ const (
 	jumpBack    = time.Second
 	jumpForward = 10 * time.Second
 	// maxSegmentBytes closes a segment that has grown this large without
-	// a key frame (a publisher that never sends one); the next segment
-	// then waits for a key frame.
+	// a key frame (a publisher that never sends one, at a huge bit rate):
+	// its last frame continues in the next segment, or, when that one
+	// frame is this large, the next segment waits for a key frame.
 	maxSegmentBytes = 64 << 20
 	// defaultFrameDuration is the duration of the last frame of a segment
 	// closed without a following key frame, until frame spacing is known.
@@ -32,7 +33,10 @@ const (
 )
 
 // cutSegment is a segment the segmenter has closed: a run of transport
-// packets that starts with the PAT, the PMT and a key frame.
+// packets that starts with the PAT, the PMT and a key frame, or, when the
+// publisher's key frames are further apart than the longest segment
+// allowed, with the PAT, the PMT and the frame that continues the group of
+// pictures of the segment before (Continued).
 type cutSegment struct {
 	Data []byte
 	// Start is the presentation time of the first key frame; Duration
@@ -55,12 +59,21 @@ type cutSegment struct {
 	ClosedAt time.Time
 	// Final is set on the segment flushed by the end of a session.
 	Final bool
+	// Continued is set on a segment that does not start with a key frame:
+	// it carries on the group of pictures the segment before it was cut
+	// in, at the longest segment duration allowed. It decodes only after
+	// the segment before it (or from its first key frame on).
+	Continued bool
 }
 
-// segmenter cuts the packets of one live stream into segments that each
-// start on a key frame of the primary stream and last at least the target
-// duration (minus cutTolerance), except the last one of a publisher
-// session.
+// segmenter cuts the packets of one live stream into segments that start on
+// a key frame of the primary stream and last at least the target duration
+// (minus cutTolerance), except the last one of a publisher session, and
+// never longer than maxSpan: a group of pictures that runs past maxSpan is
+// cut at the last frame that keeps the segment within it, and the next
+// segment carries on from that frame (Continued) up to the next key frame.
+// Nothing is dropped, and every segment fits the playlist's fixed
+// EXT-X-TARGETDURATION.
 //
 // A session is one publisher connection (one stream_init). Between
 // sessions, and after a timestamp jump, the next segment waits for a key
@@ -92,21 +105,36 @@ type segmenter struct {
 	nextDisc bool
 	emitted  bool
 
-	// maxSpan bounds a segment's media time: a segment that reaches it
-	// without a key frame to cut on is closed there, and what follows is
-	// dropped up to the next key frame (a segment must start on one), so
-	// a publisher that sends key frames rarely or never cannot make the
-	// packager hold minutes of media.
+	// maxSpan bounds a segment's media time: a segment whose next frame
+	// would take it past maxSpan is closed before that frame, which opens
+	// the next segment (continuing the group of pictures), so a segment
+	// never outlasts the playlist's target duration and a publisher that
+	// sends key frames rarely or never cannot make the packager hold
+	// minutes of media. A step between two frames longer than maxSpan is
+	// a timestamp jump.
 	maxSpan time.Duration
+	// tables are the PAT and PMT segments start with (the latest given).
+	tables []byte
+	// curCont says the open segment continues the one before it (it did
+	// not start on a key frame); it closes at the next key frame.
+	curCont bool
+	// frameAt is where the last primary frame of the open segment starts
+	// in cur, and frameDTS, framePTS and frameRecv are its times: where
+	// the segment is split when the next frame would take it past
+	// maxSpan.
+	frameAt            int
+	frameDTS, framePTS time.Duration
+	frameRecv          time.Time
 	// width and height are the picture size of the current format, from
 	// the sequence parameter set of the last key frame that had one.
 	width, height int
 
 	// droppedBytes counts packets dropped while waiting for a key frame;
 	// jumps counts timestamp discontinuities found; formatChanges counts
-	// picture size changes mid-session; longCuts counts segments closed
-	// at maxSpan; aheadOfClock counts segments whose media time ran
-	// ahead of their receive time (a source faster than real time).
+	// picture size changes mid-session; longCuts counts segments cut
+	// before a key frame to stay within maxSpan (or maxSegmentBytes);
+	// aheadOfClock counts segments whose media time ran ahead of their
+	// receive time (a source faster than real time).
 	droppedBytes  int64
 	jumps         int
 	formatChanges int
@@ -114,8 +142,10 @@ type segmenter struct {
 	aheadOfClock  int
 }
 
+// newSegmenter makes a segmenter cutting segments of about target, none
+// longer than maxSpan (target is lowered to maxSpan if above it).
 func newSegmenter(target, maxSpan time.Duration) *segmenter {
-	return &segmenter{target: target, maxSpan: max(maxSpan, target), frameDelta: defaultFrameDuration}
+	return &segmenter{target: min(target, maxSpan), maxSpan: maxSpan, frameDelta: defaultFrameDuration}
 }
 
 // markDiscontinuity makes the next segment carry a discontinuity.
@@ -134,27 +164,18 @@ func (s *segmenter) newSession(at time.Time, out []*cutSegment) []*cutSegment {
 // add takes classified packets (in stream order) with the tables to start a
 // segment with, and appends the segments they close to out.
 func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment) []*cutSegment {
+	if tables != nil {
+		s.tables = tables
+	}
 	for i := range pieces {
 		p := &pieces[i]
-		if p.Primary && p.Start && p.HasPTS {
-			if s.haveLast {
-				step := p.DTS - s.lastDTS
-				if step < -jumpBack || step > jumpForward {
-					// The timeline jumped: end the segment where the
-					// old timeline ends and start a new one.
-					s.jumps++
-					out = s.flush(p.ReceivedAt, out)
-					s.anchored = false
-					s.nextDisc = s.nextDisc || s.emitted
-				} else if step > 0 {
-					s.frameDelta = step
-				}
-			}
-			s.lastDTS, s.haveLast = p.DTS, true
+		frame := p.Primary && p.Start && p.HasPTS
+		if frame {
+			out = s.frameStarts(p, out)
 		}
 		if p.Key && p.HasPTS {
 			changed := s.formatChanged(p)
-			if s.open && (changed || s.due(p.DTS-s.curDTS)) {
+			if s.open && (changed || s.curCont || s.due(p.DTS-s.curDTS)) {
 				out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
 			}
 			if changed {
@@ -165,21 +186,76 @@ func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment
 			if !s.open && tables != nil {
 				s.start(p, tables)
 			}
-		} else if s.open && p.Primary && p.Start && p.HasPTS && p.DTS-s.curDTS >= s.maxSpan {
-			s.longCuts++
-			out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
-			s.nextDisc = true
 		}
 		if !s.open {
 			s.droppedBytes += int64(len(p.Data))
 			continue
 		}
+		if frame {
+			s.frameAt, s.frameDTS, s.framePTS, s.frameRecv = len(s.cur), p.DTS, p.PTS, p.ReceivedAt
+		}
 		s.cur = append(s.cur, p.Data...)
 		if len(s.cur) >= maxSegmentBytes {
-			out = s.flush(p.ReceivedAt, out)
-			s.nextDisc = true
+			if s.splittable() {
+				out = s.continueAt(p.ReceivedAt, out)
+			} else {
+				out = s.flush(p.ReceivedAt, out)
+				s.nextDisc = true
+			}
 		}
 	}
+	return out
+}
+
+// frameStarts handles the start of a frame of the primary stream, before
+// its first packet is placed: a timestamp jump ends the segment (and the
+// timeline), and a frame that would take the open segment past maxSpan
+// moves, with what follows, to a continuing segment.
+func (s *segmenter) frameStarts(p *mpegts.Packet, out []*cutSegment) []*cutSegment {
+	if s.haveLast {
+		step := p.DTS - s.lastDTS
+		if step < -jumpBack || step > min(jumpForward, s.maxSpan) {
+			// The timeline jumped: end the segment where the old
+			// timeline ends and start a new one.
+			s.jumps++
+			out = s.flush(p.ReceivedAt, out)
+			s.anchored = false
+			s.nextDisc = s.nextDisc || s.emitted
+		} else if step > 0 {
+			s.frameDelta = step
+		}
+	}
+	s.lastDTS, s.haveLast = p.DTS, true
+	if s.open && p.DTS-s.curDTS > s.maxSpan && s.splittable() {
+		out = s.continueAt(p.ReceivedAt, out)
+	}
+	return out
+}
+
+// splittable reports whether the open segment holds more than one frame,
+// so that it can be cut where its last frame starts.
+func (s *segmenter) splittable() bool {
+	return s.open && s.frameAt > len(s.tables) && s.frameDTS > s.curDTS
+}
+
+// continueAt closes the open segment where its last frame starts, with
+// closedAt as its closing time, and opens the next segment with that
+// frame and everything after it: the group of pictures carries on there
+// (Continued), without a discontinuity and without losing a byte.
+func (s *segmenter) continueAt(closedAt time.Time, out []*cutSegment) []*cutSegment {
+	tail := append(append(make([]byte, 0, len(s.tables)+len(s.cur)-s.frameAt+16<<10), s.tables...), s.cur[s.frameAt:]...)
+	s.cur = s.cur[:s.frameAt]
+	s.longCuts++
+	out = s.close(s.frameDTS-s.curDTS, closedAt, false, out)
+	s.open, s.cur, s.curCont = true, tail, true
+	s.curStart, s.curDTS = s.framePTS, s.frameDTS
+	s.curDisc = false
+	wall := s.frameRecv
+	if wall.IsZero() {
+		wall = closedAt
+	}
+	s.curPDT = s.programDateTime(s.framePTS, wall)
+	s.frameAt = len(s.tables)
 	return out
 }
 
@@ -213,7 +289,7 @@ func (s *segmenter) start(p *mpegts.Packet, tables []byte) {
 	if !s.anchored {
 		s.anchorWall, s.anchorPTS, s.anchored = wall, p.PTS, true
 	}
-	s.open = true
+	s.open, s.curCont = true, false
 	// Size the buffer like the last segment, so it rarely grows.
 	s.cur = append(make([]byte, 0, max(16<<10, s.lastSize+s.lastSize/4)), tables...)
 	s.curStart, s.curDTS = p.PTS, p.DTS
@@ -244,17 +320,21 @@ func (s *segmenter) programDateTime(pts time.Duration, wall time.Time) time.Time
 	return pdt.UTC()
 }
 
-// flush closes the open segment, if any, at the end of its last frame.
+// flush closes the open segment, if any, at the end of its last frame;
+// when that end is past maxSpan, the last frame gets a segment of its own.
 func (s *segmenter) flush(at time.Time, out []*cutSegment) []*cutSegment {
 	if !s.open {
 		return out
 	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if s.haveLast && s.lastDTS+s.frameDelta-s.curDTS > s.maxSpan && s.splittable() {
+		out = s.continueAt(at, out)
+	}
 	d := s.frameDelta
 	if s.haveLast {
 		d += s.lastDTS - s.curDTS
-	}
-	if at.IsZero() {
-		at = time.Now()
 	}
 	return s.close(max(d, 0), at, true, out)
 }
@@ -268,8 +348,9 @@ func (s *segmenter) close(d time.Duration, closedAt time.Time, final bool, out [
 		ProgramDateTime: s.curPDT,
 		ClosedAt:        closedAt,
 		Final:           final,
+		Continued:       s.curCont,
 	}
 	s.lastSize = len(s.cur)
-	s.cur, s.open, s.emitted = nil, false, true
+	s.cur, s.open, s.emitted, s.curCont = nil, false, true, false
 	return append(out, seg)
 }

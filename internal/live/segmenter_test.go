@@ -3,6 +3,10 @@ package live
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,25 +318,88 @@ func TestSegmenterMarksAPictureSizeChange(t *testing.T) {
 }
 
 // A publisher whose key frames are further apart than the longest segment
-// allowed has its segments cut there; media up to the next key frame is
-// dropped instead of held, and every segment still starts on a key frame.
-func TestSegmenterBoundsSegmentsWithoutKeyFrames(t *testing.T) {
+// allowed has each long group of pictures cut at the last frame within the
+// bound; the next segment carries on from that frame, without a
+// discontinuity, up to the next key frame. No segment outlasts the bound
+// and nothing is lost: the segments put back together decode to every
+// frame.
+func TestSegmenterContinuesLongGOPsWithinTheBound(t *testing.T) {
 	t.Parallel()
-	segs, s := segmentWith(3*time.Second, makeTS(t, 8, 100, "libx264", 0)) // key frames every 4 s
-	if s.longCuts == 0 {
-		t.Fatal("no segment was cut at the bound")
+	ts := makeTS(t, 8, 100, "libx264", 0) // key frames every 4 s
+	segs, s := segmentWith(3*time.Second, ts)
+	if got, want := fmt.Sprint(durations(segs)), "[3s 1s 3s 1s]"; got != want {
+		t.Fatalf("durations %s, want %s", got, want)
 	}
+	if s.longCuts != 2 || s.jumps != 0 {
+		t.Fatalf("long cuts %d, jumps %d; want 2 and 0", s.longCuts, s.jumps)
+	}
+	var all []byte
 	for i, seg := range segs {
-		if seg.Duration > 3*time.Second+100*time.Millisecond {
-			t.Errorf("segment %d lasts %v, over the 3 s bound", i, seg.Duration)
+		// A continuing segment's first access unit has no parameter
+		// sets, which InspectTS reports as an error.
+		info, err := hls.InspectTS(seg.Data)
+		key := err == nil && info.StartsWithKeyFrame
+		if key == seg.Continued || seg.Continued != (i%2 == 1) {
+			t.Errorf("segment %d: continued %v, starts with a key frame %v (%v)", i, seg.Continued, key, err)
 		}
-		if info, err := hls.InspectTS(seg.Data); err != nil || !info.StartsWithKeyFrame {
-			t.Errorf("segment %d does not start on a key frame (%v)", i, err)
+		if !bytes.Equal(seg.Data[:2*mpegts.PacketSize], all0Tables(t, ts)) {
+			t.Errorf("segment %d does not start with the PAT and PMT", i)
 		}
+		if seg.Discontinuity {
+			t.Errorf("segment %d carries a discontinuity", i)
+		}
+		if i > 0 && seg.ProgramDateTime.Before(segs[i-1].ProgramDateTime) {
+			t.Errorf("segment %d dated before the one before it", i)
+		}
+		all = append(all, seg.Data...)
 	}
-	if s.droppedBytes == 0 {
-		t.Error("nothing counted as dropped between the cut and the next key frame")
+	// Only the PAT and PMT ahead of the first key frame are dropped.
+	if s.droppedBytes > 2*mpegts.PacketSize {
+		t.Errorf("%d bytes dropped", s.droppedBytes)
 	}
+	frames := countFrames(t, all)
+	if frames != 200 {
+		t.Errorf("the segments decode to %d video frames, want all 200", frames)
+	}
+}
+
+// The bound holds at the end of a session too: a last segment that would
+// run past it leaves its last frame to a segment of its own.
+func TestSegmenterFlushStaysWithinTheBound(t *testing.T) {
+	t.Parallel()
+	ts := makeTS(t, 3, 100, "libx264", 0) // one 3 s group of pictures
+	const bound = 2960 * time.Millisecond // its last frame starts there
+	segs, _ := segmentWith(bound, ts)
+	if got, want := fmt.Sprint(durations(segs)), "[2.96s 40ms]"; got != want || !segs[1].Continued || !segs[1].Final {
+		t.Fatalf("segments %s (last continued %v), want %s, the last frame continued in a final segment", got, segs[len(segs)-1].Continued, want)
+	}
+}
+
+// all0Tables returns the PAT and PMT a demuxer finds in ts.
+func all0Tables(t *testing.T, ts []byte) []byte {
+	t.Helper()
+	d := mpegts.NewDemuxer()
+	d.Feed(ts, time.Now(), nil)
+	return d.Tables()
+}
+
+// countFrames counts the video frames ffprobe decodes from MPEG-TS.
+func countFrames(t *testing.T, ts []byte) int {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "all.ts")
+	if err := os.WriteFile(f, ts, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// MPEG-TS streams are listed under their program too: take the first.
+	out := strings.Fields(probe(t, "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", f))
+	if len(out) == 0 {
+		t.Fatal("ffprobe counted no frames")
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(out[0], ","))
+	if err != nil {
+		t.Fatalf("ffprobe frame count %q: %v", out, err)
+	}
+	return n
 }
 
 // segmentWith runs one session through a 1 s segmenter bounded at maxSpan.

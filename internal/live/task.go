@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,28 @@ type streamEnv struct {
 	// stream and segments are the rows as the task found them.
 	stream   metastore.Stream
 	segments []metastore.Segment
+	// target is the EXT-X-TARGETDURATION of the stream's playlists, and
+	// maxSpan the longest segment the segmenter cuts for it (see
+	// streamTarget).
+	target  int
+	maxSpan time.Duration
+}
+
+// streamTarget returns the EXT-X-TARGETDURATION of a stream's playlists
+// and the longest segment to cut for it. A stream that has segments keeps
+// the target its playlists already declare (in its details), whatever this
+// packager's configuration says, since the target may not change during a
+// playlist's life; a new stream gets MaxSegmentDuration rounded up to whole
+// seconds. Segments never run past either.
+func streamTarget(cfg Config, st metastore.Stream, segs []metastore.Segment) (int, time.Duration) {
+	target := ceilSeconds(cfg.MaxSegmentDuration)
+	if len(segs) > 0 {
+		var d Details
+		if json.Unmarshal(st.Details, &d) == nil && d.TargetDurationSeconds > 0 {
+			target = d.TargetDurationSeconds
+		}
+	}
+	return target, min(cfg.MaxSegmentDuration, time.Duration(target)*time.Second)
 }
 
 // streamTask packages one live stream: the packager hands it the records of
@@ -164,7 +187,9 @@ func (t *streamTask) load(ctx context.Context) (*streamEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamEnv{id: t.id, p: t.p, log: t.log, stream: st, segments: segs}, nil
+	env := &streamEnv{id: t.id, p: t.p, log: t.log, stream: st, segments: segs}
+	env.target, env.maxSpan = streamTarget(t.p.cfg, st, segs)
+	return env, nil
 }
 
 // fail moves the stream to failed after a packaging error.

@@ -19,14 +19,17 @@ type window struct {
 	// discSeq counts the discontinuities that have left the window
 	// (EXT-X-DISCONTINUITY-SEQUENCE).
 	discSeq uint64
-	// target is EXT-X-TARGETDURATION: the configured segment duration
-	// rounded up, raised (never lowered) by any longer segment, so it
-	// stays put while the playlist slides.
+	// target is EXT-X-TARGETDURATION, fixed for the playlist's life (RFC
+	// 8216 section 4.3.3.1 forbids changing it): the longest segment
+	// allowed, rounded up to whole seconds. The segmenter keeps every
+	// segment within it.
 	target int
 }
 
-func newWindow(count int, d, segmentDuration time.Duration) *window {
-	return &window{maxCount: count, maxDuration: d, target: ceilSeconds(segmentDuration)}
+// newWindow makes a window of count segments, or of duration d when d is
+// positive, whose playlist declares target seconds.
+func newWindow(count int, d time.Duration, target int) *window {
+	return &window{maxCount: count, maxDuration: d, target: max(target, 1)}
 }
 
 // ceilSeconds rounds d to the milliseconds EXTINF shows, then up to whole
@@ -39,7 +42,6 @@ func ceilSeconds(d time.Duration) int {
 // push appends a segment and returns those that left the window.
 func (w *window) push(s metastore.Segment) []metastore.Segment {
 	w.segs = append(w.segs, s)
-	w.target = max(w.target, ceilSeconds(time.Duration(s.DurationUS)*time.Microsecond))
 	var gone []metastore.Segment
 	for len(w.segs) > 1 && w.over() {
 		out := w.segs[0]
@@ -79,13 +81,15 @@ func (w *window) last() int64 {
 	return w.segs[len(w.segs)-1].Sequence
 }
 
-// playlist is the live media playlist of the window.
+// playlist is the live media playlist of the window. It does not declare
+// EXT-X-INDEPENDENT-SEGMENTS: a publisher whose key frames are further
+// apart than the longest segment gets segments that continue a group of
+// pictures, and a playlist may not take a tag back once it declared it.
 func (w *window) playlist() *hls.MediaPlaylist {
 	p := &hls.MediaPlaylist{
 		Type:                  hls.Live,
 		TargetDuration:        w.target,
 		DiscontinuitySequence: w.discSeq,
-		IndependentSegments:   true,
 		Segments:              hlsSegments(w.segs),
 	}
 	if len(w.segs) > 0 {
@@ -95,15 +99,15 @@ func (w *window) playlist() *hls.MediaPlaylist {
 }
 
 // finalPlaylist lists every segment of a finished stream with
-// EXT-X-ENDLIST. typ is hls.VOD for vod.m3u8 and hls.Live for the live
-// playlist, which must not gain a playlist type it did not have.
-func finalPlaylist(segs []metastore.Segment, typ hls.PlaylistType, minTarget int) *hls.MediaPlaylist {
+// EXT-X-ENDLIST and the live playlist's target duration. typ is hls.VOD
+// for vod.m3u8 and hls.Live for the live playlist, which must not gain a
+// playlist type it did not have.
+func finalPlaylist(segs []metastore.Segment, typ hls.PlaylistType, target int) *hls.MediaPlaylist {
 	p := &hls.MediaPlaylist{
-		Type:                typ,
-		TargetDuration:      minTarget,
-		IndependentSegments: true,
-		Segments:            hlsSegments(segs),
-		Ended:               true,
+		Type:           typ,
+		TargetDuration: target,
+		Segments:       hlsSegments(segs),
+		Ended:          true,
 	}
 	if len(segs) > 0 {
 		p.MediaSequence = uint64(segs[0].Sequence)

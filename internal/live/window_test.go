@@ -33,12 +33,11 @@ func TestWindowSlides(t *testing.T) {
 		{"discontinuity still listed", 3, 0, []metastore.Segment{seg(0, s2, false), seg(1, s2, true), seg(2, s2, false), seg(3, s2, false)}, 3, 1, 0, 2, 1, 1},
 		{"discontinuity slid out", 3, 0, []metastore.Segment{seg(0, s2, false), seg(1, s2, true), seg(2, s2, false), seg(3, s2, false), seg(4, s2, true), seg(5, s2, false)}, 3, 3, 1, 2, 1, 3},
 		{"slides by duration", 0, 5 * time.Second, []metastore.Segment{seg(0, s2, false), seg(1, s2, false), seg(2, s2, false), seg(3, s2, false)}, 2, 2, 0, 2, 0, 2},
-		{"long segment raises the target for good", 2, 0, []metastore.Segment{seg(0, s2, false), seg(1, 3500*time.Millisecond, false), seg(2, s2, false), seg(3, s2, false)}, 2, 2, 0, 4, 0, 2},
 		{"rounding to milliseconds first", 2, 0, []metastore.Segment{seg(0, 2000400*time.Microsecond, false)}, 1, 0, 0, 2, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWindow(tc.count, tc.dur, s2)
+			w := newWindow(tc.count, tc.dur, 2)
 			gone := 0
 			for _, s := range tc.segs {
 				gone += len(w.push(s))
@@ -63,8 +62,23 @@ func TestWindowSlides(t *testing.T) {
 	}
 }
 
+// The target duration is declared up front and stays what it was declared,
+// however long or short the segments listed are.
+func TestWindowTargetIsFixed(t *testing.T) {
+	w := newWindow(3, 0, 4)
+	for i, d := range []time.Duration{time.Second, 4 * time.Second, 3999 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+		w.push(seg(int64(i), d, false))
+		if got := w.playlist().TargetDurationSeconds(); got != 4 {
+			t.Fatalf("after segment %d (%v): target %d, want the declared 4", i, d, got)
+		}
+	}
+	if got := finalPlaylist(w.segs, hls.VOD, w.target).TargetDurationSeconds(); got != 4 {
+		t.Fatalf("vod playlist target %d, want the live playlist's 4", got)
+	}
+}
+
 func TestLivePlaylistText(t *testing.T) {
-	w := newWindow(2, 0, 2*time.Second)
+	w := newWindow(2, 0, 2)
 	for _, s := range []metastore.Segment{seg(0, 2*time.Second, false), seg(1, 2*time.Second, true), seg(2, 1900*time.Millisecond, false)} {
 		w.push(s)
 	}
@@ -77,7 +91,6 @@ func TestLivePlaylistText(t *testing.T) {
 #EXT-X-TARGETDURATION:2
 #EXT-X-MEDIA-SEQUENCE:1
 #EXT-X-DISCONTINUITY-SEQUENCE:0
-#EXT-X-INDEPENDENT-SEGMENTS
 #EXT-X-DISCONTINUITY
 #EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:02.000Z
 #EXTINF:2.000,
