@@ -175,7 +175,7 @@ func (s *segmenter) add(pieces []mpegts.Packet, tables []byte, out []*cutSegment
 		}
 		if p.Key && p.HasPTS {
 			changed := s.formatChanged(p)
-			if s.open && (changed || s.curCont || s.due(p.DTS-s.curDTS)) {
+			if s.open && (changed || s.curCont && p.DTS > s.curDTS || s.due(p.DTS-s.curDTS)) {
 				out = s.close(p.DTS-s.curDTS, p.ReceivedAt, false, out)
 			}
 			if changed {
