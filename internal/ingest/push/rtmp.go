@@ -85,6 +85,10 @@ type Config struct {
 	// ListenerMetrics receives the RTMP listener's weir_listener_* series;
 	// nil records none.
 	ListenerMetrics *netguard.Metrics
+	// MaxMessageBytes bounds one WebSocket message of the HTTP server
+	// (default DefaultMaxMessageBytes); a larger one closes the WebSocket
+	// with status 1009 (message too big).
+	MaxMessageBytes int
 	// TLS, when set, makes an RTMP server speak RTMPS (RTMP inside TLS)
 	// with this configuration; its metrics carry protocol="rtmps" and
 	// its address defaults to DefaultRTMPSAddr. The SRT server ignores
