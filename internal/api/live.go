@@ -33,6 +33,10 @@ type PublishURLs struct {
 	RTMP  string `json:"rtmp" example:"rtmp://127.0.0.1:1935/live/0123456789abcdef0123456789abcdef"`
 	RTMPS string `json:"rtmps,omitempty" example:"rtmps://127.0.0.1:1936/live/0123456789abcdef0123456789abcdef" doc:"RTMP over TLS; only when weir serve runs with --rtmps"`
 	SRT   string `json:"srt" example:"srt://127.0.0.1:8890?streamid=publish:0123456789abcdef0123456789abcdef" doc:"With the stream's passphrase as passphrase= when it has one"`
+	HTTP  string `json:"http" example:"http://127.0.0.1:8080/publish/0123456789abcdef0123456789abcdef" doc:"PUT or POST a body of MPEG-TS (ffmpeg -method PUT -f mpegts URL); served by processes with the ingest role"`
+	// WebSocket takes binary messages of MPEG-TS, or of WebM/Matroska
+	// with H.264 video (a browser's MediaRecorder).
+	WebSocket string `json:"websocket" example:"ws://127.0.0.1:8080/publish/0123456789abcdef0123456789abcdef" doc:"Binary messages of MPEG-TS, or WebM/Matroska with H.264 or H.265 video (a browser's MediaRecorder)"`
 }
 
 // StartStreamResponse describes a new live stream. The publish key is shown
@@ -242,6 +246,8 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	if s.cfg.RTMPSBase != "" {
 		publish.RTMPS = s.cfg.RTMPSBase + "/live/" + key
 	}
+	publish.HTTP = s.httpBase(in.requestBase) + "/publish/" + key
+	publish.WebSocket = "ws" + strings.TrimPrefix(publish.HTTP, "http")
 	return &startOutput{Body: StartStreamResponse{
 		StreamID:      st.ID,
 		Status:        string(st.Status),

@@ -72,9 +72,11 @@ type streamStarted struct {
 	// SRTPassphrase is the passphrase the stream was started with.
 	SRTPassphrase string `json:"srt_passphrase"`
 	Publish       struct {
-		RTMP  string `json:"rtmp"`
-		RTMPS string `json:"rtmps"`
-		SRT   string `json:"srt"`
+		RTMP      string `json:"rtmp"`
+		RTMPS     string `json:"rtmps"`
+		SRT       string `json:"srt"`
+		HTTP      string `json:"http"`
+		WebSocket string `json:"websocket"`
 	} `json:"publish"`
 	Playback string `json:"playback"`
 }
@@ -194,6 +196,10 @@ func printStarted(w io.Writer, st streamStarted, status string) error {
 		fmt.Fprintf(w, "Publish with SRT   %s\n", st.Publish.SRT)
 		if st.SRTPassphrase != "" {
 			fmt.Fprintf(w, "  (SRT encrypted with passphrase %s; publishers without it are refused)\n", st.SRTPassphrase)
+		}
+		if st.Publish.HTTP != "" {
+			fmt.Fprintf(w, "Publish over HTTP  %s\n", st.Publish.HTTP)
+			fmt.Fprintf(w, "  (PUT or POST MPEG-TS: ffmpeg ... -f mpegts -method PUT URL; WebSocket: %s)\n", st.Publish.WebSocket)
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "The publish key is shown only now; anyone who has it can publish to this stream.")

@@ -68,6 +68,7 @@ type liveEnv struct {
 	client   *bus.Client
 	rtmp     *push.RTMPServer
 	srt      *push.SRTServer
+	httpPush *push.HTTPServer // mounted on hls
 	packager *Packager
 	ctrl     *control.Controller
 	reg      *prometheus.Registry
@@ -133,6 +134,10 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	if err := srt.Start(); err != nil {
 		t.Fatal(err)
 	}
+	httpPush, err := push.NewHTTPServer(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	packager, err := NewPackager(Config{
 		Meta: meta, Objects: objects, Bus: client, Logger: log, Registry: reg,
 		SegmentDuration: o.segment, Window: o.window, PublisherTimeout: o.timeout,
@@ -147,12 +152,13 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &liveEnv{t: t, ctx: ctx, meta: meta, objects: fs, store: objects, client: client, rtmp: rtmp, srt: srt,
-		packager: packager, ctrl: ctrl, reg: reg, log: log, opts: o}
+		httpPush: httpPush, packager: packager, ctrl: ctrl, reg: reg, log: log, opts: o}
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); ctrl.Run(ctx) }()
 	e.runPackager(packager)
-	e.hls = httptest.NewServer(objectHandler(objects))
+	e.hls = httptest.NewServer(httpPush.Mount(objectHandler(objects)))
 	t.Cleanup(func() {
+		httpPush.Close()
 		e.hls.Close()
 		rtmp.Close()
 		srt.Close()
@@ -264,6 +270,9 @@ func (e *liveEnv) srtURL(key string) string {
 	port := e.srt.Addr().(*net.UDPAddr).Port
 	return fmt.Sprintf("srt://127.0.0.1:%d?streamid=publish:%s&pkt_size=1316", port, key)
 }
+
+// publishURL is where HTTP and WebSocket publishers push a stream.
+func (e *liveEnv) publishURL(key string) string { return e.hls.URL + push.HTTPPublishPrefix + key }
 
 func (e *liveEnv) playlistURL(id, name string) string {
 	return e.hls.URL + "/" + id + "/" + name

@@ -135,6 +135,7 @@ type Server struct {
 	rtmp     *push.RTMPServer
 	rtmps    *push.RTMPServer // nil without --rtmps
 	srt      *push.SRTServer
+	httpPush *push.HTTPServer // HTTP and WebSocket publishers, on the HTTP listener
 	packager *live.Packager
 	control  *control.Controller
 	vod      *vod.Worker
@@ -276,14 +277,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
 	}
+	handler := apiServer.Handler()
+	if s.httpPush != nil {
+		// Publishers authenticate with their publish key, not the API
+		// token, and stream bodies the API's pacing is not meant for.
+		handler = s.httpPush.Mount(handler)
+	}
 	s.http = &http.Server{
-		Handler:           apiServer.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: orDefault(cfg.HTTPHeaderTimeout, defaultHTTPHeaderTimeout),
 		IdleTimeout:       orDefault(cfg.HTTPIdleTimeout, defaultHTTPIdleTimeout),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if s.tls != nil {
 		s.http.TLSConfig = s.tls.config()
+	}
+	if s.httpPush != nil {
+		// Shutdown waits for handlers: end the publishers' streams.
+		s.http.RegisterOnShutdown(func() { s.httpPush.Close() })
 	}
 	return s, nil
 }
@@ -430,6 +441,14 @@ func (s *Server) startIngest(sources *http.Client) error {
 	pcfg.Addr, pcfg.MaxConns = s.cfg.SRT, maxConns(s.cfg.SRTMaxConns, pushShare)
 	if s.srt, err = push.NewSRTServer(pcfg); err != nil {
 		return fmt.Errorf("srt server: %w", err)
+	}
+	// HTTP and WebSocket publishers hold connections of the HTTP
+	// listener (--http-max-conns), and each WebM one an ffmpeg process:
+	// at most an eighth of the open-file limit of them at once.
+	hcfg := pcfg
+	hcfg.MaxConns = maxConns(0, pushShare)
+	if s.httpPush, err = push.NewHTTPServer(hcfg); err != nil {
+		return fmt.Errorf("http push server: %w", err)
 	}
 	if err := s.srt.Start(); err != nil {
 		return fmt.Errorf("srt listener on %s: %w", s.cfg.SRT, err)
@@ -686,6 +705,9 @@ func (s *Server) closeListeners() {
 	}
 	if s.srt != nil {
 		s.srt.Close()
+	}
+	if s.httpPush != nil {
+		s.httpPush.Close()
 	}
 }
 
