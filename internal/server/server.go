@@ -282,6 +282,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		// Publishers authenticate with their publish key, not the API
 		// token, and stream bodies the API's pacing is not meant for.
 		handler = s.httpPush.Mount(handler)
+	} else {
+		handler = push.NotServed(handler)
 	}
 	s.http = &http.Server{
 		Handler:           handler,

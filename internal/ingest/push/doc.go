@@ -1,16 +1,20 @@
-// Package push holds the RTMP and SRT servers publishers push live streams
-// to. Each publisher writes through an ingest.Session, as every live source
-// does.
+// Package push holds the RTMP, SRT and HTTP/WebSocket servers publishers
+// push live streams to. Each publisher writes through an ingest.Session, as
+// every live source does.
 //
 // A publisher is authorised by the publish key of a live stream in the
 // metadata store, when it asks to publish: RTMP as
 // rtmp://HOST:1935/live/{publishKey}, SRT with stream id
-// "publish:{publishKey}". Whatever it sends becomes a protocol stream of
-// MPEG-TS on protocol.StreamTopic(streamID) — stream_init, raw_stream records
-// stamped with their receive time (protocol.HeaderReceivedAt), stream_eof, and
+// "publish:{publishKey}", HTTP (PUT or POST) and WebSocket at
+// /publish/{publishKey} on the HTTP listener (HTTPServer, mounted there).
+// Whatever it sends becomes a protocol stream of MPEG-TS on
+// protocol.StreamTopic(streamID) — stream_init, raw_stream records stamped
+// with their receive time (protocol.HeaderReceivedAt), stream_eof, and
 // heartbeats — the one format the live packager and the engines read. RTMP's
 // H.264/H.265 and AAC/MP3 are remuxed into MPEG-TS with internal/media/mpegts;
-// SRT already carries MPEG-TS and is passed through.
+// SRT already carries MPEG-TS and is passed through, as is MPEG-TS over
+// HTTP or a WebSocket; WebM/Matroska over either is remuxed by an ffmpeg
+// process.
 //
 // A stream has one publisher across every process sharing the metadata
 // store: a session holds the stream's publish lease

@@ -116,6 +116,19 @@ func (s *HTTPServer) Mount(next http.Handler) http.Handler {
 	})
 }
 
+// NotServed returns a handler that answers HTTPPublishPrefix with a 404
+// problem saying this process takes no publishers (it runs without the
+// ingest role), and every other path with next.
+func NotServed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, HTTPPublishPrefix) {
+			writeProblem(w, http.StatusNotFound, "this weir process takes no publishers (it runs without the ingest role); publish to a process with it")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // isWebSocket reports whether r asks to upgrade to a WebSocket.
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && headerHasToken(r.Header, "Connection", "upgrade")

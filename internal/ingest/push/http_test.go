@@ -452,3 +452,25 @@ func TestHTTPPublisherDisconnectedWhenTheStreamEnds(t *testing.T) {
 	}
 	checkStream(t, e.waitEnded(t, st.ID), true)
 }
+
+// A process without the ingest role answers publishers with a 404 that
+// says so, and passes every other path on.
+func TestNotServedExplainsItself(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(NotServed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	})))
+	defer srv.Close()
+	status, p := put(t, "PUT", srv.URL+"/publish/abc", strings.NewReader("x"))
+	if status != http.StatusNotFound || !strings.Contains(p.Detail, "ingest role") {
+		t.Fatalf("%d %+v, want a 404 naming the ingest role", status, p)
+	}
+	resp, err := http.Get(srv.URL + "/streams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTeapot {
+		t.Fatalf("another path answered %d, want the next handler's", resp.StatusCode)
+	}
+}
