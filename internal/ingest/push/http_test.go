@@ -76,22 +76,26 @@ type problem struct {
 	Detail string `json:"detail"`
 }
 
-// put sends body to url with method and returns the status and problem.
+// put sends body to url with method and returns the status and problem
+// (status 0 after an error, reported with t.Errorf, so that put may run in
+// a goroutine of its own).
 func put(t *testing.T, method, url string, body io.Reader) (int, problem) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0, problem{}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0, problem{}
 	}
 	defer resp.Body.Close()
 	var p problem
 	if resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-			t.Fatalf("%s: status %d without a problem document: %v", method, resp.StatusCode, err)
+			t.Errorf("%s: status %d without a problem document: %v", method, resp.StatusCode, err)
 		}
 	}
 	return resp.StatusCode, p
@@ -472,5 +476,80 @@ func TestNotServedExplainsItself(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTeapot {
 		t.Fatalf("another path answered %d, want the next handler's", resp.StatusCode)
+	}
+}
+
+// An HTTP publisher holds the stream's publish lease like any other: an
+// RTMP publisher of the stream is refused while it publishes, every record
+// carries the lease's token, and when the lease is lost the publisher is
+// dropped with 409 and the session ends without a stream_eof.
+func TestHTTPPublisherHoldsThePublishLease(t *testing.T) {
+	t.Parallel()
+	meta, err := metastore.OpenSQLite(t.TempDir() + "/meta.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	store := &unreachableLeases{SQLite: meta}
+	pe := &pushEnv{t: t, meta: meta, rec: newRecorder()}
+	lease := func(c *Config) { c.LeaseTTL = 600 * time.Millisecond }
+	pe.start(store, lease)
+	cfg := Config{Streams: store, Producer: pe.rec, Logger: testLogger(t), Registry: pe.reg,
+		StatusInterval: 100 * time.Millisecond, ReadTimeout: 5 * time.Second}
+	lease(&cfg)
+	hs, err := NewHTTPServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hs.Mount(http.NotFoundHandler()))
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	st := pe.newStream()
+
+	clip := tsClip(t, "2")
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		for {
+			if _, err := pw.Write(clip); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	done := make(chan int, 1)
+	go func() {
+		status, _ := put(t, "PUT", srv.URL+HTTPPublishPrefix+st.PublishKey, pr)
+		done <- status
+	}()
+	waitFor(t, 15*time.Second, "media on the bus", func() bool {
+		return len(rawBytes(pe.rec.stream(protocol.StreamTopic(st.ID)))) > 0
+	})
+	args := []string{"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv", pe.rtmpURL(st.PublishKey)}
+	if out, err := ffmpeg(t, 30*time.Second, args...); err == nil {
+		t.Fatalf("an RTMP publisher got in while the stream had an HTTP publisher:\n%s", out)
+	}
+	held, err := meta.GetLease(context.Background(), metastore.PublishLeaseName(st.ID))
+	if err != nil || !held.Held {
+		t.Fatalf("publish lease while publishing: %+v, %v", held, err)
+	}
+	store.cut.Store(true)
+	select {
+	case status := <-done:
+		if status != http.StatusConflict {
+			t.Errorf("publisher that lost its lease answered %d, want 409", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publisher is still connected after its lease was lost")
+	}
+	recs := pe.rec.stream(protocol.StreamTopic(st.ID))
+	for _, r := range recs {
+		if _, ok := r.msg.(*protocol.StreamEOF); ok {
+			t.Error("the session wrote a stream_eof after losing its lease")
+		}
+	}
+	for i, tok := range sessionTokens(t, recs) {
+		if tok != held.Token {
+			t.Fatalf("record %d carries token %d, want the lease's %d", i, tok, held.Token)
+		}
 	}
 }
