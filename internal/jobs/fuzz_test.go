@@ -25,6 +25,15 @@ func FuzzParseRequest(f *testing.F) {
 		`[]`,
 		`{"source": null, "engines": null}`,
 		`{"engines": [{"name": "people", "options": {"a": [[[[{"b": 1}]]]]}}]}`,
+		dagSeed,
+		`{"tasks": [{"engineId": "adapter", "payload": {"url": "https://example.com/a.ts"}, "ioFolders": [{"referenceId": "s", "mode": "stream", "type": "output"}]},
+		  {"engineId": "stt", "ioFolders": [{"referenceId": "a", "mode": "stream", "type": "input"}, {"referenceId": "b", "mode": "chunk", "type": "output"}]},
+		  {"engineId": "keywords", "payload": {"keywords": ["x"]}, "policy": {"retries": 0}, "ioFolders": [{"referenceId": "c", "mode": "chunk", "type": "input"}]}],
+		 "routes": [{"parentIoFolderReferenceId": "s", "childIoFolderReferenceId": "a"}, {"parentIoFolderReferenceId": "b", "childIoFolderReferenceId": "c"}]}`,
+		`{"tasks": [{"engineId": "people", "ioFolders": [{"referenceId": "a", "mode": "chunk", "type": "input"}, {"referenceId": "b", "mode": "chunk", "type": "output"}]},
+		  {"engineId": "probe", "ioFolders": [{"referenceId": "c", "mode": "chunk", "type": "input"}, {"referenceId": "d", "mode": "chunk", "type": "output"}]}],
+		 "routes": [{"parentIoFolderReferenceId": "b", "childIoFolderReferenceId": "c"}, {"parentIoFolderReferenceId": "d", "childIoFolderReferenceId": "a"}]}`,
+		`{"tasks": null, "routes": [{"parentIoFolderReferenceId": "", "childIoFolderReferenceId": null}], "source": {}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -42,7 +51,14 @@ func FuzzParseRequest(f *testing.F) {
 			req.Aggregate.WindowDuration() < MinWindow || req.Aggregate.Stall() < MinStallTimeout {
 			t.Fatalf("accepted an unnormalized request %+v", req)
 		}
+		names := map[string]bool{}
 		for _, e := range req.Engines {
+			names[e.Name] = true
+		}
+		for _, e := range req.Engines {
+			if e.Input != nil && (len(req.Tasks) == 0 || !names[e.Input.From] || e.Input.From == e.Name) {
+				t.Fatalf("engine %s reads %+v, not an engine of the DAG", e.Name, e.Input)
+			}
 			p := e.Policy
 			if p.MaxInFlight < 1 || p.MaxBacklog < 1 || p.Retries < 0 || p.Timeout() == 0 {
 				t.Fatalf("accepted policy %+v", p)
@@ -65,3 +81,21 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// dagSeed is the scenes → people and stt → keywords DAG of the tests.
+const dagSeed = `{"tasks": [
+  {"engineId": "adapter", "payload": {"vod": "vod-3e87dd00aab5"}, "ioFolders": [{"referenceId": "src", "mode": "stream", "type": "output"}]},
+  {"engineId": "chunker", "payload": {"duration": "5s"}, "ioFolders": [{"referenceId": "ci", "mode": "stream", "type": "input"}, {"referenceId": "co", "mode": "chunk", "type": "output"}]},
+  {"engineId": "scenes", "ioFolders": [{"referenceId": "si", "mode": "stream", "type": "input"}, {"referenceId": "so", "mode": "chunk", "type": "output"}]},
+  {"engineId": "people", "payload": {"threshold": 0.7}, "ioFolders": [{"referenceId": "pi", "mode": "chunk", "type": "input"}]},
+  {"engineId": "stt", "ioFolders": [{"referenceId": "ti", "mode": "stream", "type": "input"}, {"referenceId": "to", "mode": "chunk", "type": "output"}]},
+  {"engineId": "keywords", "ioFolders": [{"referenceId": "ki", "mode": "chunk", "type": "input"}, {"referenceId": "ko", "mode": "chunk", "type": "output"}]},
+  {"engineId": "probe", "ioFolders": [{"referenceId": "bi", "mode": "chunk", "type": "input"}]},
+  {"engineId": "aggregator", "payload": {"window": "2s"}, "ioFolders": [{"referenceId": "ai", "mode": "chunk", "type": "input"}]},
+  {"engineId": "output-writer", "ioFolders": [{"referenceId": "wi", "mode": "chunk", "type": "input"}]}],
+ "routes": [
+  {"parentIoFolderReferenceId": "src", "childIoFolderReferenceId": "ci"}, {"parentIoFolderReferenceId": "src", "childIoFolderReferenceId": "si"},
+  {"parentIoFolderReferenceId": "src", "childIoFolderReferenceId": "ti"}, {"parentIoFolderReferenceId": "so", "childIoFolderReferenceId": "pi"},
+  {"parentIoFolderReferenceId": "to", "childIoFolderReferenceId": "ki"}, {"parentIoFolderReferenceId": "co", "childIoFolderReferenceId": "bi"},
+  {"parentIoFolderReferenceId": "ko", "childIoFolderReferenceId": "wi"}, {"parentIoFolderReferenceId": "ko", "childIoFolderReferenceId": "ai"}],
+ "title": "dag"}`

@@ -31,6 +31,19 @@ var testSpecs = []engine.Spec{
 	{Name: "ocr", Mode: engine.ModeChunk, Summary: "Reads text", Inputs: []string{"image/*"}, Outputs: []string{"text"},
 		Requires: []engine.Requirement{{Command: "weir-test-no-tesseract", DebianPackage: "tesseract-ocr", Why: "to read text"}}},
 	{Name: "subtitles", Mode: engine.ModeChunk, Summary: "Reads captions", Inputs: []string{"text/vtt"}, Outputs: []string{"text"}},
+	{Name: "keywords", Mode: engine.ModeChunk, Summary: "Spots phrases", Inputs: []string{engine.DocumentMimeType("transcript")}, Outputs: []string{"object"}},
+}
+
+// testStreamSpecs are the stream engines of the tests' registry.
+var testStreamSpecs = []engine.Spec{
+	{Name: "scenes", Mode: engine.ModeStream, Summary: "Finds cuts", Inputs: []string{"video/*"}, Outputs: []string{"scene"}},
+	{Name: "stt", Mode: engine.ModeStream, Summary: "Transcribes", Inputs: []string{"audio/*"}, Outputs: []string{"transcript"}},
+}
+
+type nopStream struct{}
+
+func (nopStream) Process(context.Context, *engine.Stream, engine.Options, *engine.Emitter) error {
+	return nil
 }
 
 // newTestCatalog is a catalog of testSpecs over meta.
@@ -40,6 +53,11 @@ func newTestCatalog(t testing.TB, meta metastore.Store) *engines.Catalog {
 	factory := engine.ChunkFactory(func() (engine.ChunkEngine, error) { return nopChunk{}, nil })
 	for _, s := range testSpecs {
 		if err := reg.Register(s, factory); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range testStreamSpecs {
+		if err := reg.Register(s, engine.StreamFactory(func() (engine.StreamEngine, error) { return nopStream{}, nil })); err != nil {
 			t.Fatal(err)
 		}
 	}

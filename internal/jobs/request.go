@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/weir-media/weir/engine"
-	"github.com/weir-media/weir/internal/chunker"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/protocol"
 )
@@ -32,6 +31,14 @@ type Request struct {
 	// Aggregate is how the job's results are merged into windows.
 	Aggregate Aggregate `json:"aggregate,omitzero"`
 	Title     string    `json:"title,omitempty"`
+	// Tasks and Routes are the task DAG of a request in Veritone's
+	// createJob form (dag.go), kept as given (normalized) so the job can
+	// be drawn; Source, Engines, Chunking and Aggregate are then made
+	// from them.
+	Tasks  []Task  `json:"tasks,omitempty"`
+	Routes []Route `json:"routes,omitempty"`
+
+	dag *dagInfo // what ParseRequest learnt of a DAG, for ResolveEngines' messages
 }
 
 // Source names the media of a job; exactly one member is set.
@@ -84,6 +91,9 @@ type EngineRequest struct {
 	Options map[string]any `json:"options,omitempty"`
 	// Policy is how chunks flow to the engine.
 	Policy FlowPolicy `json:"policy,omitzero"`
+	// Input is set for an engine of a task DAG that reads another
+	// engine's output; it is made from the DAG's routes, never given.
+	Input *EngineInput `json:"input,omitempty" readOnly:"true"`
 }
 
 // FlowPolicy bounds how chunks flow to one engine of a job.
@@ -263,6 +273,9 @@ func ParseRequest(r io.Reader) (*Request, error) {
 	requestShape.check(tree, "", &problems)
 	if err := problems.errOrNil(); err != nil {
 		return nil, err
+	}
+	if obj, ok := tree.(map[string]any); ok && isDAG(tree) {
+		return parseDAG(data, obj)
 	}
 	var req Request
 	if err := json.Unmarshal(data, &req); err != nil { // the shape check makes this succeed
@@ -772,8 +785,8 @@ func (r *Request) ResolveEngines(ctx context.Context, lookup EngineLookup) ([]en
 			problems.add(field+".name", "engine %s is a batch engine; jobs run chunk and stream engines for now", e.Name)
 			continue
 		}
-		if _, ok := chunker.KindFor(entry.Spec.Inputs); !ok && entry.Spec.Mode == engine.ModeChunk {
-			problems.add(field+".name", "engine %s reads %s, none of which weir's chunker makes (video/*, audio/*, image/*)", e.Name, strings.Join(entry.Spec.Inputs, ", "))
+		if msg := r.checkReads(i, entry.Spec); msg != "" {
+			problems.add(field+".name", "%s", msg)
 			continue
 		}
 		if entry.Status == engines.StatusUnavailable {
@@ -785,6 +798,14 @@ func (r *Request) ResolveEngines(ctx context.Context, lookup EngineLookup) ([]en
 			continue
 		}
 		e.Options = opts.Map()
+	}
+	if len(problems.Problems) == 0 {
+		r.resolveRoutes(entries, &problems)
+	}
+	if r.dag != nil {
+		for i, p := range problems.Problems {
+			problems.Problems[i] = r.dag.rename(p)
+		}
 	}
 	if err := problems.errOrNil(); err != nil {
 		return nil, err

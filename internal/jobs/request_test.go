@@ -59,7 +59,7 @@ func TestParseRequestNamesEveryProblem(t *testing.T) {
 		{"not an object", `[1]`, []string{"the request must be a JSON object, got an array"}},
 		{"syntax", `{"source": {"vod": "a"},}`, []string{"malformed JSON at byte"}},
 		{"trailing data", `{"source": {"vod": "a"}, ` + probe + `} {}`, []string{"malformed JSON: data after the first JSON value"}},
-		{"unknown member", `{"source": {"vod": "v"}, ` + probe + `, "priority": 1}`, []string{"priority: unknown member; request takes aggregate, chunking, engines, source, title"}},
+		{"unknown member", `{"source": {"vod": "v"}, ` + probe + `, "priority": 1}`, []string{"priority: unknown member; request takes aggregate, chunking, engines, routes, source, tasks, title"}},
 		{"unknown nested member", `{"source": {"vod": "v"}, "engines": [{"name": "probe", "polcy": {}}]}`, []string{"engines[0].polcy: unknown member; engines[0] takes name, options, policy"}},
 		{"unknown policy member", `{"source": {"vod": "v"}, "engines": [{"name": "probe", "policy": {"max_inflight": 1}}]}`, []string{"engines[0].policy.max_inflight: unknown member"}},
 		{"unknown source", `{"source": {"file": "/etc/passwd"}, ` + probe + `}`, []string{"source.file: unknown member; source takes live, topic, url, vod"}},
