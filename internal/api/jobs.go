@@ -280,8 +280,9 @@ func requestProblem(re *jobs.RequestError) error {
 // <index, six digits or more>.<extension>.
 var jobChunkFile = regexp.MustCompile(`^[0-9]{6,19}\.[a-z0-9]{1,8}$`)
 
-// jobChunkKinds are the chunk kinds the chunker makes.
-var jobChunkKinds = map[string]bool{"video": true, "audio": true, "frame": true}
+// jobChunkKinds are the chunk kinds the chunker makes, and the chunks a
+// task DAG's routes make (frames cut at a parent's times, its documents).
+var jobChunkKinds = map[string]bool{"video": true, "audio": true, "frame": true, "routed": true}
 
 // JobChunkKey is the object key of a chunk of a job:
 // jobs/<jobID>/chunks/<kind>/<file>.
@@ -311,7 +312,7 @@ func (s *Server) registerJobChunks() {
 		Tags:        []string{"jobs"},
 		Parameters: []*huma.Param{
 			{Name: "id", In: "path", Required: true, Description: "Job id", Schema: &huma.Schema{Type: "string", Pattern: "^[A-Za-z0-9._-]{1,128}$"}},
-			{Name: "kind", In: "path", Required: true, Description: "Chunk kind", Schema: &huma.Schema{Type: "string", Enum: []any{"video", "audio", "frame"}}},
+			{Name: "kind", In: "path", Required: true, Description: "Chunk kind", Schema: &huma.Schema{Type: "string", Enum: []any{"video", "audio", "frame", "routed"}}},
 			{Name: "file", In: "path", Required: true, Description: "Chunk file: its index (six digits or more) and extension, e.g. 000012.jpg", Schema: &huma.Schema{Type: "string", Pattern: jobChunkFile.String()}},
 		},
 		Responses: map[string]*huma.Response{
@@ -334,7 +335,7 @@ func (s *Server) serveJobChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !jobChunkKinds[kind] {
-		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job chunk kind %.20q not found: kinds are video, audio and frame", kind))
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("job chunk kind %.20q not found: kinds are video, audio, frame and routed", kind))
 		return
 	}
 	if !jobChunkFile.MatchString(file) {

@@ -266,7 +266,7 @@ func TestJobChunksAreServedFromTheObjectStore(t *testing.T) {
 	}
 	for target, detail := range map[string]string{
 		"/jobs/" + v.ID + "/chunks/frame/000004.jpg":        "chunk frame/000004.jpg of job " + v.ID + " not found",
-		"/jobs/" + v.ID + "/chunks/thumbs/000003.jpg":       "kinds are video, audio and frame",
+		"/jobs/" + v.ID + "/chunks/thumbs/000003.jpg":       "kinds are video, audio, frame and routed",
 		"/jobs/" + v.ID + "/chunks/frame/3.jpg":             "chunk files are named like 000012.jpg",
 		"/jobs/" + v.ID + "/chunks/frame/%2e%2e%2fetc.jpg":  "chunk files are named like 000012.jpg",
 		"/jobs/job-nosuch/chunks/frame/000003.jpg":          "job job-nosuch not found",

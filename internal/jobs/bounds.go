@@ -134,11 +134,21 @@ func (ru *run) sendBounds(ms ...*protocol.TimestampBound) {
 func (ru *run) settled(l *lane) {
 	ru.mu.Lock()
 	var m *protocol.TimestampBound
-	if ms, ok := l.seq.advance(l.finished); ok {
+	if ms, ok := boundOfLane(l); ok {
 		m = ru.noteBound(l, ms, time.Now())
 	}
 	ru.mu.Unlock()
 	ru.sendBounds(m)
+}
+
+// boundOfLane is a chunk lane's bound: the end of its settled run of
+// chunks, or, for a lane reading another engine's output, its parent's
+// bound held at its oldest unsettled chunk (route.go); ru.mu held.
+func boundOfLane(l *lane) (int64, bool) {
+	if l.route != nil {
+		return l.route.bound(l.finished)
+	}
+	return l.seq.advance(l.finished)
 }
 
 // streamBound sends a stream task's bound as its engine moves it.
@@ -195,12 +205,19 @@ func (ru *run) tickBounds(now time.Time) {
 	ru.mu.Lock()
 	for _, l := range ru.lanes {
 		b := ru.boundOf(l)
-		if ms, ok := l.seq.advance(l.finished); ok && l.topic != "" {
-			b.heldMs = max(b.heldMs, ms)
+		if at, ok := boundOfLane(l); ok && l.topic != "" {
+			// As settled would: a bound entering a new window goes out
+			// now, not a second later.
+			if m := ru.noteBound(l, at, now); m != nil {
+				ms = append(ms, m)
+				continue
+			}
 		}
 		switch {
 		case b.done:
-		case l.topic != "" && ru.chunked.Load() && l.idle() && len(l.seq.pending) == 0:
+		case l.route != nil && l.route.done(l.finished) && l.idle():
+			ms = append(ms, ru.boundMessage(b, now, true))
+		case l.route == nil && l.topic != "" && ru.chunked.Load() && l.idle() && len(l.seq.pending) == 0:
 			ms = append(ms, ru.boundMessage(b, now, true))
 		case b.sent && b.heldMs > b.sentMs && now.Sub(b.lastSend) >= boundEvery:
 			ms = append(ms, ru.boundMessage(b, now, false))

@@ -65,6 +65,10 @@ type lane struct {
 	// seq is the order the chunks were cut in, for the task's timestamp
 	// bound (bounds.go).
 	seq chunkSeq
+	// route is set for a lane that reads another engine's output
+	// (route.go); its chunks are routed, not cut, and its bound follows
+	// the parent's.
+	route *routeState
 }
 
 func newLane(engine, topic string, pol lanePolicy, live bool, finished map[string]metastore.ChunkState) *lane {
@@ -89,7 +93,9 @@ func terminal(s metastore.ChunkState) bool {
 // make room on a live source, each with its reason set.
 func (l *lane) offer(w *work) (queued bool, dropped []*work) {
 	l.edgeMs = max(l.edgeMs, w.msg.EndOffsetMs)
-	l.seq.add(w.uuid(), w.msg.EndOffsetMs)
+	if l.route == nil {
+		l.seq.add(w.uuid(), w.msg.EndOffsetMs)
+	}
 	if terminal(l.finished[w.uuid()]) {
 		return false, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,11 @@ type run struct {
 	chunked atomic.Bool                // the chunker has cut the whole source
 	wake    chan struct{}              // a lane made room
 	agg     *aggregator.Aggregator
+	routed  int64        // routed chunks made: the next one's index
+	frames  *frameSource // where a route cuts frames from
+	// keep is the local copy of the source kept for the frames of a
+	// route, removed when the run ends.
+	keep string
 }
 
 func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {
@@ -61,7 +67,7 @@ func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {
 	ru := &run{r: r, log: r.log.With("job", job.ID), ctx: ctx, cancel: cancel, job: job, req: *req,
 		byTask: map[string]*lane{}, tasks: map[string]*metastore.Task{}, opts: map[string]json.RawMessage{},
 		kinds: map[string]chunker.Kind{}, lastHB: map[string]time.Time{}, bounds: map[string]*taskBound{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), frames: newFrameSource()}
 	if err := ru.setUpLanes(); err != nil {
 		cancel(err)
 		return nil, err
@@ -93,8 +99,9 @@ func (ru *run) setUpLanes() error {
 			}
 			continue
 		}
+		in := ru.inputOf(t.Engine)
 		kind, ok := chunker.KindFor(entry.Spec.Inputs)
-		if !ok {
+		if !ok && in == nil {
 			return fmt.Errorf("engine %s reads %v, none of which weir's chunker makes", t.Engine, entry.Spec.Inputs)
 		}
 		topic := protocol.ChunkTopic(t.Engine)
@@ -109,8 +116,12 @@ func (ru *run) setUpLanes() error {
 		ru.lanes = append(ru.lanes, l)
 		ru.byTask[t.ID] = l
 		ru.tasks[t.Engine] = t
-		ru.kinds[t.Engine] = kind
 		ru.opts[t.Engine] = payloadOf(t.Payload)
+		if in != nil {
+			l.route = newRouteState(in) // fed by the router, not the chunker
+			continue
+		}
+		ru.kinds[t.Engine] = kind
 	}
 	if len(ru.lanes) == 0 {
 		return errors.New("the job has no engine tasks")
@@ -145,6 +156,15 @@ func (ru *run) addStream(t *metastore.Task) error {
 		ru.streams = append(ru.streams, st)
 	}
 	return nil
+}
+
+// inputOf is the engine's input when it reads another engine's output.
+func (ru *run) inputOf(engineName string) *EngineInput {
+	e, _ := ru.req.Engine(engineName)
+	if e.Input == nil || e.Input.From == "" || (e.Input.Kind != RouteFrames && e.Input.Kind != RouteDocuments) {
+		return nil
+	}
+	return e.Input
 }
 
 // payloadOf returns a task's options as a taskPayload: a JSON object.
@@ -191,9 +211,17 @@ func (ru *run) execute() error {
 	if err := ru.start(); err != nil {
 		return err
 	}
+	defer func() {
+		if ru.keep != "" {
+			os.Remove(ru.keep)
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Go(ru.consumeResults)
 	wg.Go(func() { _ = ru.agg.Run(ru.ctx) })
+	if ru.hasRoutes() {
+		wg.Go(ru.routeOutputs)
+	}
 	wg.Go(func() {
 		if err := ru.chunkSource(); err != nil {
 			ru.cancel(fmt.Errorf("%w: %w", errSource, err))

@@ -48,6 +48,7 @@ func (ru *run) chunkSource() (err error) {
 	in, err := ru.openSource()
 	if err != nil {
 		ru.endSources(err)
+		ru.frames.set("", "", 0, false, fmt.Errorf("the source: %w", err))
 		return err
 	}
 	if in.path != "" {
@@ -56,13 +57,25 @@ func (ru *run) chunkSource() (err error) {
 	}
 	waitRemux := ru.startStreams(in, in.init)
 	if in.path != "" {
+		keep := ru.needsFrames()
+		if keep {
+			ru.keep = in.path // frames are cut from it until the job ends
+			ru.frames.set(in.path, "", in.offsetMs, false, nil)
+		}
 		defer func() {
 			waitRemux()
-			os.Remove(in.path)
+			if !keep {
+				os.Remove(in.path)
+			}
 		}()
 	} else {
 		defer func() { ru.endSources(err) }()
 		defer in.body.Close()
+		if ru.needsFrames() {
+			var endSpool func()
+			in.body, endSpool = ru.spoolBody(in.body, in.format, in.offsetMs)
+			defer endSpool()
+		}
 	}
 	ru.mu.Lock()
 	ru.offset = in.offsetMs
@@ -430,6 +443,9 @@ func chunkExt(mimeType string) string {
 		return "jpg"
 	case "audio/aac":
 		return "aac"
+	}
+	if strings.HasSuffix(mimeType, "+json") {
+		return "json" // an engine's document, routed to another
 	}
 	return "bin"
 }
