@@ -375,21 +375,43 @@ func (ru *run) ffmpegFrame(ctx context.Context, path, format string, ms int64) (
 	return stdout.Bytes(), nil
 }
 
-// spoolBody copies what body reads to a file (the spool frames are cut
-// from) before anyone else reads it; the returned function ends the spool
-// once the stream has ended.
-func (ru *run) spoolBody(body io.ReadCloser, format string, offsetMs int64) (io.ReadCloser, func()) {
+// spoolFile is the copy of a stream that frames are cut from, written as
+// the stream is read; it never fails a write (a spool that cannot be
+// written only loses frames).
+type spoolFile struct {
+	lenientWriter
+	f  *os.File
+	fs *frameSource
+}
+
+// newSpool starts the spool of a stream in format (its ffmpeg demuxer)
+// starting at offsetMs on the TDO timeline; nil when it cannot be made
+// (the frame source then says why).
+func (ru *run) newSpool(format string, offsetMs int64) *spoolFile {
 	f, err := os.CreateTemp(ru.r.cfg.TempDir, "spool-*")
 	if err != nil {
 		ru.frames.set("", "", 0, false, fmt.Errorf("spool the stream for its frames: %w", err))
-		return body, func() {}
+		return nil
 	}
 	ru.keep = f.Name()
 	ru.frames.set(f.Name(), format, offsetMs, true, nil)
-	return &teeCloser{Reader: io.TeeReader(body, &lenientWriter{w: f}), Closer: body}, func() {
-		f.Close()
-		ru.frames.finished()
+	return &spoolFile{lenientWriter: lenientWriter{w: f}, f: f, fs: ru.frames}
+}
+
+// close ends the spool: the stream has ended.
+func (s *spoolFile) close() {
+	s.f.Close()
+	s.fs.finished()
+}
+
+// spoolBody copies what body reads to a spool before anyone else reads
+// it; the returned function ends the spool once the stream has ended.
+func (ru *run) spoolBody(body io.ReadCloser, format string, offsetMs int64) (io.ReadCloser, func()) {
+	sp := ru.newSpool(format, offsetMs)
+	if sp == nil {
+		return body, func() {}
 	}
+	return &teeCloser{Reader: io.TeeReader(body, sp), Closer: body}, sp.close
 }
 
 // teeCloser reads through a tee and closes the source it reads.

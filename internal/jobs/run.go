@@ -56,6 +56,9 @@ type run struct {
 	// keep is the local copy of the source kept for the frames of a
 	// route, removed when the run ends.
 	keep string
+	// remuxSpool receives a file source's remux for the stream engines,
+	// when a route cuts frames from it.
+	remuxSpool *spoolFile
 }
 
 func newRun(r *Runner, ctx context.Context, job metastore.Job) (*run, error) {

@@ -55,13 +55,20 @@ func (ru *run) chunkSource() (err error) {
 		// A file is remuxed for the stream engines as it is read.
 		in.init = protocol.StreamInit{MimeType: "video/x-nut", FFmpegFormat: "nut"}
 	}
-	waitRemux := ru.startStreams(in, in.init)
-	if in.path != "" {
-		keep := ru.needsFrames()
-		if keep {
-			ru.keep = in.path // frames are cut from it until the job ends
+	keep := false
+	if in.path != "" && ru.needsFrames() {
+		if len(ru.streams) > 0 {
+			// Frames are cut from the remux the stream engines read, so
+			// a parent's times are the frames' times exactly.
+			ru.remuxSpool = ru.newSpool("nut", in.offsetMs)
+		} else {
+			keep = true // frames are cut from the original until the job ends
+			ru.keep = in.path
 			ru.frames.set(in.path, "", in.offsetMs, false, nil)
 		}
+	}
+	waitRemux := ru.startStreams(in, in.init)
+	if in.path != "" {
 		defer func() {
 			waitRemux()
 			if !keep {

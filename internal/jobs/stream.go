@@ -248,6 +248,10 @@ func (ru *run) remux(path string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = ru.streamWriter()
+	if sp := ru.remuxSpool; sp != nil {
+		cmd.Stdout = io.MultiWriter(sp, cmd.Stdout) // the spool first: frames are cut from it
+		defer sp.close()
+	}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("remux %s for the stream engines: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
 	}

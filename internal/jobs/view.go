@@ -56,6 +56,10 @@ type View struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Engines is the progress of each engine, in the request's order.
 	Engines []EngineProgress `json:"engines"`
+	// Tasks and Routes are the job's task DAG when it was given as one
+	// (Veritone's createJob form), as given, normalized.
+	Tasks  []Task  `json:"tasks,omitempty" doc:"The task DAG, when the job was created from one"`
+	Routes []Route `json:"routes,omitempty" doc:"The routes between the DAG's ioFolders"`
 }
 
 // EngineProgress is one engine's share of a job.
@@ -80,6 +84,9 @@ type EngineProgress struct {
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 	Instances     []string   `json:"instances" doc:"engineInstanceIds seen working for the job"`
 	Error         string     `json:"error,omitempty"`
+	// Input is set for an engine that reads another engine's output
+	// (a task DAG's route).
+	Input *EngineInput `json:"input,omitempty"`
 }
 
 // Finished is the number of chunks with an answer: done, ignored,
@@ -98,7 +105,7 @@ func NewView(job metastore.Job, tasks []metastore.Task, counts map[string]map[me
 		ID: job.ID, Status: string(job.Status), Title: req.Title, Source: req.Source, Chunking: req.Chunking,
 		Aggregate: Aggregate{Window: req.Aggregate.WindowDuration().String(), StallTimeout: req.Aggregate.Stall().String()},
 		Error:     job.Error, CreatedAt: job.CreatedAt.UTC(), UpdatedAt: job.UpdatedAt.UTC(),
-		Engines: make([]EngineProgress, 0, len(req.Engines)),
+		Engines: make([]EngineProgress, 0, len(req.Engines)), Tasks: req.Tasks, Routes: req.Routes,
 	}
 	byEngine := make(map[string]metastore.Task, len(tasks))
 	for _, t := range tasks {
@@ -115,7 +122,7 @@ func engineProgress(job metastore.Job, e EngineRequest, task metastore.Task, cou
 		Name: e.Name, TaskID: TaskID(job.ID, e.Name), Status: string(task.Status), Options: e.Options, Policy: e.Policy,
 		Queued: counts[metastore.ChunkQueued], Sent: counts[metastore.ChunkSent], Done: counts[metastore.ChunkDone],
 		Ignored: counts[metastore.ChunkIgnored], Dropped: counts[metastore.ChunkDropped], Failed: counts[metastore.ChunkFailed],
-		Instances: []string{}, Error: task.Error,
+		Instances: []string{}, Error: task.Error, Input: e.Input,
 	}
 	for _, n := range counts {
 		p.Total += n
