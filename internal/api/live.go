@@ -10,6 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/weir-media/weir/internal/jobs"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
@@ -26,6 +27,9 @@ type StartStreamRequest struct {
 	// SRTPassphrase makes SRT publishers encrypt: weir keeps it as given
 	// (SRT derives its keys from it) and never shows it again.
 	SRTPassphrase string `json:"srt_passphrase,omitempty" maxLength:"79" example:"correct-horse-battery" doc:"SRT publishers must encrypt with this passphrase (10 to 79 printable characters, no spaces); without it they are refused. Shown only in this call's response"`
+	// StreamEngines, when engines are given, run for the life of the
+	// stream as one job on it (liveengines.go).
+	StreamEngines
 }
 
 // PublishURLs tell an encoder (OBS, ffmpeg) where to push.
@@ -52,6 +56,8 @@ type StartStreamResponse struct {
 	Publish       PublishURLs `json:"publish"`
 	Playback      string      `json:"playback" doc:"Live HLS playlist URL"`
 	MetadataURL   string      `json:"metadata_url"`
+	// Job is the job running the request's engines on the stream.
+	Job *jobs.View `json:"job,omitempty" doc:"The job running the request's engines on the stream, as GET /jobs/{id} shows it"`
 }
 
 // StreamStatus answers lifecycle calls.
@@ -126,7 +132,7 @@ func (s *Server) registerLive() {
 		Method:        http.MethodPost,
 		Path:          "/streams/start",
 		Summary:       "Start a live stream",
-		Description:   "Creates a live stream with a fresh publish key and returns where to push it (RTMP, SRT) and where to watch it (HLS).",
+		Description:   "Creates a live stream with a fresh publish key and returns where to push it (RTMP, SRT) and where to watch it (HLS). With engines (and optionally chunking and aggregate, as POST /jobs takes them), they run for the life of the stream as one job on it, answered as job.",
 		Tags:          []string{"live"},
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  s.cfg.MaxJSONBytes,
@@ -145,6 +151,8 @@ func (s *Server) registerLive() {
 		Security:      bearerSecurity,
 		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
 	}, s.endStream)
+
+	s.registerLiveEngines()
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "stream-live",
@@ -199,6 +207,11 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	if err := checkSRTPassphrase(req); err != nil {
 		return nil, err
 	}
+	if req.StreamEngines.given() {
+		if err := s.checkStreamEngines(ctx, req.Title, req.StreamEngines); err != nil {
+			return nil, err
+		}
+	}
 	key := newPublishKey()
 	st, err := s.newStream(ctx, metastore.Stream{
 		Kind:          metastore.KindLive,
@@ -248,7 +261,17 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	}
 	publish.HTTP = s.httpBase(in.requestBase) + "/publish/" + key
 	publish.WebSocket = "ws" + strings.TrimPrefix(publish.HTTP, "http")
+	var job *jobs.View
+	if req.StreamEngines.given() {
+		v, err := s.startStreamJob(ctx, st.ID, st.Title, req.StreamEngines)
+		if err != nil {
+			s.failStream(ctx, st.ID, "could not start its engines")
+			return nil, err
+		}
+		job = &v
+	}
 	return &startOutput{Body: StartStreamResponse{
+		Job:           job,
 		StreamID:      st.ID,
 		Status:        string(st.Status),
 		Title:         st.Title,

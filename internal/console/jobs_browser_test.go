@@ -254,6 +254,18 @@ func TestConsoleShowsAJobAndTheResultsTimelineInChromium(t *testing.T) {
 	if page.Cancel {
 		t.Error("a complete job's page offers to cancel it")
 	}
+	// A task DAG's route hangs the child off its parent (the graph of a
+	// job's view as GET /jobs/{id} shows a DAG job).
+	var routed []string
+	if err := tb.eval(ctx, `weir.jobGraph({source: {vod: 'vod-1'}, chunking: {}, engines: [
+		{name: 'scenes', status: 'complete', total: 1, done: 1},
+		{name: 'ocr-frame', status: 'complete', total: 3, done: 3, input: {from: 'scenes', kind: 'frames', output_type: 'scene'}}]})
+		.edges.map((e) => e.from + '>' + e.to + (e.label ? ':' + e.label : ''))`, &routed); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(routed, " "); !strings.Contains(got, "engine:scenes>engine:ocr-frame:frames") || strings.Contains(got, "chunker>engine:ocr-frame") {
+		t.Errorf("a routed engine's edges: %s", got)
+	}
 	checkScreenshot(t, "job", tb.screenshot(ctx, filepath.Join(shots, "console-job.png")))
 
 	// The title's page: the timeline under the player.

@@ -114,10 +114,7 @@ func TaskID(jobID, engine string) string { return jobID + "-" + engine }
 // task per engine, and produces a protocol.JobRun on protocol.TopicJobs.
 // It returns the job's view.
 func (s *Service) Create(ctx context.Context, req *Request) (View, error) {
-	if _, err := req.ResolveEngines(ctx, s.lookup()); err != nil {
-		if errors.Is(err, ErrEngineUnavailable) {
-			return View{}, errorOf(ErrConflict, err, "%s", strings.TrimPrefix(err.Error(), ErrEngineUnavailable.Error()+": "))
-		}
+	if err := s.CheckEngines(ctx, req); err != nil {
 		return View{}, err
 	}
 	streamID, err := s.checkSource(ctx, req.Source)
@@ -152,6 +149,20 @@ func (s *Service) Create(ctx context.Context, req *Request) (View, error) {
 	}
 	s.log().Info("job created", "job", job.ID, "source", req.Source.Kind(), "engines", req.EngineNames())
 	return NewView(job, tasks, nil)
+}
+
+// CheckEngines resolves a parsed request's engines and options as Create
+// does (ResolveEngines), without storing anything: a *RequestError for a
+// member at fault, ErrConflict for an engine that is unavailable. The
+// request's options are then normalized.
+func (s *Service) CheckEngines(ctx context.Context, req *Request) error {
+	if _, err := req.ResolveEngines(ctx, s.lookup()); err != nil {
+		if errors.Is(err, ErrEngineUnavailable) {
+			return errorOf(ErrConflict, err, "%s", strings.TrimPrefix(err.Error(), ErrEngineUnavailable.Error()+": "))
+		}
+		return err
+	}
+	return nil
 }
 
 // createJob stores job under a fresh id, retrying the unlikely collision.

@@ -46,7 +46,9 @@
 
   // jobGraph turns a job (GET /jobs/{id}) into the nodes and edges
   // weir.dag draws: its source, the chunker, each engine, and the results
-  // store. A job spec with routes between tasks adds edges here.
+  // store. An engine of a task DAG that reads another engine's output
+  // (its input, from a route) hangs off that engine instead of the
+  // chunker, the edge labelled with what travels (frames, documents).
   function jobGraph(job) {
     const src = sourceOf(job.source);
     const nodes = [
@@ -61,7 +63,8 @@
         sub: e.status + ' · ' + finished(e) + '/' + (e.total || 0),
         title: e.name + ': ' + e.status + ', ' + e.done + ' done, ' + e.dropped + ' dropped, ' + e.failed + ' failed of ' + e.total + ' chunks',
       });
-      edges.push({ from: 'chunker', to: id }, { from: id, to: 'results' });
+      const from = e.input ? { from: 'engine:' + e.input.from, label: e.input.kind } : { from: 'chunker' };
+      edges.push({ ...from, to: id }, { from: id, to: 'results' });
     }
     nodes.push({ id: 'results', kind: 'sink', label: 'results', sub: 'GET /jobs/{id}/results' });
     return { nodes, edges };
