@@ -247,6 +247,9 @@ func (ru *run) offerRouted(ctx context.Context, l *lane, id string, startMs, end
 	if err == nil {
 		err = ru.fillRouted(ctx, msg, b)
 	}
+	if ctx.Err() != nil {
+		return // the run is stopping: the next one makes the chunk again
+	}
 	ru.mu.Lock()
 	if err != nil {
 		w.attempts = 1
@@ -375,43 +378,99 @@ func (ru *run) ffmpegFrame(ctx context.Context, path, format string, ms int64) (
 	return stdout.Bytes(), nil
 }
 
-// spoolFile is the copy of a stream that frames are cut from, written as
-// the stream is read; it never fails a write (a spool that cannot be
-// written only loses frames).
+// Frames are cut from a NUT copy of the source, never from the source
+// itself: a title's original remuxed (copied, not decoded) as the stream
+// engines read it, or a stream source remuxed as it arrives. ffmpeg moves
+// a source's first timestamp to 0 in both, as it does for the stream
+// engines reading it, so the times a parent reports are the copy's; and
+// ffmpeg seeks in NUT exactly, which it does not in MPEG-TS near its end.
+
+// spoolFile is a NUT copy of the source being written; it never fails a
+// write (a copy that cannot be written only loses frames).
 type spoolFile struct {
 	lenientWriter
 	f  *os.File
 	fs *frameSource
 }
 
-// newSpool starts the spool of a stream in format (its ffmpeg demuxer)
-// starting at offsetMs on the TDO timeline; nil when it cannot be made
-// (the frame source then says why).
-func (ru *run) newSpool(format string, offsetMs int64) *spoolFile {
-	f, err := os.CreateTemp(ru.r.cfg.TempDir, "spool-*")
+// newSpool creates the copy, starting at offsetMs on the TDO timeline,
+// and makes it the frame source, growing until close; nil when it cannot
+// be made (the frame source then says why).
+func (ru *run) newSpool(offsetMs int64) *spoolFile {
+	f, err := os.CreateTemp(ru.r.cfg.TempDir, "frames-*.nut")
 	if err != nil {
-		ru.frames.set("", "", 0, false, fmt.Errorf("spool the stream for its frames: %w", err))
+		ru.frames.set("", "", 0, false, fmt.Errorf("copy the source for its frames: %w", err))
 		return nil
 	}
 	ru.keep = f.Name()
-	ru.frames.set(f.Name(), format, offsetMs, true, nil)
+	ru.frames.set(f.Name(), "nut", offsetMs, true, nil)
 	return &spoolFile{lenientWriter: lenientWriter{w: f}, f: f, fs: ru.frames}
 }
 
-// close ends the spool: the stream has ended.
+// close ends the copy: the source has ended.
 func (s *spoolFile) close() {
 	s.f.Close()
 	s.fs.finished()
 }
 
-// spoolBody copies what body reads to a spool before anyone else reads
-// it; the returned function ends the spool once the stream has ended.
-func (ru *run) spoolBody(body io.ReadCloser, format string, offsetMs int64) (io.ReadCloser, func()) {
-	sp := ru.newSpool(format, offsetMs)
+// remuxArgs are ffmpeg's arguments to copy the first video stream of an
+// input into NUT on stdout, flushing every packet.
+func remuxArgs(input []string) []string {
+	args := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, input...)
+	return append(args, "-map", "0:v:0", "-c", "copy", "-flush_packets", "1", "-f", "nut", "pipe:1")
+}
+
+// copyFrames writes the NUT copy of a title's original before the job's
+// chunks are cut, for a job whose stream engines do not remux it.
+func (ru *run) copyFrames(path string, offsetMs int64) {
+	sp := ru.newSpool(offsetMs)
+	if sp == nil {
+		return
+	}
+	defer sp.close()
+	input := append(media.InputArgs(media.ProtocolsFile, ""), "-i", "file:"+path)
+	cmd := exec.CommandContext(ru.ctx, ru.ffmpeg(), remuxArgs(input)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = sp, &stderr
+	if err := cmd.Run(); err != nil {
+		ru.log.Warn("copy the source for its frames", "err", err, "ffmpeg", strings.TrimSpace(stderr.String()))
+	}
+}
+
+// spoolStream copies a stream source into NUT as it is read, through a
+// bounded queue (a copy that falls behind loses bytes, never holds up the
+// source); the returned function ends the copy once the stream has
+// ended.
+func (ru *run) spoolStream(body io.ReadCloser, format string, offsetMs int64) (io.ReadCloser, func()) {
+	sp := ru.newSpool(offsetMs)
 	if sp == nil {
 		return body, func() {}
 	}
-	return &teeCloser{Reader: io.TeeReader(body, sp), Closer: body}, sp.close
+	input := append(media.InputArgs(media.ProtocolsPipe, format), "-analyzeduration", "1000000", "-i", "pipe:0")
+	cmd := exec.CommandContext(ru.ctx, ru.ffmpeg(), remuxArgs(input)...)
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, sp, &stderr
+	if err := cmd.Start(); err != nil {
+		sp.close()
+		ru.log.Warn("copy the stream for its frames", "err", err)
+		return body, func() {}
+	}
+	feed := newLiveFeed(pw, liveFeedBytes)
+	waited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		pr.CloseWithError(errors.New("the copy for frames stopped"))
+		waited <- err
+	}()
+	return &teeCloser{Reader: io.TeeReader(body, feed), Closer: body}, func() {
+		feed.close(nil)
+		<-feed.done
+		if err := <-waited; err != nil && ru.ctx.Err() == nil {
+			ru.log.Warn("copy the stream for its frames", "err", err, "ffmpeg", strings.TrimSpace(stderr.String()))
+		}
+		sp.close()
+	}
 }
 
 // teeCloser reads through a tee and closes the source it reads.

@@ -24,14 +24,14 @@ import (
 var cutTimes = []int64{0, 1960, 4040}
 
 // cuts is a stream engine for the route tests: it reads the whole stream,
-// then reports a scene change at each of cutTimes, an instant each.
-type cuts struct{}
+// then reports a scene change at each of times, an instant each.
+type cuts struct{ times []int64 }
 
-func (cuts) Process(ctx context.Context, s *engine.Stream, _ engine.Options, emit *engine.Emitter) error {
+func (c cuts) Process(ctx context.Context, s *engine.Stream, _ engine.Options, emit *engine.Emitter) error {
 	if _, err := io.Copy(io.Discard, s.Body); err != nil {
 		return err
 	}
-	for i, ms := range cutTimes {
+	for i, ms := range c.times {
 		doc := &protocol.Document{Series: []protocol.Series{{StartTimeMs: ms, StopTimeMs: ms,
 			Tags: []protocol.Tag{{Key: "scene", Value: fmt.Sprint(i)}}}}}
 		if err := emit.Emit(ms, ms, doc); err != nil {
@@ -47,12 +47,18 @@ var cutsSpec = engine.Spec{Name: "cuts", Mode: engine.ModeStream, Summary: "Repo
 // frameReader is a chunk engine reading pictures: it records each chunk
 // and the picture's size, and answers a series covering the chunk.
 type frameReader struct {
+	delay  time.Duration
 	mu     sync.Mutex
 	chunks []protocol.MediaChunk
 	sizes  []image.Point
 }
 
-func (f *frameReader) Process(_ context.Context, c *engine.Chunk, _ engine.Options) (*protocol.Document, error) {
+func (f *frameReader) Process(ctx context.Context, c *engine.Chunk, _ engine.Options) (*protocol.Document, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(f.delay):
+	}
 	r, err := c.Open()
 	if err != nil {
 		return nil, err
@@ -109,12 +115,13 @@ func routeDAG(source string) string {
 	  {"parentIoFolderReferenceId": "co", "childIoFolderReferenceId": "di"}]}`
 }
 
-// routeRig is a rig with the route tests' engines, hosted.
-func routeRig(t *testing.T) (*rig, *frameReader) {
+// routeRig is a rig with the route tests' engines, hosted: cuts at
+// times, frames taking delay per frame.
+func routeRig(t *testing.T, times []int64, delay time.Duration) (*rig, *frameReader) {
 	r := newRig(t, &clockEngine{})
-	fr := &frameReader{}
+	fr := &frameReader{delay: delay}
 	for spec, f := range map[*engine.Spec]engine.Factory{
-		&cutsSpec:        engine.StreamFactory(func() (engine.StreamEngine, error) { return cuts{}, nil }),
+		&cutsSpec:        engine.StreamFactory(func() (engine.StreamEngine, error) { return cuts{times: times}, nil }),
 		&frameReaderSpec: engine.ChunkFactory(func() (engine.ChunkEngine, error) { return fr, nil }),
 		&docReaderSpec:   engine.ChunkFactory(func() (engine.ChunkEngine, error) { return docReader{}, nil }),
 	} {
@@ -136,7 +143,7 @@ func routeRig(t *testing.T) (*rig, *frameReader) {
 func TestRunnerRoutesFramesAndDocumentsWithTheirParentsTimes(t *testing.T) {
 	for _, source := range []string{"vod", "topic"} {
 		t.Run(source, func(t *testing.T) {
-			r, fr := routeRig(t)
+			r, fr := routeRig(t, cutTimes, 0)
 			clip := makeClip(t, 6)
 			offset := int64(0)
 			src := `{"vod": "vod-1"}`
@@ -244,4 +251,73 @@ func checkChildBounds(t *testing.T, b bus.Bus, jobID string) {
 	if !done["frames"] || !done["docs"] || parent < 0 {
 		t.Fatalf("done %v, parent's bound %d", done, parent)
 	}
+}
+
+// TestARunnerTakingOverADAGJobDoesNotRedoRoutedChunks: a runner stopped
+// while the child works through its routed frames leaves the job to
+// another, whose router reads the results again and makes the same
+// chunks: those the child finished are not sent again, the rest are, and
+// the job completes with one result per cut.
+func TestARunnerTakingOverADAGJobDoesNotRedoRoutedChunks(t *testing.T) {
+	var times []int64
+	for ms := int64(0); ms < 6000; ms += 500 {
+		times = append(times, ms)
+	}
+	r, fr := routeRig(t, times, 300*time.Millisecond)
+	r.vod("vod-1", makeClip(t, 6))
+	stop := r.runner(0)
+	id := r.create(strings.Replace(routeDAG(`{"vod": "vod-1"}`), `{"engineId": "frames",`, `{"engineId": "frames", "policy": {"max_in_flight": 1},`, 1))
+	doneBefore := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(doneBefore) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 3 frames done in 60 s")
+		}
+		cs, _ := r.meta.ListJobChunks(context.Background(), id, "frames")
+		for _, c := range cs {
+			if c.State == metastore.ChunkDone {
+				doneBefore[c.ChunkUUID] = true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if job, _ := r.meta.GetJob(context.Background(), id); jobOver(job.Status) {
+		t.Fatalf("the job is %s when its runner stopped; make the child slower", job.Status)
+	}
+	r.runner(0)
+	r.wait(id, metastore.JobComplete)
+	calls := map[string]int{}
+	fr.mu.Lock()
+	for _, m := range fr.chunks {
+		calls[m.ChunkUUID]++
+	}
+	fr.mu.Unlock()
+	for u := range doneBefore {
+		if calls[u] != 1 {
+			t.Errorf("frame %s, done before the takeover, was read %d times", u, calls[u])
+		}
+	}
+	cs, _ := r.meta.ListJobChunks(context.Background(), id, "frames")
+	var starts []int64
+	for _, c := range cs {
+		if c.State != metastore.ChunkDone {
+			t.Errorf("frame chunk %+v", c)
+		}
+		starts = append(starts, c.StartMs)
+	}
+	slices.Sort(starts)
+	if !slices.Equal(starts, times) || len(calls) != len(times) {
+		t.Fatalf("frames at %v (%d read), want %v", starts, len(calls), times)
+	}
+	var frames int
+	for _, res := range r.results(id) {
+		if res.Engine == "frames" {
+			frames++
+		}
+	}
+	if frames != len(times) {
+		t.Fatalf("%d frames results, want %d", frames, len(times))
+	}
+	t.Logf("%d frames done before the takeover, %d reads in all", len(doneBefore), len(fr.chunks))
 }

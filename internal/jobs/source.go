@@ -55,32 +55,27 @@ func (ru *run) chunkSource() (err error) {
 		// A file is remuxed for the stream engines as it is read.
 		in.init = protocol.StreamInit{MimeType: "video/x-nut", FFmpegFormat: "nut"}
 	}
-	keep := false
-	if in.path != "" && ru.needsFrames() {
-		if len(ru.streams) > 0 {
-			// Frames are cut from the remux the stream engines read, so
-			// a parent's times are the frames' times exactly.
-			ru.remuxSpool = ru.newSpool("nut", in.offsetMs)
-		} else {
-			keep = true // frames are cut from the original until the job ends
-			ru.keep = in.path
-			ru.frames.set(in.path, "", in.offsetMs, false, nil)
-		}
+	// Frames a route cuts come from a NUT copy of the source on the
+	// stream engines' timeline (route.go).
+	switch {
+	case !ru.needsFrames():
+	case in.path != "" && len(ru.streams) > 0:
+		ru.remuxSpool = ru.newSpool(in.offsetMs) // written by the stream engines' remux
+	case in.path != "":
+		ru.copyFrames(in.path, in.offsetMs)
 	}
 	waitRemux := ru.startStreams(in, in.init)
 	if in.path != "" {
 		defer func() {
 			waitRemux()
-			if !keep {
-				os.Remove(in.path)
-			}
+			os.Remove(in.path)
 		}()
 	} else {
 		defer func() { ru.endSources(err) }()
 		defer in.body.Close()
 		if ru.needsFrames() {
 			var endSpool func()
-			in.body, endSpool = ru.spoolBody(in.body, in.format, in.offsetMs)
+			in.body, endSpool = ru.spoolStream(in.body, in.format, in.offsetMs)
 			defer endSpool()
 		}
 	}
