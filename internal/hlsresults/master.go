@@ -88,19 +88,17 @@ func (s *Service) liveMaster(ctx context.Context, st metastore.Stream, ref strin
 		return nil, err
 	}
 	var sizes []hls.SegmentSize
-	first := ""
+	var keys []string
 	for i := range media.Segments {
 		if r, ok := rows[int64(media.MediaSequence)+int64(i)]; ok {
 			sizes = append(sizes, hls.SegmentSize{Bytes: r.Size, Duration: time.Duration(r.DurationUS) * time.Microsecond})
-			if first == "" {
-				first = r.Key
-			}
+			keys = append(keys, r.Key)
 		}
 	}
 	v := hls.Variant{URI: ref, Name: "live",
 		Bandwidth: max(hls.PeakBitrate(sizes, time.Duration(media.TargetDurationSeconds())*time.Second), 1)}
-	if first != "" {
-		lv := s.liveVariant(ctx, st.ID, first)
+	if len(keys) > 0 {
+		lv := s.liveVariant(ctx, st.ID, keys)
 		v.Codecs, v.Width, v.Height = lv.codecs, lv.width, lv.height
 	}
 	m := hls.MasterPlaylist{IndependentSegments: media.IndependentSegments, SessionData: ext.SessionData, Variants: []hls.Variant{v}}
@@ -111,23 +109,45 @@ func (s *Service) liveMaster(ctx context.Context, st metastore.Stream, ref strin
 	return m.Encode()
 }
 
-// liveVariant reads the codecs and picture size of a live stream from one
-// of its segments, once per stream while the cache keeps it.
-func (s *Service) liveVariant(ctx context.Context, streamID, key string) liveVariant {
+// liveVariant reads the codecs and picture size of a live stream from the
+// first of its listed segments that starts with a key frame (a segment that
+// continues an over-long GOP has no parameter sets to read the video codec
+// from), once per stream while the cache keeps it. When none of the first
+// few segments does, what was read is used and not kept, so a later
+// request tries again.
+func (s *Service) liveVariant(ctx context.Context, streamID string, keys []string) liveVariant {
 	if lv, ok := s.codecs.get(streamID); ok {
 		return lv
 	}
 	var lv liveVariant
+	for _, key := range keys[:min(len(keys), maxCodecProbes)] {
+		info, err := s.inspectSegment(ctx, key)
+		if err != nil {
+			continue
+		}
+		lv = liveVariant{codecs: info.Codecs, width: info.Width, height: info.Height}
+		if info.StartsWithKeyFrame || !info.HasVideo {
+			s.codecs.put(streamID, lv)
+			return lv
+		}
+	}
+	return lv
+}
+
+// maxCodecProbes bounds the segments read to find a live stream's codecs.
+const maxCodecProbes = 3
+
+// inspectSegment reads one stored MPEG-TS segment's codecs and picture.
+func (s *Service) inspectSegment(ctx context.Context, key string) (hls.SegmentInfo, error) {
 	data, err := s.readObject(ctx, key)
 	if err == nil {
 		var info hls.SegmentInfo
 		if info, err = hls.InspectTS(data); err == nil {
-			lv.codecs, lv.width, lv.height = info.Codecs, info.Width, info.Height
+			return info, nil
 		}
 	}
-	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+	if !errors.Is(err, objstore.ErrNotFound) {
 		s.Log.Warn("hls results: reading a live segment's codecs", "key", key, "err", err)
 	}
-	s.codecs.put(streamID, lv)
-	return lv
+	return hls.SegmentInfo{}, err
 }
