@@ -46,8 +46,30 @@ func decodeJobRun(key, value []byte) (ControlMessage, error) {
 	return m, err
 }
 
+func decodeAlert(key, value []byte) (ControlMessage, error) {
+	m, err := DecodeAlert(key, value)
+	if m == nil {
+		return nil, err
+	}
+	return m, err
+}
+
 func controlCases() []controlCase {
+	start, end := int64(184000), int64(191500)
 	return []controlCase{
+		{"alert_raised.json", "rule-5c1d0e7a9b42", TopicAlerts, &Alert{
+			EventID: "al-9f86d081884c7d65:raised", AlertID: "al-9f86d081884c7d65", Event: AlertRaised,
+			RuleID: "rule-5c1d0e7a9b42", RuleName: "dead air on studio A", Condition: "silence",
+			Scope: "job:job-3e87dd00aab5", JobID: "job-3e87dd00aab5", StreamID: "live-54390fa40812",
+			StartMs: &start, EndMs: &end, Summary: "silence for 7.5 s (at least 5 s)",
+			Details:  json.RawMessage(`{"duration_ms":7500,"engine":"silence"}`),
+			RaisedAt: submitted}, decodeAlert},
+		{"alert_resolved_segments.json", "rule-0a1b2c3d4e5f", TopicAlerts, &Alert{
+			EventID: "al-2c26b46b68ffc68f:resolved", AlertID: "al-2c26b46b68ffc68f", Event: AlertResolved,
+			RuleID: "rule-0a1b2c3d4e5f", Condition: "no_segments", Scope: "stream:live-54390fa40812",
+			StreamID: "live-54390fa40812", StartedAt: submitted.Add(-time.Minute), EndedAt: submitted.Add(30 * time.Second),
+			Summary:  "no segments from live-54390fa40812 for 1m30s",
+			RaisedAt: submitted, ResolvedAt: submitted.Add(30 * time.Second)}, decodeAlert},
 		{"control_vod_job_upload.json", "vod-3e87dd00aab5", TopicVODJobs, &VODJob{
 			StreamID: "vod-3e87dd00aab5", SourceKey: "vod-3e87dd00aab5/source/episode.mp4",
 			Title: "Episode 1", SubmittedAt: submitted}, decodeVODJob},
@@ -182,6 +204,29 @@ func TestControlDecodersRejectWithFieldNamedErrors(t *testing.T) {
 	}
 }
 
+func TestAlertRefusesWithFieldNamedErrors(t *testing.T) {
+	valid := `"alert_id":"al-1","rule_id":"rule-1","condition":"keyword","scope":"job:job-1","summary":"s","raised_at":"2024-05-01T12:00:00Z"`
+	for _, tc := range []struct{ value, field, want string }{
+		{`{"event_id":"al-1:raised","event":"raised",` + valid + `,"start_ms":5,"end_ms":4}`, "end_ms", "must not be before start_ms"},
+		{`{"event_id":"al-1:raised","event":"raised",` + valid + `,"start_ms":5}`, "end_ms", "come together"},
+		{`{"event_id":"al-1:raised","event":"opened",` + valid + `}`, "event", `must be "raised" or "resolved"`},
+		{`{"event_id":"al-2:raised","event":"raised",` + valid + `}`, "event_id", `must be "al-1:raised"`},
+		{`{"event_id":"al-1:resolved","event":"resolved",` + valid + `}`, "resolved_at", "is required"},
+		{`{"event_id":"al-1:raised","event":"raised",` + strings.Replace(valid, "job:job-1", "title:x", 1) + `}`, "scope", `"job:<id>" or "stream:<id>"`},
+		{`{"event_id":"al-1:raised","event":"raised",` + valid + `,"details":[1]}`, "details", "must be a JSON object"},
+		{`{"event_id":":raised","event":"raised","rule_id":"r"}`, "alert_id", "is empty"},
+	} {
+		_, err := DecodeAlert(nil, []byte(tc.value))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeAlert(%s) = %v; want field %s: %s", tc.value, err, tc.field, tc.want)
+		}
+	}
+	if m, err := DecodeAlert([]byte("rule-1"), []byte(strings.Replace(`{"event_id":"al-1:raised","event":"raised",`+valid+`}`, `"rule_id":"rule-1",`, "", 1))); err != nil || m.RuleID != "rule-1" {
+		t.Errorf("rule id from the key: %+v, %v", m, err)
+	}
+}
+
 func TestEncodeControlRefusesInvalidMessages(t *testing.T) {
 	for _, m := range []ControlMessage{&VODJob{}, &LiveControl{StreamID: "a"}, &LiveControl{Action: LiveEnd}, (*VODJob)(nil)} {
 		if key, value, err := EncodeControl(m); err == nil {
@@ -234,6 +279,10 @@ func FuzzDecodeVODJob(f *testing.F) {
 
 func FuzzDecodeLiveControl(f *testing.F) {
 	fuzzControl(f, decodeLiveControl, &LiveControl{}, `{"action":"start"}`, `{"action":"end","requested_at":null}`, `{"action":"stop"}`)
+}
+
+func FuzzDecodeAlert(f *testing.F) {
+	fuzzControl(f, decodeAlert, &Alert{}, `{"event":"raised"}`, `{"alert_id":"a","event":"resolved","event_id":"a:resolved"}`, `{"start_ms":-1}`)
 }
 
 func FuzzDecodeJobRun(f *testing.F) {

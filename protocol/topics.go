@@ -50,9 +50,18 @@ const (
 	// the live controllers.
 	TopicLiveControl = "control_live"
 	// TopicJobs carries a JobRun for every job the API accepts, read by
-	// the job runners (the chunker role).
+	// the job runners (the chunker role) and, in a group of their own,
+	// the alert evaluators (the alerts role).
 	TopicJobs = "control_jobs"
 )
+
+// TopicAlerts carries an Alert (alert.go) for every alert a rule raises
+// and for its resolution, keyed by rule id: the same JSON a rule's
+// webhooks receive. It is the one topic weir writes outside the
+// "<kind>_<id>" scheme, named as the product contract names it; no kind's prefix can produce it (and Kafka's
+// '.'/'_' collision would need a topic called "weir_alerts", which weir
+// never creates).
+const TopicAlerts = "weir.alerts"
 
 // The names earlier versions of weir gave the control topics. weir's
 // consumers read them too, in the same consumer groups, so messages queued
@@ -78,6 +87,9 @@ const (
 	// GroupChunker is RoleGroup("chunker"): the job runners sharing
 	// TopicJobs.
 	GroupChunker = "weir_chunker"
+	// GroupAlerts is RoleGroup("alerts"): the alert evaluators sharing
+	// TopicJobs, each evaluating the rules over the jobs it gets.
+	GroupAlerts = "weir_alerts"
 )
 
 // JobGroup is the consumer group in which a job's runner reads the job's

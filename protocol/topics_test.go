@@ -26,6 +26,13 @@ func TestTopicNamesFollowTheScheme(t *testing.T) {
 		{"vod group", RoleGroup("vod"), GroupVOD},
 		{"live control group", RoleGroup("live-control"), GroupLiveControl},
 		{"packager group", RoleGroup("packager"), GroupPackager},
+		{"alerts group", RoleGroup("alerts"), GroupAlerts},
+		{"the alerts topic is legal", func() string {
+			if ValidateTopic(TopicAlerts) != nil {
+				return "illegal"
+			}
+			return TopicAlerts
+		}(), "weir.alerts"},
 		{"every kind has its prefix", TopicName(KindResults, "j"), "results_j"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
