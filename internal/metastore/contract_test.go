@@ -130,6 +130,7 @@ func runContract(t *testing.T, h harness) {
 	runSearchContract(t, h)
 	runJobFilterContract(t, h)
 	runWindowsContract(t, h)
+	runAlertsContract(t, h)
 	ctx := context.Background()
 	base := time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
 

@@ -385,6 +385,10 @@ type Store interface {
 	// Leaser grants the leases that keep cross-process work single.
 	Leaser
 
+	// AlertStore keeps alert rules, alerts and their deliveries
+	// (alerts.go).
+	AlertStore
+
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error
