@@ -88,7 +88,7 @@ func TestCoreSilenceRaisesOnceItHasLastedMinDuration(t *testing.T) {
 		return doc(t, &protocol.Document{Series: []protocol.Series{{StartTimeMs: start, StopTimeMs: end, Tags: []protocol.Tag{{Key: "silence"}}}}})
 	}
 	for _, f := range []func() error{
-		func() error { return c.output(at, "t-sil", silence(0, 1000)) },     // too short
+		func() error { return c.output(at, "t-sil", silence(0, 1000)) },    // too short
 		func() error { return c.bound("t-sil", 5000, false) },              // nothing open
 		func() error { return c.output(at, "t-sil", silence(5000, 6000)) }, // pieces of one open silence
 		func() error { return c.output(at, "t-sil", silence(6000, 7000)) },
@@ -169,8 +169,8 @@ func TestCoreDetectionsAndFingerprints(t *testing.T) {
 	}
 	at := time.Now()
 	for _, o := range []*output{
-		doc(t, &protocol.Document{Series: []protocol.Series{face(0), face(40)}}),         // one face per frame
-		doc(t, &protocol.Document{Series: []protocol.Series{face(1000), face(1000)}}),    // two in one frame
+		doc(t, &protocol.Document{Series: []protocol.Series{face(0), face(40)}}),      // one face per frame
+		doc(t, &protocol.Document{Series: []protocol.Series{face(1000), face(1000)}}), // two in one frame
 		doc(t, &protocol.Document{Series: []protocol.Series{{StartTimeMs: 5000, StopTimeMs: 9000, Object: &protocol.Object{Type: "fingerprint", Label: "station jingle", EntityID: "fp-1", Confidence: 0.4}}}}),
 		doc(t, &protocol.Document{Series: []protocol.Series{{StartTimeMs: 15000, StopTimeMs: 19000, Object: &protocol.Object{Type: "fingerprint", Label: "station jingle", EntityID: "fp-1", Confidence: 0.9}}}}),
 	} {
