@@ -168,7 +168,7 @@ type receiver struct {
 	events   map[string][]*protocol.Alert
 	// answer says what to answer the n-th request (from 1) of an event:
 	// a status, and whether to take the event.
-	answer func(eventID string, n int) (status int, take bool, delay time.Duration)
+	answer  func(eventID string, n int) (status int, take bool, delay time.Duration)
 	badSigs int
 }
 
