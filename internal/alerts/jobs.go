@@ -416,11 +416,11 @@ func (s *Service) deliveriesOf(r *Rule, a metastore.Alert, event string) ([]meta
 	base := metastore.AlertDelivery{AlertID: a.ID, RuleID: r.ID, Event: event, Payload: payload,
 		CreatedAt: now, NextAttemptAt: now, RetryUntil: now.Add(retry)}
 	kafka := base
-	kafka.ID, kafka.Target = id+"/kafka", metastore.TargetKafka
+	kafka.ID, kafka.Target = id+":kafka", metastore.TargetKafka
 	out := []metastore.AlertDelivery{kafka}
 	for i, w := range r.Webhooks {
 		d := base
-		d.ID, d.Target, d.URL = fmt.Sprintf("%s/webhook/%d", id, i), metastore.TargetWebhook, w.URL
+		d.ID, d.Target, d.URL = fmt.Sprintf("%s:webhook-%d", id, i), metastore.TargetWebhook, w.URL
 		out = append(out, d)
 	}
 	return out, nil

@@ -208,7 +208,7 @@ func TestDeadLetteredDeliveriesCanBeRedelivered(t *testing.T) {
 	if _, err := svc.Redeliver(context.Background(), d.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the redelivery", func() bool { _, taken := rcv.count(strings.Split(d.ID, "/")[0]); return taken == 1 })
+	waitFor(t, 10*time.Second, "the redelivery", func() bool { _, taken := rcv.count(protocol.AlertEventID(d.AlertID, d.Event)); return taken == 1 })
 	got, _ := store.GetAlertDelivery(context.Background(), d.ID)
 	if got.State != metastore.DeliveryDelivered || got.Attempts != 1 {
 		t.Fatalf("after redelivery: %+v", got)

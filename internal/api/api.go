@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/alerts"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/engines"
 	"github.com/weir-media/weir/internal/hlsresults"
@@ -141,6 +142,11 @@ type Config struct {
 	// and Engines that refuses URL sources at private addresses.
 	Jobs *jobs.Service
 
+	// Alerts is the alert rules service behind /rules and /alerts. Nil
+	// makes one of Meta that only manages rules (it evaluates and
+	// delivers nothing) and refuses webhooks at private IP literals.
+	Alerts *alerts.Service
+
 	// OperationsOnly serves only /health, /ready, /metrics and /bus: the
 	// listener of a process that runs other roles than the API.
 	OperationsOnly bool
@@ -207,6 +213,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Jobs == nil {
 		cfg.Jobs = &jobs.Service{Meta: cfg.Meta, Bus: cfg.Bus, Catalog: cfg.Engines, BusTimeout: cfg.BusTimeout, Log: cfg.Logger}
+	}
+	if cfg.Alerts == nil {
+		var err error
+		if cfg.Alerts, err = alerts.New(alerts.Config{Store: cfg.Meta, Log: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("api: alerts: %w", err)
+		}
 	}
 	for name, base := range map[string]*string{"BaseURL": &cfg.BaseURL, "RTMPBase": &cfg.RTMPBase, "SRTBase": &cfg.SRTBase, "RTMPSBase": &cfg.RTMPSBase} {
 		clean, err := cleanBaseURL(*base)
@@ -295,6 +307,7 @@ func (s *Server) routes() {
 	s.registerJobs()
 	s.registerSearch()
 	s.registerFingerprints()
+	s.registerAlerts()
 	s.registerDocs()
 	s.mux.Handle("/", http.HandlerFunc(s.serveFallback))
 }

@@ -158,8 +158,8 @@ const (
 
 // AlertDelivery is the delivery of one event of an alert to one target.
 type AlertDelivery struct {
-	// ID is "<alert id>:<event>/<target>" ("/webhook/<n>" for the rule's
-	// n-th webhook).
+	// ID is "<alert id>:<event>:<target>": ":kafka" for the topic,
+	// ":webhook-<n>" for the rule's n-th webhook (from 0).
 	ID      string `json:"id"`
 	AlertID string `json:"alert_id"`
 	RuleID  string `json:"rule_id"`

@@ -266,8 +266,8 @@ func deliveriesOf(alertID, ruleID, event string, at, until time.Time) []AlertDel
 	payload := json.RawMessage(`{"alert_id": "` + alertID + `", "event": "` + event + `"}`)
 	id := alertID + ":" + event
 	return []AlertDelivery{
-		{ID: id + "/kafka", AlertID: alertID, RuleID: ruleID, Event: event, Target: TargetKafka, Payload: payload, CreatedAt: at, RetryUntil: until},
-		{ID: id + "/webhook/0", AlertID: alertID, RuleID: ruleID, Event: event, Target: TargetWebhook,
+		{ID: id + ":kafka", AlertID: alertID, RuleID: ruleID, Event: event, Target: TargetKafka, Payload: payload, CreatedAt: at, RetryUntil: until},
+		{ID: id + ":webhook-0", AlertID: alertID, RuleID: ruleID, Event: event, Target: TargetWebhook,
 			URL: "https://hooks.example.com/weir", Payload: payload, CreatedAt: at, RetryUntil: until},
 	}
 }

@@ -41,7 +41,7 @@ CREATE INDEX alerts_by_rule ON alerts (rule_id, state);
 -- alert_deliveries: the queue of alert events to deliver, one row per
 -- event (raised, resolved) and target (the weir.alerts topic, each webhook
 -- of the rule), written in the transaction that raised or resolved the
--- alert. id is "<alert id>:<event>/<target>". payload is the message, sent
+-- alert. id is "<alert id>:<event>:<target>" (kafka, webhook-<n>). payload is the message, sent
 -- unchanged on every attempt (TEXT, not JSONB, so its bytes stay as
 -- signed). state is pending, delivered or dead (given up at retry_until).
 CREATE TABLE alert_deliveries (
