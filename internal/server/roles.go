@@ -26,12 +26,15 @@ const (
 	// RoleEngines hosts the engines weir runs itself: the built-in ones
 	// and the external engines reached over HTTP.
 	RoleEngines Role = "engines"
+	// RoleAlerts evaluates alert rules over jobs' results and live
+	// streams, and delivers the alerts (weir.alerts, webhooks).
+	RoleAlerts Role = "alerts"
 	// RoleBroker runs the embedded Kafka-protocol broker (not with --kafka).
 	RoleBroker Role = "broker"
 )
 
 // AllRoles lists every role, in the order a process starts them.
-var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleVOD, RoleChunker, RoleEngines, RoleAPI}
+var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleVOD, RoleChunker, RoleEngines, RoleAlerts, RoleAPI}
 
 // Roles is the set of roles a process runs.
 type Roles []Role

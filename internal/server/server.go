@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/internal/alerts"
 	"github.com/weir-media/weir/internal/api"
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/console"
@@ -93,6 +94,12 @@ type Config struct {
 
 	AllowPrivateSources bool `koanf:"allow-private-sources"`
 
+	// WebhookAllow lists the loopback or private ranges alert webhooks
+	// may reach (comma-separated CIDRs or addresses); AlertsRetryFor is
+	// how long a delivery is retried by default.
+	WebhookAllow   string        `koanf:"webhook-allow"`
+	AlertsRetryFor time.Duration `koanf:"alerts-retry-for"`
+
 	// EnginesDir holds external engines' manifests (*.yaml, *.yml,
 	// *.json) to register at start; one bad file fails the start.
 	EnginesDir string `koanf:"engines-dir"`
@@ -141,6 +148,8 @@ type Server struct {
 	vod      *vod.Worker
 	jobs     *jobs.Runner
 	hosts    *engineHosts
+	alerts   *alerts.Service
+	runAlert bool // this process evaluates rules and delivers alerts
 }
 
 // Start opens the stores, starts the broker and binds every listener. It
@@ -224,6 +233,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.startPipelines(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 
 	refuse := refuseHTTP
 	if s.tls != nil {
@@ -268,6 +280,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
 		Jobs:           jobService,
+		Alerts:         s.alerts,
 		Ready:          s.readyChecks(),
 		Fallback:       console.Handler(),
 		MinBodyRate:    cfg.HTTPMinBodyRate,
@@ -694,6 +707,9 @@ func (s *Server) pipelines() map[string]func(context.Context) error {
 	}
 	if s.hosts != nil {
 		runs["engine hosts"] = s.hosts.Run
+	}
+	if s.runAlert {
+		runs["alerts"] = s.alerts.Run
 	}
 	return runs
 }
