@@ -47,8 +47,9 @@ func (b *lockedBuffer) String() string {
 }
 
 // startWeir runs a whole weir server (embedded broker, stores, pipelines,
-// API and console) on loopback ports in a temporary data directory.
-func startWeir(t *testing.T) (base string, log *lockedBuffer) {
+// API and console) on loopback ports in a temporary data directory; tune
+// changes its configuration.
+func startWeir(t *testing.T, tune ...func(*server.Config)) (base string, log *lockedBuffer) {
 	t.Helper()
 	log = &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -60,6 +61,9 @@ func startWeir(t *testing.T) (base string, log *lockedBuffer) {
 		SRT:         "127.0.0.1:0",
 		MaxUpload:   1 << 30,
 		APIToken:    testToken,
+	}
+	for _, f := range tune {
+		f(&cfg)
 	}
 	srv, err := server.Start(context.Background(), cfg, logger)
 	if err != nil {

@@ -1,6 +1,6 @@
 // weir console: a single-page app over weir's REST API. Navigation lives in
 // the URL fragment (#/vod, #/vod/{id}, #/live, #/live/{id}, #/jobs,
-// #/jobs/{id}; a player page also takes ?t=SECONDS), so every view can be
+// #/jobs/{id}, #/alerts; a player page also takes ?t=SECONDS), so every view can be
 // bookmarked and the server needs to know no page but "/".
 //
 // Everything on screen that comes from the server is inserted as text
@@ -8,7 +8,7 @@
 //
 // This file holds the shared helpers, the VOD and live views and the
 // router. It exports the helpers on window.weir, where the other scripts
-// (dag.js, jobs.js, timeline.js, loaded after it) find them and add their
+// (dag.js, jobs.js, timeline.js, alerts.js, loaded after it) find them and add their
 // views; the router starts once every script has run (DOMContentLoaded).
 (function () {
   'use strict';
@@ -1313,20 +1313,22 @@
     return '#/' + section + '/' + encodeURIComponent(streamID) + at;
   }
 
-  const sectionTitles = { vod: 'VOD', live: 'Live', jobs: 'Jobs' };
+  const sectionTitles = { vod: 'VOD', live: 'Live', jobs: 'Jobs', alerts: 'Alerts' };
 
   function route() {
     if (current) current.dispose();
     current = newScope();
     const { parts, query } = parseHash(location.hash);
-    const section = sectionTitles[parts[0]] && (parts[0] !== 'jobs' || weir.jobsListView) ? parts[0] : 'vod';
+    const section = sectionTitles[parts[0]] && (parts[0] !== 'jobs' || weir.jobsListView) && (parts[0] !== 'alerts' || weir.alertsView) ? parts[0] : 'vod';
     for (const a of document.querySelectorAll('[data-section]')) {
       if (a.dataset.section === section) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
     app.replaceChildren();
     document.title = sectionTitles[section] + ' · weir console';
-    if (section === 'jobs') {
+    if (section === 'alerts') {
+      weir.alertsView(current, app);
+    } else if (section === 'jobs') {
       if (parts[1]) weir.jobDetailView(current, app, parts[1]); else weir.jobsListView(current, app, query);
     } else if (section === 'live') {
       if (parts[1]) liveDetailView(current, parts[1], query); else liveListView(current);
