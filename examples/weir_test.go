@@ -42,10 +42,10 @@ type weirServer struct {
 	exited  chan struct{}
 }
 
-// startWeir starts `weir serve` in a temporary data dir on free ports
-// and waits until GET /ready answers 200. It is stopped when the test
-// ends, and its log is shown when the test failed.
-func startWeir(t *testing.T) *weirServer {
+// startWeir starts `weir serve` in a temporary data dir on free ports,
+// with extra flags, and waits until GET /ready answers 200. It is stopped
+// when the test ends, and its log is shown when the test failed.
+func startWeir(t *testing.T, extra ...string) *weirServer {
 	t.Helper()
 	dir := t.TempDir()
 	httpAddr := testenv.FreeAddr(t)
@@ -58,6 +58,7 @@ func startWeir(t *testing.T) *weirServer {
 	s.cmd = exec.Command(s.bin, "serve", "--data", s.data, "--http", httpAddr,
 		"--kafka-listen", testenv.FreeAddr(t), "--rtmp", testenv.FreeAddr(t), "--srt", testenv.FreeAddr(t),
 		"--vod-preset", "ultrafast", "--log-level", "info")
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
