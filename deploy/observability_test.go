@@ -135,6 +135,14 @@ func TestDashboardAndAlertsWorkOnARealPrometheus(t *testing.T) {
 	// for the engines and jobs panels.
 	job := startJob(t, weir, `{"source":{"vod":"`+ready+`"},"engines":[{"name":"probe"}],"chunking":{"duration":"2s"}}`)
 	waitJob(t, ctx, weir, job, "complete")
+	// An alert rule on a stream nobody publishes to: its alert is raised
+	// and delivered to weir.alerts, for the alerts' series.
+	var quiet struct {
+		ID string `json:"stream_id"`
+	}
+	postJSON(t, weir+"/streams/start", `{"title": "nobody"}`, &quiet)
+	postJSON(t, weir+"/rules", `{"name": "quiet", "condition": {"type": "no_segments", "min_duration": "1s"}, "scope": {"stream": "`+quiet.ID+`"}}`, nil)
+	prom.waitFor(t, ctx, `weir_alert_deliveries_total{state="delivered"} >= 1 and on() weir_alerts_raised_total >= 1 and on() weir_alert_deliveries_pending == 0`)
 	// What weir exports while the stream is still live (its per-stream
 	// series go when it ends) and afterwards.
 	exported := exportedNames(t, weir)

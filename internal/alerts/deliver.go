@@ -64,9 +64,7 @@ func (s *Service) deliverWhileHeld(ctx context.Context) {
 		}
 		if time.Since(lastCount) >= time.Second {
 			lastCount = time.Now()
-			if counts, err := s.cfg.Store.CountAlertDeliveries(ctx, metastore.DeliveryPending); err == nil {
-				s.m.setPending(counts)
-			}
+			s.countPending(ctx)
 		}
 		if n == deliveryBatch {
 			continue // more are due
@@ -79,6 +77,21 @@ func (s *Service) deliverWhileHeld(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// countPending sets weir_alert_deliveries_pending for every rule (0 for
+// those with nothing pending, so each rule has its series).
+func (s *Service) countPending(ctx context.Context) {
+	counts, err := s.cfg.Store.CountAlertDeliveries(ctx, metastore.DeliveryPending)
+	if err != nil {
+		return
+	}
+	if rules, err := s.allRules(ctx); err == nil {
+		for _, r := range rules {
+			counts[r.ID] += 0
+		}
+	}
+	s.m.setPending(counts)
 }
 
 // deliverDue sends the deliveries due now, deliveryParallel at a time,
