@@ -20,7 +20,10 @@ var silenceSpec = engine.Spec{
 		"level stays below threshold for at least min_duration is one series tagged silence, " +
 		"emitted as soon as the silence ends (a silence still open when the input ends is closed " +
 		"there). Times are accurate to a few ms. The bound follows the media, min_duration behind " +
-		"it (a silence is only known once it has lasted that long). Input without audio is an error.",
+		"it (a silence is only known once it has lasted that long). With report_every set, a silence " +
+		"still going on is emitted as it lasts, in consecutive pieces tagged silence and open (the " +
+		"last, once it ends, without open), so a reader learns of a long silence while it lasts. " +
+		"Input without audio is an error.",
 	Inputs:  []string{"audio/*", "video/*"},
 	Outputs: []string{"tag"},
 	Options: []engine.Option{
@@ -28,6 +31,8 @@ var silenceSpec = engine.Spec{
 			Doc: "Level below which audio counts as silent, in dBFS (sample amplitude)"},
 		{Name: "min_duration", Type: engine.TypeDuration, Default: "500ms", Min: "10ms", Max: "1h",
 			Doc: "Shortest stretch reported as silence"},
+		{Name: "report_every", Type: engine.TypeDuration, Default: "0s", Min: "0s", Max: "1h",
+			Doc: "While a silence goes on, emit what has been found of it every report_every of media, as consecutive pieces (0: once, when it ends)"},
 	},
 	Examples: []engine.Example{
 		{Title: "Dead air of 2 s or more on a broadcast", Options: map[string]any{"threshold": -60.0, "min_duration": "2s"}},
@@ -50,7 +55,7 @@ func (silenceEngine) Process(ctx context.Context, s *engine.Stream, opts engine.
 		strconv.FormatFloat(opts.Float("threshold"), 'f', 2, 64), secondsArg(minMs))
 	args := append([]string{"-map", "0:a:0", "-vn", "-sn", "-dn", "-af", filter}, progressArgs...)
 	args = append(args, "-f", "null", "-")
-	st := &silenceState{emit: emit, minMs: minMs, open: -1}
+	st := &silenceState{emit: emit, minMs: minMs, open: -1, everyMs: opts.Duration("report_every").Milliseconds()}
 	if err := ffmpegStream(ctx, s, args, st.line); err != nil {
 		return noStreamError(err, "audio")
 	}
@@ -63,6 +68,9 @@ type silenceState struct {
 	minMs int64
 	open  int64 // where the silence being measured started; -1 when none
 	now   int64 // how far ffmpeg has got in the media, ms
+	// everyMs is report_every: how much of an open silence to gather
+	// before emitting it (0: none).
+	everyMs int64
 }
 
 // line reads one line of ffmpeg's log.
@@ -106,12 +114,36 @@ func (st *silenceState) line(line string) error {
 // begun up to that long (plus a frame) ago.
 func (st *silenceState) advance() error {
 	if st.open >= 0 {
-		return nil
+		return st.reportOpen()
 	}
 	if b := st.now - st.minMs - 100; b > st.emit.BoundMs() {
 		return st.emit.Bound(b)
 	}
 	return nil
+}
+
+// openLagMs is how far behind ffmpeg's progress an open silence is
+// reported: the end of the silence, when it comes, may be logged after a
+// progress line past it.
+const openLagMs = 250
+
+// reportOpen emits the part of the open silence found since the last
+// piece, once it is report_every long, tagged open; the bound moves to
+// its end, where the next piece starts.
+func (st *silenceState) reportOpen() error {
+	if st.everyMs <= 0 {
+		return nil
+	}
+	from := max(st.open, st.emit.BoundMs())
+	to := st.now - openLagMs
+	if to-from < st.everyMs {
+		return nil
+	}
+	doc := &protocol.Document{Series: []protocol.Series{{
+		StartTimeMs: from, StopTimeMs: to,
+		Tags: []protocol.Tag{{Key: "silence"}, {Key: "open"}, {Key: "duration_ms", Value: strconv.FormatInt(to-from, 10)}},
+	}}}
+	return st.emit.Emit(from, to, doc)
 }
 
 // emitSilence emits one silence [start, end] ms.

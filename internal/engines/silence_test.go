@@ -3,8 +3,10 @@ package engines
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weir-media/weir/engine"
+	"github.com/weir-media/weir/protocol"
 )
 
 // silenceClip writes 11 s of audio with silences at known times: tone
@@ -51,6 +53,59 @@ func TestSilenceOptionsChangeWhatCounts(t *testing.T) {
 	// At +0 dBFS nothing is loud enough to be sound: the whole clip is silent.
 	pieces, _ = runStreamEngine(t, "silence", path, "wav", map[string]any{"threshold": 0.0})
 	assertIntervals(t, "silence", seriesWithTag(pieces, "silence", ""), []interval{{0, 11000}}, 50)
+}
+
+// TestSilenceReportsOpenSilencesAsTheyLast: with report_every, a silence
+// fed at real time comes in consecutive pieces while it lasts, all but
+// its last tagged open, the first long before the silence ends; joined,
+// they are the silences found without the option.
+func TestSilenceReportsOpenSilencesAsTheyLast(t *testing.T) {
+	path := silenceClip(t, "gaps.ts", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts")
+	pieces, _ := levelsLive(t, "silence", path, map[string]any{"report_every": "300ms"})
+	var joined []protocol.Series
+	var firstOpen, ended time.Time
+	open := 0
+	for _, p := range pieces {
+		for _, s := range p.Doc.Series {
+			if hasOpenTag(s) {
+				open++
+				if s.StopTimeMs-s.StartTimeMs < 300 {
+					t.Errorf("an open piece [%d, %d] shorter than report_every", s.StartTimeMs, s.StopTimeMs)
+				}
+				if s.StartTimeMs < 4000 && firstOpen.IsZero() {
+					firstOpen = p.at
+				}
+			} else if s.StartTimeMs < 4600 && s.StopTimeMs > 4000 {
+				ended = p.at
+			}
+			if n := len(joined); n > 0 && s.StartTimeMs == joined[n-1].StopTimeMs && hasOpenTag(joined[n-1]) {
+				joined[n-1].StopTimeMs, joined[n-1].Tags = s.StopTimeMs, s.Tags
+				continue
+			}
+			joined = append(joined, s)
+		}
+	}
+	if open < 3 {
+		t.Errorf("%d open pieces, want the 1.5 s and 1 s silences in several", open)
+	}
+	if firstOpen.IsZero() || ended.IsZero() || ended.Sub(firstOpen) < 500*time.Millisecond {
+		t.Errorf("the 3–4.5 s silence: first open piece at %v, its end at %v; want the first well before the end", firstOpen, ended)
+	}
+	for _, s := range joined {
+		if hasOpenTag(s) {
+			t.Errorf("silence [%d, %d] ends with an open piece", s.StartTimeMs, s.StopTimeMs)
+		}
+	}
+	assertIntervals(t, "silence", joined, silenceTruth, 50)
+}
+
+func hasOpenTag(s protocol.Series) bool {
+	for _, tag := range s.Tags {
+		if tag.Key == "open" {
+			return true
+		}
+	}
+	return false
 }
 
 func TestSilenceLive(t *testing.T) {

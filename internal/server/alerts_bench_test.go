@@ -33,7 +33,8 @@ const (
 // true on a live stream its webhook request arrives. An ffmpeg publisher
 // pushes a test pattern with a tone that goes silent for 2.5 s every 5 s
 // over RTMP at real time into a whole weir; one job runs loudness (1 s
-// pieces) and silence on the stream; two rules, loudness below -50 LUFS
+// pieces) and silence (reporting a silence every 500 ms while it lasts) on
+// the stream; two rules, loudness below -50 LUFS
 // (momentary) for 1.5 s and silence for 1.5 s, POST to a local receiver.
 // Media time T is on the wall clock at t0 + T, t0 being when the ingest
 // wrote the stream's first record (ffmpeg -re sends media at the pace of
@@ -109,7 +110,7 @@ func BenchmarkAlertLatencyLive(b *testing.B) {
 	var job struct {
 		ID string `json:"id"`
 	}
-	post("/jobs", fmt.Sprintf(`{"source": {"live": %q}, "engines": [{"name": "loudness"}, {"name": "silence"}]}`, stream.ID), &job)
+	post("/jobs", fmt.Sprintf(`{"source": {"live": %q}, "engines": [{"name": "loudness"}, {"name": "silence", "options": {"report_every": "500ms"}}]}`, stream.ID), &job)
 
 	clip := b.TempDir() + "/gaps.mp4"
 	gate := fmt.Sprintf("volume='if(lt(mod(t*1000,%d),%d),1,0)':eval=frame", alertBenchCycleMs, alertBenchCycleMs-alertBenchGapMs)
@@ -177,7 +178,12 @@ func timelineOffset(b *testing.B, base, jobID string) time.Duration {
 	on := int64(alertBenchCycleMs - alertBenchGapMs)
 	for _, r := range page.Items {
 		k := (r.StartMs - on + alertBenchCycleMs/2) / alertBenchCycleMs
-		offs = append(offs, r.StartMs-(k*alertBenchCycleMs+on))
+		if off := r.StartMs - (k*alertBenchCycleMs + on); off > -400 && off < 400 {
+			offs = append(offs, off) // a silence's first piece, not one going on
+		}
+	}
+	if len(offs) == 0 {
+		b.Fatal("no silence starts near the gaps")
 	}
 	slices.Sort(offs)
 	return time.Duration(offs[len(offs)/2]) * time.Millisecond
