@@ -167,6 +167,7 @@ type jobAnswers struct {
 func readJobAnswers(t *testing.T, ctx context.Context, conf, jobID string) *jobAnswers {
 	t.Helper()
 	a := &jobAnswers{outputs: map[string]*protocol.EngineOutput{}, statuses: map[string][]*protocol.ChunkProcessedStatus{}}
+	bounds := map[string]*protocol.TimestampBound{}
 	for _, r := range kcatConsume(t, ctx, conf, protocol.ResultsTopic(jobID)) {
 		if r.Key == nil || r.Payload == nil {
 			t.Fatalf("results record @%d has no key or no value", r.Offset)
@@ -185,11 +186,28 @@ func readJobAnswers(t *testing.T, ctx context.Context, conf, jobID string) *jobA
 			a.statuses[m.ChunkUUID] = append(a.statuses[m.ChunkUUID], m)
 		case *protocol.EngineHeartbeat:
 			a.heartbeats++
+		case *protocol.TimestampBound:
+			checkBound(t, bounds, m)
 		default:
 			t.Errorf("unexpected %s on %s", msg.MessageType(), protocol.ResultsTopic(jobID))
 		}
 	}
+	for task, b := range bounds {
+		if !b.Done {
+			t.Errorf("task %s: the last timestamp_bound (%d ms) is not done, though the job ended", task, b.TimestampBoundMs)
+		}
+	}
 	return a
+}
+
+// checkBound checks that a task's timestamp bounds never move back and
+// that nothing follows its done bound, and keeps the last one.
+func checkBound(t *testing.T, last map[string]*protocol.TimestampBound, m *protocol.TimestampBound) {
+	t.Helper()
+	if prev := last[m.TaskID]; prev != nil && (prev.Done || m.TimestampBoundMs < prev.TimestampBoundMs) {
+		t.Errorf("task %s: timestamp_bound %d ms (done %v) after %d ms (done %v)", m.TaskID, m.TimestampBoundMs, m.Done, prev.TimestampBoundMs, prev.Done)
+	}
+	last[m.TaskID] = m
 }
 
 // checkProgress checks a finished job's view: complete, and every chunk
