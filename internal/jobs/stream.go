@@ -309,7 +309,9 @@ func (ru *run) runStream(st *streamTask, body io.Reader, init protocol.StreamIni
 	emit := engine.NewEmitter(func(p engine.Piece) error { return ru.produceOutput(st, p) },
 		engine.WithOffset(init.RelativeStartOffsetMS), engine.OnBound(hb.bound),
 		engine.WithArtifacts(&jobArtifacts{ru: ru, engine: st.lane.engine}))
+	stop := hb.keepAlive(ru.r.cfg.HeartbeatInterval)
 	err = eng.Process(ru.ctx, &engine.Stream{Init: init, Body: body}, st.opts, emit)
+	stop()
 	st.pr.CloseWithError(fmt.Errorf("engine %s stopped reading", st.lane.engine))
 	hb.send(protocol.HeartbeatDone, nil)
 	return err
@@ -413,14 +415,16 @@ func (ru *run) produce(topic string, m protocol.Message) error {
 }
 
 // streamHeartbeats sends a stream engine's heartbeats: one when its bound
-// moves (at most one a second), carrying the bound, and DONE at its end.
+// moves (at most one a second), carrying the bound; one every heartbeat
+// interval while the engine runs without moving it; DONE at its end.
 type streamHeartbeats struct {
-	ru    *run
-	st    *streamTask
-	mu    sync.Mutex
-	count int64
-	last  time.Time
-	start time.Time
+	ru        *run
+	st        *streamTask
+	mu        sync.Mutex
+	count     int64
+	last      time.Time
+	start     time.Time
+	lastBound *int64 // the last bound sent, nil before the first
 }
 
 func (h *streamHeartbeats) bound(ms int64) error {
@@ -434,6 +438,38 @@ func (h *streamHeartbeats) bound(ms int64) error {
 	return nil
 }
 
+// keepAlive sends a RUNNING heartbeat, with the last bound sent, whenever
+// a heartbeat interval passes without one, until stop is called. An engine
+// can rightly hold its bound for long (stt decoding a long utterance on a
+// busy machine, black inside a long black stretch); its instance is alive
+// all the same and must not be marked down for silence, which would fail
+// its task while it works.
+func (h *streamHeartbeats) keepAlive(every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-h.ru.ctx.Done():
+				return
+			case <-t.C:
+			}
+			h.mu.Lock()
+			due, b := time.Since(h.last) >= every, h.lastBound
+			h.mu.Unlock()
+			if due {
+				h.send(protocol.HeartbeatRunning, b)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 func (h *streamHeartbeats) send(status protocol.HeartbeatStatus, boundMs *int64) {
 	h.mu.Lock()
 	if h.start.IsZero() {
@@ -441,6 +477,10 @@ func (h *streamHeartbeats) send(status protocol.HeartbeatStatus, boundMs *int64)
 	}
 	h.count++
 	h.last = time.Now()
+	if boundMs != nil {
+		b := *boundMs
+		h.lastBound = &b
+	}
 	m := &protocol.EngineHeartbeat{Header: protocol.Header{Type: protocol.TypeEngineHeartbeat, TimestampUTC: protocol.NowMillis(),
 		TaskID: h.st.w.msg.TaskID, JobID: h.ru.job.ID, TDOID: h.ru.tdo()},
 		EngineID: h.st.lane.engine, EngineInstanceID: h.st.lane.engine + "@" + h.ru.r.cfg.Holder,
