@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func sqliteHarness() harness {
@@ -207,4 +208,37 @@ func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
 		}
 		check(t, path)
 	})
+}
+
+// TestSQLiteListsAStreamsJobsByItsIndex: a stream's jobs, newest first, a
+// page and the next, are read through jobs_stream_created_idx in order
+// (no scan of every job, no sort).
+func TestSQLiteListsAStreamsJobsByItsIndex(t *testing.T) {
+	ctx := context.Background()
+	s := openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
+	cursor := encodeCursor(pageCursor{createdAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), id: "job-1"})
+	for _, after := range []string{"", cursor} {
+		query, args, err := s.jobsQuery(JobFilter{StreamID: "vod-1"}, 100, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "\n")
+		if !strings.Contains(p, "jobs_stream_created_idx") || strings.Contains(p, "TEMP B-TREE") {
+			t.Fatalf("a stream's jobs (cursor %q) are not read in order through jobs_stream_created_idx:\n%s", after, p)
+		}
+	}
 }

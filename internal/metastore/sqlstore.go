@@ -750,34 +750,11 @@ func (st *sqlStore) ListJobs(ctx context.Context, status JobStatus, limit int, a
 
 // ListJobsWhere pages the jobs f selects newest first, like ListJobs.
 func (st *sqlStore) ListJobsWhere(ctx context.Context, f JobFilter, limit int, after string) ([]Job, string, error) {
-	var where []string
-	var args []any
-	if f.Status != "" {
-		if !validJobStatus(f.Status) {
-			return nil, "", fmt.Errorf("list jobs: unknown status %q: %w", f.Status, ErrInvalid)
-		}
-		args = append(args, string(f.Status))
-		where = append(where, fmt.Sprintf("status = $%d", len(args)))
-	}
-	if f.StreamID != "" {
-		args = append(args, f.StreamID)
-		where = append(where, fmt.Sprintf("stream_id = $%d", len(args)))
-	}
-	if after != "" {
-		c, err := decodeCursor(after)
-		if err != nil {
-			return nil, "", fmt.Errorf("list jobs: %w", err)
-		}
-		args = append(args, st.timeArg(c.createdAt), c.id)
-		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
-	}
 	limit = pageSize(limit)
-	query := jobSelect
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	query, args, err := st.jobsQuery(f, limit, after)
+	if err != nil {
+		return nil, "", err
 	}
-	args = append(args, limit+1)
-	query += " ORDER BY created_at DESC, id DESC LIMIT $" + strconv.Itoa(len(args))
 	rows, err := st.b.reader().query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)
@@ -801,6 +778,40 @@ func (st *sqlStore) ListJobsWhere(ctx context.Context, f JobFilter, limit int, a
 		next = encodeCursor(pageCursor{createdAt: last.CreatedAt, id: last.ID})
 	}
 	return jobs, next, nil
+}
+
+// jobsQuery is ListJobsWhere's query for one page of limit jobs (one more
+// is asked for, to know whether a next page exists). With a stream, it
+// reads jobs_stream_created_idx (stream_id, created_at, id).
+func (st *sqlStore) jobsQuery(f JobFilter, limit int, after string) (string, []any, error) {
+	var where []string
+	var args []any
+	if f.Status != "" {
+		if !validJobStatus(f.Status) {
+			return "", nil, fmt.Errorf("list jobs: unknown status %q: %w", f.Status, ErrInvalid)
+		}
+		args = append(args, string(f.Status))
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if f.StreamID != "" {
+		args = append(args, f.StreamID)
+		where = append(where, fmt.Sprintf("stream_id = $%d", len(args)))
+	}
+	if after != "" {
+		c, err := decodeCursor(after)
+		if err != nil {
+			return "", nil, fmt.Errorf("list jobs: %w", err)
+		}
+		args = append(args, st.timeArg(c.createdAt), c.id)
+		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	query := jobSelect
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit+1)
+	query += " ORDER BY created_at DESC, id DESC LIMIT $" + strconv.Itoa(len(args))
+	return query, args, nil
 }
 
 // UpdateJob writes Status, Spec, Result and Error when j.Version equals the
