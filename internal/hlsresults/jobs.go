@@ -15,52 +15,34 @@ import (
 const (
 	// jobPage is the page size jobs and results are read with.
 	jobPage = 1000
-	// maxJobPages bounds one scan of the job table: jobs past the newest
-	// maxJobPages × jobPage are not looked at.
+	// maxJobPages bounds one stream's job lookup: a stream's jobs past
+	// its newest maxJobPages × jobPage are not looked at.
 	maxJobPages = 100
 )
 
-// jobIndex maps stream ids to their jobs. The metadata store has no
-// lookup by stream, so the index is built by paging through the jobs
-// (newest first) at most once per CacheTTL, for every stream at once.
-type jobIndex struct {
-	mu       sync.Mutex
-	built    time.Time
-	byStream map[string][]metastore.Job
-}
-
-// streamJobs returns the jobs whose source is the stream, newest first.
+// streamJobs returns the jobs whose source is the stream, newest first,
+// with the metadata store's stream filter (an index on the jobs' stream,
+// creation time and id, so the lookup reads only the stream's own jobs).
+// progress caches the answer for CacheTTL.
 func (s *Service) streamJobs(ctx context.Context, streamID string) ([]metastore.Job, error) {
-	idx := s.jobs
-	idx.mu.Lock()
-	defer idx.mu.Unlock()
-	if idx.byStream != nil && s.Now().Sub(idx.built) < s.CacheTTL {
-		return idx.byStream[streamID], nil
-	}
-	m := map[string][]metastore.Job{}
+	var out []metastore.Job
 	after := ""
-	for page := 0; ; page++ {
-		if page == maxJobPages {
-			s.Log.Warn("hls results: not every job was looked at for subtitles and metadata", "jobs_read", page*jobPage)
-			break
-		}
-		jobs, next, err := s.Meta.ListJobs(ctx, "", jobPage, after)
+	for range maxJobPages {
+		jobs, next, err := s.Meta.ListJobsWhere(ctx, metastore.JobFilter{StreamID: streamID}, jobPage, after)
 		if err != nil {
 			return nil, err
 		}
 		for _, j := range jobs {
-			if j.StreamID != "" {
-				j.Spec, j.Result = nil, nil // not needed; keep the index small
-				m[j.StreamID] = append(m[j.StreamID], j)
-			}
+			j.Spec, j.Result = nil, nil // not needed; keep the cache small
+			out = append(out, j)
 		}
 		if next == "" {
-			break
+			return out, nil
 		}
 		after = next
 	}
-	idx.byStream, idx.built = m, s.Now()
-	return m[streamID], nil
+	s.Log.Warn("hls results: not every job of the stream was looked at for subtitles and metadata", "stream", streamID, "jobs_read", len(out))
+	return out, nil
 }
 
 // maxSettled is the settled time of results that are all in.

@@ -82,7 +82,6 @@ type Service struct {
 	Now func() time.Time
 
 	once    sync.Once
-	jobs    *jobIndex
 	lines   *cache[string, *Timeline]
 	streams *cache[string, *progressState]
 	codecs  *cache[string, liveVariant]
@@ -102,7 +101,6 @@ func (s *Service) init() {
 		if s.Now == nil {
 			s.Now = time.Now
 		}
-		s.jobs = &jobIndex{}
 		s.lines = newCache[string, *Timeline](1024)
 		s.streams = newCache[string, *progressState](1024)
 		s.codecs = newCache[string, liveVariant](1024)
