@@ -513,9 +513,9 @@ func startStream(t *testing.T, base, title string) (id, rtmp string) {
 }
 
 // TestConsolePlaysALiveStreamInChromium pushes a live test pattern over
-// RTMP with ffmpeg and checks the console's live page plays the live
-// playlist through hls.js, shows the DVR window, and follows the stream
-// into VOD when it ends.
+// RTMP with ffmpeg and checks the console's live page plays the stream's
+// generated master and through it the live playlist with hls.js, shows
+// the DVR window, and follows the stream into VOD when it ends.
 func TestConsolePlaysALiveStreamInChromium(t *testing.T) {
 	if !console.HLSJSBundled() {
 		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
@@ -597,13 +597,17 @@ func TestConsolePlaysALiveStreamInChromium(t *testing.T) {
 	if live.Engine != "hls.js" || live.Manifest != "loaded" || live.Pill != "live" {
 		t.Errorf("engine %q, manifest %q, status %q; want hls.js, loaded, live", live.Engine, live.Manifest, live.Pill)
 	}
-	want := "/hls/" + id + "/live.m3u8 "
-	fetched := false
-	for _, p := range live.Playlists {
-		fetched = fetched || strings.HasPrefix(p, want)
-	}
-	if !fetched {
-		t.Errorf("the player did not fetch %s; fetched %v", strings.TrimSpace(want), live.Playlists)
+	// The player loads the stream's generated master (captions and
+	// metadata come through it), and from it live.m3u8.
+	for _, file := range []string{"master.m3u8", "live.m3u8"} {
+		want := "/hls/" + id + "/" + file + " "
+		fetched := false
+		for _, p := range live.Playlists {
+			fetched = fetched || strings.HasPrefix(p, want)
+		}
+		if !fetched {
+			t.Errorf("the player did not fetch %s; fetched %v", strings.TrimSpace(want), live.Playlists)
+		}
 	}
 	if !strings.Contains(live.Window, "Segments listed") || !strings.Contains(live.Window, "Target duration") {
 		t.Errorf("the DVR window card shows %q, want the listed segments and target duration", live.Window)

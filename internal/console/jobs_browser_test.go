@@ -533,7 +533,10 @@ func TestConsoleTimelineFollowsALiveStream(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	var job jobView
-	apiDo(t, http.MethodPost, base+"/jobs", "application/json", strings.NewReader(fmt.Sprintf(`{"source": {"live": %q}, "engines": [{"name": "loudness"}]}`, id)), &job)
+	// stt (spotting a keyword, cheap on a tone) gives the stream's master
+	// its subtitles rendition, which the live player picks up.
+	apiDo(t, http.MethodPost, base+"/jobs", "application/json", strings.NewReader(fmt.Sprintf(`{"source": {"live": %q},
+		"engines": [{"name": "loudness"}, {"name": "stt", "options": {"keywords": ["weather"]}}]}`, id)), &job)
 
 	b := startBrowser(t, ctx)
 	tb := b.newTab(ctx)
@@ -543,6 +546,7 @@ func TestConsoleTimelineFollowsALiveStream(t *testing.T) {
 		Playhead float64 `json:"playhead"`
 		Time     float64 `json:"time"`
 		Job      string  `json:"job"`
+		Tracks   string  `json:"tracks"`
 	}
 	const probe = `(() => {
 		const tl = document.getElementById('timeline');
@@ -551,13 +555,19 @@ func TestConsoleTimelineFollowsALiveStream(t *testing.T) {
 		const a = tl && tl.querySelector('.tl-jobs a');
 		return {points: pl ? pl.getAttribute('points').trim().split(/\s+/).length : 0,
 			playhead: tl ? Number(tl.dataset.playhead || -1) : -1, time: v ? v.currentTime : -1,
-			job: a ? a.getAttribute('href') : ''};
+			job: a ? a.getAttribute('href') : '',
+			tracks: v ? Array.from(v.textTracks).map((t) => t.kind + '|' + t.label).join(' ') : ''};
 	})()`
 	tb.waitFor(ctx, "the live timeline's first loudness points", 60*time.Second, probe, &st, func() bool { return st.Points >= 3 && st.Time > 0 })
 	first := st.Points
 	tb.waitFor(ctx, "the live timeline growing", 60*time.Second, probe, &st, func() bool { return st.Points >= first+4 })
 	if st.Job != "#/jobs/"+job.ID {
 		t.Errorf("the timeline names %q as its job, want #/jobs/%s", st.Job, job.ID)
+	}
+	// The live player plays the stream's master, so it has the stt job's
+	// subtitles track.
+	if !strings.Contains(st.Tracks, "subtitles|English (weir stt)") {
+		t.Errorf("the live player's text tracks are %q, want the subtitles rendition English (weir stt)", st.Tracks)
 	}
 	// The playhead is on the stream's timeline, where the results are: a
 	// live player is a few segments behind the newest result, never

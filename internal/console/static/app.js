@@ -324,8 +324,11 @@
   // mountPlayer plays url in box and reports what happens through
   // box.dataset (engine, manifest, fatal), the callbacks and its return
   // value, which the view disposes.
+  // mountPlayer plays url in box. With fallback, a URL whose playlist
+  // cannot be loaded or read (a server without generated masters) is
+  // replaced by fallback, once.
   function mountPlayer(box, opts) {
-    const { url, live, poster, onLevels, onLevel, onStatus } = opts;
+    const { url, fallback, live, poster, onLevels, onLevel, onStatus } = opts;
     const pref = preferredEngine();
     const video = h('video', { controls: true, playsinline: true, preload: 'auto', poster: poster || null });
     // Start muted so browsers allow autoplay; the controls unmute.
@@ -351,8 +354,14 @@
         box.dataset.manifest = 'loaded';
         tryPlay();
       });
+      let usedFallback = false;
       video.addEventListener('error', () => {
         const err = video.error;
+        if (fallback && !usedFallback && !box.dataset.manifest) {
+          usedFallback = true;
+          video.src = fallback;
+          return;
+        }
         box.dataset.fatal = 'media: ' + (err ? err.code + ' ' + (err.message || '') : 'unknown');
         report('bad', 'The browser could not play this playlist (' + box.dataset.fatal + ').');
       });
@@ -379,6 +388,7 @@
     });
     let mediaRecoveries = 0;
     let networkRetries = 0;
+    let usedFallback = false;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       box.dataset.manifest = 'loaded';
       if (onLevels) onLevels(hls.levels, hls);
@@ -388,6 +398,13 @@
     hls.on(Hls.Events.FRAG_LOADED, () => { networkRetries = 0; });
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal) return;
+      if (fallback && !usedFallback && !box.dataset.manifest &&
+          (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR || data.details === Hls.ErrorDetails.MANIFEST_PARSING_ERROR)) {
+        usedFallback = true;
+        report('warn', 'No master playlist (' + data.details + '); playing ' + fallback.split('/').pop() + ' without captions.');
+        hls.loadSource(fallback);
+        return;
+      }
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 2) {
         mediaRecoveries++;
         hls.recoverMediaError();
@@ -1135,13 +1152,19 @@
       if (await endStream(id, endBtn, note) && poller) poller.kick();
     });
 
+    // The player plays the stream's generated master playlist: its one
+    // variant is live.m3u8 while the stream is live (vod.m3u8 once it
+    // has ended), with the subtitles rendition of an stt job and the
+    // metadata session data. A server that generates no master gets the
+    // media playlist itself.
     const startPlayer = (which) => {
       if (player) player.destroy();
       quality.reset();
       playing = which;
       const file = which === 'vod' ? 'vod.m3u8' : 'live.m3u8';
       player = mountPlayer(box, {
-        url: '/hls/' + encodeURIComponent(id) + '/' + file,
+        url: '/hls/' + encodeURIComponent(id) + '/master.m3u8',
+        fallback: '/hls/' + encodeURIComponent(id) + '/' + file,
         live: which === 'live',
         onLevels: (ls, hls) => quality.levels(ls, hls),
         onLevel: (i, hls) => quality.level(i, hls),
@@ -1277,8 +1300,9 @@
       } else if (meta.status === 'failed' && !playing) {
         box.replaceChildren(h('div', { class: 'placeholder', text: 'Nothing to play: the stream failed.' }));
       }
-      // A player already on live.m3u8 keeps going when the stream ends:
-      // the playlist gets EXT-X-ENDLIST and stays a complete recording.
+      // A player already on live.m3u8 (through the master it loaded while
+      // the stream was live) keeps going when the stream ends: the
+      // playlist gets EXT-X-ENDLIST and stays a complete recording.
       return livePending.has(meta.status) ? 2000 : 0;
     }
     poller = poll(scope, load);
