@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-media/weir/internal/console"
+	"github.com/weir-media/weir/internal/testenv/chromium"
 )
 
 // e2eOCRIntervalMs is the ocr engine's frame_interval (its default).
@@ -269,6 +273,78 @@ func checkE2ECaptions(t *testing.T, p *weirProc, vod string, c e2eClip) {
 			t.Errorf("the caption with %q: %+v, said from %d ms; cues %+v", s.word, cues[max(at, 0)], c.speech[i][0], cues)
 		}
 	}
+	checkHLSJSCaptions(t, p, base+"master.m3u8", c)
+}
+
+// e2ePlayer starts hls.js on the master in a bare video element of the
+// console's page (which loads hls.js), with the first subtitles track on.
+const e2ePlayer = `((master) => {
+	const v = document.createElement('video');
+	v.id = 'e2e';
+	v.muted = true;
+	document.body.prepend(v);
+	const hls = new Hls({subtitleDisplay: true});
+	window.e2eErrors = [];
+	hls.on(Hls.Events.ERROR, (e, d) => window.e2eErrors.push(d.details + (d.fatal ? ':fatal' : '')));
+	hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => { if (hls.subtitleTracks.length) hls.subtitleTrack = 0; });
+	hls.on(Hls.Events.MANIFEST_PARSED, () => { v.play().catch(() => {}); });
+	hls.loadSource(master);
+	hls.attachMedia(v);
+})(%q)`
+
+// e2eTrackProbe reports the subtitles tracks of the video and their cues.
+const e2eTrackProbe = `(() => {
+	const v = document.getElementById('e2e');
+	const subs = v ? Array.from(v.textTracks).filter((t) => t.kind === 'subtitles') : [];
+	return {tracks: subs.map((t) => t.label + '|' + t.language + '|' + t.mode), errors: window.e2eErrors || [],
+		cues: subs.flatMap((t) => t.cues ? Array.from(t.cues).map((c) => [c.startTime, c.text]) : [])};
+})()`
+
+// checkHLSJSCaptions plays the title's master with hls.js in headless
+// Chromium: it lists the English (weir stt) track, and each sentence's
+// word is in a cue starting within 0.5 s of its speech on the player's
+// timeline.
+func checkHLSJSCaptions(t *testing.T, p *weirProc, master string, c e2eClip) {
+	t.Helper()
+	if !console.HLSJSBundled() {
+		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run `make build` or scripts/fetch-vendor.sh, which `make test` runs for you")
+	}
+	ctx := ctxFor(t, 2*time.Minute)
+	tab := chromium.Start(t, ctx).NewTab(ctx)
+	tab.Navigate(ctx, "http://"+p.http+"/")
+	var ready bool
+	tab.WaitFor(ctx, "hls.js on the console's page", 30*time.Second, `typeof Hls === 'function'`, &ready, func() bool { return ready })
+	if err := tab.Eval(ctx, fmt.Sprintf(e2ePlayer, master), nil); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Tracks []string `json:"tracks"`
+		Errors []string `json:"errors"`
+		Cues   [][2]any `json:"cues"`
+	}
+	starts := map[string]float64{}
+	tab.WaitFor(ctx, "hls.js showing a caption for every sentence", time.Minute, e2eTrackProbe, &st, func() bool {
+		clear(starts)
+		for _, cue := range st.Cues {
+			at, _ := cue[0].(float64)
+			text, _ := cue[1].(string)
+			for _, s := range e2eSentences {
+				if old, ok := starts[s.word]; strings.Contains(text, s.word) && (!ok || at < old) {
+					starts[s.word] = at
+				}
+			}
+		}
+		return len(starts) == len(e2eSentences) || slices.ContainsFunc(st.Errors, func(e string) bool { return strings.HasSuffix(e, ":fatal") })
+	})
+	if len(st.Tracks) != 1 || !strings.HasPrefix(st.Tracks[0], "English (weir stt)|en|") {
+		t.Errorf("hls.js's subtitles tracks: %v (errors %v), want English (weir stt)", st.Tracks, st.Errors)
+	}
+	for i, s := range e2eSentences {
+		if at, ok := starts[s.word]; !ok || !near(int64(at*1000), c.speech[i][0], 500) {
+			t.Errorf("hls.js shows %q from %.3f s (found %v), said from %d ms; cues %v, errors %v", s.word, at, ok, c.speech[i][0], st.Cues, st.Errors)
+		}
+	}
+	t.Logf("hls.js: tracks %v, %d cues, caption starts %v", st.Tracks, len(st.Cues), starts)
 }
 
 // e2eCue is a WebVTT cue placed on the title's timeline.
