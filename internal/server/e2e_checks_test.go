@@ -29,6 +29,8 @@ var e2eChecks = map[string]func(t *testing.T, c e2eClip, ref string, rs []e2eRes
 	"black":       checkBlack,
 	"loudness":    checkLoudness,
 	"probe":       checkProbe,
+	"ocr-frame":   checkOCRFrame,
+	"keywords":    checkKeywords,
 }
 
 // seriesOf lists the series of results, in order.
@@ -93,24 +95,73 @@ func checkSTT(t *testing.T, c e2eClip, _ string, rs []e2eResult) {
 	}
 }
 
-// checkOCR: the drawn word is one line read from its first sample to the
-// first sample without it, each within one frame interval of the truth.
+// checkOCR: each drawn word is one line read from its first sample to the
+// first sample without it (or the end), each within one frame interval of
+// the truth.
 func checkOCR(t *testing.T, _ e2eClip, _ string, rs []e2eResult) {
-	var lines []e2eSeries
-	for _, s := range seriesOf(rs) {
-		if s.Object != nil && s.Object.Type == "text" && strings.Contains(strings.ToLower(s.Object.Text), strings.ToLower(e2eDrawnWord)) {
-			lines = append(lines, s)
+	for _, want := range []struct {
+		word     string
+		from, to int64
+	}{{e2eDrawnWord, e2eDrawnFromMs, e2eDrawnToMs}, {e2eCutWord, e2eCutWordFromMs, e2eClipMs}} {
+		lines := linesWith(seriesOf(rs), want.word)
+		if len(lines) != 1 {
+			t.Errorf("%d lines read with %q, want one: %+v", len(lines), want.word, lines)
+			continue
+		}
+		l := lines[0]
+		within := func(got, truth int64) bool {
+			return got >= truth-2*e2eFrameMs && got <= truth+e2eOCRIntervalMs+2*e2eFrameMs
+		}
+		if !within(l.StartTimeMs, want.from) || !within(l.StopTimeMs, want.to) {
+			t.Errorf("%q read over [%d, %d] ms, drawn over [%d, %d] (read every %d ms)", l.Object.Text, l.StartTimeMs, l.StopTimeMs, want.from, want.to, e2eOCRIntervalMs)
 		}
 	}
-	if len(lines) != 1 {
-		t.Fatalf("%d lines read with %q, want one: %+v", len(lines), e2eDrawnWord, lines)
+}
+
+// linesWith are the series of lines read on screen holding word.
+func linesWith(ss []e2eSeries, word string) []e2eSeries {
+	var out []e2eSeries
+	for _, s := range ss {
+		if s.Object != nil && s.Object.Type == "text" && strings.Contains(strings.ToLower(s.Object.Text), strings.ToLower(word)) {
+			out = append(out, s)
+		}
 	}
-	l := lines[0]
-	within := func(got, want int64) bool {
-		return got >= want-2*e2eFrameMs && got <= want+e2eOCRIntervalMs+2*e2eFrameMs
+	return out
+}
+
+// checkOCRFrame: routed from scenes, it reads the frame at each scene
+// change (an instant at the change): the word drawn from the last cut is
+// read there, and the word that was on screen only between cuts nowhere.
+func checkOCRFrame(t *testing.T, _ e2eClip, _ string, rs []e2eResult) {
+	if len(rs) > len(e2eCuts)+1 {
+		t.Errorf("ocr-frame has %d results, want one per scene at most (%d)", len(rs), len(e2eCuts)+1)
 	}
-	if !within(l.StartTimeMs, e2eDrawnFromMs) || !within(l.StopTimeMs, e2eDrawnToMs) {
-		t.Errorf("%q read over [%d, %d] ms, drawn over [%d, %d] (read every %d ms)", l.Object.Text, l.StartTimeMs, l.StopTimeMs, e2eDrawnFromMs, e2eDrawnToMs, e2eOCRIntervalMs)
+	ss := seriesOf(rs)
+	cut := linesWith(ss, e2eCutWord)
+	if len(cut) != 1 || cut[0].StartTimeMs != cut[0].StopTimeMs || !near(cut[0].StartTimeMs, e2eCutWordFromMs, 2*e2eFrameMs) {
+		t.Errorf("ocr-frame read %q at %+v, want once, at the cut at %d ms", e2eCutWord, cut, e2eCutWordFromMs)
+	}
+	if other := linesWith(ss, e2eDrawnWord); len(other) > 0 {
+		t.Errorf("ocr-frame read %q, shown at no scene change: %+v", e2eDrawnWord, other)
+	}
+}
+
+// checkKeywords: routed from stt, it spots each phrase once, at the times
+// of the sentence holding it.
+func checkKeywords(t *testing.T, c e2eClip, _ string, rs []e2eResult) {
+	ss := seriesOf(rs)
+	if len(ss) != len(e2eKeywords) {
+		t.Errorf("keywords found %+v, want %v once each", ss, e2eKeywords)
+	}
+	for i, k := range e2eKeywords {
+		at := slices.IndexFunc(ss, func(s e2eSeries) bool { return s.Object != nil && s.Object.Type == "keyword" && s.Object.Label == k })
+		if at < 0 {
+			t.Errorf("keyword %q not found in %+v", k, ss)
+			continue
+		}
+		if s, span := ss[at], c.speech[i]; !near(s.StartTimeMs, span[0], 500) || !near(s.StopTimeMs, span[1], 500) {
+			t.Errorf("keyword %q at [%d, %d] ms, said over %v", k, s.StartTimeMs, s.StopTimeMs, span)
+		}
 	}
 }
 
@@ -201,26 +252,27 @@ func checkProbe(t *testing.T, _ e2eClip, _ string, rs []e2eResult) {
 	}
 }
 
-// checkE2ESearch: GET /search finds the spoken word and the drawn word on
+// checkE2ESearch: GET /search finds the spoken word (as speech: the
+// keywords engine's keyword holding it is a hit too) and the drawn word on
 // the title, at their times.
 func checkE2ESearch(t *testing.T, p *weirProc, vod, job string, c e2eClip) {
 	t.Helper()
-	find := func(q string) searchHit {
+	find := func(q, kind string) searchHit {
 		t.Helper()
 		var page struct {
 			Items []searchHit `json:"items"`
 		}
-		target := "http://" + p.http + "/search?q=" + url.QueryEscape(q) + "&stream=" + vod
+		target := "http://" + p.http + "/search?q=" + url.QueryEscape(q) + "&stream=" + vod + "&kind=" + kind
 		if code, raw := httpJSON(t, http.MethodGet, target, "", nil, &page); code != http.StatusOK || len(page.Items) == 0 {
 			t.Fatalf("GET /search?q=%s: %d %s", q, code, raw)
 		}
 		return page.Items[0]
 	}
-	spoken := find(e2eSentences[0].word)
+	spoken := find(e2eSentences[0].word, "speech")
 	if spoken.JobID != job || spoken.StreamID != vod || spoken.Engine != "stt" || spoken.Kind != "speech" || !near(spoken.StartMs, c.speech[0][0], 500) {
 		t.Errorf("search %q: %+v, want job %s's stt speech at %d ms", e2eSentences[0].word, spoken, job, c.speech[0][0])
 	}
-	drawn := find(strings.ToLower(e2eDrawnWord) + " ")
+	drawn := find(strings.ToLower(e2eDrawnWord)+" ", "screen")
 	if drawn.JobID != job || drawn.Engine != "ocr" || drawn.Kind != "screen" ||
 		drawn.StartMs < e2eDrawnFromMs-2*e2eFrameMs || drawn.StartMs > e2eDrawnFromMs+e2eOCRIntervalMs+2*e2eFrameMs {
 		t.Errorf("search %q: %+v, want job %s's ocr screen text at %d ms", e2eDrawnWord, drawn, job, e2eDrawnFromMs)

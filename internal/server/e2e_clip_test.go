@@ -15,20 +15,23 @@ import (
 //
 // Picture: a flat blue-grey card with e2eDrawnWord drawn on it, cut at
 // 8 s to colour bars, at 14 s to black, at 16 s to a moving test pattern,
-// at 24 s to a flat olive card. Sound: quiet pink noise (about -50 dBFS)
+// at 24 s to a flat olive card with e2eCutWord on it. Sound: quiet pink noise (about -50 dBFS)
 // throughout, three sentences spoken by espeak-ng, the jingle from 9 s to
 // 15 s, and digital silence from 20.5 s to 23.5 s.
 const (
-	e2eClipMs       = 30000
-	e2eDrawnWord    = "Lighthouse"
-	e2eDrawnFromMs  = 2000
-	e2eDrawnToMs    = 6000
-	e2eBlackFromMs  = 14000
-	e2eBlackToMs    = 16000
-	e2eJingleFromMs = 9000
-	e2eJingleMs     = 6000
-	e2eSilentFromMs = 20500
-	e2eSilentToMs   = 23500
+	e2eClipMs      = 30000
+	e2eDrawnWord   = "Lighthouse"
+	e2eDrawnFromMs = 2000
+	e2eDrawnToMs   = 6000
+	// e2eCutWord is drawn on the last scene, from its cut to the end.
+	e2eCutWord       = "Harbour"
+	e2eCutWordFromMs = 24000
+	e2eBlackFromMs   = 14000
+	e2eBlackToMs     = 16000
+	e2eJingleFromMs  = 9000
+	e2eJingleMs      = 6000
+	e2eSilentFromMs  = 20500
+	e2eSilentToMs    = 23500
 	// e2eMovingFromMs..e2eMovingToMs is the one stretch of moving
 	// picture: no frozen video there.
 	e2eMovingFromMs = 16000
@@ -84,7 +87,8 @@ func makeE2EClip(t *testing.T) e2eClip {
 	var filter, mix strings.Builder
 	fmt.Fprintf(&filter, "[0:v]drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:text=%s:fontsize=72:fontcolor=white:x=(w-tw)/2:y=(h-th)/2:enable='between(t,%g,%g)'[card];",
 		e2eDrawnWord, float64(e2eDrawnFromMs)/1000, float64(e2eDrawnToMs)/1000-0.001)
-	filter.WriteString("[card][1:v][2:v][3:v][4:v]concat=n=5:v=1:a=0,format=yuv420p[v];")
+	fmt.Fprintf(&filter, "[4:v]drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:text=%s:fontsize=72:fontcolor=white:x=(w-tw)/2:y=(h-th)/2[last];", e2eCutWord)
+	filter.WriteString("[card][1:v][2:v][3:v][last]concat=n=5:v=1:a=0,format=yuv420p[v];")
 	for i, s := range e2eSentences {
 		wav := filepath.Join(dir, fmt.Sprintf("sentence%d.wav", i))
 		if out, err := exec.Command("espeak-ng", "-v", "en-us+klatt", "-w", wav, s.text).CombinedOutput(); err != nil {

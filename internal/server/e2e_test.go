@@ -24,10 +24,10 @@ import (
 
 // The end-to-end test (issue #13, item 8): a generated clip whose every
 // finding is known (e2e_clip_test.go) is uploaded to a real `weir serve`
-// process (embedded broker, SQLite, file objects) and processed by one job
-// with every built-in engine that reads media, plus an external HTTP
-// engine that holds one chunk so the test can kill the process mid-job at
-// a known point. The process is killed with SIGKILL and started again on
+// process (embedded broker, SQLite, file objects) and processed by one job,
+// a task DAG with every built-in engine (those that read other engines'
+// outputs routed from them), plus an external HTTP engine that holds one
+// chunk so the test can kill the process mid-job at a known point. The process is killed with SIGKILL and started again on
 // the same data directory; the new process's runner takes the job over
 // once the dead one's lease has run out, and the job completes. Then:
 // every engine's results are where the clip has them, search finds a
@@ -58,9 +58,9 @@ func TestEndToEndEveryEngineOnAGeneratedClipThroughAKill9(t *testing.T) {
 	gate.register(t, p, "gate")
 	ref := postFingerprint(t, p, clip.jingle, "station jingle")
 	vod := upload(t, p, clip.path)
-	engines := mediaBuiltins(t, p)
+	engines := builtins(t, p)
 	job := createE2EJob(t, p, vod, engines)
-	t.Logf("job %s on %s with %v and gate (%v in)", job, vod, engines, time.Since(began).Round(100*time.Millisecond))
+	t.Logf("job %s on %s with every built-in engine and gate (%v in)", job, vod, time.Since(began).Round(100*time.Millisecond))
 
 	before, held := killAtTheGate(t, p, gate, job)
 	p.kill9()
@@ -75,11 +75,14 @@ func TestEndToEndEveryEngineOnAGeneratedClipThroughAKill9(t *testing.T) {
 			logResultsTopic(t, s.dir, s.kafka, job)
 		}
 	}()
+	var progress []string
 	for _, e := range v.Engines {
-		if e.Status != "complete" || e.Failed+e.Dropped+e.Queued+e.Sent != 0 || e.Done == 0 {
+		if e.Status != "complete" || e.Failed+e.Dropped+e.Queued+e.Sent != 0 || e.Done == 0 || e.Done != e.Total {
 			t.Errorf("engine %s: %+v, want complete with every chunk done", e.Name, e)
 		}
+		progress = append(progress, fmt.Sprintf("%s %d/%d", e.Name, e.Done, e.Total))
 	}
+	t.Logf("chunks done: %s", strings.Join(progress, ", "))
 
 	results := allResults(t, p, job)
 	windows := allWindows(t, p, job)
@@ -90,13 +93,13 @@ func TestEndToEndEveryEngineOnAGeneratedClipThroughAKill9(t *testing.T) {
 	for _, r := range results {
 		byEngine[r.Engine] = append(byEngine[r.Engine], r)
 	}
-	for _, name := range engines {
-		check, ok := e2eChecks[name]
+	for _, e := range engines {
+		check, ok := e2eChecks[e.Name]
 		if !ok {
-			t.Errorf("built-in engine %s has no check in the end-to-end test: add one to e2eChecks", name)
+			t.Errorf("built-in engine %s has no check in the end-to-end test: add one to e2eChecks", e.Name)
 			continue
 		}
-		check(t, clip, ref, byEngine[name])
+		check(t, clip, ref, byEngine[e.Name])
 	}
 	checkE2ESearch(t, p, vod, job, clip)
 	checkE2ECaptions(t, p, vod, clip)
@@ -217,25 +220,50 @@ func postFingerprint(t *testing.T, p *weirProc, file, name string) string {
 	return ref.ID
 }
 
-// mediaBuiltins lists the built-in engines of GET /engines that read
-// media (audio or video), every one available. Built-in engines that read
-// other engines' documents run only behind a task DAG's route.
-func mediaBuiltins(t *testing.T, p *weirProc) []string {
+// e2eEngine is a built-in engine as GET /engines lists it.
+type e2eEngine struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Mode   string `json:"engineMode"`
+	Status string `json:"status"`
+	Spec   struct {
+		Inputs []string `json:"inputs"`
+	} `json:"spec"`
+}
+
+// readsMedia reports whether the engine reads the source (audio or video).
+func (e e2eEngine) readsMedia() bool {
+	return slices.ContainsFunc(e.Spec.Inputs, func(in string) bool {
+		return strings.HasPrefix(in, "audio/") || strings.HasPrefix(in, "video/")
+	})
+}
+
+// e2eRoutes names, for each built-in engine that reads another engine's
+// output instead of the source, its parent in the job's task DAG, and its
+// options.
+var e2eRoutes = map[string]struct {
+	parent  string
+	options map[string]any
+}{
+	"ocr-frame": {parent: "scenes"},
+	"keywords":  {parent: "stt", options: map[string]any{"keywords": e2eKeywords}},
+}
+
+// e2eKeywords are the phrases the keywords engine spots in stt's
+// transcript: in the first and second sentences.
+var e2eKeywords = []any{"tomorrow morning", "weather"}
+
+// builtins lists the built-in engines of GET /engines, every one
+// available, each either reading media or routed from a parent.
+func builtins(t *testing.T, p *weirProc) []e2eEngine {
 	t.Helper()
 	var list struct {
-		Items []struct {
-			Name   string `json:"name"`
-			Kind   string `json:"kind"`
-			Status string `json:"status"`
-			Spec   struct {
-				Inputs []string `json:"inputs"`
-			} `json:"spec"`
-		} `json:"items"`
+		Items []e2eEngine `json:"items"`
 	}
 	if code := p.api(t, http.MethodGet, "/engines", nil, &list); code != http.StatusOK {
 		t.Fatalf("GET /engines: %d", code)
 	}
-	var names []string
+	var out []e2eEngine
 	for _, e := range list.Items {
 		if e.Kind != "builtin" {
 			continue
@@ -243,39 +271,70 @@ func mediaBuiltins(t *testing.T, p *weirProc) []string {
 		if e.Status != "available" {
 			t.Fatalf("built-in engine %s is %s: `make test` installs what every engine needs", e.Name, e.Status)
 		}
-		if slices.ContainsFunc(e.Spec.Inputs, func(in string) bool {
-			return strings.HasPrefix(in, "audio/") || strings.HasPrefix(in, "video/")
-		}) {
-			names = append(names, e.Name)
-		} else {
-			t.Logf("built-in engine %s reads %v, not media: it runs only behind a route", e.Name, e.Spec.Inputs)
+		if _, routed := e2eRoutes[e.Name]; !e.readsMedia() && !routed {
+			t.Fatalf("built-in engine %s reads %v, not media, and the end-to-end test has no route to it: add one to e2eRoutes", e.Name, e.Spec.Inputs)
 		}
+		out = append(out, e)
 	}
 	for name := range e2eChecks {
-		if !slices.Contains(names, name) {
-			t.Fatalf("GET /engines lists no built-in media engine %s (it lists %v)", name, names)
+		if !slices.ContainsFunc(out, func(e e2eEngine) bool { return e.Name == name }) {
+			t.Fatalf("GET /engines lists no built-in engine %s (it lists %v)", name, out)
 		}
 	}
-	return names
+	return out
 }
 
-// createE2EJob starts the job: every engine, the gate, 5 s chunks and
-// windows, and a stall timeout long enough that nothing is timed out
-// while the job waits for the gate and for the lease.
-func createE2EJob(t *testing.T, p *weirProc, vod string, engines []string) string {
+// createE2EJob starts the job, in the task DAG form of POST /jobs: the
+// title as the adapter's stream; every stream engine on it; 5 s chunks
+// for the chunk engines that read media and for the gate; each routed
+// engine on its parent's output; 5 s windows and a stall timeout long
+// enough that nothing is timed out while the job waits for the gate and
+// for the lease.
+func createE2EJob(t *testing.T, p *weirProc, vod string, engines []e2eEngine) string {
 	t.Helper()
-	var list []any
-	for _, name := range engines {
-		e := map[string]any{"name": name}
-		if o, ok := e2eOptions[name]; ok {
-			e["options"] = o
-		}
-		list = append(list, e)
+	folder := func(id, mode, typ string) map[string]string {
+		return map[string]string{"referenceId": id, "mode": mode, "type": typ}
 	}
-	list = append(list, map[string]any{"name": "gate"})
-	return createJob(t, p, map[string]any{"source": map[string]string{"vod": vod}, "engines": list,
-		"chunking":  map[string]string{"duration": "5s"},
-		"aggregate": map[string]string{"window": "5s", "stall_timeout": "10m"}})
+	var routes []any
+	route := func(from, to string) {
+		routes = append(routes, map[string]string{"parentIoFolderReferenceId": from, "childIoFolderReferenceId": to})
+	}
+	tasks := []any{
+		map[string]any{"engineId": "adapter", "payload": map[string]string{"vod": vod}, "ioFolders": []any{folder("src", "stream", "output")}},
+		map[string]any{"engineId": "chunker", "payload": map[string]string{"duration": "5s"},
+			"ioFolders": []any{folder("chunkerIn", "stream", "input"), folder("chunks", "chunk", "output")}},
+		map[string]any{"engineId": "aggregator", "payload": map[string]string{"window": "5s", "stall_timeout": "10m"}},
+	}
+	route("src", "chunkerIn")
+	parents := map[string]bool{}
+	for _, r := range e2eRoutes {
+		parents[r.parent] = true
+	}
+	add := func(name, mode string, options map[string]any, from string) {
+		folders := []any{folder(name+"In", mode, "input")}
+		if parents[name] {
+			folders = append(folders, folder(name+"Out", "chunk", "output"))
+		}
+		task := map[string]any{"engineId": name, "ioFolders": folders}
+		if options != nil {
+			task["payload"] = options
+		}
+		tasks = append(tasks, task)
+		route(from, name+"In")
+	}
+	for _, e := range engines {
+		r, routed := e2eRoutes[e.Name]
+		switch {
+		case routed:
+			add(e.Name, "chunk", r.options, r.parent+"Out")
+		case e.Mode == "stream":
+			add(e.Name, "stream", e2eOptions[e.Name], "src")
+		default:
+			add(e.Name, "chunk", e2eOptions[e.Name], "chunks")
+		}
+	}
+	add("gate", "chunk", nil, "chunks")
+	return createJob(t, p, map[string]any{"title": "end to end", "tasks": tasks, "routes": routes})
 }
 
 // killAtTheGate waits until the gate holds its chunk and every window
