@@ -107,7 +107,7 @@ type FlowPolicy struct {
 	MaxBacklog int `json:"max_backlog,omitempty"`
 	// Retries is how many times a chunk is sent again after an error or
 	// a timeout before it is recorded failed.
-	Retries int `json:"retries,omitempty"`
+	Retries int `json:"retries"`
 	// ChunkTimeout is how long the engine has to answer one chunk, a
 	// duration such as "2m" or plain seconds.
 	ChunkTimeout string `json:"chunk_timeout,omitempty"`

@@ -205,3 +205,26 @@ func TestAggregateDefaults(t *testing.T) {
 		t.Fatalf("a stored job without aggregate: %v, %v", old.Aggregate.WindowDuration(), old.Aggregate.Stall())
 	}
 }
+
+// TestNormalizedRequestSurvivesARoundTrip stores a normalized request as
+// JSON and parses it again, as a job's spec is kept and read back by the
+// runner that takes the job over: nothing may change, retries 0 included
+// (an omitted member would come back as the default).
+func TestNormalizedRequestSurvivesARoundTrip(t *testing.T) {
+	req, err := ParseRequest(strings.NewReader(`{"source": {"vod": "vod-3e87dd00aab5"},
+		"engines": [{"name": "probe", "policy": {"retries": 0}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseRequest(strings.NewReader(string(spec)))
+	if err != nil {
+		t.Fatalf("the stored spec is refused: %v\n%s", err, spec)
+	}
+	if !reflect.DeepEqual(again, req) {
+		t.Errorf("spec read back as\n%+v\nwant\n%+v\n(stored: %s)", again, req, spec)
+	}
+}
