@@ -150,17 +150,24 @@ func newFingerprintsListCmd() *cobra.Command {
 }
 
 func newFingerprintsRemoveCmd() *cobra.Command {
+	return newRemoveCmd("Remove a reference from the library", "", "/fingerprints/")
+}
+
+// newRemoveCmd is a "remove ID" command that deletes the API resource at
+// prefix+ID and says so.
+func newRemoveCmd(short, long, prefix string) *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
 		Use:   "remove ID",
-		Short: "Remove a reference from the library",
+		Short: short,
+		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, api, err := loadEnginesConfig(cmd, configPath)
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodDelete, api.base+"/fingerprints/"+url.PathEscape(args[0]), nil)
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodDelete, api.base+prefix+url.PathEscape(args[0]), nil)
 			if err != nil {
 				return err
 			}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -221,30 +219,8 @@ func newRulesListCmd() *cobra.Command {
 }
 
 func newRulesRemoveCmd() *cobra.Command {
-	var configPath string
-	cmd := &cobra.Command{
-		Use:   "remove ID",
-		Short: "Delete an alert rule",
-		Long:  "remove deletes a rule: it raises nothing more, its open alerts are resolved and its pending deliveries dropped.",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, api, err := loadEnginesConfig(cmd, configPath)
-			if err != nil {
-				return err
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodDelete, api.base+"/rules/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			if _, err := api.do(req, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Removed %s\n", args[0])
-			return nil
-		},
-	}
-	addStreamsClientFlags(cmd, &configPath)
-	return cmd
+	return newRemoveCmd("Delete an alert rule",
+		"remove deletes a rule: it raises nothing more, its open alerts are resolved and its pending deliveries dropped.", "/rules/")
 }
 
 // describeCondition says a condition in a few words: its type and what it
