@@ -110,10 +110,23 @@ func postFingerprint(ctx context.Context, api *vodClient, file, name string, v a
 }
 
 func newFingerprintsListCmd() *cobra.Command {
+	return newTableListCmd("List the references of the library", "/fingerprints",
+		"No references; add one with: weir fingerprints add FILE --name NAME",
+		"ID\tNAME\tDURATION\tITEMS\tADDED",
+		func(tw io.Writer, f fingerprintInfo) {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f s\t%d\t%s\n", f.ID, f.Name, float64(f.DurationMs)/1000, f.Items,
+				f.CreatedAt.Local().Format("2006-01-02 15:04"))
+		})
+}
+
+// newTableListCmd is a "list" command that reads the API list at path and
+// prints it as a table with header and a row per item (empty when there
+// is none), or, with --json, as the API answered it.
+func newTableListCmd[T any](short, path, empty, header string, row func(io.Writer, T)) *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the references of the library",
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, api, err := loadEnginesConfig(cmd, configPath)
@@ -121,9 +134,9 @@ func newFingerprintsListCmd() *cobra.Command {
 				return err
 			}
 			var list struct {
-				Items []fingerprintInfo `json:"items"`
+				Items []T `json:"items"`
 			}
-			raw, err := api.get(cmd.Context(), "/fingerprints", &list)
+			raw, err := api.get(cmd.Context(), path, &list)
 			if err != nil {
 				return err
 			}
@@ -133,14 +146,13 @@ func newFingerprintsListCmd() *cobra.Command {
 				return err
 			}
 			if len(list.Items) == 0 {
-				fmt.Fprintln(out, "No references; add one with: weir fingerprints add FILE --name NAME")
+				fmt.Fprintln(out, empty)
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tDURATION\tITEMS\tADDED")
-			for _, f := range list.Items {
-				fmt.Fprintf(tw, "%s\t%s\t%.1f s\t%d\t%s\n", f.ID, f.Name, float64(f.DurationMs)/1000, f.Items,
-					f.CreatedAt.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintln(tw, header)
+			for _, it := range list.Items {
+				row(tw, it)
 			}
 			return tw.Flush()
 		},

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -179,43 +178,13 @@ func (f *ruleFlags) request(cmd *cobra.Command) ([]byte, error) {
 }
 
 func newRulesListCmd() *cobra.Command {
-	var configPath string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the alert rules",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, api, err := loadEnginesConfig(cmd, configPath)
-			if err != nil {
-				return err
-			}
-			var list struct {
-				Items []ruleInfo `json:"items"`
-			}
-			raw, err := api.get(cmd.Context(), "/rules", &list)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if cfg.JSON {
-				_, err = out.Write(append(raw, '\n'))
-				return err
-			}
-			if len(list.Items) == 0 {
-				fmt.Fprintln(out, "No rules; add one with: weir rules add --name NAME --type TYPE ...")
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCONDITION\tSCOPE\tCOOL-DOWN\tWEBHOOKS\tCREATED")
-			for _, r := range list.Items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Name, describeCondition(r.Condition), describeScope(r.Scope),
-					r.Cooldown, len(r.Webhooks), r.CreatedAt.Local().Format("2006-01-02 15:04"))
-			}
-			return tw.Flush()
-		},
-	}
-	addStreamsClientFlags(cmd, &configPath)
-	return cmd
+	return newTableListCmd("List the alert rules", "/rules",
+		"No rules; add one with: weir rules add --name NAME --type TYPE ...",
+		"ID\tNAME\tCONDITION\tSCOPE\tCOOL-DOWN\tWEBHOOKS\tCREATED",
+		func(tw io.Writer, r ruleInfo) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Name, describeCondition(r.Condition), describeScope(r.Scope),
+				r.Cooldown, len(r.Webhooks), r.CreatedAt.Local().Format("2006-01-02 15:04"))
+		})
 }
 
 func newRulesRemoveCmd() *cobra.Command {
