@@ -64,6 +64,7 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.String("tls-cert", "", "PEM certificate chain: serve HTTPS (API, console, HLS, metrics) instead of HTTP; needs --tls-key")
 	f.String("tls-key", "", "PEM private key of --tls-cert")
 	f.String("rtmps", "", "RTMPS listen address such as 127.0.0.1:1936 (RTMP over TLS with the --tls-cert certificate; off when empty)")
+	f.String("pprof-listen", "", "serve Go's /debug/pprof/ profiles on this address, such as 127.0.0.1:6060 (off when empty; a listener of its own)")
 	f.String("api-token-file", "", "read the API token from this file (one line) instead of --api-token")
 	f.Bool("presign", false, "redirect HLS segment requests to presigned object-store URLs (S3)")
 	f.Int64("max-upload-bytes", 8<<30, "largest accepted VOD upload in bytes")

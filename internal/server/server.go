@@ -77,6 +77,9 @@ type Config struct {
 	// (RTMP inside TLS) with the certificate of TLSCert, renewals
 	// included; it needs TLSCert and TLSKey.
 	RTMPS string `koanf:"rtmps"`
+	// PprofListen, when set, serves /debug/pprof/ on a listener of its
+	// own at this address (see docs/operations.md, Profiling).
+	PprofListen string `koanf:"pprof-listen"`
 
 	LiveSegmentDuration  time.Duration `koanf:"live-segment-duration"`
 	LiveWindow           int           `koanf:"live-window"`
@@ -149,7 +152,8 @@ type Server struct {
 	jobs     *jobs.Runner
 	hosts    *engineHosts
 	alerts   *alerts.Service
-	runAlert bool // this process evaluates rules and delivers alerts
+	runAlert bool      // this process evaluates rules and delivers alerts
+	pprof    *profiler // nil without --pprof-listen
 }
 
 // Start opens the stores, starts the broker and binds every listener. It
@@ -173,6 +177,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}()
 	if s.cfg.APIToken, err = cfg.apiToken(log); err != nil {
 		return nil, err
+	}
+	if cfg.PprofListen != "" {
+		if s.pprof, err = startProfiler(cfg.PprofListen, log); err != nil {
+			return nil, err
+		}
+		log.Info("profiling endpoint on", "addr", "http://"+s.pprof.Addr().String()+"/debug/pprof/")
 	}
 	// A bad certificate stops weir before anything starts.
 	if s.tls, err = loadCertificate(cfg.TLSCert, cfg.TLSKey, log); err != nil {
@@ -731,6 +741,7 @@ func (s *Server) closeListeners() {
 
 func (s *Server) close() {
 	s.closeListeners()
+	s.pprof.close()
 	if s.bus != nil {
 		s.bus.Close()
 	}

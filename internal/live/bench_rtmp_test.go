@@ -1,0 +1,201 @@
+package live
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// BenchmarkLiveRTMPPublishers runs the load of issue 18 against one
+// process (RTMP listener, embedded bus, packager, file object store): N
+// real ffmpeg processes, each publishing a pre-encoded 1280x720 30 fps
+// H.264 stream at about 3 Mbit/s plus AAC over RTMP with
+// `-re -stream_loop -1 -c copy`, so no encoder runs during the window and
+// the publishers' CPU is not this process's. The media is encoded once,
+// with lavfi, before the first window.
+//
+// Per publisher count it reports:
+//
+//   - cpu-s/stream-min: this process's user+system CPU (getrusage; ffmpeg
+//     runs in child processes and is not counted) over the window, divided
+//     by publishers × window minutes. MediaMTX measured at 0.62 on the
+//     issue's machine; the aim is ≤ 0.95.
+//   - peak-rss-MB: the process's peak resident set over the window
+//     (VmHWM, reset through /proc/self/clear_refs when allowed).
+//   - lat-p50-ms, lat-p99-ms: segment availability latency, from the
+//     ingest receiving the key frame that closes a segment (the frame after
+//     the segment's last; on loopback the publisher's send time) to the live
+//     playlist listing the segment being readable. p50 is the median of
+//     the streams' medians, p99 the worst stream's p99.
+//
+// Settings, from the environment:
+//
+//	WEIR_BENCH_LIVE_WINDOW      window length (default 20s; 60s for docs/benchmarks.md)
+//	WEIR_BENCH_LIVE_PUBLISHERS  publisher counts (default "1,4,8,16")
+//	WEIR_BENCH_LIVE_CPUPROFILE  write a CPU profile of each window to this path
+//	                            (suffixed -N with the publisher count)
+//
+//	WEIR_BENCH_LIVE_WINDOW=60s go test -run '^$' -bench LiveRTMPPublishers -benchtime 1x ./internal/live
+func BenchmarkLiveRTMPPublishers(b *testing.B) {
+	window := 20 * time.Second
+	if v := os.Getenv("WEIR_BENCH_LIVE_WINDOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 4*time.Second {
+			b.Fatalf("WEIR_BENCH_LIVE_WINDOW=%q: want a duration of at least 4s", v)
+		}
+		window = d
+	}
+	counts := []int{1, 4, 8, 16}
+	if v := os.Getenv("WEIR_BENCH_LIVE_PUBLISHERS"); v != "" {
+		counts = counts[:0]
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("WEIR_BENCH_LIVE_PUBLISHERS=%q: want publisher counts like 1,4,8,16", v)
+			}
+			counts = append(counts, n)
+		}
+	}
+	const seconds = 10
+	media := filepath.Join(b.TempDir(), "720p30.flv")
+	encodeMediaFile(b, media, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x720:rate=30:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds),
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-b:v", "3M", "-minrate", "3M", "-maxrate", "3M", "-bufsize", "3M", "-x264-params", "nal-hrd=cbr",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv")
+	if fi, err := os.Stat(media); err == nil {
+		b.Logf("media: %d bytes, %.2f Mbit/s; window %v", fi.Size(), float64(fi.Size())*8/seconds/1e6, window)
+	}
+	profile := os.Getenv("WEIR_BENCH_LIVE_CPUPROFILE")
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("publishers=%d", n), func(b *testing.B) {
+			var cpu, rss, p50, p99 float64
+			for i := 0; i < b.N; i++ {
+				prof := ""
+				if profile != "" {
+					prof = fmt.Sprintf("%s-%d", profile, n)
+				}
+				r := runRTMPPublishers(b, media, n, window, prof)
+				cpu, rss, p50, p99 = cpu+r.cpuPerStreamMin, max(rss, r.peakRSSMB), p50+r.p50, max(p99, r.p99)
+			}
+			k := float64(b.N)
+			b.ReportMetric(cpu/k, "cpu-s/stream-min")
+			b.ReportMetric(rss, "peak-rss-MB")
+			b.ReportMetric(p50/k, "lat-p50-ms")
+			b.ReportMetric(p99, "lat-p99-ms")
+		})
+	}
+}
+
+type rtmpLoadResult struct {
+	cpuPerStreamMin float64
+	peakRSSMB       float64
+	p50, p99        float64 // ms
+}
+
+// encodeMediaFile encodes media with ffmpeg into out.
+func encodeMediaFile(t testing.TB, out string, args ...string) {
+	t.Helper()
+	needTool(t, "ffmpeg")
+	r := startFFmpeg(t, append(args, out)...)
+	r.wait(t, 5*time.Minute)
+}
+
+// runRTMPPublishers publishes media from n looping ffmpeg processes for
+// window, ends every stream and collects the figures.
+func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, profile string) rtmpLoadResult {
+	e := newLiveEnv(b, envOptions{segment: 2 * time.Second, window: 6, timeout: time.Minute})
+	streams := make([]metastore.Stream, n)
+	for i := range streams {
+		streams[i] = e.newStream("")
+	}
+	resetPeakRSS(b)
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu0 := cpuTime(b)
+	runs := make([]*ffmpegRun, n)
+	for i, st := range streams {
+		runs[i] = startFFmpeg(b, "-re", "-stream_loop", "-1", "-i", media, "-c", "copy", "-f", "flv", e.rtmpURL(st.PublishKey))
+	}
+	time.Sleep(window)
+	cpu := cpuTime(b) - cpu0
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
+	rss := peakRSS(b)
+	for i, r := range runs {
+		select {
+		case err := <-r.done:
+			b.Fatalf("publisher %d exited during the window: %v\n%s", i, err, r.out.String())
+		default:
+		}
+		r.cmd.Process.Kill()
+	}
+	var res rtmpLoadResult
+	var p50s []float64
+	for _, st := range streams {
+		e.end(st.ID)
+	}
+	for _, st := range streams {
+		vod := e.waitStatus(st.ID, metastore.StatusVOD, 2*time.Minute)
+		var d Details
+		if err := json.Unmarshal(vod.Details, &d); err != nil {
+			b.Fatal(err)
+		}
+		if least := int64(window/(2*time.Second)) - 2; vod.SegmentCount < least {
+			b.Fatalf("stream %s: %d segments from %v of media, want at least %d", st.ID, vod.SegmentCount, window, least)
+		}
+		p50s = append(p50s, d.Latency.P50)
+		res.p99 = max(res.p99, d.Latency.P99)
+	}
+	slices.Sort(p50s)
+	res.p50 = p50s[len(p50s)/2]
+	res.cpuPerStreamMin = cpu.Seconds() / (float64(n) * window.Minutes())
+	res.peakRSSMB = rss
+	return res
+}
+
+// resetPeakRSS resets the process's VmHWM where the kernel allows it.
+func resetPeakRSS(b *testing.B) {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Logf("peak RSS not reset (%v): the figure is the process's peak so far", err)
+	}
+}
+
+// peakRSS is the process's VmHWM in MB.
+func peakRSS(b *testing.B) float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Logf("no /proc/self/status: %v", err)
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
