@@ -38,6 +38,10 @@ const (
 	// KindDeadLetter: records of one topic that a consumer could not
 	// handle, named by that topic (DeadLetterTopic).
 	KindDeadLetter TopicKind = "dlq"
+	// KindRendition: one transcoded rendition of a live stream's ABR
+	// ladder (the same messages as a stream topic), named by stream id
+	// and rung name (RenditionTopic).
+	KindRendition TopicKind = "rendition"
 )
 
 // weir's control topics, ControlTopic of their component. Their messages
@@ -90,6 +94,9 @@ const (
 	// GroupAlerts is RoleGroup("alerts"): the alert evaluators sharing
 	// TopicJobs, each evaluating the rules over the jobs it gets.
 	GroupAlerts = "weir_alerts"
+	// GroupLiveLadder is RoleGroup("liveladder"): the live transcoders
+	// reading stream topics to make their ABR ladders.
+	GroupLiveLadder = "weir_liveladder"
 )
 
 // JobGroup is the consumer group in which a job's runner reads the job's
@@ -126,6 +133,34 @@ const StreamTopicPattern = `stream_.+`
 func StreamIDOf(topic string) (string, bool) {
 	id, ok := strings.CutPrefix(topic, string(KindStream)+"_")
 	return id, ok && id != ""
+}
+
+// RenditionTopic names the topic of one rung of a live stream's ABR
+// ladder, "rendition_<streamID>.<name>": the live transcoder writes the
+// rung's MPEG-TS there as stream_init, raw_stream..., stream_eof and the
+// end marker, exactly as on a stream topic, and the live packager packages
+// it as the stream's rendition name. Rung names ("480p") never contain '.',
+// so the last '.' separates them from the stream id (RenditionOf).
+func RenditionTopic(streamID, name string) string {
+	return TopicName(KindRendition, streamID+"."+name)
+}
+
+// RenditionTopicPattern is a regular expression matching the whole name of
+// every rendition topic (the live packager subscribes with it too).
+const RenditionTopicPattern = `rendition_.+`
+
+// RenditionOf returns the stream id and rung name in a rendition topic's
+// name, and false when topic is not one.
+func RenditionOf(topic string) (streamID, name string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, string(KindRendition)+"_")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 || i == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
 }
 
 // ChunkTopic names the work topic of one engine: media_chunk messages keyed

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -27,6 +28,8 @@ func TestTopicNamesFollowTheScheme(t *testing.T) {
 		{"live control group", RoleGroup("live-control"), GroupLiveControl},
 		{"packager group", RoleGroup("packager"), GroupPackager},
 		{"alerts group", RoleGroup("alerts"), GroupAlerts},
+		{"live ladder group", RoleGroup("liveladder"), GroupLiveLadder},
+		{"rendition topic", RenditionTopic("live-54390fa40812", "480p"), "rendition_live-54390fa40812.480p"},
 		{"the alerts topic is legal", func() string {
 			if ValidateTopic(TopicAlerts) != nil {
 				return "illegal"
@@ -91,6 +94,54 @@ func FuzzStreamTopic(f *testing.F) {
 		}
 		if ValidateTopic(id) == nil && len(string(KindStream)+"_")+len(id) <= maxTopicLen && name != string(KindStream)+"_"+id {
 			t.Fatalf("StreamTopic(%q) = %q, want it unchanged behind the prefix", id, name)
+		}
+	})
+}
+
+func TestRenditionOf(t *testing.T) {
+	for _, tc := range []struct {
+		topic, id, name string
+		ok              bool
+	}{
+		{RenditionTopic("live-1", "480p"), "live-1", "480p", true},
+		{RenditionTopic("a.b", "360p"), "a.b", "360p", true},
+		{"rendition_x.", "", "", false},
+		{"rendition_.480p", "", "", false},
+		{"rendition_noname", "", "", false},
+		{StreamTopic("live-1"), "", "", false},
+		{"", "", "", false},
+	} {
+		id, name, ok := RenditionOf(tc.topic)
+		if id != tc.id || name != tc.name || ok != tc.ok {
+			t.Errorf("RenditionOf(%q) = %q, %q, %v; want %q, %q, %v", tc.topic, id, name, ok, tc.id, tc.name, tc.ok)
+		}
+	}
+	// A rendition topic is never read as a stream topic, nor the reverse.
+	if _, ok := StreamIDOf(RenditionTopic("live-1", "480p")); ok {
+		t.Error("a rendition topic reads as a stream topic")
+	}
+	if ok, _ := regexp.MatchString("^(?:"+StreamTopicPattern+")$", RenditionTopic("live-1", "480p")); ok {
+		t.Error("StreamTopicPattern matches a rendition topic")
+	}
+	if ok, _ := regexp.MatchString("^(?:"+RenditionTopicPattern+")$", RenditionTopic("live-1", "480p")); !ok {
+		t.Error("RenditionTopicPattern does not match a rendition topic")
+	}
+}
+
+func FuzzRenditionOf(f *testing.F) {
+	for _, s := range []string{"rendition_live-1.480p", "rendition_a.b.c", "rendition_", "stream_x", "rendition_..", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		id, name, ok := RenditionOf(topic)
+		if !ok {
+			return
+		}
+		if id == "" || name == "" || strings.Contains(name, ".") {
+			t.Fatalf("RenditionOf(%q) = %q, %q", topic, id, name)
+		}
+		if got := "rendition_" + id + "." + name; got != topic {
+			t.Fatalf("RenditionOf(%q) = %q, %q, which rebuild %q", topic, id, name, got)
 		}
 	})
 }

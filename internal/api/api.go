@@ -119,6 +119,9 @@ type Config struct {
 	// "rtmps://media.example.com:1936"; empty means weir takes no RTMPS
 	// and start answers no rtmps URL.
 	RTMPSBase string
+	// LiveLadder is the ABR ladder of live streams started without one
+	// ("480p=1400k" items, liveladder.Specs); empty: no ladder.
+	LiveLadder []string
 	// KafkaBrokers is what GET /bus reports, so CLI tools can reach the bus.
 	KafkaBrokers []string
 

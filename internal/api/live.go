@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/weir-media/weir/internal/jobs"
+	"github.com/weir-media/weir/internal/liveladder"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/protocol"
 )
@@ -27,6 +28,9 @@ type StartStreamRequest struct {
 	// SRTPassphrase makes SRT publishers encrypt: weir keeps it as given
 	// (SRT derives its keys from it) and never shows it again.
 	SRTPassphrase string `json:"srt_passphrase,omitempty" maxLength:"79" example:"correct-horse-battery" doc:"SRT publishers must encrypt with this passphrase (10 to 79 printable characters, no spaces); without it they are refused. Shown only in this call's response"`
+	// Ladder is the stream's live ABR ladder; nil takes the server's
+	// default (--live-ladder) and an empty list turns it off.
+	Ladder []string `json:"ladder,omitempty" maxItems:"6" example:"[\"480p=1400k\",\"360p=800k\"]" doc:"Live ABR ladder: rungs NAME=BITRATE (even height followed by p, bit rate with k or M), highest first, transcoded from the source while it is live and listed with it in master.m3u8; rungs taller than the source are skipped. Omitted: the server's default (weir serve --live-ladder); []: no ladder"`
 	// StreamEngines, when engines are given, run for the life of the
 	// stream as one job on it (liveengines.go).
 	StreamEngines
@@ -55,6 +59,8 @@ type StartStreamResponse struct {
 	SRTPassphrase string      `json:"srt_passphrase,omitempty" doc:"The SRT passphrase the stream was started with; shown only in this response"`
 	Publish       PublishURLs `json:"publish"`
 	Playback      string      `json:"playback" doc:"Live HLS playlist URL"`
+	Master        string      `json:"master,omitempty" doc:"Master (multivariant) playlist URL listing the source and the ladder's renditions; only for a stream with a ladder"`
+	Ladder        []string    `json:"ladder,omitempty" doc:"The stream's live ABR ladder, as stored"`
 	MetadataURL   string      `json:"metadata_url"`
 	// Job is the job running the request's engines on the stream.
 	Job *jobs.View `json:"job,omitempty" doc:"The job running the request's engines on the stream, as GET /jobs/{id} shows it"`
@@ -95,6 +101,7 @@ type LiveMetadata struct {
 	ChecksumFailures int64                `json:"checksum_failures"`
 	ManifestPath     string               `json:"manifest_path,omitempty"`
 	Playback         string               `json:"playback"`
+	Ladder           []string             `json:"ladder,omitempty" doc:"The live ABR ladder the stream was started with"`
 	Details          map[string]any       `json:"details,omitempty" doc:"Pipeline details: DVR window, latency"`
 }
 
@@ -212,6 +219,10 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 			return nil, err
 		}
 	}
+	ladder, err := s.streamLadder(req.Ladder)
+	if err != nil {
+		return nil, err
+	}
 	key := newPublishKey()
 	st, err := s.newStream(ctx, metastore.Stream{
 		Kind:          metastore.KindLive,
@@ -220,6 +231,9 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 		PublishKey:    key,
 		SRTPassphrase: req.SRTPassphrase,
 		SourceURL:     req.SourceURL,
+		// A live stream's variants are its ladder's rungs
+		// (internal/liveladder).
+		VariantsGenerated: ladder,
 	})
 	if err != nil {
 		return nil, err
@@ -270,7 +284,13 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 		}
 		job = &v
 	}
+	master := ""
+	if len(ladder) > 0 {
+		master = s.hlsURL(in.requestBase, st.ID+"/master.m3u8")
+	}
 	return &startOutput{Body: StartStreamResponse{
+		Ladder:        ladder,
+		Master:        master,
 		Job:           job,
 		StreamID:      st.ID,
 		Status:        string(st.Status),
@@ -282,6 +302,19 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 		Playback:      s.hlsURL(in.requestBase, liveKey(st.ID)),
 		MetadataURL:   s.httpBase(in.requestBase) + "/streams/" + st.ID + "/metadata",
 	}}, nil
+}
+
+// streamLadder checks a request's ladder and returns the one to store:
+// the server's default when the request names none, nothing for [].
+func (s *Server) streamLadder(items []string) ([]string, error) {
+	if items == nil {
+		return s.cfg.LiveLadder, nil
+	}
+	rungs, err := liveladder.Parse(items)
+	if err != nil {
+		return nil, fieldError("body.ladder", err.Error(), items)
+	}
+	return liveladder.Specs(rungs), nil
 }
 
 // checkSRTPassphrase refuses a malformed passphrase, and one for a stream
@@ -399,6 +432,7 @@ func (s *Server) liveMetadata(ctx context.Context, in *liveIDInput) (*liveMetada
 		ChecksumFailures: st.ChecksumFailures,
 		ManifestPath:     st.ManifestPath,
 		Playback:         s.hlsURL(in.requestBase, liveKey(st.ID)),
+		Ladder:           st.VariantsGenerated,
 		Details:          details(st),
 	}}, nil
 }

@@ -336,3 +336,45 @@ func TestPublishKeyIsStoredOnlyAsItsHash(t *testing.T) {
 		t.Fatalf("the key no longer opens its stream: %+v, %v", byKey, err)
 	}
 }
+
+func TestStartStreamLadder(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "", func(c *Config) { c.LiveLadder = []string{"480p=1400k", "360p=800k"} })
+	stored := func(id string) []string {
+		t.Helper()
+		st, err := e.meta.GetStream(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.VariantsGenerated
+	}
+	// No ladder in the request: the server's default.
+	def := startStream(t, e, map[string]any{"title": "default"})
+	if got := stored(def.StreamID); len(got) != 2 || got[0] != "480p=1400k" || got[1] != "360p=800k" {
+		t.Fatalf("default ladder stored as %q", got)
+	}
+	if def.Master != "http://example.com/hls/"+def.StreamID+"/master.m3u8" || len(def.Ladder) != 2 {
+		t.Fatalf("answer: master %q, ladder %q", def.Master, def.Ladder)
+	}
+	// A ladder of its own, normalised.
+	own := startStream(t, e, map[string]any{"ladder": []string{"720p=3000000", "240p=400k"}})
+	if got := stored(own.StreamID); len(got) != 2 || got[0] != "720p=3M" || got[1] != "240p=400k" {
+		t.Fatalf("own ladder stored as %q", got)
+	}
+	md := decode[LiveMetadata](t, e.do("GET", "/streams/"+own.StreamID+"/metadata", nil))
+	if len(md.Ladder) != 2 || md.Ladder[0] != "720p=3M" {
+		t.Fatalf("metadata ladder %q", md.Ladder)
+	}
+	// [] turns the default off.
+	off := startStream(t, e, map[string]any{"ladder": []string{}})
+	if got := stored(off.StreamID); len(got) != 0 || off.Master != "" {
+		t.Fatalf("ladder [] stored %q, master %q", got, off.Master)
+	}
+	// Bad ladders are refused with the field named.
+	for _, bad := range [][]string{{"480p"}, {"360p=800k", "480p=1400k"}, {"481p=1M"}, {"480p=1400k,360p=800k"}} {
+		rec := e.doJSON("POST", "/streams/start", map[string]any{"ladder": bad})
+		if rec.Code != 422 || !strings.Contains(rec.Body.String(), "body.ladder") {
+			t.Errorf("ladder %q: %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+}

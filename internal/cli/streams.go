@@ -79,6 +79,9 @@ type streamStarted struct {
 		WebSocket string `json:"websocket"`
 	} `json:"publish"`
 	Playback string `json:"playback"`
+	// Master and Ladder are set for a stream with a live ABR ladder.
+	Master string   `json:"master"`
+	Ladder []string `json:"ladder"`
 }
 
 func newStreamsStartCmd() *cobra.Command {
@@ -111,9 +114,13 @@ an RTMPS URL is printed too.`,
 			if err != nil || check < 0 {
 				return fmt.Errorf("--source-check %q: want a duration such as 5s (0 skips the check)", cfg.SourceCheck)
 			}
-			fields := map[string]string{"title": cfg.Title, "source_url": cfg.SourceURL}
+			fields := map[string]any{"title": cfg.Title, "source_url": cfg.SourceURL}
 			if cfg.SRTPassphrase != "" {
 				fields["srt_passphrase"] = cfg.SRTPassphrase
+			}
+			if f := cmd.Flags().Lookup("ladder"); f != nil && f.Changed {
+				// Given, even empty: "" turns the server's default off.
+				fields["ladder"] = ladderItems(f.Value.String())
 			}
 			body, _ := json.Marshal(fields)
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, api.base+"/streams/start", bytes.NewReader(body))
@@ -145,7 +152,19 @@ an RTMPS URL is printed too.`,
 	f.String("source-url", "", "pull the stream from this URL instead of waiting for a publisher")
 	f.String("srt-passphrase", "", "SRT publishers must encrypt with this passphrase, 10 to 79 characters (prefer WEIR_SRT_PASSPHRASE: a flag shows in ps)")
 	f.String("source-check", "5s", "with --source-url: how long to watch for the source failing before reporting the stream created (0 skips)")
+	f.String("ladder", "", "live ABR ladder, rungs NAME=BITRATE highest first, such as 480p=1400k,360p=800k (default: the server's --live-ladder; --ladder '' turns it off)")
 	return cmd
+}
+
+// ladderItems splits --ladder into the API's ladder items; "" is none.
+func ladderItems(spec string) []string {
+	items := []string{}
+	for _, it := range strings.Split(spec, ",") {
+		if it = strings.TrimSpace(it); it != "" {
+			items = append(items, it)
+		}
+	}
+	return items
 }
 
 // watchPulledSource polls a pulled stream for up to d and returns its
@@ -205,6 +224,9 @@ func printStarted(w io.Writer, st streamStarted, status string) error {
 		fmt.Fprintln(w, "The publish key is shown only now; anyone who has it can publish to this stream.")
 	}
 	fmt.Fprintf(w, "Watch              %s\n", st.Playback)
+	if st.Master != "" {
+		fmt.Fprintf(w, "Watch the ladder   %s (%s)\n", st.Master, strings.Join(st.Ladder, ", "))
+	}
 	fmt.Fprintf(w, "End it with        weir streams end %s\n", st.StreamID)
 	return nil
 }

@@ -127,6 +127,26 @@ func TestStreamsStartWithSRTPassphrase(t *testing.T) {
 	}
 }
 
+func TestStreamsStartWithLadder(t *testing.T) {
+	hs, meta, _ := startStreamsServer(t)
+	res := runWeir(testContext(t), "streams", "start", "--server", hs.URL, "--ladder", "480p=1400k, 360p=800k")
+	if res.err != nil {
+		t.Fatalf("streams start --ladder: %v\n%s", res.err, res.stderr)
+	}
+	id := streamIDPattern.FindString(res.stdout)
+	st, err := meta.GetStream(context.Background(), id)
+	if err != nil || strings.Join(st.VariantsGenerated, ",") != "480p=1400k,360p=800k" {
+		t.Fatalf("stream %q: ladder %q, %v\n%s", id, st.VariantsGenerated, err, res.stdout)
+	}
+	if want := hs.URL + "/hls/" + id + "/master.m3u8 (480p=1400k, 360p=800k)"; !strings.Contains(res.stdout, want) {
+		t.Errorf("output lacks %q:\n%s", want, res.stdout)
+	}
+	res = runWeir(testContext(t), "streams", "start", "--server", hs.URL, "--ladder", "360p=800k,480p=1400k")
+	if res.err == nil || !strings.Contains(res.stderr+res.err.Error(), "highest to the lowest") {
+		t.Fatalf("rungs out of order: %v\n%s%s", res.err, res.stdout, res.stderr)
+	}
+}
+
 func TestStreamsListShowAndEnd(t *testing.T) {
 	hs, meta, rec := startStreamsServer(t)
 	ctx := context.Background()

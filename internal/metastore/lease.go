@@ -69,6 +69,11 @@ func PublishLeaseName(streamID string) string { return "publish/" + streamID }
 // records carry this lease's token.
 func PullLeaseName(streamID string) string { return "pull/" + streamID }
 
+// LiveLadderLeaseName is the lease the live transcoder making a stream's
+// ABR ladder holds while it transcodes, so a stream has one transcoder
+// across processes; the rendition records carry this lease's token.
+func LiveLadderLeaseName(streamID string) string { return "liveladder/" + streamID }
+
 // VODLeaseName is the lease a VOD worker holds while it works on a title.
 func VODLeaseName(streamID string) string { return "vod/" + streamID }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/jobs"
 	"github.com/weir-media/weir/internal/live"
+	"github.com/weir-media/weir/internal/liveladder"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/netguard"
 	"github.com/weir-media/weir/internal/objstore"
@@ -88,6 +89,9 @@ type Config struct {
 	LiveRetention        time.Duration `koanf:"live-retention"`
 	LiveTopicRetention   time.Duration `koanf:"live-topic-retention"`
 	LiveMaxSegment       time.Duration `koanf:"live-max-segment-duration"`
+	// LiveLadder is the ABR ladder of live streams started without one
+	// (liveladder.ParseSpec); empty: none.
+	LiveLadder string `koanf:"live-ladder"`
 
 	VODLadder          string        `koanf:"vod-ladder"`
 	VODSegmentDuration time.Duration `koanf:"vod-segment-duration"`
@@ -164,6 +168,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, err
 	}
+	liveRungs, err := liveladder.ParseSpec(cfg.LiveLadder)
+	if err != nil {
+		return nil, fmt.Errorf("--live-ladder: %w", err)
+	}
+	liveLadder := liveladder.Specs(liveRungs)
 	if !roles.All() {
 		log = log.With("roles", roles.String())
 	}
@@ -287,6 +296,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		RTMPBase:       publicURL("rtmp", rtmpAddr, s.httpLn.Addr()),
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		RTMPSBase:      rtmpsBase,
+		LiveLadder:     liveLadder,
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
 		Jobs:           jobService,
