@@ -36,6 +36,14 @@ const (
 	// PullOptions.Stream.EngineID says otherwise.
 	PullEngineID = "weir-pull-adapter"
 
+	// DefaultFileMaxInFlightBytes is the MaxInFlightBytes of a Pull of a
+	// source that is not live, unless PullOptions.Stream sets one: a file
+	// is read far faster than the broker takes it, and a wider window
+	// keeps the broker's appends and fsyncs from stalling the reader
+	// (measured: docs/benchmarks.md, "Ingest and VOD overhead"). A live
+	// source comes at its own pace and keeps DefaultMaxInFlightBytes.
+	DefaultFileMaxInFlightBytes = 64 << 20
+
 	// finishTimeout bounds the production of a stream's last records.
 	finishTimeout = 30 * time.Second
 	readBufSize   = 1 << 20
@@ -67,7 +75,9 @@ type PullOptions struct {
 	Payload *protocol.TaskPayload
 	// Stream is the template for the StreamWriter (ids, ChunkSize,
 	// KeyPrefix, heartbeat settings). Pull fills in MimeType,
-	// FFmpegFormat and DurationMS from the probe unless set here.
+	// FFmpegFormat and DurationMS from the probe unless set here, and,
+	// for a source that is not live, MaxInFlightBytes with
+	// DefaultFileMaxInFlightBytes.
 	Stream StreamOptions
 	// ReadTimeout bounds how long an HTTP source may send nothing;
 	// default DefaultReadTimeout, negative for no limit.
@@ -255,6 +265,9 @@ func (pl *puller) run(ctx context.Context, b bus.Bus, res *Result) error {
 	so := pl.opts.Stream
 	so.MimeType = cmp.Or(so.MimeType, pr.info.MimeType())
 	so.FFmpegFormat = cmp.Or(so.FFmpegFormat, pr.info.FFmpegFormat())
+	if !pl.live && so.MaxInFlightBytes == 0 {
+		so.MaxInFlightBytes = DefaultFileMaxInFlightBytes
+	}
 	if so.DurationMS == 0 {
 		switch {
 		case pl.live:

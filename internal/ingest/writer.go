@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+
 	"sync"
 	"time"
 
@@ -163,10 +163,10 @@ type StreamWriter struct {
 	state      writerState
 	ctx        context.Context // from Init, for Write and timer heartbeats
 	started    time.Time
-	tail       []byte    // bytes of the next, incomplete chunk
-	sum        hash.Hash // MD5 of the raw_stream records built so far
-	stats      Stats     // counters of the records built so far (not necessarily acknowledged)
-	acks       *acks     // what the producer acknowledged
+	tail       []byte     // bytes of the next, incomplete chunk
+	hq         *hashQueue // MD5 of the raw_stream records built so far; started by the first of them
+	stats      Stats      // counters of the records built so far (not necessarily acknowledged)
+	acks       *acks      // what the producer acknowledged
 	lastBeat   time.Time
 	sinceBeat  int
 	err        error // the first produce failure; the stream is broken after it
@@ -223,7 +223,6 @@ func NewStreamWriter(b bus.Bus, topic string, opts StreamOptions) (*StreamWriter
 		topic:  topic,
 		opts:   opts,
 		rawKey: []byte(opts.KeyPrefix + string(protocol.TypeRawStream)),
-		sum:    md5.New(),
 		stats:  Stats{Topic: topic, EngineInstanceID: opts.EngineInstanceID},
 		acks:   newAcks(),
 	}
@@ -284,7 +283,7 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 		// Nothing was started: start again from scratch if asked. Records
 		// still in flight report to the discarded acks.
 		w.stats = Stats{Topic: w.topic, EngineInstanceID: w.opts.EngineInstanceID}
-		w.acks, w.err, w.sum = newAcks(), nil, md5.New()
+		w.acks, w.err = newAcks(), nil
 		w.lastBeat, w.sinceBeat = time.Time{}, 0
 		return err
 	}
@@ -393,6 +392,9 @@ func (w *StreamWriter) end(ctx context.Context, forced bool, cause error, abort 
 	w.state = stateClosed
 	close(w.stopTicker)
 	err := w.endLocked(ctx, forced, cause)
+	if w.hq != nil {
+		w.hq.stop() // no raw_stream follows; what is queued still gets hashed
+	}
 	w.mu.Unlock()
 	// The ticker may have been waiting for mu; it sees stopTicker closed
 	// and returns without producing.
@@ -531,28 +533,29 @@ const (
 type outRecord struct {
 	rec  *bus.Record
 	kind recordKind
-	// sum is, for a raw_stream record, the MD5 state after its bytes: the
-	// stream's checksum once it is acknowledged.
-	sum []byte
+	// sum is, for a raw_stream record, its place in the stream's MD5:
+	// the state after its bytes is the stream's checksum once it is
+	// acknowledged.
+	sum *hashSlot
 }
 
 // appendRaw adds a raw_stream record holding a copy of data, counts it, and
 // adds a heartbeat if one is due. w.mu is held.
 func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) []outRecord {
-	// The MD5 is computed here, on the writer's goroutine, rather than
-	// when records are acknowledged: it is the costliest step of ingest
-	// (about 750 MB/s), and the acknowledgements come on the producer's
-	// single callback goroutine, which has other work.
-	w.sum.Write(data)
-	sum, err := w.sum.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		panic(fmt.Sprintf("ingest: saving MD5 state: %v", err)) // crypto/md5 always can
+	// The MD5 is computed on the hash queue's goroutine, in record order,
+	// while the records are on their way: it is the costliest step of
+	// ingest (about 750 MB/s), and neither this goroutine, which builds
+	// the records, nor the producer's single callback goroutine should
+	// carry it.
+	if w.hq == nil {
+		w.hq = newHashQueue(w.opts.ChunkSize)
 	}
+	value := append([]byte(nil), data...)
 	batch = append(batch, outRecord{&bus.Record{
 		Topic: w.topic,
 		Key:   w.rawKey,
-		Value: append([]byte(nil), data...),
-	}, kindRaw, sum})
+		Value: value,
+	}, kindRaw, w.hq.push(value)})
 	w.stats.Bytes += int64(len(data))
 	w.stats.RawMessages++
 	w.stats.Messages++
@@ -765,7 +768,7 @@ type acks struct {
 	inflight      int // records handed over and not yet acknowledged or failed
 	inflightBytes int // their recordCost
 	counts        ackCounts
-	sum           []byte    // MD5 state after the acknowledged raw_stream bytes; nil before any
+	sum           *hashSlot // the last acknowledged raw_stream record; nil before any
 	failed        error     // the first record that failed: later ones are not counted
 	lastErr       error     // the first failure of stream_eof or the last heartbeat
 	closed        bool      // stream_eof acknowledged
@@ -779,12 +782,12 @@ func newAcks() *acks {
 	return &acks{lastAck: time.Now(), wake: make(chan struct{}, 1)}
 }
 
-// md5 returns the hex MD5 of the acknowledged raw_stream bytes. a.mu is
-// held.
+// md5 returns the hex MD5 of the acknowledged raw_stream bytes, waiting
+// for the hasher to reach the last of them. a.mu is held.
 func (a *acks) md5() string {
 	h := md5.New()
 	if a.sum != nil {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(a.sum); err != nil {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(a.sum.q.state(a.sum)); err != nil {
 			panic(fmt.Sprintf("ingest: restoring MD5 state: %v", err))
 		}
 	}
@@ -817,7 +820,7 @@ func (a *acks) callback(out outRecord, cost int) func(*bus.Record, error) {
 
 // done accounts for one record acknowledged (err nil) or failed; sum is a
 // raw_stream record's MD5 state.
-func (a *acks) done(kind recordKind, sum []byte, cost int, rec *bus.Record, err error) {
+func (a *acks) done(kind recordKind, sum *hashSlot, cost int, rec *bus.Record, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inflight--
