@@ -81,6 +81,9 @@ type envOptions struct {
 	timeout   time.Duration
 	retention time.Duration
 	objects   func(objstore.Store) objstore.Store
+	// persist keeps the broker's log in files, as weir serve does,
+	// instead of in memory.
+	persist bool
 }
 
 func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
@@ -96,7 +99,11 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	}
 	dir := t.TempDir()
 	log := testLogger(t)
-	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithLogger(log))
+	bopts := []bus.BrokerOption{bus.WithListenAddr("127.0.0.1:0"), bus.WithLogger(log)}
+	if o.persist {
+		bopts = append(bopts, bus.WithDataDir(filepath.Join(dir, "kafka")))
+	}
+	broker, err := bus.StartBroker(bopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
