@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/md5"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/testenv"
+	"github.com/weir-media/weir/protocol"
+)
+
+// weirChildEnv, set in a process started from this test binary, makes it
+// run the weir command line it holds (arguments separated by the byte 0x1f) instead
+// of the tests: BenchmarkIngestPull runs `weir ingest` as a process of its
+// own, as kcat runs, so each producer's CPU time is its own.
+const weirChildEnv = "WEIR_BENCH_WEIR_ARGS"
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(weirChildEnv); ok {
+		os.Exit(Main(strings.Split(args, "\x1f")))
+	}
+	os.Exit(m.Run())
+}
+
+// BenchmarkIngestPull is the `weir ingest` figure of docs/benchmarks.md
+// ("Ingest and VOD overhead"): `weir ingest FILE --kafka ADDR` (this test
+// binary running weir's command line in a process of its own) publishes a
+// 1 GiB MPEG-TS file (a short ffmpeg clip repeated) into a fresh embedded
+// broker with a data dir in this process, and kcat produces the same bytes,
+// cut into the same 10 KiB records keyed raw_stream, into another fresh
+// one; the two alternate which goes first. weir's run includes everything
+// `weir ingest` does: ffprobe, stream_init, heartbeats, the stream MD5,
+// stream_eof and the wait for every acknowledgement. The printed MD5 and
+// byte count are checked against the file, and kcat's record count
+// against the topic's end offset.
+//
+// Reported: MB/s of each producer (process start to exit), their ratio
+// (weir ÷ kcat), each producer's CPU-s per GiB (user + system of the
+// process and its children, ffprobe included) and the broker's (this
+// process's CPU while the producer ran). WEIR_BENCH_INGEST_MIB sets
+// another size for a quick run.
+func BenchmarkIngestPull(b *testing.B) {
+	testenv.RequireTool(b, "ffmpeg", "ffprobe", "kcat")
+	size := int64(1 << 30)
+	if v := os.Getenv("WEIR_BENCH_INGEST_MIB"); v != "" {
+		mib, err := strconv.Atoi(v)
+		if err != nil || mib < 1 {
+			b.Fatalf("WEIR_BENCH_INGEST_MIB=%q: want a positive number of MiB", v)
+		}
+		size = int64(mib) << 20
+	}
+	dir := b.TempDir()
+	file, kcatInput := filepath.Join(dir, "big.ts"), filepath.Join(dir, "kcat.in")
+	records, sum := writeIngestBenchInputs(b, dir, file, kcatInput, size)
+
+	var weir, kcat ingestRun
+	for i := 0; b.Loop(); i++ {
+		runWeir := func() { weir.add(benchWeirIngest(b, file, size, sum)) }
+		runKcat := func() { kcat.add(benchKcatProduce(b, kcatInput, records)) }
+		if i%2 == 0 {
+			runWeir()
+			runKcat()
+		} else {
+			runKcat()
+			runWeir()
+		}
+	}
+	gib := float64(weir.runs) * float64(size) / (1 << 30)
+	mbps := func(r ingestRun) float64 { return float64(r.runs) * float64(size) / 1e6 / r.wall.Seconds() }
+	b.ReportMetric(mbps(weir), "weir-MB/s")
+	b.ReportMetric(mbps(kcat), "kcat-MB/s")
+	b.ReportMetric(mbps(weir)/mbps(kcat), "ratio")
+	b.ReportMetric(weir.cpu.Seconds()/gib, "weir-CPU-s/GiB")
+	b.ReportMetric(kcat.cpu.Seconds()/gib, "kcat-CPU-s/GiB")
+	b.ReportMetric(weir.broker.Seconds()/gib, "weir-broker-CPU-s/GiB")
+	b.ReportMetric(kcat.broker.Seconds()/gib, "kcat-broker-CPU-s/GiB")
+}
+
+// ingestRun sums one producer's runs.
+type ingestRun struct {
+	runs              int
+	wall, cpu, broker time.Duration
+}
+
+func (r *ingestRun) add(o ingestRun) {
+	r.runs++
+	r.wall += o.wall
+	r.cpu += o.cpu
+	r.broker += o.broker
+}
+
+// ingestBenchDelim separates kcat's input records; writeIngestBenchInputs
+// checks that the media never contains it.
+var ingestBenchDelim = []byte("\x01weir\xfe-record-\xff\x02")
+
+// writeIngestBenchInputs makes a 3 s MPEG-TS clip with ffmpeg and writes it
+// repeated to file up to size bytes (MPEG-TS stays valid when
+// concatenated), and the same bytes cut into DefaultChunkSize records
+// separated by ingestBenchDelim to kcatInput. It returns the number of
+// records and the file's hex MD5.
+func writeIngestBenchInputs(b *testing.B, dir, file, kcatInput string, size int64) (int, string) {
+	b.Helper()
+	clip := filepath.Join(dir, "clip.ts")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts", clip).CombinedOutput()
+	if err != nil {
+		b.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(clip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if bytes.Contains(append(bytes.Clone(data), data...), ingestBenchDelim) {
+		b.Fatal("the clip contains the kcat record delimiter")
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, err := os.Create(kcatInput)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw, kw := bufio.NewWriterSize(f, 1<<20), bufio.NewWriterSize(k, 1<<20)
+	h := md5.New()
+	chunk := make([]byte, 0, protocol.DefaultChunkSize)
+	records := 0
+	flushChunk := func() {
+		if records > 0 {
+			kw.Write(ingestBenchDelim)
+		}
+		kw.Write(chunk)
+		chunk = chunk[:0]
+		records++
+	}
+	for written := int64(0); written < size; {
+		piece := data[:min(int64(len(data)), size-written)]
+		fw.Write(piece)
+		h.Write(piece)
+		written += int64(len(piece))
+		for len(piece) > 0 {
+			n := copy(chunk[len(chunk):cap(chunk)], piece)
+			chunk, piece = chunk[:len(chunk)+n], piece[n:]
+			if len(chunk) == cap(chunk) {
+				flushChunk()
+			}
+		}
+	}
+	if len(chunk) > 0 {
+		flushChunk()
+	}
+	for _, err := range []error{fw.Flush(), kw.Flush(), f.Close(), k.Close()} {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return records, fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// benchBrokerFor starts a fresh broker with a data dir, with topic created
+// (one partition) so neither producer pays for creating it.
+func benchBrokerFor(b *testing.B, topic string) (*bus.Broker, *bus.Client) {
+	b.Helper()
+	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(b.TempDir()), bus.WithLogger(discardLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := bus.NewClient([]string{broker.Addr()}, bus.WithLogger(discardLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.CreateTopic(ctx, topic, 1); err != nil {
+		b.Fatal(err)
+	}
+	return broker, c
+}
+
+// selfCPU is this process's CPU time so far (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runProducer runs cmd to its end and times it: wall time, its CPU (its
+// children's included) and this process's CPU meanwhile.
+func runProducer(b *testing.B, cmd *exec.Cmd) (ingestRun, []byte) {
+	b.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	self0, t0 := selfCPU(), time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v\n%s", cmd.Args[0], err, out.Bytes())
+	}
+	r := ingestRun{wall: time.Since(t0), broker: selfCPU() - self0}
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, out.Bytes()
+}
+
+var (
+	ingestBytesLine = regexp.MustCompile(`(?m)^bytes +(\d+) in `)
+	ingestMD5Line   = regexp.MustCompile(`(?m)^md5 +([0-9a-f]{32})$`)
+)
+
+// benchWeirIngest runs `weir ingest file` into a fresh broker and checks
+// that it reports every byte and the file's MD5.
+func benchWeirIngest(b *testing.B, file string, size int64, sum string) ingestRun {
+	b.Helper()
+	const topic = "stream_bench_weir"
+	broker, c := benchBrokerFor(b, topic)
+	defer broker.Close()
+	defer c.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), weirChildEnv+"="+strings.Join([]string{"ingest", file, "--kafka", broker.Addr(), "--topic", topic}, "\x1f"))
+	r, out := runProducer(b, cmd)
+	m, s := ingestBytesLine.FindSubmatch(out), ingestMD5Line.FindSubmatch(out)
+	if m == nil || string(m[1]) != strconv.FormatInt(size, 10) || s == nil || string(s[1]) != sum {
+		b.Fatalf("weir ingest: want bytes %d and md5 %s, got:\n%s", size, sum, out)
+	}
+	return r
+}
+
+// benchKcatProduce runs kcat producing the records of input into a fresh
+// broker and checks that they all landed.
+func benchKcatProduce(b *testing.B, input string, records int) ingestRun {
+	b.Helper()
+	const topic = "stream_bench_kcat"
+	broker, c := benchBrokerFor(b, topic)
+	defer broker.Close()
+	defer c.Close()
+	in, err := os.Open(input)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.Command("kcat", "-P", "-b", broker.Addr(), "-t", topic, "-k", "raw_stream", "-D", string(ingestBenchDelim))
+	cmd.Stdin = in
+	r, _ := runProducer(b, cmd)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := c.Admin().ListEndOffsets(ctx, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if o, ok := ends.Lookup(topic, 0); !ok || o.Err != nil || o.Offset != int64(records) {
+		b.Fatalf("kcat: the topic ends at offset %+v, want %d", o, records)
+	}
+	return r
+}
