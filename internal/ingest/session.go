@@ -30,6 +30,15 @@ type SessionOptions struct {
 	// Write blocks while it is full, slowing the publisher down instead of
 	// dropping media.
 	QueueLength int
+	// Hold, when positive, lets a write wait up to this long after its
+	// bytes were received for more bytes to share its record, instead of
+	// being flushed as soon as the queue runs dry: a live source's audio
+	// and video frames, a few milliseconds apart, then travel as one
+	// raw_stream record instead of one each, which costs the bus, the
+	// stream hash and the packager far less per byte. Bytes wait at most
+	// Hold (capped at mergeSpan, 20 ms) before they are on their way.
+	// Zero flushes at once.
+	Hold time.Duration
 	// Lease, when set, is the metadata-store lease the writer holds on the
 	// stream (a publisher's "publish/{id}", a pull's "pull/{id}"): every
 	// record the session writes carries its token in
@@ -66,6 +75,7 @@ type Session struct {
 	ctx    context.Context
 	mu     sync.Mutex
 	closed bool
+	hold   time.Duration
 	err    atomic.Pointer[error]
 	bytes  atomic.Int64
 }
@@ -111,6 +121,7 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 		ch:    make(chan queued, opts.QueueLength),
 		done:  make(chan struct{}),
 		ctx:   ctx,
+		hold:  min(max(opts.Hold, 0), mergeSpan),
 	}
 	go s.run()
 	return s, nil
@@ -183,6 +194,7 @@ const mergeSpan = 20 * time.Millisecond
 func (s *Session) run() {
 	defer close(s.done)
 	var held *queued // received too late to join the previous batch
+	open := true
 	for {
 		var first queued
 		if held != nil {
@@ -195,33 +207,17 @@ func (s *Session) run() {
 			first = q
 		}
 		batch, at := first.data, first.at
-		open := true
-	drain:
-		for {
-			select {
-			case q, ok := <-s.ch:
-				if !ok {
-					open = false
-					break drain
-				}
-				if q.at.Sub(at) > mergeSpan {
-					held = &q
-					break drain
-				}
-				batch = append(batch, q.data...)
-			default:
-				break drain
-			}
-		}
+		batch, held, open = s.gather(batch, at)
 		s.stamp.set(at)
 		if _, err := s.w.Write(batch); err != nil {
 			s.fail(err)
 			return
 		}
 		s.bytes.Add(int64(len(batch)))
-		// Flush when the queue ran dry, and before bytes received later
-		// would share a record with these (and their receive time).
-		if len(s.ch) == 0 || held != nil {
+		// Flush when the queue ran dry (or the hold is over), and before
+		// bytes received later would share a record with these (and their
+		// receive time).
+		if s.hold > 0 || len(s.ch) == 0 || held != nil {
 			if err := s.w.Flush(s.ctx); err != nil {
 				s.fail(err)
 				return
@@ -245,6 +241,55 @@ func (s *Session) fail(err error) {
 		for range s.ch {
 		}
 	}()
+}
+
+// gather appends to batch (whose first bytes were received at at) the
+// writes queued behind it that were received within mergeSpan of at,
+// waiting for more until s.hold after at while the queue is empty. It
+// returns the batch, the first write too late to join it (nil if none),
+// and false once the queue is closed.
+func (s *Session) gather(batch []byte, at time.Time) ([]byte, *queued, bool) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case q, ok := <-s.ch:
+			if !ok {
+				return batch, nil, false
+			}
+			if q.at.Sub(at) > mergeSpan {
+				return batch, &q, true
+			}
+			batch = append(batch, q.data...)
+			continue
+		default:
+		}
+		wait := s.hold - time.Since(at)
+		if s.hold <= 0 || wait <= 0 {
+			return batch, nil, true
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case q, ok := <-s.ch:
+			if !ok {
+				return batch, nil, false
+			}
+			if q.at.Sub(at) > mergeSpan {
+				return batch, &q, true
+			}
+			batch = append(batch, q.data...)
+		case <-timer.C:
+			return batch, nil, true
+		}
+	}
 }
 
 // stampingBus adds protocol.HeaderReceivedAt to the raw_stream records it

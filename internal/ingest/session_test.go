@@ -286,3 +286,74 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSessionHoldLetsLaterBytesShareARecord: with a hold, bytes written
+// while the session waits for more (here, after it took the first write
+// off its queue) join the first write's record, stamped with its receive
+// time; without one, the first write goes out alone as soon as the queue
+// runs dry. The receive time lies ahead so that the hold cannot run out
+// before the second write, however slow the machine.
+func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
+	for _, hold := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprint("hold=", hold), func(t *testing.T) {
+			rec := newRecorder()
+			s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-h", EngineID: "test", Hold: hold})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+			if err := s.Write([]byte("first "), at); err != nil {
+				t.Fatal(err)
+			}
+			for len(s.ch) > 0 { // the session has taken the first write
+				time.Sleep(time.Millisecond)
+			}
+			if hold == 0 {
+				// Without a hold the first write is flushed on its own.
+				waitRaw(t, rec, "live-h", 1)
+			}
+			if err := s.Write([]byte("second"), at.Add(time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background(), true); err != nil {
+				t.Fatal(err)
+			}
+			recs := rec.stream(protocol.StreamTopic("live-h"))
+			stamps, _ := rawStamps(t, recs)
+			if string(rawBytes(recs)) != "first second" {
+				t.Fatalf("bytes on the bus %q, want %q", rawBytes(recs), "first second")
+			}
+			want := 2
+			if hold > 0 {
+				want = 1
+			}
+			if len(stamps) != want {
+				t.Fatalf("%d raw_stream records, want %d", len(stamps), want)
+			}
+			if !stamps[0].Equal(at) {
+				t.Errorf("first record stamped %v, want the first write's receive time %v", stamps[0], at)
+			}
+		})
+	}
+}
+
+// waitRaw waits until topic's stream has n raw_stream records.
+func waitRaw(t *testing.T, rec *recorder, id string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got int
+		for _, r := range rec.stream(protocol.StreamTopic(id)) {
+			if _, ok := r.msg.(*protocol.RawStream); ok {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d raw_stream records after 10 s, want %d", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -320,6 +320,7 @@ func (s *HTTPServer) publish(ctx context.Context, st metastore.Stream, held *met
 		StreamID:  st.ID,
 		EngineID:  "weir-" + proto,
 		ChunkSize: s.cfg.ChunkSize,
+		Hold:      s.cfg.Hold,
 		Lease:     held,
 		Logger:    log,
 	})

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -27,10 +28,18 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultRTMPAddr       = "127.0.0.1:1935"
-	DefaultRTMPSAddr      = "127.0.0.1:1936"
-	DefaultSRTAddr        = "127.0.0.1:8890"
-	DefaultReadTimeout    = 10 * time.Second
+	DefaultRTMPAddr    = "127.0.0.1:1935"
+	DefaultRTMPSAddr   = "127.0.0.1:1936"
+	DefaultSRTAddr     = "127.0.0.1:8890"
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultChunkSize is the raw_stream record size of pushed live
+	// streams: 64 KiB, within protocol.MaxChunkSize, so a frame or a
+	// few (a 3 Mbit/s stream's key frame included) travel as one record
+	// instead of many 10 KiB ones.
+	DefaultChunkSize = 64 << 10
+	// DefaultHold lets a publisher's bytes wait up to 20 ms for the next
+	// frames, so audio frames share records with video ones.
+	DefaultHold           = 20 * time.Millisecond
 	DefaultStatusInterval = 2 * time.Second
 	DefaultLeaseTTL       = 10 * time.Second
 	// closeTimeout bounds the last bus records of a session whose
@@ -69,8 +78,12 @@ type Config struct {
 	// DefaultStatusInterval).
 	StatusInterval time.Duration
 	// ChunkSize is the most bytes per raw_stream record (default
-	// protocol.DefaultChunkSize).
+	// DefaultChunkSize).
 	ChunkSize int
+	// Hold is how long a publisher's bytes may wait for more to share
+	// their raw_stream record (ingest.SessionOptions.Hold; default
+	// DefaultHold, at most 20 ms); negative sends each write at once.
+	Hold time.Duration
 	// Holder names this process in publish leases (default
 	// metastore.DefaultHolder()); it must differ between processes.
 	Holder string
@@ -114,6 +127,12 @@ func (c *Config) check(kind, defaultAddr string) error {
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = DefaultStatusInterval
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.Hold == 0 {
+		c.Hold = DefaultHold
 	}
 	if c.Holder == "" {
 		c.Holder = metastore.DefaultHolder()
@@ -244,7 +263,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		}
 		rw = tc
 	}
-	sc := &gortmplib.ServerConn{RW: rw}
+	sc := &gortmplib.ServerConn{RW: readBuffered(rw)}
 	if err := sc.Initialize(); err != nil {
 		s.metrics.connections.WithLabelValues("failed").Inc()
 		return fmt.Errorf("rtmp handshake: %w", err)
@@ -311,6 +330,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		StreamID:  st.ID,
 		EngineID:  "weir-rtmp",
 		ChunkSize: s.cfg.ChunkSize,
+		Hold:      s.cfg.Hold,
 		Lease:     held,
 		Logger:    log,
 	})
@@ -395,6 +415,22 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		log.Info("rtmp publisher disconnected", "reason", firstErr(muxErr, readErr))
 	}
 	return cerr
+}
+
+// rtmpReadBuffer is the read buffer in front of a publisher's connection:
+// the RTMP library reads through a 4 KiB buffer of its own, which at a few
+// Mbit/s costs a read system call every 4 KiB; 64 KiB takes whatever has
+// arrived in one call.
+const rtmpReadBuffer = 64 << 10
+
+// bufferedRW reads through a buffer and writes straight through.
+type bufferedRW struct {
+	*bufio.Reader
+	io.Writer
+}
+
+func readBuffered(rw io.ReadWriter) io.ReadWriter {
+	return bufferedRW{Reader: bufio.NewReaderSize(rw, rtmpReadBuffer), Writer: rw}
 }
 
 // arrivalConn records when each message of the track probe arrived.

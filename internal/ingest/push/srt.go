@@ -193,6 +193,7 @@ func (s *SRTServer) serve(req srt.ConnRequest, log *slog.Logger) error {
 		StreamID:  st.ID,
 		EngineID:  "weir-srt",
 		ChunkSize: s.cfg.ChunkSize,
+		Hold:      s.cfg.Hold,
 		Lease:     held,
 		Logger:    log,
 	})
