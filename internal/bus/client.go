@@ -126,6 +126,11 @@ func NewClient(brokers []string, opts ...ClientOption) (*Client, error) {
 		// same key reaches the same partition from every weir client and
 		// from Java clients, whatever kgo's default becomes.
 		kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
+		// Most bytes weir produces are encoded media, which does not
+		// compress: snappy (kgo's default) spent CPU on every batch for
+		// nothing. WithKgoOptions(kgo.ProducerBatchCompression(...))
+		// turns a codec back on.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 	producerOpts = append(producerOpts, cfg.kgoOpts...)
 
