@@ -118,6 +118,18 @@ type ConsumeOptions struct {
 	// commits; default 500.
 	MaxPollRecords int
 
+	// CommitInterval, if positive, makes a group consumer commit what it
+	// handled at most this often instead of after every poll. A consumer
+	// that polls a few records at a time (a live stream's records trickle
+	// in) then sends one commit per interval instead of one per poll.
+	// What it trades: after a crash, up to CommitInterval more of handled
+	// records are delivered again, so handlers must tolerate duplicates
+	// (as they must anyway). A rebalance, leaving the group, a handler
+	// failure and the end of Consume still commit everything handled
+	// first, and a consumer with handled records waiting does not wait
+	// for new records longer than the interval before committing them.
+	CommitInterval time.Duration
+
 	// MaxRecordBytes bounds a record's key, value and headers together
 	// (default DefaultMaxRecordBytes, 1 MiB). With a group, a larger record
 	// never reaches the handler: it is dead-lettered, as is a record whose
@@ -328,6 +340,8 @@ type consumer struct {
 	// (see pauseLocked).
 	assigned map[topicPartition]struct{}
 	paused   map[string][]int32
+	// lastCommit is when the poll loop last committed (CommitInterval).
+	lastCommit time.Time
 	// owned are partitions with a lag gauge entry to remove at exit.
 	owned map[topicPartition]struct{}
 }
@@ -435,7 +449,11 @@ func (k *consumer) run(ctx context.Context) error {
 		})
 
 		herr := k.handle(ctx, fetches)
-		k.commitPending()
+		stop := herr != nil || ctx.Err() != nil || (k.eof != nil && k.eof.done()) || (idle && fetches.NumRecords() == 0)
+		if stop || k.commitDue() {
+			k.commitPending()
+			k.lastCommit = time.Now()
+		}
 		cl.AllowRebalance()
 
 		switch {
@@ -451,6 +469,19 @@ func (k *consumer) run(ctx context.Context) error {
 	}
 }
 
+// commitDue says whether CommitInterval allows a commit now (always,
+// without one).
+func (k *consumer) commitDue() bool {
+	return k.opts.CommitInterval <= 0 || time.Since(k.lastCommit) >= k.opts.CommitInterval
+}
+
+// hasPending says whether handled records wait for a commit.
+func (k *consumer) hasPending() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.pending) > 0
+}
+
 // poll fetches the next records. It returns early, with what it has, when a
 // deferred record is acknowledged (so its commit is not held up by a quiet
 // topic); idle reports that IdleTimeout passed with nothing to read.
@@ -460,6 +491,12 @@ func (k *consumer) poll(ctx context.Context) (fetches kgo.Fetches, idle bool) {
 	var idleHit atomic.Bool
 	if k.opts.IdleTimeout > 0 {
 		t := time.AfterFunc(k.opts.IdleTimeout, func() { idleHit.Store(true); cancel() })
+		defer t.Stop()
+	}
+	if k.opts.CommitInterval > 0 && k.opts.Group != "" && k.hasPending() {
+		// Handled records wait for a commit: come back in time for it
+		// even if nothing new arrives.
+		t := time.AfterFunc(k.opts.CommitInterval-time.Since(k.lastCommit), cancel)
 		defer t.Stop()
 	}
 	if k.deferredCount() > 0 {
