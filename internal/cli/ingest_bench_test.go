@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,9 +30,33 @@ const weirChildEnv = "WEIR_BENCH_WEIR_ARGS"
 
 func TestMain(m *testing.M) {
 	if args, ok := os.LookupEnv(weirChildEnv); ok {
-		os.Exit(Main(strings.Split(args, "\x1f")))
+		os.Exit(runChild(strings.Split(args, "\x1f"), os.Getenv(childProfileEnv)))
 	}
 	os.Exit(m.Run())
+}
+
+// childProfileEnv, with weirChildEnv, names a file for the child's CPU
+// profile: WEIR_BENCH_INGEST_PROFILE=/tmp/ingest.pprof go test -bench
+// BenchmarkIngestPull writes the last weir ingest run's profile there.
+const childProfileEnv = "WEIR_BENCH_INGEST_PROFILE"
+
+// runChild runs the weir command line args, with a CPU profile written to
+// profile unless it is empty.
+func runChild(args []string, profile string) int {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return Main(args)
 }
 
 // BenchmarkIngestPull is the `weir ingest` figure of docs/benchmarks.md
