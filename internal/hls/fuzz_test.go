@@ -91,8 +91,14 @@ func FuzzParseMediaPlaylist(f *testing.F) {
 	for _, p := range []MediaPlaylist{
 		{TargetDuration: 2, MediaSequence: 7, Segments: []Segment{{URI: "seg_7.ts", Duration: 2 * time.Second, Discontinuity: true, ProgramDateTime: time.Unix(1700000000, 5e8)}}},
 		{Type: Event, Map: &Map{URI: "init.mp4"}, Ended: true, Segments: []Segment{{URI: "seg_00000.m4s", Duration: 4 * time.Second, ByteRange: &ByteRange{Length: 10, Offset: 5}}}},
+		llPlaylist(),
 	} {
 		b, _ := p.Encode()
+		f.Add(b)
+	}
+	delta := llPlaylist()
+	delta.SkippedSegments, delta.Segments = 2, delta.Segments[2:]
+	if b, err := delta.Encode(); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

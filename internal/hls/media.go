@@ -57,6 +57,12 @@ type Segment struct {
 	// ProgramDateTime, when not zero, is the wall-clock time of the
 	// segment's first sample (EXT-X-PROGRAM-DATE-TIME).
 	ProgramDateTime time.Time
+	// Map, when set, is a new EXT-X-MAP that applies from this segment on
+	// (fMP4 after an encoder change).
+	Map *Map
+	// Parts are the segment's partial segments (EXT-X-PART, low-latency
+	// HLS), listed before its URI.
+	Parts []Part
 }
 
 // MediaPlaylist is a playlist of the segments of one rendition.
@@ -92,6 +98,23 @@ type MediaPlaylist struct {
 	Segments []Segment
 	// Ended writes EXT-X-ENDLIST: no segment will be added.
 	Ended bool
+
+	// Low-latency HLS (RFC 8216bis); see llhls.go.
+
+	// PartTarget, when positive, writes EXT-X-PART-INF:PART-TARGET.
+	PartTarget time.Duration
+	// ServerControl writes EXT-X-SERVER-CONTROL.
+	ServerControl *ServerControl
+	// SkippedSegments, when positive, writes EXT-X-SKIP: this is a delta
+	// update that leaves out that many segments after MediaSequence.
+	SkippedSegments uint64
+	// TrailingParts are the parts of the segment in progress, listed after
+	// the last complete segment.
+	TrailingParts []Part
+	// PreloadHint writes EXT-X-PRELOAD-HINT after the trailing parts.
+	PreloadHint *PreloadHint
+	// RenditionReports are written last (EXT-X-RENDITION-REPORT).
+	RenditionReports []RenditionReport
 }
 
 // MinVersion is the lowest EXT-X-VERSION that supports the features p
@@ -115,6 +138,14 @@ func (p *MediaPlaylist) MinVersion() int {
 		} else {
 			v = max(v, 6)
 		}
+	}
+	for _, s := range p.Segments {
+		if s.Map != nil {
+			v = max(v, 6)
+		}
+	}
+	if p.SkippedSegments > 0 {
+		v = max(v, 9) // EXT-X-SKIP (RFC 8216bis)
 	}
 	return v
 }
@@ -164,10 +195,15 @@ func (p *MediaPlaylist) Encode() ([]byte, error) {
 		}
 	}
 
+	if err := p.checkLowLatency(); err != nil {
+		return nil, err
+	}
+
 	var b bytes.Buffer
 	b.WriteString("#EXTM3U\n")
 	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", max(p.Version, p.MinVersion()))
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", p.TargetDurationSeconds())
+	p.writeLowLatencyHeader(&b)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", p.MediaSequence)
 	if p.DiscontinuitySequence > 0 || p.hasDiscontinuity() {
 		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
@@ -182,19 +218,22 @@ func (p *MediaPlaylist) Encode() ([]byte, error) {
 		b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
 	}
 	if p.Map != nil {
-		fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"", p.Map.URI)
-		if p.Map.ByteRange != nil {
-			fmt.Fprintf(&b, ",BYTERANGE=\"%s\"", p.Map.ByteRange)
-		}
-		b.WriteByte('\n')
+		writeMap(&b, p.Map)
+	}
+	if p.SkippedSegments > 0 {
+		fmt.Fprintf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", p.SkippedSegments)
 	}
 	for _, s := range p.Segments {
 		if s.Discontinuity {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
+		if s.Map != nil {
+			writeMap(&b, s.Map)
+		}
 		if !s.ProgramDateTime.IsZero() {
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", FormatDateTime(s.ProgramDateTime))
 		}
+		writeParts(&b, s.Parts)
 		fmt.Fprintf(&b, "#EXTINF:%s,%s\n", FormatDuration(s.Duration), s.Title)
 		if s.ByteRange != nil {
 			fmt.Fprintf(&b, "#EXT-X-BYTERANGE:%s\n", s.ByteRange)
@@ -202,10 +241,19 @@ func (p *MediaPlaylist) Encode() ([]byte, error) {
 		b.WriteString(s.URI)
 		b.WriteByte('\n')
 	}
+	p.writeLowLatencyTrailer(&b)
 	if p.Ended || p.Type == VOD {
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
 	return b.Bytes(), nil
+}
+
+func writeMap(b *bytes.Buffer, m *Map) {
+	fmt.Fprintf(b, "#EXT-X-MAP:URI=\"%s\"", m.URI)
+	if m.ByteRange != nil {
+		fmt.Fprintf(b, ",BYTERANGE=\"%s\"", m.ByteRange)
+	}
+	b.WriteByte('\n')
 }
 
 func (p *MediaPlaylist) hasDiscontinuity() bool {

@@ -20,7 +20,9 @@ const MaxPlaylistLines = 1 << 20
 // (see MediaPlaylist.Encode) so another rendition can mirror its segments:
 // EXT-X-VERSION, TARGETDURATION, MEDIA-SEQUENCE, DISCONTINUITY-SEQUENCE,
 // PLAYLIST-TYPE, INDEPENDENT-SEGMENTS, I-FRAMES-ONLY, MAP, ENDLIST and, per
-// segment, EXTINF, BYTERANGE, DISCONTINUITY and PROGRAM-DATE-TIME. Other
+// segment, EXTINF, BYTERANGE, DISCONTINUITY, PROGRAM-DATE-TIME and MAP, and
+// the low-latency tags (PART-INF, SERVER-CONTROL, SKIP, PART, PRELOAD-HINT,
+// RENDITION-REPORT; parts after the last segment are TrailingParts). Other
 // tags are skipped, as RFC 8216 tells clients to. What it returns encodes
 // back to an equivalent playlist.
 //
@@ -67,8 +69,14 @@ func ParseMediaPlaylist(data []byte) (*MediaPlaylist, error) {
 	if !seenHeader {
 		return nil, errors.New("empty playlist: no #EXTM3U")
 	}
-	if pending != nil && (pending.Duration != 0 || pending.Discontinuity || !pending.ProgramDateTime.IsZero() || pending.ByteRange != nil) {
-		return nil, errors.New("playlist ends inside a segment: tags without a URI after them")
+	if pending != nil {
+		// The parts of the segment in progress follow the last segment; a
+		// PROGRAM-DATE-TIME may come with them.
+		if pending.Duration != 0 || pending.Discontinuity || pending.ByteRange != nil || pending.Map != nil ||
+			len(pending.Parts) == 0 && !pending.ProgramDateTime.IsZero() {
+			return nil, errors.New("playlist ends inside a segment: tags without a URI after them")
+		}
+		p.TrailingParts = pending.Parts
 	}
 	return p, nil
 }
@@ -101,7 +109,29 @@ func (p *MediaPlaylist) mediaTag(tag, value string, seg *Segment) error {
 	case "#EXT-X-ENDLIST":
 		p.Ended = true
 	case "#EXT-X-MAP":
-		p.Map, err = parseMap(value)
+		if len(p.Segments) == 0 && p.Map == nil {
+			p.Map, err = parseMap(value)
+		} else {
+			seg.Map, err = parseMap(value)
+		}
+	case "#EXT-X-PART-INF":
+		p.PartTarget, err = parsePartInf(value)
+	case "#EXT-X-SERVER-CONTROL":
+		p.ServerControl, err = parseServerControl(value)
+	case "#EXT-X-SKIP":
+		p.SkippedSegments, err = parseSkip(value)
+	case "#EXT-X-PART":
+		var pt Part
+		if pt, err = parsePart(value); err == nil {
+			seg.Parts = append(seg.Parts, pt)
+		}
+	case "#EXT-X-PRELOAD-HINT":
+		p.PreloadHint, err = parsePreloadHint(value)
+	case "#EXT-X-RENDITION-REPORT":
+		var r RenditionReport
+		if r, err = parseRenditionReport(value); err == nil {
+			p.RenditionReports = append(p.RenditionReports, r)
+		}
 	case "#EXTINF":
 		seg.Duration, seg.Title, err = parseExtinf(value)
 	case "#EXT-X-BYTERANGE":
