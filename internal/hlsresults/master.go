@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
@@ -75,17 +76,62 @@ func (s *Service) extendedMaster(ctx context.Context, st metastore.Stream, ext h
 	return out, nil
 }
 
-// liveMaster writes the master of a live stream: one variant, the media
-// playlist ref, with BANDWIDTH measured over the segments it lists and
-// CODECS and RESOLUTION read from its first segment.
+// liveMaster writes the master of a live stream: the source's media
+// playlist ref and, for a stream with a live ABR ladder, each rung's
+// ({rung}/ref) that has segments, highest first, each with BANDWIDTH and
+// AVERAGE-BANDWIDTH measured over the segments it lists and CODECS and
+// RESOLUTION read from its first segment.
 func (s *Service) liveMaster(ctx context.Context, st metastore.Stream, ref string, ext hls.MasterExtension) ([]byte, error) {
-	media, err := s.mediaPlaylist(ctx, st.ID+"/"+ref)
+	v, media, err := s.measuredVariant(ctx, st.ID, "", ref)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rows(ctx, st.ID, "", media)
+	v.Name = "live"
+	variants := []hls.Variant{v}
+	for _, name := range ladderRungs(st.VariantsGenerated) {
+		rv, _, err := s.measuredVariant(ctx, st.ID, name, name+"/"+ref)
+		if errors.Is(err, ErrNotFound) {
+			continue // not transcoded (yet, or taller than the source)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rv.Name = name
+		variants = append(variants, rv)
+	}
+	m := hls.MasterPlaylist{IndependentSegments: media.IndependentSegments, SessionData: ext.SessionData, Variants: variants}
+	if ext.Subtitles != nil {
+		m.Renditions = []hls.Rendition{*ext.Subtitles}
+		for i := range m.Variants {
+			m.Variants[i].Subtitles = ext.Subtitles.GroupID
+		}
+	}
+	return m.Encode()
+}
+
+// ladderRungs returns the rung names of a live stream's ladder, as its
+// row keeps it ("480p=1400k").
+func ladderRungs(ladder []string) []string {
+	var names []string
+	for _, r := range ladder {
+		name, _, _ := strings.Cut(r, "=")
+		if validName(name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// measuredVariant describes the media playlist uri (relative to the
+// stream) of rendition ("" for the source) as a variant.
+func (s *Service) measuredVariant(ctx context.Context, streamID, rendition, uri string) (hls.Variant, *hls.MediaPlaylist, error) {
+	media, err := s.mediaPlaylist(ctx, streamID+"/"+uri)
 	if err != nil {
-		return nil, err
+		return hls.Variant{}, nil, err
+	}
+	rows, err := s.rows(ctx, streamID, rendition, media)
+	if err != nil {
+		return hls.Variant{}, nil, err
 	}
 	var sizes []hls.SegmentSize
 	var keys []string
@@ -95,18 +141,18 @@ func (s *Service) liveMaster(ctx context.Context, st metastore.Stream, ref strin
 			keys = append(keys, r.Key)
 		}
 	}
-	v := hls.Variant{URI: ref, Name: "live",
-		Bandwidth: max(hls.PeakBitrate(sizes, time.Duration(media.TargetDurationSeconds())*time.Second), 1)}
+	v := hls.Variant{URI: uri,
+		Bandwidth:        max(hls.PeakBitrate(sizes, time.Duration(media.TargetDurationSeconds())*time.Second), 1),
+		AverageBandwidth: hls.AverageBitrate(sizes)}
 	if len(keys) > 0 {
-		lv := s.liveVariant(ctx, st.ID, keys)
+		cacheKey := streamID
+		if rendition != "" {
+			cacheKey += "/" + rendition
+		}
+		lv := s.liveVariant(ctx, cacheKey, keys)
 		v.Codecs, v.Width, v.Height = lv.codecs, lv.width, lv.height
 	}
-	m := hls.MasterPlaylist{IndependentSegments: media.IndependentSegments, SessionData: ext.SessionData, Variants: []hls.Variant{v}}
-	if ext.Subtitles != nil {
-		m.Renditions = []hls.Rendition{*ext.Subtitles}
-		m.Variants[0].Subtitles = ext.Subtitles.GroupID
-	}
-	return m.Encode()
+	return v, media, nil
 }
 
 // liveVariant reads the codecs and picture size of a live stream from the

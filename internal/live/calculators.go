@@ -120,7 +120,7 @@ func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	return graph.New(cfg, graph.WithName("live-"+env.id), graph.WithLogger(env.log))
+	return graph.New(cfg, graph.WithName("live-"+env.prefix), graph.WithLogger(env.log))
 }
 
 type demuxCalculator struct {

@@ -186,7 +186,7 @@ func (p *Packager) Run(ctx context.Context) error {
 	pause := time.Second
 	for ctx.Err() == nil {
 		err := p.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
-			TopicPattern:  protocol.StreamTopicPattern,
+			TopicPattern:  protocol.StreamTopicPattern + "|" + protocol.RenditionTopicPattern,
 			Group:         p.cfg.Group,
 			FromBeginning: true,
 			// A stream's records trickle in a few per poll: commit four
@@ -216,24 +216,59 @@ func (p *Packager) Run(ctx context.Context) error {
 // so an idle publisher's timeout runs even before a record comes. A stream
 // whose state cannot be read now is tried again at its next record.
 func (p *Packager) assigned(topic string, _ []int32) {
-	if id, ok := protocol.StreamIDOf(topic); ok {
-		if _, err := p.task(id); err != nil {
-			p.log.Warn("live packager: cannot start a stream yet", "stream", id, "err", err)
+	if s, ok := topicSource(topic); ok {
+		if _, err := p.task(s); err != nil {
+			p.log.Warn("live packager: cannot start a stream yet", "stream", s.key(), "err", err)
 		}
 	}
+}
+
+// source is what a topic the packager reads carries: a live stream, or
+// one rendition of its ABR ladder (internal/liveladder writes those).
+type source struct {
+	id        string
+	rendition string // "" for the stream itself
+}
+
+// key names the source in the packager's maps, logs and object keys:
+// the stream id, or "{id}/{rendition}".
+func (s source) key() string {
+	if s.rendition == "" {
+		return s.id
+	}
+	return s.id + "/" + s.rendition
+}
+
+// topic is the source's topic.
+func (s source) topic() string {
+	if s.rendition == "" {
+		return protocol.StreamTopic(s.id)
+	}
+	return protocol.RenditionTopic(s.id, s.rendition)
+}
+
+// topicSource reads a stream or rendition topic's name.
+func topicSource(topic string) (source, bool) {
+	if id, ok := protocol.StreamIDOf(topic); ok {
+		return source{id: id}, true
+	}
+	if id, name, ok := protocol.RenditionOf(topic); ok {
+		return source{id: id, rendition: name}, true
+	}
+	return source{}, false
 }
 
 // revoked stops packaging the streams of topics taken away, and waits until
 // their graphs stopped writing, before the new owner starts.
 func (p *Packager) revoked(topic string, _ []int32) {
-	id, ok := protocol.StreamIDOf(topic)
+	s, ok := topicSource(topic)
 	if !ok {
 		return
 	}
 	p.mu.Lock()
-	t := p.tasks[id]
-	delete(p.tasks, id)
-	delete(p.skipped, id)
+	t := p.tasks[s.key()]
+	delete(p.tasks, s.key())
+	delete(p.skipped, s.key())
 	p.mu.Unlock()
 	if t != nil {
 		t.stop()
@@ -247,11 +282,11 @@ func (p *Packager) revoked(topic string, _ []int32) {
 // (the metadata store could not be read) stops the consumer, which
 // redelivers the record after a pause.
 func (p *Packager) handle(ctx context.Context, rec *bus.Record) error {
-	id, ok := protocol.StreamIDOf(rec.Topic)
+	s, ok := topicSource(rec.Topic)
 	if !ok {
 		return nil
 	}
-	t, err := p.task(id)
+	t, err := p.task(s)
 	if err != nil || t == nil {
 		return err
 	}
@@ -260,24 +295,24 @@ func (p *Packager) handle(ctx context.Context, rec *bus.Record) error {
 
 // task returns the running task of stream id, starting one if the stream is
 // a live stream that has not ended; nil when the stream needs none.
-func (p *Packager) task(id string) (*streamTask, error) {
+func (p *Packager) task(s source) (*streamTask, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t := p.tasks[id]; t != nil {
+	if t := p.tasks[s.key()]; t != nil {
 		return t, nil
 	}
-	if p.skipped[id] || p.ctx == nil || p.ctx.Err() != nil {
+	if p.skipped[s.key()] || p.ctx == nil || p.ctx.Err() != nil {
 		return nil, nil
 	}
-	t, err := startStreamTask(p.ctx, p, id)
+	t, err := startStreamTask(p.ctx, p, s)
 	if err != nil {
 		return nil, err
 	}
 	if t == nil {
-		p.skipped[id] = true
+		p.skipped[s.key()] = true
 		return nil, nil
 	}
-	p.tasks[id] = t
+	p.tasks[s.key()] = t
 	return t, nil
 }
 
@@ -286,13 +321,13 @@ func (p *Packager) task(id string) (*streamTask, error) {
 func (p *Packager) ended(t *streamTask) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tasks[t.id] != t {
+	if p.tasks[t.src.key()] != t {
 		return
 	}
-	delete(p.tasks, t.id)
+	delete(p.tasks, t.src.key())
 	if t.finished {
-		p.skipped[t.id] = true
-		p.cfg.Bus.ForgetTopic(protocol.StreamTopic(t.id))
+		p.skipped[t.src.key()] = true
+		p.cfg.Bus.ForgetTopic(t.src.topic())
 	}
 }
 

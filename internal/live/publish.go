@@ -75,7 +75,7 @@ func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
 	c.win = newWindow(cfg.Window, cfg.WindowDuration, c.env.target)
 	c.gaps, c.checksumFailures = c.env.stream.Gaps, c.env.stream.ChecksumFailures
 	var d Details
-	if len(c.env.stream.Details) > 0 && json.Unmarshal(c.env.stream.Details, &d) == nil {
+	if c.env.rendition == "" && len(c.env.stream.Details) > 0 && json.Unmarshal(c.env.stream.Details, &d) == nil {
 		c.firstRetained = d.FirstRetained
 	}
 	for _, s := range c.env.segments {
@@ -118,6 +118,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 	now := time.Now()
 	row := metastore.Segment{
 		StreamID:        env.id,
+		Rendition:       env.rendition,
 		ChunkIndex:      s.index,
 		Sequence:        s.index,
 		Key:             s.key,
@@ -134,7 +135,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 	if err != nil {
 		return err
 	}
-	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.id), data); err != nil {
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.prefix), data); err != nil {
 		return err
 	}
 	listed := time.Now()
@@ -149,7 +150,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 		"bytes", s.size, "discontinuity", s.Discontinuity, "latency", lat)
 	m.segments.Inc()
 	m.bytes.Add(float64(s.size))
-	m.lastSegment.WithLabelValues(env.id).Set(float64(listed.UnixNano()) / 1e9)
+	m.lastSegment.WithLabelValues(env.prefix).Set(float64(listed.UnixNano()) / 1e9)
 	if s.Discontinuity {
 		c.gaps++
 		m.gaps.Inc()
@@ -232,6 +233,11 @@ func (c *playlistCalculator) details(vod string) json.RawMessage {
 
 // updateStream writes the stream row: status, counters and details.
 func (c *playlistCalculator) updateStream(ctx context.Context, to metastore.Status, extra func(*metastore.Stream)) error {
+	if c.env.rendition != "" {
+		// The stream's row is the stream's packager's; a rendition's
+		// state is its segment rows.
+		return nil
+	}
 	vod := ""
 	if to == metastore.StatusVOD {
 		vod = vodPlaylistKey(c.env.id)
@@ -267,7 +273,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	}
 	var segs []metastore.Segment
 	if err := retry(ctx, env.log, "listing the segments", func() (err error) {
-		segs, err = env.p.cfg.Meta.ListSegments(ctx, env.id, "", c.firstRetained, 0)
+		segs, err = env.p.cfg.Meta.ListSegments(ctx, env.id, env.rendition, c.firstRetained, 0)
 		return err
 	}); err != nil {
 		return err
@@ -277,7 +283,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, vodPlaylistKey(env.id), vod); err != nil {
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, vodPlaylistKey(env.prefix), vod); err != nil {
 		return err
 	}
 	// The live playlist keeps its window and gains EXT-X-ENDLIST: a
@@ -290,7 +296,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.id), live); err != nil {
+	if err := putPlaylist(ctx, env.p.cfg.Objects, env.log, livePlaylistKey(env.prefix), live); err != nil {
 		return err
 	}
 	// The window is now every segment.

@@ -134,7 +134,7 @@ func (c *writerCalculator) Process(cc *graph.CalculatorContext) error {
 	out := &storedBatch{end: b.end}
 	objects := c.env.p.cfg.Objects
 	for _, seg := range b.segs {
-		key := segmentKey(c.env.id, c.next)
+		key := segmentKey(c.env.prefix, c.next)
 		sum, mismatches, err := writeVerified(cc.Context(), objects, c.env.log, key, seg.Data, func() {
 			c.env.p.metrics.checksumFailures.Inc()
 		})
@@ -147,7 +147,7 @@ func (c *writerCalculator) Process(cc *graph.CalculatorContext) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("segment %d of stream %s: %w", c.next, c.env.id, err)
+			return fmt.Errorf("segment %d of stream %s: %w", c.next, c.env.prefix, err)
 		}
 		if c.holeBefore {
 			seg.Discontinuity = true

@@ -38,9 +38,13 @@ type ingestEvent struct {
 // streamEnv is a stream graph's input side packet: what its calculators
 // share about the stream.
 type streamEnv struct {
-	id  string
-	p   *Packager
-	log *slog.Logger
+	id string
+	// rendition is the ladder rung this graph packages, "" for the
+	// stream itself; prefix is where its objects go ({id} or
+	// {id}/{rendition}).
+	rendition, prefix string
+	p                 *Packager
+	log               *slog.Logger
 	// stream and segments are the rows as the task found them.
 	stream   metastore.Stream
 	segments []metastore.Segment
@@ -74,6 +78,7 @@ func streamTarget(cfg Config, st metastore.Stream, segs []metastore.Segment) (in
 type streamTask struct {
 	p   *Packager
 	id  string
+	src source
 	log *slog.Logger
 
 	cancel context.CancelFunc
@@ -100,18 +105,34 @@ type streamTask struct {
 // startStreamTask loads stream id and starts its graph. It returns a nil
 // task and no error when the stream needs no packaging (not a live stream,
 // or already ended), and an error when its state cannot be read.
-func startStreamTask(ctx context.Context, p *Packager, id string) (*streamTask, error) {
-	t := &streamTask{p: p, id: id, log: p.log.With("stream", id), done: make(chan struct{})}
+func startStreamTask(ctx context.Context, p *Packager, src source) (*streamTask, error) {
+	id := src.id
+	t := &streamTask{p: p, id: id, src: src, log: p.log.With("stream", src.key()), done: make(chan struct{})}
 	env, err := t.load(ctx)
 	switch {
 	case errors.Is(err, metastore.ErrNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("live stream %s: loading its state: %w", id, err)
-	case env.stream.Kind != metastore.KindLive || env.stream.Status.Terminal():
+	case env.stream.Kind != metastore.KindLive:
 		return nil, nil
+	case src.rendition == "" && env.stream.Status.Terminal():
+		return nil, nil
+	case src.rendition != "" && env.stream.Status.Terminal():
+		// The transcoder may still be writing a rendition after the
+		// stream ended: it needs packaging until its own end, which
+		// writes its vod.m3u8.
+		_, err := p.cfg.Objects.Stat(ctx, vodPlaylistKey(src.key()))
+		if env.stream.Status == metastore.StatusFailed || err == nil {
+			return nil, nil
+		}
 	}
-	if l, err := p.cfg.Meta.GetLease(ctx, metastore.PublishLeaseName(id)); err == nil {
+	lease := metastore.PublishLeaseName(id)
+	if src.rendition != "" {
+		// A rendition's records carry the transcoder's token.
+		lease = metastore.LiveLadderLeaseName(id)
+	}
+	if l, err := p.cfg.Meta.GetLease(ctx, lease); err == nil {
 		t.token = l.Token
 	}
 	g, err := newStreamGraph(env)
@@ -142,7 +163,7 @@ func (t *streamTask) run(ctx context.Context) {
 	defer close(t.done)
 	t.p.metrics.streams.Inc()
 	defer t.p.metrics.streams.Dec()
-	defer t.p.metrics.lastSegment.DeleteLabelValues(t.id)
+	defer t.p.metrics.lastSegment.DeleteLabelValues(t.src.key())
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	idleDone := make(chan struct{})
 	go func() {
@@ -163,6 +184,10 @@ func (t *streamTask) run(ctx context.Context) {
 	case ctx.Err() != nil:
 		// Given up (the topic moved to another packager, or this one is
 		// stopping): the next owner carries on.
+	case t.src.rendition != "":
+		// A rendition's failure leaves the stream alone.
+		t.log.Error("live stream: packaging a rendition failed", "err", runErr)
+		t.finished = true
 	default:
 		t.log.Error("live stream: packaging failed", "err", runErr)
 		t.fail(runErr)
@@ -183,11 +208,11 @@ func (t *streamTask) load(ctx context.Context) (*streamEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	segs, err := t.p.cfg.Meta.ListSegments(ctx, t.id, "", 0, 0)
+	segs, err := t.p.cfg.Meta.ListSegments(ctx, t.id, t.src.rendition, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	env := &streamEnv{id: t.id, p: t.p, log: t.log, stream: st, segments: segs}
+	env := &streamEnv{id: t.id, rendition: t.src.rendition, prefix: t.src.key(), p: t.p, log: t.log, stream: st, segments: segs}
 	env.target, env.maxSpan = streamTarget(t.p.cfg, st, segs)
 	return env, nil
 }
@@ -316,7 +341,7 @@ func (t *streamTask) stale(rec *bus.Record) bool {
 // never a segment shows up in alerts. t.mu is held, or t is not shared yet.
 func (t *streamTask) markMediaLocked() {
 	if !t.mediaSeen {
-		t.p.metrics.lastSegment.WithLabelValues(t.id).SetToCurrentTime()
+		t.p.metrics.lastSegment.WithLabelValues(t.src.key()).SetToCurrentTime()
 	}
 	t.mediaSeen = true
 }
@@ -342,6 +367,14 @@ func (t *streamTask) watchIdle(ctx context.Context) {
 			lastCheck = time.Now()
 			st, err := t.p.cfg.Meta.GetStream(ctx, t.id)
 			ended = err == nil && st.Status.Terminal()
+			if t.src.rendition != "" {
+				// A rendition's transcoder ends it after the stream
+				// (its end marker); without one, the rendition ends
+				// once it has been quiet a while after the stream.
+				t.mu.Lock()
+				ended = ended && time.Since(t.lastActivity) >= statusCheckInterval
+				t.mu.Unlock()
+			}
 		}
 		t.mu.Lock()
 		switch {

@@ -18,6 +18,9 @@ const (
 	RoleIngest Role = "ingest"
 	// RolePackager packages live stream topics into HLS.
 	RolePackager Role = "packager"
+	// RoleLiveLadder transcodes live streams that have an ABR ladder into
+	// their renditions' topics (internal/liveladder).
+	RoleLiveLadder Role = "liveladder"
 	// RoleVOD transcodes uploaded titles.
 	RoleVOD Role = "vod"
 	// RoleChunker runs jobs: it cuts their sources into chunks, hands
@@ -34,7 +37,7 @@ const (
 )
 
 // AllRoles lists every role, in the order a process starts them.
-var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleVOD, RoleChunker, RoleEngines, RoleAlerts, RoleAPI}
+var AllRoles = []Role{RoleBroker, RoleIngest, RolePackager, RoleLiveLadder, RoleVOD, RoleChunker, RoleEngines, RoleAlerts, RoleAPI}
 
 // Roles is the set of roles a process runs.
 type Roles []Role

@@ -9,12 +9,12 @@ func TestParseRoles(t *testing.T) {
 	for _, tc := range []struct {
 		in, want, err string
 	}{
-		{"", "broker,ingest,packager,vod,chunker,engines,alerts,api", ""},
-		{"all", "broker,ingest,packager,vod,chunker,engines,alerts,api", ""},
+		{"", "broker,ingest,packager,liveladder,vod,chunker,engines,alerts,api", ""},
+		{"all", "broker,ingest,packager,liveladder,vod,chunker,engines,alerts,api", ""},
 		{"packager,vod", "packager,vod", ""},
 		{" api , ingest ", "api,ingest", ""},
 		{"broker", "broker", ""},
-		{"api,transcoder", "", `unknown role "transcoder"; known roles: broker,ingest,packager,vod,chunker,engines,alerts,api`},
+		{"api,transcoder", "", `unknown role "transcoder"; known roles: broker,ingest,packager,liveladder,vod,chunker,engines,alerts,api`},
 		{"api,,vod", "", "empty role"},
 		{"vod,vod", "", `role "vod" given twice`},
 		{"all,api", "", `"all" cannot be combined`},

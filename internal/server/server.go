@@ -151,6 +151,7 @@ type Server struct {
 	srt      *push.SRTServer
 	httpPush *push.HTTPServer // HTTP and WebSocket publishers, on the HTTP listener
 	packager *live.Packager
+	ladder   *liveladder.Transcoder
 	control  *control.Controller
 	vod      *vod.Worker
 	jobs     *jobs.Runner
@@ -350,6 +351,14 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if s.roles.Has(RolePackager) {
 		if err := s.startPackager(); err != nil {
 			return err
+		}
+	}
+	if s.roles.Has(RoleLiveLadder) {
+		var err error
+		s.ladder, err = liveladder.New(liveladder.Config{Meta: s.meta, Bus: s.bus, Holder: s.holder,
+			Preset: s.cfg.VODPreset, Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("live ladder: %w", err)
 		}
 	}
 	if s.roles.Has(RoleIngest) {
@@ -715,6 +724,9 @@ func (s *Server) pipelines() map[string]func(context.Context) error {
 	runs := map[string]func(context.Context) error{}
 	if s.packager != nil {
 		runs["live packager"] = s.packager.Run
+	}
+	if s.ladder != nil {
+		runs["live ladder"] = s.ladder.Run
 	}
 	if s.control != nil {
 		runs["live controller"] = s.control.Run

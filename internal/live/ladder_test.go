@@ -1,0 +1,207 @@
+package live
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/hlsresults"
+	"github.com/weir-media/weir/internal/liveladder"
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// runTranscoder runs a live ladder transcoder on the env's bus and store
+// until the returned stop is called (or the test ends).
+func (e *liveEnv) runTranscoder(holder string) (stop func()) {
+	e.t.Helper()
+	tr, err := liveladder.New(liveladder.Config{Meta: e.meta, Bus: e.client, Logger: e.log.With("holder", holder),
+		Holder: holder, LeaseTTL: 2 * time.Second, Preset: "ultrafast"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); tr.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// newLadderStream creates a live stream with ladder, as POST
+// /streams/start with "ladder" does.
+func (e *liveEnv) newLadderStream(ladder ...string) metastore.Stream {
+	e.t.Helper()
+	st := e.newStream("")
+	st.VariantsGenerated = ladder
+	st, err := e.meta.UpdateStream(context.Background(), st)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// firstVideoPTS is the presentation time of a segment's first video frame
+// and whether ffprobe decodes it as a key frame.
+func firstVideoPTS(t *testing.T, url string) (float64, bool) {
+	t.Helper()
+	out := strings.TrimSpace(probe(t, "-select_streams", "v:0", "-read_intervals", "%+#1",
+		"-show_entries", "frame=pts_time,key_frame", "-of", "csv=p=0", url))
+	line := strings.Split(out, "\n")[0]
+	parts := strings.Split(line, ",")
+	if len(parts) < 2 {
+		t.Fatalf("ffprobe of %s: %q", url, out)
+	}
+	key := parts[0] == "1"
+	pts, err := strconv.ParseFloat(parts[1], 64)
+	if err != nil {
+		// csv order follows the entries' order in ffprobe's frame section
+		key = parts[1] == "1"
+		pts, err = strconv.ParseFloat(parts[0], 64)
+	}
+	if err != nil {
+		t.Fatalf("ffprobe of %s: %q", url, out)
+	}
+	return pts, key
+}
+
+func TestLadderRenditionsAlignWithTheSource(t *testing.T) {
+	needTool(t, "ffprobe")
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20})
+	e.runTranscoder("a")
+	// 480p is taller than the 320x240 source: skipped, never upscaled.
+	st := e.newLadderStream("480p=1000k", "180p=300k", "120p=150k")
+	ts := makeTSSized(t, "320x240", 7, 25, "libx264", 0)
+	s := e.openSession(st.ID)
+	writeAll(t, s, ts)
+	if err := s.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	src := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
+	if len(src.segments) < 5 {
+		t.Fatalf("source has %d segments", len(src.segments))
+	}
+	for _, r := range []struct {
+		name          string
+		width, height int
+	}{{"180p", 240, 180}, {"120p", 160, 120}} {
+		var rp mediaPlaylist
+		waitFor(t, 30*time.Second, "rendition "+r.name+" to end", func() bool {
+			rp = parsePlaylist(t, e.getObject(st.ID+"/"+r.name+"/vod.m3u8"))
+			return rp.ended
+		})
+		if len(rp.segments) != len(src.segments) {
+			t.Fatalf("rendition %s has %d segments, the source %d", r.name, len(rp.segments), len(src.segments))
+		}
+		for i, seg := range rp.segments {
+			data := e.getObject(st.ID + "/" + r.name + "/" + seg.uri)
+			info, err := hls.InspectTS([]byte(data))
+			if err != nil {
+				t.Fatalf("%s %s: %v", r.name, seg.uri, err)
+			}
+			if info.Width != r.width || info.Height != r.height || !info.StartsWithKeyFrame {
+				t.Errorf("%s %s: %dx%d, starts with a key frame: %v", r.name, seg.uri, info.Width, info.Height, info.StartsWithKeyFrame)
+			}
+			want, _ := firstVideoPTS(t, e.playlistURL(st.ID, src.segments[i].uri))
+			got, key := firstVideoPTS(t, e.playlistURL(st.ID, r.name+"/"+seg.uri))
+			if !key || math.Abs(got-want) > 0.04+1e-6 {
+				t.Errorf("%s segment %d starts at %.3f s (key frame %v), the source's at %.3f s: more than a frame apart", r.name, i, got, key, want)
+			}
+			if math.Abs(seg.duration-src.segments[i].duration) > 0.04+1e-6 {
+				t.Errorf("%s segment %d lasts %.3f s, the source's %.3f s", r.name, i, seg.duration, src.segments[i].duration)
+			}
+		}
+		rows, err := e.meta.ListSegments(context.Background(), st.ID, r.name, 0, 0)
+		if err != nil || len(rows) != len(rp.segments) {
+			t.Fatalf("rendition %s: %d segment rows (%v), %d listed", r.name, len(rows), err, len(rp.segments))
+		}
+	}
+	if e.getObject(st.ID+"/480p/live.m3u8") != "" {
+		t.Error("a rung taller than the source was made")
+	}
+	checkLadderMaster(t, e, st.ID, []string{"180p", "120p"}, []string{"240x180", "160x120"})
+}
+
+// checkLadderMaster reads the stream's master as GET /hls/{id}/master.m3u8
+// answers it, parses it, and checks it lists the source and the renditions
+// with measured bandwidths, codecs and picture sizes; ffprobe then reads
+// the lowest rendition through it.
+func checkLadderMaster(t *testing.T, e *liveEnv, id string, names, sizes []string) {
+	t.Helper()
+	svc := &hlsresults.Service{Meta: e.meta, Objects: e.store}
+	res, err := svc.Serve(context.Background(), id, "master.m3u8")
+	if err != nil || res == nil {
+		t.Fatalf("master.m3u8: %v, %v", res, err)
+	}
+	m, err := hls.ParseMasterPlaylist(res.Body)
+	if err != nil {
+		t.Fatalf("master does not parse: %v\n%s", err, res.Body)
+	}
+	if len(m.Variants) != 1+len(names) {
+		t.Fatalf("master lists %d variants, want the source and %d renditions:\n%s", len(m.Variants), len(names), res.Body)
+	}
+	text := string(res.Body)
+	t.Logf("master.m3u8:\n%s", text)
+	for i, name := range names {
+		if m.Variants[1+i] != name+"/vod.m3u8" {
+			t.Errorf("variant %d is %q, want %s/vod.m3u8", 1+i, m.Variants[1+i], name)
+		}
+		if !strings.Contains(text, "RESOLUTION="+sizes[i]) {
+			t.Errorf("master lacks RESOLUTION=%s:\n%s", sizes[i], text)
+		}
+	}
+	if n := strings.Count(text, "AVERAGE-BANDWIDTH="); n != 1+len(names) {
+		t.Errorf("%d variants have AVERAGE-BANDWIDTH:\n%s", n, text)
+	}
+	if n := strings.Count(text, `CODECS="avc1.`); n != 1+len(names) {
+		t.Errorf("%d variants have an H.264 CODECS:\n%s", n, text)
+	}
+	// Bandwidths are measured: the renditions' are below the source's and
+	// each below the one above it.
+	bw := bandwidths(text)
+	for i := 1; i < len(bw); i++ {
+		if bw[i] <= 0 || bw[i] >= bw[i-1] {
+			t.Errorf("BANDWIDTHs %v do not fall from the source down the ladder:\n%s", bw, text)
+		}
+	}
+	// A real client reads every variant through the master.
+	e.store.Put(context.Background(), id+"/master.m3u8", strings.NewReader(text), int64(len(text)), "application/vnd.apple.mpegurl")
+	out := probe(t, "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", e.playlistURL(id, "master.m3u8"))
+	for _, size := range sizes {
+		if !strings.Contains(out, "h264,"+strings.ReplaceAll(size, "x", ",")) {
+			t.Errorf("ffprobe of the master finds no %s H.264 stream:\n%s", size, out)
+		}
+	}
+	if !strings.Contains(out, "aac") {
+		t.Errorf("ffprobe of the master finds no AAC:\n%s", out)
+	}
+}
+
+// bandwidths returns the BANDWIDTH of every EXT-X-STREAM-INF, in order.
+func bandwidths(master string) []int64 {
+	var out []int64
+	for _, line := range strings.Split(master, "\n") {
+		if !strings.HasPrefix(line, "#EXT-X-STREAM-INF:") {
+			continue
+		}
+		for _, attr := range strings.Split(strings.TrimPrefix(line, "#EXT-X-STREAM-INF:"), ",") {
+			if v, ok := strings.CutPrefix(attr, "BANDWIDTH="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

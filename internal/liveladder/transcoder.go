@@ -1,0 +1,489 @@
+package liveladder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weir-media/weir/internal/bus"
+	"github.com/weir-media/weir/internal/media/mpegts"
+	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/vod"
+	"github.com/weir-media/weir/protocol"
+)
+
+// Defaults of Config.
+const (
+	DefaultLeaseTTL = 15 * time.Second
+	DefaultPreset   = "veryfast"
+)
+
+// Config configures a Transcoder.
+type Config struct {
+	// Meta holds the streams (their ladders) and the liveladder/{id}
+	// leases; required.
+	Meta metastore.Store
+	// Bus is where stream topics are read and rendition topics written;
+	// required.
+	Bus bus.Bus
+	// Group is the consumer group transcoders share (default
+	// protocol.GroupLiveLadder).
+	Group string
+	// Holder names this process in leases (default
+	// metastore.DefaultHolder()).
+	Holder string
+	// LeaseTTL is the liveladder/{id} lease's lifetime (default 15 s):
+	// how long a stream waits for its next transcoder after one died.
+	LeaseTTL time.Duration
+	// FFmpeg is the ffmpeg program (default "ffmpeg"); Preset the x264
+	// preset (default veryfast).
+	FFmpeg, Preset string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Transcoder makes the ABR ladders of live streams. It reads every stream
+// topic as one member of the weir_liveladder group, so the group spreads
+// the streams over the processes running the role. For a live stream with
+// a ladder (its row's variants_generated) it holds the lease
+// liveladder/{id}, so one process transcodes a stream even while the
+// group moves topics, and stamps the lease's token on every record it
+// writes (protocol.HeaderPublishToken): the packager drops records of a
+// transcoder that lost the stream. Each publisher session (from one
+// stream_init to its stream_eof) runs one ffmpeg for every rung at once.
+type Transcoder struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	tasks   map[string]*task
+	skipped map[string]bool
+}
+
+// New checks cfg and fills in defaults.
+func New(cfg Config) (*Transcoder, error) {
+	switch {
+	case cfg.Meta == nil:
+		return nil, errors.New("live ladder: Config.Meta is required")
+	case cfg.Bus == nil:
+		return nil, errors.New("live ladder: Config.Bus is required")
+	}
+	if cfg.Group == "" {
+		cfg.Group = protocol.GroupLiveLadder
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = metastore.DefaultHolder()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.FFmpeg == "" {
+		cfg.FFmpeg = "ffmpeg"
+	}
+	if cfg.Preset == "" {
+		cfg.Preset = DefaultPreset
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Transcoder{cfg: cfg, log: cfg.Logger.With("component", "live-ladder"),
+		tasks: map[string]*task{}, skipped: map[string]bool{}}, nil
+}
+
+// Run transcodes until ctx ends, then stops every ffmpeg without ending
+// the renditions (the next transcoder carries on) and returns nil.
+func (t *Transcoder) Run(ctx context.Context) error {
+	defer t.stopAll()
+	for ctx.Err() == nil {
+		err := t.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
+			TopicPattern:  protocol.StreamTopicPattern,
+			Group:         t.cfg.Group,
+			FromBeginning: true,
+			OnRevoked:     t.revoked,
+			Handler:       t.handle,
+		})
+		if ctx.Err() != nil || err == nil {
+			return nil
+		}
+		t.log.Warn("live ladder: consuming the stream topics failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (t *Transcoder) revoked(topic string, _ []int32) {
+	id, ok := protocol.StreamIDOf(topic)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	tk := t.tasks[id]
+	delete(t.tasks, id)
+	delete(t.skipped, id)
+	t.mu.Unlock()
+	if tk != nil {
+		tk.stop()
+	}
+}
+
+func (t *Transcoder) stopAll() {
+	t.mu.Lock()
+	tasks := t.tasks
+	t.tasks, t.skipped = map[string]*task{}, map[string]bool{}
+	t.mu.Unlock()
+	for _, tk := range tasks {
+		tk.stop()
+	}
+}
+
+// handle hands a stream topic's record to its stream's task. An error (the
+// store could not be read, the lease not taken in time) stops the
+// consumer, which redelivers the record.
+func (t *Transcoder) handle(ctx context.Context, rec *bus.Record) error {
+	id, ok := protocol.StreamIDOf(rec.Topic)
+	if !ok {
+		return nil
+	}
+	tk, err := t.task(ctx, id)
+	if err != nil || tk == nil {
+		return err
+	}
+	if err := tk.handle(ctx, rec); err != nil {
+		t.mu.Lock()
+		if t.tasks[id] == tk {
+			delete(t.tasks, id)
+		}
+		t.mu.Unlock()
+		tk.stop()
+		if errors.Is(err, errFinished) {
+			t.mu.Lock()
+			t.skipped[id] = true
+			t.mu.Unlock()
+			return nil
+		}
+		if errors.Is(err, metastore.ErrLeaseLost) {
+			tk.log.Warn("live ladder: lost the stream to another transcoder")
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// task returns stream id's task, starting one (and taking its lease) when
+// the stream is a live stream with a ladder that has not ended; nil when
+// the stream needs no transcoding.
+func (t *Transcoder) task(ctx context.Context, id string) (*task, error) {
+	t.mu.Lock()
+	tk, skip := t.tasks[id], t.skipped[id]
+	t.mu.Unlock()
+	if tk != nil || skip {
+		return tk, nil
+	}
+	st, err := t.cfg.Meta.GetStream(ctx, id)
+	if errors.Is(err, metastore.ErrNotFound) {
+		t.skip(id)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("live ladder: stream %s: %w", id, err)
+	}
+	ladder, err := Parse(st.VariantsGenerated)
+	if st.Kind != metastore.KindLive || st.Status.Terminal() || len(ladder) == 0 || err != nil {
+		if err != nil {
+			t.log.Warn("live ladder: the stream's stored ladder does not parse; not transcoding it", "stream", id, "err", err)
+		}
+		t.skip(id)
+		return nil, nil
+	}
+	held, err := t.hold(ctx, id)
+	if err != nil || held == nil {
+		return nil, err
+	}
+	tk = &task{tr: t, id: id, ladder: ladder, held: held, log: t.log.With("stream", id)}
+	tk.log.Info("live ladder: transcoding the stream", "ladder", Specs(ladder), "token", held.Token())
+	t.mu.Lock()
+	t.tasks[id] = tk
+	t.mu.Unlock()
+	return tk, nil
+}
+
+func (t *Transcoder) skip(id string) {
+	t.mu.Lock()
+	t.skipped[id] = true
+	t.mu.Unlock()
+	t.cfg.Bus.ForgetTopic(protocol.StreamTopic(id))
+}
+
+// hold takes the stream's lease, waiting up to twice its lifetime for one
+// held by a transcoder that died to lapse.
+func (t *Transcoder) hold(ctx context.Context, id string) (*metastore.HeldLease, error) {
+	name := metastore.LiveLadderLeaseName(id)
+	deadline := time.Now().Add(2 * t.cfg.LeaseTTL)
+	for {
+		held, err := metastore.Hold(context.WithoutCancel(ctx), t.cfg.Meta, name, t.cfg.Holder, t.cfg.LeaseTTL, t.log)
+		if err == nil {
+			return held, nil
+		}
+		if !errors.Is(err, metastore.ErrConflict) {
+			return nil, fmt.Errorf("live ladder: lease %s: %w", name, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("live ladder: lease %s is held by another transcoder: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// errFinished: the stream ended; its later records need nothing.
+var errFinished = errors.New("stream finished")
+
+// task transcodes one stream.
+type task struct {
+	tr     *Transcoder
+	id     string
+	ladder []vod.Rung
+	held   *metastore.HeldLease
+	log    *slog.Logger
+
+	lastOffset int64
+	seenOffset bool
+	// probe reads the session's start until the picture size is known;
+	// pending holds those bytes for ffmpeg.
+	probe   *prober
+	pending []byte
+	// noVideo: this session has nothing to transcode.
+	noVideo bool
+	sess    *session
+	// open are the rungs whose rendition topic has a session open (a
+	// stream_init without its stream_eof); used the rungs ever written.
+	open map[string]bool
+	used map[string]bool
+	// failed is set by an output goroutine that could not produce.
+	failed error
+	failMu sync.Mutex
+}
+
+// handle feeds one record of the stream topic.
+func (k *task) handle(ctx context.Context, rec *bus.Record) error {
+	if err := k.held.Context().Err(); err != nil {
+		return fmt.Errorf("%w", context.Cause(k.held.Context()))
+	}
+	if k.seenOffset && rec.Offset <= k.lastOffset {
+		return nil
+	}
+	k.lastOffset, k.seenOffset = rec.Offset, true
+	if err := k.outputErr(); err != nil {
+		return err
+	}
+	msg, _ := protocol.Decode(rec.Key, rec.Value)
+	switch m := msg.(type) {
+	case *protocol.StreamInit:
+		if err := k.endSession(ctx); err != nil {
+			return err
+		}
+		k.probe = newProber()
+	case *protocol.RawStream:
+		return k.data(ctx, m.Data)
+	case *protocol.StreamEOF:
+		return k.endSession(ctx)
+	case *protocol.EngineHeartbeat:
+		v, ok := rec.Header(protocol.HeaderLiveEnd)
+		if !ok {
+			return nil
+		}
+		if err := k.endSession(ctx); err != nil {
+			return err
+		}
+		for name := range k.used {
+			r, err := endMarker(k.id, name, v)
+			if err == nil {
+				err = k.produce(ctx, r)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		k.log.Info("live ladder: the stream ended; renditions closed", "renditions", len(k.used))
+		return errFinished
+	}
+	return nil
+}
+
+// data takes a raw_stream's bytes: probed first, then fed to ffmpeg.
+func (k *task) data(ctx context.Context, b []byte) error {
+	if k.noVideo || len(b) == 0 {
+		return nil
+	}
+	if k.sess != nil {
+		if err := k.sess.write(b); err != nil {
+			k.log.Warn("live ladder: ffmpeg failed; waiting for the next publisher session", "err", err)
+			k.sess.kill()
+			k.sess = nil
+			k.noVideo = true
+			return k.closeOpen(ctx)
+		}
+		return nil
+	}
+	if k.probe == nil {
+		// Taken over mid-session: no stream_init came first.
+		k.probe = newProber()
+	}
+	k.pending = append(k.pending, b...)
+	if !k.probe.feed(b) {
+		return nil
+	}
+	pending, p := k.pending, k.probe
+	k.pending, k.probe = nil, nil
+	if p.noVideo {
+		k.noVideo = true
+		k.log.Info("live ladder: the session has no H.264 video to transcode")
+		return nil
+	}
+	rungs := Rungs(k.ladder, p.width, p.height)
+	if len(rungs) == 0 {
+		k.noVideo = true
+		k.log.Info("live ladder: every rung is taller than the source; nothing to transcode", "width", p.width, "height", p.height)
+		return nil
+	}
+	if err := k.startSession(ctx, rungs, p.height > p.width); err != nil {
+		return err
+	}
+	k.log.Info("live ladder: session started", "width", p.width, "height", p.height, "rungs", Specs(rungs))
+	return k.data(ctx, pending)
+}
+
+func (k *task) startSession(ctx context.Context, rungs []vod.Rung, portrait bool) error {
+	if k.open == nil {
+		k.open, k.used = map[string]bool{}, map[string]bool{}
+	}
+	for _, r := range rungs {
+		topic := protocol.RenditionTopic(k.id, r.Name)
+		if err := k.tr.cfg.Bus.CreateTopic(ctx, topic, 1); err != nil {
+			return fmt.Errorf("live ladder: %w", err)
+		}
+		init := &protocol.StreamInit{
+			Header:    protocol.Header{TaskID: k.id, TDOID: k.id},
+			ChunkSize: protocol.MaxChunkSize,
+			MimeType:  mpegts.MimeType, FFmpegFormat: mpegts.FFmpegFormat,
+		}
+		key, value, err := protocol.Encode(init)
+		if err != nil {
+			return err
+		}
+		if err := k.produce(ctx, &bus.Record{Topic: topic, Key: key, Value: value}); err != nil {
+			return err
+		}
+		k.open[r.Name], k.used[r.Name] = true, true
+	}
+	rawKey := []byte(protocol.TypeRawStream)
+	lctx := k.held.Context()
+	sess, err := startSession(lctx, k.tr.cfg.FFmpeg, k.tr.cfg.Preset, rungs, portrait, func(i int, b []byte) error {
+		rec := &bus.Record{Topic: protocol.RenditionTopic(k.id, rungs[i].Name), Key: rawKey, Value: append([]byte(nil), b...),
+			Headers: []bus.Header{{Key: protocol.HeaderReceivedAt, Value: protocol.FormatReceivedAt(time.Now())}}}
+		err := k.produce(lctx, rec)
+		if err != nil {
+			k.failMu.Lock()
+			k.failed = cmpOr(k.failed, err)
+			k.failMu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("live ladder: %w", err)
+	}
+	k.sess = sess
+	return nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (k *task) outputErr() error {
+	k.failMu.Lock()
+	defer k.failMu.Unlock()
+	return k.failed
+}
+
+// endSession finishes the running ffmpeg and closes the session on the
+// rendition topics (stream_eof).
+func (k *task) endSession(ctx context.Context) error {
+	k.probe, k.pending, k.noVideo = nil, nil, false
+	if k.sess != nil {
+		if err := k.sess.finish(ctx); err != nil {
+			k.log.Warn("live ladder: ffmpeg ended badly", "err", err)
+		}
+		k.sess = nil
+	}
+	if err := k.outputErr(); err != nil {
+		return err
+	}
+	return k.closeOpen(ctx)
+}
+
+// closeOpen writes stream_eof on every rendition topic with a session open.
+func (k *task) closeOpen(ctx context.Context) error {
+	for name := range k.open {
+		eof := &protocol.StreamEOF{Header: protocol.Header{TaskID: k.id, TDOID: k.id}}
+		key, value, err := protocol.Encode(eof)
+		if err == nil {
+			err = k.produce(ctx, &bus.Record{Topic: protocol.RenditionTopic(k.id, name), Key: key, Value: value})
+		}
+		if err != nil {
+			return err
+		}
+		delete(k.open, name)
+	}
+	return nil
+}
+
+// produce writes rec with the lease's fencing token.
+func (k *task) produce(ctx context.Context, rec *bus.Record) error {
+	rec.Headers = append(rec.Headers, bus.Header{Key: protocol.HeaderPublishToken, Value: protocol.FormatPublishToken(k.held.Token())})
+	return k.tr.cfg.Bus.Produce(ctx, rec)
+}
+
+// stop kills ffmpeg and gives the lease up without ending the renditions.
+func (k *task) stop() {
+	if k.sess != nil {
+		k.sess.kill()
+		k.sess = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := k.held.Release(ctx); err != nil {
+		k.log.Debug("live ladder: releasing the lease", "err", err)
+	}
+}
+
+// endMarker is the record that ends rendition name of stream id, as the
+// live controller's marker ends the stream.
+func endMarker(id, name string, reason []byte) (*bus.Record, error) {
+	hb := &protocol.EngineHeartbeat{
+		Header:           protocol.Header{TaskID: id, TDOID: id},
+		EngineID:         "weir-liveladder",
+		EngineInstanceID: "weir-liveladder_" + id,
+		Count:            1,
+		Status:           protocol.HeartbeatDone,
+	}
+	key, value, err := protocol.Encode(hb)
+	if err != nil {
+		return nil, err
+	}
+	return &bus.Record{Topic: protocol.RenditionTopic(id, name), Key: key, Value: value,
+		Headers: []bus.Header{{Key: protocol.HeaderLiveEnd, Value: reason}}}, nil
+}
