@@ -47,6 +47,8 @@ const (
 	// finishTimeout bounds the production of a stream's last records.
 	finishTimeout = 30 * time.Second
 	readBufSize   = 1 << 20
+	// minReadRoom is the least room a read is given in Pull's buffer.
+	minReadRoom = 64 << 10
 )
 
 // PullOptions configure Pull. Explicit fields win over the Payload's.
@@ -300,7 +302,7 @@ func (pl *puller) run(ctx context.Context, b bus.Bus, res *Result) error {
 			return pl.finish(ctx, w, res, EndFailed, err)
 		}
 	}
-	buf := make([]byte, readBufSize)
+	var buf []byte
 	lastRaw, lastEmit := w.rawBuilt(), time.Now()
 	for readErr == nil {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
@@ -311,12 +313,19 @@ func (pl *puller) run(ctx context.Context, b bus.Bus, res *Result) error {
 			readErr = err
 			break
 		}
+		// Reads fill a buffer from front to back and hand what they read
+		// to the writer, which keeps whole chunks as records without
+		// copying them; a new buffer comes when little room is left.
+		if len(buf) < minReadRoom {
+			buf = make([]byte, readBufSize)
+		}
 		var n int
 		n, readErr = src.Read(buf)
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
+			if _, err := w.writeOwned(buf[:n]); err != nil {
 				return pl.finish(ctx, w, res, EndFailed, err)
 			}
+			buf = buf[n:]
 		}
 		if pl.live && pl.maxDelay > 0 {
 			// A slow live source fills a chunk slowly: send what waits

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,17 @@ func TestPullPublishesAWholeSource(t *testing.T) {
 	files.HandleFunc("/moov-at-end.mp4", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "moov-at-end.mp4", time.Time{}, strings.NewReader(string(mp4)))
 	})
+	// Longer than Pull's read buffers and sent in odd-sized pieces, so
+	// reads end anywhere in a chunk and buffers are switched mid-chunk.
+	long := bytes.Repeat(ts, int(3*readBufSize)/len(ts)+1)
+	files.HandleFunc("/long.ts", func(w http.ResponseWriter, r *http.Request) {
+		for p := long; len(p) > 0; {
+			n := min(7919, len(p))
+			w.Write(p[:n])
+			w.(http.Flusher).Flush()
+			p = p[n:]
+		}
+	})
 	srv := httptest.NewServer(files)
 	t.Cleanup(srv.Close)
 
@@ -42,6 +54,7 @@ func TestPullPublishesAWholeSource(t *testing.T) {
 		{"a progressive HTTP download, probed from its first bytes", PullOptions{Source: srv.URL + "/av.ts"}, ts, "video/mp2t", "mpegts", false},
 		{"a download whose start is not enough is probed by URL", PullOptions{Source: srv.URL + "/moov-at-end.mp4", ProbeLimit: 16 << 10}, mp4, "video/mp4", "mp4", true},
 		{"a small chunk size", PullOptions{Source: mp4Path, Stream: StreamOptions{ChunkSize: 1000}}, mp4, "video/mp4", "mp4", true},
+		{"a long download in odd-sized pieces", PullOptions{Source: srv.URL + "/long.ts"}, long, "video/mp2t", "mpegts", false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

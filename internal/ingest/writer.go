@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding"
@@ -300,7 +301,15 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 // keeps p. It returns len(p) and nil, or 0 and the error that broke the
 // stream (a produce failure, possibly of an earlier Write's record, or
 // ErrClosed); after an error the stream should be ended with Abort.
-func (w *StreamWriter) Write(p []byte) (int, error) {
+func (w *StreamWriter) Write(p []byte) (int, error) { return w.write(p, false) }
+
+// writeOwned is Write for bytes the caller gives up: p must not change
+// afterwards, and its whole chunks become raw_stream records as they are,
+// without the copy Write makes. Pull reads a file into buffers it never
+// reuses and hands them over this way.
+func (w *StreamWriter) writeOwned(p []byte) (int, error) { return w.write(p, true) }
+
+func (w *StreamWriter) write(p []byte, owned bool) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
@@ -314,11 +323,15 @@ func (w *StreamWriter) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		n := min(size-len(w.tail), len(p))
 		if len(w.tail) == 0 && n == size {
-			batch = w.appendRaw(batch, p[:n], now) // a whole chunk straight from p
+			chunk := p[:n:n] // a whole chunk straight from p
+			if !owned {
+				chunk = bytes.Clone(chunk)
+			}
+			batch = w.appendRaw(batch, chunk, now)
 		} else {
 			w.tail = append(w.tail, p[:n]...)
 			if len(w.tail) == size {
-				batch = w.appendRaw(batch, w.tail, now)
+				batch = w.appendRaw(batch, bytes.Clone(w.tail), now)
 				w.tail = w.tail[:0]
 			}
 		}
@@ -344,7 +357,7 @@ func (w *StreamWriter) Flush(ctx context.Context) error {
 	if len(w.tail) == 0 {
 		return nil
 	}
-	batch := w.appendRaw(nil, w.tail, w.opts.Clock())
+	batch := w.appendRaw(nil, bytes.Clone(w.tail), w.opts.Clock())
 	w.tail = w.tail[:0]
 	return w.send(ctx, batch)
 }
@@ -405,7 +418,7 @@ func (w *StreamWriter) end(ctx context.Context, forced bool, cause error, abort 
 // endLocked produces the last records. w.mu is held.
 func (w *StreamWriter) endLocked(ctx context.Context, forced bool, cause error) error {
 	if len(w.tail) > 0 && w.failure() == nil {
-		w.send(ctx, w.appendRaw(nil, w.tail, w.opts.Clock())) // a failure shows up below
+		w.send(ctx, w.appendRaw(nil, bytes.Clone(w.tail), w.opts.Clock())) // a failure shows up below
 	}
 	w.tail = nil
 	// stream_eof must describe what reached the topic: wait for it all.
@@ -539,8 +552,9 @@ type outRecord struct {
 	sum *hashSlot
 }
 
-// appendRaw adds a raw_stream record holding a copy of data, counts it, and
-// adds a heartbeat if one is due. w.mu is held.
+// appendRaw adds a raw_stream record holding data, which it keeps (nothing
+// may change it afterwards), counts it, and adds a heartbeat if one is due.
+// w.mu is held.
 func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) []outRecord {
 	// The MD5 is computed on the hash queue's goroutine, in record order,
 	// while the records are on their way: it is the costliest step of
@@ -550,12 +564,11 @@ func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) 
 	if w.hq == nil {
 		w.hq = newHashQueue(w.opts.ChunkSize)
 	}
-	value := append([]byte(nil), data...)
 	batch = append(batch, outRecord{&bus.Record{
 		Topic: w.topic,
 		Key:   w.rawKey,
-		Value: value,
-	}, kindRaw, w.hq.push(value)})
+		Value: data,
+	}, kindRaw, w.hq.push(data)})
 	w.stats.Bytes += int64(len(data))
 	w.stats.RawMessages++
 	w.stats.Messages++
