@@ -52,24 +52,54 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func() error) 
 	}
 }
 
-// objectSHA256 reads an object and returns its hex SHA-256.
-func objectSHA256(ctx context.Context, objects objstore.Store, key string) (string, int64, error) {
+// objectMatches reads an object back and compares it with data, byte for
+// byte, without hashing it again. It returns the object's size and the
+// offset of the first byte that differs (-1 when none does).
+func objectMatches(ctx context.Context, objects objstore.Store, key string, data []byte) (n int64, diff int64, err error) {
 	rc, _, err := objects.Get(ctx, key)
 	if err != nil {
-		return "", 0, err
+		return 0, 0, err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	if err != nil {
-		return "", 0, err
+	buf := make([]byte, 64<<10)
+	diff = -1
+	for {
+		m, rerr := rc.Read(buf)
+		if m > 0 && diff < 0 {
+			rest := data[min(n, int64(len(data))):]
+			got := buf[:m]
+			if k := min(len(rest), m); !bytes.Equal(got[:k], rest[:k]) || k < m {
+				diff = n + int64(firstDiff(got, rest))
+			}
+		}
+		n += int64(m)
+		if rerr == io.EOF {
+			if diff < 0 && n != int64(len(data)) {
+				diff = n
+			}
+			return n, diff, nil
+		}
+		if rerr != nil {
+			return n, diff, rerr
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// writeVerified writes data to key, reads it back and compares SHA-256
-// digests; a mismatch is counted and the object rewritten, up to
-// maxRewrites times. It returns the digest and the mismatches seen.
+// firstDiff is the index of the first byte at which a and b differ, or the
+// shorter one's length.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// writeVerified writes data to key, reads it back and compares it with
+// data; a mismatch is counted and the object rewritten, up to maxRewrites
+// times. It returns the data's SHA-256 (for the segment row) and the
+// mismatches seen.
 func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger, key string, data []byte, onMismatch func()) (string, int, error) {
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
@@ -81,21 +111,20 @@ func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger
 		}); err != nil {
 			return "", mismatches, err
 		}
-		var got string
-		var n int64
+		var n, diff int64
 		if err := retry(ctx, log, "reading back "+key, func() (err error) {
-			got, n, err = objectSHA256(ctx, objects, key)
+			n, diff, err = objectMatches(ctx, objects, key, data)
 			return err
 		}); err != nil {
 			return "", mismatches, err
 		}
-		if got == want && n == int64(len(data)) {
+		if diff < 0 {
 			return want, mismatches, nil
 		}
 		mismatches++
 		onMismatch()
-		log.Error("live stream: segment checksum mismatch after write; rewriting it",
-			"key", key, "want_sha256", want, "got_sha256", got, "want_size", len(data), "got_size", n, "attempt", mismatches)
+		log.Error("live stream: segment reads back different from what was written; rewriting it",
+			"key", key, "want_sha256", want, "first_difference_at", diff, "want_size", len(data), "got_size", n, "attempt", mismatches)
 		if mismatches >= maxRewrites {
 			return "", mismatches, fmt.Errorf("%s: %w after %d attempts", key, errChecksum, mismatches)
 		}
