@@ -15,12 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-media/weir/internal/ingest/push"
 	"github.com/weir-media/weir/internal/metastore"
 )
 
 // BenchmarkLiveRTMPPublishers runs the load of issue 18 against one
 // process (RTMP listener, embedded bus keeping its log in files as weir
-// serve does, packager, SQLite, file object store): N
+// serve does, packager, SQLite, file object store; weir serve's default
+// timings): N
 // real ffmpeg processes, each publishing a pre-encoded 1280x720 30 fps
 // H.264 stream at about 3 Mbit/s plus AAC over RTMP with
 // `-re -stream_loop -1 -c copy`, so no encoder runs during the window and
@@ -122,7 +124,8 @@ func encodeMediaFile(t testing.TB, out string, args ...string) {
 // runRTMPPublishers publishes media from n looping ffmpeg processes for
 // window, ends every stream and collects the figures.
 func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, profile string) rtmpLoadResult {
-	e := newLiveEnv(b, envOptions{segment: 2 * time.Second, window: 6, timeout: time.Minute, persist: true})
+	e := newLiveEnv(b, envOptions{segment: 2 * time.Second, window: 6, timeout: time.Minute, persist: true,
+		statusInterval: push.DefaultStatusInterval})
 	streams := make([]metastore.Stream, n)
 	for i := range streams {
 		streams[i] = e.newStream("")

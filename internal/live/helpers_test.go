@@ -84,6 +84,9 @@ type envOptions struct {
 	// persist keeps the broker's log in files, as weir serve does,
 	// instead of in memory.
 	persist bool
+	// statusInterval is how often publishers' streams are checked for
+	// having ended (default 200 ms, so tests end quickly).
+	statusInterval time.Duration
 }
 
 func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
@@ -125,8 +128,11 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 		objects = o.objects(fs)
 	}
 	reg := prometheus.NewRegistry()
+	if o.statusInterval == 0 {
+		o.statusInterval = 200 * time.Millisecond
+	}
 	pcfg := push.Config{Addr: "127.0.0.1:0", Streams: meta, Producer: client, Logger: log, Registry: reg,
-		StatusInterval: 200 * time.Millisecond, ReadTimeout: 5 * time.Second}
+		StatusInterval: o.statusInterval, ReadTimeout: 5 * time.Second}
 	rtmp, err := push.NewRTMPServer(pcfg)
 	if err != nil {
 		t.Fatal(err)
