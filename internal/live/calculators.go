@@ -109,9 +109,14 @@ func init() {
 	})
 }
 
-// newStreamGraph builds the graph of one stream.
+// newStreamGraph builds the graph of one stream. One worker runs its four
+// calculators: they form a chain, so a second worker only handed packets
+// between goroutines (and woke them) without doing more at once that
+// matters; a segment write holding up the demuxing of the records after
+// it changes nothing, since those records wait on the bus or in the
+// graph's input queue either way.
 func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
-	b := graph.NewBuilder().InputStream("ingest").InputSidePacket("env").NumThreads(2)
+	b := graph.NewBuilder().InputStream("ingest").InputSidePacket("env").NumThreads(1)
 	b.Node("LiveTSDemux", "demux").In("INGEST", "ingest").Out("TS", "ts").SideIn("ENV", "env")
 	b.Node("LiveSegmenter", "segmenter").In("TS", "ts").Out("SEGMENTS", "segments").SideIn("ENV", "env")
 	b.Node("LiveSegmentWriter", "writer").In("SEGMENTS", "segments").Out("STORED", "stored").SideIn("ENV", "env")
