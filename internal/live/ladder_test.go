@@ -205,3 +205,88 @@ func bandwidths(master string) []int64 {
 	}
 	return out
 }
+
+// TestLadderMovesToAnotherTranscoder stops the transcoder making a
+// stream's ladder mid-stream, as a crash or a rolling restart does: the
+// other transcoder of the group takes the stream's topic and its lease
+// and carries on, and every rendition segment still starts where a source
+// segment does.
+func TestLadderMovesToAnotherTranscoder(t *testing.T) {
+	needTool(t, "ffprobe")
+	// The rendition's publisher, the transcoder, is gone for a moment:
+	// a publisher timeout above that keeps the rendition going.
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 30, timeout: 15 * time.Second})
+	stops := map[string]func(){"a": e.runTranscoder("a"), "b": e.runTranscoder("b")}
+	st := e.newLadderStream("120p=150k")
+	ts := makeTSSized(t, "320x240", 12, 25, "libx264", 0)
+	half := len(ts) / 2 / 188 * 188
+	s := e.openSession(st.ID)
+	writeAll(t, s, ts[:half])
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "the rendition's first segments", func() bool {
+		rows, err := e.meta.ListSegments(ctx, st.ID, "120p", 0, 0)
+		return err == nil && len(rows) >= 2
+	})
+	lease, err := e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(st.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := lease.Holder
+	other := map[string]string{"a": "b", "b": "a"}[first]
+	if other == "" {
+		t.Fatalf("lease holder %q is neither transcoder", first)
+	}
+	stops[first]()
+	before, _ := e.meta.ListSegments(ctx, st.ID, "120p", 0, 0)
+	// The rest comes in real time or so, and the stream ends only once
+	// the other transcoder has made segments of it.
+	rest := ts[half:]
+	step := (len(rest)/12 + 187) / 188 * 188
+	for len(rest) > 0 {
+		n := min(step, len(rest))
+		writeAll(t, s, rest[:n])
+		rest = rest[n:]
+		time.Sleep(400 * time.Millisecond)
+	}
+	waitFor(t, 40*time.Second, "segments from the other transcoder", func() bool {
+		rows, err := e.meta.ListSegments(ctx, st.ID, "120p", 0, 0)
+		return err == nil && len(rows) > len(before)+2
+	})
+	if err := s.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	var rp mediaPlaylist
+	waitFor(t, 40*time.Second, "the rendition to end", func() bool {
+		rp = parsePlaylist(t, e.getObject(st.ID+"/120p/vod.m3u8"))
+		return rp.ended
+	})
+	lease, err = e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(st.ID))
+	if err == nil && lease.Holder != other {
+		t.Errorf("lease held by %q after the takeover, want %q", lease.Holder, other)
+	}
+	if len(rp.segments) <= len(before)+2 {
+		t.Fatalf("rendition has %d segments, %d before the takeover: the other transcoder did not carry on", len(rp.segments), len(before))
+	}
+	src := parsePlaylist(t, e.getObject(st.ID+"/vod.m3u8"))
+	starts := map[int64]bool{}
+	for _, seg := range src.segments {
+		pts, _ := firstVideoPTS(t, e.playlistURL(st.ID, seg.uri))
+		starts[int64(math.Round(pts*25))] = true
+	}
+	disc := 0
+	for i, seg := range rp.segments {
+		if seg.discontinuity {
+			disc++
+		}
+		pts, key := firstVideoPTS(t, e.playlistURL(st.ID, "120p/"+seg.uri))
+		if !key || !starts[int64(math.Round(pts*25))] {
+			t.Errorf("rendition segment %d starts at %.3f s (key frame %v), where no source segment starts", i, pts, key)
+		}
+	}
+	if disc == 0 {
+		t.Error("no discontinuity marks the takeover")
+	}
+	t.Logf("source %d segments; rendition %d (%d before the takeover), %d discontinuities", len(src.segments), len(rp.segments), len(before), disc)
+}

@@ -38,7 +38,9 @@ func Rungs(ladder []vod.Rung, width, height int) []vod.Rung {
 // encoded to AAC per rung.
 func FFmpegArgs(rungs []vod.Rung, portrait bool, preset string) []string {
 	args := []string{"-hide_banner", "-nostats", "-loglevel", "error",
-		"-copyts", "-f", "mpegts", "-i", "pipe:0"}
+		// The prober has seen the first SPS: a second of probing is
+		// enough, and less delays every rendition less.
+		"-analyzeduration", "1000000", "-copyts", "-f", "mpegts", "-i", "pipe:0"}
 	var fc strings.Builder
 	fmt.Fprintf(&fc, "[0:v:0]split=%d", len(rungs))
 	for i := range rungs {
