@@ -58,7 +58,8 @@ func glassSeconds(b *testing.B) time.Duration {
 // ultrafast, zerolatency, a key frame a second) and pushes it over RTMP
 // into a real `weir serve`; headless Chromium plays the stream's live
 // playlist with hls.js (default settings, lowLatencyMode on for LL-HLS),
-// draws every frame it presents (requestVideoFrameCallback) into a canvas,
+// draws every frame it presents (requestVideoFrameCallback) into a canvas
+// (at a quarter of its size),
 // reads the time back and records now − that time. Publisher, server and
 // browser share this machine's clock. Each mode gets its own server, stream
 // and browser; samples start 5 s after the first frame is read, and each
@@ -151,6 +152,7 @@ func runGlass(b *testing.B, bin, pageURL string, m glassMode) {
 	base := st
 
 	var samples []float64
+	loadStart := loadavg()
 	for b.Loop() {
 		end := time.Now().Add(glassSeconds(b))
 		for time.Now().Before(end) {
@@ -162,6 +164,7 @@ func runGlass(b *testing.B, bin, pageURL string, m glassMode) {
 			}
 		}
 	}
+	b.Logf("%s: load average %s at the start, %s at the end", m.name, loadStart, loadavg())
 	if len(samples) == 0 {
 		b.Fatalf("no frame's clock was read in %v (hls.js errors %v)", glassSeconds(b), st.Errors)
 	}
@@ -174,6 +177,16 @@ func runGlass(b *testing.B, bin, pageURL string, m glassMode) {
 	b.Logf("%s: %d samples, min %.0f ms, p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d frames drawn, %d unread, %d stalls; hls.js errors %v",
 		m.name, len(samples), samples[0], percentile(samples, 50), percentile(samples, 99), samples[len(samples)-1],
 		st.Frames-base.Frames, st.Bad-base.Bad, st.Stalls-base.Stalls, st.Errors)
+}
+
+// loadavg is the machine's 1, 5 and 15 minute load averages, for the log:
+// the figures mean little on a machine busy with other work.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "(unknown)"
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
 }
 
 // glassState is what the page has seen (glassTake): the latencies (ms)
@@ -220,7 +233,7 @@ function glassTake() {
 	return {samples: s, frames: g2g.frames, bad: g2g.bad, stalls: g2g.stalls, errors: g2g.errors.slice(-10)};
 }
 function glassStart(src, ll) {
-	const W = ` + strconv.Itoa(glassWidth) + `, H = ` + strconv.Itoa(glassHeight) + `;
+	const W = ` + strconv.Itoa(glassWidth/glassScale) + `, H = ` + strconv.Itoa(glassHeight/glassScale) + `;
 	const v = document.getElementById('v');
 	const c = document.createElement('canvas');
 	c.width = W;

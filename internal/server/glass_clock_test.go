@@ -26,10 +26,10 @@ const (
 	glassFPS    = 30
 	glassGOP    = 30 // one key frame a second
 
-	glassCols   = 8                                         // blocks per row
-	glassRows   = 5                                         // 40 blocks: 32 bits of time, 8 of CRC
-	glassBlockW = 64                                        // block size in pixels
-	glassBlockH = 56                                        //
+	glassCols   = 8  // blocks per row
+	glassRows   = 5  // 40 blocks: 32 bits of time, 8 of CRC
+	glassBlockW = 64 // block size in pixels
+	glassBlockH = 56
 	glassLeft   = (glassWidth - glassCols*glassBlockW) / 2  // 64
 	glassTop    = (glassHeight - glassRows*glassBlockH) / 2 // 40
 
@@ -137,17 +137,22 @@ func glassRawInput() []string {
 		"-framerate", strconv.Itoa(glassFPS), "-i", "pipe:0"}
 }
 
-// glassDecoderJS is the page's reader of the code, the same layout as
-// glassRead on a canvas the video is drawn into at its own size: it
-// returns the code, or -1 when the CRC does not match or a block is grey.
+// glassScale is how much smaller than the video the page's canvas is:
+// reading a quarter-size picture costs the browser a sixteenth of the
+// pixels, and each block is still 16x14 pixels there.
+const glassScale = 4
+
+// glassDecoderJS is the page's reader of the code, glassRead's layout on a
+// canvas the video is drawn into at 1/glassScale of its size: it returns
+// the code, or -1 when the CRC does not match or a block is grey.
 var glassDecoderJS = fmt.Sprintf(`function glassRead(px, width) {
 	const cols = %d, rows = %d, bw = %d, bh = %d, left = %d, top = %d;
 	let bits = [];
 	for (let i = 0; i < cols * rows; i++) {
 		const x0 = left + (i %% cols) * bw, y0 = top + Math.floor(i / cols) * bh;
 		let sum = 0, n = 0;
-		for (let y = y0 + bh / 4; y < y0 + bh * 3 / 4; y += 2) {
-			for (let x = x0 + bw / 4; x < x0 + bw * 3 / 4; x += 2) {
+		for (let y = y0 + Math.floor(bh / 4); y < y0 + Math.ceil(bh * 3 / 4); y++) {
+			for (let x = x0 + Math.floor(bw / 4); x < x0 + Math.ceil(bw * 3 / 4); x++) {
 				const o = (y * width + x) * 4;
 				sum += (px[o] + px[o + 1] + px[o + 2]) / 3;
 				n++;
@@ -166,7 +171,7 @@ var glassDecoderJS = fmt.Sprintf(`function glassRead(px, width) {
 		for (let k = 0; k < 8; k++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
 	}
 	return (crc ^ 0x5a) === check ? code : -1;
-}`, glassCols, glassRows, glassBlockW, glassBlockH, glassLeft, glassTop)
+}`, glassCols, glassRows, glassBlockW/glassScale, glassBlockH/glassScale, glassLeft/glassScale, glassTop/glassScale)
 
 // TestGlassClockCodeSurvivesX264 encodes frames carrying known codes (the
 // extremes, every single bit, random ones) with the publisher's libx264
