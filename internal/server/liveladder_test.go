@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-media/weir/internal/console"
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/testenv"
+	"github.com/weir-media/weir/internal/testenv/chromium"
 )
 
 // TestServeWithALiveLadderTranscodesAnRTMPPublish runs weir serve with a
@@ -91,6 +94,8 @@ func TestServeWithALiveLadderTranscodesAnRTMPPublish(t *testing.T) {
 		}
 	}
 
+	checkHLSJSPlaysARendition(t, base, started.Master, 360)
+
 	if code, raw := httpJSON(t, http.MethodPost, base+"/streams/"+started.ID+"/end", "", nil, nil); code != http.StatusAccepted {
 		t.Fatalf("end: %d %s", code, raw)
 	}
@@ -110,4 +115,63 @@ func TestServeWithALiveLadderTranscodesAnRTMPPublish(t *testing.T) {
 			t.Fatalf("%s/vod.m3u8: %v\n%s", name, err, b)
 		}
 	}
+}
+
+// ladderPlayer starts hls.js on a master in a bare video element of the
+// console's page and switches it to the level of the given picture height.
+const ladderPlayer = `((master, height) => {
+	const v = document.createElement('video');
+	v.id = 'ladder';
+	v.muted = true;
+	document.body.prepend(v);
+	const hls = new Hls({liveSyncDurationCount: 2});
+	window.ladderHls = hls;
+	window.ladderErrors = [];
+	hls.on(Hls.Events.ERROR, (e, d) => window.ladderErrors.push(d.details + (d.fatal ? ':fatal' : '')));
+	hls.on(Hls.Events.MANIFEST_PARSED, () => {
+		hls.currentLevel = hls.levels.findIndex((l) => l.height === height);
+		v.play().catch(() => {});
+	});
+	hls.loadSource(master);
+	hls.attachMedia(v);
+})(%q, %d)`
+
+const ladderProbe = `(() => {
+	const v = document.getElementById('ladder'), hls = window.ladderHls;
+	return {levels: hls ? hls.levels.map((l) => l.height) : [], level: hls ? hls.currentLevel : -1,
+		height: v ? v.videoHeight : 0, time: v ? v.currentTime : 0, errors: window.ladderErrors || []};
+})()`
+
+// checkHLSJSPlaysARendition plays the master with hls.js in headless
+// Chromium, switched to the rendition of height: hls.js must see the
+// source and both rungs and play that rendition's pictures.
+func checkHLSJSPlaysARendition(t *testing.T, base, master string, height int) {
+	t.Helper()
+	if !console.HLSJSBundled() {
+		t.Fatal("hls.js is not bundled (internal/console/static/vendor/hls.min.js is missing): run scripts/fetch-vendor.sh, which `make test` runs for you")
+	}
+	ctx := ctxFor(t, 2*time.Minute)
+	tab := chromium.Start(t, ctx).NewTab(ctx)
+	tab.Navigate(ctx, base+"/")
+	var ready bool
+	tab.WaitFor(ctx, "hls.js on the console's page", 30*time.Second, `typeof Hls === 'function'`, &ready, func() bool { return ready })
+	if err := tab.Eval(ctx, fmt.Sprintf(ladderPlayer, master, height), nil); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Levels []int    `json:"levels"`
+		Level  int      `json:"level"`
+		Height int      `json:"height"`
+		Time   float64  `json:"time"`
+		Errors []string `json:"errors"`
+	}
+	tab.WaitFor(ctx, fmt.Sprintf("hls.js playing the %dp rendition", height), 90*time.Second, ladderProbe, &st, func() bool {
+		return len(st.Levels) == 3 && st.Height == height && st.Time > 1
+	})
+	for _, e := range st.Errors {
+		if strings.HasSuffix(e, ":fatal") {
+			t.Errorf("hls.js: fatal error %s", e)
+		}
+	}
+	t.Logf("hls.js: levels %v, playing level %d at %dp, %.1f s in, errors %v", st.Levels, st.Level, st.Height, st.Time, st.Errors)
 }
