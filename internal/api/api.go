@@ -122,6 +122,9 @@ type Config struct {
 	// LiveLadder is the ABR ladder of live streams started without one
 	// ("480p=1400k" items, liveladder.Specs); empty: no ladder.
 	LiveLadder []string
+	// LiveLLHLS is whether live streams started without an ll_hls choice
+	// are packaged as Low-Latency HLS (weir serve --live-ll-hls).
+	LiveLLHLS bool
 	// KafkaBrokers is what GET /bus reports, so CLI tools can reach the bus.
 	KafkaBrokers []string
 

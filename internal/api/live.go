@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -31,6 +32,9 @@ type StartStreamRequest struct {
 	// Ladder is the stream's live ABR ladder; nil takes the server's
 	// default (--live-ladder) and an empty list turns it off.
 	Ladder []string `json:"ladder,omitempty" maxItems:"6" example:"[\"480p=1400k\",\"360p=800k\"]" doc:"Live ABR ladder: rungs NAME=BITRATE (even height followed by p, bit rate with k or M), highest first, transcoded from the source while it is live and listed with it in master.m3u8; rungs taller than the source are skipped. Omitted: the server's default (weir serve --live-ladder); []: no ladder"`
+	// LLHLS packages the stream as Low-Latency HLS; nil takes the
+	// server's default (--live-ll-hls).
+	LLHLS *bool `json:"ll_hls,omitempty" doc:"Package the stream as Low-Latency HLS (RFC 8216bis): fMP4 parts of the part target (weir serve --live-part-target), EXT-X-PRELOAD-HINT, blocking playlist reload with _HLS_msn/_HLS_part and delta updates with _HLS_skip. H.264 video and AAC audio only. Omitted: the server's default (weir serve --live-ll-hls)"`
 	// StreamEngines, when engines are given, run for the life of the
 	// stream as one job on it (liveengines.go).
 	StreamEngines
@@ -61,6 +65,7 @@ type StartStreamResponse struct {
 	Playback      string      `json:"playback" doc:"Live HLS playlist URL"`
 	Master        string      `json:"master,omitempty" doc:"Master (multivariant) playlist URL listing the source and the ladder's renditions; only for a stream with a ladder"`
 	Ladder        []string    `json:"ladder,omitempty" doc:"The stream's live ABR ladder, as stored"`
+	LLHLS         bool        `json:"ll_hls" doc:"Whether the stream is packaged as Low-Latency HLS"`
 	MetadataURL   string      `json:"metadata_url"`
 	// Job is the job running the request's engines on the stream.
 	Job *jobs.View `json:"job,omitempty" doc:"The job running the request's engines on the stream, as GET /jobs/{id} shows it"`
@@ -223,8 +228,18 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	if err != nil {
 		return nil, err
 	}
+	ll := s.cfg.LiveLLHLS
+	if req.LLHLS != nil {
+		ll = *req.LLHLS
+	}
+	var details json.RawMessage
+	if ll {
+		// The packager reads it (live.Details.LowLatency) and keeps it.
+		details = json.RawMessage(`{"ll_hls":true}`)
+	}
 	key := newPublishKey()
 	st, err := s.newStream(ctx, metastore.Stream{
+		Details:       details,
 		Kind:          metastore.KindLive,
 		Title:         req.Title,
 		Status:        metastore.StatusCreated,
@@ -290,6 +305,7 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	}
 	return &startOutput{Body: StartStreamResponse{
 		Ladder:        ladder,
+		LLHLS:         ll,
 		Master:        master,
 		Job:           job,
 		StreamID:      st.ID,

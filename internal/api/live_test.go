@@ -378,3 +378,41 @@ func TestStartStreamLadder(t *testing.T) {
 		}
 	}
 }
+
+func TestStartStreamLowLatency(t *testing.T) {
+	ctx := context.Background()
+	for _, serverDefault := range []bool{false, true} {
+		e := newEnv(t, "", func(c *Config) { c.LiveLLHLS = serverDefault })
+		lowLatency := func(id string) bool {
+			t.Helper()
+			st, err := e.meta.GetStream(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d struct {
+				LL bool `json:"ll_hls"`
+			}
+			if len(st.Details) > 0 {
+				if err := json.Unmarshal(st.Details, &d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return d.LL
+		}
+		def := startStream(t, e, map[string]any{"title": "default"})
+		on := startStream(t, e, map[string]any{"ll_hls": true})
+		off := startStream(t, e, map[string]any{"ll_hls": false})
+		for _, c := range []struct {
+			name string
+			got  StartStreamResponse
+			want bool
+		}{{"default", def, serverDefault}, {"true", on, true}, {"false", off, false}} {
+			if c.got.LLHLS != c.want || lowLatency(c.got.StreamID) != c.want {
+				t.Errorf("server default %v, ll_hls %s: answer %v, stored %v, want %v", serverDefault, c.name, c.got.LLHLS, lowLatency(c.got.StreamID), c.want)
+			}
+		}
+		if rec := e.doJSON("POST", "/streams/start", map[string]any{"ll_hls": "yes"}); rec.Code != 422 {
+			t.Errorf("ll_hls \"yes\": %d %s", rec.Code, rec.Body)
+		}
+	}
+}

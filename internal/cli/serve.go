@@ -76,6 +76,8 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.Duration("live-max-segment-duration", 0, "live: the longest segment, and rounded up the playlists' fixed EXT-X-TARGETDURATION; a longer GOP continues in the next segment (default 2 x --live-segment-duration)")
 	f.Duration("live-topic-retention", 24*time.Hour, "live: delete an ended stream's topic (its raw media on the bus) this long after it ended (0 keeps topics)")
 	f.Duration("live-retention", 0, "live: delete segments this long after they leave the window (0 keeps all)")
+	f.Bool("live-ll-hls", false, "live: package streams started without an ll_hls choice as Low-Latency HLS (fMP4 parts, blocking playlist reload, delta updates)")
+	f.Duration("live-part-target", 333*time.Millisecond, "live: Low-Latency HLS part target, the longest part (EXT-X-PART-INF:PART-TARGET)")
 	f.String("live-ladder", "", "live: ABR ladder of streams started without one, rungs NAME=BITRATE highest first such as 480p=1400k,360p=800k (empty: none); the liveladder role transcodes them")
 	f.String("vod-ladder", "1080p=5000k,720p=3000k,480p=1400k,360p=800k", "vod: ladder rungs NAME=BITRATE, highest first (only rungs at or below the source are made)")
 	f.Duration("vod-segment-duration", 4*time.Second, "vod: HLS segment duration and GOP length")

@@ -118,6 +118,10 @@ an RTMPS URL is printed too.`,
 			if cfg.SRTPassphrase != "" {
 				fields["srt_passphrase"] = cfg.SRTPassphrase
 			}
+			if f := cmd.Flags().Lookup("ll-hls"); f != nil && f.Changed {
+				// Given, even false: false turns the server's default off.
+				fields["ll_hls"] = f.Value.String() == "true"
+			}
 			if f := cmd.Flags().Lookup("ladder"); f != nil && f.Changed {
 				// Given, even empty: "" turns the server's default off.
 				fields["ladder"] = ladderItems(f.Value.String())
@@ -152,6 +156,7 @@ an RTMPS URL is printed too.`,
 	f.String("source-url", "", "pull the stream from this URL instead of waiting for a publisher")
 	f.String("srt-passphrase", "", "SRT publishers must encrypt with this passphrase, 10 to 79 characters (prefer WEIR_SRT_PASSPHRASE: a flag shows in ps)")
 	f.String("source-check", "5s", "with --source-url: how long to watch for the source failing before reporting the stream created (0 skips)")
+	f.Bool("ll-hls", false, "package the stream as Low-Latency HLS: fMP4 parts, blocking playlist reload (default: the server's --live-ll-hls; --ll-hls=false turns it off)")
 	f.String("ladder", "", "live ABR ladder, rungs NAME=BITRATE highest first, such as 480p=1400k,360p=800k (default: the server's --live-ladder; --ladder '' turns it off)")
 	return cmd
 }

@@ -49,12 +49,17 @@ type storedSegment struct {
 	size             int64
 	sha256           string
 	checksumFailures int
+	// initIndex is the init segment (init_{n}.mp4) of a low-latency
+	// segment.
+	initIndex int64
 }
 
 // storedBatch is what LiveSegmentWriter emits.
 type storedBatch struct {
 	segs []*storedSegment
-	end  bool
+	// parts are low-latency parts written since the last batch (see ll.go).
+	parts []llPart
+	end   bool
 }
 
 var envType = reflect.TypeFor[*streamEnv]()
@@ -116,6 +121,9 @@ func init() {
 // it changes nothing, since those records wait on the bus or in the
 // graph's input queue either way.
 func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
+	if env.ll {
+		return newLLStreamGraph(env)
+	}
 	b := graph.NewBuilder().InputStream("ingest").InputSidePacket("env").NumThreads(1)
 	b.Node("LiveTSDemux", "demux").In("INGEST", "ingest").Out("TS", "ts").SideIn("ENV", "env")
 	b.Node("LiveSegmenter", "segmenter").In("TS", "ts").Out("SEGMENTS", "segments").SideIn("ENV", "env")

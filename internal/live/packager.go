@@ -77,6 +77,10 @@ type Config struct {
 	// playlist then lists the segments still stored (their metadata rows
 	// stay). Zero keeps every segment, so the whole stream becomes VOD.
 	Retention time.Duration
+	// PartTarget is the longest part of a Low-Latency HLS stream (default
+	// DefaultPartTarget); streams whose details say "ll_hls": true (POST
+	// /streams/start) are packaged as LL-HLS.
+	PartTarget time.Duration
 }
 
 // Packager turns live streams into HLS. It reads every stream topic
@@ -151,6 +155,9 @@ func NewPackager(cfg Config) (*Packager, error) {
 	}
 	if cfg.MaxSegmentDuration <= 0 {
 		cfg.MaxSegmentDuration = DefaultMaxSegmentFactor * cfg.SegmentDuration
+	}
+	if cfg.PartTarget <= 0 {
+		cfg.PartTarget = DefaultPartTarget
 	}
 	if cfg.MaxSegmentDuration < cfg.SegmentDuration {
 		return nil, fmt.Errorf("live packager: max segment duration %v is below the segment duration %v", cfg.MaxSegmentDuration, cfg.SegmentDuration)

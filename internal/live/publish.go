@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/graph"
-	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/metastore"
 	"github.com/weir-media/weir/internal/objstore"
 )
@@ -36,6 +35,13 @@ type Details struct {
 	// FirstRetained is the first segment still stored when retention
 	// deletes old ones.
 	FirstRetained int64 `json:"first_retained_sequence"`
+	// LowLatency says the stream is packaged as Low-Latency HLS (fMP4
+	// parts); POST /streams/start sets it. NextPart is the number of the
+	// next part, so a packager taking the stream over goes on from it, and
+	// PartTargetMS the part target the playlist declares.
+	LowLatency   bool  `json:"ll_hls,omitempty"`
+	NextPart     int64 `json:"next_part,omitempty"`
+	PartTargetMS int64 `json:"part_target_ms,omitempty"`
 }
 
 // WindowDetails describes the DVR window.
@@ -67,6 +73,8 @@ type playlistCalculator struct {
 	// firstRetained is the first index still stored.
 	retired       []metastore.Segment
 	firstRetained int64
+	// ll is set for a low-latency stream (ll_playlist.go).
+	ll *llPlaylist
 }
 
 func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
@@ -84,6 +92,9 @@ func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
 		}
 		c.retired = append(c.retired, c.win.push(s)...)
 	}
+	if c.env.ll {
+		c.ll = newLLPlaylist(c.env)
+	}
 	return nil
 }
 
@@ -93,6 +104,13 @@ func (c *playlistCalculator) Process(cc *graph.CalculatorContext) error {
 		return nil
 	}
 	ctx := cc.Context()
+	if len(b.segs) == 0 {
+		if err := c.publishParts(ctx, b.parts); err != nil {
+			return err
+		}
+	} else if c.ll != nil {
+		c.ll.addParts(b.parts)
+	}
 	for _, s := range b.segs {
 		if err := c.publish(ctx, s); err != nil {
 			return err
@@ -131,7 +149,10 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 		CreatedAt:       now,
 	}
 	gone := c.win.push(row)
-	data, err := c.win.playlist().Encode()
+	if c.ll != nil {
+		c.ll.listed(s.index, s.Discontinuity)
+	}
+	data, err := c.livePlaylist(false).Encode()
 	if err != nil {
 		return err
 	}
@@ -218,6 +239,9 @@ func (c *playlistCalculator) details(vod string) json.RawMessage {
 		VODPlaylist:           vod,
 		FirstRetained:         c.firstRetained,
 	}
+	if c.ll != nil {
+		d.LowLatency, d.NextPart, d.PartTargetMS = true, c.ll.nextPart, c.ll.partTarget.Milliseconds()
+	}
 	if n := len(c.latencies); n > 0 {
 		sorted := slices.Clone(c.latencies)
 		slices.Sort(sorted)
@@ -278,8 +302,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	target := c.win.target
-	vod, err := finalPlaylist(segs, hls.VOD, target).Encode()
+	vod, err := c.vodPlaylist(segs).Encode()
 	if err != nil {
 		return err
 	}
@@ -290,9 +313,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	// client reloading it must never see EXT-X-MEDIA-SEQUENCE or
 	// EXT-X-DISCONTINUITY-SEQUENCE go back (RFC 8216 6.2.1). The whole
 	// stream is in vod.m3u8.
-	final := c.win.playlist()
-	final.Ended = true
-	live, err := final.Encode()
+	live, err := c.livePlaylist(true).Encode()
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger
 	mismatches := 0
 	for {
 		if err := retry(ctx, log, "writing "+key, func() error {
-			_, err := objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentTypeTS)
+			_, err := objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), segmentContentType(key))
 			return err
 		}); err != nil {
 			return "", mismatches, err

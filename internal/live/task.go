@@ -53,6 +53,11 @@ type streamEnv struct {
 	// streamTarget).
 	target  int
 	maxSpan time.Duration
+	// ll: package as Low-Latency HLS (ll.go) with parts of partTarget,
+	// numbered from nextPart.
+	ll         bool
+	partTarget time.Duration
+	nextPart   int64
 }
 
 // streamTarget returns the EXT-X-TARGETDURATION of a stream's playlists
@@ -214,6 +219,14 @@ func (t *streamTask) load(ctx context.Context) (*streamEnv, error) {
 	}
 	env := &streamEnv{id: t.id, rendition: t.src.rendition, prefix: t.src.key(), p: t.p, log: t.log, stream: st, segments: segs}
 	env.target, env.maxSpan = streamTarget(t.p.cfg, st, segs)
+	var d Details
+	if t.src.rendition == "" && json.Unmarshal(st.Details, &d) == nil && d.LowLatency {
+		env.ll, env.nextPart, env.partTarget = true, d.NextPart, t.p.cfg.PartTarget
+		if d.PartTargetMS > 0 && len(segs) > 0 {
+			// The declared part target does not change mid-stream.
+			env.partTarget = time.Duration(d.PartTargetMS) * time.Millisecond
+		}
+	}
 	return env, nil
 }
 

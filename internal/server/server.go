@@ -92,6 +92,10 @@ type Config struct {
 	// LiveLadder is the ABR ladder of live streams started without one
 	// (liveladder.ParseSpec); empty: none.
 	LiveLadder string `koanf:"live-ladder"`
+	// LiveLLHLS makes Low-Latency HLS the default of new live streams;
+	// LivePartTarget is the LL-HLS part target.
+	LiveLLHLS      bool          `koanf:"live-ll-hls"`
+	LivePartTarget time.Duration `koanf:"live-part-target"`
 
 	VODLadder          string        `koanf:"vod-ladder"`
 	VODSegmentDuration time.Duration `koanf:"vod-segment-duration"`
@@ -298,6 +302,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		SRTBase:        publicURL("srt", srtAddr, s.httpLn.Addr()),
 		RTMPSBase:      rtmpsBase,
 		LiveLadder:     liveLadder,
+		LiveLLHLS:      cfg.LiveLLHLS,
 		KafkaBrokers:   s.brokers,
 		Engines:        s.engines,
 		Jobs:           jobService,
@@ -521,6 +526,7 @@ func (s *Server) startPackager() error {
 		Retention:          s.cfg.LiveRetention,
 		TopicRetention:     s.cfg.LiveTopicRetention,
 		MaxSegmentDuration: s.cfg.LiveMaxSegment,
+		PartTarget:         s.cfg.LivePartTarget,
 	})
 	if err != nil {
 		return fmt.Errorf("live packager: %w", err)

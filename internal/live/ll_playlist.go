@@ -1,0 +1,163 @@
+package live
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// llPlaylist is the low-latency side of a stream's playlist writer: the
+// parts of the last few segments and of the segment in progress, and which
+// init segment each segment uses.
+type llPlaylist struct {
+	partTarget time.Duration
+	// parts are those still listed, in order.
+	parts []llPart
+	// nextPart is the part the preload hint names.
+	nextPart int64
+	// inits are the segments that start an init segment (init_{n}.mp4),
+	// ascending: the first segment of the stream and every discontinuity.
+	inits []int64
+}
+
+func newLLPlaylist(env *streamEnv) *llPlaylist {
+	l := &llPlaylist{partTarget: env.partTarget, nextPart: env.nextPart}
+	for i, s := range env.segments {
+		if i == 0 || s.Discontinuity {
+			l.inits = append(l.inits, s.ChunkIndex)
+		}
+	}
+	return l
+}
+
+// initOf is the init segment of segment n.
+func (l *llPlaylist) initOf(n int64) int64 {
+	i, found := slices.BinarySearch(l.inits, n)
+	if found {
+		return n
+	}
+	if i == 0 {
+		return n
+	}
+	return l.inits[i-1]
+}
+
+func (l *llPlaylist) addParts(parts []llPart) {
+	l.parts = append(l.parts, parts...)
+	if n := len(parts); n > 0 {
+		l.nextPart = parts[n-1].index + 1
+	}
+}
+
+// listed notes segment n, published; parts of segments more than
+// llPartSegments back are no longer listed.
+func (l *llPlaylist) listed(n int64, disc bool) {
+	if len(l.inits) == 0 || disc && l.inits[len(l.inits)-1] < n {
+		l.inits = append(l.inits, n)
+	}
+	i := 0
+	for i < len(l.parts) && l.parts[i].segment <= n-llPartSegments {
+		i++
+	}
+	l.parts = l.parts[i:]
+}
+
+// decorate turns a window or final playlist of segment rows into an fMP4
+// playlist: .m4s URIs, EXT-X-MAP where the init segment changes.
+func (l *llPlaylist) decorate(p *hls.MediaPlaylist, segs []metastore.Segment) {
+	for i := range p.Segments {
+		n := segs[i].ChunkIndex
+		p.Segments[i].URI = llSegmentURI(n)
+		if i == 0 {
+			p.Map = &hls.Map{URI: initURI(l.initOf(n))}
+		} else if in := l.initOf(n); in != l.initOf(segs[i-1].ChunkIndex) {
+			p.Segments[i].Map = &hls.Map{URI: initURI(in)}
+		}
+	}
+	p.IndependentSegments = false
+}
+
+// live is the low-latency live playlist of window w.
+func (l *llPlaylist) live(w *window, ended bool) *hls.MediaPlaylist {
+	p := w.playlist()
+	l.decorate(p, w.segs)
+	p.PartTarget = l.partTarget
+	p.ServerControl = &hls.ServerControl{
+		CanBlockReload: true,
+		PartHoldBack:   3 * l.partTarget.Round(time.Millisecond),
+		CanSkipUntil:   time.Duration(6*w.target) * time.Second,
+	}
+	last := w.last()
+	for i := range p.Segments {
+		n := w.segs[i].ChunkIndex
+		if n <= last-llPartSegments {
+			continue
+		}
+		for _, pt := range l.parts {
+			if pt.segment == n {
+				p.Segments[i].Parts = append(p.Segments[i].Parts, hlsPart(pt))
+			}
+		}
+	}
+	if ended {
+		return p
+	}
+	// The segment in progress: listed when it uses the last listed
+	// segment's init segment (a new one needs EXT-X-MAP before it, which
+	// comes with the segment).
+	var trailing []hls.Part
+	for _, pt := range l.parts {
+		if pt.segment > last && (last < 0 || pt.init == l.initOf(last)) {
+			trailing = append(trailing, hlsPart(pt))
+		}
+	}
+	if last < 0 && len(trailing) > 0 {
+		p.Map = &hls.Map{URI: initURI(l.parts[0].init)}
+	}
+	p.TrailingParts = trailing
+	if last >= 0 || len(trailing) > 0 {
+		p.PreloadHint = &hls.PreloadHint{Type: "PART", URI: partURI(l.nextPart)}
+	}
+	return p
+}
+
+func hlsPart(pt llPart) hls.Part {
+	return hls.Part{URI: partURI(pt.index), Duration: pt.duration, Independent: pt.independent}
+}
+
+// livePlaylist is the stream's live playlist: standard or low-latency.
+func (c *playlistCalculator) livePlaylist(ended bool) *hls.MediaPlaylist {
+	if c.ll != nil {
+		p := c.ll.live(c.win, ended)
+		p.Ended = ended
+		return p
+	}
+	p := c.win.playlist()
+	p.Ended = ended
+	return p
+}
+
+// vodPlaylist lists every segment of a finished stream.
+func (c *playlistCalculator) vodPlaylist(segs []metastore.Segment) *hls.MediaPlaylist {
+	p := finalPlaylist(segs, hls.VOD, c.win.target)
+	if c.ll != nil {
+		c.ll.decorate(p, segs)
+	}
+	return p
+}
+
+// publishParts lists new parts of the segment in progress.
+func (c *playlistCalculator) publishParts(ctx context.Context, parts []llPart) error {
+	if c.ll == nil || len(parts) == 0 {
+		return nil
+	}
+	c.ll.addParts(parts)
+	data, err := c.livePlaylist(false).Encode()
+	if err != nil {
+		return err
+	}
+	return putPlaylist(ctx, c.env.p.cfg.Objects, c.env.log, livePlaylistKey(c.env.prefix), data)
+}

@@ -1,0 +1,150 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-media/weir/internal/hls"
+	"github.com/weir-media/weir/internal/metastore"
+)
+
+// newLLStream creates a live stream packaged as Low-Latency HLS, as POST
+// /streams/start with "ll_hls": true does.
+func (e *liveEnv) newLLStream() metastore.Stream {
+	e.t.Helper()
+	st := e.newStream("")
+	st.Details = json.RawMessage(`{"ll_hls":true}`)
+	st, err := e.meta.UpdateStream(context.Background(), st)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// makeTS30 makes seconds of 30 fps H.264 (a key frame a second) and AAC.
+func makeTS30(t testing.TB, seconds int) []byte {
+	t.Helper()
+	d := itoa(seconds)
+	return makeMedia(t, "mpegts", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration="+d,
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "32k")
+}
+
+// TestLowLatencyPackaging publishes 6 s of 30 fps media into an LL stream
+// and checks the live playlist while it grows (parts within the part
+// target, independent exactly on key frames, a preload hint for the next
+// part, segments made of their parts), then the VOD playlist and that
+// ffprobe decodes every frame of init + parts and of init + segments.
+func TestLowLatencyPackaging(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	ts := makeTS30(t, 6)
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, ts[:len(ts)/2/188*188])
+
+	var live *hls.MediaPlaylist
+	waitFor(t, 20*time.Second, "an LL playlist with two segments and trailing parts", func() bool {
+		data := e.getObject(st.ID + "/live.m3u8")
+		if data == "" {
+			return false
+		}
+		p, err := hls.ParseMediaPlaylist([]byte(data))
+		if err != nil {
+			t.Fatalf("live playlist does not parse: %v\n%s", err, data)
+		}
+		live = p
+		return len(p.Segments) >= 2
+	})
+	if live.PartTarget != DefaultPartTarget || live.ServerControl == nil || !live.ServerControl.CanBlockReload ||
+		live.ServerControl.PartHoldBack < 3*DefaultPartTarget.Round(time.Millisecond) || live.Map == nil || live.PreloadHint == nil {
+		t.Fatalf("LL playlist header: part target %v, server control %+v, map %+v, hint %+v", live.PartTarget, live.ServerControl, live.Map, live.PreloadHint)
+	}
+	for _, s := range live.Segments {
+		if len(s.Parts) == 0 {
+			t.Fatalf("segment %s lists no parts", s.URI)
+		}
+		var sum time.Duration
+		var concat []byte
+		for i, pt := range s.Parts {
+			if pt.Duration > live.PartTarget {
+				t.Errorf("part %s lasts %v, over the part target", pt.URI, pt.Duration)
+			}
+			if pt.Independent != (i == 0) {
+				t.Errorf("part %d (%s) of %s: independent %v (key frames every second, segments of 1 s)", i, pt.URI, s.URI, pt.Independent)
+			}
+			sum += pt.Duration
+			concat = append(concat, e.getObject(st.ID+"/"+pt.URI)...)
+		}
+		if d := sum - s.Duration; d < -2*time.Millisecond*time.Duration(len(s.Parts)) || d > 2*time.Millisecond*time.Duration(len(s.Parts)) {
+			t.Errorf("segment %s lasts %v, its parts %v", s.URI, s.Duration, sum)
+		}
+		if !bytes.Equal(concat, []byte(e.getObject(st.ID+"/"+s.URI))) {
+			t.Errorf("segment %s is not its parts concatenated", s.URI)
+		}
+	}
+	if want := "part_"; !strings.HasPrefix(live.PreloadHint.URI, want) || live.PreloadHint.Type != "PART" {
+		t.Errorf("preload hint %+v", live.PreloadHint)
+	}
+
+	writeAll(t, sess, ts[len(ts)/2/188*188:])
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	done := e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	vod, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vod.Map == nil || int64(len(vod.Segments)) != done.SegmentCount || len(vod.Segments) < 5 {
+		t.Fatalf("vod playlist: map %+v, %d segments (rows %d)", vod.Map, len(vod.Segments), done.SegmentCount)
+	}
+	var d Details
+	if err := json.Unmarshal(done.Details, &d); err != nil || !d.LowLatency || d.NextPart == 0 {
+		t.Errorf("details %s", done.Details)
+	}
+	final, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/live.m3u8")))
+	if err != nil || !final.Ended || final.PreloadHint != nil {
+		t.Errorf("final live playlist: ended %v, hint %+v (%v)", final != nil && final.Ended, final, err)
+	}
+
+	// ffprobe decodes init + every segment, and init + every part: all
+	// 180 frames either way.
+	init := e.getObject(st.ID + "/" + vod.Map.URI)
+	var segs, parts []byte
+	segs = append(segs, init...)
+	parts = append(parts, init...)
+	var total time.Duration
+	for _, s := range vod.Segments {
+		segs = append(segs, e.getObject(st.ID+"/"+s.URI)...)
+		total += s.Duration
+	}
+	for k := int64(0); k < d.NextPart; k++ {
+		parts = append(parts, e.getObject(partKey(st.ID, k))...)
+	}
+	if total < 5900*time.Millisecond || total > 6100*time.Millisecond {
+		t.Errorf("segments add up to %v of the 6 s published", total)
+	}
+	for name, data := range map[string][]byte{"segments": segs, "parts": parts} {
+		f := filepath.Join(t.TempDir(), name+".mp4")
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := probe(t, "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", f)
+		if strings.TrimSpace(out) != "h264,180" {
+			t.Errorf("ffprobe of init + %s: %q, want h264,180", name, out)
+		}
+		out = probe(t, "-count_frames", "-select_streams", "a:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0", f)
+		if strings.TrimSpace(out) != "aac" {
+			t.Errorf("ffprobe of init + %s audio: %q", name, out)
+		}
+	}
+}
