@@ -98,7 +98,7 @@ func TestLadderRenditionsAlignWithTheSource(t *testing.T) {
 		width, height int
 	}{{"180p", 240, 180}, {"120p", 160, 120}} {
 		var rp mediaPlaylist
-		waitFor(t, 30*time.Second, "rendition "+r.name+" to end", func() bool {
+		waitFor(t, 90*time.Second, "rendition "+r.name+" to end", func() bool {
 			rp = parsePlaylist(t, e.getObject(st.ID+"/"+r.name+"/vod.m3u8"))
 			return rp.ended
 		})
@@ -289,4 +289,28 @@ func TestLadderMovesToAnotherTranscoder(t *testing.T) {
 		t.Error("no discontinuity marks the takeover")
 	}
 	t.Logf("source %d segments; rendition %d (%d before the takeover), %d discontinuities", len(src.segments), len(rp.segments), len(before), disc)
+}
+
+// TestLadderTranscoderLetsGoOfAStreamThatTimedOut: a stream whose
+// publisher left and never came back ends by the publisher timeout, with
+// no end marker for the transcoder to read; the transcoder still stops
+// and releases the stream's lease, and the rendition ends too.
+func TestLadderTranscoderLetsGoOfAStreamThatTimedOut(t *testing.T) {
+	e := newLiveEnv(t, envOptions{segment: time.Second, timeout: 2 * time.Second})
+	e.runTranscoder("a")
+	st := e.newLadderStream("120p=150k")
+	s := e.openSession(st.ID)
+	writeAll(t, s, makeTSSized(t, "320x240", 3, 25, "libx264", 0))
+	if err := s.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "the transcoder to release the stream's lease", func() bool {
+		l, err := e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(st.ID))
+		return err == nil && !l.Held
+	})
+	waitFor(t, 30*time.Second, "the rendition to end", func() bool {
+		return parsePlaylist(t, e.getObject(st.ID+"/120p/vod.m3u8")).ended
+	})
 }

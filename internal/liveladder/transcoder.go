@@ -97,6 +97,9 @@ func New(cfg Config) (*Transcoder, error) {
 // the renditions (the next transcoder carries on) and returns nil.
 func (t *Transcoder) Run(ctx context.Context) error {
 	defer t.stopAll()
+	swept := make(chan struct{})
+	go func() { defer close(swept); t.sweep(ctx) }()
+	defer func() { <-swept }()
 	for ctx.Err() == nil {
 		err := t.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
 			TopicPattern:  protocol.StreamTopicPattern,
@@ -115,6 +118,47 @@ func (t *Transcoder) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sweepEvery is how often the transcoder looks for streams that ended
+// without an end marker reaching it (a publisher that timed out).
+const sweepEvery = 5 * time.Second
+
+// sweep stops the tasks of streams that ended and have been quiet for
+// sweepEvery, so their leases and ffmpegs do not outlive them.
+func (t *Transcoder) sweep(ctx context.Context) {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		tasks := make([]*task, 0, len(t.tasks))
+		for _, tk := range t.tasks {
+			tasks = append(tasks, tk)
+		}
+		t.mu.Unlock()
+		for _, tk := range tasks {
+			if !tk.quiet(sweepEvery) {
+				continue
+			}
+			st, err := t.cfg.Meta.GetStream(ctx, tk.id)
+			if err != nil || !st.Status.Terminal() {
+				continue
+			}
+			t.mu.Lock()
+			if t.tasks[tk.id] == tk {
+				delete(t.tasks, tk.id)
+				t.skipped[tk.id] = true
+			}
+			t.mu.Unlock()
+			tk.log.Info("live ladder: the stream ended; stopping its transcoder", "status", st.Status)
+			tk.stop()
+		}
+	}
 }
 
 func (t *Transcoder) revoked(topic string, _ []int32) {
@@ -206,7 +250,7 @@ func (t *Transcoder) task(ctx context.Context, id string) (*task, error) {
 	if err != nil || held == nil {
 		return nil, err
 	}
-	tk = &task{tr: t, id: id, ladder: ladder, held: held, log: t.log.With("stream", id)}
+	tk = &task{tr: t, id: id, ladder: ladder, held: held, log: t.log.With("stream", id), lastActivity: time.Now()}
 	tk.log.Info("live ladder: transcoding the stream", "ladder", Specs(ladder), "token", held.Token())
 	t.mu.Lock()
 	t.tasks[id] = tk
@@ -256,8 +300,12 @@ type task struct {
 	held   *metastore.HeldLease
 	log    *slog.Logger
 
-	lastOffset int64
-	seenOffset bool
+	// mu serialises handle and stop; lastActivity is when the last
+	// record came.
+	mu           sync.Mutex
+	lastActivity time.Time
+	lastOffset   int64
+	seenOffset   bool
 	// probe reads the session's start until the picture size is known;
 	// pending holds those bytes for ffmpeg.
 	probe   *prober
@@ -276,6 +324,9 @@ type task struct {
 
 // handle feeds one record of the stream topic.
 func (k *task) handle(ctx context.Context, rec *bus.Record) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.lastActivity = time.Now()
 	if err := k.held.Context().Err(); err != nil {
 		return fmt.Errorf("%w", context.Cause(k.held.Context()))
 	}
@@ -457,8 +508,17 @@ func (k *task) produce(ctx context.Context, rec *bus.Record) error {
 	return k.tr.cfg.Bus.Produce(ctx, rec)
 }
 
+// quiet reports whether no record came for d.
+func (k *task) quiet(d time.Duration) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return time.Since(k.lastActivity) >= d
+}
+
 // stop kills ffmpeg and gives the lease up without ending the renditions.
 func (k *task) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.sess != nil {
 		k.sess.kill()
 		k.sess = nil
