@@ -314,3 +314,81 @@ func TestLadderTranscoderLetsGoOfAStreamThatTimedOut(t *testing.T) {
 		return parsePlaylist(t, e.getObject(st.ID+"/120p/vod.m3u8")).ended
 	})
 }
+
+// TestLadderRenditionsOfAnLLStreamGetParts: the renditions of a
+// Low-Latency stream are packaged as LL too, with the stream's part
+// target, parts within it, and segments aligned with the source's.
+func TestLadderRenditionsOfAnLLStreamGetParts(t *testing.T) {
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	e.runTranscoder("a")
+	st := e.newLLStream()
+	st.VariantsGenerated = []string{"90p=100k"}
+	st, err := e.meta.UpdateStream(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, makeTS30(t, 5))
+	var live *hls.MediaPlaylist
+	waitFor(t, 60*time.Second, "an LL playlist of the rendition with two segments", func() bool {
+		data := e.getObject(st.ID + "/90p/live.m3u8")
+		if data == "" {
+			return false
+		}
+		p, err := hls.ParseMediaPlaylist([]byte(data))
+		if err != nil {
+			t.Fatalf("rendition playlist does not parse: %v\n%s", err, data)
+		}
+		live = p
+		return len(p.Segments) >= 2
+	})
+	if live.PartTarget != DefaultPartTarget || live.ServerControl == nil || live.Map == nil {
+		t.Fatalf("rendition playlist: part target %v, server control %+v, map %+v", live.PartTarget, live.ServerControl, live.Map)
+	}
+	for _, s := range live.Segments {
+		if len(s.Parts) == 0 {
+			t.Fatalf("rendition segment %s lists no parts", s.URI)
+		}
+		for i, pt := range s.Parts {
+			if pt.Duration > live.PartTarget || pt.Independent != (i == 0) {
+				t.Errorf("rendition part %s: %v, independent %v", pt.URI, pt.Duration, pt.Independent)
+			}
+		}
+	}
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	var vod *hls.MediaPlaylist
+	waitFor(t, 60*time.Second, "the rendition to end", func() bool {
+		p, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/90p/vod.m3u8")))
+		vod = p
+		return err == nil && p.Ended
+	})
+	src, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vod.Segments) != len(src.Segments) {
+		t.Fatalf("rendition has %d segments, the source %d", len(vod.Segments), len(src.Segments))
+	}
+	for i := range vod.Segments {
+		if d := vod.Segments[i].Duration - src.Segments[i].Duration; d > 34*time.Millisecond || d < -34*time.Millisecond {
+			t.Errorf("segment %d: rendition %v, source %v", i, vod.Segments[i].Duration, src.Segments[i].Duration)
+		}
+	}
+	t.Logf("rendition: %d segments, %d parts listed live; source %d segments", len(vod.Segments), len(live.Segments[0].Parts)+len(live.Segments[1].Parts), len(src.Segments))
+}
+
+func TestRenditionNextPartPassesEveryUsedNumber(t *testing.T) {
+	if n := renditionNextPart(nil, 2*time.Second, 333*time.Millisecond); n != 0 {
+		t.Errorf("no segments: %d", n)
+	}
+	// 2 s segments of parts up to 333 ms: at most 7 parts each, 8 with a
+	// cut at the limit; segments 0..4 and the lost 5th used < 6*8.
+	segs := []metastore.Segment{{ChunkIndex: 3}, {ChunkIndex: 4}}
+	if n := renditionNextPart(segs, 2*time.Second, 333*time.Millisecond); n != 6*8 {
+		t.Errorf("after segment 4: %d, want %d", n, 6*8)
+	}
+}

@@ -220,14 +220,34 @@ func (t *streamTask) load(ctx context.Context) (*streamEnv, error) {
 	env := &streamEnv{id: t.id, rendition: t.src.rendition, prefix: t.src.key(), p: t.p, log: t.log, stream: st, segments: segs}
 	env.target, env.maxSpan = streamTarget(t.p.cfg, st, segs)
 	var d Details
-	if t.src.rendition == "" && json.Unmarshal(st.Details, &d) == nil && d.LowLatency {
+	if json.Unmarshal(st.Details, &d) == nil && d.LowLatency {
 		env.ll, env.nextPart, env.partTarget = true, d.NextPart, t.p.cfg.PartTarget
-		if d.PartTargetMS > 0 && len(segs) > 0 {
-			// The declared part target does not change mid-stream.
+		if d.PartTargetMS > 0 && (len(segs) > 0 || t.src.rendition != "") {
+			// The declared part target does not change mid-stream, and
+			// a ladder's renditions declare the stream's.
 			env.partTarget = time.Duration(d.PartTargetMS) * time.Millisecond
+		}
+		if t.src.rendition != "" {
+			// A rendition of an LL stream is LL too. Its part numbers
+			// are not kept in the stream's details (those are the
+			// source's): they go on past any its segments can have used.
+			env.nextPart = renditionNextPart(segs, env.maxSpan, env.partTarget)
 		}
 	}
 	return env, nil
+}
+
+// renditionNextPart is the first part number a rendition's LL packager
+// may use after segs: a segment has at most maxSpan/partTarget + 1 parts
+// (and one more for a cut at the limit), so segments 0..n, and the
+// segment n+1 that was being cut when an earlier packager stopped, used
+// fewer than (n+2) times that many numbers.
+func renditionNextPart(segs []metastore.Segment, maxSpan, partTarget time.Duration) int64 {
+	if len(segs) == 0 || partTarget <= 0 {
+		return 0
+	}
+	perSegment := int64(maxSpan/partTarget) + 2
+	return (segs[len(segs)-1].ChunkIndex + 2) * perSegment
 }
 
 // fail moves the stream to failed after a packaging error.
