@@ -171,7 +171,9 @@ func (c *demuxCalculator) Process(cc *graph.CalculatorContext) error {
 		c.d = c.newDemuxer()
 		b = &pieceBatch{newSession: true}
 	case evData:
-		pieces := c.d.Feed(ev.data, ev.recvAt, nil)
+		// Sized for the record's packets (plus one completed from the
+		// previous record's remainder), so appending never reallocates.
+		pieces := c.d.Feed(ev.data, ev.recvAt, make([]mpegts.Packet, 0, len(ev.data)/mpegts.PacketSize+1))
 		if len(pieces) == 0 {
 			return nil
 		}
