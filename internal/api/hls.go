@@ -173,6 +173,9 @@ func (s *Server) registerHLS() {
 	params := []*huma.Param{
 		{Name: "stream_id", In: "path", Required: true, Description: "Stream id, e.g. vod-0123456789ab", Schema: &huma.Schema{Type: "string", Pattern: "^[A-Za-z0-9_-]{1,64}$"}},
 		{Name: "path", In: "path", Required: true, Description: "Object path below the stream, may contain slashes: master.m3u8, 720p/index.m3u8, 720p/seg_00001.ts, subs/720p/index.m3u8, subs/720p/1.vtt, meta/index.json", Schema: &huma.Schema{Type: "string"}},
+		{Name: "_HLS_msn", In: "query", Description: "Low-Latency HLS blocking playlist reload (live.m3u8 of an ll_hls stream): hold the request until the playlist holds media sequence number _HLS_msn; 400 when it is more than two past the last segment, 503 with Retry-After when it does not come within three target durations", Schema: &huma.Schema{Type: "integer", Minimum: new(float64)}},
+		{Name: "_HLS_part", In: "query", Description: "With _HLS_msn: hold until part _HLS_part (from 0) of that segment is listed; 400 without _HLS_msn", Schema: &huma.Schema{Type: "integer", Minimum: new(float64)}},
+		{Name: "_HLS_skip", In: "query", Description: "YES or v2: answer with a delta update, older segments replaced by EXT-X-SKIP (up to CAN-SKIP-UNTIL, six target durations, from the end)", Schema: &huma.Schema{Type: "string", Enum: []any{"YES", "v2"}}},
 	}
 	binary := func(desc string) *huma.Response {
 		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{
@@ -195,6 +198,7 @@ func (s *Server) registerHLS() {
 		"400": problem("Path is not a clean relative object path (traversal, backslash, encoded tricks)"),
 		"404": problem("No such object"),
 		"416": problem("Range not satisfiable"),
+		"503": problem("Low-Latency HLS: the segment or part a blocking playlist reload asked for did not appear within three target durations (Retry-After)"),
 	}
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		s.api.OpenAPI().AddOperation(&huma.Operation{
@@ -206,7 +210,9 @@ func (s *Server) registerHLS() {
 				"byte ranges, ETag revalidation and CORS for browser players on other origins. " +
 				"For a stream with jobs, master.m3u8 gains a WebVTT subtitles rendition (from stt) and an " +
 				"EXT-X-SESSION-DATA io.weir.metadata, and subs/... (playlists, .vtt segments) and meta/... " +
-				"(index.json, playlists, .json segments) are generated from the jobs' results (docs/results.md).",
+				"(index.json, playlists, .json segments) are generated from the jobs' results (docs/results.md). " +
+				"The live.m3u8 of a Low-Latency HLS stream takes the delivery directives _HLS_msn, _HLS_part and " +
+				"_HLS_skip, and a request for the part its EXT-X-PRELOAD-HINT names is held until the part is written.",
 			Tags:       []string{"hls"},
 			Parameters: params,
 			Responses:  hlsResponses,
@@ -248,6 +254,9 @@ func (s *Server) serveHLS(w http.ResponseWriter, r *http.Request) {
 		// Uploaded originals live beside the title's HLS objects but are
 		// not part of what a title publishes.
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("HLS object %s not found: the uploaded original of %s is not served", key, id))
+		return
+	}
+	if s.serveLowLatency(w, r, key) {
 		return
 	}
 	if id, rest, _ := strings.Cut(key, "/"); s.timed != nil {

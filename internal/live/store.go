@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weir-media/weir/graph"
+	"github.com/weir-media/weir/internal/livewatch"
 	"github.com/weir-media/weir/internal/objstore"
 )
 
@@ -132,11 +133,17 @@ func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger
 }
 
 // putPlaylist replaces a playlist object (atomically: every store's Put is).
+// Handlers of this process holding a blocking playlist reload are woken
+// (internal/livewatch).
 func putPlaylist(ctx context.Context, objects objstore.Store, log *slog.Logger, key string, data []byte) error {
-	return retry(ctx, log, "writing "+key, func() error {
+	err := retry(ctx, log, "writing "+key, func() error {
 		_, err := objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentTypePlaylist)
 		return err
 	})
+	if err == nil {
+		livewatch.Notify(key)
+	}
+	return err
 }
 
 type writerCalculator struct {
