@@ -67,3 +67,50 @@ func TestLiveMasterCodecsSkipASegmentWithoutAKeyFrame(t *testing.T) {
 		t.Fatalf("live master lacks the video codec or picture size read from segment 2:\n%s", master)
 	}
 }
+
+// TestLiveMasterCodecsOfAnLLStreamComeFromItsInit: a Low-Latency HLS
+// stream's segments are fMP4 parts without parameter sets of their own;
+// the master's CODECS and RESOLUTION come from the EXT-X-MAP init segment.
+func TestLiveMasterCodecsOfAnLLStreamComeFromItsInit(t *testing.T) {
+	init, err := os.ReadFile("../hls/testdata/init.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracks, err := hls.ParseInit(init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	const id = "live-llcodecs"
+	if _, err := f.meta.CreateStream(f.ctx, metastore.Stream{ID: id, Kind: metastore.KindLive, Status: metastore.StatusLive}); err != nil {
+		t.Fatal(err)
+	}
+	f.put(id+"/init_0.mp4", init)
+	pl := hls.MediaPlaylist{TargetDuration: 2, Map: &hls.Map{URI: "init_0.mp4"}, PartTarget: 333 * time.Millisecond,
+		ServerControl: &hls.ServerControl{CanBlockReload: true}}
+	for i := range 2 {
+		key := fmt.Sprintf("%s/seg_%d.m4s", id, i)
+		f.put(key, []byte("moof"))
+		row := metastore.Segment{StreamID: id, ChunkIndex: int64(i), Sequence: int64(i), Key: key,
+			DurationUS: time.Second.Microseconds(), Size: 4, CreatedAt: f.clock()}
+		if err := f.meta.UpsertSegment(f.ctx, row); err != nil {
+			t.Fatal(err)
+		}
+		pl.Segments = append(pl.Segments, hls.Segment{URI: fmt.Sprintf("seg_%d.m4s", i), Duration: time.Second})
+	}
+	f.putPlaylist(id+"/live.m3u8", &pl)
+	f.addJob("job-llcodecs", id, metastore.JobRunning, "stt")
+
+	master := string(f.get(id, "master.m3u8").Body)
+	for _, tr := range tracks {
+		if tr.Codec != "" && !strings.Contains(master, tr.Codec) {
+			t.Errorf("master lacks %s codec %s", tr.Kind, tr.Codec)
+		}
+		if tr.Kind == "video" && !strings.Contains(master, fmt.Sprintf("RESOLUTION=%dx%d", tr.Width, tr.Height)) {
+			t.Errorf("master lacks RESOLUTION=%dx%d", tr.Width, tr.Height)
+		}
+	}
+	if t.Failed() {
+		t.Logf("tracks %+v\n%s", tracks, master)
+	}
+}

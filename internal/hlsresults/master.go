@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -144,7 +145,12 @@ func (s *Service) measuredVariant(ctx context.Context, streamID, rendition, uri 
 	v := hls.Variant{URI: uri,
 		Bandwidth:        max(hls.PeakBitrate(sizes, time.Duration(media.TargetDurationSeconds())*time.Second), 1),
 		AverageBandwidth: hls.AverageBitrate(sizes)}
-	if len(keys) > 0 {
+	if media.Map != nil {
+		// fMP4 (a Low-Latency HLS stream): the init segment says it all.
+		if lv, err := s.initVariant(ctx, path.Join(path.Dir(streamID+"/"+uri), media.Map.URI)); err == nil {
+			v.Codecs, v.Width, v.Height = lv.codecs, lv.width, lv.height
+		}
+	} else if len(keys) > 0 {
 		cacheKey := streamID
 		if rendition != "" {
 			cacheKey += "/" + rendition
@@ -178,6 +184,37 @@ func (s *Service) liveVariant(ctx context.Context, streamID string, keys []strin
 		}
 	}
 	return lv
+}
+
+// initVariant reads the codecs and picture size of an fMP4 rendition from
+// its initialization segment (object key), video first.
+func (s *Service) initVariant(ctx context.Context, key string) (liveVariant, error) {
+	if lv, ok := s.codecs.get(key); ok {
+		return lv, nil
+	}
+	data, err := s.readObject(ctx, key)
+	if err != nil {
+		return liveVariant{}, err
+	}
+	tracks, err := hls.ParseInit(data)
+	if err != nil {
+		s.Log.Warn("hls results: reading a live init segment's codecs", "key", key, "err", err)
+		return liveVariant{}, err
+	}
+	var lv liveVariant
+	for _, kind := range []string{"video", "audio"} {
+		for _, t := range tracks {
+			if t.Kind != kind || t.Codec == "" {
+				continue
+			}
+			lv.codecs = append(lv.codecs, t.Codec)
+			if kind == "video" && lv.width == 0 {
+				lv.width, lv.height = t.Width, t.Height
+			}
+		}
+	}
+	s.codecs.put(key, lv)
+	return lv, nil
 }
 
 // maxCodecProbes bounds the segments read to find a live stream's codecs.
