@@ -19,7 +19,7 @@ import (
 func (e *liveEnv) runTranscoder(holder string) (stop func()) {
 	e.t.Helper()
 	tr, err := liveladder.New(liveladder.Config{Meta: e.meta, Bus: e.client, Logger: e.log.With("holder", holder),
-		Holder: holder, LeaseTTL: 2 * time.Second, Preset: "ultrafast"})
+		Holder: holder, LeaseTTL: 2 * time.Second, Preset: "ultrafast", Registry: e.reg})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -79,9 +79,11 @@ func TestLadderRenditionsAlignWithTheSource(t *testing.T) {
 	needTool(t, "ffprobe")
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20})
 	e.runTranscoder("a")
+	// The media is made while the transcoder joins its group, as it has
+	// long joined before streams start in a running weir.
+	ts := makeTSSized(t, "320x240", 7, 25, "libx264", 0)
 	// 480p is taller than the 320x240 source: skipped, never upscaled.
 	st := e.newLadderStream("480p=1000k", "180p=300k", "120p=150k")
-	ts := makeTSSized(t, "320x240", 7, 25, "libx264", 0)
 	s := e.openSession(st.ID)
 	writeAll(t, s, ts)
 	if err := s.Close(context.Background(), false); err != nil {
@@ -132,6 +134,12 @@ func TestLadderRenditionsAlignWithTheSource(t *testing.T) {
 		t.Error("a rung taller than the source was made")
 	}
 	checkLadderMaster(t, e, st.ID, []string{"180p", "120p"}, []string{"240x180", "160x120"})
+	if n := counterValue(t, e.reg, "weir_liveladder_sessions_total"); n != 1 {
+		t.Errorf("weir_liveladder_sessions_total = %v, want 1", n)
+	}
+	if n := counterValue(t, e.reg, "weir_liveladder_output_bytes_total"); n <= 0 {
+		t.Errorf("weir_liveladder_output_bytes_total = %v", n)
+	}
 }
 
 // checkLadderMaster reads the stream's master as GET /hls/{id}/master.m3u8

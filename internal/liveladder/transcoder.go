@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-media/weir/internal/bus"
 	"github.com/weir-media/weir/internal/media/mpegts"
 	"github.com/weir-media/weir/internal/metastore"
@@ -43,6 +45,9 @@ type Config struct {
 	FFmpeg, Preset string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Registry receives the weir_liveladder_* metrics; nil registers
+	// nothing.
+	Registry prometheus.Registerer
 }
 
 // Transcoder makes the ABR ladders of live streams. It reads every stream
@@ -55,8 +60,9 @@ type Config struct {
 // transcoder that lost the stream. Each publisher session (from one
 // stream_init to its stream_eof) runs one ffmpeg for every rung at once.
 type Transcoder struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
 
 	mu      sync.Mutex
 	tasks   map[string]*task
@@ -89,7 +95,11 @@ func New(cfg Config) (*Transcoder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Transcoder{cfg: cfg, log: cfg.Logger.With("component", "live-ladder"),
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("live ladder metrics: %w", err)
+	}
+	return &Transcoder{cfg: cfg, log: cfg.Logger.With("component", "live-ladder"), metrics: m,
 		tasks: map[string]*task{}, skipped: map[string]bool{}}, nil
 }
 
@@ -255,6 +265,7 @@ func (t *Transcoder) task(ctx context.Context, id string) (*task, error) {
 	t.mu.Lock()
 	t.tasks[id] = tk
 	t.mu.Unlock()
+	t.metrics.streams.Inc()
 	return tk, nil
 }
 
@@ -303,6 +314,7 @@ type task struct {
 	// mu serialises handle and stop; lastActivity is when the last
 	// record came.
 	mu           sync.Mutex
+	stopped      bool
 	lastActivity time.Time
 	lastOffset   int64
 	seenOffset   bool
@@ -379,6 +391,7 @@ func (k *task) data(ctx context.Context, b []byte) error {
 	if k.sess != nil {
 		if err := k.sess.write(b); err != nil {
 			k.log.Warn("live ladder: ffmpeg failed; waiting for the next publisher session", "err", err)
+			k.tr.metrics.failures.Inc()
 			k.sess.kill()
 			k.sess = nil
 			k.noVideo = true
@@ -439,10 +452,17 @@ func (k *task) startSession(ctx context.Context, rungs []vod.Rung, portrait bool
 	}
 	rawKey := []byte(protocol.TypeRawStream)
 	lctx := k.held.Context()
+	counters := make([]prometheus.Counter, len(rungs))
+	for i, r := range rungs {
+		counters[i] = k.tr.metrics.bytes.WithLabelValues(r.Name)
+	}
 	sess, err := startSession(lctx, k.tr.cfg.FFmpeg, k.tr.cfg.Preset, rungs, portrait, func(i int, b []byte) error {
 		rec := &bus.Record{Topic: protocol.RenditionTopic(k.id, rungs[i].Name), Key: rawKey, Value: append([]byte(nil), b...),
 			Headers: []bus.Header{{Key: protocol.HeaderReceivedAt, Value: protocol.FormatReceivedAt(time.Now())}}}
 		err := k.produce(lctx, rec)
+		if err == nil {
+			counters[i].Add(float64(len(b)))
+		}
 		if err != nil {
 			k.failMu.Lock()
 			k.failed = cmpOr(k.failed, err)
@@ -454,6 +474,7 @@ func (k *task) startSession(ctx context.Context, rungs []vod.Rung, portrait bool
 		return fmt.Errorf("live ladder: %w", err)
 	}
 	k.sess = sess
+	k.tr.metrics.sessions.Inc()
 	return nil
 }
 
@@ -477,6 +498,7 @@ func (k *task) endSession(ctx context.Context) error {
 	if k.sess != nil {
 		if err := k.sess.finish(ctx); err != nil {
 			k.log.Warn("live ladder: ffmpeg ended badly", "err", err)
+			k.tr.metrics.failures.Inc()
 		}
 		k.sess = nil
 	}
@@ -519,6 +541,11 @@ func (k *task) quiet(d time.Duration) bool {
 func (k *task) stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	k.stopped = true
+	k.tr.metrics.streams.Dec()
 	if k.sess != nil {
 		k.sess.kill()
 		k.sess = nil

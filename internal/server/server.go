@@ -361,7 +361,7 @@ func (s *Server) startPipelines(ctx context.Context) error {
 	if s.roles.Has(RoleLiveLadder) {
 		var err error
 		s.ladder, err = liveladder.New(liveladder.Config{Meta: s.meta, Bus: s.bus, Holder: s.holder,
-			Preset: s.cfg.VODPreset, Logger: s.log})
+			Preset: s.cfg.VODPreset, Logger: s.log, Registry: s.reg})
 		if err != nil {
 			return fmt.Errorf("live ladder: %w", err)
 		}
