@@ -75,7 +75,9 @@ func runChild(args []string, profile string) int {
 // (weir ÷ kcat), each producer's CPU-s per GiB (user + system of the
 // process and its children, ffprobe included) and the broker's (this
 // process's CPU while the producer ran). WEIR_BENCH_INGEST_MIB sets
-// another size for a quick run.
+// another size for a quick run, WEIR_BENCH_INGEST_CHUNK another record
+// size in bytes for both (weir's --chunk-size; kcat refuses records over
+// about 1 MB).
 func BenchmarkIngestPull(b *testing.B) {
 	testenv.RequireTool(b, "ffmpeg", "ffprobe", "kcat")
 	size := int64(1 << 30)
@@ -86,13 +88,21 @@ func BenchmarkIngestPull(b *testing.B) {
 		}
 		size = int64(mib) << 20
 	}
+	chunk := protocol.DefaultChunkSize
+	if v := os.Getenv("WEIR_BENCH_INGEST_CHUNK"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > protocol.MaxChunkSize {
+			b.Fatalf("WEIR_BENCH_INGEST_CHUNK=%q: want a record size from 1 to %d bytes", v, protocol.MaxChunkSize)
+		}
+		chunk = n
+	}
 	dir := b.TempDir()
 	file, kcatInput := filepath.Join(dir, "big.ts"), filepath.Join(dir, "kcat.in")
-	records, sum := writeIngestBenchInputs(b, dir, file, kcatInput, size)
+	records, sum := writeIngestBenchInputs(b, dir, file, kcatInput, size, chunk)
 
 	var weir, kcat ingestRun
 	for i := 0; b.Loop(); i++ {
-		runWeir := func() { weir.add(benchWeirIngest(b, file, size, sum)) }
+		runWeir := func() { weir.add(benchWeirIngest(b, file, size, chunk, sum)) }
 		runKcat := func() { kcat.add(benchKcatProduce(b, kcatInput, records)) }
 		if i%2 == 0 {
 			runWeir()
@@ -132,10 +142,10 @@ var ingestBenchDelim = []byte("\x01weir\xfe-record-\xff\x02")
 
 // writeIngestBenchInputs makes a 3 s MPEG-TS clip with ffmpeg and writes it
 // repeated to file up to size bytes (MPEG-TS stays valid when
-// concatenated), and the same bytes cut into DefaultChunkSize records
+// concatenated), and the same bytes cut into records of chunkSize bytes
 // separated by ingestBenchDelim to kcatInput. It returns the number of
 // records and the file's hex MD5.
-func writeIngestBenchInputs(b *testing.B, dir, file, kcatInput string, size int64) (int, string) {
+func writeIngestBenchInputs(b *testing.B, dir, file, kcatInput string, size int64, chunkSize int) (int, string) {
 	b.Helper()
 	clip := filepath.Join(dir, "clip.ts")
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
@@ -161,7 +171,7 @@ func writeIngestBenchInputs(b *testing.B, dir, file, kcatInput string, size int6
 	}
 	fw, kw := bufio.NewWriterSize(f, 1<<20), bufio.NewWriterSize(k, 1<<20)
 	h := md5.New()
-	chunk := make([]byte, 0, protocol.DefaultChunkSize)
+	chunk := make([]byte, 0, chunkSize)
 	records := 0
 	flushChunk := func() {
 		if records > 0 {
@@ -246,14 +256,14 @@ var (
 
 // benchWeirIngest runs `weir ingest file` into a fresh broker and checks
 // that it reports every byte and the file's MD5.
-func benchWeirIngest(b *testing.B, file string, size int64, sum string) ingestRun {
+func benchWeirIngest(b *testing.B, file string, size int64, chunkSize int, sum string) ingestRun {
 	b.Helper()
 	const topic = "stream_bench_weir"
 	broker, c := benchBrokerFor(b, topic)
 	defer broker.Close()
 	defer c.Close()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), weirChildEnv+"="+strings.Join([]string{"ingest", file, "--kafka", broker.Addr(), "--topic", topic}, "\x1f"))
+	cmd.Env = append(os.Environ(), weirChildEnv+"="+strings.Join([]string{"ingest", file, "--kafka", broker.Addr(), "--topic", topic, "--chunk-size", strconv.Itoa(chunkSize)}, "\x1f"))
 	r, out := runProducer(b, cmd)
 	m, s := ingestBytesLine.FindSubmatch(out), ingestMD5Line.FindSubmatch(out)
 	if m == nil || string(m[1]) != strconv.FormatInt(size, 10) || s == nil || string(s[1]) != sum {
