@@ -13,6 +13,10 @@ import (
 // records it still has to read pile up in memory.
 const hashQueueBytes = 16 << 20
 
+// hashQueueRecords bounds the records waiting for the hasher, so tiny
+// chunks do not make a huge queue.
+const hashQueueRecords = 4096
+
 // hashSlot is one raw_stream record's place in the stream's MD5: the hasher
 // fills state, the MD5 state after the record's bytes, and then marks the
 // slot done by advancing hashQueue.hashed past seq.
@@ -41,10 +45,10 @@ type hashQueue struct {
 }
 
 // newHashQueue starts a hasher whose queue holds about hashQueueBytes of
-// chunkSize records. stop ends it.
+// chunkSize records, and at most hashQueueRecords. stop ends it.
 func newHashQueue(chunkSize int) *hashQueue {
 	q := &hashQueue{
-		jobs: make(chan *hashSlot, max(1, hashQueueBytes/max(chunkSize, 1))),
+		jobs: make(chan *hashSlot, min(hashQueueRecords, max(1, hashQueueBytes/max(chunkSize, 1)))),
 		sum:  md5.New(),
 	}
 	q.cond = sync.NewCond(&q.mu)
