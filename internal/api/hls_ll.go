@@ -285,6 +285,9 @@ func (s *Server) waitHintedPart(ctx context.Context, key string) {
 // as object keys, from the stream's stored master playlist ({id}/master.m3u8):
 // every variant but the playlist itself. None without a master.
 func (s *Server) renditionSiblings(ctx context.Context, playlistKey string) []string {
+	if sib, ok := s.ladderSiblings(ctx, playlistKey); ok {
+		return sib // a live ABR ladder (hls_ladder.go)
+	}
 	dir := path.Dir(playlistKey)
 	streamID, _, _ := strings.Cut(playlistKey, "/")
 	rc, _, err := s.cfg.Objects.Get(ctx, streamID+"/master.m3u8")
@@ -323,7 +326,7 @@ func (s *Server) renditionReports(ctx context.Context, playlistKey string) []hls
 		if err != nil || len(p.Segments) == 0 {
 			continue
 		}
-		r := hls.RenditionReport{URI: strings.TrimPrefix(k, dir+"/"), LastMSN: uint64(lastMSN(p)), LastPart: -1}
+		r := hls.RenditionReport{URI: relativeURI(dir, k), LastMSN: uint64(lastMSN(p)), LastPart: -1}
 		if n := len(p.TrailingParts); n > 0 {
 			r.LastMSN, r.LastPart = uint64(lastMSN(p)+1), n-1
 		} else if n := len(p.Segments[len(p.Segments)-1].Parts); n > 0 {
