@@ -291,8 +291,14 @@ type llCutter struct {
 	lastDTS             time.Duration
 	haveLast            bool
 	frameDelta          time.Duration
-	nextDisc            bool
-	emitted             bool
+	// steps are the last decode time steps: the frame being placed is
+	// assumed to last the longest of them, so that a part whose frames
+	// alternate 33 and 34 ms (RTMP's millisecond clock) stays within the
+	// part target.
+	steps    [4]time.Duration
+	stepAt   int
+	nextDisc bool
+	emitted  bool
 
 	// anchor ties media time to wall-clock time for PROGRAM-DATE-TIME.
 	anchorWall time.Time
@@ -395,6 +401,7 @@ func (c *llCutter) frame(s fmp4.Sample, isVideo bool, vcfg *fmp4.H264Config, has
 			c.nextDisc = c.nextDisc || c.emitted
 		} else if step > 0 {
 			c.frameDelta = step
+			c.steps[c.stepAt%len(c.steps)], c.stepAt = step, c.stepAt+1
 		}
 	}
 	c.lastDTS, c.haveLast = s.DTS, true
@@ -426,7 +433,7 @@ func (c *llCutter) frame(s fmp4.Sample, isVideo bool, vcfg *fmp4.H264Config, has
 				return out, err
 			}
 			continued = true
-		case (s.DTS + c.frameDelta - c.partStart).Round(time.Millisecond) > c.partTarget.Round(time.Millisecond):
+		case (s.DTS + c.longStep() - c.partStart).Round(time.Millisecond) > c.partTarget.Round(time.Millisecond):
 			if out, err = c.closePart(s.DTS, out); err != nil {
 				return out, err
 			}
@@ -586,6 +593,15 @@ func (c *llCutter) closeSegment(at time.Time, final bool, out []llEvent) ([]llEv
 	}})
 	c.segData = nil
 	return out, nil
+}
+
+// longStep is the longest recent frame step (frameDelta before any).
+func (c *llCutter) longStep() time.Duration {
+	d := c.frameDelta
+	for _, st := range c.steps {
+		d = max(d, st)
+	}
+	return d
 }
 
 // flush closes what is open at the end of a session.
