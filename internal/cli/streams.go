@@ -357,6 +357,7 @@ type streamMetadata struct {
 	Gaps             int64                `json:"gaps"`
 	ChecksumFailures int64                `json:"checksum_failures"`
 	Playback         string               `json:"playback"`
+	Ladder           []string             `json:"ladder"`
 	Details          *live.Details        `json:"details"`
 }
 
@@ -423,6 +424,9 @@ func printStream(w io.Writer, md streamMetadata) error {
 		}
 	}
 	fmt.Fprintf(tw, "Playback\t%s\n", md.Playback)
+	if len(md.Ladder) > 0 {
+		fmt.Fprintf(tw, "Ladder\t%s (master.m3u8 lists them with the source)\n", strings.Join(md.Ladder, ", "))
+	}
 	return tw.Flush()
 }
 

@@ -141,6 +141,10 @@ func TestStreamsStartWithLadder(t *testing.T) {
 	if want := hs.URL + "/hls/" + id + "/master.m3u8 (480p=1400k, 360p=800k)"; !strings.Contains(res.stdout, want) {
 		t.Errorf("output lacks %q:\n%s", want, res.stdout)
 	}
+	res = runWeir(testContext(t), "streams", "show", id, "--server", hs.URL)
+	if want := "480p=1400k, 360p=800k (master.m3u8"; res.err != nil || !strings.Contains(res.stdout, want) {
+		t.Errorf("streams show lacks %q (%v):\n%s", want, res.err, res.stdout)
+	}
 	res = runWeir(testContext(t), "streams", "start", "--server", hs.URL, "--ladder", "360p=800k,480p=1400k")
 	if res.err == nil || !strings.Contains(res.stderr+res.err.Error(), "highest to the lowest") {
 		t.Fatalf("rungs out of order: %v\n%s%s", res.err, res.stdout, res.stderr)
