@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/weir-media/weir/internal/console"
 	"github.com/weir-media/weir/internal/hls"
@@ -129,6 +133,7 @@ func TestServeLowLatencyHLSFromAnRTMPPublish(t *testing.T) {
 	}
 	t.Logf("ffprobe of init + %d parts: %s", n, strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; "))
 
+	checkGohlslibPlays(t, started.Playback)
 	checkHLSJSPlaysLowLatency(t, base, started.Playback)
 
 	if code, raw := httpJSON(t, http.MethodPost, base+"/streams/"+started.ID+"/end", "", nil, nil); code != http.StatusAccepted {
@@ -201,4 +206,38 @@ func checkHLSJSPlaysLowLatency(t *testing.T, base, playlist string) {
 	}
 	t.Logf("hls.js low-latency: %.1f s played, %d parts listed, %d parts loaded, latency estimate %.2f s (noisy shared machine), errors %v",
 		st.Time, st.Parts, st.PartsLoaded, st.Latency, st.Errors)
+}
+
+// checkGohlslibPlays plays the LL playlist with gohlslib's client, which
+// reads the parts and uses blocking playlist reload, until it has 60 video
+// access units, some audio and three parts.
+func checkGohlslibPlays(t *testing.T, url string) {
+	t.Helper()
+	var v, a, parts, playlists atomic.Int64
+	c := &gohlslib.Client{URI: url,
+		OnDownloadPrimaryPlaylist: func(string) {},
+		OnDownloadStreamPlaylist:  func(string) { playlists.Add(1) },
+		OnDownloadSegment:         func(string) {},
+		OnDownloadPart:            func(string) { parts.Add(1) },
+	}
+	c.OnTracks = func(tracks []*gohlslib.Track) error {
+		for _, tr := range tracks {
+			switch tr.Codec.(type) {
+			case *hlscodecs.H264:
+				c.OnDataH26x(tr, func(int64, int64, [][]byte) { v.Add(1) })
+			case *hlscodecs.MPEG4Audio:
+				c.OnDataMPEG4Audio(tr, func(_ int64, aus [][]byte) { a.Add(int64(len(aus))) })
+			}
+		}
+		return nil
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitUntil(t, 60*time.Second, "gohlslib to play the LL stream from its parts", func() bool {
+		return v.Load() >= 60 && a.Load() > 0 && parts.Load() >= 3
+	})
+	t.Logf("gohlslib played %d video access units and %d audio frames; %d parts, %d playlist loads",
+		v.Load(), a.Load(), parts.Load(), playlists.Load())
 }
