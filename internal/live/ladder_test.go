@@ -400,3 +400,36 @@ func TestRenditionNextPartPassesEveryUsedNumber(t *testing.T) {
 		t.Errorf("after segment 4: %d, want %d", n, 6*8)
 	}
 }
+
+// TestLadderWaitsForADeadTranscodersLease: a transcoder that died holding
+// a stream's lease (killed: nothing released it) keeps the next one out
+// until the lease lapses; then the next one transcodes the stream, its
+// records stamped with a higher token.
+func TestLadderWaitsForADeadTranscodersLease(t *testing.T) {
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	ts := makeTSSized(t, "320x240", 4, 25, "libx264", 0)
+	st := e.newLadderStream("120p=150k")
+	ctx := context.Background()
+	dead, err := e.meta.AcquireLease(ctx, metastore.LiveLadderLeaseName(st.ID), "dead", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.runTranscoder("b")
+	s := e.openSession(st.ID)
+	writeAll(t, s, ts)
+	if err := s.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var rows []metastore.Segment
+	waitFor(t, 60*time.Second, "the rendition's segments", func() bool {
+		rows, err = e.meta.ListSegments(ctx, st.ID, "120p", 0, 0)
+		return err == nil && len(rows) >= 3
+	})
+	l, err := e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(st.ID))
+	if err != nil || l.Holder != "b" || l.Token <= dead.Token {
+		t.Fatalf("lease %+v (%v), want held by b with a token above the dead holder's %d", l, err, dead.Token)
+	}
+	if first := rows[0].CreatedAt; first.Sub(dead.Acquired) < 2*time.Second {
+		t.Errorf("the first rendition segment was listed %v after the dead holder took the lease, before it could lapse", first.Sub(dead.Acquired))
+	}
+}
