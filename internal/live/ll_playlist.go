@@ -2,11 +2,13 @@ package live
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
 )
 
 // llPlaylist is the low-latency side of a stream's playlist writer: the
@@ -21,10 +23,13 @@ type llPlaylist struct {
 	// inits are the segments that start an init segment (init_{n}.mp4),
 	// ascending: the first segment of the stream and every discontinuity.
 	inits []int64
+	// partRange is the first and last part of each segment in the window
+	// written by this packager, so its parts can go when it leaves.
+	partRange map[int64][2]int64
 }
 
 func newLLPlaylist(env *streamEnv) *llPlaylist {
-	l := &llPlaylist{partTarget: env.partTarget, nextPart: env.nextPart}
+	l := &llPlaylist{partTarget: env.partTarget, nextPart: env.nextPart, partRange: map[int64][2]int64{}}
 	for i, s := range env.segments {
 		if i == 0 || s.Discontinuity {
 			l.inits = append(l.inits, s.ChunkIndex)
@@ -47,6 +52,14 @@ func (l *llPlaylist) initOf(n int64) int64 {
 
 func (l *llPlaylist) addParts(parts []llPart) {
 	l.parts = append(l.parts, parts...)
+	for _, pt := range parts {
+		r, ok := l.partRange[pt.segment]
+		if !ok {
+			r[0] = pt.index
+		}
+		r[1] = pt.index
+		l.partRange[pt.segment] = r
+	}
 	if n := len(parts); n > 0 {
 		l.nextPart = parts[n-1].index + 1
 	}
@@ -160,4 +173,26 @@ func (c *playlistCalculator) publishParts(ctx context.Context, parts []llPart) e
 		return err
 	}
 	return putPlaylist(ctx, c.env.p.cfg.Objects, c.env.log, livePlaylistKey(c.env.prefix), data)
+}
+
+// dropParts deletes the parts of segments that left the live window: no
+// playlist lists them any more (vod.m3u8 lists segments), and the segment
+// holds the same bytes.
+func (c *playlistCalculator) dropParts(ctx context.Context, gone []metastore.Segment) {
+	if c.ll == nil {
+		return
+	}
+	for _, s := range gone {
+		r, ok := c.ll.partRange[s.ChunkIndex]
+		if !ok {
+			continue
+		}
+		delete(c.ll.partRange, s.ChunkIndex)
+		for k := r[0]; k <= r[1]; k++ {
+			key := partKey(c.env.prefix, k)
+			if err := c.env.p.cfg.Objects.Delete(ctx, key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+				c.env.log.Warn("live stream: deleting a part that left the window", "key", key, "err", err)
+			}
+		}
+	}
 }

@@ -148,3 +148,108 @@ func TestLowLatencyPackaging(t *testing.T) {
 		}
 	}
 }
+
+// TestLowLatencyReconnectStartsANewInit: a publisher that reconnects
+// (here with another picture size) gets a discontinuity, a new init
+// segment named by EXT-X-MAP before the segment it starts, and both
+// timelines decode from their own init (ffprobe).
+func TestLowLatencyReconnectStartsANewInit(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, makeTS30(t, 3))
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	sess = e.openSession(st.ID)
+	second := makeMedia(t, "mpegts", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=3",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "32k")
+	writeAll(t, sess, second)
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	text := e.getObject(st.ID + "/vod.m3u8")
+	vod, err := hls.ParseMediaPlaylist([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at int
+	for i, s := range vod.Segments {
+		if s.Discontinuity {
+			if at != 0 || s.Map == nil {
+				t.Fatalf("discontinuity at segment %d with map %+v:\n%s", i, s.Map, text)
+			}
+			at = i
+		} else if s.Map != nil {
+			t.Fatalf("EXT-X-MAP without a discontinuity at segment %d:\n%s", i, text)
+		}
+	}
+	if at < 2 || vod.Map == nil || vod.Segments[at].Map.URI == vod.Map.URI {
+		t.Fatalf("want a new init at the reconnect:\n%s", text)
+	}
+	for i, part := range [][]hls.Segment{vod.Segments[:at], vod.Segments[at:]} {
+		m := vod.Map.URI
+		if i == 1 {
+			m = vod.Segments[at].Map.URI
+		}
+		data := []byte(e.getObject(st.ID + "/" + m))
+		for _, s := range part {
+			data = append(data, e.getObject(st.ID+"/"+s.URI)...)
+		}
+		f := filepath.Join(t.TempDir(), "timeline.mp4")
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := strings.TrimSpace(probe(t, "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=width,nb_read_frames", "-of", "csv=p=0", f))
+		want := []string{"160,90", "320,90"}[i]
+		if out != want {
+			t.Errorf("timeline %d (init %s): ffprobe reads %q, want %q (width, frames)", i, m, out, want)
+		}
+	}
+}
+
+// TestLowLatencyPartsGoWithTheWindow: parts of segments that left the live
+// window are deleted; the window's parts and every segment stay.
+func TestLowLatencyPartsGoWithTheWindow(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 2, timeout: time.Minute})
+	st := e.newLLStream()
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, makeTS30(t, 6))
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	done := e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	final, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/live.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(final.Segments) != 2 {
+		t.Fatalf("final window of %d segments", len(final.Segments))
+	}
+	for _, s := range final.Segments {
+		for _, pt := range s.Parts {
+			if e.getObject(st.ID+"/"+pt.URI) == "" {
+				t.Errorf("part %s of the window is gone", pt.URI)
+			}
+		}
+	}
+	if e.getObject(partKey(st.ID, 0)) != "" {
+		t.Error("part 0, of a segment long out of the window, is still stored")
+	}
+	vod, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil || int64(len(vod.Segments)) != done.SegmentCount {
+		t.Fatalf("vod: %v", err)
+	}
+	for _, s := range vod.Segments {
+		if e.getObject(st.ID+"/"+s.URI) == "" {
+			t.Errorf("segment %s is gone", s.URI)
+		}
+	}
+}

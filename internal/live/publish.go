@@ -182,6 +182,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 		return err
 	}
 	c.retire(ctx, gone)
+	c.dropParts(ctx, gone)
 	return c.updateStream(ctx, metastore.StatusLive, nil)
 }
 
