@@ -386,6 +386,15 @@ func TestLadderRenditionsOfAnLLStreamGetParts(t *testing.T) {
 			t.Errorf("segment %d: rendition %v, source %v", i, vod.Segments[i].Duration, src.Segments[i].Duration)
 		}
 	}
+	// The master lists the LL rendition, its CODECS and RESOLUTION read
+	// from its init segment.
+	res, err := (&hlsresults.Service{Meta: e.meta, Objects: e.store}).Serve(context.Background(), st.ID, "master.m3u8")
+	if err != nil || res == nil {
+		t.Fatalf("master.m3u8: %v, %v", res, err)
+	}
+	if m := string(res.Body); !strings.Contains(m, "\n90p/vod.m3u8") || !strings.Contains(m, "RESOLUTION=120x90") || strings.Count(m, `CODECS="avc1.`) != 2 {
+		t.Errorf("master of the LL stream:\n%s", m)
+	}
 	t.Logf("rendition: %d segments, %d parts listed live; source %d segments", len(vod.Segments), len(live.Segments[0].Parts)+len(live.Segments[1].Parts), len(src.Segments))
 }
 
