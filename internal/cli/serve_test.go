@@ -2,7 +2,10 @@ package cli
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/weir-media/weir/internal/server"
 )
@@ -51,5 +54,40 @@ func TestServeListensOnLoopbackByDefault(t *testing.T) {
 		if err != nil || host != "127.0.0.1" {
 			t.Errorf("--%s defaults to %q, want 127.0.0.1:PORT", flag, addr)
 		}
+	}
+}
+
+// The Low-Latency HLS switches come from flags, WEIR_* variables or
+// weir.yaml like every other setting.
+func TestServeLowLatencyHLSSettings(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	load := func(args ...string) server.Config {
+		t.Helper()
+		cmd := newServeCmd()
+		if err := cmd.Flags().Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		var cfg server.Config
+		if err := loadConfig(cmd, "", &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	if cfg := load(); cfg.LiveLLHLS || cfg.LivePartTarget != 333*time.Millisecond {
+		t.Errorf("defaults: ll-hls %v, part target %v", cfg.LiveLLHLS, cfg.LivePartTarget)
+	}
+	if cfg := load("--live-ll-hls", "--live-part-target", "250ms"); !cfg.LiveLLHLS || cfg.LivePartTarget != 250*time.Millisecond {
+		t.Errorf("flags: ll-hls %v, part target %v", cfg.LiveLLHLS, cfg.LivePartTarget)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "weir.yaml"), []byte("live-ll-hls: true\nlive-part-target: 400ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := load(); !cfg.LiveLLHLS || cfg.LivePartTarget != 400*time.Millisecond {
+		t.Errorf("weir.yaml: ll-hls %v, part target %v", cfg.LiveLLHLS, cfg.LivePartTarget)
+	}
+	t.Setenv("WEIR_LIVE_PART_TARGET", "200ms")
+	if cfg := load(); cfg.LivePartTarget != 200*time.Millisecond {
+		t.Errorf("WEIR_LIVE_PART_TARGET: part target %v", cfg.LivePartTarget)
 	}
 }

@@ -151,6 +151,27 @@ func TestStreamsStartWithLadder(t *testing.T) {
 	}
 }
 
+func TestStreamsStartWithLLHLS(t *testing.T) {
+	hs, meta, _ := startStreamsServer(t)
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{{[]string{"--ll-hls"}, true}, {[]string{"--ll-hls=false"}, false}, {nil, false}} {
+		res := runWeir(testContext(t), append([]string{"streams", "start", "--server", hs.URL}, c.args...)...)
+		if res.err != nil {
+			t.Fatalf("streams start %v: %v\n%s", c.args, res.err, res.stderr)
+		}
+		id := streamIDPattern.FindString(res.stdout)
+		st, err := meta.GetStream(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(st.Details), `"ll_hls":true`); got != c.want {
+			t.Errorf("streams start %v: details %s, want ll_hls %v", c.args, st.Details, c.want)
+		}
+	}
+}
+
 func TestStreamsListShowAndEnd(t *testing.T) {
 	hs, meta, rec := startStreamsServer(t)
 	ctx := context.Background()
