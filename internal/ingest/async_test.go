@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,57 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPullOfAFileKeepsTheFileWindowInFlight checks that Pull of a file
+// keeps more than DefaultMaxInFlightBytes on their way (its window is
+// DefaultFileMaxInFlightBytes): the bus acknowledges what it holds only
+// once that is more than DefaultMaxInFlightBytes, or when nothing new came
+// for a second (stream_init, the end of the stream, or a writer stuck at a
+// smaller window).
+func TestPullOfAFileKeepsTheFileWindowInFlight(t *testing.T) {
+	clip := readFile(t, testMedia(t, "av.ts"))
+	data := []byte(strings.Repeat(string(clip), (DefaultMaxInFlightBytes*3/2)/len(clip)+1))
+	path := t.TempDir() + "/long.ts"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &asyncFake{fakeBus: newFakeBus()}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		last, since := -1, time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			p.mu.Lock()
+			n, cost := len(p.held), p.heldCost
+			p.mu.Unlock()
+			if n != last {
+				last, since = n, time.Now()
+			}
+			if cost > DefaultMaxInFlightBytes || (n > 0 && time.Since(since) > time.Second) {
+				p.ack(-1)
+				last = -1
+			}
+		}
+	}()
+	res, err := Pull(testCtx(t), PullOptions{Source: path, Topic: "stream_window", Logger: quietLogger()}, p)
+	if err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	if res.Stats.Bytes != int64(len(data)) || res.Stats.MD5 != md5hex(data) {
+		t.Errorf("Pull sent %d bytes, md5 %s; want %d, %s", res.Stats.Bytes, res.Stats.MD5, len(data), md5hex(data))
+	}
+	p.mu.Lock()
+	maxCost := p.maxCost
+	p.mu.Unlock()
+	if maxCost <= DefaultMaxInFlightBytes || maxCost > DefaultFileMaxInFlightBytes {
+		t.Errorf("at most %d bytes were in flight, want more than DefaultMaxInFlightBytes %d and at most DefaultFileMaxInFlightBytes %d",
+			maxCost, DefaultMaxInFlightBytes, DefaultFileMaxInFlightBytes)
 	}
 }
