@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -54,6 +55,8 @@ import (
 //	WEIR_BENCH_LIVE_PUBLISHERS  publisher counts (default "1,4,8,16")
 //	WEIR_BENCH_LIVE_CPUPROFILE  write a CPU profile of each window to this path
 //	                            (suffixed -N with the publisher count)
+//	WEIR_BENCH_LIVE_LL          1: every stream is Low-Latency HLS ("ll_hls": true,
+//	                            fMP4 parts of the default part target, 333 ms)
 //
 //	WEIR_BENCH_LIVE_WINDOW=60s go test -run '^$' -bench LiveRTMPPublishers -benchtime 1x ./internal/live
 func BenchmarkLiveRTMPPublishers(b *testing.B) {
@@ -87,6 +90,10 @@ func BenchmarkLiveRTMPPublishers(b *testing.B) {
 		b.Logf("media: %d bytes, %.2f Mbit/s; window %v", fi.Size(), float64(fi.Size())*8/seconds/1e6, window)
 	}
 	profile := os.Getenv("WEIR_BENCH_LIVE_CPUPROFILE")
+	ll := os.Getenv("WEIR_BENCH_LIVE_LL") == "1"
+	if ll {
+		b.Logf("LL-HLS: every stream packaged as Low-Latency HLS, part target %v", DefaultPartTarget)
+	}
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("publishers=%d", n), func(b *testing.B) {
 			var cpu, rss, p50, p99 float64
@@ -95,7 +102,7 @@ func BenchmarkLiveRTMPPublishers(b *testing.B) {
 				if profile != "" {
 					prof = fmt.Sprintf("%s-%d", profile, n)
 				}
-				r := runRTMPPublishers(b, media, n, window, prof)
+				r := runRTMPPublishers(b, media, n, window, prof, ll)
 				cpu, rss, p50, p99 = cpu+r.cpuPerStreamMin, max(rss, r.peakRSSMB), p50+r.p50, max(p99, r.p99)
 			}
 			k := float64(b.N)
@@ -122,13 +129,25 @@ func encodeMediaFile(t testing.TB, out string, args ...string) {
 }
 
 // runRTMPPublishers publishes media from n looping ffmpeg processes for
-// window, ends every stream and collects the figures.
-func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, profile string) rtmpLoadResult {
+// window, ends every stream and collects the figures; with ll the streams
+// are Low-Latency HLS.
+func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, profile string, ll bool) rtmpLoadResult {
 	e := newLiveEnv(b, envOptions{segment: 2 * time.Second, window: 6, timeout: time.Minute, persist: true,
 		statusInterval: push.DefaultStatusInterval})
 	streams := make([]metastore.Stream, n)
 	for i := range streams {
 		streams[i] = e.newStream("")
+		if ll {
+			// As POST /streams/start with "ll_hls": true does (newLLStream
+			// returns the row read back, whose key is the hash).
+			key := streams[i].PublishKey
+			streams[i].Details = json.RawMessage(`{"ll_hls":true}`)
+			st, err := e.meta.UpdateStream(context.Background(), streams[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			streams[i], streams[i].PublishKey = st, key
+		}
 	}
 	runs := make([]*ffmpegRun, n)
 	for i, st := range streams {
@@ -187,6 +206,10 @@ func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, 
 		vod := e.waitStatus(st.ID, metastore.StatusVOD, 2*time.Minute)
 		if least := int64(window/(2*time.Second)) - 2; vod.SegmentCount < least {
 			b.Fatalf("stream %s: %d segments from %v of media, want at least %d", st.ID, vod.SegmentCount, window, least)
+		}
+		var d Details
+		if ll && (json.Unmarshal(vod.Details, &d) != nil || !d.LowLatency || d.NextPart == 0) {
+			b.Fatalf("stream %s was started as LL-HLS but its details say %s", st.ID, vod.Details)
 		}
 	}
 	res.cpuPerStreamMin = cpu.Seconds() / (float64(n) * window.Minutes())

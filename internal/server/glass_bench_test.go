@@ -28,7 +28,7 @@ type glassMode struct {
 	name    string
 	segment time.Duration // --live-segment-duration
 	ll      bool          // LL-HLS: "ll_hls": true on POST /streams/start, hls.js lowLatencyMode
-	part    time.Duration // --live-part-target, when weir serve has it
+	part    time.Duration // --live-part-target
 }
 
 var glassModes = []glassMode{
@@ -69,8 +69,8 @@ func glassSeconds(b *testing.B) time.Duration {
 // the video stalled (its waiting event).
 //
 // Modes: hls-2s and hls-1s (standard HLS with that segment target) and
-// ll-hls (1 s segments, 300 ms parts), which is skipped while this
-// build's weir refuses "ll_hls" on POST /streams/start.
+// ll-hls (1 s segments, 300 ms parts, "ll_hls": true on POST
+// /streams/start).
 //
 //	go test -run '^$' -bench GlassToGlass -benchtime 2x ./internal/server/
 func BenchmarkGlassToGlass(b *testing.B) {
@@ -104,9 +104,6 @@ func runGlass(b *testing.B, bin, pageURL string, m glassMode) {
 		} `json:"publish"`
 	}
 	code, raw := glassPost(b, "http://"+p.http+"/streams/start", req, &started)
-	if m.ll && code >= 400 && code < 500 {
-		b.Skipf("LL-HLS: this weir refuses \"ll_hls\" on POST /streams/start (%d %s); the ll-hls mode runs once LL-HLS (issue 15 item 1) is on main", code, strings.TrimSpace(raw))
-	}
 	if code != http.StatusOK && code != http.StatusCreated {
 		b.Fatalf("POST /streams/start: %d %s", code, raw)
 	}
@@ -270,8 +267,8 @@ function glassStart(src, ll) {
 `
 
 // startGlassServer runs `weir serve` with everything in one process and
-// the mode's segment target (and part target, when this weir has
-// --live-part-target), and waits until it is ready. The longest segment
+// the mode's segment target (and part target for LL-HLS), and waits until
+// it is ready. The longest segment
 // is the target too, so EXT-X-TARGETDURATION is the target (the default,
 // twice the target, would set hls.js's live sync point, three target
 // durations from the live edge, twice as far back); the publisher's key
@@ -283,10 +280,8 @@ func startGlassServer(b *testing.B, bin string, m glassMode) *weirProc {
 	args := []string{"serve", "--data", filepath.Join(dir, "data"), "--http", p.http, "--kafka-listen", testenv.FreeAddr(b),
 		"--rtmp", p.rtmp, "--srt", p.srt, "--live-segment-duration", m.segment.String(),
 		"--live-max-segment-duration", m.segment.String(), "--log-level", "info"}
-	if m.ll && m.part > 0 {
-		if help, _ := exec.Command(bin, "serve", "--help").CombinedOutput(); strings.Contains(string(help), "--live-part-target") {
-			args = append(args, "--live-part-target", m.part.String())
-		}
+	if m.ll {
+		args = append(args, "--live-part-target", m.part.String())
 	}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
