@@ -83,6 +83,7 @@ type Session struct {
 type queued struct {
 	data []byte
 	at   time.Time
+	now  bool // WriteNow: do not wait out the hold
 }
 
 // OpenSession starts a stream on protocol.StreamTopic(opts.StreamID): it
@@ -129,8 +130,20 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 
 // Write queues a copy of data, received from the publisher at recvAt. It
 // blocks while the queue is full and returns the error that broke the
-// stream, if the bus failed.
+// stream, if the bus failed. The bytes may wait up to SessionOptions.Hold
+// for more to share their record.
 func (s *Session) Write(data []byte, recvAt time.Time) error {
+	return s.queue(data, recvAt, false)
+}
+
+// WriteNow is Write for bytes a viewer waits on, such as the key frame that
+// closes a segment: they and whatever waits with them go to the bus
+// without waiting out the hold.
+func (s *Session) WriteNow(data []byte, recvAt time.Time) error {
+	return s.queue(data, recvAt, true)
+}
+
+func (s *Session) queue(data []byte, recvAt time.Time, now bool) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
@@ -143,7 +156,7 @@ func (s *Session) Write(data []byte, recvAt time.Time) error {
 		return ErrClosed
 	}
 	select {
-	case s.ch <- queued{data: append([]byte(nil), data...), at: recvAt}:
+	case s.ch <- queued{data: append([]byte(nil), data...), at: recvAt, now: now}:
 		return nil
 	case <-s.done:
 		if err := s.Err(); err != nil {
@@ -207,7 +220,7 @@ func (s *Session) run() {
 			first = q
 		}
 		batch, at := first.data, first.at
-		batch, held, open = s.gather(batch, at)
+		batch, held, open = s.gather(batch, at, first.now)
 		s.stamp.set(at)
 		if _, err := s.w.Write(batch); err != nil {
 			s.fail(err)
@@ -245,10 +258,11 @@ func (s *Session) fail(err error) {
 
 // gather appends to batch (whose first bytes were received at at) the
 // writes queued behind it that were received within mergeSpan of at,
-// waiting for more until s.hold after at while the queue is empty. It
-// returns the batch, the first write too late to join it (nil if none),
-// and false once the queue is closed.
-func (s *Session) gather(batch []byte, at time.Time) ([]byte, *queued, bool) {
+// waiting for more until s.hold after at while the queue is empty, unless
+// a write of the batch came from WriteNow (now). It returns the batch, the
+// first write too late to join it (nil if none), and false once the queue
+// is closed.
+func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued, bool) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -265,11 +279,12 @@ func (s *Session) gather(batch []byte, at time.Time) ([]byte, *queued, bool) {
 				return batch, &q, true
 			}
 			batch = append(batch, q.data...)
+			now = now || q.now
 			continue
 		default:
 		}
 		wait := s.hold - time.Since(at)
-		if s.hold <= 0 || wait <= 0 {
+		if now || s.hold <= 0 || wait <= 0 {
 			return batch, nil, true
 		}
 		if timer == nil {
@@ -286,6 +301,7 @@ func (s *Session) gather(batch []byte, at time.Time) ([]byte, *queued, bool) {
 				return batch, &q, true
 			}
 			batch = append(batch, q.data...)
+			now = now || q.now
 		case <-timer.C:
 			return batch, nil, true
 		}

@@ -357,3 +357,30 @@ func waitRaw(t *testing.T, rec *recorder, id string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSessionWriteNowEndsTheHold: bytes written with WriteNow go out with
+// whatever waits with them at once, without waiting out the hold (here an
+// hour: the first write's receive time lies ahead).
+func TestSessionWriteNowEndsTheHold(t *testing.T) {
+	rec := newRecorder()
+	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-n", EngineID: "test", Hold: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background(), true)
+	at := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if err := s.Write([]byte("audio "), at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteNow([]byte("key frame"), at.Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	waitRaw(t, rec, "live-n", 1) // before Close: the hold did not run out
+	recs := rec.stream(protocol.StreamTopic("live-n"))
+	if got := string(rawBytes(recs)); got != "audio key frame" {
+		t.Fatalf("bytes on the bus %q, want %q in one record", got, "audio key frame")
+	}
+	if stamps, _ := rawStamps(t, recs); len(stamps) != 1 || !stamps[0].Equal(at) {
+		t.Fatalf("raw_stream stamps %v, want one record stamped %v", stamps, at)
+	}
+}

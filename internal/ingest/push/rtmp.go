@@ -18,6 +18,8 @@ import (
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/gortmplib/pkg/message"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-media/weir/internal/bus"
@@ -348,7 +350,9 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 	// zero (meaning now) for the rest.
 	var recvAt time.Time
 	var muxErr error
-	send := func(b []byte, err error) {
+	// write sends the remuxed bytes of one frame; key frames (which close
+	// segments) skip the session's hold.
+	write := func(key bool, b []byte, err error) {
 		if err != nil {
 			if muxErr == nil {
 				muxErr = err
@@ -360,17 +364,28 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 			if at.IsZero() {
 				at = time.Now()
 			}
-			if err := sess.Write(b, at); err != nil && muxErr == nil {
+			w := sess.Write
+			if key {
+				w = sess.WriteNow
+			}
+			if err := w(b, at); err != nil && muxErr == nil {
 				muxErr = err
 			}
 		}
 	}
+	send := func(b []byte, err error) { write(false, b, err) }
 	for _, t := range kept {
 		switch t.Codec.(type) {
 		case *rtmpcodecs.H264:
-			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { send(mux.WriteVideo(pts, dts, au)) })
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
+				b, err := mux.WriteVideo(pts, dts, au)
+				write(h264.IsRandomAccess(au), b, err)
+			})
 		case *rtmpcodecs.H265:
-			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) { send(mux.WriteVideo(pts, dts, au)) })
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) {
+				b, err := mux.WriteVideo(pts, dts, au)
+				write(h265.IsRandomAccess(au), b, err)
+			})
 		case *rtmpcodecs.MPEG4Audio:
 			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { send(mux.WriteAAC(pts, au)) })
 		case *rtmpcodecs.MPEG1Audio:
