@@ -3,7 +3,6 @@ package liveladder
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -206,5 +205,3 @@ func (t *tailBuffer) suffix() string {
 	}
 	return ": " + s
 }
-
-var errStopped = errors.New("transcoder stopped")
