@@ -43,6 +43,8 @@ type llPart struct {
 	duration    time.Duration
 	independent bool
 	init        int64 // the segment whose init segment it uses
+	// closedAt is when the ingest received the frame that closed it.
+	closedAt time.Time
 }
 
 func partURI(k int64) string                { return fmt.Sprintf("part_%d.m4s", k) }
@@ -88,6 +90,7 @@ type llCalculator struct {
 	holeBefore        bool
 	out               *storedBatch
 	ctx               context.Context
+	recvAt            time.Time // of the record being processed
 	warned            bool
 	lastInit          []byte
 }
@@ -115,7 +118,7 @@ func (c *llCalculator) Process(cc *graph.CalculatorContext) error {
 	if !ok {
 		return nil
 	}
-	c.ctx = cc.Context()
+	c.ctx, c.recvAt = cc.Context(), ev.recvAt
 	c.out = &storedBatch{}
 	c.pes = c.pes[:0]
 	var err error
@@ -186,7 +189,7 @@ func (c *llCalculator) emit(events []llEvent, err error) error {
 			if err := putObject(c.ctx, objects, c.env.log, partKey(c.env.prefix, k), ev.part.data); err != nil {
 				return err
 			}
-			c.out.parts = append(c.out.parts, llPart{index: k, segment: c.nextSeg, duration: ev.part.duration, independent: ev.part.independent, init: c.cut.initSeg})
+			c.out.parts = append(c.out.parts, llPart{index: k, segment: c.nextSeg, duration: ev.part.duration, independent: ev.part.independent, init: c.cut.initSeg, closedAt: c.recvAt})
 		case ev.seg != nil:
 			if err := c.storeSegment(ev.seg); err != nil {
 				return err

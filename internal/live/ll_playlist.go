@@ -172,7 +172,23 @@ func (c *playlistCalculator) publishParts(ctx context.Context, parts []llPart) e
 	if err != nil {
 		return err
 	}
-	return putPlaylist(ctx, c.env.p.cfg.Objects, c.env.log, livePlaylistKey(c.env.prefix), data)
+	if err := putPlaylist(ctx, c.env.p.cfg.Objects, c.env.log, livePlaylistKey(c.env.prefix), data); err != nil {
+		return err
+	}
+	c.partsListed(parts)
+	return nil
+}
+
+// partsListed counts parts now readable in the live playlist and their
+// publish latency.
+func (c *playlistCalculator) partsListed(parts []llPart) {
+	m, now := c.env.p.metrics, time.Now()
+	for _, pt := range parts {
+		m.parts.Inc()
+		if !pt.closedAt.IsZero() {
+			m.partLatency.Observe(max(now.Sub(pt.closedAt), 0).Seconds())
+		}
+	}
 }
 
 // dropParts deletes the parts of segments that left the live window: no

@@ -116,6 +116,15 @@ func TestLowLatencyPackaging(t *testing.T) {
 		t.Errorf("final live playlist: ended %v, hint %+v (%v)", final != nil && final.Ended, final, err)
 	}
 
+	if n := counterValue(t, e.reg, "weir_live_parts_written_total"); int64(n) != d.NextPart {
+		t.Errorf("weir_live_parts_written_total = %v, want %d", n, d.NextPart)
+	}
+	if n, sum, _ := histogramStats(t, e.reg, "weir_live_part_publish_latency_seconds"); int64(n) != d.NextPart {
+		t.Errorf("part publish latency observed %d times, want %d", n, d.NextPart)
+	} else {
+		t.Logf("part publish latency: mean %.1f ms over %d parts (shared machine)", sum/float64(n)*1000, n)
+	}
+
 	// ffprobe decodes init + every segment, and init + every part: all
 	// 180 frames either way.
 	init := e.getObject(st.ID + "/" + vod.Map.URI)

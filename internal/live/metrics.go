@@ -23,6 +23,10 @@ import (
 //	weir_live_segment_publish_latency_seconds    from the ingest receiving the key frame that
 //	                                             closes a segment to the playlist listing it
 //	                                             being readable
+//	weir_live_parts_written_total                LL-HLS parts written and listed
+//	weir_live_part_publish_latency_seconds       LL-HLS: from the ingest receiving the frame
+//	                                             that closes a part to the live playlist
+//	                                             listing it being readable
 //	weir_live_stream_last_segment_timestamp_seconds{stream}
 //	                                             per stream this process packages that has
 //	                                             received media: Unix time of its last listed
@@ -40,6 +44,8 @@ type metrics struct {
 	longCuts         prometheus.Counter
 	latency          prometheus.Histogram
 	lastSegment      *prometheus.GaugeVec
+	parts            prometheus.Counter
+	partLatency      prometheus.Histogram
 }
 
 // latencyBuckets resolve the tens of milliseconds the packager aims at.
@@ -88,6 +94,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the ingest receiving the key frame that closes a segment to the live playlist listing it being readable.",
 			Buckets: latencyBuckets,
 		}),
+		parts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_live_parts_written_total",
+			Help: "Low-Latency HLS parts written and listed in a live playlist.",
+		}),
+		partLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "weir_live_part_publish_latency_seconds",
+			Help:    "Low-Latency HLS: time from the ingest receiving the frame that closes a part to the live playlist listing it being readable.",
+			Buckets: latencyBuckets,
+		}),
 		lastSegment: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_live_stream_last_segment_timestamp_seconds",
 			Help: "Unix time of the last segment listed for each live stream this process packages, or of its first media while it has no segment yet.",
@@ -128,6 +143,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.lastSegment, err = prom.Register(reg, m.lastSegment); err != nil {
+		return nil, err
+	}
+	if m.parts, err = prom.Register(reg, m.parts); err != nil {
+		return nil, err
+	}
+	if m.partLatency, err = prom.Register(reg, m.partLatency); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -116,6 +116,9 @@ func (c *playlistCalculator) Process(cc *graph.CalculatorContext) error {
 			return err
 		}
 	}
+	if len(b.segs) > 0 && c.ll != nil {
+		c.partsListed(b.parts)
+	}
 	if b.end {
 		return c.finish(ctx)
 	}
