@@ -133,6 +133,22 @@ func TestServeLowLatencyHLSFromAnRTMPPublish(t *testing.T) {
 	}
 	t.Logf("ffprobe of init + %d parts: %s", n, strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; "))
 
+	if _, m := get(base + "/metrics"); len(m) > 0 {
+		var sum, count float64
+		for line := range strings.SplitSeq(string(m), "\n") {
+			if v, ok := strings.CutPrefix(line, "weir_live_part_publish_latency_seconds_sum "); ok {
+				fmt.Sscan(v, &sum)
+			}
+			if v, ok := strings.CutPrefix(line, "weir_live_part_publish_latency_seconds_count "); ok {
+				fmt.Sscan(v, &count)
+			}
+		}
+		if count == 0 {
+			t.Error("no part publish latency in /metrics")
+		} else {
+			t.Logf("part publish latency: mean %.1f ms over %.0f parts (the first ones wait for the RTMP track probe to hand over; shared, loaded machine)", sum/count*1000, count)
+		}
+	}
 	checkGohlslibPlays(t, started.Playback)
 	checkHLSJSPlaysLowLatency(t, base, started.Playback)
 
