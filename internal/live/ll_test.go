@@ -262,3 +262,26 @@ func TestLowLatencyPartsGoWithTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestLowLatencyH265BecomesAudioOnly: LL-HLS packages H.264 and AAC only;
+// an H.265 + AAC publisher gets an audio-only LL stream, not a failure.
+func TestLowLatencyH265BecomesAudioOnly(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, makeTS(t, 4, 25, "libx265", 0))
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	vod, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil || vod.Map == nil || len(vod.Segments) < 3 {
+		t.Fatalf("vod playlist %+v: %v", vod, err)
+	}
+	tracks, err := hls.ParseInit([]byte(e.getObject(st.ID + "/" + vod.Map.URI)))
+	if err != nil || len(tracks) != 1 || tracks[0].Kind != "audio" {
+		t.Fatalf("init tracks %+v (%v), want audio only", tracks, err)
+	}
+}
