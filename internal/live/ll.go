@@ -30,8 +30,12 @@ import (
 // few segments and of the segment in progress with a preload hint for the
 // next part (see llPlaylist).
 
-// DefaultPartTarget is the default low-latency part target.
-const DefaultPartTarget = 333 * time.Millisecond
+// DefaultPartTarget is the default low-latency part target; MinPartTarget
+// the shortest accepted (a part per frame or two is all overhead).
+const (
+	DefaultPartTarget = 333 * time.Millisecond
+	MinPartTarget     = 50 * time.Millisecond
+)
 
 // llPartSegments is how many complete segments keep their parts listed.
 const llPartSegments = 3

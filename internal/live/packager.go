@@ -78,7 +78,8 @@ type Config struct {
 	// stay). Zero keeps every segment, so the whole stream becomes VOD.
 	Retention time.Duration
 	// PartTarget is the longest part of a Low-Latency HLS stream (default
-	// DefaultPartTarget); streams whose details say "ll_hls": true (POST
+	// DefaultPartTarget, at least MinPartTarget, at most SegmentDuration);
+	// streams whose details say "ll_hls": true (POST
 	// /streams/start) are packaged as LL-HLS.
 	PartTarget time.Duration
 }
@@ -156,9 +157,14 @@ func NewPackager(cfg Config) (*Packager, error) {
 	if cfg.MaxSegmentDuration <= 0 {
 		cfg.MaxSegmentDuration = DefaultMaxSegmentFactor * cfg.SegmentDuration
 	}
-	if cfg.PartTarget <= 0 {
+	if cfg.PartTarget == 0 {
 		cfg.PartTarget = DefaultPartTarget
 	}
+	if cfg.PartTarget < MinPartTarget {
+		return nil, fmt.Errorf("live packager: part target %v: want at least %v", cfg.PartTarget, MinPartTarget)
+	}
+	// A part never outlasts a segment.
+	cfg.PartTarget = min(cfg.PartTarget, cfg.SegmentDuration)
 	if cfg.MaxSegmentDuration < cfg.SegmentDuration {
 		return nil, fmt.Errorf("live packager: max segment duration %v is below the segment duration %v", cfg.MaxSegmentDuration, cfg.SegmentDuration)
 	}

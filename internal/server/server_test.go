@@ -230,6 +230,8 @@ func TestStartFailsCleanlyOnBadSettings(t *testing.T) {
 		{"API token file missing", func(c *Config) { c.APITokenFile = filepath.Join(dir, "nope") }, "--api-token-file"},
 		{"API token file empty", func(c *Config) { c.APITokenFile = "/dev/null" }, "want one line holding the token"},
 		{"bad live ladder", func(c *Config) { c.LiveLadder = "360p=800k,480p=1400k" }, "--live-ladder: ladder rung"},
+		{"part target too short", func(c *Config) { c.LivePartTarget = 10 * time.Millisecond }, "part target 10ms: want at least 50ms"},
+		{"part target negative", func(c *Config) { c.LivePartTarget = -time.Second }, "part target -1s"},
 		{"engines dir missing", func(c *Config) { c.EnginesDir = filepath.Join(dir, "no-engines") }, "--engines-dir: engines dir: open"},
 		{"bad engine manifest", func(c *Config) { c.EnginesDir = enginesDir(t, "name: x\nengineMode: legacy\n") }, `bad.yaml: engine "x": engineMode: "legacy" is for engines that are not real-time`},
 	}
