@@ -61,10 +61,6 @@ type RenditionReport struct {
 	LastPart int
 }
 
-func (p *MediaPlaylist) lowLatency() bool {
-	return p.PartTarget > 0 || p.ServerControl != nil || p.PreloadHint != nil || len(p.TrailingParts) > 0 || p.SkippedSegments > 0 || len(p.RenditionReports) > 0
-}
-
 // checkLowLatency validates the LL-HLS fields before Encode writes anything.
 func (p *MediaPlaylist) checkLowLatency() error {
 	if p.PartTarget < 0 {

@@ -49,9 +49,6 @@ type storedSegment struct {
 	size             int64
 	sha256           string
 	checksumFailures int
-	// initIndex is the init segment (init_{n}.mp4) of a low-latency
-	// segment.
-	initIndex int64
 }
 
 // storedBatch is what LiveSegmentWriter emits.

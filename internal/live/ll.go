@@ -229,7 +229,7 @@ func (c *llCalculator) storeSegment(seg *cutSegment) error {
 	}
 	c.out.segs = append(c.out.segs, &storedSegment{
 		cutSegment: seg, index: c.nextSeg, key: key, size: int64(len(seg.Data)),
-		sha256: sum, checksumFailures: mismatches, initIndex: c.cut.initSeg,
+		sha256: sum, checksumFailures: mismatches,
 	})
 	c.nextSeg++
 	return nil
