@@ -288,7 +288,6 @@ func (s *Server) renditionSiblings(ctx context.Context, playlistKey string) []st
 	if sib, ok := s.ladderSiblings(ctx, playlistKey); ok {
 		return sib // a live ABR ladder (hls_ladder.go)
 	}
-	dir := path.Dir(playlistKey)
 	streamID, _, _ := strings.Cut(playlistKey, "/")
 	rc, _, err := s.cfg.Objects.Get(ctx, streamID+"/master.m3u8")
 	if err != nil {
@@ -309,7 +308,7 @@ func (s *Server) renditionSiblings(ctx context.Context, playlistKey string) []st
 			continue
 		}
 		k := path.Join(streamID, v)
-		if k != playlistKey && strings.HasPrefix(k, dir+"/") {
+		if k != playlistKey && strings.HasPrefix(k, streamID+"/") {
 			out = append(out, k)
 		}
 	}

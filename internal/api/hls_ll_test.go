@@ -176,6 +176,11 @@ func TestRenditionReportsComeFromTheMaster(t *testing.T) {
 	if r := p.RenditionReports[0]; r.URI != "480p/live.m3u8" || r.LastMSN != 5 || r.LastPart != 1 {
 		t.Fatalf("report %+v, want 480p/live.m3u8 at 5.1", r)
 	}
+	// From a rendition: the source, up one level.
+	p = parseLL(t, e.do("GET", "/hls/"+llID+"/480p/live.m3u8?_HLS_msn=3", nil))
+	if len(p.RenditionReports) != 1 || p.RenditionReports[0].URI != "../live.m3u8" || p.RenditionReports[0].LastMSN != 4 || p.RenditionReports[0].LastPart != 2 {
+		t.Fatalf("rendition's reports %+v, want ../live.m3u8 at 4.2", p.RenditionReports)
+	}
 }
 
 // FuzzParseLLQuery: any query string either parses into consistent
