@@ -37,6 +37,20 @@ var glassModes = []glassMode{
 	{name: "ll-hls", segment: time.Second, ll: true, part: 300 * time.Millisecond},
 }
 
+// glassPart is the ll-hls mode's part target (WEIR_GLASS_PART_TARGET, a
+// duration, default 300ms).
+func glassPart(b *testing.B, def time.Duration) time.Duration {
+	s := os.Getenv("WEIR_GLASS_PART_TARGET")
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		b.Fatalf("WEIR_GLASS_PART_TARGET=%q: want a duration such as 200ms", s)
+	}
+	return d
+}
+
 // glassSeconds is how long each iteration collects samples
 // (WEIR_GLASS_SECONDS, default 20).
 func glassSeconds(b *testing.B) time.Duration {
@@ -70,7 +84,7 @@ func glassSeconds(b *testing.B) time.Duration {
 //
 // Modes: hls-2s and hls-1s (standard HLS with that segment target) and
 // ll-hls (1 s segments, 300 ms parts, "ll_hls": true on POST
-// /streams/start).
+// /streams/start; WEIR_GLASS_PART_TARGET sets another part target).
 //
 //	go test -run '^$' -bench GlassToGlass -benchtime 2x ./internal/server/
 func BenchmarkGlassToGlass(b *testing.B) {
@@ -281,7 +295,7 @@ func startGlassServer(b *testing.B, bin string, m glassMode) *weirProc {
 		"--rtmp", p.rtmp, "--srt", p.srt, "--live-segment-duration", m.segment.String(),
 		"--live-max-segment-duration", m.segment.String(), "--log-level", "info"}
 	if m.ll {
-		args = append(args, "--live-part-target", m.part.String())
+		args = append(args, "--live-part-target", glassPart(b, m.part).String())
 	}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
