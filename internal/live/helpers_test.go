@@ -76,11 +76,13 @@ type liveEnv struct {
 }
 
 type envOptions struct {
-	segment   time.Duration
-	window    int
-	timeout   time.Duration
-	retention time.Duration
-	objects   func(objstore.Store) objstore.Store
+	segment time.Duration
+	// maxSegment is the longest segment (default 2 × segment).
+	maxSegment time.Duration
+	window     int
+	timeout    time.Duration
+	retention  time.Duration
+	objects    func(objstore.Store) objstore.Store
 	// persist keeps the broker's log in files, as weir serve does,
 	// instead of in memory.
 	persist bool
@@ -153,7 +155,7 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 	}
 	packager, err := NewPackager(Config{
 		Meta: meta, Objects: objects, Bus: client, Logger: log, Registry: reg,
-		SegmentDuration: o.segment, Window: o.window, PublisherTimeout: o.timeout,
+		SegmentDuration: o.segment, MaxSegmentDuration: o.maxSegment, Window: o.window, PublisherTimeout: o.timeout,
 		Retention: o.retention,
 	})
 	if err != nil {
@@ -207,7 +209,7 @@ func (e *liveEnv) startPackager() {
 	e.t.Helper()
 	p, err := NewPackager(Config{
 		Meta: e.meta, Objects: e.store, Bus: e.client, Logger: e.log, Registry: e.reg,
-		SegmentDuration: e.opts.segment, Window: e.opts.window, PublisherTimeout: e.opts.timeout,
+		SegmentDuration: e.opts.segment, MaxSegmentDuration: e.opts.maxSegment, Window: e.opts.window, PublisherTimeout: e.opts.timeout,
 		Retention: e.opts.retention,
 	})
 	if err != nil {

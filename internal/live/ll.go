@@ -40,6 +40,16 @@ const (
 // llPartSegments is how many complete segments keep their parts listed.
 const llPartSegments = 3
 
+// maxSpanSlack is how far the estimated end of the next frame may pass
+// maxSpan before the segment is cut before it. The estimate is the last
+// frame step, and RTMP's millisecond timestamps make 30 fps steps 33 or
+// 34 ms: without slack a key frame due exactly at maxSpan (segment target
+// = longest segment, key frame every target) was preceded by a cut on the
+// frame before it, and every later segment began mid-GOP with no part
+// INDEPENDENT. EXTINF stays within EXT-X-TARGETDURATION, which is maxSpan
+// rounded up to whole seconds.
+const maxSpanSlack = 5 * time.Millisecond
+
 // llPart is a part written to the object store.
 type llPart struct {
 	index       int64 // k in part_{k}.m4s
@@ -433,7 +443,7 @@ func (c *llCutter) frame(s fmp4.Sample, isVideo bool, vcfg *fmp4.H264Config, has
 			if out, err = c.closeSegment(at, false, out); err != nil {
 				return out, err
 			}
-		case elapsed+c.frameDelta > c.maxSpan:
+		case elapsed+c.frameDelta > c.maxSpan+maxSpanSlack:
 			// Key frames further apart than the longest segment: cut
 			// here and carry the group of pictures on.
 			if out, err = c.closeSegment(at, false, out); err != nil {

@@ -285,3 +285,51 @@ func TestLowLatencyH265BecomesAudioOnly(t *testing.T) {
 		t.Fatalf("init tracks %+v (%v), want audio only", tracks, err)
 	}
 }
+
+// TestLowLatencyKeyFramesAtTheLongestSegment packages media whose
+// timestamps went through FLV (RTMP's millisecond clock: 30 fps steps of 33
+// and 34 ms) into an LL stream whose longest segment equals its target and
+// its key frame interval. Every segment must start on a key frame, with its
+// first part INDEPENDENT: the rounding must not cut the frame before each
+// key frame off into a segment of its own.
+func TestLowLatencyKeyFramesAtTheLongestSegment(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, maxSegment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	flv := filepath.Join(t.TempDir(), "in.flv")
+	if err := os.WriteFile(flv, makeMedia(t, "flv", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=5",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=5",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "32k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := makeMedia(t, "mpegts", "-i", flv, "-c", "copy")
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, ts)
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 20*time.Second)
+	vod, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vod.Segments) < 4 {
+		t.Fatalf("%d segments for 5 s of media with a key frame a second", len(vod.Segments))
+	}
+	for i, s := range vod.Segments {
+		if s.Duration < 900*time.Millisecond && i < len(vod.Segments)-1 {
+			t.Errorf("segment %d (%s) lasts %v: cut before its key frame", i, s.URI, s.Duration)
+		}
+	}
+	live, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/live.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range live.Segments {
+		if len(s.Parts) > 0 && !s.Parts[0].Independent {
+			t.Errorf("segment %s: first part %s is not INDEPENDENT", s.URI, s.Parts[0].URI)
+		}
+	}
+}
