@@ -270,41 +270,34 @@ func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued,
 		}
 	}()
 	for {
+		var q queued
+		var ok bool
 		select {
-		case q, ok := <-s.ch:
-			if !ok {
-				return batch, nil, false
-			}
-			if q.at.Sub(at) > mergeSpan {
-				return batch, &q, true
-			}
-			batch = append(batch, q.data...)
-			now = now || q.now
-			continue
+		case q, ok = <-s.ch:
 		default:
-		}
-		wait := s.hold - time.Since(at)
-		if now || s.hold <= 0 || wait <= 0 {
-			return batch, nil, true
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case q, ok := <-s.ch:
-			if !ok {
-				return batch, nil, false
+			wait := s.hold - time.Since(at)
+			if now || s.hold <= 0 || wait <= 0 {
+				return batch, nil, true
 			}
-			if q.at.Sub(at) > mergeSpan {
-				return batch, &q, true
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
 			}
-			batch = append(batch, q.data...)
-			now = now || q.now
-		case <-timer.C:
-			return batch, nil, true
+			select {
+			case q, ok = <-s.ch:
+			case <-timer.C:
+				return batch, nil, true
+			}
 		}
+		if !ok {
+			return batch, nil, false
+		}
+		if q.at.Sub(at) > mergeSpan {
+			return batch, &q, true
+		}
+		batch = append(batch, q.data...)
+		now = now || q.now
 	}
 }
 
