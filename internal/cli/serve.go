@@ -102,7 +102,7 @@ docs/bus.md). Config comes from flags, then WEIR_* environment variables
 	f.Duration("source-read-timeout", 30*time.Second, "VOD imports and live pulls: longest wait for the next bytes of a response")
 	f.String("webhook-allow", "", "alert webhooks: loopback or private addresses (comma-separated CIDR ranges or addresses, such as 127.0.0.1,10.0.0.0/8) that rules may POST to; others are refused")
 	f.Duration("alerts-retry-for", 24*time.Hour, "alerts: how long a delivery is retried before it is dead-lettered, for rules that name no retry_for")
-	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of broker, ingest, packager, vod, chunker, engines, alerts, api")
+	f.String("roles", "all", "parts of weir this process runs: all, or a comma-separated list of "+roleNames())
 	return cmd
 }
 
@@ -114,4 +114,13 @@ func newLogger(level string) (*slog.Logger, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 	slog.SetDefault(log)
 	return log, nil
+}
+
+// roleNames lists every role weir serve knows, for --roles' help.
+func roleNames() string {
+	names := make([]string, len(server.AllRoles))
+	for i, r := range server.AllRoles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }

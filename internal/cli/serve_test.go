@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,16 @@ func TestServeLowLatencyHLSSettings(t *testing.T) {
 	t.Setenv("WEIR_LIVE_PART_TARGET", "200ms")
 	if cfg := load(); cfg.LivePartTarget != 200*time.Millisecond {
 		t.Errorf("WEIR_LIVE_PART_TARGET: part target %v", cfg.LivePartTarget)
+	}
+}
+
+// TestServeRolesHelpNamesEveryRole: --roles' help lists every role weir
+// serve accepts (it once lacked liveladder).
+func TestServeRolesHelpNamesEveryRole(t *testing.T) {
+	usage := newServeCmd().Flags().Lookup("roles").Usage
+	for _, r := range server.AllRoles {
+		if !strings.Contains(usage, string(r)) {
+			t.Errorf("--roles help %q does not name the %s role", usage, r)
+		}
 	}
 }
