@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // AddMode is how AddPacketToInputStream behaves when a graph input stream
@@ -37,6 +38,7 @@ type settings struct {
 	specs          []Spec
 	logger         *slog.Logger
 	name           string
+	spin           *time.Duration
 }
 
 func newSettings(opts []Option) *settings {
@@ -81,6 +83,14 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l
 
 // WithName names the graph in logs and metrics (default "graph").
 func WithName(name string) Option { return func(s *settings) { s.name = name } }
+
+// WithSpin sets how long a worker that ran out of calls keeps looking for
+// more (yielding to other goroutines) before it sleeps; 0 sleeps at once.
+// The default, DefaultSpin, suits a busy pipeline, where the next packet
+// comes sooner than a sleeping worker could be woken. A graph fed in
+// sparse batches (a live stream's records, tens of milliseconds apart)
+// only burns CPU spinning: give it 0.
+func WithSpin(d time.Duration) Option { return func(s *settings) { s.spin = &d } }
 
 type nodeState int
 
@@ -208,6 +218,7 @@ type Graph struct {
 	numThreads     int
 	maxQueue       int
 	reportDeadlock bool
+	spinFor        time.Duration // see WithSpin
 
 	// mu serialises the application's calls and idle handling; ext
 	// collects what they change for nodes (see scheduler.go).
@@ -279,7 +290,11 @@ func New(cfg *Config, opts ...Option) (*Graph, error) {
 		maxQueue:       cfg.MaxQueueSize,
 		reportDeadlock: cfg.ReportDeadlock,
 		addMode:        st.addMode,
+		spinFor:        DefaultSpin,
 		done:           make(chan struct{}),
+	}
+	if st.spin != nil {
+		g.spinFor = max(*st.spin, 0)
 	}
 	if g.name == "" {
 		g.name = "graph"

@@ -27,7 +27,7 @@ import (
 // wait in a shared queue that every worker takes from. So slow
 // calculators still run side by side on every worker, while fast ones
 // stay where their data is. A worker that runs out of calls spins for up
-// to spinFor (yielding) before it sleeps.
+// to its spin time (WithSpin, yielding) before it sleeps.
 
 // stealAfter is how long a call must be expected to take, or a worker be
 // stuck in one run, before the other workers may take the calls queued
@@ -38,9 +38,9 @@ const (
 	maxWatch   = time.Millisecond
 )
 
-// spinFor is how long a worker that ran out of calls waits for more
-// before it sleeps.
-const spinFor = 20 * time.Microsecond
+// DefaultSpin is how long a worker that ran out of calls waits for more
+// before it sleeps, unless WithSpin says otherwise.
+const DefaultSpin = 20 * time.Microsecond
 
 // workerQueue is one worker's queue of ready calls, guarded by its mu.
 type workerQueue struct {
@@ -254,12 +254,15 @@ func (w *workerQueue) wakeUp() bool {
 	return true
 }
 
-// spin waits up to spinFor for a call in w's queue or the shared one,
+// spin waits up to g.spinFor for a call in w's queue or the shared one,
 // yielding to other goroutines meanwhile, before the worker sleeps: it
 // reports whether one came. Parking a worker and waking it again costs
 // its thread a trip through the operating system's scheduler, more than
 // the usual gap between two batches of a busy pipeline.
 func (g *Graph) spin(w *workerQueue) bool {
+	if g.spinFor <= 0 {
+		return false
+	}
 	var start time.Duration
 	for k := 1; ; k++ {
 		if w.n.Load() > 0 || g.shared.n.Load() > 0 || g.stopWorkers.Load() {
@@ -269,7 +272,7 @@ func (g *Graph) spin(w *workerQueue) bool {
 			now := monoNow()
 			if start == 0 {
 				start = now
-			} else if now-start >= spinFor {
+			} else if now-start >= g.spinFor {
 				return false
 			}
 		}

@@ -125,7 +125,7 @@ func TestIdleWorkersSleepInsteadOfSpinning(t *testing.T) {
 		add(t, g, "s0", i, Timestamp(i))
 	}
 	idle(t, g)
-	// Workers spin for spinFor after their last call, then sleep: an
+	// Workers spin for DefaultSpin after their last call, then sleep: an
 	// idle graph costs (next to) no CPU. One spinning worker would burn
 	// the whole window.
 	const window = 300 * time.Millisecond
@@ -135,4 +135,42 @@ func TestIdleWorkersSleepInsteadOfSpinning(t *testing.T) {
 		t.Fatalf("an idle graph used %v of CPU in %v", used, window)
 	}
 	finish(t, g)
+}
+
+func TestWithSpinZeroSleepsAtOnceAndLosesNothing(t *testing.T) {
+	g := build(t, chainYAML(5), WithNumThreads(2), WithSpin(0))
+	if g.spinFor != 0 {
+		t.Fatalf("spinFor = %v with WithSpin(0)", g.spinFor)
+	}
+	rec := observe(t, g, "s5")
+	start(t, g, nil)
+	if g.spin(&workerQueue{}) {
+		t.Fatal("spin reported a call on an idle graph")
+	}
+	const n = 500
+	for i := range n {
+		add(t, g, "s0", i, Timestamp(i))
+		if i%50 == 0 {
+			idle(t, g) // let the workers run dry and sleep
+		}
+	}
+	finish(t, g)
+	got := rec.packets()
+	if len(got) != n {
+		t.Fatalf("observer got %d packets, want %d", len(got), n)
+	}
+	for i, p := range got {
+		if p.Timestamp() != Timestamp(i) || p.Value() != i {
+			t.Fatalf("packet %d is %v at %v", i, p.Value(), p.Timestamp())
+		}
+	}
+}
+
+func TestSpinDefaultsAndNegative(t *testing.T) {
+	if g := build(t, chainYAML(1)); g.spinFor != DefaultSpin {
+		t.Fatalf("default spinFor = %v, want %v", g.spinFor, DefaultSpin)
+	}
+	if g := build(t, chainYAML(1), WithSpin(-time.Second)); g.spinFor != 0 {
+		t.Fatalf("WithSpin(-1s) gave spinFor %v, want 0", g.spinFor)
+	}
 }

@@ -116,7 +116,9 @@ func init() {
 // between goroutines (and woke them) without doing more at once that
 // matters; a segment write holding up the demuxing of the records after
 // it changes nothing, since those records wait on the bus or in the
-// graph's input queue either way.
+// graph's input queue either way. Its worker sleeps as soon as it runs out
+// of calls (graph.WithSpin(0)): records come tens of milliseconds apart,
+// so spinning for the next one only burns CPU.
 func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
 	if env.ll {
 		return newLLStreamGraph(env)
@@ -130,7 +132,7 @@ func newStreamGraph(env *streamEnv) (*graph.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	return graph.New(cfg, graph.WithName("live-"+env.prefix), graph.WithLogger(env.log))
+	return graph.New(cfg, graph.WithName("live-"+env.prefix), graph.WithLogger(env.log), graph.WithSpin(0))
 }
 
 type demuxCalculator struct {

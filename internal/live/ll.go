@@ -91,7 +91,7 @@ func newLLStreamGraph(env *streamEnv) (*graph.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	return graph.New(cfg, graph.WithName("live-ll-"+env.prefix), graph.WithLogger(env.log))
+	return graph.New(cfg, graph.WithName("live-ll-"+env.prefix), graph.WithLogger(env.log), graph.WithSpin(0))
 }
 
 type llCalculator struct {
