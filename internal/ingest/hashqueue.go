@@ -34,9 +34,9 @@ type hashSlot struct {
 // slot, and whoever needs the MD5 of the acknowledged bytes waits for that
 // slot, which comes soon after: the hasher is never far behind.
 type hashQueue struct {
-	jobs chan *hashSlot
-	sum  hash.Hash // the hasher's only
-	next uint64    // seq of the next pushed slot; the writer's only (under its mutex)
+	jobs chan *hashSlot // nil when push hashes inline
+	sum  hash.Hash      // the hasher's only
+	next uint64         // seq of the next pushed slot; the writer's only (under its mutex)
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -45,13 +45,15 @@ type hashQueue struct {
 }
 
 // newHashQueue starts a hasher whose queue holds about hashQueueBytes of
-// chunkSize records, and at most hashQueueRecords. stop ends it.
-func newHashQueue(chunkSize int) *hashQueue {
-	q := &hashQueue{
-		jobs: make(chan *hashSlot, min(hashQueueRecords, max(1, hashQueueBytes/max(chunkSize, 1)))),
-		sum:  md5.New(),
-	}
+// chunkSize records, and at most hashQueueRecords. stop ends it. With
+// inline, there is no hasher: push hashes each record before returning.
+func newHashQueue(chunkSize int, inline bool) *hashQueue {
+	q := &hashQueue{sum: md5.New()}
 	q.cond = sync.NewCond(&q.mu)
+	if inline {
+		return q
+	}
+	q.jobs = make(chan *hashSlot, min(hashQueueRecords, max(1, hashQueueBytes/max(chunkSize, 1))))
 	go q.run()
 	return q
 }
@@ -62,33 +64,51 @@ func newHashQueue(chunkSize int) *hashQueue {
 func (q *hashQueue) push(data []byte) *hashSlot {
 	s := &hashSlot{q: q, seq: q.next, data: data}
 	q.next++
+	if q.jobs == nil {
+		q.hash(s)
+		return s
+	}
 	q.jobs <- s
 	return s
 }
 
 // stop lets the hasher finish what is queued and end. No push may follow.
-func (q *hashQueue) stop() { close(q.jobs) }
+func (q *hashQueue) stop() {
+	if q.jobs == nil {
+		q.finish()
+		return
+	}
+	close(q.jobs)
+}
 
 func (q *hashQueue) run() {
-	defer func() {
-		q.mu.Lock()
-		q.done = true
-		q.cond.Broadcast()
-		q.mu.Unlock()
-	}()
-	m := q.sum.(encoding.BinaryMarshaler)
+	defer q.finish()
 	for s := range q.jobs {
-		q.sum.Write(s.data)
-		state, err := m.MarshalBinary()
-		if err != nil {
-			panic(fmt.Sprintf("ingest: saving MD5 state: %v", err)) // crypto/md5 always can
-		}
-		s.state, s.data = state, nil
-		q.mu.Lock()
-		q.hashed = s.seq + 1
-		q.cond.Broadcast()
-		q.mu.Unlock()
+		q.hash(s)
 	}
+}
+
+// hash adds s's bytes to the sum, keeps the state after them in s and marks
+// s done.
+func (q *hashQueue) hash(s *hashSlot) {
+	q.sum.Write(s.data)
+	state, err := q.sum.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(fmt.Sprintf("ingest: saving MD5 state: %v", err)) // crypto/md5 always can
+	}
+	s.state, s.data = state, nil
+	q.mu.Lock()
+	q.hashed = s.seq + 1
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// finish marks the hasher stopped.
+func (q *hashQueue) finish() {
+	q.mu.Lock()
+	q.done = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
 }
 
 // state waits until s is hashed and returns the MD5 state after its bytes.

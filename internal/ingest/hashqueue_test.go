@@ -11,10 +11,17 @@ import (
 // against crypto/md5 run inline: for records of several sizes, pushed
 // faster than they are hashed (the queue holds fewer than are pushed), the
 // state of each slot, read after the hasher stopped or while it still
-// runs, is the MD5 state after exactly the bytes up to that record.
+// runs, is the MD5 state after exactly the bytes up to that record. An
+// inline queue (no hasher goroutine) gives the same states.
 func TestHashQueueGivesEachRecordTheStateAfterItsBytes(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) { testHashQueueStates(t, inline) })
+	}
+}
+
+func testHashQueueStates(t *testing.T, inline bool) {
 	const chunk = 4 << 20 // a queue of 4 records
-	q := newHashQueue(chunk)
+	q := newHashQueue(chunk, inline)
 	want := md5.New()
 	var slots []*hashSlot
 	var states [][]byte

@@ -108,6 +108,10 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 		MimeType:     mpegts.MimeType,
 		FFmpegFormat: mpegts.FFmpegFormat,
 		EngineID:     opts.EngineID,
+		// A live source's records are small and far apart: hashing
+		// each on the session's goroutine costs less than waking a
+		// hasher for it.
+		HashInline: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", opts.StreamID, err)

@@ -86,6 +86,13 @@ type StreamOptions struct {
 	// waits while it is reached, so memory stays bounded when the broker is
 	// slower than the source.
 	MaxInFlightBytes int
+	// HashInline computes the stream's MD5 on the goroutine that writes,
+	// record by record, instead of on a hasher goroutine of the writer's
+	// own. A live source (Session) writes small records tens of
+	// milliseconds apart: handing each to another goroutine, and waking
+	// it, costs more than hashing the record. A file or pull at full
+	// speed wants the hasher: hashing overlaps with producing.
+	HashInline bool
 
 	// Clock returns the current time, for timestampUTC, upTime and the
 	// heartbeat cadence; default time.Now. Tests pass a fake one.
@@ -559,9 +566,9 @@ func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) 
 	// while the records are on their way: it is the costliest step of
 	// ingest (about 750 MB/s), and neither this goroutine, which builds
 	// the records, nor the producer's single callback goroutine should
-	// carry it.
+	// carry it. With HashInline, push hashes on this goroutine.
 	if w.hq == nil {
-		w.hq = newHashQueue(w.opts.ChunkSize)
+		w.hq = newHashQueue(w.opts.ChunkSize, w.opts.HashInline)
 	}
 	batch = append(batch, outRecord{&bus.Record{
 		Topic: w.topic,
