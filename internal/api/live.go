@@ -234,8 +234,9 @@ func (s *Server) startStream(ctx context.Context, in *startInput) (*startOutput,
 	}
 	var details json.RawMessage
 	if ll {
-		// The packager reads it (live.Details.LowLatency) and keeps it.
-		details = json.RawMessage(`{"ll_hls":true}`)
+		// The push servers and the packager read it (Stream.Live), and
+		// the packager keeps it.
+		details, _ = json.Marshal(metastore.LiveSettings{LowLatency: true}) // cannot fail
 	}
 	key := newPublishKey()
 	st, err := s.newStream(ctx, metastore.Stream{

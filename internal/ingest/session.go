@@ -36,8 +36,9 @@ type SessionOptions struct {
 	// and video frames, a few milliseconds apart, then travel as one
 	// raw_stream record instead of one each, which costs the bus, the
 	// stream hash and the packager far less per byte. Bytes wait at most
-	// Hold (capped at mergeSpan, 20 ms) before they are on their way.
-	// Zero flushes at once.
+	// Hold (capped at MaxHold) before they are on their way; bytes from
+	// WriteNow do not wait, and start a record of their own. Zero
+	// flushes at once.
 	Hold time.Duration
 	// Lease, when set, is the metadata-store lease the writer holds on the
 	// stream (a publisher's "publish/{id}", a pull's "pull/{id}"): every
@@ -76,6 +77,7 @@ type Session struct {
 	mu     sync.Mutex
 	closed bool
 	hold   time.Duration
+	span   time.Duration // the widest spread of receive times in one record
 	err    atomic.Pointer[error]
 	bytes  atomic.Int64
 }
@@ -126,8 +128,9 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 		ch:    make(chan queued, opts.QueueLength),
 		done:  make(chan struct{}),
 		ctx:   ctx,
-		hold:  min(max(opts.Hold, 0), mergeSpan),
+		hold:  min(max(opts.Hold, 0), MaxHold),
 	}
+	s.span = max(s.hold, mergeSpan)
 	go s.run()
 	return s, nil
 }
@@ -141,8 +144,9 @@ func (s *Session) Write(data []byte, recvAt time.Time) error {
 }
 
 // WriteNow is Write for bytes a viewer waits on, such as the key frame that
-// closes a segment: they and whatever waits with them go to the bus
-// without waiting out the hold.
+// closes a segment: what waits for the hold goes to the bus at once, then
+// these bytes, in a record of their own (which carries their receive time,
+// not that of bytes held before them), with whatever queued behind them.
 func (s *Session) WriteNow(data []byte, recvAt time.Time) error {
 	return s.queue(data, recvAt, true)
 }
@@ -202,11 +206,14 @@ func (s *Session) Close(ctx context.Context, forced bool) error {
 }
 
 // mergeSpan bounds how far apart the receive times of writes merged into
-// one bus write may be: the merged bytes carry the earliest one, so a
-// backlog (a bus that was slow, or an RTMP track probe handing over two
-// seconds of media at once) is written in pieces that each keep their own
-// receive time, within mergeSpan.
+// one bus write may be (or the hold, when longer): the merged bytes carry
+// the earliest one, so a backlog (a bus that was slow, or an RTMP track
+// probe handing over two seconds of media at once) is written in pieces
+// that each keep their own receive time, within mergeSpan.
 const mergeSpan = 20 * time.Millisecond
+
+// MaxHold caps SessionOptions.Hold: bytes never wait longer for company.
+const MaxHold = 250 * time.Millisecond
 
 func (s *Session) run() {
 	defer close(s.done)
@@ -261,11 +268,11 @@ func (s *Session) fail(err error) {
 }
 
 // gather appends to batch (whose first bytes were received at at) the
-// writes queued behind it that were received within mergeSpan of at,
+// writes queued behind it that were received within s.span of at,
 // waiting for more until s.hold after at while the queue is empty, unless
-// a write of the batch came from WriteNow (now). It returns the batch, the
-// first write too late to join it (nil if none), and false once the queue
-// is closed.
+// a write of the batch came from WriteNow (now). A WriteNow write behind
+// the batch's first ends it. It returns the batch, the first write that
+// does not join it (nil if none), and false once the queue is closed.
 func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued, bool) {
 	var timer *time.Timer
 	defer func() {
@@ -297,7 +304,7 @@ func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued,
 		if !ok {
 			return batch, nil, false
 		}
-		if q.at.Sub(at) > mergeSpan {
+		if q.at.Sub(at) > s.span || (q.now && !now) {
 			return batch, &q, true
 		}
 		batch = append(batch, q.data...)

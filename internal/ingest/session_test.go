@@ -290,14 +290,25 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // TestSessionHoldLetsLaterBytesShareARecord: with a hold, bytes written
 // while the session waits for more (here, after it took the first write
 // off its queue) join the first write's record, stamped with its receive
-// time; without one, the first write goes out alone as soon as the queue
+// time, if they were received within the hold (or 20 ms, when longer) of
+// it; without one, the first write goes out alone as soon as the queue
 // runs dry. The receive time lies ahead so that the hold cannot run out
 // before the second write, however slow the machine.
 func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
-	for _, hold := range []time.Duration{0, 20 * time.Millisecond} {
-		t.Run(fmt.Sprint("hold=", hold), func(t *testing.T) {
+	for _, c := range []struct {
+		hold, gap time.Duration
+		records   int
+	}{
+		{0, time.Millisecond, 2},
+		{20 * time.Millisecond, time.Millisecond, 1},
+		{200 * time.Millisecond, 150 * time.Millisecond, 1},
+		{20 * time.Millisecond, 150 * time.Millisecond, 2}, // too far apart to share a receive time
+		{time.Hour, 240 * time.Millisecond, 1},              // capped at MaxHold
+		{time.Hour, 260 * time.Millisecond, 2},
+	} {
+		t.Run(fmt.Sprint("hold=", c.hold, ",gap=", c.gap), func(t *testing.T) {
 			rec := newRecorder()
-			s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-h", EngineID: "test", Hold: hold})
+			s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-h", EngineID: "test", Hold: c.hold})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,11 +319,11 @@ func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
 			for len(s.ch) > 0 { // the session has taken the first write
 				time.Sleep(time.Millisecond)
 			}
-			if hold == 0 {
+			if c.hold == 0 {
 				// Without a hold the first write is flushed on its own.
 				waitRaw(t, rec, "live-h", 1)
 			}
-			if err := s.Write([]byte("second"), at.Add(time.Millisecond)); err != nil {
+			if err := s.Write([]byte("second"), at.Add(c.gap)); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Close(context.Background(), true); err != nil {
@@ -323,15 +334,14 @@ func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
 			if string(rawBytes(recs)) != "first second" {
 				t.Fatalf("bytes on the bus %q, want %q", rawBytes(recs), "first second")
 			}
-			want := 2
-			if hold > 0 {
-				want = 1
-			}
-			if len(stamps) != want {
-				t.Fatalf("%d raw_stream records, want %d", len(stamps), want)
+			if len(stamps) != c.records {
+				t.Fatalf("%d raw_stream records, want %d", len(stamps), c.records)
 			}
 			if !stamps[0].Equal(at) {
 				t.Errorf("first record stamped %v, want the first write's receive time %v", stamps[0], at)
+			}
+			if c.records == 2 && !stamps[1].Equal(at.Add(c.gap)) {
+				t.Errorf("second record stamped %v, want the second write's receive time %v", stamps[1], at.Add(c.gap))
 			}
 		})
 	}
@@ -358,12 +368,14 @@ func waitRaw(t *testing.T, rec *recorder, id string, n int) {
 	}
 }
 
-// TestSessionWriteNowEndsTheHold: bytes written with WriteNow go out with
-// whatever waits with them at once, without waiting out the hold (here an
-// hour: the first write's receive time lies ahead).
+// TestSessionWriteNowEndsTheHold: bytes written with WriteNow go out at
+// once, without waiting out the hold (here an hour: the first write's
+// receive time lies ahead), and so does what waited before them, in a
+// record of its own: the WriteNow bytes' record carries their own receive
+// time, and the bytes queued behind them join it.
 func TestSessionWriteNowEndsTheHold(t *testing.T) {
 	rec := newRecorder()
-	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-n", EngineID: "test", Hold: 20 * time.Millisecond})
+	s, err := OpenSession(context.Background(), rec, SessionOptions{StreamID: "live-n", EngineID: "test", Hold: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,15 +384,19 @@ func TestSessionWriteNowEndsTheHold(t *testing.T) {
 	if err := s.Write([]byte("audio "), at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteNow([]byte("key frame"), at.Add(time.Millisecond)); err != nil {
+	for len(s.ch) > 0 { // the session holds the first write
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.WriteNow([]byte("key frame"), at.Add(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	waitRaw(t, rec, "live-n", 1) // before Close: the hold did not run out
+	waitRaw(t, rec, "live-n", 2) // before Close: the hold did not run out
 	recs := rec.stream(protocol.StreamTopic("live-n"))
 	if got := string(rawBytes(recs)); got != "audio key frame" {
-		t.Fatalf("bytes on the bus %q, want %q in one record", got, "audio key frame")
+		t.Fatalf("bytes on the bus %q, want %q", got, "audio key frame")
 	}
-	if stamps, _ := rawStamps(t, recs); len(stamps) != 1 || !stamps[0].Equal(at) {
-		t.Fatalf("raw_stream stamps %v, want one record stamped %v", stamps, at)
+	stamps, _ := rawStamps(t, recs)
+	if len(stamps) != 2 || !stamps[0].Equal(at) || !stamps[1].Equal(at.Add(100*time.Millisecond)) {
+		t.Fatalf("raw_stream stamps %v, want %v then %v", stamps, at, at.Add(100*time.Millisecond))
 	}
 }

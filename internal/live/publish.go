@@ -35,11 +35,11 @@ type Details struct {
 	// FirstRetained is the first segment still stored when retention
 	// deletes old ones.
 	FirstRetained int64 `json:"first_retained_sequence"`
-	// LowLatency says the stream is packaged as Low-Latency HLS (fMP4
-	// parts); POST /streams/start sets it. NextPart is the number of the
-	// next part, so a packager taking the stream over goes on from it, and
-	// PartTargetMS the part target the playlist declares.
-	LowLatency   bool  `json:"ll_hls,omitempty"`
+	// LiveSettings says whether the stream is packaged as Low-Latency
+	// HLS (fMP4 parts); POST /streams/start sets it. NextPart is the
+	// number of the next part, so a packager taking the stream over goes
+	// on from it, and PartTargetMS the part target the playlist declares.
+	metastore.LiveSettings
 	NextPart     int64 `json:"next_part,omitempty"`
 	PartTargetMS int64 `json:"part_target_ms,omitempty"`
 }

@@ -125,6 +125,25 @@ type Stream struct {
 	Version int64 `json:"version"`
 }
 
+// LiveSettings are a live stream's packaging choices, kept in its Details:
+// POST /streams/start writes them, the RTMP, SRT and HTTP push servers and
+// the packager read them. The packager's own details (live.Details) embed
+// them and add its progress.
+type LiveSettings struct {
+	// LowLatency packages the stream as Low-Latency HLS (fMP4 parts).
+	LowLatency bool `json:"ll_hls,omitempty"`
+}
+
+// Live returns the stream's LiveSettings, read from its Details; Details
+// that are empty or do not parse give the zero settings.
+func (s Stream) Live() LiveSettings {
+	var l LiveSettings
+	if len(s.Details) > 0 {
+		_ = json.Unmarshal(s.Details, &l) // not a JSON object: no settings
+	}
+	return l
+}
+
 // Segment is one media segment of a stream, keyed by
 // (StreamID, Rendition, ChunkIndex). Rendition is "" for single-rendition
 // live streams and a ladder rung name ("720p") for VOD.

@@ -83,3 +83,12 @@ func watchStatus(ctx context.Context, streams StreamLookup, streamID string, int
 		}
 	}
 }
+
+// holdFor is the hold of a session of st: hold, but at most lowLatency when
+// st is packaged as Low-Latency HLS, whose parts wait for the bytes.
+func holdFor(st metastore.Stream, hold, lowLatency time.Duration) time.Duration {
+	if st.Live().LowLatency && hold > lowLatency {
+		return lowLatency
+	}
+	return hold
+}

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -353,5 +354,28 @@ func TestLongPublishOutlivesTheHandshakeDeadline(t *testing.T) {
 	ts := checkStream(t, e.rec.stream(protocol.StreamTopic(st.ID)), false)
 	if _, d := probeStreams(t, ts); d < 7.5 {
 		t.Fatalf("the publish was cut short: %.2f s of 8 s (%d bytes) reached the bus", d, len(ts))
+	}
+}
+
+// TestHoldForLowLatencyStreams: an RTMP publisher's frame hold applies to
+// standard streams; a stream packaged as Low-Latency HLS holds at most the
+// short hold, and "no hold" (negative) stays so.
+func TestHoldForLowLatencyStreams(t *testing.T) {
+	std := metastore.Stream{ID: "s"}
+	ll := metastore.Stream{ID: "l", Details: json.RawMessage(`{"ll_hls":true,"next_part":7}`)}
+	for _, c := range []struct {
+		st          metastore.Stream
+		hold, short time.Duration
+		want        time.Duration
+	}{
+		{std, DefaultFrameHold, DefaultHold, DefaultFrameHold},
+		{ll, DefaultFrameHold, DefaultHold, DefaultHold},
+		{ll, -1, DefaultHold, -1},
+		{ll, 5 * time.Millisecond, DefaultHold, 5 * time.Millisecond},
+		{metastore.Stream{Details: json.RawMessage(`not json`)}, DefaultFrameHold, DefaultHold, DefaultFrameHold},
+	} {
+		if got := holdFor(c.st, c.hold, c.short); got != c.want {
+			t.Errorf("holdFor(%s, %v, %v) = %v, want %v", c.st.Details, c.hold, c.short, got, c.want)
+		}
 	}
 }

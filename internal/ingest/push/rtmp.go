@@ -40,8 +40,17 @@ const (
 	// instead of many 10 KiB ones.
 	DefaultChunkSize = 64 << 10
 	// DefaultHold lets a publisher's bytes wait up to 20 ms for the next
-	// frames, so audio frames share records with video ones.
-	DefaultHold           = 20 * time.Millisecond
+	// frames, so audio frames share records with video ones. It is the
+	// hold of SRT and HTTP pushes, whose MPEG-TS weir passes on without
+	// finding the key frames in it, and of every Low-Latency HLS stream,
+	// whose parts wait for the bytes.
+	DefaultHold = 20 * time.Millisecond
+	// DefaultFrameHold is an RTMP publisher's hold: RTMP hands weir
+	// frames, and its key frames (which close segments) skip the hold,
+	// so a longer one delays no segment while it puts about six frames
+	// in a record instead of one or two, which is what the live path's
+	// CPU is spent on (records framed, produced, stored, fetched, fed).
+	DefaultFrameHold      = 200 * time.Millisecond
 	DefaultStatusInterval = 2 * time.Second
 	DefaultLeaseTTL       = 10 * time.Second
 	// closeTimeout bounds the last bus records of a session whose
@@ -82,10 +91,14 @@ type Config struct {
 	// ChunkSize is the most bytes per raw_stream record (default
 	// DefaultChunkSize).
 	ChunkSize int
-	// Hold is how long a publisher's bytes may wait for more to share
-	// their raw_stream record (ingest.SessionOptions.Hold; default
-	// DefaultHold, at most 20 ms); negative sends each write at once.
+	// Hold is how long an SRT or HTTP publisher's bytes may wait for
+	// more to share their raw_stream record (ingest.SessionOptions.Hold;
+	// default DefaultHold); negative sends each write at once.
 	Hold time.Duration
+	// FrameHold is Hold for RTMP publishers, whose key frames skip it
+	// (default DefaultFrameHold, at most ingest.MaxHold); negative sends
+	// each frame at once. A Low-Latency HLS stream holds at most Hold.
+	FrameHold time.Duration
 	// Holder names this process in publish leases (default
 	// metastore.DefaultHolder()); it must differ between processes.
 	Holder string
@@ -135,6 +148,9 @@ func (c *Config) check(kind, defaultAddr string) error {
 	}
 	if c.Hold == 0 {
 		c.Hold = DefaultHold
+	}
+	if c.FrameHold == 0 {
+		c.FrameHold = DefaultFrameHold
 	}
 	if c.Holder == "" {
 		c.Holder = metastore.DefaultHolder()
@@ -332,7 +348,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		StreamID:  st.ID,
 		EngineID:  "weir-rtmp",
 		ChunkSize: s.cfg.ChunkSize,
-		Hold:      s.cfg.Hold,
+		Hold:      holdFor(st, s.cfg.FrameHold, s.cfg.Hold),
 		Lease:     held,
 		Logger:    log,
 	})
