@@ -303,7 +303,7 @@ func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
 		{20 * time.Millisecond, time.Millisecond, 1},
 		{200 * time.Millisecond, 150 * time.Millisecond, 1},
 		{20 * time.Millisecond, 150 * time.Millisecond, 2}, // too far apart to share a receive time
-		{time.Hour, 240 * time.Millisecond, 1},              // capped at MaxHold
+		{time.Hour, 240 * time.Millisecond, 1},             // capped at MaxHold
 		{time.Hour, 260 * time.Millisecond, 2},
 	} {
 		t.Run(fmt.Sprint("hold=", c.hold, ",gap=", c.gap), func(t *testing.T) {
