@@ -49,12 +49,17 @@
 //
 // # Muxer
 //
-// A Muxer writes access units into MPEG-TS with mediacommon's mpegts.Writer:
-// H.264 or H.265 video and AAC or MPEG audio, as gortmplib delivers them
-// from an RTMP publisher (WriteVideo, WriteAAC, WriteMPEGAudio). It keeps the
-// parameter sets RTMP sends out of band and puts them in front of every key
-// frame, so a segment cut there decodes on its own. Every timestamp is
-// moved by TimestampOffset, so the clock reference never goes negative.
+// A Muxer writes access units into MPEG-TS: H.264 or H.265 video and AAC
+// or MPEG audio, as gortmplib delivers them from an RTMP publisher
+// (WriteVideo, WriteAAC, WriteMPEGAudio). It keeps the parameter sets RTMP
+// sends out of band and puts them in front of every key frame, so a
+// segment cut there decodes on its own, with the PAT and PMT. Every
+// timestamp is moved by TimestampOffset, so the clock reference never goes
+// negative. The transport packets are weir's own (tswriter.go), written
+// into one reused buffer: mediacommon's Writer, used before, built them bit
+// by bit and, when a publisher's first frame was audio, repeated the PAT
+// and PMT before every audio frame, which made it most of the RTMP remux's
+// CPU.
 //
 // An AudioRemuxer wraps a bare ADTS or MPEG audio byte stream (an Icecast
 // station) into MPEG-TS through a Muxer, timing frames by their sample

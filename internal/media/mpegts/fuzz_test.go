@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
 // demuxed is everything a demuxer hands out for one input.
@@ -141,6 +143,53 @@ func FuzzAudioRemuxer(f *testing.F) {
 			}
 			if len(out)%PacketSize != 0 {
 				t.Fatalf("%v: %d bytes written, not whole packets", c, len(out))
+			}
+		}
+	})
+}
+
+// FuzzMuxer writes arbitrary frames of arbitrary sizes and timestamps
+// (video as one NAL unit, audio as AAC or MPEG audio) and checks that every
+// write is whole transport packets and that the demuxer reads the result
+// without a continuity or section error.
+func FuzzMuxer(f *testing.F) {
+	f.Add([]byte{0x65, 1, 2, 3}, uint16(100), int64(0), true)
+	f.Add(bytes.Repeat([]byte{0x41}, 500), uint16(183), int64(1<<40), false)
+	f.Add([]byte{}, uint16(0), int64(-5), true)
+	f.Fuzz(func(t *testing.T, nal []byte, audioLen uint16, pts int64, mp3 bool) {
+		audio := MuxTrack{Codec: CodecAAC, AACConfig: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2}}
+		if mp3 {
+			audio = MuxTrack{Codec: CodecMPEGAudio}
+		}
+		m, err := NewMuxer(MuxTrack{Codec: CodecH264, ParameterSets: [][]byte{{0x67, 1}, {0x68, 2}}}, audio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Duration(pts % int64(time.Hour))
+		var out []byte
+		for i := range 3 {
+			b, err := m.WriteVideo(at, at, [][]byte{nal})
+			if err == nil {
+				out = append(out, b...)
+			}
+			frame := bytes.Repeat([]byte{byte(i)}, int(audioLen%4000))
+			if mp3 {
+				b, err = m.WriteMPEGAudio(at, frame)
+			} else {
+				b, err = m.WriteAAC(at, frame)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+			if len(out)%packetSize != 0 {
+				t.Fatalf("%d bytes written: not whole packets", len(out))
+			}
+		}
+		_, _, errs, _ := demuxAll(out, len(out))
+		for _, e := range errs {
+			if errors.Is(e, ErrContinuity) || errors.Is(e, ErrPSI) || errors.Is(e, ErrSync) {
+				t.Fatalf("reading the muxer's output: %v", e)
 			}
 		}
 	})

@@ -1,7 +1,6 @@
 package mpegts
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -9,8 +8,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	mccodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
 // TimestampOffset is added to every timestamp the muxer writes: sources
@@ -30,51 +27,62 @@ type MuxTrack struct {
 	AACConfig *mpeg4audio.AudioSpecificConfig
 }
 
-// Muxer writes access units into MPEG-TS with mediacommon's writer, one
-// call per access unit, returning the bytes to send on. It carries at most
-// one video and one audio track. H.264 and H.265 parameter sets, which RTMP
-// sends once out of band, are put in front of every key frame that lacks
-// them, so each segment cut there decodes on its own; the writer puts the
-// PAT and PMT in front of key frames too.
+// Muxer writes access units into MPEG-TS, one call per access unit,
+// returning the bytes to send on. It carries at most one video and one
+// audio track, on PIDs 0x100 and up in the order given, and writes the
+// PAT and the PMT at the start, in front of every video key frame, and,
+// without video, about every second of audio. H.264 and H.265 parameter
+// sets, which RTMP sends once out of band, are put in front of every key
+// frame that lacks them, so each segment cut there decodes on its own.
+// Every access unit gets an access unit delimiter when it has none; video
+// key frames set the random access indicator; the program clock rides on
+// the video track (every video PES) or, without video, on the audio.
 //
 // A Muxer is used by one goroutine.
 type Muxer struct {
-	buf          bytes.Buffer
-	w            *mcmpegts.Writer
-	video, audio *mcmpegts.Track
+	w            *tsWriter
+	video, audio *esInfo
 	videoCodec   Codec
 	audioCodec   Codec
 	params       [][]byte // SPS/PPS (H.264) or VPS/SPS/PPS (H.265)
+	adts         [7]byte  // the ADTS header of every AAC frame, length aside
+	pes          []byte   // the PES being built, reused
+	started      bool     // the first tables are written
 }
 
 // NewMuxer returns a muxer for tracks: at most one video track (H.264 or
 // H.265) and one audio track (AAC or MPEG audio).
 func NewMuxer(tracks ...MuxTrack) (*Muxer, error) {
 	m := &Muxer{}
-	var out []*mcmpegts.Track
+	var es []*esInfo
 	for _, t := range tracks {
 		var err error
 		switch t.Codec {
 		case CodecH264, CodecH265:
 			err = m.addVideo(t)
-			out = append(out, m.video)
 		case CodecAAC, CodecMPEGAudio:
 			err = m.addAudio(t)
-			out = append(out, m.audio)
 		default:
 			err = fmt.Errorf("cannot mux %v", t.Codec)
 		}
 		if err != nil {
 			return nil, err
 		}
+		e := m.video
+		if t.Codec == CodecAAC || t.Codec == CodecMPEGAudio {
+			e = m.audio
+		}
+		e.pid = firstESPID + uint16(len(es))
+		es = append(es, e)
 	}
-	if len(out) == 0 {
+	if len(es) == 0 {
 		return nil, errors.New("no tracks to mux")
 	}
-	m.w = &mcmpegts.Writer{W: &m.buf, Tracks: out}
-	if err := m.w.Initialize(); err != nil {
-		return nil, fmt.Errorf("mpeg-ts writer: %w", err)
+	pcr := m.audio
+	if m.video != nil {
+		pcr = m.video
 	}
+	m.w = newTSWriter(es, pcr.pid)
 	return m, nil
 }
 
@@ -82,14 +90,13 @@ func (m *Muxer) addVideo(t MuxTrack) error {
 	if m.video != nil {
 		return errors.New("more than one video track")
 	}
-	n := 2
-	var codec mccodecs.Codec = &mccodecs.H264{}
+	n, st := 2, byte(0x1b)
 	if t.Codec == CodecH265 {
-		n, codec = 3, &mccodecs.H265{}
+		n, st = 3, 0x24
 	}
 	m.params = make([][]byte, n)
 	copy(m.params, t.ParameterSets)
-	m.video, m.videoCodec = &mcmpegts.Track{Codec: codec}, t.Codec
+	m.video, m.videoCodec = &esInfo{streamType: st, streamID: streamIDVid}, t.Codec
 	return nil
 }
 
@@ -97,22 +104,32 @@ func (m *Muxer) addAudio(t MuxTrack) error {
 	if m.audio != nil {
 		return errors.New("more than one audio track")
 	}
-	var codec mccodecs.Codec = &mccodecs.MPEG1Audio{}
+	st := byte(0x03) // MPEG-1 audio
 	if t.Codec == CodecAAC {
 		if t.AACConfig == nil {
 			return errors.New("aac track without an AudioSpecificConfig")
 		}
-		codec = &mccodecs.MPEG4Audio{Config: *t.AACConfig}
+		c := t.AACConfig
+		hdr, err := mpeg4audio.ADTSPackets{{Type: c.Type, SampleRate: c.SampleRate,
+			ChannelConfig: c.ChannelConfig, ChannelCount: c.ChannelCount}}.Marshal() //nolint:staticcheck // ChannelCount as the config gives it
+		if err != nil {
+			return fmt.Errorf("aac track: %w", err)
+		}
+		copy(m.adts[:], hdr)
+		st = 0x0f
 	}
-	m.audio, m.audioCodec = &mcmpegts.Track{Codec: codec}, t.Codec
+	m.audio, m.audioCodec = &esInfo{streamType: st, streamID: streamIDAud}, t.Codec
 	return nil
 }
 
-// take returns the bytes written since the last call.
-func (m *Muxer) take() []byte {
-	b := bytes.Clone(m.buf.Bytes())
-	m.buf.Reset()
-	return b
+// begin starts the output of one call: the tables first, if none were
+// written yet.
+func (m *Muxer) begin() {
+	m.w.buf = m.w.buf[:0]
+	if !m.started {
+		m.w.writeTables()
+		m.started = true
+	}
 }
 
 // ticks converts a duration to 90 kHz clock ticks, offset by
@@ -123,25 +140,48 @@ func ticks(d time.Duration) int64 {
 
 // WriteVideo muxes one video access unit (NAL units without start codes,
 // as gortmplib delivers them). An access unit that only carries parameter
-// sets (RTMP's sequence header) updates them and writes nothing.
+// sets (RTMP's sequence header) updates them and writes nothing. The bytes
+// returned are valid until the next call.
 func (m *Muxer) WriteVideo(pts, dts time.Duration, au [][]byte) ([]byte, error) {
-	var err error
+	var key bool
 	switch m.videoCodec {
 	case CodecH264:
-		if au = m.h264Params(au); au != nil {
-			err = m.w.WriteH264(m.video, ticks(pts), ticks(dts), au)
+		if au = m.h264Params(au); au == nil {
+			return nil, nil
+		}
+		key = h264.IsRandomAccess(au)
+		if len(au[0]) == 0 || h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
+			au = append([][]byte{{byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}}, au...)
 		}
 	case CodecH265:
-		if au = m.h265Params(au); au != nil {
-			err = m.w.WriteH265(m.video, ticks(pts), ticks(dts), au)
+		if au = m.h265Params(au); au == nil {
+			return nil, nil
+		}
+		key = h265.IsRandomAccess(au)
+		if len(au[0]) == 0 || h265.NALUType(au[0][0]>>1&0x3f) != h265.NALUType_AUD_NUT {
+			au = append([][]byte{{byte(h265.NALUType_AUD_NUT) << 1, 1, 0x50}}, au...)
 		}
 	default:
 		return nil, errors.New("the muxer has no video track")
 	}
-	if err != nil {
-		return nil, fmt.Errorf("mux %v: %w", m.videoCodec, err)
+	n := 0
+	for _, nalu := range au {
+		n += 4 + len(nalu)
 	}
-	return m.take(), nil
+	p, d := ticks(pts), ticks(dts)
+	if p == d {
+		d = -1
+	}
+	m.pes = appendPESHeader(m.pes[:0], streamIDVid, p, d, n)
+	for _, nalu := range au {
+		m.pes = append(append(m.pes, 0, 0, 0, 1), nalu...)
+	}
+	m.begin()
+	if key {
+		m.w.writeTables()
+	}
+	m.w.writePES(m.video, m.pes, key, ticks(dts)-pcrLeadTicks)
+	return m.w.buf, nil
 }
 
 // h264Params records the SPS and PPS au carries and returns au with them
@@ -201,24 +241,48 @@ func (m *Muxer) h265Params(au [][]byte) [][]byte {
 	return au
 }
 
-// WriteAAC muxes one AAC access unit (raw, without an ADTS header).
+// WriteAAC muxes one AAC access unit (raw, without an ADTS header). The
+// bytes returned are valid until the next call.
 func (m *Muxer) WriteAAC(pts time.Duration, au []byte) ([]byte, error) {
 	if m.audioCodec != CodecAAC {
 		return nil, errors.New("the muxer has no aac track")
 	}
-	if err := m.w.WriteMPEG4Audio(m.audio, ticks(pts), [][]byte{au}); err != nil {
-		return nil, fmt.Errorf("mux aac: %w", err)
+	n := 7 + len(au)
+	if n > 1<<13-1 {
+		return nil, fmt.Errorf("mux aac: a frame of %d bytes is too long for ADTS", len(au))
 	}
-	return m.take(), nil
+	hdr := m.adts
+	hdr[3] = hdr[3]&0xfc | byte(n>>11)
+	hdr[4] = byte(n >> 3)
+	hdr[5] = byte(n&0x07)<<5 | hdr[5]&0x1f
+	m.pes = appendPESHeader(m.pes[:0], streamIDAud, ticks(pts), -1, n)
+	m.pes = append(append(m.pes, hdr[:]...), au...)
+	return m.writeAudio(pts), nil
 }
 
-// WriteMPEGAudio muxes one MPEG audio frame (header included).
+// WriteMPEGAudio muxes one MPEG audio frame (header included). The bytes
+// returned are valid until the next call.
 func (m *Muxer) WriteMPEGAudio(pts time.Duration, frame []byte) ([]byte, error) {
 	if m.audioCodec != CodecMPEGAudio {
 		return nil, errors.New("the muxer has no mpeg audio track")
 	}
-	if err := m.w.WriteMPEG1Audio(m.audio, ticks(pts), [][]byte{frame}); err != nil {
-		return nil, fmt.Errorf("mux mp3: %w", err)
+	m.pes = appendPESHeader(m.pes[:0], streamIDAud, ticks(pts), -1, len(frame))
+	m.pes = append(m.pes, frame...)
+	return m.writeAudio(pts), nil
+}
+
+// writeAudio writes the audio PES in m.pes; without video, the audio
+// carries the clock and, now and then, the tables.
+func (m *Muxer) writeAudio(pts time.Duration) []byte {
+	m.begin()
+	pcr := int64(-1)
+	if m.video == nil {
+		pcr = ticks(pts) - pcrLeadTicks
+		if m.w.sinceTable >= tablesEvery {
+			m.w.writeTables()
+		}
+		m.w.sinceTable++
 	}
-	return m.take(), nil
+	m.w.writePES(m.audio, m.pes, m.video == nil, pcr)
+	return m.w.buf
 }
