@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ type clientConfig struct {
 	sasl     Credentials
 	tls      *tls.Config
 	kgoOpts  []kgo.Opt
+	// dial, when set, opens the client's connections (Broker.InProcess).
+	dial func(ctx context.Context, network, host string) (net.Conn, error)
 }
 
 type clientOpt func(*clientConfig)
@@ -116,7 +119,13 @@ func NewClient(brokers []string, opts ...ClientOption) (*Client, error) {
 			return nil, err
 		}
 	}
+	if cfg.dial != nil && cfg.tls != nil {
+		return nil, errors.New("bus client: in-process connections (Broker.InProcess) cannot use TLS")
+	}
 	base = append(base, cfg.authOpts()...)
+	if cfg.dial != nil {
+		base = append(base, kgo.Dialer(cfg.dial))
+	}
 	if cfg.metrics != nil {
 		base = append(base, kgo.WithHooks(cfg.metrics.hooks()))
 	}

@@ -113,7 +113,8 @@ func newLiveEnv(t testing.TB, o envOptions) *liveEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { broker.Close() })
-	client, err := bus.NewClient([]string{broker.Addr()}, bus.WithLogger(log))
+	// In process, as weir serve's clients of its embedded broker are.
+	client, err := bus.NewClient([]string{broker.Addr()}, bus.WithLogger(log), broker.InProcess())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -428,7 +428,9 @@ func (s *Server) startBroker() error {
 		return fmt.Errorf("embedded kafka broker on %s: %w", cfg.KafkaListen, err)
 	}
 	s.brokers = []string{s.broker.Addr()}
-	s.busOpts = []bus.ClientOption{bus.WithSASL(s.broker.Superuser())}
+	// This process's own clients reach the broker through memory, not
+	// loopback TCP (bus.Broker.InProcess); other processes use TCP.
+	s.busOpts = []bus.ClientOption{bus.WithSASL(s.broker.Superuser()), s.broker.InProcess()}
 	kafkaDir := filepath.Join(cfg.Data, "kafka")
 	s.log.Info("the embedded broker requires a login",
 		"user", s.broker.Superuser().User, "credentials", filepath.Join(kafkaDir, bus.CredentialsFileName),
