@@ -68,18 +68,27 @@ type SessionOptions struct {
 //
 // A Session is used by one goroutine (the connection's).
 type Session struct {
-	w      *StreamWriter
-	stamp  *stampingBus
-	log    *slog.Logger
-	ch     chan queued
-	done   chan struct{}
-	ctx    context.Context
-	mu     sync.Mutex
-	closed bool
-	hold   time.Duration
-	span   time.Duration // the widest spread of receive times in one record
-	err    atomic.Pointer[error]
-	bytes  atomic.Int64
+	w     *StreamWriter
+	stamp *stampingBus
+	log   *slog.Logger
+	done  chan struct{}
+	ctx   context.Context
+	hold  time.Duration
+	span  time.Duration // the widest spread of receive times in one record
+	err   atomic.Pointer[error]
+	bytes atomic.Int64
+
+	// The queue: Write appends under mu and wakes the writing goroutine
+	// only when it may be waiting for that write (the queue was empty, or
+	// the write is a WriteNow); bytes that arrive during a hold just join
+	// the queue, so a publisher's frames cost no goroutine wake-up each.
+	mu      sync.Mutex
+	room    *sync.Cond // the queue has room, or the session ended
+	pending []queued
+	max     int // SessionOptions.QueueLength
+	closed  bool
+	failed  bool          // the bus failed: the queue takes nothing more
+	wake    chan struct{} // capacity 1
 }
 
 type queued struct {
@@ -125,12 +134,14 @@ func OpenSession(ctx context.Context, b bus.Bus, opts SessionOptions) (*Session,
 		w:     w,
 		stamp: stamp,
 		log:   opts.Logger.With("stream", opts.StreamID),
-		ch:    make(chan queued, opts.QueueLength),
 		done:  make(chan struct{}),
 		ctx:   ctx,
 		hold:  min(max(opts.Hold, 0), MaxHold),
+		max:   opts.QueueLength,
+		wake:  make(chan struct{}, 1),
 	}
 	s.span = max(s.hold, mergeSpan)
+	s.room = sync.NewCond(&s.mu)
 	go s.run()
 	return s, nil
 }
@@ -159,18 +170,31 @@ func (s *Session) queue(data []byte, recvAt time.Time, now bool) error {
 		return nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	for len(s.pending) >= s.max && !s.closed && !s.failed {
+		s.room.Wait()
+	}
+	if s.failed {
+		s.mu.Unlock()
+		return s.Err()
+	}
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
+	wake := len(s.pending) == 0 || now
+	s.pending = append(s.pending, queued{data: append([]byte(nil), data...), at: recvAt, now: now})
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
+	return nil
+}
+
+// signal wakes the writing goroutine if it waits.
+func (s *Session) signal() {
 	select {
-	case s.ch <- queued{data: append([]byte(nil), data...), at: recvAt, now: now}:
-		return nil
-	case <-s.done:
-		if err := s.Err(); err != nil {
-			return err
-		}
-		return ErrClosed
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -196,8 +220,9 @@ func (s *Session) Close(ctx context.Context, forced bool) error {
 		return ErrClosed
 	}
 	s.closed = true
-	close(s.ch)
+	s.room.Broadcast()
 	s.mu.Unlock()
+	s.signal()
 	<-s.done
 	if err := s.Err(); err != nil {
 		return s.w.Abort(ctx, err)
@@ -217,37 +242,22 @@ const MaxHold = 250 * time.Millisecond
 
 func (s *Session) run() {
 	defer close(s.done)
-	var held *queued // received too late to join the previous batch
-	open := true
 	for {
-		var first queued
-		if held != nil {
-			first, held = *held, nil
-		} else {
-			q, ok := <-s.ch
-			if !ok {
-				return
-			}
-			first = q
+		batch, at, ok := s.next()
+		if !ok {
+			return
 		}
-		batch, at := first.data, first.at
-		batch, held, open = s.gather(batch, at, first.now)
 		s.stamp.set(at)
 		if _, err := s.w.Write(batch); err != nil {
 			s.fail(err)
 			return
 		}
 		s.bytes.Add(int64(len(batch)))
-		// Flush when the queue ran dry (or the hold is over), and before
-		// bytes received later would share a record with these (and their
-		// receive time).
-		if s.hold > 0 || len(s.ch) == 0 || held != nil {
-			if err := s.w.Flush(s.ctx); err != nil {
-				s.fail(err)
-				return
-			}
-		}
-		if !open && held == nil {
+		// Flush: the hold is over, or the queue ran dry, or what is
+		// left was received too late to share these bytes' record (and
+		// their receive time).
+		if err := s.w.Flush(s.ctx); err != nil {
+			s.fail(err)
 			return
 		}
 	}
@@ -260,20 +270,22 @@ func (s *Session) fail(err error) {
 		s.log.Error("live stream: writing to the bus failed; the publisher will be dropped", "err", err)
 	}
 	s.err.Store(&err)
-	// Let a blocked Write return: drain what is left.
-	go func() {
-		for range s.ch {
-		}
-	}()
+	// Let a blocked Write return, and drop what is queued.
+	s.mu.Lock()
+	s.failed, s.pending = true, nil
+	s.room.Broadcast()
+	s.mu.Unlock()
 }
 
-// gather appends to batch (whose first bytes were received at at) the
-// writes queued behind it that were received within s.span of at,
-// waiting for more until s.hold after at while the queue is empty, unless
-// a write of the batch came from WriteNow (now). A WriteNow write behind
-// the batch's first ends it. It returns the batch, the first write that
-// does not join it (nil if none), and false once the queue is closed.
-func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued, bool) {
+// next waits for the next batch to write: the queued writes received
+// within s.span of the first, once the first has waited out the hold
+// (s.hold after its receive time), or at once when a WriteNow write is
+// queued, a write too late to join is, or the session is closing. A
+// WriteNow write behind the first ends the batch unless the batch has one
+// already, so it starts a record of its own. It returns the batch, the
+// receive time of its first bytes, and false once the session is closed
+// and its queue empty.
+func (s *Session) next() (batch []byte, at time.Time, ok bool) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -281,35 +293,66 @@ func (s *Session) gather(batch []byte, at time.Time, now bool) ([]byte, *queued,
 		}
 	}()
 	for {
-		var q queued
-		var ok bool
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			closed := s.closed || s.failed
+			s.mu.Unlock()
+			if closed {
+				return nil, time.Time{}, false
+			}
+			<-s.wake
+			continue
+		}
+		first := s.pending[0]
+		wait := s.hold - time.Since(first.at)
+		if s.hold <= 0 || wait <= 0 || s.closed || s.due() {
+			batch, at = s.take()
+			s.mu.Unlock()
+			return batch, at, true
+		}
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
 		select {
-		case q, ok = <-s.ch:
-		default:
-			wait := s.hold - time.Since(at)
-			if now || s.hold <= 0 || wait <= 0 {
-				return batch, nil, true
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			select {
-			case q, ok = <-s.ch:
-			case <-timer.C:
-				return batch, nil, true
-			}
+		case <-s.wake:
+		case <-timer.C:
 		}
-		if !ok {
-			return batch, nil, false
+	}
+}
+
+// due reports whether the queue holds a write that ends the hold: a
+// WriteNow one, or one received too late to share the first's record. s.mu
+// is held.
+func (s *Session) due() bool {
+	at := s.pending[0].at
+	for _, q := range s.pending {
+		if q.now || q.at.Sub(at) > s.span {
+			return true
 		}
+	}
+	return false
+}
+
+// take removes the next batch from the queue (see next). s.mu is held.
+func (s *Session) take() (batch []byte, at time.Time) {
+	first := s.pending[0]
+	batch, at = first.data, first.at
+	now, n := first.now, 1
+	for _, q := range s.pending[1:] {
 		if q.at.Sub(at) > s.span || (q.now && !now) {
-			return batch, &q, true
+			break
 		}
 		batch = append(batch, q.data...)
 		now = now || q.now
+		n++
 	}
+	clear(s.pending[:n])
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.room.Broadcast()
+	return batch, at
 }
 
 // stampingBus adds protocol.HeaderReceivedAt to the raw_stream records it

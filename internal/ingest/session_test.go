@@ -316,9 +316,7 @@ func TestSessionHoldLetsLaterBytesShareARecord(t *testing.T) {
 			if err := s.Write([]byte("first "), at); err != nil {
 				t.Fatal(err)
 			}
-			for len(s.ch) > 0 { // the session has taken the first write
-				time.Sleep(time.Millisecond)
-			}
+			waitQueued(s) // the session has seen the first write
 			if c.hold == 0 {
 				// Without a hold the first write is flushed on its own.
 				waitRaw(t, rec, "live-h", 1)
@@ -384,9 +382,7 @@ func TestSessionWriteNowEndsTheHold(t *testing.T) {
 	if err := s.Write([]byte("audio "), at); err != nil {
 		t.Fatal(err)
 	}
-	for len(s.ch) > 0 { // the session holds the first write
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s) // the session holds the first write
 	if err := s.WriteNow([]byte("key frame"), at.Add(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -398,5 +394,14 @@ func TestSessionWriteNowEndsTheHold(t *testing.T) {
 	stamps, _ := rawStamps(t, recs)
 	if len(stamps) != 2 || !stamps[0].Equal(at) || !stamps[1].Equal(at.Add(100*time.Millisecond)) {
 		t.Fatalf("raw_stream stamps %v, want %v then %v", stamps, at, at.Add(100*time.Millisecond))
+	}
+}
+
+// waitQueued waits until the session's writer has looked at its queue
+// since the last write (it took the write's wake-up), so that a write
+// after this one finds it waiting out the hold, not idle.
+func waitQueued(s *Session) {
+	for len(s.wake) > 0 {
+		time.Sleep(time.Millisecond)
 	}
 }
