@@ -85,16 +85,20 @@ type Session struct {
 	mu      sync.Mutex
 	room    *sync.Cond // the queue has room, or the session ended
 	pending []queued
-	max     int // SessionOptions.QueueLength
+	buf     []byte // the pending writes' bytes, in order; handed out, never reused
+	lastLen int    // the size of the last batch, to size buf
+	max     int    // SessionOptions.QueueLength
 	closed  bool
 	failed  bool          // the bus failed: the queue takes nothing more
 	wake    chan struct{} // capacity 1
 }
 
+// queued is one write waiting in the queue: its bytes are buf[end-n:end]
+// of the Session's buffer, where end is the sum of the sizes up to it.
 type queued struct {
-	data []byte
-	at   time.Time
-	now  bool // WriteNow: do not wait out the hold
+	n   int
+	at  time.Time
+	now bool // WriteNow: do not wait out the hold
 }
 
 // OpenSession starts a stream on protocol.StreamTopic(opts.StreamID): it
@@ -182,7 +186,11 @@ func (s *Session) queue(data []byte, recvAt time.Time, now bool) error {
 		return ErrClosed
 	}
 	wake := len(s.pending) == 0 || now
-	s.pending = append(s.pending, queued{data: append([]byte(nil), data...), at: recvAt, now: now})
+	if s.buf == nil {
+		s.buf = make([]byte, 0, max(s.lastLen+s.lastLen/4, len(data), 4<<10))
+	}
+	s.buf = append(s.buf, data...)
+	s.pending = append(s.pending, queued{n: len(data), at: recvAt, now: now})
 	s.mu.Unlock()
 	if wake {
 		s.signal()
@@ -248,18 +256,14 @@ func (s *Session) run() {
 			return
 		}
 		s.stamp.set(at)
-		if _, err := s.w.Write(batch); err != nil {
+		// Flushed at once (the hold is over, or the queue ran dry, or
+		// what is left was received too late to share these bytes'
+		// record and receive time), from the batch itself.
+		if err := s.w.writeFlush(s.ctx, batch); err != nil {
 			s.fail(err)
 			return
 		}
 		s.bytes.Add(int64(len(batch)))
-		// Flush: the hold is over, or the queue ran dry, or what is
-		// left was received too late to share these bytes' record (and
-		// their receive time).
-		if err := s.w.Flush(s.ctx); err != nil {
-			s.fail(err)
-			return
-		}
 	}
 }
 
@@ -272,7 +276,7 @@ func (s *Session) fail(err error) {
 	s.err.Store(&err)
 	// Let a blocked Write return, and drop what is queued.
 	s.mu.Lock()
-	s.failed, s.pending = true, nil
+	s.failed, s.pending, s.buf = true, nil, nil
 	s.room.Broadcast()
 	s.mu.Unlock()
 }
@@ -336,19 +340,28 @@ func (s *Session) due() bool {
 	return false
 }
 
-// take removes the next batch from the queue (see next). s.mu is held.
+// take removes the next batch from the queue (see next). s.mu is held. The
+// batch is the front of s.buf, handed over for good: the bytes queued
+// behind it, if any, move to a new buffer.
 func (s *Session) take() (batch []byte, at time.Time) {
 	first := s.pending[0]
-	batch, at = first.data, first.at
-	now, n := first.now, 1
+	at = first.at
+	now, n, size := first.now, 1, first.n
 	for _, q := range s.pending[1:] {
 		if q.at.Sub(at) > s.span || (q.now && !now) {
 			break
 		}
-		batch = append(batch, q.data...)
 		now = now || q.now
+		size += q.n
 		n++
 	}
+	batch = s.buf[:size:size]
+	if rest := s.buf[size:]; len(rest) > 0 {
+		s.buf = append(make([]byte, 0, max(cap(s.buf)-size, len(rest))), rest...)
+	} else {
+		s.buf = nil
+	}
+	s.lastLen = size
 	clear(s.pending[:n])
 	s.pending = append(s.pending[:0], s.pending[n:]...)
 	s.room.Broadcast()

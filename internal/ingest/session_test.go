@@ -405,3 +405,44 @@ func waitQueued(s *Session) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestWriteFlushCutsRecordsFromTheBytesGiven: bytes waiting for a whole
+// chunk go first, completed from the new ones; the rest go out as records
+// of at most a chunk, the last one short, and the stream's length and MD5
+// cover every byte once.
+func TestWriteFlushCutsRecordsFromTheBytesGiven(t *testing.T) {
+	rec := newRecorder()
+	w, err := NewStreamWriter(rec, "stream_wf", StreamOptions{ChunkSize: 10, MimeType: "video/mp2t", HashInline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := w.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	p := []byte("0123456789ABCDEFGHIJKLMNO") // 25 bytes
+	if err := w.writeFlush(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, r := range rec.stream("stream_wf") {
+		if raw, ok := r.msg.(*protocol.RawStream); ok {
+			sizes = append(sizes, len(raw.Data))
+		}
+	}
+	if want := []int{10, 10, 8}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Fatalf("raw_stream sizes %v, want %v", sizes, want)
+	}
+	if got := string(rawBytes(rec.stream("stream_wf"))); got != "abc"+string(p) {
+		t.Fatalf("bytes %q, want %q", got, "abc"+string(p))
+	}
+	if st := w.Stats(); st.Bytes != 28 || st.BytesRead != 28 {
+		t.Fatalf("stats %+v, want 28 bytes read and written", st)
+	}
+}

@@ -349,6 +349,34 @@ func (w *StreamWriter) write(p []byte, owned bool) (int, error) {
 	return total, nil
 }
 
+// writeFlush is Write of p, which the writer keeps (nothing may change it
+// afterwards), followed by Flush: p's bytes go out as records cut straight
+// from p, without a copy, after those waiting for a complete chunk.
+func (w *StreamWriter) writeFlush(ctx context.Context, p []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	w.stats.BytesRead += int64(len(p))
+	size := w.opts.ChunkSize
+	now := w.opts.Clock()
+	var batch []outRecord
+	if len(w.tail) > 0 {
+		n := min(size-len(w.tail), len(p))
+		w.tail = append(w.tail, p[:n]...)
+		p = p[n:]
+		batch = w.appendRaw(batch, bytes.Clone(w.tail), now)
+		w.tail = w.tail[:0]
+	}
+	for len(p) > 0 {
+		n := min(size, len(p))
+		batch = w.appendRaw(batch, p[:n:n], now)
+		p = p[n:]
+	}
+	return w.send(ctx, batch)
+}
+
 // Flush hands the bytes waiting for a complete chunk to the producer now,
 // as a shorter raw_stream record, for sources that want their bytes on the
 // bus (a live source about to wait for more). It does nothing when none

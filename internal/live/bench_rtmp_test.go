@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -54,6 +55,7 @@ import (
 //	WEIR_BENCH_LIVE_WINDOW      window length (default 20s; 60s for docs/benchmarks.md)
 //	WEIR_BENCH_LIVE_PUBLISHERS  publisher counts (default "1,4,8,16")
 //	WEIR_BENCH_LIVE_CPUPROFILE  write a CPU profile of each window to this path
+//	WEIR_BENCH_LIVE_MEMPROFILE  write an allocation profile (alloc_space over the window) to this path
 //	                            (suffixed -N with the publisher count)
 //	WEIR_BENCH_LIVE_LL          1: every stream is Low-Latency HLS ("ll_hls": true,
 //	                            fMP4 parts of the default part target, 333 ms)
@@ -177,10 +179,19 @@ func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, 
 			b.Fatal(err)
 		}
 	}
+	memProfile := ""
+	if mp := os.Getenv("WEIR_BENCH_LIVE_MEMPROFILE"); mp != "" {
+		memProfile = fmt.Sprintf("%s-%d", mp, n)
+		runtime.MemProfileRate = 64 << 10
+		writeHeapProfile(b, memProfile+".before")
+	}
 	lat0 := readLatencyHistogram(b, e)
 	cpu0 := cpuTime(b)
 	time.Sleep(window)
 	cpu := cpuTime(b) - cpu0
+	if memProfile != "" {
+		writeHeapProfile(b, memProfile)
+	}
 	lat := readLatencyHistogram(b, e)
 	if profile != "" {
 		pprof.StopCPUProfile()
@@ -292,4 +303,18 @@ func peakRSS(b *testing.B) float64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap profile (allocations since the start
+// included) to path; compare two with go tool pprof -base.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }
