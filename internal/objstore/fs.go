@@ -53,7 +53,12 @@ const (
 // the content type to application/octet-stream.
 //
 // All file access goes through an os.Root, so a symbolic link pointing
-// outside dir is never followed. Keys whose first segment is ".weir-objstore"
+// outside dir is never followed. On Linux, Put and Get resolve paths from
+// directory handles opened through that os.Root when the store opens (the
+// top directory, the temp and the sidecar directories), with openat2's
+// RESOLVE_BENEATH, which refuses the same escapes; what openat2 cannot
+// decide goes to the os.Root. The temp and sidecar directories must
+// therefore not be removed while the store is open. Keys whose first segment is ".weir-objstore"
 // are rejected with ErrInvalidKey. Because objects are files, FS cannot hold
 // both "a" and "a/b": the second Put fails with an error (S3 allows both).
 //
@@ -63,6 +68,7 @@ const (
 type FS struct {
 	dir       string
 	root      *os.Root
+	sys       *fsSys
 	locks     [fsLockStripes]sync.Mutex
 	lastMtime atomic.Int64
 }
@@ -101,7 +107,12 @@ func NewFS(dir string) (*FS, error) {
 			return nil, fmt.Errorf("file object store %s: %w", abs, err)
 		}
 	}
-	s := &FS{dir: abs, root: root}
+	sys, err := openSys(root)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("file object store %s: %w", abs, err)
+	}
+	s := &FS{dir: abs, root: root, sys: sys}
 	s.sweepTemps(time.Now().Add(-fsStaleTemp))
 	return s, nil
 }
@@ -110,7 +121,10 @@ func NewFS(dir string) (*FS, error) {
 func (s *FS) Dir() string { return s.dir }
 
 // Close releases the directory handle. The store must not be used after.
-func (s *FS) Close() error { return s.root.Close() }
+func (s *FS) Close() error {
+	s.sys.close()
+	return s.root.Close()
+}
 
 // sweepTemps removes temp files last modified before cutoff.
 func (s *FS) sweepTemps(cutoff time.Time) {
@@ -150,10 +164,11 @@ func metaPath(key string) string {
 	return fsMetaDir + "/" + h[:2] + "/" + h[2:]
 }
 
+// tempName returns a fresh name for a file in fsTmpDir.
 func tempName() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return fsTmpDir + "/" + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // nextMtime returns a modification time strictly later than any this store
@@ -189,8 +204,8 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 	committed := false
 	defer func() {
 		if !committed {
-			_ = s.root.Remove(dataTmp)
-			_ = s.root.Remove(metaTmp)
+			_ = s.root.Remove(fsTmpDir + "/" + dataTmp)
+			_ = s.root.Remove(fsTmpDir + "/" + metaTmp)
 		}
 	}()
 
@@ -205,14 +220,14 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 
 	mu := s.lock(key)
 	mu.Lock()
-	err = s.renameInto(dataTmp, key)
+	dir, err := s.renameInto(dataTmp, key)
 	if err == nil {
 		// The data is in place; a failed metadata rename only degrades
 		// the content type and ETag to the fallback, so it is reported
 		// but the object stays.
-		err = s.renameInto(metaTmp, metaPath(key))
+		err = s.renameMeta(metaTmp, metaPath(key))
 		if err != nil {
-			_ = s.root.Remove(metaTmp)
+			_ = s.root.Remove(fsTmpDir + "/" + metaTmp)
 			err = fmt.Errorf("put %s: metadata: %w", key, err)
 		}
 		committed = true
@@ -220,17 +235,22 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 		err = fmt.Errorf("put %s: %w", key, err)
 	}
 	mu.Unlock()
+	if dir != nil {
+		// Make the rename survive a crash. A failure is ignored: the
+		// data itself is already synced.
+		_ = dir.Sync()
+		dir.Close()
+	}
 	if err != nil {
 		return Info{}, err
 	}
-	s.syncDir(path.Dir(key))
 	return Info{Key: key, Size: n, ContentType: contentType, ModTime: mtime, ETag: etag}, nil
 }
 
 // writeData streams r into the temp file name, hashing as it goes, and
 // returns the byte count, ETag and the modification time it stamped.
 func (s *FS) writeData(ctx context.Context, name string, r io.Reader, size int64) (int64, string, time.Time, error) {
-	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := s.createTemp(name)
 	if err != nil {
 		return 0, "", time.Time{}, err
 	}
@@ -243,19 +263,19 @@ func (s *FS) writeData(ctx context.Context, name string, r io.Reader, size int64
 		return 0, "", time.Time{}, err
 	}
 	mtime := s.nextMtime()
-	if err := s.root.Chtimes(name, mtime, mtime); err != nil {
+	if err := s.stampMtime(f, name, mtime); err != nil {
 		return 0, "", time.Time{}, err
 	}
 	if err := f.Sync(); err != nil {
 		return 0, "", time.Time{}, err
 	}
-	if err := f.Close(); err != nil {
+	// The file system rounds the time to what it keeps; read it back so
+	// the sidecar matches the data file exactly.
+	fi, err := f.Stat()
+	if err != nil {
 		return 0, "", time.Time{}, err
 	}
-	// Chtimes rounds to what the file system keeps; read it back so the
-	// sidecar matches the data file exactly.
-	fi, err := s.root.Stat(name)
-	if err != nil {
+	if err := f.Close(); err != nil {
 		return 0, "", time.Time{}, err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)[:16]), fi.ModTime(), nil
@@ -266,7 +286,7 @@ func (s *FS) writeMeta(name string, m fsMeta) error {
 	if err != nil {
 		return err
 	}
-	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := s.createTemp(name)
 	if err != nil {
 		return err
 	}
@@ -279,37 +299,50 @@ func (s *FS) writeMeta(name string, m fsMeta) error {
 	return f.Close()
 }
 
-// renameInto moves the temp file to dst, creating parent directories. It
-// retries when a concurrent Delete prunes a parent directory in between.
-func (s *FS) renameInto(tmp, dst string) error {
+// renameInto moves the temp file tmp to key and returns key's directory,
+// still open for the fsync that makes the rename durable. The directory is
+// created only when it is missing, and the rename is retried when a
+// concurrent Delete prunes it in between (a rename into a removed directory
+// fails with ENOENT).
+func (s *FS) renameInto(tmp, key string) (*os.File, error) {
+	dirPath := path.Dir(key)
 	var err error
 	for range 10 {
-		if dir := path.Dir(dst); dir != "." {
-			err = s.root.MkdirAll(dir, 0o755)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // a parent was pruned while being walked
+		var dir *os.File
+		dir, err = s.openDir(dirPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = s.root.MkdirAll(dirPath, 0o755)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
 			}
-			if err != nil {
-				return err
-			}
+			continue // created, or a parent was pruned while being walked
 		}
-		err = s.root.Rename(tmp, dst)
+		if err != nil {
+			return nil, err
+		}
+		err = s.renameTemp(tmp, dir, key)
+		if err == nil {
+			return dir, nil
+		}
+		dir.Close()
 		if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return nil, err
 		}
 	}
-	return err
+	return nil, err
 }
 
-// syncDir fsyncs a directory so a rename into it survives a crash. Failures
-// are ignored: the data itself is already synced.
-func (s *FS) syncDir(dir string) {
-	d, err := s.root.Open(dir)
-	if err != nil {
-		return
+// renameMeta moves the temp file tmp to the sidecar path mp, creating its
+// directory the first time one of its sidecars is written.
+func (s *FS) renameMeta(tmp, mp string) error {
+	err := s.renameTempToMeta(tmp, mp)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	_ = d.Sync()
-	d.Close()
+	if err := s.root.MkdirAll(path.Dir(mp), 0o755); err != nil {
+		return err
+	}
+	return s.renameTempToMeta(tmp, mp)
 }
 
 // notFound maps file system errors that mean "no such object" to ErrNotFound.
@@ -325,7 +358,7 @@ func notFound(key string, err error) error {
 func (s *FS) info(key string, fi fs.FileInfo) Info {
 	inf := Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
 	var m fsMeta
-	b, err := s.root.ReadFile(metaPath(key))
+	b, err := s.readMeta(metaPath(key))
 	if err == nil && json.Unmarshal(b, &m) == nil &&
 		m.Size == fi.Size() && m.MtimeNanos == fi.ModTime().UnixNano() && m.ETag != "" {
 		inf.ContentType = m.ContentType
@@ -345,7 +378,7 @@ func (s *FS) open(ctx context.Context, key string) (*os.File, Info, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Info{}, err
 	}
-	f, err := s.root.Open(key)
+	f, err := s.openKey(key)
 	if err != nil {
 		return nil, Info{}, notFound(key, err)
 	}

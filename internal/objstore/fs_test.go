@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -180,7 +181,10 @@ func TestFSNewFSSweepsOnlyStaleTempFiles(t *testing.T) {
 }
 
 func TestFSSymlinksOutsideTheDirectoryAreNotFollowed(t *testing.T) {
-	s := newTestFS(t)
+	testFSSymlinksOutside(t, newTestFS(t))
+}
+
+func testFSSymlinksOutside(t *testing.T, s *FS) {
 	ctx := context.Background()
 	outside := t.TempDir()
 	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("top secret"), 0o644); err != nil {
@@ -394,4 +398,145 @@ func BenchmarkFSGetSegment(b *testing.B) {
 		}
 		rc.Close()
 	}
+}
+
+func TestFSSymlinksInsideTheDirectoryAreFollowed(t *testing.T) {
+	testFSSymlinksInside(t, newTestFS(t))
+}
+
+// testFSSymlinksInside checks that a link to a directory inside the store
+// works as os.Root allows: objects can be read and written through it.
+func testFSSymlinksInside(t *testing.T, s *FS) {
+	mustPut(t, s, "real/seg.ts", []byte("seg"), "video/mp2t")
+	if err := os.Symlink("real", filepath.Join(s.Dir(), "alias")); err != nil {
+		t.Fatal(err)
+	}
+	// Sidecars are named by key, so "alias/seg.ts" has none of its own.
+	if got, _ := mustGet(t, s, "alias/seg.ts"); string(got) != "seg" {
+		t.Fatalf("Get through an inside link = %q", got)
+	}
+	mustPut(t, s, "alias/new.ts", []byte("new"), "")
+	if b, err := os.ReadFile(filepath.Join(s.Dir(), "real", "new.ts")); err != nil || string(b) != "new" {
+		t.Fatalf("Put through an inside link left %q, %v in the target", b, err)
+	}
+}
+
+func TestFSPutCreatesAndRecreatesKeyDirectories(t *testing.T) {
+	testFSKeyDirectories(t, newTestFS(t))
+}
+
+// testFSKeyDirectories checks that Put creates a missing key directory at
+// any depth, also when Delete pruned it or another tool removed it.
+func testFSKeyDirectories(t *testing.T, s *FS) {
+	ctx := context.Background()
+	deep := "a/b/c/d/e/f/seg.ts"
+	mustPut(t, s, deep, []byte("deep"), "video/mp2t")
+	if got, _ := mustGet(t, s, deep); string(got) != "deep" {
+		t.Fatalf("Get(%q) = %q", deep, got)
+	}
+	mustPut(t, s, "live/s1/seg_1.ts", []byte("one"), "")
+	if err := s.Delete(ctx, "live/s1/seg_1.ts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "live")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Delete did not prune live/: %v", err)
+	}
+	mustPut(t, s, "live/s1/seg_2.ts", []byte("two"), "")
+	if b, err := os.ReadFile(filepath.Join(s.Dir(), "live", "s1", "seg_2.ts")); err != nil || string(b) != "two" {
+		t.Fatalf("after the directory was pruned, the file holds %q, %v", b, err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.Dir(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.Dir(), filepath.FromSlash(path.Dir(metaPath(deep))))); err != nil {
+		t.Fatal(err)
+	}
+	put := mustPut(t, s, deep, []byte("again"), "video/mp2t")
+	if got, inf := mustGet(t, s, deep); string(got) != "again" || inf.ETag != put.ETag {
+		t.Fatalf("after removing the directories behind the store: %q, ETag %s, want %s", got, inf.ETag, put.ETag)
+	}
+	// A key below an object is still refused.
+	if _, err := s.Put(ctx, "live/s1/seg_2.ts/x", strings.NewReader("x"), 1, ""); err == nil {
+		t.Fatal("Put below an object succeeded")
+	}
+}
+
+func TestFSModTimesAreUniqueAndMatchTheSidecar(t *testing.T) {
+	testFSModTimes(t, newTestFS(t))
+}
+
+// testFSModTimes puts equal-sized objects as fast as it can and checks that
+// every modification time is new, is the data file's own, and that the
+// sidecar written with it is accepted (the ETag and content type survive).
+func testFSModTimes(t *testing.T, s *FS) {
+	ctx := context.Background()
+	var last time.Time
+	for i := range 40 {
+		key := fmt.Sprintf("live/s/seg_%d.ts", i%3)
+		body := fmt.Sprintf("body %02d", i)
+		put := mustPut(t, s, key, []byte(body), "video/mp2t")
+		if !put.ModTime.After(last) {
+			t.Fatalf("Put %d: ModTime %v not after %v", i, put.ModTime, last)
+		}
+		last = put.ModTime
+		fi, err := os.Stat(filepath.Join(s.Dir(), filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(put.ModTime) {
+			t.Fatalf("Put %d: file ModTime %v, Put said %v", i, fi.ModTime(), put.ModTime)
+		}
+		inf, err := s.Stat(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inf.ETag != put.ETag || inf.ContentType != "video/mp2t" || !inf.ModTime.Equal(put.ModTime) {
+			t.Fatalf("Put %d: Stat = %+v, Put = %+v (sidecar not matched)", i, inf, put)
+		}
+	}
+}
+
+// BenchmarkFSPutSmall is the live packager's pattern: each 2-s segment
+// (about 300 KB) goes under a new key in the stream's directory, the 1 KB
+// playlist beside it is rewritten, and the segment is read back. Count the
+// system calls per operation with strace, as docs/benchmarks.md describes.
+func BenchmarkFSPutSmall(b *testing.B) {
+	ctx := context.Background()
+	seg := randomBytes(300<<10, 7)
+	playlist := randomBytes(1<<10, 8)
+	b.Run("segment", func(b *testing.B) {
+		s := newTestFS(b)
+		b.SetBytes(int64(len(seg)))
+		for i := 0; b.Loop(); i++ {
+			key := fmt.Sprintf("live/s0123456789/seg_%05d.ts", i%256)
+			if _, err := s.Put(ctx, key, bytes.NewReader(seg), int64(len(seg)), "video/mp2t"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("playlist", func(b *testing.B) {
+		s := newTestFS(b)
+		b.SetBytes(int64(len(playlist)))
+		for b.Loop() {
+			if _, err := s.Put(ctx, "live/s0123456789/index.m3u8", bytes.NewReader(playlist), int64(len(playlist)), "application/vnd.apple.mpegurl"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("readback", func(b *testing.B) {
+		s := newTestFS(b)
+		mustPut(b, s, "live/s0123456789/seg_00001.ts", seg, "video/mp2t")
+		buf := make([]byte, len(seg)+1)
+		b.SetBytes(int64(len(seg)))
+		for b.Loop() {
+			rc, _, err := s.Get(ctx, "live/s0123456789/seg_00001.ts")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(rc, buf[:len(seg)]); err != nil {
+				b.Fatal(err)
+			}
+			rc.Close()
+		}
+	})
 }

@@ -1,0 +1,187 @@
+//go:build linux
+
+package objstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// fsSys holds directory handles that let Put and Get name files relative
+// to an already open directory, so a path is resolved in one system call
+// instead of one openat and close per component (what os.Root does). Each
+// handle was opened through the os.Root; openat2's RESOLVE_BENEATH keeps
+// every lookup inside the store as os.Root does, and anything openat2
+// cannot decide (an old kernel, a seccomp filter, a symbolic link it
+// refuses) is handed to the os.Root.
+type fsSys struct {
+	top, tmp, meta *os.File
+	noOpenat2      atomic.Bool
+}
+
+func openSys(root *os.Root) (*fsSys, error) {
+	var f [3]*os.File
+	for i, p := range []string{".", fsTmpDir, fsMetaDir} {
+		d, err := root.Open(p)
+		if err != nil {
+			for _, o := range f[:i] {
+				o.Close()
+			}
+			return nil, err
+		}
+		f[i] = d
+	}
+	return &fsSys{top: f[0], tmp: f[1], meta: f[2]}, nil
+}
+
+func (y *fsSys) close() {
+	y.top.Close()
+	y.tmp.Close()
+	y.meta.Close()
+}
+
+// fd returns f's descriptor; the caller keeps f alive while using it.
+func fd(f *os.File) int { return int(f.Fd()) }
+
+// openBeneath opens the clean relative path name below dir with openat2
+// and RESOLVE_BENEATH. ok is false when openat2 could not decide, and the
+// caller must ask the os.Root instead. ENOENT is final: os.Root resolves
+// the same components and would find the same thing missing.
+func (y *fsSys) openBeneath(dir *os.File, name string, flags int, resolve uint64) (f *os.File, ok bool, err error) {
+	if y.noOpenat2.Load() {
+		return nil, false, nil
+	}
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
+	var nfd int
+	for {
+		nfd, err = unix.Openat2(fd(dir), name, &how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return os.NewFile(uintptr(nfd), name), true, nil
+	case err == unix.ENOENT:
+		return nil, true, &fs.PathError{Op: "openat2", Path: name, Err: err}
+	case err == unix.ENOSYS || err == unix.EPERM:
+		y.noOpenat2.Store(true)
+	}
+	return nil, false, nil
+}
+
+// createTemp creates the temp file name in the temp directory.
+func (s *FS) createTemp(name string) (*os.File, error) {
+	nfd, err := unix.Openat(fd(s.sys.tmp), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, &fs.PathError{Op: "openat", Path: fsTmpDir + "/" + name, Err: err}
+	}
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+// stampMtime sets f's access and modification times through its
+// descriptor (utimensat with a NULL path), not by name.
+func (s *FS) stampMtime(f *os.File, name string, t time.Time) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno syscall.Errno
+	err = conn.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	})
+	if err == nil && errno != 0 {
+		err = &fs.PathError{Op: "utimensat", Path: name, Err: errno}
+	}
+	return err
+}
+
+// openDir opens the directory p ("." for the top) for a rename into it
+// and the fsync after.
+func (s *FS) openDir(p string) (*os.File, error) {
+	f, ok, err := s.sys.openBeneath(s.sys.top, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if ok {
+		return f, err
+	}
+	return s.root.Open(p)
+}
+
+// renameTemp moves the temp file tmp to dst, whose directory dir is open.
+func (s *FS) renameTemp(tmp string, dir *os.File, dst string) error {
+	err := unix.Renameat(fd(s.sys.tmp), tmp, fd(dir), path.Base(dst))
+	runtime.KeepAlive(dir)
+	if err != nil {
+		return &os.LinkError{Op: "renameat", Old: fsTmpDir + "/" + tmp, New: dst, Err: err}
+	}
+	return nil
+}
+
+// renameTempToMeta moves the temp file tmp to the sidecar path mp (under
+// fsMetaDir). It fails with fs.ErrNotExist when mp's directory is missing.
+func (s *FS) renameTempToMeta(tmp, mp string) error {
+	sub, base := path.Split(mp[len(fsMetaDir)+1:])
+	dfd, err := unix.Openat(fd(s.sys.meta), path.Clean(sub), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "openat", Path: mp, Err: err}
+	}
+	defer unix.Close(dfd)
+	if err := unix.Renameat(fd(s.sys.tmp), tmp, dfd, base); err != nil {
+		return &os.LinkError{Op: "renameat", Old: fsTmpDir + "/" + tmp, New: mp, Err: err}
+	}
+	return nil
+}
+
+// openKey opens the file at key for reading.
+func (s *FS) openKey(key string) (*os.File, error) {
+	f, ok, err := s.sys.openBeneath(s.sys.top, key, unix.O_RDONLY, 0)
+	if ok {
+		return f, err
+	}
+	return s.root.Open(key)
+}
+
+// maxMetaSize bounds a sidecar read; real ones are about 130 bytes.
+const maxMetaSize = 4 << 10
+
+// readMeta returns the sidecar at mp (under fsMetaDir). Sidecars are
+// written by the store itself, so no symbolic link is followed.
+func (s *FS) readMeta(mp string) ([]byte, error) {
+	f, ok, err := s.sys.openBeneath(s.sys.meta, mp[len(fsMetaDir)+1:], unix.O_RDONLY, unix.RESOLVE_NO_SYMLINKS)
+	if !ok {
+		return s.root.ReadFile(mp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 512)
+	n := 0
+	for {
+		if n == len(buf) {
+			if n >= maxMetaSize {
+				return nil, fmt.Errorf("sidecar %s: over %d bytes", mp, maxMetaSize)
+			}
+			buf = append(buf, make([]byte, n)...)
+		}
+		m, err := f.Read(buf[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
