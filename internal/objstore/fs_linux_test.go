@@ -1,6 +1,20 @@
 package objstore
 
-import "testing"
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+func init() {
+	processCPU = func() time.Duration {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+}
 
 // newTestFSWithoutOpenat2 is a store that behaves as on a kernel without
 // openat2 (or with it filtered): every lookup goes through the os.Root.
