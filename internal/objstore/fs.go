@@ -508,18 +508,37 @@ func (s *FS) Delete(ctx context.Context, key string) error {
 	}
 	mu := s.lock(key)
 	mu.Lock()
+	found, err := s.removeObject(key)
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	if !found {
+		return nil
+	}
+	for dir := path.Dir(key); dir != "."; dir = path.Dir(dir) {
+		// Removing a non-empty directory fails, which ends the pruning.
+		if !s.removeEmptyDir(dir) {
+			break
+		}
+	}
+	return nil
+}
+
+// removeObjectRoot removes the file at key and its sidecar through the
+// os.Root; found reports whether there was one. A key that does not exist
+// or names a directory (only a prefix of other keys, not an object) is no
+// error.
+func (s *FS) removeObjectRoot(key string) (found bool, err error) {
 	fi, err := s.root.Lstat(key)
 	switch {
 	case err != nil:
-		mu.Unlock()
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("delete %s: %w", key, err)
+		return false, err
 	case fi.IsDir():
-		// A directory is only a prefix of other keys, not an object.
-		mu.Unlock()
-		return nil
+		return false, nil
 	}
 	err = s.root.Remove(key)
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
@@ -528,17 +547,7 @@ func (s *FS) Delete(ctx context.Context, key string) error {
 			err = nil
 		}
 	}
-	mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("delete %s: %w", key, err)
-	}
-	for dir := path.Dir(key); dir != "."; dir = path.Dir(dir) {
-		// Remove fails on a non-empty directory, which ends the pruning.
-		if s.root.Remove(dir) != nil {
-			break
-		}
-	}
-	return nil
+	return true, err
 }
 
 // PresignGet implements Store: files are served by weir itself, so it

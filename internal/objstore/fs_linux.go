@@ -185,3 +185,82 @@ func (s *FS) readMeta(mp string) ([]byte, error) {
 		}
 	}
 }
+
+// openParent opens the directory holding p ("." is the top handle itself,
+// which the caller must not close: owned reports whether to).
+func (s *FS) openParent(p string) (dir *os.File, owned, ok bool, err error) {
+	parent := path.Dir(p)
+	if parent == "." {
+		return s.sys.top, false, true, nil
+	}
+	dir, ok, err = s.sys.openBeneath(s.sys.top, parent, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	return dir, true, ok, err
+}
+
+// removeObject removes the file at key and its sidecar; found reports
+// whether there was one. A key that does not exist or names a directory
+// (only a prefix of other keys, not an object) is no error.
+func (s *FS) removeObject(key string) (found bool, err error) {
+	dir, owned, ok, err := s.openParent(key)
+	if !ok {
+		return s.removeObjectRoot(key)
+	}
+	if err != nil {
+		return false, nil // ENOENT: no directory, no object
+	}
+	if owned {
+		defer dir.Close()
+	}
+	base := path.Base(key)
+	var st unix.Stat_t
+	err = unix.Fstatat(fd(dir), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == unix.ENOENT || err == unix.ENOTDIR:
+		return false, nil
+	case err != nil:
+		return false, &fs.PathError{Op: "fstatat", Path: key, Err: err}
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return false, nil
+	}
+	if err := unix.Unlinkat(fd(dir), base, 0); err != nil && err != unix.ENOENT {
+		return true, &fs.PathError{Op: "unlinkat", Path: key, Err: err}
+	}
+	runtime.KeepAlive(dir)
+	return true, s.removeMeta(metaPath(key))
+}
+
+// removeMeta removes the sidecar at mp (under fsMetaDir), if there is one.
+func (s *FS) removeMeta(mp string) error {
+	sub, base := path.Split(mp[len(fsMetaDir)+1:])
+	dfd, err := unix.Openat(fd(s.sys.meta), path.Clean(sub), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return &fs.PathError{Op: "openat", Path: mp, Err: err}
+	}
+	defer unix.Close(dfd)
+	if err := unix.Unlinkat(dfd, base, 0); err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "unlinkat", Path: mp, Err: err}
+	}
+	return nil
+}
+
+// removeEmptyDir removes the directory dir if it is empty, reporting
+// whether it did.
+func (s *FS) removeEmptyDir(dir string) bool {
+	parent, owned, ok, err := s.openParent(dir)
+	if !ok {
+		return s.root.Remove(dir) == nil
+	}
+	if err != nil {
+		return false
+	}
+	err = unix.Unlinkat(fd(parent), path.Base(dir), unix.AT_REMOVEDIR)
+	if owned {
+		parent.Close()
+	} else {
+		runtime.KeepAlive(parent)
+	}
+	return err == nil
+}

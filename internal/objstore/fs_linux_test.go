@@ -31,5 +31,6 @@ func TestFSWithoutOpenat2(t *testing.T) {
 	t.Run("symlinks outside", func(t *testing.T) { testFSSymlinksOutside(t, newTestFSWithoutOpenat2(t)) })
 	t.Run("symlinks inside", func(t *testing.T) { testFSSymlinksInside(t, newTestFSWithoutOpenat2(t)) })
 	t.Run("key directories", func(t *testing.T) { testFSKeyDirectories(t, newTestFSWithoutOpenat2(t)) })
+	t.Run("delete", func(t *testing.T) { testFSDeleteRemovesOnlyObjects(t, newTestFSWithoutOpenat2(t)) })
 	t.Run("mod times", func(t *testing.T) { testFSModTimes(t, newTestFSWithoutOpenat2(t)) })
 }

@@ -35,3 +35,7 @@ func (s *FS) renameTempToMeta(tmp, mp string) error {
 func (s *FS) openKey(key string) (*os.File, error) { return s.root.Open(key) }
 
 func (s *FS) readMeta(mp string) ([]byte, error) { return s.root.ReadFile(mp) }
+
+func (s *FS) removeObject(key string) (bool, error) { return s.removeObjectRoot(key) }
+
+func (s *FS) removeEmptyDir(dir string) bool { return s.root.Remove(dir) == nil }

@@ -461,6 +461,47 @@ func testFSKeyDirectories(t *testing.T, s *FS) {
 	}
 }
 
+func TestFSDeleteRemovesOnlyObjects(t *testing.T) {
+	testFSDeleteRemovesOnlyObjects(t, newTestFS(t))
+}
+
+// testFSDeleteRemovesOnlyObjects checks Delete's edges: a directory is a
+// prefix, not an object; a key below an object and a missing key are no
+// error; a link is removed, not its target; the sidecar goes with the file.
+func testFSDeleteRemovesOnlyObjects(t *testing.T, s *FS) {
+	ctx := context.Background()
+	mustPut(t, s, "live/s/seg.ts", []byte("seg"), "video/mp2t")
+	for _, key := range []string{"live/s", "live", "live/s/seg.ts/below", "live/none", "gone/a/b"} {
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatalf("Delete(%q) = %v", key, err)
+		}
+	}
+	if got, _ := mustGet(t, s, "live/s/seg.ts"); string(got) != "seg" {
+		t.Fatalf("after deleting prefixes, the object holds %q", got)
+	}
+	if err := os.Symlink("seg.ts", filepath.Join(s.Dir(), "live", "s", "link.ts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "live/s/link.ts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(s.Dir(), "live", "s", "link.ts")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("link kept: %v", err)
+	}
+	if err := s.Delete(ctx, "live/s/seg.ts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), filepath.FromSlash(metaPath("live/s/seg.ts")))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("sidecar kept: %v", err)
+	}
+	if l := filesUnder(t, s.Dir()); len(l) != 0 {
+		t.Fatalf("files left: %v", l)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "live")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("empty directory live kept: %v", err)
+	}
+}
+
 func TestFSModTimesAreUniqueAndMatchTheSidecar(t *testing.T) {
 	testFSModTimes(t, newTestFS(t))
 }
@@ -517,7 +558,8 @@ func cpuNow() time.Duration {
 
 // BenchmarkFSPutSmall is the live packager's pattern: each 2-s segment
 // (about 300 KB) goes under a new key in the stream's directory, the 1 KB
-// playlist beside it is rewritten, and the segment is read back. Count the
+// playlist beside it is rewritten, and the segment is read back; "part"
+// is an LL-HLS part put and an older one deleted. Count the
 // system calls per operation with strace, as docs/benchmarks.md describes.
 func BenchmarkFSPutSmall(b *testing.B) {
 	ctx := context.Background()
@@ -542,6 +584,25 @@ func BenchmarkFSPutSmall(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.Put(ctx, "live/s0123456789/index.m3u8", bytes.NewReader(playlist), int64(len(playlist)), "application/vnd.apple.mpegurl"); err != nil {
 				b.Fatal(err)
+			}
+		}
+		reportCPU(b, start)
+	})
+	b.Run("part", func(b *testing.B) {
+		// LL-HLS parts: a small object in, the one that left the
+		// window (eight back) deleted, as the packager does.
+		s := newTestFS(b)
+		part := playlist[:512]
+		b.SetBytes(int64(len(part)))
+		start := cpuNow()
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Put(ctx, fmt.Sprintf("live/s0123456789/part_%06d.m4s", i), bytes.NewReader(part), int64(len(part)), "video/mp4"); err != nil {
+				b.Fatal(err)
+			}
+			if i >= 8 {
+				if err := s.Delete(ctx, fmt.Sprintf("live/s0123456789/part_%06d.m4s", i-8)); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 		reportCPU(b, start)
