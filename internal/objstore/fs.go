@@ -299,16 +299,23 @@ func (s *FS) writeMeta(name string, m fsMeta) error {
 	return f.Close()
 }
 
+// dirHandle is an open directory that Put renames into and then fsyncs.
+type dirHandle interface {
+	Fd() uintptr
+	Sync() error
+	Close() error
+}
+
 // renameInto moves the temp file tmp to key and returns key's directory,
 // still open for the fsync that makes the rename durable. The directory is
 // created only when it is missing, and the rename is retried when a
 // concurrent Delete prunes it in between (a rename into a removed directory
 // fails with ENOENT).
-func (s *FS) renameInto(tmp, key string) (*os.File, error) {
+func (s *FS) renameInto(tmp, key string) (dirHandle, error) {
 	dirPath := path.Dir(key)
 	var err error
 	for range 10 {
-		var dir *os.File
+		var dir dirHandle
 		dir, err = s.openDir(dirPath)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = s.root.MkdirAll(dirPath, 0o755)
@@ -437,7 +444,7 @@ func (s *FS) Stat(ctx context.Context, key string) (Info, error) {
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
 	}
-	fi, err := s.root.Stat(key)
+	fi, err := s.statKey(key)
 	if err != nil {
 		return Info{}, notFound(key, err)
 	}

@@ -3,9 +3,7 @@
 package objstore
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -54,32 +52,58 @@ func (y *fsSys) close() {
 // fd returns f's descriptor; the caller keeps f alive while using it.
 func fd(f *os.File) int { return int(f.Fd()) }
 
-// openBeneath opens the clean relative path name below dir with openat2
+// openBeneathFd opens the clean relative path name below dir with openat2
 // and RESOLVE_BENEATH. ok is false when openat2 could not decide, and the
 // caller must ask the os.Root instead. ENOENT is final: os.Root resolves
 // the same components and would find the same thing missing.
-func (y *fsSys) openBeneath(dir *os.File, name string, flags int, resolve uint64) (f *os.File, ok bool, err error) {
+func (y *fsSys) openBeneathFd(dir *os.File, name string, flags int, resolve uint64) (nfd int, ok bool, err error) {
 	if y.noOpenat2.Load() {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
-	var nfd int
 	for {
 		nfd, err = unix.Openat2(fd(dir), name, &how)
 		if err != unix.EINTR {
 			break
 		}
 	}
+	runtime.KeepAlive(dir)
 	switch {
 	case err == nil:
-		return os.NewFile(uintptr(nfd), name), true, nil
+		return nfd, true, nil
 	case err == unix.ENOENT:
-		return nil, true, &fs.PathError{Op: "openat2", Path: name, Err: err}
+		return -1, true, &fs.PathError{Op: "openat2", Path: name, Err: err}
 	case err == unix.ENOSYS || err == unix.EPERM:
 		y.noOpenat2.Store(true)
 	}
-	return nil, false, nil
+	return -1, false, nil
 }
+
+// openBeneath is openBeneathFd returning an *os.File.
+func (y *fsSys) openBeneath(dir *os.File, name string, flags int, resolve uint64) (*os.File, bool, error) {
+	nfd, ok, err := y.openBeneathFd(dir, name, flags, resolve)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return os.NewFile(uintptr(nfd), name), true, nil
+}
+
+// rawDir is a directory descriptor without an *os.File around it (which
+// would cost an fcntl to set up).
+type rawDir int
+
+func (d rawDir) Fd() uintptr { return uintptr(d) }
+
+func (d rawDir) Sync() error {
+	for {
+		err := unix.Fsync(int(d))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func (d rawDir) Close() error { return unix.Close(int(d)) }
 
 // createTemp creates the temp file name in the temp directory.
 func (s *FS) createTemp(name string) (*os.File, error) {
@@ -110,17 +134,24 @@ func (s *FS) stampMtime(f *os.File, name string, t time.Time) error {
 
 // openDir opens the directory p ("." for the top) for a rename into it
 // and the fsync after.
-func (s *FS) openDir(p string) (*os.File, error) {
-	f, ok, err := s.sys.openBeneath(s.sys.top, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+func (s *FS) openDir(p string) (dirHandle, error) {
+	nfd, ok, err := s.sys.openBeneathFd(s.sys.top, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if ok {
-		return f, err
+		if err != nil {
+			return nil, err
+		}
+		return rawDir(nfd), nil
 	}
-	return s.root.Open(p)
+	f, err := s.root.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // renameTemp moves the temp file tmp to dst, whose directory dir is open.
-func (s *FS) renameTemp(tmp string, dir *os.File, dst string) error {
-	err := unix.Renameat(fd(s.sys.tmp), tmp, fd(dir), path.Base(dst))
+func (s *FS) renameTemp(tmp string, dir dirHandle, dst string) error {
+	err := unix.Renameat(fd(s.sys.tmp), tmp, int(dir.Fd()), path.Base(dst))
 	runtime.KeepAlive(dir)
 	if err != nil {
 		return &os.LinkError{Op: "renameat", Old: fsTmpDir + "/" + tmp, New: dst, Err: err}
@@ -143,6 +174,20 @@ func (s *FS) renameTempToMeta(tmp, mp string) error {
 	return nil
 }
 
+// statKey describes the file at key, following a link inside the store
+// as os.Root does (an O_PATH descriptor: nothing is opened for reading).
+func (s *FS) statKey(key string) (fs.FileInfo, error) {
+	f, ok, err := s.sys.openBeneath(s.sys.top, key, unix.O_PATH, 0)
+	if !ok {
+		return s.root.Stat(key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
 // openKey opens the file at key for reading.
 func (s *FS) openKey(key string) (*os.File, error) {
 	f, ok, err := s.sys.openBeneath(s.sys.top, key, unix.O_RDONLY, 0)
@@ -158,14 +203,14 @@ const maxMetaSize = 4 << 10
 // readMeta returns the sidecar at mp (under fsMetaDir). Sidecars are
 // written by the store itself, so no symbolic link is followed.
 func (s *FS) readMeta(mp string) ([]byte, error) {
-	f, ok, err := s.sys.openBeneath(s.sys.meta, mp[len(fsMetaDir)+1:], unix.O_RDONLY, unix.RESOLVE_NO_SYMLINKS)
+	nfd, ok, err := s.sys.openBeneathFd(s.sys.meta, mp[len(fsMetaDir)+1:], unix.O_RDONLY, unix.RESOLVE_NO_SYMLINKS)
 	if !ok {
 		return s.root.ReadFile(mp)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer unix.Close(nfd)
 	buf := make([]byte, 512)
 	n := 0
 	for {
@@ -175,26 +220,29 @@ func (s *FS) readMeta(mp string) ([]byte, error) {
 			}
 			buf = append(buf, make([]byte, n)...)
 		}
-		m, err := f.Read(buf[n:])
-		n += m
-		if errors.Is(err, io.EOF) {
+		m, err := unix.Read(nfd, buf[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &fs.PathError{Op: "read", Path: mp, Err: err}
+		case m == 0:
 			return buf[:n], nil
 		}
-		if err != nil {
-			return nil, err
-		}
+		n += m
 	}
 }
 
-// openParent opens the directory holding p ("." is the top handle itself,
-// which the caller must not close: owned reports whether to).
-func (s *FS) openParent(p string) (dir *os.File, owned, ok bool, err error) {
+// openParent opens the directory holding p. For the top directory it
+// returns the store's own handle, which the caller must not close: owned
+// reports whether to.
+func (s *FS) openParent(p string) (dfd int, owned, ok bool, err error) {
 	parent := path.Dir(p)
 	if parent == "." {
-		return s.sys.top, false, true, nil
+		return fd(s.sys.top), false, true, nil
 	}
-	dir, ok, err = s.sys.openBeneath(s.sys.top, parent, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	return dir, true, ok, err
+	dfd, ok, err = s.sys.openBeneathFd(s.sys.top, parent, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	return dfd, true, ok, err
 }
 
 // removeObject removes the file at key and its sidecar; found reports
@@ -209,11 +257,11 @@ func (s *FS) removeObject(key string) (found bool, err error) {
 		return false, nil // ENOENT: no directory, no object
 	}
 	if owned {
-		defer dir.Close()
+		defer unix.Close(dir)
 	}
 	base := path.Base(key)
 	var st unix.Stat_t
-	err = unix.Fstatat(fd(dir), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	err = unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
 	case err == unix.ENOENT || err == unix.ENOTDIR:
 		return false, nil
@@ -222,10 +270,10 @@ func (s *FS) removeObject(key string) (found bool, err error) {
 	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
 		return false, nil
 	}
-	if err := unix.Unlinkat(fd(dir), base, 0); err != nil && err != unix.ENOENT {
+	if err := unix.Unlinkat(dir, base, 0); err != nil && err != unix.ENOENT {
 		return true, &fs.PathError{Op: "unlinkat", Path: key, Err: err}
 	}
-	runtime.KeepAlive(dir)
+	runtime.KeepAlive(s.sys.top)
 	return true, s.removeMeta(metaPath(key))
 }
 
@@ -256,11 +304,10 @@ func (s *FS) removeEmptyDir(dir string) bool {
 	if err != nil {
 		return false
 	}
-	err = unix.Unlinkat(fd(parent), path.Base(dir), unix.AT_REMOVEDIR)
+	err = unix.Unlinkat(parent, path.Base(dir), unix.AT_REMOVEDIR)
 	if owned {
-		parent.Close()
-	} else {
-		runtime.KeepAlive(parent)
+		unix.Close(parent)
 	}
+	runtime.KeepAlive(s.sys.top)
 	return err == nil
 }

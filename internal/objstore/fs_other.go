@@ -3,6 +3,7 @@
 package objstore
 
 import (
+	"io/fs"
 	"os"
 	"time"
 )
@@ -22,9 +23,15 @@ func (s *FS) stampMtime(_ *os.File, name string, t time.Time) error {
 	return s.root.Chtimes(fsTmpDir+"/"+name, t, t)
 }
 
-func (s *FS) openDir(p string) (*os.File, error) { return s.root.Open(p) }
+func (s *FS) openDir(p string) (dirHandle, error) {
+	f, err := s.root.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
-func (s *FS) renameTemp(tmp string, _ *os.File, dst string) error {
+func (s *FS) renameTemp(tmp string, _ dirHandle, dst string) error {
 	return s.root.Rename(fsTmpDir+"/"+tmp, dst)
 }
 
@@ -33,6 +40,8 @@ func (s *FS) renameTempToMeta(tmp, mp string) error {
 }
 
 func (s *FS) openKey(key string) (*os.File, error) { return s.root.Open(key) }
+
+func (s *FS) statKey(key string) (fs.FileInfo, error) { return s.root.Stat(key) }
 
 func (s *FS) readMeta(mp string) ([]byte, error) { return s.root.ReadFile(mp) }
 

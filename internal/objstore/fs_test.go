@@ -415,6 +415,12 @@ func testFSSymlinksInside(t *testing.T, s *FS) {
 	if got, _ := mustGet(t, s, "alias/seg.ts"); string(got) != "seg" {
 		t.Fatalf("Get through an inside link = %q", got)
 	}
+	if inf, err := s.Stat(context.Background(), "alias/seg.ts"); err != nil || inf.Size != 3 {
+		t.Fatalf("Stat through an inside link = %+v, %v", inf, err)
+	}
+	if _, err := s.Stat(context.Background(), "alias"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Stat of a link to a directory = %v, want ErrNotFound", err)
+	}
 	mustPut(t, s, "alias/new.ts", []byte("new"), "")
 	if b, err := os.ReadFile(filepath.Join(s.Dir(), "real", "new.ts")); err != nil || string(b) != "new" {
 		t.Fatalf("Put through an inside link left %q, %v in the target", b, err)
