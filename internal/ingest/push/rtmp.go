@@ -420,6 +420,9 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		conn.Close()
 	})
 
+	// The kernel gathers a frame or two before waking the reader (see
+	// lowwater.go).
+	lw := newLowWater(conn, time.Now())
 	var readErr error
 	for muxErr == nil {
 		// Both deadlines: the library writes acknowledgements as bytes
@@ -432,6 +435,7 @@ func (s *RTMPServer) serve(conn net.Conn, log *slog.Logger) error {
 		if readErr = r.Read(); readErr != nil {
 			break
 		}
+		lw.update(time.Now(), sess.Bytes())
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), closeTimeout)
 	defer cancel()
