@@ -67,7 +67,7 @@ func TestLowWaterSetsTheSocketsMark(t *testing.T) {
 	t0 := time.Now()
 	l := newLowWater(wrapped{tc}, t0)
 	l.update(t0.Add(time.Second), 1<<20) // before a period: nothing
-	if m := mark(); m > 1 { // kernels report the default as 0 or 1
+	if m := mark(); m > 1 {              // kernels report the default as 0 or 1
 		t.Fatalf("mark %d before a period, want the default", m)
 	}
 	l.update(t0.Add(2*time.Second), 750e3) // 375 kB/s
