@@ -99,15 +99,14 @@ func firstDiff(a, b []byte) int {
 
 // writeVerified writes data to key, reads it back and compares it with
 // data; a mismatch is counted and the object rewritten, up to maxRewrites
-// times. It returns the data's SHA-256 (for the segment row) and the
-// mismatches seen.
+// times. It returns the data's SHA-256 (for the segment row; the store's,
+// so the bytes are hashed once) and the mismatches seen.
 func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger, key string, data []byte, onMismatch func()) (string, int, error) {
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
 	mismatches := 0
 	for {
-		if err := retry(ctx, log, "writing "+key, func() error {
-			_, err := objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), segmentContentType(key))
+		var stored objstore.Info
+		if err := retry(ctx, log, "writing "+key, func() (err error) {
+			stored, err = objstore.PutBytes(ctx, objects, key, data, segmentContentType(key))
 			return err
 		}); err != nil {
 			return "", mismatches, err
@@ -120,12 +119,13 @@ func writeVerified(ctx context.Context, objects objstore.Store, log *slog.Logger
 			return "", mismatches, err
 		}
 		if diff < 0 {
-			return want, mismatches, nil
+			return stored.SHA256, mismatches, nil
 		}
 		mismatches++
 		onMismatch()
+		sum := sha256.Sum256(data)
 		log.Error("live stream: segment reads back different from what was written; rewriting it",
-			"key", key, "want_sha256", want, "first_difference_at", diff, "want_size", len(data), "got_size", n, "attempt", mismatches)
+			"key", key, "want_sha256", hex.EncodeToString(sum[:]), "first_difference_at", diff, "want_size", len(data), "got_size", n, "attempt", mismatches)
 		if mismatches >= maxRewrites {
 			return "", mismatches, fmt.Errorf("%s: %w after %d attempts", key, errChecksum, mismatches)
 		}

@@ -55,6 +55,33 @@ func runContract(t *testing.T, newStore func(t *testing.T) Store, opts contractO
 		}
 	})
 
+	t.Run("PutBytesReportsTheSHA256OfTheBytes", func(t *testing.T) {
+		s := newStore(t)
+		body := randomBytes(300<<10, 7)
+		sum := sha256.Sum256(body)
+		want := fmt.Sprintf("%x", sum)
+		put, err := s.Put(ctx, "seg/a.ts", bytes.NewReader(body), int64(len(body)), "video/mp2t")
+		if err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		if put.SHA256 != "" && put.SHA256 != want {
+			t.Fatalf("Put's SHA256 %s, want %s or none", put.SHA256, want)
+		}
+		inf, err := PutBytes(ctx, s, "seg/b.ts", body, "video/mp2t")
+		if err != nil {
+			t.Fatalf("PutBytes: %v", err)
+		}
+		if inf.SHA256 != want || inf.Size != int64(len(body)) || inf.Key != "seg/b.ts" {
+			t.Fatalf("PutBytes returned %+v, want SHA256 %s and size %d", inf, want, len(body))
+		}
+		if got, _ := mustGet(t, s, "seg/b.ts"); !bytes.Equal(got, body) {
+			t.Fatal("PutBytes stored other bytes")
+		}
+		if _, err := PutBytes(ctx, s, "../escape", body, ""); err == nil {
+			t.Fatal("PutBytes accepted a hostile key")
+		}
+	})
+
 	t.Run("EmptyContentTypeIsStoredAsOctetStream", func(t *testing.T) {
 		s := newStore(t)
 		mustPut(t, s, "blob", []byte("x"), "")

@@ -209,10 +209,11 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 		}
 	}()
 
-	n, etag, mtime, err := s.writeData(ctx, dataTmp, r, size)
+	n, sum, mtime, err := s.writeData(ctx, dataTmp, r, size)
 	if err != nil {
 		return Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
+	etag := sum[:32]
 	meta := fsMeta{ContentType: contentType, ETag: etag, Size: n, MtimeNanos: mtime.UnixNano()}
 	if err := s.writeMeta(metaTmp, meta); err != nil {
 		return Info{}, fmt.Errorf("put %s: metadata: %w", key, err)
@@ -244,11 +245,12 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Key: key, Size: n, ContentType: contentType, ModTime: mtime, ETag: etag}, nil
+	return Info{Key: key, Size: n, ContentType: contentType, ModTime: mtime, ETag: etag, SHA256: sum}, nil
 }
 
 // writeData streams r into the temp file name, hashing as it goes, and
-// returns the byte count, ETag and the modification time it stamped.
+// returns the byte count, the hex SHA-256 (the ETag is its first half) and
+// the modification time it stamped.
 func (s *FS) writeData(ctx context.Context, name string, r io.Reader, size int64) (int64, string, time.Time, error) {
 	f, err := s.createTemp(name)
 	if err != nil {
@@ -278,7 +280,7 @@ func (s *FS) writeData(ctx context.Context, name string, r io.Reader, size int64
 	if err := f.Close(); err != nil {
 		return 0, "", time.Time{}, err
 	}
-	return n, hex.EncodeToString(h.Sum(nil)[:16]), fi.ModTime(), nil
+	return n, hex.EncodeToString(h.Sum(nil)), fi.ModTime(), nil
 }
 
 func (s *FS) writeMeta(name string, m fsMeta) error {

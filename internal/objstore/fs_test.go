@@ -3,6 +3,7 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,28 @@ func newTestFS(t testing.TB) *FS {
 
 func TestFSContract(t *testing.T) {
 	runContract(t, func(t *testing.T) Store { return newTestFS(t) }, contractOptions{presign: false, overwriteRounds: 15})
+}
+
+// TestFSPutHashesWhatItWrites: the file store's Put reports the SHA-256
+// of the bytes it wrote (what PutBytes' callers record, so segments are
+// hashed once) and its ETag is the first half of it, as before.
+func TestFSPutHashesWhatItWrites(t *testing.T) {
+	s := newTestFS(t)
+	for _, size := range []int{0, 1, 256 << 10, 1<<20 + 3} {
+		body := randomBytes(size, uint64(size))
+		sum := sha256.Sum256(body)
+		want := fmt.Sprintf("%x", sum)
+		put, err := s.Put(context.Background(), "k", bytes.NewReader(body), -1, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if put.SHA256 != want || put.ETag != want[:32] {
+			t.Fatalf("size %d: SHA256 %s ETag %s, want %s and its first half", size, put.SHA256, put.ETag, want)
+		}
+		if st, err := s.Stat(context.Background(), "k"); err != nil || st.ETag != put.ETag || st.SHA256 != "" {
+			t.Fatalf("size %d: Stat %+v, %v; want ETag %s and no SHA256", size, st, err, put.ETag)
+		}
+	}
 }
 
 // filesUnder lists every regular file below dir, relative to it.

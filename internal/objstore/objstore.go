@@ -44,7 +44,10 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -137,6 +140,11 @@ type Info struct {
 	ModTime     time.Time
 	// ETag is an opaque validator that changes whenever the content changes.
 	ETag string
+	// SHA256 is the hex SHA-256 of the bytes Put read from its reader,
+	// set by a store that hashed them while writing (FS); empty from
+	// stores that do not (S3) and from Get, Stat and List. A wrapper that
+	// changes the bytes on their way must clear it.
+	SHA256 string
 }
 
 // Store is the object store seam. Implementations are safe for concurrent use.
@@ -158,4 +166,20 @@ type Store interface {
 	// PresignGet returns a URL that fetches the object without credentials
 	// for ttl, or ErrPresignUnsupported.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
+// PutBytes stores data under key with s.Put and returns the Info with its
+// SHA256 always set: the store's own, when it hashed the bytes while
+// writing them, or computed here when it did not. Callers that record a
+// checksum of what they stored use it so that the bytes are hashed once.
+func PutBytes(ctx context.Context, s Store, key string, data []byte, contentType string) (Info, error) {
+	inf, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data)), contentType)
+	if err != nil {
+		return Info{}, err
+	}
+	if inf.SHA256 == "" {
+		sum := sha256.Sum256(data)
+		inf.SHA256 = hex.EncodeToString(sum[:])
+	}
+	return inf, nil
 }

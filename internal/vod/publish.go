@@ -3,8 +3,6 @@ package vod
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +13,7 @@ import (
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/media"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/internal/objstore"
 )
 
 // Content types of the objects the pipeline writes.
@@ -171,13 +170,13 @@ func (p *publisher) publishSegment(ctx context.Context, r *published, i int, l l
 	if r.Video && !info.StartsWithKeyFrame {
 		p.w.log.Warn("vod segment does not start with a key frame", "stream", p.id, "rendition", r.Name, "segment", i)
 	}
-	sum := sha256.Sum256(data)
 	key := fmt.Sprintf("%s/%s/%s", p.id, r.Name, l.Name)
 	ctype := typeTS
 	if p.format == FormatFMP4 {
 		ctype = typeFMP4
 	}
-	if _, err := p.w.cfg.Objects.Put(ctx, key, bytes.NewReader(data), int64(len(data)), ctype); err != nil {
+	stored, err := objstore.PutBytes(ctx, p.w.cfg.Objects, key, data, ctype)
+	if err != nil {
 		return fmt.Errorf("uploading segment %d of %s/%s: %w", i, p.id, r.Name, err)
 	}
 	var start time.Duration
@@ -193,7 +192,7 @@ func (p *publisher) publishSegment(ctx context.Context, r *published, i int, l l
 		StartUS:    start.Microseconds(),
 		DurationUS: l.Duration.Microseconds(),
 		Size:       int64(len(data)),
-		SHA256:     hex.EncodeToString(sum[:]),
+		SHA256:     stored.SHA256,
 		CreatedAt:  time.Now().UTC(),
 	}
 	if err := p.w.cfg.Meta.UpsertSegment(ctx, seg); err != nil {
