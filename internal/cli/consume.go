@@ -130,6 +130,8 @@ func runConsume(cmd *cobra.Command, cfg consumeConfig) error {
 		return fmt.Errorf("consume %s: %s, but %w", cfg.Topic, summary, eof.err)
 	case eof.eof.ContentLength == 0 && eof.eof.MD5Checksum == "":
 		summary += "; stream_eof has no contentLength or md5Checksum to check"
+	case eof.eof.MD5Checksum == "":
+		summary += "; contentLength matches (stream_eof has no md5Checksum)"
 	default:
 		summary += "; contentLength and md5Checksum match"
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,6 +92,7 @@ type ingestConfig struct {
 	Topic          string `koanf:"topic"`
 	ChunkSize      int    `koanf:"chunk-size"`
 	ReadTimeout    string `koanf:"read-timeout"`
+	NoMD5          bool   `koanf:"no-md5"`
 }
 
 func newIngestCmd() *cobra.Command {
@@ -138,12 +140,13 @@ or any Kafka client. docs/ingest.md has the details.`,
 	f.String("topic", "", "stream topic to write (default: the payload's streamOutKafkaTopic, else a new stream_<uuid>)")
 	f.Int("chunk-size", protocol.DefaultChunkSize, "most bytes per raw_stream record")
 	f.String("read-timeout", ingest.DefaultReadTimeout.String(), "give up on an HTTP source that sends nothing for this long")
+	f.Bool("no-md5", false, "skip the stream's MD5 (stream_eof without md5Checksum): faster, for a trusted source whose consumers need no end-to-end check")
 	return cmd
 }
 
 // pullOptions turns the flags and arguments into Pull's options.
 func (cfg *ingestConfig) pullOptions(args []string) (ingest.PullOptions, error) {
-	opts := ingest.PullOptions{Live: cfg.Live, Topic: cfg.Topic, Stream: ingest.StreamOptions{ChunkSize: cfg.ChunkSize}}
+	opts := ingest.PullOptions{Live: cfg.Live, Topic: cfg.Topic, Stream: ingest.StreamOptions{ChunkSize: cfg.ChunkSize, NoMD5: cfg.NoMD5}}
 	if len(args) == 1 {
 		opts.Source = args[0]
 	}
@@ -233,7 +236,7 @@ func runIngest(cmd *cobra.Command, bf busFlags, opts ingest.PullOptions) error {
 	if res.Published {
 		s := res.Stats
 		fmt.Fprintf(out, "bytes     %d in %d raw_stream records (%d stream messages, %d heartbeats)\n", s.Bytes, s.RawMessages, s.Messages, s.Heartbeats)
-		fmt.Fprintf(out, "md5       %s\n", s.MD5)
+		fmt.Fprintf(out, "md5       %s\n", cmp.Or(s.MD5, "not computed (--no-md5)"))
 		fmt.Fprintf(out, "ended     %s (forcedEOF %v)\n", res.End, s.ForcedEOF)
 		fmt.Fprintf(out, "duration  %s\n", res.Elapsed.Round(time.Millisecond))
 	}

@@ -65,14 +65,15 @@ func runChild(args []string, profile string) int {
 // 1 GiB MPEG-TS file (a short ffmpeg clip repeated) into a fresh embedded
 // broker with a data dir in this process, and kcat produces the same bytes,
 // cut into the same 10 KiB records keyed raw_stream, into another fresh
-// one; the two alternate which goes first. weir's run includes everything
+// one, and so does `weir ingest --no-md5` (the stream's MD5 is most of
+// weir's CPU); the three take turns going first. weir's run includes everything
 // `weir ingest` does: ffprobe, stream_init, heartbeats, the stream MD5,
 // stream_eof and the wait for every acknowledgement. The printed MD5 and
 // byte count are checked against the file, and kcat's record count
 // against the topic's end offset.
 //
-// Reported: MB/s of each producer (process start to exit), their ratio
-// (weir ÷ kcat), each producer's CPU-s per GiB (user + system of the
+// Reported: MB/s of each producer (process start to exit), the ratios
+// weir ÷ kcat and weir --no-md5 ÷ kcat, each producer's CPU-s per GiB (user + system of the
 // process and its children, ffprobe included) and the broker's (this
 // process's CPU while the producer ran). WEIR_BENCH_INGEST_MIB sets
 // another size for a quick run, WEIR_BENCH_INGEST_CHUNK another record
@@ -100,24 +101,26 @@ func BenchmarkIngestPull(b *testing.B) {
 	file, kcatInput := filepath.Join(dir, "big.ts"), filepath.Join(dir, "kcat.in")
 	records, sum := writeIngestBenchInputs(b, dir, file, kcatInput, size, chunk)
 
-	var weir, kcat ingestRun
+	var weir, nomd5, kcat ingestRun
+	runs := []func(){
+		func() { weir.add(benchWeirIngest(b, file, size, chunk, sum)) },
+		func() { nomd5.add(benchWeirIngest(b, file, size, chunk, "", "--no-md5")) },
+		func() { kcat.add(benchKcatProduce(b, kcatInput, records)) },
+	}
 	for i := 0; b.Loop(); i++ {
-		runWeir := func() { weir.add(benchWeirIngest(b, file, size, chunk, sum)) }
-		runKcat := func() { kcat.add(benchKcatProduce(b, kcatInput, records)) }
-		if i%2 == 0 {
-			runWeir()
-			runKcat()
-		} else {
-			runKcat()
-			runWeir()
+		for j := range runs {
+			runs[(i+j)%len(runs)]()
 		}
 	}
 	gib := float64(weir.runs) * float64(size) / (1 << 30)
 	mbps := func(r ingestRun) float64 { return float64(r.runs) * float64(size) / 1e6 / r.wall.Seconds() }
 	b.ReportMetric(mbps(weir), "weir-MB/s")
+	b.ReportMetric(mbps(nomd5), "weir-nomd5-MB/s")
 	b.ReportMetric(mbps(kcat), "kcat-MB/s")
 	b.ReportMetric(mbps(weir)/mbps(kcat), "ratio")
+	b.ReportMetric(mbps(nomd5)/mbps(kcat), "nomd5-ratio")
 	b.ReportMetric(weir.cpu.Seconds()/gib, "weir-CPU-s/GiB")
+	b.ReportMetric(nomd5.cpu.Seconds()/gib, "weir-nomd5-CPU-s/GiB")
 	b.ReportMetric(kcat.cpu.Seconds()/gib, "kcat-CPU-s/GiB")
 	b.ReportMetric(weir.broker.Seconds()/gib, "weir-broker-CPU-s/GiB")
 	b.ReportMetric(kcat.broker.Seconds()/gib, "kcat-broker-CPU-s/GiB")
@@ -206,10 +209,18 @@ func writeIngestBenchInputs(b *testing.B, dir, file, kcatInput string, size int6
 }
 
 // benchBrokerFor starts a fresh broker with a data dir, with topic created
-// (one partition) so neither producer pays for creating it.
-func benchBrokerFor(b *testing.B, topic string) (*bus.Broker, *bus.Client) {
+// (one partition) so neither producer pays for creating it. stop closes
+// both and removes the data dir, so that one run's gigabyte of page cache
+// is freed before the next run instead of making the later runs write into
+// memory the machine has not used yet (on a VM, every such page faults on
+// the host first, which taxes whichever producer runs later).
+func benchBrokerFor(b *testing.B, topic string) (*bus.Broker, *bus.Client, func()) {
 	b.Helper()
-	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(b.TempDir()), bus.WithLogger(discardLogger()))
+	dir, err := os.MkdirTemp(b.TempDir(), "broker-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(dir), bus.WithLogger(discardLogger()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -217,12 +228,20 @@ func benchBrokerFor(b *testing.B, topic string) (*bus.Broker, *bus.Client) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	stop := func() {
+		c.Close()
+		broker.Close()
+		if err := os.RemoveAll(dir); err != nil {
+			b.Error(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.CreateTopic(ctx, topic, 1); err != nil {
+		stop()
 		b.Fatal(err)
 	}
-	return broker, c
+	return broker, c, stop
 }
 
 // selfCPU is this process's CPU time so far (user + system).
@@ -254,19 +273,20 @@ var (
 	ingestMD5Line   = regexp.MustCompile(`(?m)^md5 +([0-9a-f]{32})$`)
 )
 
-// benchWeirIngest runs `weir ingest file` into a fresh broker and checks
-// that it reports every byte and the file's MD5.
-func benchWeirIngest(b *testing.B, file string, size int64, chunkSize int, sum string) ingestRun {
+// benchWeirIngest runs `weir ingest file` with extra flags into a fresh
+// broker and checks that it reports every byte and the file's MD5 (sum),
+// or with sum empty that it computed none.
+func benchWeirIngest(b *testing.B, file string, size int64, chunkSize int, sum string, extra ...string) ingestRun {
 	b.Helper()
 	const topic = "stream_bench_weir"
-	broker, c := benchBrokerFor(b, topic)
-	defer broker.Close()
-	defer c.Close()
+	broker, _, stop := benchBrokerFor(b, topic)
+	defer stop()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), weirChildEnv+"="+strings.Join([]string{"ingest", file, "--kafka", broker.Addr(), "--topic", topic, "--chunk-size", strconv.Itoa(chunkSize)}, "\x1f"))
+	args := append([]string{"ingest", file, "--kafka", broker.Addr(), "--topic", topic, "--chunk-size", strconv.Itoa(chunkSize)}, extra...)
+	cmd.Env = append(os.Environ(), weirChildEnv+"="+strings.Join(args, "\x1f"))
 	r, out := runProducer(b, cmd)
 	m, s := ingestBytesLine.FindSubmatch(out), ingestMD5Line.FindSubmatch(out)
-	if m == nil || string(m[1]) != strconv.FormatInt(size, 10) || s == nil || string(s[1]) != sum {
+	if m == nil || string(m[1]) != strconv.FormatInt(size, 10) || (s == nil) != (sum == "") || (s != nil && string(s[1]) != sum) {
 		b.Fatalf("weir ingest: want bytes %d and md5 %s, got:\n%s", size, sum, out)
 	}
 	return r
@@ -277,9 +297,8 @@ func benchWeirIngest(b *testing.B, file string, size int64, chunkSize int, sum s
 func benchKcatProduce(b *testing.B, input string, records int) ingestRun {
 	b.Helper()
 	const topic = "stream_bench_kcat"
-	broker, c := benchBrokerFor(b, topic)
-	defer broker.Close()
-	defer c.Close()
+	broker, c, stop := benchBrokerFor(b, topic)
+	defer stop()
 	in, err := os.Open(input)
 	if err != nil {
 		b.Fatal(err)

@@ -138,6 +138,32 @@ func TestIngestThenConsumeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestIngestWithoutMD5: --no-md5 sends the same stream with a stream_eof
+// that has contentLength only; weir consume checks that and says so.
+func TestIngestWithoutMD5(t *testing.T) {
+	broker := startEmbeddedBroker(t)
+	clip := makeTSClip(t)
+	res := runWeir(testContext(t), "ingest", clip, "--kafka", broker.Addr(), "--topic", "stream_nomd5", "--no-md5")
+	if res.err != nil {
+		t.Fatalf("weir ingest --no-md5: %v\n%s", res.err, res.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^md5 +not computed \(--no-md5\)$`).MatchString(res.stdout) {
+		t.Errorf("stdout lacks the md5 line saying it was not computed:\n%s", res.stdout)
+	}
+	cons := runWeir(testContext(t), "consume", "--topic", "stream_nomd5", "--kafka", broker.Addr(), "--from-beginning", "--until-eof")
+	if cons.err != nil {
+		t.Fatalf("weir consume: %v\n%s", cons.err, cons.stdout)
+	}
+	lines := strings.Split(strings.TrimSuffix(cons.stdout, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, " stream_eof ") || !strings.Contains(last, "verified=ok") || strings.Contains(last, "md5Checksum") {
+		t.Errorf("last line %q, want a stream_eof verified by its contentLength, with no md5Checksum", last)
+	}
+	if !strings.Contains(cons.stderr, "contentLength matches (stream_eof has no md5Checksum)") {
+		t.Errorf("stderr %q lacks the verdict", cons.stderr)
+	}
+}
+
 // TestIngestRecordsALiveStation: a live source is recorded for
 // --record-duration and ends normally, with heartbeats counted from 1 and a
 // final DONE.

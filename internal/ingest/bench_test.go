@@ -210,10 +210,17 @@ func writeBenchInputs(b *testing.B, clip, file, kcatInput string, size int64) in
 
 // benchBroker starts a broker with a data dir and a consumer that reads
 // topic from the beginning, timing each raw_stream record, until it has
-// size bytes of them. wait returns the latencies.
+// size bytes of them. wait returns the latencies. stop closes both and
+// removes the data dir, so that one run's page cache is freed before the
+// next instead of the later runs writing into memory the machine has not
+// used yet (on a VM each such page faults on the host first).
 func benchBroker(b *testing.B, topic string, size int64) (addr string, wait func() []float64, stop func()) {
 	b.Helper()
-	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(b.TempDir()), bus.WithLogger(quietLogger()))
+	dir, err := os.MkdirTemp(b.TempDir(), "broker-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker, err := bus.StartBroker(bus.WithListenAddr("127.0.0.1:0"), bus.WithDataDir(dir), bus.WithLogger(quietLogger()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -256,6 +263,9 @@ func benchBroker(b *testing.B, topic string, size int64) (addr string, wait func
 		cancel()
 		consumer.Close()
 		broker.Close()
+		if err := os.RemoveAll(dir); err != nil {
+			b.Error(err)
+		}
 	}
 	return broker.Addr(), wait, stop
 }

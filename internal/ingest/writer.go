@@ -93,6 +93,14 @@ type StreamOptions struct {
 	// it, costs more than hashing the record. A file or pull at full
 	// speed wants the hasher: hashing overlaps with producing.
 	HashInline bool
+	// NoMD5 skips the stream's MD5: stream_eof carries contentLength
+	// without md5Checksum (the protocol lets a producer omit it), and
+	// Stats.MD5 is empty. The MD5 is most of what a file ingest costs
+	// (one core hashes about 700-850 MB/s, and one stream's MD5 cannot
+	// be split), so this is for a trusted source whose consumers do not
+	// need the end-to-end check; the bus still checks every record batch's
+	// CRC.
+	NoMD5 bool
 
 	// Clock returns the current time, for timestampUTC, upTime and the
 	// heartbeat cadence; default time.Now. Tests pass a fake one.
@@ -231,7 +239,7 @@ func NewStreamWriter(b bus.Bus, topic string, opts StreamOptions) (*StreamWriter
 		opts:   opts,
 		rawKey: []byte(opts.KeyPrefix + string(protocol.TypeRawStream)),
 		stats:  Stats{Topic: topic, EngineInstanceID: opts.EngineInstanceID},
-		acks:   newAcks(),
+		acks:   newAcks(opts.NoMD5),
 	}
 	return w, nil
 }
@@ -290,7 +298,7 @@ func (w *StreamWriter) Init(ctx context.Context) error {
 		// Nothing was started: start again from scratch if asked. Records
 		// still in flight report to the discarded acks.
 		w.stats = Stats{Topic: w.topic, EngineInstanceID: w.opts.EngineInstanceID}
-		w.acks, w.err = newAcks(), nil
+		w.acks, w.err = newAcks(w.opts.NoMD5), nil
 		w.lastBeat, w.sinceBeat = time.Time{}, 0
 		return err
 	}
@@ -595,14 +603,18 @@ func (w *StreamWriter) appendRaw(batch []outRecord, data []byte, now time.Time) 
 	// ingest (about 750 MB/s), and neither this goroutine, which builds
 	// the records, nor the producer's single callback goroutine should
 	// carry it. With HashInline, push hashes on this goroutine.
-	if w.hq == nil {
-		w.hq = newHashQueue(w.opts.ChunkSize, w.opts.HashInline)
+	var slot *hashSlot
+	if !w.opts.NoMD5 {
+		if w.hq == nil {
+			w.hq = newHashQueue(w.opts.ChunkSize, w.opts.HashInline)
+		}
+		slot = w.hq.push(data)
 	}
 	batch = append(batch, outRecord{&bus.Record{
 		Topic: w.topic,
 		Key:   w.rawKey,
 		Value: data,
-	}, kindRaw, w.hq.push(data)})
+	}, kindRaw, slot})
 	w.stats.Bytes += int64(len(data))
 	w.stats.RawMessages++
 	w.stats.Messages++
@@ -816,6 +828,7 @@ type acks struct {
 	inflightBytes int // their recordCost
 	counts        ackCounts
 	sum           *hashSlot // the last acknowledged raw_stream record; nil before any
+	noMD5         bool      // StreamOptions.NoMD5: md5 returns ""
 	failed        error     // the first record that failed: later ones are not counted
 	lastErr       error     // the first failure of stream_eof or the last heartbeat
 	closed        bool      // stream_eof acknowledged
@@ -825,13 +838,16 @@ type acks struct {
 	wake          chan struct{} // signalled when waiting says it is ready, or on a failure
 }
 
-func newAcks() *acks {
-	return &acks{lastAck: time.Now(), wake: make(chan struct{}, 1)}
+func newAcks(noMD5 bool) *acks {
+	return &acks{lastAck: time.Now(), wake: make(chan struct{}, 1), noMD5: noMD5}
 }
 
 // md5 returns the hex MD5 of the acknowledged raw_stream bytes, waiting
-// for the hasher to reach the last of them. a.mu is held.
+// for the hasher to reach the last of them, or "" with NoMD5. a.mu is held.
 func (a *acks) md5() string {
+	if a.noMD5 {
+		return ""
+	}
 	h := md5.New()
 	if a.sum != nil {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(a.sum.q.state(a.sum)); err != nil {

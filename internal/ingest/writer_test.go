@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -236,6 +237,44 @@ func TestStreamWriterSplitsBytesIntoChunksOfAtMostChunkSize(t *testing.T) {
 				st.Messages != int64(len(d.raw)+2) || st.Heartbeats != int64(len(d.heartbeats)) || st.MD5 != md5hex(sent) || !st.Closed {
 				t.Errorf("Stats = %+v", st)
 			}
+		})
+	}
+}
+
+// TestStreamWriterNoMD5LeavesTheChecksumOut: with NoMD5 the stream is the
+// same records, and stream_eof carries contentLength without md5Checksum.
+func TestStreamWriterNoMD5LeavesTheChecksumOut(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("HashInline=%v", inline), func(t *testing.T) {
+			p := newFakeBus()
+			w := newTestWriter(t, p, StreamOptions{ChunkSize: 1000, NoMD5: true, HashInline: inline})
+			if err := w.Init(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			data := randomBytes(25_500, 3)
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(t.Context(), false); err != nil {
+				t.Fatal(err)
+			}
+			d := decodeStream(t, p.records())
+			if !bytes.Equal(d.bytes(), data) || len(d.raw) != 26 {
+				t.Fatalf("%d raw_stream records with %d bytes, want 26 with the %d written", len(d.raw), len(d.bytes()), len(data))
+			}
+			if d.eof == nil || d.eof.ContentLength != int64(len(data)) || d.eof.MD5Checksum != "" || d.eof.ForcedEOF {
+				t.Fatalf("stream_eof = %+v, want contentLength %d and no md5Checksum", d.eof, len(data))
+			}
+			last := p.records()
+			for _, rec := range last {
+				if string(rec.Key) == "stream_eof" && bytes.Contains(rec.Value, []byte("md5Checksum")) {
+					t.Errorf("stream_eof JSON %s names md5Checksum", rec.Value)
+				}
+			}
+			if st := w.Stats(); st.MD5 != "" || st.Bytes != int64(len(data)) || !st.Closed {
+				t.Errorf("Stats = %+v, want no MD5", st)
+			}
+			checkHeartbeats(t, d, protocol.HeartbeatEveryMessages, protocol.HeartbeatDone)
 		})
 	}
 }
