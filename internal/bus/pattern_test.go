@@ -2,8 +2,10 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // partitionLog records OnAssigned/OnRevoked calls of one member.
@@ -135,5 +137,57 @@ func TestTopicPatternGroupGivesEachTopicToOneMember(t *testing.T) {
 	}
 	if n := a.got.len() + bm.got.len(); n != 2*len(topics) {
 		t.Fatalf("handled %d records, want %d: a rebalance must neither lose nor repeat", n, 2*len(topics))
+	}
+}
+
+// TestTopicPatternGroupMissesNoTopicCreatedDuringItsFirstJoin: topics
+// that appear while a pattern member is still joining its group (before
+// anything is assigned to it), and records produced to them meanwhile, are
+// all read, each once. A live packager or ladder transcoder starting while
+// publishers start is this case.
+func TestTopicPatternGroupMissesNoTopicCreatedDuringItsFirstJoin(t *testing.T) {
+	b := startTestBroker(t)
+	c := newTestClient(t, b.Addr())
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	var got seen
+	var parts partitionLog
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Consume(ctx, ConsumeOptions{
+			TopicPattern: `stream_join_[0-9]+`, Group: "joiners", FromBeginning: true,
+			OnAssigned: parts.onAssigned, OnRevoked: parts.onRevoked,
+			Handler: func(_ context.Context, r *Record) error { got.add(r); return nil },
+		})
+	}()
+	// New topics every 25 ms from the moment Consume starts, through the
+	// first join and past it: some before the member's first metadata,
+	// some between it and the assignment, some after.
+	const topics = 40
+	want := map[string]bool{}
+	for i := range topics {
+		tp := fmt.Sprintf("stream_join_%d", i)
+		for _, v := range []string{"first", "second"} {
+			produceValues(t, c, tp, nil, tp+"-"+v)
+			want[tp+"-"+v] = true
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	waitFor(t, "every record of every topic", func() bool { return got.len() >= len(want) })
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	counts := map[string]int{}
+	for _, v := range values(got.snapshot()) {
+		counts[v]++
+	}
+	for v := range want {
+		if counts[v] != 1 {
+			t.Errorf("record %s handled %d times, want once", v, counts[v])
+		}
+	}
+	if len(counts) != len(want) {
+		t.Errorf("handled %d distinct records, want %d", len(counts), len(want))
 	}
 }
