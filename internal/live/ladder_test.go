@@ -18,8 +18,14 @@ import (
 // until the returned stop is called (or the test ends).
 func (e *liveEnv) runTranscoder(holder string) (stop func()) {
 	e.t.Helper()
+	return e.runTranscoderTTL(holder, 2*time.Second)
+}
+
+// runTranscoderTTL is runTranscoder with leases of the given lifetime.
+func (e *liveEnv) runTranscoderTTL(holder string, ttl time.Duration) (stop func()) {
+	e.t.Helper()
 	tr, err := liveladder.New(liveladder.Config{Meta: e.meta, Bus: e.client, Logger: e.log.With("holder", holder),
-		Holder: holder, LeaseTTL: 2 * time.Second, Preset: "ultrafast", Registry: e.reg})
+		Holder: holder, LeaseTTL: ttl, Preset: "ultrafast", Registry: e.reg})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -442,5 +448,52 @@ func TestLadderWaitsForADeadTranscodersLease(t *testing.T) {
 	}
 	if first := rows[0].CreatedAt; first.Sub(dead.Acquired) < 2*time.Second {
 		t.Errorf("the first rendition segment was listed %v after the dead holder took the lease, before it could lapse", first.Sub(dead.Acquired))
+	}
+}
+
+// TestLadderLeaseWaitHoldsUpNoOtherStream: while a transcoder waits for
+// one stream's lease (left by a transcoder that died), it transcodes its
+// other streams; once the lease lapses it transcodes the waiting stream
+// from its first record, the records that came meanwhile included.
+func TestLadderLeaseWaitHoldsUpNoOtherStream(t *testing.T) {
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	ts := makeTSSized(t, "320x240", 4, 25, "libx264", 0)
+	waiting := e.newLadderStream("120p=150k")
+	free := e.newLadderStream("120p=150k")
+	ctx := context.Background()
+	const deadTTL = 20 * time.Second
+	dead, err := e.meta.AcquireLease(ctx, metastore.LiveLadderLeaseName(waiting.ID), "dead", deadTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.runTranscoderTTL("b", 12*time.Second) // waits up to 24 s for a lease
+	for _, st := range []metastore.Stream{waiting, free} {
+		s := e.openSession(st.ID)
+		writeAll(t, s, ts)
+		if err := s.Close(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		e.end(st.ID)
+	}
+	ended := func(st metastore.Stream) func() bool {
+		return func() bool { return parsePlaylist(t, e.getObject(st.ID+"/120p/vod.m3u8")).ended }
+	}
+	waitFor(t, 60*time.Second, "the free stream's rendition to end", ended(free))
+	if l, err := e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(waiting.ID)); err != nil || l.Holder != "dead" || !l.Held {
+		t.Fatalf("the waiting stream's lease is %+v (%v) when the free stream's rendition ended; want it still the dead holder's: the wait held up the other stream", l, err)
+	}
+	waitFor(t, 90*time.Second, "the waiting stream's rendition to end", ended(waiting))
+	l, err := e.meta.GetLease(ctx, metastore.LiveLadderLeaseName(waiting.ID))
+	if err != nil || l.Token <= dead.Token {
+		t.Fatalf("lease %+v (%v), want one taken after the dead holder's token %d", l, err, dead.Token)
+	}
+	got := parsePlaylist(t, e.getObject(waiting.ID + "/120p/vod.m3u8"))
+	want := parsePlaylist(t, e.getObject(free.ID + "/120p/vod.m3u8"))
+	if len(got.segments) != len(want.segments) || len(got.segments) < 3 {
+		t.Fatalf("the waiting stream's rendition has %d segments, the free one's %d from the same media: records kept during the wait were lost", len(got.segments), len(want.segments))
+	}
+	rows, err := e.meta.ListSegments(ctx, waiting.ID, "120p", 0, 0)
+	if err != nil || len(rows) == 0 || rows[0].CreatedAt.Before(dead.Acquired.Add(deadTTL-time.Second)) {
+		t.Fatalf("the waiting stream's first rendition segment (%v, %v) came before its lease could lapse at %v", rows, err, dead.Acquired.Add(deadTTL))
 	}
 }

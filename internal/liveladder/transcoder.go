@@ -67,6 +67,10 @@ type Transcoder struct {
 	mu      sync.Mutex
 	tasks   map[string]*task
 	skipped map[string]bool
+	// broken holds, by stream, the error of a task that gave up waiting
+	// for the lease with records deferred; the stream's next record
+	// returns it, so the consumer stops and delivers them again.
+	broken map[string]error
 }
 
 // New checks cfg and fills in defaults.
@@ -100,7 +104,7 @@ func New(cfg Config) (*Transcoder, error) {
 		return nil, fmt.Errorf("live ladder metrics: %w", err)
 	}
 	return &Transcoder{cfg: cfg, log: cfg.Logger.With("component", "live-ladder"), metrics: m,
-		tasks: map[string]*task{}, skipped: map[string]bool{}}, nil
+		tasks: map[string]*task{}, skipped: map[string]bool{}, broken: map[string]error{}}, nil
 }
 
 // Run transcodes until ctx ends, then stops every ffmpeg without ending
@@ -204,30 +208,46 @@ func (t *Transcoder) handle(ctx context.Context, rec *bus.Record) error {
 	if !ok {
 		return nil
 	}
+	t.mu.Lock()
+	broken := t.broken[id]
+	delete(t.broken, id)
+	t.mu.Unlock()
+	if broken != nil {
+		// The stream's waiting task gave up with records deferred: stop
+		// the consumer so that they are delivered again.
+		return broken
+	}
 	tk, err := t.task(ctx, id)
 	if err != nil || tk == nil {
 		return err
 	}
 	if err := tk.handle(ctx, rec); err != nil {
-		t.mu.Lock()
-		if t.tasks[id] == tk {
-			delete(t.tasks, id)
-		}
-		t.mu.Unlock()
-		tk.stop()
-		if errors.Is(err, errFinished) {
-			t.mu.Lock()
-			t.skipped[id] = true
-			t.mu.Unlock()
-			return nil
-		}
-		if errors.Is(err, metastore.ErrLeaseLost) {
-			tk.log.Warn("live ladder: lost the stream to another transcoder")
-			return nil
-		}
-		return err
+		return t.failed(tk, err)
 	}
 	return nil
+}
+
+// failed ends task tk after its handling of a record returned err, and
+// returns the error for the consumer: nil when the stream finished or went
+// to another transcoder.
+func (t *Transcoder) failed(tk *task, err error) error {
+	t.mu.Lock()
+	if t.tasks[tk.id] == tk {
+		delete(t.tasks, tk.id)
+	}
+	t.mu.Unlock()
+	tk.stop()
+	if errors.Is(err, errFinished) {
+		t.mu.Lock()
+		t.skipped[tk.id] = true
+		t.mu.Unlock()
+		return nil
+	}
+	if errors.Is(err, metastore.ErrLeaseLost) {
+		tk.log.Warn("live ladder: lost the stream to another transcoder")
+		return nil
+	}
+	return err
 }
 
 // task returns stream id's task, starting one (and taking its lease) when
@@ -256,12 +276,20 @@ func (t *Transcoder) task(ctx context.Context, id string) (*task, error) {
 		t.skip(id)
 		return nil, nil
 	}
-	held, err := t.hold(ctx, id)
-	if err != nil || held == nil {
-		return nil, err
+	tk = &task{tr: t, id: id, ladder: ladder, log: t.log.With("stream", id), lastActivity: time.Now()}
+	held, err := metastore.Hold(context.WithoutCancel(ctx), t.cfg.Meta, metastore.LiveLadderLeaseName(id), t.cfg.Holder, t.cfg.LeaseTTL, t.log)
+	switch {
+	case err == nil:
+		tk.held = held
+		tk.log.Info("live ladder: transcoding the stream", "ladder", Specs(ladder), "token", held.Token())
+	case errors.Is(err, metastore.ErrConflict):
+		// Held by another transcoder, most likely one that died: wait for
+		// it on the task's own goroutine, so that the other streams of
+		// this member (and the group's rebalances) do not wait too.
+		tk.startWaiting(ctx)
+	default:
+		return nil, fmt.Errorf("live ladder: lease %s: %w", metastore.LiveLadderLeaseName(id), err)
 	}
-	tk = &task{tr: t, id: id, ladder: ladder, held: held, log: t.log.With("stream", id), lastActivity: time.Now()}
-	tk.log.Info("live ladder: transcoding the stream", "ladder", Specs(ladder), "token", held.Token())
 	t.mu.Lock()
 	t.tasks[id] = tk
 	t.mu.Unlock()
@@ -276,13 +304,38 @@ func (t *Transcoder) skip(id string) {
 	t.cfg.Bus.ForgetTopic(protocol.StreamTopic(id))
 }
 
-// hold takes the stream's lease, waiting up to twice its lifetime for one
-// held by a transcoder that died to lapse.
-func (t *Transcoder) hold(ctx context.Context, id string) (*metastore.HeldLease, error) {
-	name := metastore.LiveLadderLeaseName(id)
+// maxBacklogBytes bounds the records a waiting task keeps: beyond it the
+// consumer is stopped and the records are delivered again later.
+const maxBacklogBytes = 64 << 20
+
+// startWaiting makes k wait for the stream's lease on a goroutine of its
+// own, up to twice its lifetime for one held by a transcoder that died to
+// lapse. Records that come meanwhile are deferred (bus.Record.Defer) and
+// kept in order, then handled once the lease is held.
+func (k *task) startWaiting(ctx context.Context) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	k.waiting, k.cancelWait, k.waitDone = true, cancel, make(chan struct{})
+	k.log.Info("live ladder: the stream's lease is held by another transcoder; waiting for it")
+	go func() {
+		defer close(k.waitDone)
+		held, err := k.waitForLease(wctx)
+		k.leaseTaken(ctx, held, err)
+	}()
+}
+
+// waitForLease tries to take the stream's lease every 250 ms until
+// twice its lifetime has passed.
+func (k *task) waitForLease(ctx context.Context) (*metastore.HeldLease, error) {
+	t := k.tr
+	name := metastore.LiveLadderLeaseName(k.id)
 	deadline := time.Now().Add(2 * t.cfg.LeaseTTL)
 	for {
-		held, err := metastore.Hold(context.WithoutCancel(ctx), t.cfg.Meta, name, t.cfg.Holder, t.cfg.LeaseTTL, t.log)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		held, err := metastore.Hold(ctx, t.cfg.Meta, name, t.cfg.Holder, t.cfg.LeaseTTL, t.log)
 		if err == nil {
 			return held, nil
 		}
@@ -292,11 +345,52 @@ func (t *Transcoder) hold(ctx context.Context, id string) (*metastore.HeldLease,
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("live ladder: lease %s is held by another transcoder: %w", name, err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+	}
+}
+
+// leaseTaken ends the wait: with the lease, the records kept meanwhile
+// are handled in order and acknowledged; without it, the task ends and
+// its stream's next record stops the consumer, which delivers the kept
+// records again.
+func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err error) {
+	k.mu.Lock()
+	backlog := k.backlog
+	k.backlog, k.backlogBytes, k.waiting = nil, 0, false
+	if err == nil && k.stopped {
+		// Stopped as the lease came: the records go to whoever owns the
+		// topic next.
+		_ = held.Release(context.Background())
+		err = context.Canceled
+	}
+	handled := 0
+	if err == nil {
+		// Held from here on, renewed until stop releases it.
+		k.held = held
+		k.log.Info("live ladder: transcoding the stream", "ladder", Specs(k.ladder), "token", held.Token(), "kept_records", len(backlog))
+		for _, r := range backlog {
+			if err = k.handleLocked(ctx, r.rec); err != nil {
+				break
+			}
+			r.ack()
+			handled++
 		}
+	}
+	k.mu.Unlock()
+	if err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	t := k.tr
+	if cerr := t.failed(k, err); cerr != nil {
+		k.log.Warn("live ladder: giving the stream's records back to the bus", "err", cerr)
+		t.mu.Lock()
+		t.broken[k.id] = cerr
+		t.mu.Unlock()
+		return
+	}
+	// The stream finished or went to another transcoder: what is left
+	// needs nothing, as when a record is handled in the consumer.
+	for _, r := range backlog[handled:] {
+		r.ack()
 	}
 }
 
@@ -332,13 +426,41 @@ type task struct {
 	// failed is set by an output goroutine that could not produce.
 	failed error
 	failMu sync.Mutex
+
+	// waiting: the lease is not held yet (startWaiting); backlog keeps
+	// the records that came meanwhile, deferred, in order.
+	waiting      bool
+	backlog      []keptRecord
+	backlogBytes int
+	cancelWait   context.CancelFunc
+	waitDone     chan struct{}
 }
 
-// handle feeds one record of the stream topic.
+// keptRecord is a record deferred while its task waits for the lease.
+type keptRecord struct {
+	rec *bus.Record
+	ack func()
+}
+
+// handle feeds one record of the stream topic, or keeps it (deferred)
+// while the task waits for the lease.
 func (k *task) handle(ctx context.Context, rec *bus.Record) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.lastActivity = time.Now()
+	if k.waiting {
+		if k.backlogBytes+len(rec.Value) > maxBacklogBytes {
+			return fmt.Errorf("live ladder: stream %s: over %d MiB of records came while waiting for its lease", k.id, maxBacklogBytes>>20)
+		}
+		k.backlog = append(k.backlog, keptRecord{rec: rec, ack: rec.Defer()})
+		k.backlogBytes += len(rec.Value)
+		return nil
+	}
+	return k.handleLocked(ctx, rec)
+}
+
+// handleLocked feeds one record to the transcoding. k.mu is held.
+func (k *task) handleLocked(ctx context.Context, rec *bus.Record) error {
 	if err := k.held.Context().Err(); err != nil {
 		return fmt.Errorf("%w", context.Cause(k.held.Context()))
 	}
@@ -530,15 +652,21 @@ func (k *task) produce(ctx context.Context, rec *bus.Record) error {
 	return k.tr.cfg.Bus.Produce(ctx, rec)
 }
 
-// quiet reports whether no record came for d.
+// quiet reports whether no record came for d. A task waiting for its
+// lease is never quiet: the records it keeps still need transcoding, even
+// when the stream ended meanwhile.
 func (k *task) quiet(d time.Duration) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return time.Since(k.lastActivity) >= d
+	return !k.waiting && time.Since(k.lastActivity) >= d
 }
 
-// stop kills ffmpeg and gives the lease up without ending the renditions.
+// stop kills ffmpeg and gives the lease up without ending the renditions;
+// a task still waiting for the lease stops waiting.
 func (k *task) stop() {
+	if k.cancelWait != nil {
+		k.cancelWait()
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.stopped {
@@ -549,6 +677,9 @@ func (k *task) stop() {
 	if k.sess != nil {
 		k.sess.kill()
 		k.sess = nil
+	}
+	if k.held == nil {
+		return // never held: a waiting task
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
