@@ -487,8 +487,8 @@ func TestLadderLeaseWaitHoldsUpNoOtherStream(t *testing.T) {
 	if err != nil || l.Token <= dead.Token {
 		t.Fatalf("lease %+v (%v), want one taken after the dead holder's token %d", l, err, dead.Token)
 	}
-	got := parsePlaylist(t, e.getObject(waiting.ID + "/120p/vod.m3u8"))
-	want := parsePlaylist(t, e.getObject(free.ID + "/120p/vod.m3u8"))
+	got := parsePlaylist(t, e.getObject(waiting.ID+"/120p/vod.m3u8"))
+	want := parsePlaylist(t, e.getObject(free.ID+"/120p/vod.m3u8"))
 	if len(got.segments) != len(want.segments) || len(got.segments) < 3 {
 		t.Fatalf("the waiting stream's rendition has %d segments, the free one's %d from the same media: records kept during the wait were lost", len(got.segments), len(want.segments))
 	}
