@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
@@ -26,6 +28,12 @@ type llPlaylist struct {
 	// partRange is the first and last part of each segment in the window
 	// written by this packager, so its parts can go when it leaves.
 	partRange map[int64][2]int64
+	// orphans are the parts an earlier packager of the stream wrote
+	// (numbered below the first this one writes), found when this one
+	// started; own counts the segments this one listed since. They are
+	// deleted once none can be listed any more (dropOrphans).
+	orphans []string
+	own     int
 }
 
 func newLLPlaylist(env *streamEnv) *llPlaylist {
@@ -211,4 +219,60 @@ func (c *playlistCalculator) dropParts(ctx context.Context, gone []metastore.Seg
 			}
 		}
 	}
+}
+
+// findOrphans lists the parts under the stream's prefix numbered below
+// nextPart: an earlier packager wrote them, and this one does not know
+// which segments they belong to. A store that cannot be listed leaves them
+// (logged): they cost space, not correctness.
+func (l *llPlaylist) findOrphans(ctx context.Context, env *streamEnv) {
+	if l.nextPart == 0 {
+		return
+	}
+	prefix := env.prefix + "/part_"
+	infos, err := env.p.cfg.Objects.List(ctx, prefix)
+	if err != nil {
+		env.log.Warn("live stream: listing the parts an earlier packager left; they stay", "err", err)
+		return
+	}
+	for _, inf := range infos {
+		k, ok := partNumber(strings.TrimPrefix(inf.Key, env.prefix+"/"))
+		if ok && k < l.nextPart {
+			l.orphans = append(l.orphans, inf.Key)
+		}
+	}
+}
+
+// partNumber is k of part_{k}.m4s.
+func partNumber(name string) (int64, bool) {
+	digits, ok := strings.CutSuffix(strings.TrimPrefix(name, "part_"), ".m4s")
+	if !ok || digits == "" {
+		return 0, false
+	}
+	k, err := strconv.ParseInt(digits, 10, 64)
+	return k, err == nil && k >= 0 && partURI(k) == name
+}
+
+// dropOrphans deletes the earlier packager's parts once this packager has
+// listed more than llPartSegments segments of its own (its playlists never
+// list them, and the earlier packager's last playlist is that old by
+// then), or at once when the stream is finished.
+func (c *playlistCalculator) dropOrphans(ctx context.Context, finished bool) {
+	l := c.ll
+	if l == nil || len(l.orphans) == 0 {
+		return
+	}
+	if !finished {
+		if l.own++; l.own <= llPartSegments {
+			return
+		}
+	}
+	left := l.orphans[:0]
+	for _, key := range l.orphans {
+		if err := c.env.p.cfg.Objects.Delete(ctx, key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			c.env.log.Warn("live stream: deleting a part an earlier packager left", "key", key, "err", err)
+			left = append(left, key)
+		}
+	}
+	l.orphans = left
 }

@@ -333,3 +333,85 @@ func TestLowLatencyKeyFramesAtTheLongestSegment(t *testing.T) {
 		}
 	}
 }
+
+// TestLowLatencyTakeoverDropsTheEarlierPackagersParts: a packager that
+// takes an LL stream over deletes the parts the earlier one wrote once its
+// own playlists have moved past them, and the parts its final playlist
+// lists stay.
+func TestLowLatencyTakeoverDropsTheEarlierPackagersParts(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 30, timeout: time.Minute})
+	st := e.newLLStream()
+	ctx := context.Background()
+	media := makeTS30(t, 10)
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, media[:len(media)/4])
+	parts := func() []string {
+		infos, err := e.store.List(ctx, st.ID+"/part_")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, inf := range infos {
+			keys = append(keys, inf.Key)
+		}
+		return keys
+	}
+	waitFor(t, 30*time.Second, "parts of the first packager", func() bool { return len(parts()) >= 4 })
+	e.stopPackager()
+	// The next packager numbers its parts from the stream's nextPart: the
+	// earlier packager's parts below it are the ones it cannot know (those
+	// from nextPart on, of the segment cut short, it writes again).
+	row, err := e.meta.GetStream(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Details
+	if err := json.Unmarshal(row.Details, &d); err != nil || d.NextPart == 0 {
+		t.Fatalf("details %s (%v): want a nextPart", row.Details, err)
+	}
+	var old []string
+	for _, k := range parts() {
+		if n, ok := partNumber(strings.TrimPrefix(k, st.ID+"/")); ok && n < d.NextPart {
+			old = append(old, k)
+		}
+	}
+	if len(old) == 0 {
+		t.Fatal("no parts below nextPart before the takeover")
+	}
+	e.startPackager()
+	writeAll(t, sess, media[len(media)/4:])
+	if err := sess.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the earlier packager's parts to go", func() bool {
+		for _, k := range old {
+			if e.getObject(k) != "" {
+				return false
+			}
+		}
+		return true
+	})
+	e.end(st.ID)
+	e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	final, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/live.m3u8")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := 0
+	if final == nil {
+		t.Fatal("no final playlist")
+	}
+	for _, s := range final.Segments {
+		for _, pt := range s.Parts {
+			listed++
+			if e.getObject(st.ID+"/"+pt.URI) == "" {
+				t.Errorf("part %s, listed in the final playlist, is gone", pt.URI)
+			}
+		}
+	}
+	if listed == 0 {
+		t.Fatal("the final playlist lists no parts")
+	}
+	t.Logf("%d parts of the first packager deleted; %d parts stored at the end, %d listed", len(old), len(parts()), listed)
+}

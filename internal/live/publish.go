@@ -94,6 +94,7 @@ func (c *playlistCalculator) Open(cc *graph.CalculatorContext) error {
 	}
 	if c.env.ll {
 		c.ll = newLLPlaylist(c.env)
+		c.ll.findOrphans(cc.Context(), c.env)
 	}
 	return nil
 }
@@ -186,6 +187,7 @@ func (c *playlistCalculator) publish(ctx context.Context, s *storedSegment) erro
 	}
 	c.retire(ctx, gone)
 	c.dropParts(ctx, gone)
+	c.dropOrphans(ctx, false)
 	return c.updateStream(ctx, metastore.StatusLive, nil)
 }
 
@@ -327,6 +329,7 @@ func (c *playlistCalculator) finish(ctx context.Context) error {
 	// The window is now every segment.
 	c.win.segs = segs
 	c.win.discSeq = 0
+	c.dropOrphans(ctx, true)
 	return c.updateStream(ctx, metastore.StatusVOD, func(s *metastore.Stream) {
 		s.ManifestPath = vodPlaylistKey(env.id)
 	})
