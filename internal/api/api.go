@@ -169,6 +169,9 @@ type Server struct {
 	// timed generates the subtitles and metadata renditions under /hls/
 	// (see hls.go and internal/hlsresults).
 	timed *hlsresults.Service
+	// watches share the polling of live playlists among held LL-HLS
+	// requests (hls_watch.go).
+	watches *playlistWatches
 }
 
 // New validates cfg, fills in defaults, registers metrics on the registry
@@ -251,7 +254,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: metrics,
+		watches: newPlaylistWatches(cfg.Objects, llPollInterval)}
 	if _, err := prom.Register[prometheus.Collector](cfg.Registry, readinessCollector{s}); err != nil {
 		return nil, fmt.Errorf("api: readiness metric: %w", err)
 	}

@@ -22,8 +22,9 @@ import (
 // reports, for the live playlists the packager writes with
 // EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES.
 
-// llPollInterval is how often a held request re-reads the playlist; a
-// packager in this process wakes it sooner (internal/livewatch).
+// llPollInterval is how often a playlist with requests held on it is
+// re-read (once for all of them: playlistWatches); a packager in this
+// process wakes them sooner (internal/livewatch).
 const llPollInterval = 100 * time.Millisecond
 
 // llMaxWait bounds how long a request for a hinted part is held when the
@@ -97,17 +98,9 @@ var partName = regexp.MustCompile(`^part_([0-9]{1,18})\.m4s$`)
 
 // readPlaylist reads and parses a media playlist object.
 func (s *Server) readPlaylist(ctx context.Context, key string) (*hls.MediaPlaylist, error) {
-	rc, _, err := s.cfg.Objects.Get(ctx, key)
+	data, err := readObject(ctx, s.cfg.Objects, key, maxPlaylistBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxPlaylistBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxPlaylistBytes {
-		return nil, fmt.Errorf("playlist %s is larger than %d bytes", key, maxPlaylistBytes)
 	}
 	return hls.ParseMediaPlaylist(data)
 }
@@ -164,21 +157,32 @@ func (s *Server) serveBlockingPlaylist(w http.ResponseWriter, r *http.Request, k
 	}
 	deadline := time.NewTimer(blockTimeout(p))
 	defer deadline.Stop()
-	tick := time.NewTicker(llPollInterval)
-	defer tick.Stop()
+	watch := s.watches.hold(key)
+	defer watch.release()
+	seen := watch.current()
 	for !reached(p, q) {
 		changed := livewatch.Changed(key)
-		select {
-		case <-ctx.Done():
-			return true
-		case <-deadline.C:
-			w.Header().Set("Retry-After", strconv.Itoa(max(p.TargetDuration, 1)))
-			writeProblem(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear in %s within %v", q.msn, q.part, key, blockTimeout(p)))
-			return true
-		case <-changed:
-		case <-tick.C:
+		if watch.current() == seen {
+			select {
+			case <-ctx.Done():
+				return true
+			case <-deadline.C:
+				w.Header().Set("Retry-After", strconv.Itoa(max(p.TargetDuration, 1)))
+				writeProblem(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear in %s within %v", q.msn, q.part, key, blockTimeout(p)))
+				return true
+			case <-changed:
+			}
 		}
-		next, err := s.readPlaylist(ctx, key)
+		data, v, err := watch.latest(ctx, seen)
+		if err != nil {
+			s.objectError(w, key, err)
+			return true
+		}
+		if v == seen {
+			continue // woken, but the playlist read back the same
+		}
+		seen = v
+		next, err := hls.ParseMediaPlaylist(data)
 		if err != nil {
 			s.objectError(w, key, err)
 			return true
@@ -264,19 +268,21 @@ func (s *Server) waitHintedPart(ctx context.Context, key string) {
 	}
 	deadline := time.NewTimer(min(blockTimeout(p), llMaxWait))
 	defer deadline.Stop()
-	tick := time.NewTicker(llPollInterval)
-	defer tick.Stop()
+	// The packager writes a part before the playlist that lists it: look
+	// for the part each time the playlist changes.
+	watch := s.watches.hold(plKey)
+	defer watch.release()
 	for {
+		changed := livewatch.Changed(plKey)
+		if _, err := s.cfg.Objects.Stat(ctx, key); !errors.Is(err, objstore.ErrNotFound) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-deadline.C:
 			return
-		case <-livewatch.Changed(plKey):
-		case <-tick.C:
-		}
-		if _, err := s.cfg.Objects.Stat(ctx, key); !errors.Is(err, objstore.ErrNotFound) {
-			return
+		case <-changed:
 		}
 	}
 }

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weir-media/weir/internal/hls"
 	"github.com/weir-media/weir/internal/livewatch"
+	"github.com/weir-media/weir/internal/objstore"
 )
 
 const llID = "live-0123456789ab"
@@ -154,9 +158,20 @@ func TestPreloadHintedPartIsHeldUntilWritten(t *testing.T) {
 	e.put(llID+"/live.m3u8", llList(0, 4, 1, false)) // hint: part_16.m4s
 	ch := e.getAsync("/hls/" + llID + "/part_16.m4s")
 	stillHeld(t, ch)
+	// The packager writes the part, then the playlist that lists it; a
+	// packager in another process notifies nobody here, so the shared
+	// poll of the playlist finds the change.
 	e.put(llID+"/part_16.m4s", []byte("moof"))
-	if rec := <-ch; rec.Code != 200 || rec.Body.String() != "moof" {
-		t.Fatalf("hinted part: %d %s", rec.Code, rec.Body)
+	e.put(llID+"/live.m3u8", llList(0, 4, 2, false))
+	select {
+	case rec := <-ch:
+		if rec.Code != 200 || rec.Body.String() != "moof" {
+			t.Fatalf("hinted part: %d %s", rec.Code, rec.Body)
+		}
+	case <-time.After(2 * time.Second):
+		// The hold would end at the playlist's timeout (3 s) anyway:
+		// answering before it shows the playlist's change woke it.
+		t.Fatal("the hinted part was not served within 2 s of the playlist listing it")
 	}
 	// A part past the hint is simply not there.
 	if rec := e.do("GET", "/hls/"+llID+"/part_99.m4s", nil); rec.Code != 404 {
@@ -200,4 +215,63 @@ func FuzzParseLLQuery(f *testing.F) {
 			t.Fatalf("inconsistent directives %+v from %q", q, raw)
 		}
 	})
+}
+
+// countingStore counts the Gets of one key.
+type countingStore struct {
+	objstore.Store
+	key  string
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error) {
+	if key == c.key {
+		c.gets.Add(1)
+	}
+	return c.Store.Get(ctx, key)
+}
+
+// TestHeldRequestsShareOnePollOfThePlaylist: however many viewers hold a
+// blocking reload or a hinted part on one playlist, the store is read once
+// per poll interval for all of them (plus each request's first read), and
+// a change answers them all.
+func TestHeldRequestsShareOnePollOfThePlaylist(t *testing.T) {
+	key := llID + "/live.m3u8"
+	var counter *countingStore
+	e := newEnv(t, "", func(c *Config) {
+		counter = &countingStore{Store: c.Objects, key: key}
+		c.Objects = counter
+	})
+	e.put(key, llList(0, 4, 1, false)) // hint: part_16.m4s
+	const viewers = 20
+	var held []<-chan *httptest.ResponseRecorder
+	for i := range viewers {
+		if i%2 == 0 {
+			held = append(held, e.getAsync("/hls/"+key+"?_HLS_msn=5"))
+		} else {
+			held = append(held, e.getAsync("/hls/"+llID+"/part_16.m4s"))
+		}
+	}
+	start := time.Now()
+	time.Sleep(time.Second)
+	e.put(llID+"/part_16.m4s", []byte("moof"))
+	e.put(key, llList(0, 5, 0, false))
+	for i, ch := range held {
+		select {
+		case rec := <-ch:
+			if rec.Code != 200 {
+				t.Fatalf("viewer %d: status %d: %s", i, rec.Code, rec.Body)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("viewer %d was not answered within 2 s of the change", i)
+		}
+	}
+	// Each request reads the playlist once when it comes; the shared poll
+	// reads it at most once per interval since the first came, and once
+	// more for the change. Held requests polling on their own would have
+	// read it about viewers x 10 times in that second.
+	polls := int64(time.Since(start)/llPollInterval) + 2
+	if n := counter.gets.Load(); n > viewers+polls {
+		t.Fatalf("the playlist was read %d times for %d viewers held %v; want at most %d", n, viewers, time.Since(start).Round(time.Millisecond), viewers+polls)
+	}
 }
