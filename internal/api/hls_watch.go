@@ -30,6 +30,10 @@ func newPlaylistWatches(store objstore.Store, interval time.Duration) *playlistW
 	return &playlistWatches{store: store, interval: interval, watches: map[string]*playlistWatch{}}
 }
 
+// pollReadTimeout bounds one poll's read of the store, so a hung read
+// cannot hold up the requests waiting on the playlist for longer.
+const pollReadTimeout = 5 * time.Second
+
 // playlistWatch is one playlist's shared state: the last bytes read and a
 // version counted up at each change.
 type playlistWatch struct {
@@ -81,9 +85,11 @@ func (w *playlistWatch) poll() {
 			return
 		case <-tick.C:
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), pollReadTimeout)
 		w.mu.Lock()
-		changed, _ := w.fetchLocked(context.Background())
+		changed, _ := w.fetchLocked(ctx)
 		w.mu.Unlock()
+		cancel()
 		if changed {
 			livewatch.Notify(w.key)
 		}
