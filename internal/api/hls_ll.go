@@ -155,39 +155,17 @@ func (s *Server) serveBlockingPlaylist(w http.ResponseWriter, r *http.Request, k
 		writeProblem(w, http.StatusBadRequest, fmt.Sprintf("_HLS_msn %d is more than two segments past the last, %d", q.msn, lastMSN(p)))
 		return true
 	}
-	deadline := time.NewTimer(blockTimeout(p))
-	defer deadline.Stop()
-	watch := s.watches.hold(key)
-	defer watch.release()
-	seen := watch.current()
-	for !reached(p, q) {
-		changed := livewatch.Changed(key)
-		if watch.current() == seen {
-			select {
-			case <-ctx.Done():
-				return true
-			case <-deadline.C:
-				w.Header().Set("Retry-After", strconv.Itoa(max(p.TargetDuration, 1)))
-				writeProblem(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear in %s within %v", q.msn, q.part, key, blockTimeout(p)))
-				return true
-			case <-changed:
-			}
-		}
-		data, v, err := watch.latest(ctx, seen)
-		if err != nil {
-			s.objectError(w, key, err)
-			return true
-		}
-		if v == seen {
-			continue // woken, but the playlist read back the same
-		}
-		seen = v
-		next, err := hls.ParseMediaPlaylist(data)
-		if err != nil {
-			s.objectError(w, key, err)
-			return true
-		}
-		p = next
+	p, err = s.waitForPlaylist(ctx, key, p, q)
+	switch {
+	case ctx.Err() != nil:
+		return true
+	case errors.Is(err, errBlockTimeout):
+		w.Header().Set("Retry-After", strconv.Itoa(max(p.TargetDuration, 1)))
+		writeProblem(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear in %s within %v", q.msn, q.part, key, blockTimeout(p)))
+		return true
+	case err != nil:
+		s.objectError(w, key, err)
+		return true
 	}
 	if q.skip {
 		skipSegments(p)
@@ -208,6 +186,47 @@ func (s *Server) serveBlockingPlaylist(w http.ResponseWriter, r *http.Request, k
 		w.Write(data)
 	}
 	return true
+}
+
+// errBlockTimeout: what a blocking request asked for did not appear in
+// time.
+var errBlockTimeout = errors.New("blocking reload timed out")
+
+// waitForPlaylist waits until the playlist at key holds what q asks for,
+// starting from p, read already, and returns it; errBlockTimeout (with
+// the last playlist read) after blockTimeout.
+func (s *Server) waitForPlaylist(ctx context.Context, key string, p *hls.MediaPlaylist, q llQuery) (*hls.MediaPlaylist, error) {
+	deadline := time.NewTimer(blockTimeout(p))
+	defer deadline.Stop()
+	watch := s.watches.hold(key)
+	defer watch.release()
+	seen := watch.current()
+	for !reached(p, q) {
+		changed := livewatch.Changed(key)
+		if watch.current() == seen {
+			select {
+			case <-ctx.Done():
+				return p, ctx.Err()
+			case <-deadline.C:
+				return p, errBlockTimeout
+			case <-changed:
+			}
+		}
+		data, v, err := watch.latest(ctx, seen)
+		if err != nil {
+			return p, err
+		}
+		if v == seen {
+			continue // woken, but the playlist read back the same
+		}
+		seen = v
+		next, err := hls.ParseMediaPlaylist(data)
+		if err != nil {
+			return p, fmt.Errorf("playlist %s: %w", key, err)
+		}
+		p = next
+	}
+	return p, nil
 }
 
 // skipSegments makes p a delta update: the segments that start more than

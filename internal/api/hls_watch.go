@@ -41,6 +41,7 @@ type playlistWatch struct {
 	key     string
 	holders int           // under ws.mu
 	stop    chan struct{} // closed when the last holder lets go
+	done    chan struct{} // closed when the poll has stopped
 
 	mu      sync.Mutex // serialises the reads of the store
 	version uint64
@@ -54,7 +55,7 @@ func (ws *playlistWatches) hold(key string) *playlistWatch {
 	defer ws.mu.Unlock()
 	w := ws.watches[key]
 	if w == nil {
-		w = &playlistWatch{ws: ws, key: key, stop: make(chan struct{})}
+		w = &playlistWatch{ws: ws, key: key, stop: make(chan struct{}), done: make(chan struct{})}
 		ws.watches[key] = w
 		go w.poll()
 	}
@@ -62,14 +63,21 @@ func (ws *playlistWatches) hold(key string) *playlistWatch {
 	return w
 }
 
-// release lets go of the watch; the last holder stops its poll.
+// release lets go of the watch; the last holder stops its poll and waits
+// for a read in progress to end, so that no read of the store outlives the
+// requests (the store may be closed once they are done).
 func (w *playlistWatch) release() {
 	ws := w.ws
 	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if w.holders--; w.holders == 0 {
+	w.holders--
+	last := w.holders == 0
+	if last {
 		delete(ws.watches, w.key)
 		close(w.stop)
+	}
+	ws.mu.Unlock()
+	if last {
+		<-w.done
 	}
 }
 
@@ -77,6 +85,7 @@ func (w *playlistWatch) release() {
 // wakes the holders when it changed. A failed read is left to the
 // holders' own reads to report.
 func (w *playlistWatch) poll() {
+	defer close(w.done)
 	tick := time.NewTicker(w.ws.interval)
 	defer tick.Stop()
 	for {
