@@ -53,7 +53,41 @@ func planLadder(ladder []Rung, info *media.Info, audioBitrate int64) ([]*renditi
 		r.Name = strconv.Itoa(r.Height) + "p"
 		out = append(out, &rendition{Name: r.Name, Rung: r, Video: true, Audio: hasAudio})
 	}
+	if src := sourceVideoBitrate(info); src > 0 {
+		for _, r := range out {
+			r.Rung = capBitrate(r.Rung, src)
+		}
+	}
 	return out, nil
+}
+
+// sourceVideoBitrate is the source's video bit rate as ffprobe reports it:
+// the video stream's, or else the container's less the audio stream's;
+// 0 when unknown.
+func sourceVideoBitrate(info *media.Info) int64 {
+	v, _ := info.Video()
+	if v.BitRate > 0 {
+		return v.BitRate
+	}
+	if info.BitRate <= 0 {
+		return 0
+	}
+	a, _ := info.Audio()
+	return max(info.BitRate-a.BitRate, 0)
+}
+
+// capBitrate lowers a rung's target to the source's video bit rate when it
+// is above it (maxrate and buffer in proportion): re-encoding cannot add
+// quality the source does not have, and a rung that asked for more would
+// spend bits on nothing and list a BANDWIDTH above its source's.
+func capBitrate(r Rung, src int64) Rung {
+	if r.VideoBitrate <= src {
+		return r
+	}
+	scale := func(v int64) int64 { return int64(math.Round(float64(v) * float64(src) / float64(r.VideoBitrate))) }
+	r.MaxBitrate, r.BufSize = scale(r.MaxBitrate), scale(r.BufSize)
+	r.VideoBitrate = src
+	return r
 }
 
 // groupRenditions splits the ladder into the renditions each ffmpeg

@@ -191,3 +191,50 @@ func TestFFmpegReadsTheSourceOnlyWithTheProbedDemuxer(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLadderCapsRungsAtTheSourcesBitRate: a rung never asks for more
+// than the source's video bit rate (the stream's as ffprobe reports it,
+// else the container's less the audio's); maxrate and buffer follow.
+func TestPlanLadderCapsRungsAtTheSourcesBitRate(t *testing.T) {
+	withRates := func(video, format, audio int64) *media.Info {
+		info := videoInfo(1920, 1080, true)
+		info.Streams[0].BitRate, info.Streams[1].BitRate, info.BitRate = video, audio, format
+		return info
+	}
+	tests := []struct {
+		name string
+		info *media.Info
+		want map[string][3]int64 // b:v, maxrate, bufsize
+	}{
+		{"a 2 Mb/s video stream caps 1080p and 720p", withRates(2_000_000, 0, 0), map[string][3]int64{
+			"1080p": {2_000_000, 2_140_000, 3_000_000}, "720p": {2_000_000, 2_140_000, 3_000_000},
+			"480p": {1_400_000, 1_498_000, 2_100_000}, "360p": {800_000, 856_000, 1_200_000}}},
+		{"the container's rate less the audio's when the stream has none", withRates(0, 1_128_000, 128_000), map[string][3]int64{
+			"1080p": {1_000_000, 1_070_000, 1_500_000}, "480p": {1_000_000, 1_070_000, 1_500_000}, "360p": {800_000, 856_000, 1_200_000}}},
+		{"unknown rates change nothing", withRates(0, 0, 0), map[string][3]int64{
+			"1080p": {5_000_000, 5_350_000, 7_500_000}, "360p": {800_000, 856_000, 1_200_000}}},
+		{"a rich source changes nothing", withRates(20_000_000, 0, 0), map[string][3]int64{
+			"1080p": {5_000_000, 5_350_000, 7_500_000}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ladder := DefaultLadder()
+			rs, err := planLadder(ladder, tt.info, 128_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ladder[0].VideoBitrate != 5_000_000 || ladder[0].BufSize != 7_500_000 {
+				t.Fatalf("planLadder changed the configured ladder: %+v", ladder[0])
+			}
+			got := map[string][3]int64{}
+			for _, r := range rs {
+				got[r.Name] = [3]int64{r.Rung.VideoBitrate, r.Rung.MaxBitrate, r.Rung.BufSize}
+			}
+			for name, w := range tt.want {
+				if got[name] != w {
+					t.Errorf("%s: b:v, maxrate, bufsize %v, want %v", name, got[name], w)
+				}
+			}
+		})
+	}
+}
