@@ -171,6 +171,9 @@ func (c *llCalculator) feed(at time.Time) error {
 		switch p.Stream.Codec {
 		case mpegts.CodecH264, mpegts.CodecAAC:
 		default:
+			if err := nothingToPackage(c.d.Program()); err != nil {
+				return err
+			}
 			if !c.warned && (p.Stream.Kind == mpegts.KindVideo || p.Stream.Kind == mpegts.KindAudio) {
 				c.warned = true
 				c.env.log.Warn("live stream: low-latency HLS packages H.264 and AAC only; this stream's other codec is dropped", "codec", p.Stream.Codec.String())
@@ -182,6 +185,29 @@ func (c *llCalculator) feed(at time.Time) error {
 		}
 	}
 	return nil
+}
+
+// nothingToPackage fails a low-latency stream whose program has neither
+// H.264 video nor AAC audio (MP3 audio only, H.265 without AAC): nothing
+// of it could ever be packaged, and saying so beats a stream that stays
+// live without a segment.
+func nothingToPackage(prog *mpegts.Program) error {
+	if prog == nil {
+		return nil
+	}
+	var codecs []string
+	for _, s := range prog.Streams {
+		switch {
+		case s.Codec == mpegts.CodecH264 || s.Codec == mpegts.CodecAAC:
+			return nil
+		case s.Kind == mpegts.KindVideo || s.Kind == mpegts.KindAudio:
+			codecs = append(codecs, s.Codec.String())
+		}
+	}
+	if len(codecs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("low-latency HLS packages H.264 video and AAC audio, and this stream has only %s: publish H.264 or AAC, or start the stream without ll_hls", strings.Join(codecs, " and "))
 }
 
 // emit stores what the cutter produced, in order.

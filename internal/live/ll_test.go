@@ -415,3 +415,24 @@ func TestLowLatencyTakeoverDropsTheEarlierPackagersParts(t *testing.T) {
 	}
 	t.Logf("%d parts of the first packager deleted; %d parts stored at the end, %d listed", len(old), len(parts()), listed)
 }
+
+// TestLowLatencyWithNothingToPackageFails: an LL stream whose publisher
+// sends only what LL-HLS cannot carry (MP3 audio) fails with an error that
+// says why and what to do, instead of staying live without a segment.
+func TestLowLatencyWithNothingToPackageFails(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	sess := e.openSession(st.ID)
+	writeAll(t, sess, makeMedia(t, "mpegts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3", "-c:a", "libmp3lame", "-b:a", "64k"))
+	if err := sess.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	failed := e.waitStatus(st.ID, metastore.StatusFailed, 30*time.Second)
+	t.Logf("stream failed: %s", failed.Error)
+	for _, want := range []string{"low-latency HLS packages H.264 video and AAC audio", "only mp3", "without ll_hls"} {
+		if !strings.Contains(failed.Error, want) {
+			t.Errorf("error %q lacks %q", failed.Error, want)
+		}
+	}
+}
