@@ -466,7 +466,10 @@ func TestLadderLeaseWaitHoldsUpNoOtherStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.runTranscoderTTL("b", 12*time.Second) // waits up to 24 s for a lease
+	// Leases of 2 s: the wait (20 s) is far longer than the transcoder's
+	// own lease lifetime, and every record of the waiting stream has come
+	// before it ends.
+	e.runTranscoderTTL("b", 2*time.Second)
 	for _, st := range []metastore.Stream{waiting, free} {
 		s := e.openSession(st.ID)
 		writeAll(t, s, ts)

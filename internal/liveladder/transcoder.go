@@ -67,10 +67,10 @@ type Transcoder struct {
 	mu      sync.Mutex
 	tasks   map[string]*task
 	skipped map[string]bool
-	// broken holds, by stream, the error of a task that gave up waiting
-	// for the lease with records deferred; the stream's next record
-	// returns it, so the consumer stops and delivers them again.
-	broken map[string]error
+	// restart stops the current Consume so that Run starts another, which
+	// delivers again every record not committed: for records a task kept
+	// (deferred) and could not handle.
+	restart context.CancelFunc
 }
 
 // New checks cfg and fills in defaults.
@@ -104,7 +104,7 @@ func New(cfg Config) (*Transcoder, error) {
 		return nil, fmt.Errorf("live ladder metrics: %w", err)
 	}
 	return &Transcoder{cfg: cfg, log: cfg.Logger.With("component", "live-ladder"), metrics: m,
-		tasks: map[string]*task{}, skipped: map[string]bool{}, broken: map[string]error{}}, nil
+		tasks: map[string]*task{}, skipped: map[string]bool{}}, nil
 }
 
 // Run transcodes until ctx ends, then stops every ffmpeg without ending
@@ -115,14 +115,25 @@ func (t *Transcoder) Run(ctx context.Context) error {
 	go func() { defer close(swept); t.sweep(ctx) }()
 	defer func() { <-swept }()
 	for ctx.Err() == nil {
-		err := t.cfg.Bus.Consume(ctx, bus.ConsumeOptions{
+		cctx, restart := context.WithCancel(ctx)
+		t.mu.Lock()
+		t.restart = restart
+		t.mu.Unlock()
+		err := t.cfg.Bus.Consume(cctx, bus.ConsumeOptions{
 			TopicPattern:  protocol.StreamTopicPattern,
 			Group:         t.cfg.Group,
 			FromBeginning: true,
 			OnRevoked:     t.revoked,
 			Handler:       t.handle,
 		})
-		if ctx.Err() != nil || err == nil {
+		restarted := cctx.Err() != nil
+		restart()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case restarted:
+			continue
+		case err == nil:
 			return nil
 		}
 		t.log.Warn("live ladder: consuming the stream topics failed; retrying", "err", err)
@@ -207,15 +218,6 @@ func (t *Transcoder) handle(ctx context.Context, rec *bus.Record) error {
 	id, ok := protocol.StreamIDOf(rec.Topic)
 	if !ok {
 		return nil
-	}
-	t.mu.Lock()
-	broken := t.broken[id]
-	delete(t.broken, id)
-	t.mu.Unlock()
-	if broken != nil {
-		// The stream's waiting task gave up with records deferred: stop
-		// the consumer so that they are delivered again.
-		return broken
 	}
 	tk, err := t.task(ctx, id)
 	if err != nil || tk == nil {
@@ -309,9 +311,9 @@ func (t *Transcoder) skip(id string) {
 const maxBacklogBytes = 64 << 20
 
 // startWaiting makes k wait for the stream's lease on a goroutine of its
-// own, up to twice its lifetime for one held by a transcoder that died to
-// lapse. Records that come meanwhile are deferred (bus.Record.Defer) and
-// kept in order, then handled once the lease is held.
+// own, most often for one held by a transcoder that died to lapse. Records
+// that come meanwhile are deferred (bus.Record.Defer) and kept in order,
+// then handled once the lease is held.
 func (k *task) startWaiting(ctx context.Context) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k.waiting, k.cancelWait, k.waitDone = true, cancel, make(chan struct{})
@@ -323,35 +325,41 @@ func (k *task) startWaiting(ctx context.Context) {
 	}()
 }
 
-// waitForLease tries to take the stream's lease every 250 ms until
-// twice its lifetime has passed.
+// waitForLease tries to take the stream's lease every 250 ms until it
+// gets it or ctx ends (the task stopped: the topic went elsewhere). A
+// lease that another live transcoder keeps renewing keeps it waiting;
+// its records pile up to maxBacklogBytes, and then the consumer starts
+// again. A store that fails is retried, less often.
 func (k *task) waitForLease(ctx context.Context) (*metastore.HeldLease, error) {
 	t := k.tr
 	name := metastore.LiveLadderLeaseName(k.id)
-	deadline := time.Now().Add(2 * t.cfg.LeaseTTL)
+	pause := 250 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(pause):
 		}
 		held, err := metastore.Hold(ctx, t.cfg.Meta, name, t.cfg.Holder, t.cfg.LeaseTTL, t.log)
-		if err == nil {
+		switch {
+		case err == nil:
 			return held, nil
-		}
-		if !errors.Is(err, metastore.ErrConflict) {
-			return nil, fmt.Errorf("live ladder: lease %s: %w", name, err)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("live ladder: lease %s is held by another transcoder: %w", name, err)
+		case errors.Is(err, metastore.ErrConflict):
+			pause = 250 * time.Millisecond
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			k.log.Warn("live ladder: taking the stream's lease failed; retrying", "lease", name, "err", err)
+			pause = min(2*pause, 5*time.Second)
 		}
 	}
 }
 
 // leaseTaken ends the wait: with the lease, the records kept meanwhile
-// are handled in order and acknowledged; without it, the task ends and
-// its stream's next record stops the consumer, which delivers the kept
-// records again.
+// are handled in order and acknowledged. Without it (the task stopped)
+// they are left to whoever owns the topic next. A record that fails
+// ends the task and restarts the consumer, which delivers the records not
+// acknowledged again.
 func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err error) {
 	k.mu.Lock()
 	backlog := k.backlog
@@ -361,6 +369,9 @@ func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err er
 		// topic next.
 		_ = held.Release(context.Background())
 		err = context.Canceled
+	}
+	if err != nil {
+		k.waitErr = fmt.Errorf("live ladder: stream %s: waiting for its lease: %w", k.id, err)
 	}
 	handled := 0
 	if err == nil {
@@ -381,10 +392,15 @@ func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err er
 	}
 	t := k.tr
 	if cerr := t.failed(k, err); cerr != nil {
-		k.log.Warn("live ladder: giving the stream's records back to the bus", "err", cerr)
+		// As when a handler fails: the consumer starts again and the
+		// records not committed, these among them, come again.
+		k.log.Warn("live ladder: restarting the consumer to have the stream's records delivered again", "err", cerr)
 		t.mu.Lock()
-		t.broken[k.id] = cerr
+		restart := t.restart
 		t.mu.Unlock()
+		if restart != nil {
+			restart()
+		}
 		return
 	}
 	// The stream finished or went to another transcoder: what is left
@@ -432,6 +448,7 @@ type task struct {
 	waiting      bool
 	backlog      []keptRecord
 	backlogBytes int
+	waitErr      error // why the wait ended without the lease
 	cancelWait   context.CancelFunc
 	waitDone     chan struct{}
 }
@@ -455,6 +472,11 @@ func (k *task) handle(ctx context.Context, rec *bus.Record) error {
 		k.backlog = append(k.backlog, keptRecord{rec: rec, ack: rec.Defer()})
 		k.backlogBytes += len(rec.Value)
 		return nil
+	}
+	if k.held == nil {
+		// The wait ended without the lease, and the task is on its way
+		// out: the record goes back to the bus with the error.
+		return k.waitErr
 	}
 	return k.handleLocked(ctx, rec)
 }
