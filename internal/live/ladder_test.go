@@ -12,6 +12,7 @@ import (
 	"github.com/weir-media/weir/internal/hlsresults"
 	"github.com/weir-media/weir/internal/liveladder"
 	"github.com/weir-media/weir/internal/metastore"
+	"github.com/weir-media/weir/protocol"
 )
 
 // runTranscoder runs a live ladder transcoder on the env's bus and store
@@ -457,7 +458,12 @@ func TestLadderWaitsForADeadTranscodersLease(t *testing.T) {
 // from its first record, the records that came meanwhile included.
 func TestLadderLeaseWaitHoldsUpNoOtherStream(t *testing.T) {
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
-	ts := makeTSSized(t, "320x240", 4, 25, "libx264", 0)
+	// More records than the bus lets a consumer defer by default (256):
+	// the transcoder must make room for a whole wait's worth.
+	ts := makeTSSized(t, "1280x720", 5, 25, "libx264", 0)
+	if min := 300 * protocol.DefaultChunkSize; len(ts) < min {
+		t.Fatalf("the media is %d bytes, fewer than %d records' worth", len(ts), 300)
+	}
 	waiting := e.newLadderStream("120p=150k")
 	free := e.newLadderStream("120p=150k")
 	ctx := context.Background()

@@ -67,6 +67,8 @@ type Transcoder struct {
 	mu      sync.Mutex
 	tasks   map[string]*task
 	skipped map[string]bool
+	// kept counts the records all waiting tasks keep (keep, unkeep).
+	kept int
 	// restart stops the current Consume so that Run starts another, which
 	// delivers again every record not committed: for records a task kept
 	// (deferred) and could not handle.
@@ -123,6 +125,7 @@ func (t *Transcoder) Run(ctx context.Context) error {
 			TopicPattern:  protocol.StreamTopicPattern,
 			Group:         t.cfg.Group,
 			FromBeginning: true,
+			MaxDeferred:   maxKeptRecords,
 			OnRevoked:     t.revoked,
 			Handler:       t.handle,
 		})
@@ -278,7 +281,10 @@ func (t *Transcoder) task(ctx context.Context, id string) (*task, error) {
 		t.skip(id)
 		return nil, nil
 	}
-	tk = &task{tr: t, id: id, ladder: ladder, log: t.log.With("stream", id), lastActivity: time.Now()}
+	t.mu.Lock()
+	restart := t.restart
+	t.mu.Unlock()
+	tk = &task{tr: t, id: id, ladder: ladder, log: t.log.With("stream", id), lastActivity: time.Now(), restart: restart}
 	held, err := metastore.Hold(context.WithoutCancel(ctx), t.cfg.Meta, metastore.LiveLadderLeaseName(id), t.cfg.Holder, t.cfg.LeaseTTL, t.log)
 	switch {
 	case err == nil:
@@ -306,9 +312,41 @@ func (t *Transcoder) skip(id string) {
 	t.cfg.Bus.ForgetTopic(protocol.StreamTopic(id))
 }
 
-// maxBacklogBytes bounds the records a waiting task keeps: beyond it the
-// consumer is stopped and the records are delivered again later.
-const maxBacklogBytes = 64 << 20
+// Bounds on the records kept (deferred) while tasks wait for their
+// leases. The bus stops fetching for every stream once maxKeptRecords are
+// deferred, so no task may come near it alone: past maxTaskRecords or
+// maxBacklogBytes for one task, or past three quarters of maxKeptRecords
+// for all, the record that would go over stops the consumer, which starts
+// again and delivers the records not committed. About 55 s of a 3 Mb/s
+// stream in 10 KiB records fits in a task's share; a failover waits for a
+// dead holder's lease (15 s) at most.
+const (
+	maxKeptRecords  = 8192
+	maxTaskRecords  = maxKeptRecords / 4
+	maxBacklogBytes = 64 << 20
+)
+
+// keep counts rec as kept by waiting task k, or says why it cannot be.
+// k.mu is held.
+func (t *Transcoder) keep(k *task, rec *bus.Record) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case len(k.backlog) >= maxTaskRecords || k.backlogBytes+len(rec.Value) > maxBacklogBytes:
+		return fmt.Errorf("live ladder: stream %s: %d records (%d MiB) came while waiting for its lease", k.id, len(k.backlog), k.backlogBytes>>20)
+	case t.kept >= maxKeptRecords*3/4:
+		return fmt.Errorf("live ladder: %d records are kept by streams waiting for their leases", t.kept)
+	}
+	t.kept++
+	return nil
+}
+
+// unkeep takes n records off the kept count.
+func (t *Transcoder) unkeep(n int) {
+	t.mu.Lock()
+	t.kept -= n
+	t.mu.Unlock()
+}
 
 // startWaiting makes k wait for the stream's lease on a goroutine of its
 // own, most often for one held by a transcoder that died to lapse. Records
@@ -362,8 +400,6 @@ func (k *task) waitForLease(ctx context.Context) (*metastore.HeldLease, error) {
 // acknowledged again.
 func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err error) {
 	k.mu.Lock()
-	backlog := k.backlog
-	k.backlog, k.backlogBytes, k.waiting = nil, 0, false
 	if err == nil && k.stopped {
 		// Stopped as the lease came: the records go to whoever owns the
 		// topic next.
@@ -372,40 +408,77 @@ func (k *task) leaseTaken(ctx context.Context, held *metastore.HeldLease, err er
 	}
 	if err != nil {
 		k.waitErr = fmt.Errorf("live ladder: stream %s: waiting for its lease: %w", k.id, err)
+		k.dropBacklogLocked()
+		k.mu.Unlock()
+		return
 	}
-	handled := 0
-	if err == nil {
-		// Held from here on, renewed until stop releases it.
-		k.held = held
-		k.log.Info("live ladder: transcoding the stream", "ladder", Specs(k.ladder), "token", held.Token(), "kept_records", len(backlog))
-		for _, r := range backlog {
-			if err = k.handleLocked(ctx, r.rec); err != nil {
-				break
-			}
-			r.ack()
-			handled++
-		}
-	}
+	// Held from here on, renewed until stop releases it.
+	k.held = held
+	k.log.Info("live ladder: transcoding the stream", "ladder", Specs(k.ladder), "token", held.Token(), "kept_records", len(k.backlog))
 	k.mu.Unlock()
-	if err == nil || errors.Is(err, context.Canceled) {
-		return
+	if err := k.drain(ctx); err != nil {
+		k.fail(err)
 	}
-	t := k.tr
-	if cerr := t.failed(k, err); cerr != nil {
-		// As when a handler fails: the consumer starts again and the
-		// records not committed, these among them, come again.
+}
+
+// drain handles the kept records in order, one at a time under k.mu, so
+// that records coming meanwhile (kept too, while waiting stays set), a
+// revoke or a stop wait for one record at most; waiting ends with the
+// last. Each record is acknowledged once handled.
+func (k *task) drain(ctx context.Context) error {
+	for {
+		k.mu.Lock()
+		if k.stopped {
+			k.dropBacklogLocked()
+			k.mu.Unlock()
+			return nil // the records go to whoever owns the topic next
+		}
+		if len(k.backlog) == 0 {
+			k.waiting = false
+			k.mu.Unlock()
+			return nil
+		}
+		r := k.backlog[0]
+		k.backlog = k.backlog[1:]
+		k.backlogBytes -= len(r.rec.Value)
+		k.tr.unkeep(1)
+		err := k.handleLocked(ctx, r.rec)
+		if err != nil {
+			k.backlog = append([]keptRecord{r}, k.backlog...) // not handled
+			k.backlogBytes += len(r.rec.Value)
+			k.tr.unkeep(-1)
+			k.mu.Unlock()
+			return err
+		}
+		k.mu.Unlock()
+		r.ack()
+	}
+}
+
+// dropBacklogLocked forgets the kept records without acknowledging them:
+// the group delivers them again. k.mu is held.
+func (k *task) dropBacklogLocked() {
+	k.tr.unkeep(len(k.backlog))
+	k.backlog, k.backlogBytes, k.waiting = nil, 0, false
+}
+
+// fail ends the task after a kept record failed with err. As when a
+// handler fails, the consumer starts again and delivers the records not
+// acknowledged; when the stream finished or went to another transcoder,
+// the rest need nothing and are acknowledged.
+func (k *task) fail(err error) {
+	k.mu.Lock()
+	rest := k.backlog
+	k.dropBacklogLocked()
+	k.mu.Unlock()
+	if cerr := k.tr.failed(k, err); cerr != nil {
 		k.log.Warn("live ladder: restarting the consumer to have the stream's records delivered again", "err", cerr)
-		t.mu.Lock()
-		restart := t.restart
-		t.mu.Unlock()
-		if restart != nil {
-			restart()
+		if k.restart != nil {
+			k.restart()
 		}
 		return
 	}
-	// The stream finished or went to another transcoder: what is left
-	// needs nothing, as when a record is handled in the consumer.
-	for _, r := range backlog[handled:] {
+	for _, r := range rest {
 		r.ack()
 	}
 }
@@ -448,7 +521,8 @@ type task struct {
 	waiting      bool
 	backlog      []keptRecord
 	backlogBytes int
-	waitErr      error // why the wait ended without the lease
+	waitErr      error              // why the wait ended without the lease
+	restart      context.CancelFunc // the Consume the task started under (Transcoder.restart)
 	cancelWait   context.CancelFunc
 	waitDone     chan struct{}
 }
@@ -466,8 +540,8 @@ func (k *task) handle(ctx context.Context, rec *bus.Record) error {
 	defer k.mu.Unlock()
 	k.lastActivity = time.Now()
 	if k.waiting {
-		if k.backlogBytes+len(rec.Value) > maxBacklogBytes {
-			return fmt.Errorf("live ladder: stream %s: over %d MiB of records came while waiting for its lease", k.id, maxBacklogBytes>>20)
+		if err := k.tr.keep(k, rec); err != nil {
+			return err
 		}
 		k.backlog = append(k.backlog, keptRecord{rec: rec, ack: rec.Defer()})
 		k.backlogBytes += len(rec.Value)
