@@ -200,7 +200,9 @@ func (s *Server) waitForPlaylist(ctx context.Context, key string, p *hls.MediaPl
 	defer deadline.Stop()
 	watch := s.watches.hold(key)
 	defer watch.release()
-	seen := watch.current()
+	// p was read before the watch was held: the watch's bytes, whatever
+	// their version, have not been looked at yet.
+	var seen uint64
 	for !reached(p, q) {
 		changed := livewatch.Changed(key)
 		if watch.current() == seen {
@@ -224,9 +226,23 @@ func (s *Server) waitForPlaylist(ctx context.Context, key string, p *hls.MediaPl
 		if err != nil {
 			return p, fmt.Errorf("playlist %s: %w", key, err)
 		}
-		p = next
+		if !newerPlaylist(p, next) {
+			p = next // the watch's first bytes may be older than p
+		}
 	}
 	return p, nil
+}
+
+// newerPlaylist says whether live playlist a is further along than b: a
+// later last segment, more parts of the segment in progress, or ended.
+func newerPlaylist(a, b *hls.MediaPlaylist) bool {
+	switch la, lb := lastMSN(a), lastMSN(b); {
+	case la != lb:
+		return la > lb
+	case a.Ended != b.Ended:
+		return a.Ended
+	}
+	return len(a.TrailingParts) > len(b.TrailingParts)
 }
 
 // skipSegments makes p a delta update: the segments that start more than

@@ -118,14 +118,21 @@ func (w *playlistWatch) current() uint64 {
 // when nothing changed.
 func (w *playlistWatch) latest(ctx context.Context, seen uint64) ([]byte, uint64, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.version > seen {
+		defer w.mu.Unlock()
 		return w.data, w.version, nil
 	}
-	if _, err := w.fetchLocked(ctx); err != nil {
+	changed, err := w.fetchLocked(ctx)
+	data, v := w.data, w.version
+	w.mu.Unlock()
+	if err != nil {
 		return nil, 0, err
 	}
-	return w.data, w.version, nil
+	if changed {
+		// Every new version wakes every holder, whoever read it.
+		livewatch.Notify(w.key)
+	}
+	return data, v, nil
 }
 
 // fetchLocked reads the playlist and, when its bytes differ from the last

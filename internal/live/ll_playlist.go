@@ -221,14 +221,14 @@ func (c *playlistCalculator) dropParts(ctx context.Context, gone []metastore.Seg
 	}
 }
 
-// findOrphans lists the parts under the stream's prefix numbered below
-// nextPart: an earlier packager wrote them, and this one does not know
-// which segments they belong to. A store that cannot be listed leaves them
-// (logged): they cost space, not correctness.
+// findOrphans lists the parts an earlier packager left under the stream's
+// prefix. Those numbered below nextPart belong to segments this packager
+// does not know: they are kept in orphans for dropOrphans. Those from
+// nextPart on are of the segment the earlier packager was cutting when it
+// stopped; this packager writes its own parts under the same numbers, so
+// the old bytes go at once, before a player or a cache can take them for
+// the new ones. A store that cannot be listed leaves them (logged).
 func (l *llPlaylist) findOrphans(ctx context.Context, env *streamEnv) {
-	if l.nextPart == 0 {
-		return
-	}
 	prefix := env.prefix + "/part_"
 	infos, err := env.p.cfg.Objects.List(ctx, prefix)
 	if err != nil {
@@ -237,8 +237,14 @@ func (l *llPlaylist) findOrphans(ctx context.Context, env *streamEnv) {
 	}
 	for _, inf := range infos {
 		k, ok := partNumber(strings.TrimPrefix(inf.Key, env.prefix+"/"))
-		if ok && k < l.nextPart {
+		switch {
+		case !ok:
+		case k < l.nextPart:
 			l.orphans = append(l.orphans, inf.Key)
+		default:
+			if err := env.p.cfg.Objects.Delete(ctx, inf.Key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+				env.log.Warn("live stream: deleting a part of the segment an earlier packager did not finish", "key", inf.Key, "err", err)
+			}
 		}
 	}
 }
