@@ -106,6 +106,7 @@ type llCalculator struct {
 	ctx               context.Context
 	recvAt            time.Time // of the record being processed
 	warned            bool
+	sessionWarned     bool // this session had nothing to package (logged)
 	lastInit          []byte
 }
 
@@ -139,6 +140,7 @@ func (c *llCalculator) Process(cc *graph.CalculatorContext) error {
 	switch ev.kind {
 	case evInit:
 		err = c.emit(c.cut.flush(ev.recvAt))
+		c.sessionWarned = false
 		c.newDemuxer()
 		c.cut.newSession()
 	case evData:
@@ -172,7 +174,16 @@ func (c *llCalculator) feed(at time.Time) error {
 		case mpegts.CodecH264, mpegts.CodecAAC:
 		default:
 			if err := nothingToPackage(c.d.Program()); err != nil {
-				return err
+				if c.nextSeg == 0 {
+					return err // nothing packaged yet, and nothing will be
+				}
+				// Earlier sessions made segments: keep them, and the
+				// stream, and skip this session's media.
+				if !c.sessionWarned {
+					c.sessionWarned = true
+					c.env.log.Warn("live stream: this publisher session has nothing low-latency HLS can package; its media is skipped", "err", err)
+				}
+				continue
 			}
 			if !c.warned && (p.Stream.Kind == mpegts.KindVideo || p.Stream.Kind == mpegts.KindAudio) {
 				c.warned = true
@@ -187,10 +198,11 @@ func (c *llCalculator) feed(at time.Time) error {
 	return nil
 }
 
-// nothingToPackage fails a low-latency stream whose program has neither
-// H.264 video nor AAC audio (MP3 audio only, H.265 without AAC): nothing
-// of it could ever be packaged, and saying so beats a stream that stays
-// live without a segment.
+// nothingToPackage is the error of a program with neither H.264 video nor
+// AAC audio (MP3 audio only, H.265 without AAC). It fails a low-latency
+// stream that has no segment yet: nothing of it could ever be packaged,
+// and saying so beats a stream that stays live without a segment. A later
+// session like it is skipped, and the stream keeps what it has.
 func nothingToPackage(prog *mpegts.Program) error {
 	if prog == nil {
 		return nil

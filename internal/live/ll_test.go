@@ -436,3 +436,33 @@ func TestLowLatencyWithNothingToPackageFails(t *testing.T) {
 		}
 	}
 }
+
+// TestLowLatencyLaterSessionWithNothingToPackageIsSkipped: once a stream
+// has segments, a publisher session with only MP3 audio is skipped (the
+// stream is not failed) and the stream ends with what it had.
+func TestLowLatencyLaterSessionWithNothingToPackageIsSkipped(t *testing.T) {
+	t.Parallel()
+	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
+	st := e.newLLStream()
+	ctx := context.Background()
+	first := e.openSession(st.ID)
+	writeAll(t, first, makeTS30(t, 3))
+	if err := first.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "segments of the first session", func() bool {
+		segs, err := e.meta.ListSegments(ctx, st.ID, "", 0, 0)
+		return err == nil && len(segs) >= 2
+	})
+	second := e.openSession(st.ID)
+	writeAll(t, second, makeMedia(t, "mpegts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2", "-c:a", "libmp3lame", "-b:a", "64k"))
+	if err := second.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	e.end(st.ID)
+	done := e.waitStatus(st.ID, metastore.StatusVOD, 30*time.Second)
+	vod, err := hls.ParseMediaPlaylist([]byte(e.getObject(st.ID + "/vod.m3u8")))
+	if err != nil || len(vod.Segments) < 2 || int64(len(vod.Segments)) != done.SegmentCount {
+		t.Fatalf("vod playlist %+v (%v), want the first session's segments", vod, err)
+	}
+}
