@@ -138,17 +138,10 @@ func runRTMPPublishers(b *testing.B, media string, n int, window time.Duration, 
 		statusInterval: push.DefaultStatusInterval})
 	streams := make([]metastore.Stream, n)
 	for i := range streams {
-		streams[i] = e.newStream("")
 		if ll {
-			// As POST /streams/start with "ll_hls": true does (newLLStream
-			// returns the row read back, whose key is the hash).
-			key := streams[i].PublishKey
-			streams[i].Details = json.RawMessage(`{"ll_hls":true}`)
-			st, err := e.meta.UpdateStream(context.Background(), streams[i])
-			if err != nil {
-				b.Fatal(err)
-			}
-			streams[i], streams[i].PublishKey = st, key
+			streams[i] = e.newLLStream() // as POST /streams/start with "ll_hls": true does
+		} else {
+			streams[i] = e.newStream("")
 		}
 	}
 	runs := make([]*ffmpegRun, n)

@@ -260,14 +260,22 @@ func objectHandler(objects objstore.Store) http.Handler {
 // newStream creates a live stream and returns it with its publish key.
 func (e *liveEnv) newStream(sourceURL string) metastore.Stream {
 	e.t.Helper()
+	return e.newStreamWith(func(st *metastore.Stream) { st.SourceURL = sourceURL })
+}
+
+// newStreamWith is newStream with the row set up by with before it is
+// created. As POST /streams/start does, the row is complete before the
+// topic exists: a packager takes a topic as soon as it is assigned and
+// reads the row then.
+func (e *liveEnv) newStreamWith(with func(*metastore.Stream)) metastore.Stream {
+	e.t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
 	key := make([]byte, 16)
 	rand.Read(key)
-	st, err := e.meta.CreateStream(context.Background(), metastore.Stream{
-		ID: "live-" + hex.EncodeToString(b[:]), Kind: metastore.KindLive,
-		PublishKey: hex.EncodeToString(key), SourceURL: sourceURL,
-	})
+	row := metastore.Stream{ID: "live-" + hex.EncodeToString(b[:]), Kind: metastore.KindLive, PublishKey: hex.EncodeToString(key)}
+	with(&row)
+	st, err := e.meta.CreateStream(context.Background(), row)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"strconv"
 	"strings"
@@ -49,13 +50,7 @@ func (e *liveEnv) runTranscoderTTL(holder string, ttl time.Duration) (stop func(
 // /streams/start with "ladder" does.
 func (e *liveEnv) newLadderStream(ladder ...string) metastore.Stream {
 	e.t.Helper()
-	st := e.newStream("")
-	st.VariantsGenerated = ladder
-	st, err := e.meta.UpdateStream(context.Background(), st)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return st
+	return e.newStreamWith(func(st *metastore.Stream) { st.VariantsGenerated = ladder })
 }
 
 // firstVideoPTS is the presentation time of a segment's first video frame
@@ -336,12 +331,10 @@ func TestLadderTranscoderLetsGoOfAStreamThatTimedOut(t *testing.T) {
 func TestLadderRenditionsOfAnLLStreamGetParts(t *testing.T) {
 	e := newLiveEnv(t, envOptions{segment: time.Second, window: 20, timeout: time.Minute})
 	e.runTranscoder("a")
-	st := e.newLLStream()
-	st.VariantsGenerated = []string{"90p=100k"}
-	st, err := e.meta.UpdateStream(context.Background(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e.newStreamWith(func(st *metastore.Stream) {
+		st.Details = json.RawMessage(`{"ll_hls":true}`)
+		st.VariantsGenerated = []string{"90p=100k"}
+	})
 	sess := e.openSession(st.ID)
 	writeAll(t, sess, makeTS30(t, 5))
 	var live *hls.MediaPlaylist

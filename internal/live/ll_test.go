@@ -18,13 +18,7 @@ import (
 // /streams/start with "ll_hls": true does.
 func (e *liveEnv) newLLStream() metastore.Stream {
 	e.t.Helper()
-	st := e.newStream("")
-	st.Details = json.RawMessage(`{"ll_hls":true}`)
-	st, err := e.meta.UpdateStream(context.Background(), st)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return st
+	return e.newStreamWith(func(st *metastore.Stream) { st.Details = json.RawMessage(`{"ll_hls":true}`) })
 }
 
 // makeTS30 makes seconds of 30 fps H.264 (a key frame a second) and AAC.
