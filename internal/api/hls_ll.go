@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"regexp"
@@ -330,12 +329,7 @@ func (s *Server) renditionSiblings(ctx context.Context, playlistKey string) []st
 		return sib // a live ABR ladder (hls_ladder.go)
 	}
 	streamID, _, _ := strings.Cut(playlistKey, "/")
-	rc, _, err := s.cfg.Objects.Get(ctx, streamID+"/master.m3u8")
-	if err != nil {
-		return nil
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, maxPlaylistBytes))
-	rc.Close()
+	data, err := readObject(ctx, s.cfg.Objects, streamID+"/master.m3u8", maxPlaylistBytes)
 	if err != nil {
 		return nil
 	}
